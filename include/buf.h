@@ -1,0 +1,3 @@
+#ifndef RP_BUF_H
+#define RP_BUF_H
+#endif

@@ -1,0 +1,74 @@
+/* crypto.h: the narrow crypto interface. AEAD seal/open with a 12-byte nonce and a 16-byte tag
+ * (bulk path: OpenSSL libcrypto or mbedTLS, chosen at configure time), and key derivation
+ * (always mbedTLS): the shadowsocks master key from a password (EVP_BytesToKey with MD5) or from
+ * base64, and HKDF-SHA1 per-session subkeys. */
+#ifndef RP_CRYPTO_H
+#define RP_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum crypto_method {
+    CRYPTO_AES_128_GCM = 0,
+    CRYPTO_AES_192_GCM,
+    CRYPTO_AES_256_GCM,
+    CRYPTO_CHACHA20_POLY1305,
+    CRYPTO_METHOD_COUNT
+};
+
+#define CRYPTO_MAX_KEY 32
+#define CRYPTO_MAX_SALT 32
+#define CRYPTO_NONCE_LEN 12
+#define CRYPTO_TAG_LEN 16
+
+struct crypto_method_info {
+    const char *name;   /* "aes-128-gcm", ... "chacha20-ietf-poly1305" */
+    size_t key_len;     /* 16, 24, 32, 32 */
+    size_t salt_len;    /* equal to key_len for every SIP004 method */
+};
+
+/* Returns the method for a name, or -1. */
+int crypto_method_by_name(const char *name);
+const struct crypto_method_info *crypto_method_info(enum crypto_method m);
+/* "openssl" or "mbedtls": the backend the bulk AEAD runs on. */
+const char *crypto_backend_name(void);
+/* Version string of the library behind the bulk AEAD and of mbedTLS. */
+const char *crypto_backend_version(void);
+const char *crypto_mbedtls_version(void);
+
+/* The master key of a method. */
+struct crypto_key {
+    enum crypto_method method;
+    size_t len;
+    uint8_t bytes[CRYPTO_MAX_KEY];
+};
+
+/* EVP_BytesToKey(MD5, no salt, 1 round) over the password, as every shadowsocks does. */
+int crypto_key_from_password(struct crypto_key *k, enum crypto_method m, const char *password);
+/* Standard or URL-safe base64 (padding optional); -1 when it does not decode to key_len bytes. */
+int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const char *b64);
+
+/* HKDF-SHA1(ikm = master key, salt, info = "ss-subkey") -> out[key_len]. */
+int crypto_subkey(const struct crypto_key *k, const uint8_t *salt, uint8_t *out);
+
+/* Cryptographically random bytes (getrandom). Returns 0 or -1. */
+int crypto_random(void *buf, size_t len);
+
+/* One keyed AEAD context. A connection holds one per direction. */
+struct crypto_aead;
+struct crypto_aead *crypto_aead_new(enum crypto_method m, const uint8_t *key);
+/* Re-keys an existing context (no allocation). */
+int crypto_aead_rekey(struct crypto_aead *a, const uint8_t *key);
+void crypto_aead_free(struct crypto_aead *a);
+/* out may equal in (in place). Writes len bytes to out and CRYPTO_TAG_LEN bytes to tag.
+ * Returns 0, or -1 on an internal error. */
+int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN],
+                     const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag);
+/* Returns 0 when the tag verifies (out holds the plaintext), -1 otherwise. */
+int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN],
+                     const uint8_t *in, size_t len, uint8_t *out, const uint8_t *tag);
+
+/* Little-endian increment of a nonce, as SIP004 specifies. */
+void crypto_nonce_increment(uint8_t nonce[CRYPTO_NONCE_LEN]);
+
+#endif

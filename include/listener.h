@@ -1,0 +1,3 @@
+#ifndef RP_LISTENER_H
+#define RP_LISTENER_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef RP_MASTER_H
+#define RP_MASTER_H
+#endif

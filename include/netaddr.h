@@ -1,0 +1,64 @@
+/* netaddr.h: addresses and sockets in one place. The SOCKS5/shadowsocks address header
+ * (ATYP | address | port, RFC 1928 section 5) as a pure parser and writer; "host:port" strings;
+ * sockaddr formatting; and every socket option reuseproxy sets. */
+#ifndef RP_NETADDR_H
+#define RP_NETADDR_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define NETADDR_ATYP_IPV4 1
+#define NETADDR_ATYP_DOMAIN 3
+#define NETADDR_ATYP_IPV6 4
+/* Longest header: ATYP + length + 255-byte name + port. */
+#define NETADDR_HEADER_MAX (1 + 1 + 255 + 2)
+
+/* A target as the protocol names it: an IP address, or a domain name still to be resolved. */
+struct netaddr_target {
+    int atyp;                        /* NETADDR_ATYP_* */
+    char host[256];                  /* domain name (NUL-terminated), or the IP as text */
+    uint16_t port;                   /* host order */
+    struct sockaddr_storage addr;    /* set for IPv4/IPv6 targets (port included) */
+    socklen_t addrlen;               /* 0 for a domain name */
+};
+
+/* Parses an address header at buf[0..len). Returns the bytes it used (> 0), 0 if the header is
+ * incomplete, -1 if it is malformed (unknown ATYP, zero-length or non-printable name). */
+int netaddr_parse_header(const uint8_t *buf, size_t len, struct netaddr_target *t);
+/* Writes t's header to out (cap bytes). Returns its length or -1. */
+int netaddr_write_header(const struct netaddr_target *t, uint8_t *out, size_t cap);
+/* Writes the header for an IP socket address. Returns its length or -1. */
+int netaddr_header_from_sockaddr(const struct sockaddr *sa, uint8_t *out, size_t cap);
+
+/* Parses "host:port", "[v6]:port" into a target (IP literal -> IPv4/IPv6, else domain).
+ * Returns 0 or -1. */
+int netaddr_target_from_string(const char *s, struct netaddr_target *t);
+/* An IP literal and a port into a sockaddr. Returns 0, or -1 if ip is not a literal. */
+int netaddr_from_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
+/* "1.2.3.4:80" or "[::1]:80". Returns buf. */
+const char *netaddr_format(const struct sockaddr *sa, char *buf, size_t len);
+uint16_t netaddr_port(const struct sockaddr *sa);
+void netaddr_set_port(struct sockaddr *sa, uint16_t port);
+socklen_t netaddr_len(const struct sockaddr *sa);
+bool netaddr_equal(const struct sockaddr *a, const struct sockaddr *b); /* address and port */
+
+/* Socket options and helpers. Each returns 0 (or an fd) on success, -1 with errno set. */
+#define NETADDR_REUSEPORT 0x1   /* SO_REUSEPORT: one socket per worker slot, kernel balances */
+#define NETADDR_FASTOPEN 0x2    /* TCP_FASTOPEN on a listener */
+#define NETADDR_V6ONLY 0x4      /* IPV6_V6ONLY on an IPv6 socket */
+#define NETADDR_NODELAY 0x8     /* TCP_NODELAY */
+int netaddr_set_nonblock(int fd);
+int netaddr_set_cloexec(int fd, bool on);
+/* A non-blocking listening TCP socket bound to sa. */
+int netaddr_listen_tcp(const struct sockaddr *sa, socklen_t len, int backlog, unsigned flags);
+/* A non-blocking UDP socket bound to sa. */
+int netaddr_bind_udp(const struct sockaddr *sa, socklen_t len, unsigned flags);
+/* Starts a non-blocking TCP connect. With NETADDR_FASTOPEN and data, the first bytes ride on the
+ * SYN (TCP_FASTOPEN_CONNECT); *sent reports how many of them were taken. Returns the fd (connect
+ * may still be in progress) or -1. */
+int netaddr_connect_tcp(const struct sockaddr *sa, socklen_t len, unsigned flags);
+
+#endif

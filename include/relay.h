@@ -1,0 +1,3 @@
+#ifndef RP_RELAY_H
+#define RP_RELAY_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef RP_WORKER_H
+#define RP_WORKER_H
+#endif

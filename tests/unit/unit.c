@@ -1,0 +1,102 @@
+/* unit.c: runs every registered TEST() in its own child process and reports one line each. */
+#include "unit.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct unit_test *unit_head, **unit_tail = &unit_head;
+static int unit_failed_flag;
+static char unit_dir[64];
+
+void unit_register(struct unit_test *t)
+{
+    *unit_tail = t;
+    unit_tail = &t->next;
+}
+
+void unit_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "  %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    unit_failed_flag = 1;
+}
+
+const char *unit_tmpdir(void)
+{
+    if (!unit_dir[0]) {
+        snprintf(unit_dir, sizeof unit_dir, "/tmp/rp-unit-XXXXXX");
+        if (!mkdtemp(unit_dir)) {
+            perror("mkdtemp");
+            exit(2);
+        }
+    }
+    return unit_dir;
+}
+
+const char *unit_write_file(const char *name, const char *text)
+{
+    static char paths[8][256];
+    static int slot;
+    char *path = paths[slot++ % 8];
+    snprintf(path, sizeof paths[0], "%s/%s", unit_tmpdir(), name);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        perror(path);
+        exit(2);
+    }
+    return path;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+int main(int argc, char **argv)
+{
+    const char *prog = base_name(argv[0]);
+    const char *only = argc > 1 ? argv[1] : NULL;
+    int failures = 0;
+
+    unit_tmpdir(); /* made once in the parent, shared by the children */
+    for (struct unit_test *t = unit_head; t; t = t->next) {
+        if (only && strcmp(only, t->name) != 0)
+            continue;
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 2;
+        }
+        if (pid == 0) {
+            t->fn();
+            fflush(stdout);
+            _exit(unit_failed_flag ? 1 : 0);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+            ;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            printf("PASS: %s/%s\n", prog, t->name);
+        } else {
+            failures++;
+            if (WIFSIGNALED(status))
+                printf("FAIL: %s/%s: killed by signal %d\n", prog, t->name, WTERMSIG(status));
+            else
+                printf("FAIL: %s/%s\n", prog, t->name);
+        }
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", unit_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", unit_dir);
+    return failures ? 1 : 0;
+}
