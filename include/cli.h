@@ -1,8 +1,10 @@
 /* cli.h: the command line. cli_parse() reads argv into struct cli_options; cli_apply() lays the
- * options given on the command line over a loaded config (command line wins). */
+ * options given on the command line over a loaded config (command line wins). The options are
+ * shadowsocks-libev's (ss-server, ss-local, ss-tunnel) plus reuseproxy's own long options. */
 #ifndef RP_CLI_H
 #define RP_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -10,18 +12,30 @@
 
 struct cli_options {
     const char *config_path;   /* -c */
-    const char *server;        /* -s */
+    const char *servers[CONFIG_MAX_SERVERS]; /* -s, repeatable (as libev) */
+    int n_server;
     int server_port;           /* -p, 0 = not given */
     int local_port;            /* -l */
     const char *local_address; /* -b */
     const char *password;      /* -k */
-    const char *method;        /* -m */
+    const char *key;           /* --key (base64) */
+    const char *method;        /* -m, canonical spelling */
     int timeout;               /* -t, 0 = not given */
     int mode;                  /* -u: MODE_TCP_AND_UDP, -U: MODE_UDP_ONLY, -1 = not given */
     int verbose;               /* count of -v */
     int workers;               /* -w / --workers, -1 = not given */
-    const char *role;          /* --role */
+    const char *role;          /* --role, checked to be a role name */
     const char *tunnel_address;/* -L host:port (as ss-tunnel) */
+    const char *nameserver;    /* -d */
+    const char *user;          /* -a */
+    int nofile;                /* -n, 0 = not given */
+    const char *acl;           /* --acl FILE */
+    const char *balance;       /* --balance, checked to be a balance mode */
+    const char *metrics_address; /* --metrics host:port */
+    bool fast_open;            /* --fast-open */
+    bool reuse_port;           /* --reuse-port */
+    bool no_delay;             /* --no-delay */
+    bool ipv6_first;           /* -6 */
     int check;                 /* --check */
     int help;                  /* -h / --help */
     int version;               /* --version */
@@ -29,7 +43,11 @@ struct cli_options {
 
 enum cli_result { CLI_OK = 0, CLI_ERROR = -1 };
 
-/* Returns CLI_OK or CLI_ERROR with a message naming the bad option in err. */
+/* Returns CLI_OK or CLI_ERROR with a message naming the bad option in err. The strings in o
+ * point into argv. Options of shadowsocks-libev that reuseproxy does not implement (--plugin,
+ * --plugin-opts, --mtu, --mptcp, -i, --manager-address) are warned about with log_warn and
+ * ignored; -f (daemonize) is refused, since a caller that expects the command to return would
+ * wait forever. */
 int cli_parse(struct cli_options *o, int argc, char **argv, char *err, size_t errlen);
 /* Applies the given options over c. Returns 0, or -1 with a message in err. */
 int cli_apply(const struct cli_options *o, struct config *c, char *err, size_t errlen);

@@ -13,11 +13,56 @@ enum config_mode { MODE_TCP_ONLY = 0, MODE_TCP_AND_UDP, MODE_UDP_ONLY };
 
 #define CONFIG_MAX_SERVERS 8
 
+/* The keys that reuseproxy implements, as indexes into struct config's pos[]. */
+enum config_key {
+    CONFIG_KEY_SERVER = 0,
+    CONFIG_KEY_SERVER_PORT,
+    CONFIG_KEY_PASSWORD,
+    CONFIG_KEY_KEY,
+    CONFIG_KEY_METHOD,
+    CONFIG_KEY_TIMEOUT,
+    CONFIG_KEY_MODE,
+    CONFIG_KEY_FAST_OPEN,
+    CONFIG_KEY_REUSE_PORT,
+    CONFIG_KEY_NO_DELAY,
+    CONFIG_KEY_IPV6_FIRST,
+    CONFIG_KEY_NAMESERVER,
+    CONFIG_KEY_LOCAL_ADDRESS,
+    CONFIG_KEY_LOCAL_PORT,
+    CONFIG_KEY_TUNNEL_ADDRESS,
+    CONFIG_KEY_USER,
+    CONFIG_KEY_NOFILE,
+    CONFIG_KEY_ACL,
+    CONFIG_KEY_USE_SYSLOG,
+    CONFIG_KEY_ROLE,
+    CONFIG_KEY_WORKERS,
+    CONFIG_KEY_BALANCE,
+    CONFIG_KEY_BLOCK_PRIVATE,
+    CONFIG_KEY_UDP_TIMEOUT,
+    CONFIG_KEY_UDP_MAX_ASSOCIATIONS,
+    CONFIG_KEY_METRICS_ADDRESS,
+    CONFIG_KEY_DRAIN_TIMEOUT,
+    CONFIG_KEY_CONNECT_TIMEOUT,
+    CONFIG_KEY_REPLAY_PROTECTION,
+    CONFIG_KEY_REPLAY_CAPACITY,
+    CONFIG_KEY_VERBOSE,
+    CONFIG_KEY_COUNT
+};
+
+/* Where a key stood in the file: 1-based line and column of its opening quote (columns count
+ * characters, as jansson's do). line 0: not from the file (a default, or the command line). */
+struct config_pos {
+    int line;
+    int column;
+};
+
 struct config {
     char *path;                      /* file it came from, or NULL (command line only) */
 
     /* shadowsocks-libev keys */
-    char *server[CONFIG_MAX_SERVERS]; /* "server": a string or an array of strings */
+    char *server[CONFIG_MAX_SERVERS]; /* "server": a string or an array of strings; hosts only */
+    int server_ports[CONFIG_MAX_SERVERS]; /* port given with a host ("host:port", "[v6]:port",
+                                           * as libev's parse_addr), 0 = use server_port */
     int n_server;
     int server_port;                 /* 0 = unset */
     char *password;                  /* NULL = unset */
@@ -51,14 +96,18 @@ struct config {
     bool replay_protection;          /* default true */
     int replay_capacity;             /* salts remembered, default 1048576 */
     int verbose;                     /* 0..2 from -v / "verbose" */
+
+    struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 };
 
 /* Fills c with every default. */
 void config_defaults(struct config *c);
 
-/* Loads path over the defaults already in c. On error returns -1 and writes a message of the
- * form "FILE:LINE:COLUMN: what was expected" into err. Warnings (libev keys that reuseproxy
- * accepts but does not implement) are logged with log_warn, naming the key and position. */
+/* Loads path over the defaults already in c (a key given as null keeps what c holds). On error
+ * returns -1 and writes a message of the form "FILE:LINE:COLUMN: what was expected" into err;
+ * c may then be partly filled and must still be freed with config_free(). Warnings (libev keys
+ * that reuseproxy accepts but does not implement) are logged with log_warn, naming the key and
+ * position. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
 /* Same, from a string; name stands for the file name in messages. */
@@ -75,5 +124,39 @@ void config_free(struct config *c);
 const char *config_role_name(enum config_role r);
 const char *config_balance_name(enum config_balance b);
 const char *config_mode_name(enum config_mode m);
+
+/* Online CPUs (sysconf(_SC_NPROCESSORS_ONLN)) clamped to 1..CONFIG_MAX_WORKERS. */
+#define CONFIG_MAX_WORKERS 256
+int config_default_workers(void);
+
+/* Name lookups shared with the command line. Each returns 0 and sets *out, or -1. */
+int config_role_from_name(const char *name, enum config_role *out);
+int config_balance_from_name(const char *name, enum config_balance *out);
+int config_mode_from_name(const char *name, enum config_mode *out);
+/* Master key length in bytes of a supported method (16, 24 or 32), or -1 if unsupported. */
+int config_method_key_length(const char *method);
+/* The canonical spelling of a supported method (names match without regard to case), or NULL. */
+const char *config_method_canonical(const char *method);
+/* "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305", for messages. */
+const char *config_method_list(void);
+
+/* A decimal integer in min..max, digits only (no sign, no spaces). Returns 0 or -1. */
+int config_parse_int(const char *s, int min, int max, int *out);
+/* One "server" entry split as libev's parse_addr() does: an IP literal or a host name stands
+ * alone (*port = 0); "host:port" and "[ipv6]:port" carry their own port. *host is malloc'ed.
+ * Returns 0, -1 if s is malformed, -2 when out of memory. */
+int config_split_server(const char *s, char **host, int *port);
+/* "host:port" or "[ipv6]:port" (port 1..65535). host gets the host without brackets.
+ * Returns 0 or -1. */
+int config_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
+/* True for an address that only this machine can reach: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104
+ * or "localhost". */
+bool config_is_loopback(const char *host);
+/* True for a password that is a known placeholder ("", "barfoo!", "password", "changeme",
+ * anything starting with "change", case-insensitive). */
+bool config_is_placeholder_password(const char *password);
+/* Decodes standard or URL-safe base64, padding optional. Returns the decoded length, or -1 if
+ * s is not base64 or does not fit in cap bytes. */
+int config_base64_decode(const char *s, unsigned char *out, size_t cap);
 
 #endif

@@ -60,15 +60,21 @@ struct crypto_aead *crypto_aead_new(enum crypto_method m, const uint8_t *key);
 /* Re-keys an existing context (no allocation). */
 int crypto_aead_rekey(struct crypto_aead *a, const uint8_t *key);
 void crypto_aead_free(struct crypto_aead *a);
+/* The method a context was created for (re-keying keeps it). */
+enum crypto_method crypto_aead_method(const struct crypto_aead *a);
 /* out may equal in (in place). Writes len bytes to out and CRYPTO_TAG_LEN bytes to tag.
  * Returns 0, or -1 on an internal error. */
 int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN],
                      const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag);
-/* Returns 0 when the tag verifies (out holds the plaintext), -1 otherwise. */
+/* Returns 0 when the tag verifies (out holds the plaintext), -1 otherwise (then out[0..len) is
+ * zeroed, so unauthenticated plaintext never reaches the caller). */
 int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN],
                      const uint8_t *in, size_t len, uint8_t *out, const uint8_t *tag);
 
 /* Little-endian increment of a nonce, as SIP004 specifies. */
 void crypto_nonce_increment(uint8_t nonce[CRYPTO_NONCE_LEN]);
+
+/* Zeroes key material in a way the compiler cannot drop (mbedtls_platform_zeroize). */
+void crypto_wipe(void *buf, size_t len);
 
 #endif

@@ -59,6 +59,15 @@ struct metrics_server;
 struct metrics_server *metrics_server_start(struct ev_loop *loop, const char *address,
                                             const struct metrics_shared *m, char *err,
                                             size_t errlen);
+/* The same on a listening socket opened elsewhere (the master's socket set, which hands it on
+ * to a new master on a binary upgrade). Takes ownership of fd. NULL when out of memory. */
+struct metrics_server *metrics_server_adopt(struct ev_loop *loop, int fd,
+                                            const struct metrics_shared *m);
 void metrics_server_stop(struct metrics_server *s);
+/* The port the server listens on (useful after asking for port 0), or -1. */
+int metrics_server_port(const struct metrics_server *s);
+/* How long one client may take to send its request and read the answer (default 5 s); applies
+ * to clients accepted afterwards. Ignored unless seconds > 0. */
+void metrics_server_set_timeout(struct metrics_server *s, double seconds);
 
 #endif

@@ -26,15 +26,19 @@ struct netaddr_target {
 };
 
 /* Parses an address header at buf[0..len). Returns the bytes it used (> 0), 0 if the header is
- * incomplete, -1 if it is malformed (unknown ATYP, zero-length or non-printable name). */
+ * incomplete, -1 if it is malformed (unknown ATYP, zero-length name, or a name byte that is not
+ * printable ASCII: NUL, control, space, DEL and >= 0x80 are refused, as soon as they arrive).
+ * t is written only when the result is > 0. */
 int netaddr_parse_header(const uint8_t *buf, size_t len, struct netaddr_target *t);
 /* Writes t's header to out (cap bytes). Returns its length or -1. */
 int netaddr_write_header(const struct netaddr_target *t, uint8_t *out, size_t cap);
-/* Writes the header for an IP socket address. Returns its length or -1. */
+/* Writes the header for an IP socket address. An IPv4-mapped IPv6 address (::ffff:a.b.c.d, as
+ * a dual-stack socket reports IPv4 peers) is written as ATYP 1. Returns its length or -1. */
 int netaddr_header_from_sockaddr(const struct sockaddr *sa, uint8_t *out, size_t cap);
 
 /* Parses "host:port", "[v6]:port" into a target (IP literal -> IPv4/IPv6, else domain).
- * Returns 0 or -1. */
+ * Returns 0, or -1 for a missing/zero/out-of-range port, an empty host, bad brackets, an
+ * unbracketed IPv6 literal, or a name byte netaddr_parse_header would refuse. */
 int netaddr_target_from_string(const char *s, struct netaddr_target *t);
 /* An IP literal and a port into a sockaddr. Returns 0, or -1 if ip is not a literal. */
 int netaddr_from_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
@@ -56,9 +60,12 @@ int netaddr_set_cloexec(int fd, bool on);
 int netaddr_listen_tcp(const struct sockaddr *sa, socklen_t len, int backlog, unsigned flags);
 /* A non-blocking UDP socket bound to sa. */
 int netaddr_bind_udp(const struct sockaddr *sa, socklen_t len, unsigned flags);
-/* Starts a non-blocking TCP connect. With NETADDR_FASTOPEN and data, the first bytes ride on the
- * SYN (TCP_FASTOPEN_CONNECT); *sent reports how many of them were taken. Returns the fd (connect
- * may still be in progress) or -1. */
+/* Starts a non-blocking TCP connect; NETADDR_NODELAY sets TCP_NODELAY. With NETADDR_FASTOPEN
+ * the socket gets TCP_FASTOPEN_CONNECT (Linux 4.11+): when the kernel holds a TFO cookie for the
+ * peer, connect() succeeds at once without sending anything and the first write() sends the SYN
+ * carrying that data; without a cookie (or if the kernel refuses the option) it is a plain
+ * handshake. Either way the caller does the same: wait for writability, read SO_ERROR, write
+ * (the deferred socket is writable at once). Returns the fd or -1 with errno set. */
 int netaddr_connect_tcp(const struct sockaddr *sa, socklen_t len, unsigned flags);
 
 #endif

@@ -1,3 +1,24 @@
+/* relay.h: the one TCP session every role uses. A session learns its target (server: the
+ * shadowsocks first chunk; local: SOCKS5; tunnel: the configured address), connects, and then
+ * runs two pipes, client->remote and remote->client, one of which seals and the other opens
+ * shadowsocks chunks. Backpressure, half-close, idle timeout and the silent treatment of failed
+ * handshakes live here, once, for every role. */
 #ifndef RP_RELAY_H
 #define RP_RELAY_H
+
+#include <sys/socket.h>
+
+struct worker;
+
+/* Capacity of a relay buffer: four full chunks, a salt and some room. Reads are this large. */
+#define RELAY_BUF_CAP (66 * 1024)
+
+/* Starts a session on an accepted, non-blocking client socket; takes ownership of fd.
+ * Returns 0, or -1 (fd closed) when memory is exhausted. */
+int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Closes every session at once (worker exit). */
+void relay_close_all(struct worker *w);
+/* Drain: sessions that have not authenticated yet will never become useful; close them now. */
+void relay_close_idle_handshakes(struct worker *w);
+
 #endif

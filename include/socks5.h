@@ -40,7 +40,9 @@ struct socks5_request {
  * parses (the caller answers COMMAND_NOT_SUPPORTED). */
 int socks5_parse_request(const uint8_t *buf, size_t len, size_t *consumed,
                          struct socks5_request *r);
-/* Writes a reply (section 6) with the bound address (NULL: 0.0.0.0:0). Returns its length. */
+/* Writes a reply (section 6) with the bound address (NULL: 0.0.0.0:0; an IPv4-mapped address is
+ * written as IPv4). Returns its length (10 or 22), or -1 if cap is too small or bound is not an
+ * IP address. */
 int socks5_write_reply(uint8_t *out, size_t cap, uint8_t rep, const struct sockaddr *bound);
 
 /* UDP request header (section 7): RSV(2) FRAG(1) ATYP DST.ADDR DST.PORT. Returns the header

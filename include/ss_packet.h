@@ -20,10 +20,12 @@ void ss_packet_ctx_free(struct ss_packet_ctx *p);
 size_t ss_packet_overhead(const struct crypto_key *key);
 
 /* Seals plaintext in[0..len) into out (out may not overlap in), with a random salt.
- * out must hold len + ss_packet_overhead() bytes. Returns the packet length or -1. */
+ * out must hold len + ss_packet_overhead() bytes. Returns the packet length or -1 (also for
+ * len 0: a packet without an address header, which shadowsocks-libev refuses). */
 long ss_packet_seal(struct ss_packet_ctx *p, const uint8_t *in, size_t len, uint8_t *out);
 /* Opens pkt[0..len) in place: on success *plain points into pkt and the plaintext length is
- * returned; -1 when the packet is too short or fails authentication. */
+ * returned; -1 when the packet is too short (up to salt + tag bytes: an empty payload is
+ * refused too) or fails authentication. */
 long ss_packet_open(struct ss_packet_ctx *p, uint8_t *pkt, size_t len, uint8_t **plain);
 
 #endif

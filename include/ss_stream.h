@@ -19,7 +19,13 @@
 /* The largest chunk on the wire. */
 #define SS_CHUNK_WIRE_MAX (SS_CHUNK_MAX + SS_CHUNK_OVERHEAD)
 
-/* One direction of one connection. */
+/* pending_len when no length is waiting for its payload. */
+#define SS_PENDING_NONE (-1)
+/* pending_len once an open failed (or a seal failed half-way): every later call fails. */
+#define SS_STREAM_DEAD (-2)
+
+/* One direction of one connection. Zero it (or call ss_stream_init on a zeroed one) before
+ * first use. */
 struct ss_stream {
     struct crypto_aead *aead;          /* keyed with the session subkey */
     uint8_t nonce[CRYPTO_NONCE_LEN];
@@ -27,8 +33,10 @@ struct ss_stream {
 };
 
 /* Derives the subkey from (key, salt), keys s->aead (allocating it on first use, re-keying it
- * after), resets the nonce. Returns 0 or -1. */
+ * after; re-allocating if the method changed), resets the nonce and pending_len. salt holds
+ * the method's salt_len bytes. Returns 0 or -1. */
 int ss_stream_init(struct ss_stream *s, const struct crypto_key *key, const uint8_t *salt);
+/* Frees the AEAD context; the struct is zeroed and may be initialised again. */
 void ss_stream_free(struct ss_stream *s);
 
 /* Seals one chunk in place. chunk points at SS_CHUNK_HEAD bytes of room, then payload_len
@@ -36,9 +44,11 @@ void ss_stream_free(struct ss_stream *s);
  * length (payload_len + SS_CHUNK_OVERHEAD), or -1. */
 int ss_stream_seal_chunk(struct ss_stream *s, uint8_t *chunk, size_t payload_len);
 
-/* Seals len plaintext bytes from in (any length) into out as consecutive chunks (copying).
- * out must hold ss_stream_sealed_size(len) bytes. Returns bytes written or -1. */
+/* Seals len plaintext bytes from in (any length) into out as consecutive chunks (copying;
+ * out must not overlap in). out must hold ss_stream_sealed_size(len) bytes. len 0 writes
+ * nothing. Returns bytes written or -1. */
 long ss_stream_seal(struct ss_stream *s, const uint8_t *in, size_t len, uint8_t *out);
+/* Wire size of len plaintext bytes cut into full chunks; SIZE_MAX when that overflows. */
 size_t ss_stream_sealed_size(size_t len);
 
 enum ss_open_result { SS_OPEN_NEED_MORE = 0, SS_OPEN_CHUNK = 1, SS_OPEN_ERROR = -1 };
@@ -46,7 +56,7 @@ enum ss_open_result { SS_OPEN_NEED_MORE = 0, SS_OPEN_CHUNK = 1, SS_OPEN_ERROR = 
  * chunk's wire length and *payload / *payload_len to the plaintext inside buf. SS_OPEN_NEED_MORE:
  * the chunk is not complete yet (the length may have been decrypted and remembered in
  * pending_len; call again with the same buffer start once more bytes arrived). SS_OPEN_ERROR: a
- * tag failed or the length is out of range; the stream is unusable. */
+ * tag failed or the length is out of range (0, or above SS_CHUNK_MAX); the stream is unusable. */
 int ss_stream_open_chunk(struct ss_stream *s, uint8_t *buf, size_t len, size_t *consumed,
                          uint8_t **payload, size_t *payload_len);
 

@@ -1,3 +1,28 @@
+/* udp_relay.h: the UDP relay for every role, one per bound UDP socket of a worker: associations
+ * (a NAT table keyed by client address, full-cone), recvmmsg/sendmmsg batches, expiry. */
 #ifndef RP_UDP_RELAY_H
 #define RP_UDP_RELAY_H
+
+#include <sys/socket.h>
+
+struct worker;
+struct udp_relay;
+
+/* fd: a bound, non-blocking UDP socket that this relay reads (the role comes from w->cfg:
+ * server: shadowsocks packets in; tunnel: plain datagrams in, sent to cfg tunnel_address through
+ * the server; local: SOCKS5 UDP requests in). NULL on failure. The fd stays the caller's (the
+ * master holds it across worker restarts): udp_relay_free() does not close it.
+ * udp_timeout and udp_max_associations apply to each relay's own table. */
+struct udp_relay *udp_relay_new(struct worker *w, int fd);
+/* Stops reading and frees every association and its sockets. */
+void udp_relay_free(struct udp_relay *u);
+/* SOCKS5 role: a UDP ASSOCIATE control connection from client (its TCP peer address) opened;
+ * datagrams from that IP are served while at least one such connection lives. Returns a
+ * handle >= 0 or -1. */
+int udp_relay_socks5_open(struct udp_relay *u, const struct sockaddr *client);
+/* The control connection closed: the client's associations go with it. (A new association
+ * belongs to the newest control connection from its IP that has none yet, else to the newest:
+ * applications open their control connection, then send.) */
+void udp_relay_socks5_close(struct udp_relay *u, int handle);
+
 #endif

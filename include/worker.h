@@ -1,3 +1,75 @@
+/* worker.h: one worker process: its libev loop and everything it owns (listeners, resolver,
+ * sessions, UDP relays, timers), set up from what the master hands it before fork. In
+ * single-process mode (workers: 0) the same code runs without a master. */
 #ifndef RP_WORKER_H
 #define RP_WORKER_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "metrics.h"
+#include "netaddr.h"
+
+#define WORKER_MAX_LISTEN 8
+
+struct ev_loop;
+struct resolver;
+struct acl;
+struct replay_store;
+struct udp_relay;
+struct listener;
+struct session;
+
+/* Everything the master sets up before fork and passes to one worker. */
+struct worker_env {
+    const struct config *cfg;
+    int slot;                        /* 0..workers-1 */
+    int tcp[WORKER_MAX_LISTEN];      /* listening sockets this worker accepts on */
+    int ntcp;
+    int udp[WORKER_MAX_LISTEN];      /* bound UDP sockets this worker serves */
+    int nudp;
+    int dispatch_fd;                 /* dispatch mode: unix socket carrying accepted fds, or -1 */
+    bool shared_accept;              /* tcp[] are shared by every worker (balance "shared") */
+    struct replay_store *replay;     /* NULL when replay protection is off */
+    struct metrics_worker *stats;    /* this slot's shared counters */
+    int ready_fd;                    /* one byte is written here once accepting, or -1 */
+    int parent_fd;                   /* reads EOF when the master dies, or -1 (no master) */
+};
+
+/* The per-process context every module of a worker is handed. */
+struct worker {
+    struct ev_loop *loop;
+    const struct config *cfg;
+    int slot;
+    struct crypto_key key;           /* the master key */
+    struct resolver *resolver;
+    struct acl *acl;                 /* server role only, NULL otherwise */
+    struct replay_store *replay;
+    struct metrics_worker *stats;
+    struct buf_pool pool;
+    struct netaddr_target server;    /* local and tunnel roles: the shadowsocks server */
+    struct netaddr_target tunnel;    /* tunnel role: the fixed target */
+    struct listener *listeners[WORKER_MAX_LISTEN];
+    int nlisteners;
+    struct udp_relay *udp[WORKER_MAX_LISTEN];
+    int nudp;
+    struct session *sessions;        /* every open TCP session (doubly linked) */
+    unsigned nsessions;
+    bool draining;                   /* stopped accepting; exits when sessions reach zero */
+    struct log_ratelimit rl_handshake; /* failed handshakes, summarized */
+    struct log_ratelimit rl_accept;    /* accept errors (EMFILE...), summarized */
+    struct log_ratelimit rl_udp;       /* dropped datagrams, summarized */
+};
+
+/* Runs a worker until it is told to stop (SIGTERM/SIGINT: drain, then exit) or its master dies.
+ * Returns the process exit status. */
+int worker_run(const struct worker_env *env);
+
+/* Stops accepting and lets open sessions finish within drain_timeout. */
+void worker_drain(struct worker *w);
+
 #endif

@@ -1,0 +1,1234 @@
+/* config.c: the JSON configuration file -> one struct config, and the checks across keys.
+ *
+ * The file format is shadowsocks-libev 3.3.5's (src/jconf.c read_jconf): every libev key keeps
+ * its meaning and its leniency (libev reads most values through to_string(), so "server_port":
+ * "8388" and "password": 1234 are accepted, and null leaves a key unset). reuseproxy's own keys
+ * (role, workers, balance, ...) are strict. libev keys that reuseproxy does not implement are
+ * warned about and ignored; any other key is an error that suggests the nearest known one.
+ *
+ * jansson parses and validates the JSON but keeps no positions of what it parsed, so a small
+ * scanner (config_scan_*) walks the already-validated text once to find the line and column of
+ * every top-level key; each message then points at the key it is about. Nothing here does I/O
+ * except reading the file and log_warn() for ignored keys. */
+
+#include "autoconfig.h" /* _GNU_SOURCE first: strndup, explicit_bzero */
+
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* libev refuses files of 256 KiB and more (MAX_CONF_SIZE); a little more room costs nothing. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+/* Seconds are multiplied by 1000 for libev timers in milliseconds; keep that inside an int. */
+#define CONFIG_MAX_SECONDS 2147483
+#define CONFIG_KEY_NAME_MAX 64
+
+enum config_value_type {
+    VALUE_TEXT,      /* libev's to_string(): a string, or an integer as its digits; null = unset */
+    VALUE_STRING,    /* reuseproxy's: a string only */
+    VALUE_LIBEV_INT, /* an integer, or a string of digits (libev: to_string + atoi); null = unset */
+    VALUE_INT,       /* an integer only */
+    VALUE_BOOL,      /* true or false only (libev's check_json_value_type) */
+    VALUE_SERVER,    /* a string or an array of strings */
+    VALUE_METHOD,
+    VALUE_MODE,
+    VALUE_ROLE,
+    VALUE_BALANCE
+};
+
+struct config_key_spec {
+    const char *name;
+    enum config_value_type type;
+    size_t offset; /* of the field in struct config */
+    int min, max;  /* for integers */
+};
+
+#define FIELD(f) offsetof(struct config, f)
+static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
+    [CONFIG_KEY_SERVER] = {"server", VALUE_SERVER, 0, 0, 0},
+    [CONFIG_KEY_SERVER_PORT] = {"server_port", VALUE_LIBEV_INT, FIELD(server_port), 1, 65535},
+    [CONFIG_KEY_PASSWORD] = {"password", VALUE_TEXT, FIELD(password), 0, 0},
+    [CONFIG_KEY_KEY] = {"key", VALUE_TEXT, FIELD(key), 0, 0},
+    [CONFIG_KEY_METHOD] = {"method", VALUE_METHOD, FIELD(method), 0, 0},
+    [CONFIG_KEY_TIMEOUT] = {"timeout", VALUE_LIBEV_INT, FIELD(timeout), 1, CONFIG_MAX_SECONDS},
+    [CONFIG_KEY_MODE] = {"mode", VALUE_MODE, 0, 0, 0},
+    [CONFIG_KEY_FAST_OPEN] = {"fast_open", VALUE_BOOL, FIELD(fast_open), 0, 0},
+    [CONFIG_KEY_REUSE_PORT] = {"reuse_port", VALUE_BOOL, FIELD(reuse_port), 0, 0},
+    [CONFIG_KEY_NO_DELAY] = {"no_delay", VALUE_BOOL, FIELD(no_delay), 0, 0},
+    [CONFIG_KEY_IPV6_FIRST] = {"ipv6_first", VALUE_BOOL, FIELD(ipv6_first), 0, 0},
+    [CONFIG_KEY_NAMESERVER] = {"nameserver", VALUE_TEXT, FIELD(nameserver), 0, 0},
+    [CONFIG_KEY_LOCAL_ADDRESS] = {"local_address", VALUE_TEXT, FIELD(local_address), 0, 0},
+    [CONFIG_KEY_LOCAL_PORT] = {"local_port", VALUE_LIBEV_INT, FIELD(local_port), 1, 65535},
+    [CONFIG_KEY_TUNNEL_ADDRESS] = {"tunnel_address", VALUE_TEXT, FIELD(tunnel_address), 0, 0},
+    [CONFIG_KEY_USER] = {"user", VALUE_TEXT, FIELD(user), 0, 0},
+    [CONFIG_KEY_NOFILE] = {"nofile", VALUE_INT, FIELD(nofile), 0, 2147483647},
+    [CONFIG_KEY_ACL] = {"acl", VALUE_TEXT, FIELD(acl), 0, 0},
+    [CONFIG_KEY_USE_SYSLOG] = {"use_syslog", VALUE_BOOL, FIELD(use_syslog), 0, 0},
+    [CONFIG_KEY_ROLE] = {"role", VALUE_ROLE, 0, 0, 0},
+    [CONFIG_KEY_WORKERS] = {"workers", VALUE_INT, FIELD(workers), 0, CONFIG_MAX_WORKERS},
+    [CONFIG_KEY_BALANCE] = {"balance", VALUE_BALANCE, 0, 0, 0},
+    [CONFIG_KEY_BLOCK_PRIVATE] = {"block_private", VALUE_BOOL, FIELD(block_private), 0, 0},
+    [CONFIG_KEY_UDP_TIMEOUT] = {"udp_timeout", VALUE_INT, FIELD(udp_timeout), 1,
+                                CONFIG_MAX_SECONDS},
+    [CONFIG_KEY_UDP_MAX_ASSOCIATIONS] = {"udp_max_associations", VALUE_INT,
+                                         FIELD(udp_max_associations), 1, 16777216},
+    [CONFIG_KEY_METRICS_ADDRESS] = {"metrics_address", VALUE_STRING, FIELD(metrics_address), 0,
+                                    0},
+    [CONFIG_KEY_DRAIN_TIMEOUT] = {"drain_timeout", VALUE_INT, FIELD(drain_timeout), 0,
+                                  CONFIG_MAX_SECONDS},
+    [CONFIG_KEY_CONNECT_TIMEOUT] = {"connect_timeout", VALUE_INT, FIELD(connect_timeout), 1,
+                                    CONFIG_MAX_SECONDS},
+    [CONFIG_KEY_REPLAY_PROTECTION] = {"replay_protection", VALUE_BOOL, FIELD(replay_protection),
+                                      0, 0},
+    [CONFIG_KEY_REPLAY_CAPACITY] = {"replay_capacity", VALUE_INT, FIELD(replay_capacity), 1,
+                                    16777216},
+    [CONFIG_KEY_VERBOSE] = {"verbose", VALUE_INT, FIELD(verbose), 0, 2},
+};
+
+/* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
+ * warning; "remote_dns" comes from shadowsocks-android's configs, which share the file. */
+static const char *const config_ignored_keys[] = {
+    "port_password", "local_ipv4_address", "local_ipv6_address", "plugin", "plugin_opts",
+    "plugin_mode", "mptcp", "mtu", "dscp", "manager_address", "workdir", "tcp_tproxy",
+    "tcp_incoming_sndbuf", "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
+    "remote_dns", NULL};
+
+/* SIP004 AEAD methods; key length = salt length. */
+static const struct {
+    const char *name;
+    int key_len;
+} config_methods[] = {
+    {"aes-128-gcm", 16},
+    {"aes-192-gcm", 24},
+    {"aes-256-gcm", 32},
+    {"chacha20-ietf-poly1305", 32},
+};
+
+/* libev 3.3.5's stream ciphers, named in the refusal so the reason is clear. */
+static const char *const config_stream_methods[] = {
+    "rc4-md5", "aes-128-ctr", "aes-192-ctr", "aes-256-ctr", "aes-128-cfb", "aes-192-cfb",
+    "aes-256-cfb", "camellia-128-cfb", "camellia-192-cfb", "camellia-256-cfb", "bf-cfb",
+    "chacha20-ietf", "salsa20", "chacha20", "table", "rc4", NULL};
+
+static const char *const config_role_names[] = {"server", "local", "tunnel", NULL};
+static const char *const config_balance_names[] = {"reuseport", "shared", "dispatch", NULL};
+static const char *const config_mode_names[] = {"tcp_only", "tcp_and_udp", "udp_only", NULL};
+
+/* ---- Names and small parsers shared with the command line ---- */
+
+static int config_name_index(const char *const *names, const char *name)
+{
+    for (int i = 0; name && names[i]; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+const char *config_role_name(enum config_role r)
+{
+    return (unsigned)r < 3 ? config_role_names[r] : "?";
+}
+
+const char *config_balance_name(enum config_balance b)
+{
+    return (unsigned)b < 3 ? config_balance_names[b] : "?";
+}
+
+const char *config_mode_name(enum config_mode m)
+{
+    return (unsigned)m < 3 ? config_mode_names[m] : "?";
+}
+
+int config_role_from_name(const char *name, enum config_role *out)
+{
+    int i = config_name_index(config_role_names, name);
+    if (i < 0)
+        return -1;
+    *out = (enum config_role)i;
+    return 0;
+}
+
+int config_balance_from_name(const char *name, enum config_balance *out)
+{
+    int i = config_name_index(config_balance_names, name);
+    if (i < 0)
+        return -1;
+    *out = (enum config_balance)i;
+    return 0;
+}
+
+int config_mode_from_name(const char *name, enum config_mode *out)
+{
+    int i = config_name_index(config_mode_names, name);
+    if (i < 0)
+        return -1;
+    *out = (enum config_mode)i;
+    return 0;
+}
+
+/* Method names are matched without regard to case and stored in their canonical spelling. */
+const char *config_method_canonical(const char *method)
+{
+    for (size_t i = 0; method && i < sizeof config_methods / sizeof config_methods[0]; i++)
+        if (strcasecmp(config_methods[i].name, method) == 0)
+            return config_methods[i].name;
+    return NULL;
+}
+
+int config_method_key_length(const char *method)
+{
+    for (size_t i = 0; method && i < sizeof config_methods / sizeof config_methods[0]; i++)
+        if (strcasecmp(config_methods[i].name, method) == 0)
+            return config_methods[i].key_len;
+    return -1;
+}
+
+const char *config_method_list(void)
+{
+    return "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305";
+}
+
+int config_default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (int)n;
+}
+
+int config_parse_int(const char *s, int min, int max, int *out)
+{
+    long long v = 0;
+    if (!s || !*s)
+        return -1;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || p - s >= 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* A host name or an IPv4 literal as it may stand in "host:port": letters, digits, '.', '-',
+ * '_' (RFC 1123 section 2.1 names, plus the underscore seen in the wild). */
+static bool config_is_hostname(const char *s, size_t len)
+{
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+            return false;
+    return true;
+}
+
+static bool config_is_ipv6(const char *s, size_t len)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    struct in6_addr a;
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
+int config_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon, *h = s;
+    size_t len;
+
+    if (!s)
+        return -1;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || !config_is_ipv6(s + 1, (size_t)(close - s - 1)))
+            return -1;
+        h = s + 1;
+        len = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strchr(s, ':');
+        if (!colon || strchr(colon + 1, ':') || !config_is_hostname(s, (size_t)(colon - s)))
+            return -1;
+        len = (size_t)(colon - s);
+    }
+    if (len >= hostlen || config_parse_int(colon + 1, 1, 65535, port) != 0)
+        return -1;
+    memcpy(host, h, len);
+    host[len] = '\0';
+    return 0;
+}
+
+bool config_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (!host)
+        return false;
+    if (strcasecmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+bool config_is_placeholder_password(const char *password)
+{
+    static const char *const placeholders[] = {"", "barfoo!", "password", "changeme", NULL};
+    if (!password)
+        return false;
+    for (int i = 0; placeholders[i]; i++)
+        if (strcasecmp(password, placeholders[i]) == 0)
+            return true;
+    return strncasecmp(password, "change", 6) == 0;
+}
+
+static int config_base64_value(char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+' || ch == '-') /* RFC 4648 section 4, and section 5's URL-safe alphabet */
+        return 62;
+    if (ch == '/' || ch == '_')
+        return 63;
+    return -1;
+}
+
+int config_base64_decode(const char *s, unsigned char *out, size_t cap)
+{
+    size_t len = s ? strlen(s) : 0, n = 0, pad = 0;
+    unsigned acc = 0;
+    int bits = 0;
+
+    while (len > 0 && s[len - 1] == '=' && pad < 2) {
+        len--;
+        pad++;
+    }
+    /* With padding the whole must be quads; without it, a lone trailing character is junk. */
+    if (len == 0 || (pad && (len + pad) % 4 != 0) || len % 4 == 1)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        int v = config_base64_value(s[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n >= cap)
+                return -1;
+            out[n++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    return (int)n;
+}
+
+/* ---- Defaults and freeing ---- */
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->method = strdup("chacha20-ietf-poly1305"); /* libev 3.3.5's default method */
+    c->timeout = 60;
+    c->mode = MODE_TCP_ONLY;
+    c->local_address = strdup("127.0.0.1");
+    c->role = ROLE_SERVER;
+    c->workers = config_default_workers();
+    c->balance = BALANCE_REUSEPORT;
+    c->block_private = true;
+    c->udp_timeout = 300;
+    c->udp_max_associations = 65536;
+    c->drain_timeout = 30;
+    c->connect_timeout = 10;
+    c->replay_protection = true;
+    c->replay_capacity = 1048576;
+}
+
+static void config_free_servers(struct config *c)
+{
+    for (int i = 0; i < c->n_server; i++) {
+        free(c->server[i]);
+        c->server[i] = NULL;
+        c->server_ports[i] = 0;
+    }
+    c->n_server = 0;
+}
+
+void config_free(struct config *c)
+{
+    config_free_servers(c);
+    free(c->path);
+    free(c->password);
+    free(c->key);
+    free(c->method);
+    free(c->nameserver);
+    free(c->local_address);
+    free(c->tunnel_address);
+    free(c->user);
+    free(c->acl);
+    free(c->metrics_address);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- Finding where the top-level keys are ---- */
+
+struct config_scan {
+    const char *p, *end;
+    int line, column; /* of *p */
+};
+
+struct config_key_token {
+    char name[CONFIG_KEY_NAME_MAX]; /* decoded, cut short if too_long */
+    bool too_long;
+    struct config_pos pos;
+};
+
+static int config_scan_peek(const struct config_scan *s)
+{
+    return s->p < s->end ? (unsigned char)*s->p : -1;
+}
+
+/* Columns count characters, not bytes, as jansson's do: UTF-8 continuation bytes add none. */
+static void config_scan_next(struct config_scan *s)
+{
+    if (s->p >= s->end)
+        return;
+    if (*s->p == '\n') {
+        s->line++;
+        s->column = 1;
+    } else if (((unsigned char)*s->p & 0xc0) != 0x80) {
+        s->column++;
+    }
+    s->p++;
+}
+
+static void config_scan_space(struct config_scan *s)
+{
+    int ch;
+    while ((ch = config_scan_peek(s)) == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
+        config_scan_next(s);
+}
+
+static void config_put_utf8(char *out, size_t cap, size_t *n, unsigned long cp)
+{
+    char b[4];
+    size_t len = 0;
+    if (cp < 0x80) {
+        b[len++] = (char)cp;
+    } else if (cp < 0x800) {
+        b[len++] = (char)(0xc0 | (cp >> 6));
+        b[len++] = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        b[len++] = (char)(0xe0 | (cp >> 12));
+        b[len++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        b[len++] = (char)(0x80 | (cp & 0x3f));
+    } else {
+        b[len++] = (char)(0xf0 | (cp >> 18));
+        b[len++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        b[len++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        b[len++] = (char)(0x80 | (cp & 0x3f));
+    }
+    for (size_t i = 0; i < len && *n < cap; i++)
+        out[(*n)++] = b[i];
+}
+
+static unsigned long config_scan_hex4(struct config_scan *s)
+{
+    unsigned long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int ch = config_scan_peek(s);
+        int d = isdigit(ch) ? ch - '0' : isxdigit(ch) ? tolower(ch) - 'a' + 10 : 0;
+        v = v * 16 + (unsigned long)d;
+        config_scan_next(s);
+    }
+    return v;
+}
+
+static unsigned long config_scan_escape_u(struct config_scan *s)
+{
+    unsigned long cp = config_scan_hex4(s);
+    /* A high surrogate takes the low one after it (RFC 8259 section 7). */
+    if (cp >= 0xd800 && cp < 0xdc00 && config_scan_peek(s) == '\\') {
+        config_scan_next(s);
+        config_scan_next(s);
+        unsigned long low = config_scan_hex4(s);
+        cp = low >= 0xdc00 && low < 0xe000 ? 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00)
+                                            : 0xfffd;
+    }
+    return cp;
+}
+
+/* Reads one string (RFC 8259 section 7) starting at its quote. When out is given, the decoded
+ * bytes go there (at most cap - 1, NUL-terminated). Returns the full decoded length. */
+static size_t config_scan_string(struct config_scan *s, char *out, size_t cap)
+{
+    static const char escapes[] = "\"\"\\\\//b\bf\fn\nr\rt\t"; /* pairs: escape, value */
+    size_t n = 0, limit = out ? cap - 1 : 0, full = 0;
+    int ch;
+
+    config_scan_next(s); /* the opening quote */
+    while ((ch = config_scan_peek(s)) >= 0 && ch != '"') {
+        config_scan_next(s);
+        if (ch == '\\') {
+            ch = config_scan_peek(s);
+            config_scan_next(s);
+            if (ch == 'u') {
+                unsigned long cp = config_scan_escape_u(s);
+                config_put_utf8(out, limit, &n, cp);
+                full += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+                continue;
+            }
+            const char *e = ch > 0 ? strchr(escapes, ch) : NULL;
+            ch = e ? e[1] : ch;
+        }
+        if (n < limit)
+            out[n++] = (char)ch;
+        full++;
+    }
+    config_scan_next(s); /* the closing quote */
+    if (out)
+        out[n] = '\0';
+    return full;
+}
+
+/* Skips one value; the text is valid JSON (jansson said so), so brackets balance. */
+static void config_scan_value(struct config_scan *s)
+{
+    int depth = 0;
+    for (;;) {
+        int ch = config_scan_peek(s);
+        if (ch < 0)
+            return;
+        if (ch == '"') {
+            config_scan_string(s, NULL, 0);
+            if (depth == 0)
+                return;
+            continue;
+        }
+        /* A number, true, false or null ends where the object goes on. */
+        if (depth == 0 && (ch == ',' || ch == '}' || ch == ']' || ch == ' ' || ch == '\t' ||
+                           ch == '\n' || ch == '\r'))
+            return;
+        if (ch == '{' || ch == '[')
+            depth++;
+        else if (ch == '}' || ch == ']')
+            depth--;
+        config_scan_next(s);
+        if (depth == 0 && (ch == '}' || ch == ']'))
+            return;
+    }
+}
+
+/* The top-level keys of a JSON object, in file order. Returns how many, or -1 (out of memory);
+ * *tokens is malloc'ed. Safe on any text (it only ever moves forward and checks the end), but
+ * exact only on valid JSON: the caller lets jansson check the text first. */
+static int config_scan_keys(const char *text, size_t len, struct config_key_token **tokens)
+{
+    struct config_scan s = {text, text + len, 1, 1};
+    int n = 0, cap = 0;
+
+    *tokens = NULL;
+    config_scan_space(&s);
+    config_scan_next(&s); /* '{' */
+    for (;;) {
+        config_scan_space(&s);
+        if (config_scan_peek(&s) != '"')
+            return n; /* '}' */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            struct config_key_token *grown = realloc(*tokens, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return -1;
+            *tokens = grown;
+        }
+        struct config_key_token *t = &(*tokens)[n++];
+        t->pos.line = s.line;
+        t->pos.column = s.column;
+        t->too_long = config_scan_string(&s, t->name, sizeof t->name) >= sizeof t->name;
+        config_scan_space(&s);
+        config_scan_next(&s); /* ':' */
+        config_scan_space(&s);
+        config_scan_value(&s);
+        config_scan_space(&s);
+        config_scan_next(&s); /* ',' or '}' */
+    }
+}
+
+/* ---- Messages ---- */
+
+struct config_ctx {
+    struct config *c;
+    const char *name; /* the file, as messages call it */
+    char *err;
+    size_t errlen;
+};
+
+/* s quoted for a message: '"' and '\' escaped, control characters as \u00XX, cut at ~48 bytes
+ * (on a character boundary) with "..." so a hostile file cannot flood the terminal. */
+static const char *config_quote(const char *s, char *buf, size_t cap)
+{
+    size_t n = 0, limit = cap < 60 ? cap - 12 : 48;
+    buf[n++] = '"';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (n >= limit && (ch & 0xc0) != 0x80) {
+            n += (size_t)snprintf(buf + n, cap - n, "...");
+            break;
+        }
+        if (ch == '"' || ch == '\\')
+            n += (size_t)snprintf(buf + n, cap - n, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", ch);
+        else
+            buf[n++] = (char)ch;
+    }
+    snprintf(buf + n, cap - n, "\"");
+    return buf;
+}
+
+static const char *config_describe(const json_t *v, char *buf, size_t cap)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return config_quote(json_string_value(v), buf, cap);
+    case JSON_INTEGER:
+        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return buf;
+    case JSON_REAL:
+        snprintf(buf, cap, "the real number %g", json_real_value(v));
+        return buf;
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    case JSON_NULL:
+        return "null";
+    case JSON_ARRAY:
+        return "an array";
+    default:
+        return "an object";
+    }
+}
+
+/* "NAME:LINE:COLUMN: message" (or "NAME: message" without a position) into err; returns -1. */
+__attribute__((format(printf, 3, 4))) static int config_fail(struct config_ctx *x,
+                                                             const struct config_pos *pos,
+                                                             const char *fmt, ...)
+{
+    int n;
+
+    if (!x->err || x->errlen == 0)
+        return -1;
+    if (pos && pos->line > 0)
+        n = snprintf(x->err, x->errlen, "%s:%d:%d: ", x->name, pos->line, pos->column);
+    else
+        n = snprintf(x->err, x->errlen, "%s: ", x->name);
+    if (n >= 0 && (size_t)n < x->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int config_expected(struct config_ctx *x, const struct config_key_token *t,
+                           const char *expected, const json_t *v)
+{
+    char desc[80];
+    return config_fail(x, &t->pos, "\"%s\": expected %s, got %s", t->name, expected,
+                       config_describe(v, desc, sizeof desc));
+}
+
+static int config_out_of_memory(struct config_ctx *x)
+{
+    return config_fail(x, NULL, "out of memory");
+}
+
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions, so "mehtod" is
+ * one edit from "method"), ignoring case. Both strings are shorter than CONFIG_KEY_NAME_MAX. */
+static int config_edit_distance(const char *a_in, const char *b_in)
+{
+    int d[CONFIG_KEY_NAME_MAX + 1][CONFIG_KEY_NAME_MAX + 1];
+    char a[CONFIG_KEY_NAME_MAX] = {0}, b[CONFIG_KEY_NAME_MAX] = {0};
+    int la = 0, lb = 0;
+
+    for (; la < CONFIG_KEY_NAME_MAX - 1 && a_in[la]; la++)
+        a[la] = (char)tolower((unsigned char)a_in[la]);
+    for (; lb < CONFIG_KEY_NAME_MAX - 1 && b_in[lb]; lb++)
+        b[lb] = (char)tolower((unsigned char)b_in[lb]);
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++) {
+        for (int j = 1; j <= lb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* The known key nearest to name, if it is near enough to be a plausible slip of the finger. */
+static const char *config_nearest_key(const char *name)
+{
+    size_t len = strlen(name);
+    int limit = len <= 3 ? 1 : len <= 8 ? 2 : 3, best_d = limit + 1;
+    const char *best = NULL;
+
+    for (int i = 0; i < CONFIG_KEY_COUNT; i++) {
+        int dist = config_edit_distance(name, config_keys[i].name);
+        if (dist < best_d) {
+            best_d = dist;
+            best = config_keys[i].name;
+        }
+    }
+    for (int i = 0; config_ignored_keys[i]; i++) {
+        int dist = config_edit_distance(name, config_ignored_keys[i]);
+        if (dist < best_d) {
+            best_d = dist;
+            best = config_ignored_keys[i];
+        }
+    }
+    return best;
+}
+
+/* ---- One setter per kind of value ---- */
+
+static int config_set_text(struct config_ctx *x, const struct config_key_token *t,
+                           const struct config_key_spec *k, const json_t *v)
+{
+    char num[32];
+    const char *s;
+    char **field = (char **)(void *)((char *)x->c + k->offset);
+
+    if (json_is_null(v) && k->type == VALUE_TEXT)
+        return 0; /* libev: to_string(null) is NULL, the key stays unset */
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+    } else if (json_is_integer(v) && k->type == VALUE_TEXT) {
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        s = num;
+    } else {
+        return config_expected(x, t, "a string", v);
+    }
+    /* An empty password is kept so that validation can call it what it is. */
+    if (!*s && k != &config_keys[CONFIG_KEY_PASSWORD])
+        return config_expected(x, t, "a non-empty string", v);
+    char *copy = strdup(s);
+    if (!copy)
+        return config_out_of_memory(x);
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static int config_set_int(struct config_ctx *x, const struct config_key_token *t,
+                          const struct config_key_spec *k, const json_t *v)
+{
+    char expected[64];
+    int value;
+
+    snprintf(expected, sizeof expected, "an integer from %d to %d", k->min, k->max);
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n < k->min || n > k->max)
+            return config_expected(x, t, expected, v);
+        value = (int)n;
+    } else if (k->type == VALUE_LIBEV_INT && json_is_null(v)) {
+        return 0;
+    } else if (k->type == VALUE_LIBEV_INT && json_is_string(v)) {
+        /* libev reads these with to_string() and atoi(), so "8388" works there. */
+        if (config_parse_int(json_string_value(v), k->min, k->max, &value) != 0)
+            return config_expected(x, t, expected, v);
+    } else {
+        return config_expected(x, t, expected, v);
+    }
+    *(int *)(void *)((char *)x->c + k->offset) = value;
+    return 0;
+}
+
+static int config_set_bool(struct config_ctx *x, const struct config_key_token *t,
+                           const struct config_key_spec *k, const json_t *v)
+{
+    if (!json_is_boolean(v))
+        return config_expected(x, t, "true or false", v);
+    *(bool *)(void *)((char *)x->c + k->offset) = json_is_true(v);
+    return 0;
+}
+
+int config_split_server(const char *s, char **host, int *port)
+{
+    size_t len = strlen(s);
+    char h[256];
+
+    *port = 0;
+    if (config_is_hostname(s, len) || config_is_ipv6(s, len)) {
+        *host = strdup(s);
+    } else if (len > 2 && s[0] == '[' && s[len - 1] == ']' && config_is_ipv6(s + 1, len - 2)) {
+        *host = strndup(s + 1, len - 2);
+    } else {
+        if (config_parse_hostport(s, h, sizeof h, port) != 0)
+            return -1;
+        *host = strdup(h);
+    }
+    return *host ? 0 : -2;
+}
+
+static int config_set_server_list(struct config_ctx *x, const struct config_key_token *t,
+                                  const json_t **items, size_t n)
+{
+    char *hosts[CONFIG_MAX_SERVERS];
+    int ports[CONFIG_MAX_SERVERS];
+    char desc[80];
+
+    for (size_t i = 0; i < n; i++) {
+        int rc = config_split_server(json_string_value(items[i]), &hosts[i], &ports[i]);
+        if (rc != 0) {
+            while (i > 0)
+                free(hosts[--i]);
+            if (rc == -2)
+                return config_out_of_memory(x);
+            return config_fail(x, &t->pos,
+                               "\"server\": expected an address, \"host:port\" or "
+                               "\"[ipv6]:port\", got %s",
+                               config_describe(items[i], desc, sizeof desc));
+        }
+    }
+    config_free_servers(x->c);
+    for (size_t i = 0; i < n; i++) {
+        x->c->server[i] = hosts[i];
+        x->c->server_ports[i] = ports[i];
+    }
+    x->c->n_server = (int)n;
+    return 0;
+}
+
+static int config_set_server(struct config_ctx *x, const struct config_key_token *t,
+                             const json_t *v)
+{
+    const char *expected = "a string or a non-empty array of strings";
+    const json_t *items[CONFIG_MAX_SERVERS];
+    size_t n = 0;
+    char desc[80];
+
+    if (json_is_null(v))
+        return 0; /* libev skips a server that is neither a string nor an array */
+    if (json_is_string(v)) {
+        items[n++] = v;
+    } else if (json_is_array(v) && json_array_size(v) > 0) {
+        if (json_array_size(v) > CONFIG_MAX_SERVERS)
+            return config_fail(x, &t->pos, "\"server\": expected at most %d addresses, got %zu",
+                               CONFIG_MAX_SERVERS, json_array_size(v));
+        for (; n < json_array_size(v); n++) {
+            items[n] = json_array_get(v, n);
+            if (!json_is_string(items[n]))
+                return config_fail(x, &t->pos, "\"server\": expected a string at index %zu, got %s",
+                                   n, config_describe(items[n], desc, sizeof desc));
+        }
+    } else {
+        return config_expected(x, t, expected, v);
+    }
+    return config_set_server_list(x, t, items, n);
+}
+
+static bool config_is_stream_method(const char *method)
+{
+    for (int i = 0; config_stream_methods[i]; i++)
+        if (strcasecmp(config_stream_methods[i], method) == 0)
+            return true;
+    return false;
+}
+
+static int config_set_method(struct config_ctx *x, const struct config_key_token *t,
+                             const json_t *v)
+{
+    const char *canonical, *s;
+
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return config_expected(x, t, "a method name such as \"chacha20-ietf-poly1305\"", v);
+    s = json_string_value(v);
+    canonical = config_method_canonical(s);
+    if (!canonical) {
+        char desc[80];
+        return config_fail(x, &t->pos, "\"method\": %s is not supported; reuseproxy supports %s%s",
+                           config_quote(s, desc, sizeof desc), config_method_list(),
+                           config_is_stream_method(s)
+                               ? " (stream ciphers are insecure and were replaced by the AEAD "
+                                 "methods of SIP004)"
+                               : "");
+    }
+    char *copy = strdup(canonical);
+    if (!copy)
+        return config_out_of_memory(x);
+    free(x->c->method);
+    x->c->method = copy;
+    return 0;
+}
+
+static int config_set_choice(struct config_ctx *x, const struct config_key_token *t,
+                             const struct config_key_spec *k, const json_t *v)
+{
+    const char *const *names = k->type == VALUE_MODE   ? config_mode_names
+                               : k->type == VALUE_ROLE ? config_role_names
+                                                       : config_balance_names;
+    int i;
+
+    if (k->type == VALUE_MODE && json_is_null(v)) {
+        x->c->mode = MODE_TCP_ONLY; /* libev: a null mode is tcp_only */
+        return 0;
+    }
+    i = json_is_string(v) ? config_name_index(names, json_string_value(v)) : -1;
+    if (i < 0) {
+        char expected[96];
+        snprintf(expected, sizeof expected, "one of \"%s\", \"%s\", \"%s\"", names[0], names[1],
+                 names[2]);
+        return config_expected(x, t, expected, v);
+    }
+    if (k->type == VALUE_MODE)
+        x->c->mode = (enum config_mode)i;
+    else if (k->type == VALUE_ROLE)
+        x->c->role = (enum config_role)i;
+    else
+        x->c->balance = (enum config_balance)i;
+    return 0;
+}
+
+static int config_set_value(struct config_ctx *x, const struct config_key_token *t,
+                            const struct config_key_spec *k, const json_t *v)
+{
+    switch (k->type) {
+    case VALUE_TEXT:
+    case VALUE_STRING:
+        return config_set_text(x, t, k, v);
+    case VALUE_LIBEV_INT:
+    case VALUE_INT:
+        return config_set_int(x, t, k, v);
+    case VALUE_BOOL:
+        return config_set_bool(x, t, k, v);
+    case VALUE_SERVER:
+        return config_set_server(x, t, v);
+    case VALUE_METHOD:
+        return config_set_method(x, t, v);
+    default:
+        return config_set_choice(x, t, k, v);
+    }
+}
+
+/* ---- Loading ---- */
+
+static int config_apply_key(struct config_ctx *x, const struct config_key_token *t,
+                            const json_t *root)
+{
+    char q[96];
+    const char *near;
+
+    for (int i = 0; !t->too_long && i < CONFIG_KEY_COUNT; i++) {
+        if (strcmp(config_keys[i].name, t->name) != 0)
+            continue;
+        const json_t *v = json_object_get(root, t->name);
+        if (!v)
+            return config_fail(x, &t->pos, "\"%s\": value not found", t->name);
+        x->c->pos[i] = t->pos;
+        return config_set_value(x, t, &config_keys[i], v);
+    }
+    if (!t->too_long && config_name_index(config_ignored_keys, t->name) >= 0) {
+        log_warn("%s:%d:%d: \"%s\" is a shadowsocks-libev key that reuseproxy does not "
+                 "implement; ignored", x->name, t->pos.line, t->pos.column, t->name);
+        return 0;
+    }
+    if (!t->too_long && strcmp(t->name, "auth") == 0)
+        return config_fail(x, &t->pos, "\"auth\": one-time auth was removed in "
+                           "shadowsocks-libev 3.0, which refuses this key too; remove it");
+    config_quote(t->name, q, sizeof q);
+    near = t->too_long ? NULL : config_nearest_key(t->name);
+    if (near)
+        return config_fail(x, &t->pos, "unknown key %s; did you mean \"%s\"?", q, near);
+    return config_fail(x, &t->pos, "unknown key %s", q);
+}
+
+/* jansson stops at the first duplicate key anywhere. When it is a top-level one, the scanner
+ * finds both places, so the message can point at the repeat and name the first. */
+static int config_duplicate_error(struct config_ctx *x, const char *text, size_t len,
+                                  const json_error_t *e)
+{
+    struct config_key_token *tok;
+    size_t upto = e->position > 0 && (size_t)e->position < len ? (size_t)e->position : len;
+    int n = config_scan_keys(text, upto, &tok);
+    struct config_pos jpos = {e->line, e->column};
+    char q[96];
+
+    for (int i = 0; i < n - 1; i++) {
+        if (strcmp(tok[i].name, tok[n - 1].name) == 0) {
+            struct config_pos first = tok[i].pos, again = tok[n - 1].pos;
+            config_quote(tok[i].name, q, sizeof q);
+            free(tok);
+            return config_fail(x, &again, "duplicate key %s (first given at line %d, column %d)",
+                               q, first.line, first.column);
+        }
+    }
+    free(tok);
+    return config_fail(x, &jpos, "invalid JSON: %s", e->text);
+}
+
+static int config_json_error(struct config_ctx *x, const char *text, size_t len,
+                             const json_error_t *e)
+{
+    struct config_pos pos = {e->line, e->column};
+    if (json_error_code(e) == json_error_duplicate_key)
+        return config_duplicate_error(x, text, len, e);
+    return config_fail(x, &pos, "invalid JSON: %s", e->text);
+}
+
+static int config_apply_object(struct config_ctx *x, const char *text, size_t len,
+                               const json_t *root)
+{
+    struct config_key_token *tok;
+    int n = config_scan_keys(text, len, &tok), rc = 0;
+
+    if (n < 0)
+        rc = config_out_of_memory(x);
+    else if ((size_t)n != json_object_size(root)) /* the scanner and jansson must agree */
+        rc = config_fail(x, NULL, "internal error: found %d keys where jansson read %zu", n,
+                         json_object_size(root));
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = config_apply_key(x, &tok[i], root);
+    free(tok);
+    return rc;
+}
+
+static int config_load_text(struct config *c, const char *text, size_t len, const char *name,
+                            char *err, size_t errlen)
+{
+    struct config_ctx x = {c, name ? name : "(config)", err, errlen};
+    struct config_scan s;
+    json_error_t e;
+    json_t *root;
+    int rc;
+
+    char *path = strdup(x.name);
+    if (!path)
+        return config_out_of_memory(&x);
+    free(c->path);
+    c->path = path;
+    /* A UTF-8 byte order mark, as some editors write, is no part of the JSON (RFC 8259 8.1). */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+        text += 3;
+        len -= 3;
+    }
+    s = (struct config_scan){text, text + len, 1, 1};
+    config_scan_space(&s);
+    if (s.p == s.end)
+        return config_fail(&x, NULL, "the file is empty; expected a JSON object of settings");
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
+    if (!root)
+        return config_json_error(&x, text, len, &e);
+    if (json_is_object(root)) {
+        rc = config_apply_object(&x, text, len, root);
+    } else {
+        struct config_pos pos = {s.line, s.column};
+        char desc[80];
+        rc = config_fail(&x, &pos, "expected a JSON object ({...}) at the top level, got %s",
+                         config_describe(root, desc, sizeof desc));
+    }
+    json_decref(root);
+    return rc;
+}
+
+int config_load_string(struct config *c, const char *json, const char *name, char *err,
+                       size_t errlen)
+{
+    return config_load_text(c, json ? json : "", json ? strlen(json) : 0, name, err, errlen);
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+    struct config_ctx x = {c, path, err, errlen};
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+    int rc;
+
+    if (!f)
+        return config_fail(&x, NULL, "cannot open: %s", strerror(errno));
+    buf = malloc(CONFIG_FILE_MAX + 1);
+    if (!buf) {
+        fclose(f);
+        return config_out_of_memory(&x);
+    }
+    n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+    if (ferror(f))
+        rc = config_fail(&x, NULL, "cannot read: %s", strerror(errno));
+    else if (n > CONFIG_FILE_MAX)
+        rc = config_fail(&x, NULL, "larger than %d bytes; is it really a configuration file?",
+                         CONFIG_FILE_MAX);
+    else
+        rc = config_load_text(c, buf, n, path, err, errlen);
+    fclose(f);
+    free(buf);
+    return rc;
+}
+
+/* ---- Checks across keys, after the file and the command line are merged ---- */
+
+/* "PATH:LINE:COLUMN: " where key k was read from the file, "PATH: " otherwise; without a file,
+ * "command line: ". Then the message. Returns -1. */
+__attribute__((format(printf, 5, 6))) static int config_invalid(const struct config *c, int k,
+                                                                char *err, size_t errlen,
+                                                                const char *fmt, ...)
+{
+    struct config_ctx x = {NULL, c->path ? c->path : "command line", err, errlen};
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return config_fail(&x, k >= 0 && c->path ? &c->pos[k] : NULL, "%s", msg);
+}
+
+static int config_check_required(const struct config *c, char *err, size_t errlen)
+{
+    bool server = c->role == ROLE_SERVER;
+
+    if (c->n_server == 0)
+        return config_invalid(c, -1, err, errlen,
+                              server ? "no server address: set \"server\" (for example "
+                                       "\"0.0.0.0\") or use -s"
+                                     : "no server to connect to: set \"server\" or use -s");
+    if (c->server_port == 0)
+        return config_invalid(c, -1, err, errlen,
+                              "no server port: set \"server_port\" or use -p");
+    if (!server && c->local_port == 0)
+        return config_invalid(c, -1, err, errlen, "no local port: set \"local_port\" or use -l");
+    if (!c->password && !c->key)
+        return config_invalid(c, -1, err, errlen,
+                              "no password: set \"password\" (or \"key\") or use -k");
+    if (c->role == ROLE_TUNNEL && !c->tunnel_address)
+        return config_invalid(c, -1, err, errlen,
+                              "the tunnel role needs a destination: set \"tunnel_address\" "
+                              "(\"host:port\") or use -L");
+    return 0;
+}
+
+static int config_check_formats(const struct config *c, char *err, size_t errlen)
+{
+    char host[256], q[96];
+    int port;
+
+    if (config_method_key_length(c->method) < 0)
+        return config_invalid(c, CONFIG_KEY_METHOD, err, errlen,
+                              "\"method\": %s is not supported; reuseproxy supports %s",
+                              config_quote(c->method ? c->method : "", q, sizeof q),
+                              config_method_list());
+    if (c->role == ROLE_TUNNEL &&
+        config_parse_hostport(c->tunnel_address, host, sizeof host, &port) != 0)
+        return config_invalid(c, CONFIG_KEY_TUNNEL_ADDRESS, err, errlen,
+                              "\"tunnel_address\": expected \"host:port\" or \"[ipv6]:port\", "
+                              "got %s", config_quote(c->tunnel_address, q, sizeof q));
+    if (c->metrics_address &&
+        config_parse_hostport(c->metrics_address, host, sizeof host, &port) != 0)
+        return config_invalid(c, CONFIG_KEY_METRICS_ADDRESS, err, errlen,
+                              "\"metrics_address\": expected \"host:port\" or \"[ipv6]:port\", "
+                              "got %s", config_quote(c->metrics_address, q, sizeof q));
+    if (c->role != ROLE_SERVER && c->local_address &&
+        !config_is_hostname(c->local_address, strlen(c->local_address)) &&
+        !config_is_ipv6(c->local_address, strlen(c->local_address)))
+        return config_invalid(c, CONFIG_KEY_LOCAL_ADDRESS, err, errlen,
+                              "\"local_address\": expected an IP address or a host name, got %s",
+                              config_quote(c->local_address, q, sizeof q));
+    return 0;
+}
+
+/* libev lets "key" win over "password" when both are set (crypto_init); so does reuseproxy. */
+static int config_check_key(const struct config *c, char *err, size_t errlen)
+{
+    unsigned char raw[64];
+    int want = config_method_key_length(c->method), got;
+
+    if (!c->key)
+        return 0;
+    got = config_base64_decode(c->key, raw, sizeof raw);
+    explicit_bzero(raw, sizeof raw);
+    if (got < 0)
+        return config_invalid(c, CONFIG_KEY_KEY, err, errlen,
+                              "\"key\": expected base64 (standard or URL-safe) of %d bytes",
+                              want);
+    if (got != want)
+        return config_invalid(c, CONFIG_KEY_KEY, err, errlen,
+                              "\"key\": decodes to %d bytes, but %s needs a key of %d bytes", got,
+                              c->method, want);
+    return 0;
+}
+
+/* Never run silently with a placeholder password where others can reach it. */
+static int config_check_placeholder(const struct config *c, char *err, size_t errlen)
+{
+    const char *exposed = NULL;
+    char q[96];
+
+    if (c->key || !config_is_placeholder_password(c->password))
+        return 0;
+    if (c->role == ROLE_SERVER) {
+        for (int i = 0; i < c->n_server && !exposed; i++)
+            if (!config_is_loopback(c->server[i]))
+                exposed = c->server[i];
+    } else if (c->local_address && !config_is_loopback(c->local_address)) {
+        exposed = c->local_address;
+    }
+    if (!exposed)
+        return 0;
+    if (c->password[0])
+        snprintf(q, sizeof q, "the password %s is a placeholder",
+                 config_quote(c->password, (char[80]){0}, 80));
+    else
+        snprintf(q, sizeof q, "the password is empty");
+    return config_invalid(c, CONFIG_KEY_PASSWORD, err, errlen,
+                          "%s, and reuseproxy would listen on %s, which is not a loopback "
+                          "address: set a real password (or \"key\"), or listen on 127.0.0.1",
+                          q, exposed);
+}
+
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+    if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
+        config_check_key(c, err, errlen) != 0 || config_check_placeholder(c, err, errlen) != 0)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,280 @@
+/* crypto.c: the crypto interface reuseproxy uses. The SIP004 method table; the master key from
+ * a password (EVP_BytesToKey with MD5) or from base64; the HKDF-SHA1 session subkey; random
+ * bytes; the nonce counter; and the AEAD calls, forwarded to the bulk backend configure chose
+ * (crypto_openssl.c when RP_CRYPTO_OPENSSL, else crypto_mbedtls.c). Key derivation always runs
+ * on mbedTLS, whichever backend does the bulk work. */
+#ifdef HAVE_CONFIG_H
+#include "autoconfig.h"
+#endif
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <mbedtls/base64.h>
+#include <mbedtls/hkdf.h>
+#include <mbedtls/md.h>
+#include <mbedtls/platform_util.h>
+
+#include "crypto.h"
+#include "crypto_backend.h"
+
+/* struct crypto_aead is the selected backend's context under the public opaque name; it is
+ * never dereferenced here, only converted back. */
+#ifdef RP_CRYPTO_OPENSSL
+#define CRYPTO_BACKEND "openssl"
+#define backend_aead crypto_openssl_aead
+#define backend_new crypto_openssl_aead_new
+#define backend_rekey crypto_openssl_aead_rekey
+#define backend_free crypto_openssl_aead_free
+#define backend_method crypto_openssl_aead_method
+#define backend_seal crypto_openssl_aead_seal
+#define backend_open crypto_openssl_aead_open
+#define backend_version crypto_openssl_version
+#else
+#define CRYPTO_BACKEND "mbedtls"
+#define backend_aead crypto_mbedtls_aead
+#define backend_new crypto_mbedtls_aead_new
+#define backend_rekey crypto_mbedtls_aead_rekey
+#define backend_free crypto_mbedtls_aead_free
+#define backend_method crypto_mbedtls_aead_method
+#define backend_seal crypto_mbedtls_aead_seal
+#define backend_open crypto_mbedtls_aead_open
+#define backend_version crypto_mbedtls_version
+#endif
+
+/* SIP004 "AEAD ciphers": the four methods every implementation shares. The salt is as long as
+ * the key for each of them. */
+static const struct crypto_method_info crypto_methods[CRYPTO_METHOD_COUNT] = {
+    [CRYPTO_AES_128_GCM] = {"aes-128-gcm", 16, 16},
+    [CRYPTO_AES_192_GCM] = {"aes-192-gcm", 24, 24},
+    [CRYPTO_AES_256_GCM] = {"aes-256-gcm", 32, 32},
+    [CRYPTO_CHACHA20_POLY1305] = {"chacha20-ietf-poly1305", 32, 32},
+};
+
+/* HKDF info string of SIP004; its terminating NUL is not part of it. */
+static const char crypto_subkey_info[] = "ss-subkey";
+
+int crypto_method_by_name(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++)
+        if (strcmp(name, crypto_methods[m].name) == 0)
+            return m;
+    return -1;
+}
+
+const struct crypto_method_info *crypto_method_info(enum crypto_method m)
+{
+    if ((unsigned)m >= CRYPTO_METHOD_COUNT)
+        return NULL;
+    return &crypto_methods[m];
+}
+
+const char *crypto_backend_name(void)
+{
+    return CRYPTO_BACKEND;
+}
+
+const char *crypto_backend_version(void)
+{
+    return backend_version();
+}
+
+/* OpenSSL's EVP_BytesToKey(md5, no salt, count 1), which shadowsocks uses for the master key:
+ * D1 = MD5(password), Di = MD5(Di-1 || password), key = D1 || D2 || ... truncated. */
+static int crypto_bytes_to_key(const char *password, uint8_t *key, size_t key_len)
+{
+    const mbedtls_md_info_t *md5 = mbedtls_md_info_from_type(MBEDTLS_MD_MD5);
+    size_t pass_len = strlen(password);
+    uint8_t digest[16];
+    mbedtls_md_context_t md;
+    int ret = -1;
+
+    if (!md5)
+        return -1;
+    mbedtls_md_init(&md);
+    if (mbedtls_md_setup(&md, md5, 0) != 0)
+        goto out;
+    for (size_t have = 0; have < key_len;) {
+        if (mbedtls_md_starts(&md) != 0 ||
+            (have > 0 && mbedtls_md_update(&md, digest, sizeof digest) != 0) ||
+            mbedtls_md_update(&md, (const unsigned char *)password, pass_len) != 0 ||
+            mbedtls_md_finish(&md, digest) != 0)
+            goto out;
+        size_t n = key_len - have < sizeof digest ? key_len - have : sizeof digest;
+        memcpy(key + have, digest, n);
+        have += n;
+    }
+    ret = 0;
+out:
+    mbedtls_md_free(&md);
+    mbedtls_platform_zeroize(digest, sizeof digest);
+    return ret;
+}
+
+int crypto_key_from_password(struct crypto_key *k, enum crypto_method m, const char *password)
+{
+    const struct crypto_method_info *info = crypto_method_info(m);
+
+    if (!info || !password)
+        return -1;
+    k->method = m;
+    k->len = info->key_len;
+    if (crypto_bytes_to_key(password, k->bytes, k->len) != 0) {
+        crypto_wipe(k->bytes, sizeof k->bytes);
+        return -1;
+    }
+    return 0;
+}
+
+/* Longest key text accepted: 32 bytes are 44 base64 characters; the rest is slack. */
+#define CRYPTO_B64_MAX 64
+
+/* Copies b64 into out in the standard alphabet (RFC 4648 section 4) with its padding restored:
+ * shadowsocks-libev prints keys in the URL-safe alphabet (section 5), others in the standard
+ * one, with or without '='. Returns the length, or -1 for anything else. */
+static long crypto_b64_normalize(const char *b64, char out[CRYPTO_B64_MAX + 1])
+{
+    size_t len = strlen(b64), pad = 0;
+
+    while (len > 0 && b64[len - 1] == '=') {
+        len--;
+        pad++;
+    }
+    if (len > CRYPTO_B64_MAX - 3 || pad > 2 || len % 4 == 1)
+        return -1;
+    if (pad > 0 && (len + pad) % 4 != 0)
+        return -1; /* padding present but of the wrong length */
+    for (size_t i = 0; i < len; i++) {
+        char c = b64[i];
+        if (c == '-')
+            c = '+';
+        else if (c == '_')
+            c = '/';
+        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '+' || c == '/'))
+            return -1; /* no whitespace, no '=' inside: mbedTLS would skip or misread them */
+        out[i] = c;
+    }
+    while (len % 4 != 0)
+        out[len++] = '=';
+    out[len] = '\0';
+    return (long)len;
+}
+
+int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const char *b64)
+{
+    const struct crypto_method_info *info = crypto_method_info(m);
+    char text[CRYPTO_B64_MAX + 1];
+    uint8_t raw[CRYPTO_B64_MAX];
+    size_t raw_len = 0;
+    int ret = -1;
+
+    if (!info || !b64)
+        return -1;
+    long text_len = crypto_b64_normalize(b64, text);
+    if (text_len < 0)
+        goto out;
+    if (mbedtls_base64_decode(raw, sizeof raw, &raw_len, (const unsigned char *)text,
+                              (size_t)text_len) != 0 ||
+        raw_len != info->key_len)
+        goto out;
+    k->method = m;
+    k->len = info->key_len;
+    memcpy(k->bytes, raw, k->len);
+    ret = 0;
+out:
+    crypto_wipe(text, sizeof text);
+    crypto_wipe(raw, sizeof raw);
+    return ret;
+}
+
+/* SIP004: subkey = HKDF-SHA1(key = master key, salt, info = "ss-subkey"), as long as the key
+ * (RFC 5869 extract-then-expand). */
+int crypto_subkey(const struct crypto_key *k, const uint8_t *salt, uint8_t *out)
+{
+    const struct crypto_method_info *info = crypto_method_info(k->method);
+    const mbedtls_md_info_t *sha1 = mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
+
+    if (!info || !sha1 || k->len != info->key_len)
+        return -1;
+    if (mbedtls_hkdf(sha1, salt, info->salt_len, k->bytes, k->len,
+                     (const unsigned char *)crypto_subkey_info, sizeof crypto_subkey_info - 1, out,
+                     info->key_len) != 0)
+        return -1;
+    return 0;
+}
+
+int crypto_random(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    /* getrandom(2) with no flags blocks only until the pool is first seeded; requests up to
+     * 256 bytes are never cut short, longer ones may be, and signals may interrupt. */
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+struct crypto_aead *crypto_aead_new(enum crypto_method m, const uint8_t *key)
+{
+    if (!crypto_method_info(m) || !key)
+        return NULL;
+    return (struct crypto_aead *)backend_new(m, key);
+}
+
+int crypto_aead_rekey(struct crypto_aead *a, const uint8_t *key)
+{
+    return backend_rekey((struct backend_aead *)a, key);
+}
+
+void crypto_aead_free(struct crypto_aead *a)
+{
+    backend_free((struct backend_aead *)a);
+}
+
+enum crypto_method crypto_aead_method(const struct crypto_aead *a)
+{
+    return backend_method((const struct backend_aead *)a);
+}
+
+int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN],
+                     const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    /* SIP004 seals without associated data. */
+    return backend_seal((struct backend_aead *)a, nonce, NULL, 0, in, len, out, tag);
+}
+
+int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN],
+                     const uint8_t *in, size_t len, uint8_t *out, const uint8_t *tag)
+{
+    if (backend_open((struct backend_aead *)a, nonce, NULL, 0, in, len, out, tag) == 0)
+        return 0;
+    if (len > 0)
+        memset(out, 0, len);
+    return -1;
+}
+
+/* SIP004: "the nonce is incremented by one as if it were an unsigned little-endian integer",
+ * wrapping at 2^96 (a stream never gets near: 2^95 chunks). */
+void crypto_nonce_increment(uint8_t nonce[CRYPTO_NONCE_LEN])
+{
+    for (size_t i = 0; i < CRYPTO_NONCE_LEN; i++)
+        if (++nonce[i] != 0)
+            break;
+}
+
+void crypto_wipe(void *buf, size_t len)
+{
+    mbedtls_platform_zeroize(buf, len);
+}

@@ -1,1 +1,100 @@
-int main(void) { return 0; }
+/* main.c: command line -> config -> a master with workers, or a single process (workers: 0).
+ * The only place besides config loading that exits on an error. */
+#include "autoconfig.h"
+
+#include <ares.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "master.h"
+
+static void print_version(void)
+{
+    printf("reuseproxy %s\n", PACKAGE_VERSION);
+    printf("libev %d.%d\n", ev_version_major(), ev_version_minor());
+    printf("mbedTLS %s\n", crypto_mbedtls_version());
+    printf("c-ares %s\n", ares_version(NULL));
+    printf("jansson %s\n", jansson_version_str());
+    printf("AEAD backend: %s (%s)\n", crypto_backend_name(), crypto_backend_version());
+}
+
+/* Descriptors 0-2 must exist, or the first socket would become "stdin" and be closed or
+ * written to by mistake (CI and daemons may start us with them closed). */
+static void ensure_std_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+            if (open("/dev/null", O_RDWR) < 0)
+                exit(1);
+}
+
+static void raise_nofile(int want)
+{
+    struct rlimit rl;
+    if (want <= 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rl.rlim_cur = (rlim_t)want;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+        rl.rlim_max = rl.rlim_cur; /* may need privileges; say so if refused */
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        log_warn("nofile %d: %s", want, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+    struct cli_options opts;
+    struct config *cfg = calloc(1, sizeof *cfg);
+    char err[1024];
+
+    ensure_std_fds();
+    signal(SIGPIPE, SIG_IGN);
+    log_init("reuseproxy", LOG_LEVEL_INFO, false);
+    if (!cfg)
+        return 1;
+    if (cli_parse(&opts, argc, argv, err, sizeof err) != CLI_OK) {
+        fprintf(stderr, "reuseproxy: %s\nTry 'reuseproxy -h' for help.\n", err);
+        return 1;
+    }
+    if (opts.help) {
+        cli_usage(stdout, "reuseproxy");
+        return 0;
+    }
+    if (opts.version) {
+        print_version();
+        return 0;
+    }
+    config_defaults(cfg);
+    if (opts.config_path && config_load(cfg, opts.config_path, err, sizeof err) < 0) {
+        fprintf(stderr, "reuseproxy: %s\n", err);
+        return 1;
+    }
+    if (cli_apply(&opts, cfg, err, sizeof err) < 0 ||
+        config_validate(cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "reuseproxy: %s\n", err);
+        return 1;
+    }
+    if (opts.check) {
+        printf("configuration OK\n");
+        return 0;
+    }
+    int verbose = cfg->verbose > 2 ? 2 : cfg->verbose;
+    log_init("reuseproxy", LOG_LEVEL_INFO + (verbose > 1 ? 1 : verbose), cfg->use_syslog);
+    raise_nofile(cfg->nofile);
+    if (cfg->user)
+        log_warn("\"user\" is not applied: run reuseproxy as the user it should be (systemd "
+                 "User=); an SO_REUSEPORT group needs every socket owned by one user");
+    int status = cfg->workers == 0 ? master_run_single(cfg) : master_run(cfg, &opts, argv);
+    return status;
+}

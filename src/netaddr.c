@@ -1,0 +1,457 @@
+/* netaddr.c: addresses and sockets in one place. The address header that SOCKS5 (RFC 1928
+ * section 5) and shadowsocks (SIP002 / the AEAD spec's "target address") share, parsed and
+ * written without I/O; "host:port" strings; sockaddr helpers; and every socket option the proxy
+ * sets, each with the reason it is set. */
+#include "autoconfig.h"
+
+#include "netaddr.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef TCP_FASTOPEN_CONNECT
+#define TCP_FASTOPEN_CONNECT 30 /* Linux 4.11 uapi value, for older libc headers */
+#endif
+
+/* Listener TFO queue: how many SYN-with-data connections may wait for accept() before the kernel
+ * falls back to a plain three-way handshake (RFC 7413 section 5.1 asks for such a bound). */
+#define NETADDR_FASTOPEN_QUEUE 256
+
+/* ---- The address header ----------------------------------------------------------------- */
+
+/* A name byte is accepted only as printable ASCII without space: names go to the resolver and
+ * into logs, and internationalized names travel as A-labels (RFC 5891), so NUL, control
+ * characters, space, DEL and bytes >= 0x80 can only be an attack or a broken client. */
+static bool netaddr_name_byte_ok(uint8_t c)
+{
+    return c > 0x20 && c < 0x7f;
+}
+
+static uint16_t netaddr_read_port(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static void netaddr_write_port(uint8_t *p, uint16_t port)
+{
+    p[0] = (uint8_t)(port >> 8);
+    p[1] = (uint8_t)(port & 0xff);
+}
+
+static void netaddr_fill_ip(struct netaddr_target *t, int atyp, const uint8_t *ip, uint16_t port)
+{
+    memset(t, 0, sizeof *t);
+    t->atyp = atyp;
+    t->port = port;
+    if (atyp == NETADDR_ATYP_IPV4) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&t->addr;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        memcpy(&sin->sin_addr, ip, 4);
+        t->addrlen = sizeof *sin;
+        inet_ntop(AF_INET, ip, t->host, sizeof t->host);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&t->addr;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        memcpy(&sin6->sin6_addr, ip, 16);
+        t->addrlen = sizeof *sin6;
+        inet_ntop(AF_INET6, ip, t->host, sizeof t->host);
+    }
+}
+
+static int netaddr_parse_domain(const uint8_t *buf, size_t len, struct netaddr_target *t)
+{
+    if (len < 2)
+        return 0;
+    size_t n = buf[1];
+    if (n == 0)
+        return -1;
+    /* Reject a bad byte as soon as it arrives instead of waiting for the rest of the name. */
+    size_t have = len - 2 < n ? len - 2 : n;
+    for (size_t i = 0; i < have; i++)
+        if (!netaddr_name_byte_ok(buf[2 + i]))
+            return -1;
+    if (len < 2 + n + 2)
+        return 0;
+    memset(t, 0, sizeof *t);
+    t->atyp = NETADDR_ATYP_DOMAIN;
+    memcpy(t->host, buf + 2, n);
+    t->host[n] = '\0';
+    t->port = netaddr_read_port(buf + 2 + n);
+    return (int)(2 + n + 2);
+}
+
+int netaddr_parse_header(const uint8_t *buf, size_t len, struct netaddr_target *t)
+{
+    if (len < 1)
+        return 0;
+    switch (buf[0]) {
+    case NETADDR_ATYP_IPV4:
+        if (len < 1 + 4 + 2)
+            return 0;
+        netaddr_fill_ip(t, NETADDR_ATYP_IPV4, buf + 1, netaddr_read_port(buf + 5));
+        return 1 + 4 + 2;
+    case NETADDR_ATYP_IPV6:
+        if (len < 1 + 16 + 2)
+            return 0;
+        netaddr_fill_ip(t, NETADDR_ATYP_IPV6, buf + 1, netaddr_read_port(buf + 17));
+        return 1 + 16 + 2;
+    case NETADDR_ATYP_DOMAIN:
+        return netaddr_parse_domain(buf, len, t);
+    default:
+        return -1;
+    }
+}
+
+/* The raw address bytes of an IP target: from addr when it is set, else from the host text. */
+static int netaddr_target_ip(const struct netaddr_target *t, int family, uint8_t *ip)
+{
+    if (t->addrlen > 0 && t->addr.ss_family == family) {
+        if (family == AF_INET)
+            memcpy(ip, &((const struct sockaddr_in *)&t->addr)->sin_addr, 4);
+        else
+            memcpy(ip, &((const struct sockaddr_in6 *)&t->addr)->sin6_addr, 16);
+        return 0;
+    }
+    return inet_pton(family, t->host, ip) == 1 ? 0 : -1;
+}
+
+int netaddr_write_header(const struct netaddr_target *t, uint8_t *out, size_t cap)
+{
+    uint8_t ip[16];
+    size_t n;
+
+    switch (t->atyp) {
+    case NETADDR_ATYP_IPV4:
+    case NETADDR_ATYP_IPV6:
+        n = t->atyp == NETADDR_ATYP_IPV4 ? 4 : 16;
+        if (cap < 1 + n + 2 ||
+            netaddr_target_ip(t, n == 4 ? AF_INET : AF_INET6, ip) < 0)
+            return -1;
+        out[0] = (uint8_t)t->atyp;
+        memcpy(out + 1, ip, n);
+        netaddr_write_port(out + 1 + n, t->port);
+        return (int)(1 + n + 2);
+    case NETADDR_ATYP_DOMAIN:
+        n = strnlen(t->host, sizeof t->host);
+        if (n == 0 || n > 255 || cap < 2 + n + 2)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (!netaddr_name_byte_ok((uint8_t)t->host[i]))
+                return -1;
+        out[0] = NETADDR_ATYP_DOMAIN;
+        out[1] = (uint8_t)n;
+        memcpy(out + 2, t->host, n);
+        netaddr_write_port(out + 2 + n, t->port);
+        return (int)(2 + n + 2);
+    default:
+        return -1;
+    }
+}
+
+int netaddr_header_from_sockaddr(const struct sockaddr *sa, uint8_t *out, size_t cap)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        if (cap < 7)
+            return -1;
+        out[0] = NETADDR_ATYP_IPV4;
+        memcpy(out + 1, &sin->sin_addr, 4);
+        memcpy(out + 5, &sin->sin_port, 2); /* both in network order */
+        return 7;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        /* A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d (RFC 4291 section 2.5.5.2);
+         * the client asked for an IPv4 address and expects one back. */
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            if (cap < 7)
+                return -1;
+            out[0] = NETADDR_ATYP_IPV4;
+            memcpy(out + 1, sin6->sin6_addr.s6_addr + 12, 4);
+            memcpy(out + 5, &sin6->sin6_port, 2);
+            return 7;
+        }
+        if (cap < 19)
+            return -1;
+        out[0] = NETADDR_ATYP_IPV6;
+        memcpy(out + 1, &sin6->sin6_addr, 16);
+        memcpy(out + 17, &sin6->sin6_port, 2);
+        return 19;
+    }
+    return -1;
+}
+
+/* ---- Strings and sockaddrs ----------------------------------------------------------------- */
+
+/* Decimal 1..65535, digits only (no sign, no spaces, no "0x"). */
+static int netaddr_parse_port(const char *s, uint16_t *port)
+{
+    unsigned long v = 0;
+
+    if (*s == '\0')
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (unsigned long)(*s - '0');
+        if (v > 65535)
+            return -1;
+    }
+    if (v == 0)
+        return -1;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+int netaddr_from_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    uint8_t raw[16];
+
+    memset(ss, 0, sizeof *ss);
+    if (inet_pton(AF_INET, ip, raw) == 1) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        memcpy(&sin->sin_addr, raw, 4);
+        *len = sizeof *sin;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, raw) == 1) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        memcpy(&sin6->sin6_addr, raw, 16);
+        *len = sizeof *sin6;
+        return 0;
+    }
+    return -1;
+}
+
+/* Splits s into host and port text. IPv6 literals must be bracketed (RFC 3986 section 3.2.2),
+ * because a bare "::1:80" cannot be told apart from an address. */
+static int netaddr_split_hostport(const char *s, char *host, size_t hostcap, const char **port,
+                                  bool *bracketed)
+{
+    const char *end;
+
+    *bracketed = s[0] == '[';
+    if (*bracketed) {
+        end = strchr(s, ']');
+        if (!end || end[1] != ':')
+            return -1;
+        s++;
+        *port = end + 2;
+    } else {
+        end = strrchr(s, ':');
+        if (!end)
+            return -1;
+        *port = end + 1;
+    }
+    size_t n = (size_t)(end - s);
+    if (n == 0 || n >= hostcap)
+        return -1;
+    memcpy(host, s, n);
+    host[n] = '\0';
+    /* Only the brackets may hold colons; a stray bracket is an error either way. */
+    if (strpbrk(host, "[]") || (!*bracketed && strchr(host, ':')))
+        return -1;
+    return 0;
+}
+
+int netaddr_target_from_string(const char *s, struct netaddr_target *t)
+{
+    char host[sizeof t->host];
+    const char *porttext;
+    bool bracketed;
+    uint16_t port;
+    uint8_t ip[16];
+
+    if (netaddr_split_hostport(s, host, sizeof host, &porttext, &bracketed) < 0 ||
+        netaddr_parse_port(porttext, &port) < 0)
+        return -1;
+    if (bracketed) {
+        if (inet_pton(AF_INET6, host, ip) != 1)
+            return -1;
+        netaddr_fill_ip(t, NETADDR_ATYP_IPV6, ip, port);
+        return 0;
+    }
+    if (inet_pton(AF_INET, host, ip) == 1) {
+        netaddr_fill_ip(t, NETADDR_ATYP_IPV4, ip, port);
+        return 0;
+    }
+    size_t n = strlen(host);
+    if (n > 255)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!netaddr_name_byte_ok((uint8_t)host[i]))
+            return -1;
+    memset(t, 0, sizeof *t);
+    t->atyp = NETADDR_ATYP_DOMAIN;
+    memcpy(t->host, host, n + 1);
+    t->port = port;
+    return 0;
+}
+
+const char *netaddr_format(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+
+    if (len == 0)
+        return buf;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
+        snprintf(buf, len, "%s:%u", ip, (unsigned)ntohs(sin->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
+        snprintf(buf, len, "[%s]:%u", ip, (unsigned)ntohs(sin6->sin6_port));
+    } else {
+        snprintf(buf, len, "(family %d)", (int)sa->sa_family);
+    }
+    return buf;
+}
+
+uint16_t netaddr_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
+void netaddr_set_port(struct sockaddr *sa, uint16_t port)
+{
+    if (sa->sa_family == AF_INET)
+        ((struct sockaddr_in *)sa)->sin_port = htons(port);
+    else if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+}
+
+socklen_t netaddr_len(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return sizeof(struct sockaddr_in);
+    if (sa->sa_family == AF_INET6)
+        return sizeof(struct sockaddr_in6);
+    return 0;
+}
+
+bool netaddr_equal(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+    }
+    return false;
+}
+
+/* ---- Sockets ------------------------------------------------------------------------------ */
+
+int netaddr_set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -1;
+    return 0;
+}
+
+int netaddr_set_cloexec(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0)
+        return -1;
+    fl = on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
+    return fcntl(fd, F_SETFD, fl) < 0 ? -1 : 0;
+}
+
+static int netaddr_setopt(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof value);
+}
+
+/* Closes fd keeping the errno of the failure that made us give up on it. */
+static int netaddr_fail(int fd)
+{
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+/* Options every bound socket shares. SO_REUSEPORT lets each worker slot own its own socket on
+ * the same port and the kernel spread connections over them (Linux 3.9+). IPV6_V6ONLY is set
+ * to the flag's value either way, so the result does not depend on net.ipv6.bindv6only. */
+static int netaddr_bind_options(int fd, const struct sockaddr *sa, unsigned flags)
+{
+    if ((flags & NETADDR_REUSEPORT) && netaddr_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0)
+        return -1;
+    if (sa->sa_family == AF_INET6 &&
+        netaddr_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, (flags & NETADDR_V6ONLY) ? 1 : 0) < 0)
+        return -1;
+    return 0;
+}
+
+int netaddr_listen_tcp(const struct sockaddr *sa, socklen_t len, int backlog, unsigned flags)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    /* SO_REUSEADDR: a restarted server can bind while old connections sit in TIME_WAIT. */
+    if (netaddr_setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 ||
+        netaddr_bind_options(fd, sa, flags) < 0 || bind(fd, sa, len) < 0)
+        return netaddr_fail(fd);
+    /* TCP Fast Open (RFC 7413) saves a round trip for returning clients. A kernel with it
+     * disabled (net.ipv4.tcp_fastopen) or too old refuses the option; the listener still works,
+     * so that is not an error. */
+    if (flags & NETADDR_FASTOPEN)
+        (void)netaddr_setopt(fd, IPPROTO_TCP, TCP_FASTOPEN, NETADDR_FASTOPEN_QUEUE);
+    if (listen(fd, backlog) < 0)
+        return netaddr_fail(fd);
+    return fd;
+}
+
+int netaddr_bind_udp(const struct sockaddr *sa, socklen_t len, unsigned flags)
+{
+    int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (netaddr_bind_options(fd, sa, flags) < 0 || bind(fd, sa, len) < 0)
+        return netaddr_fail(fd);
+    return fd;
+}
+
+int netaddr_connect_tcp(const struct sockaddr *sa, socklen_t len, unsigned flags)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    /* The relay writes whole AEAD chunks; Nagle would only hold back the last partial one. */
+    if ((flags & NETADDR_NODELAY) && netaddr_setopt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
+        return netaddr_fail(fd);
+    /* TCP_FASTOPEN_CONNECT defers the SYN to the first write(), which then carries the data
+     * (RFC 7413). Refusal (old kernel, client TFO disabled) leaves an ordinary connect. */
+    if (flags & NETADDR_FASTOPEN)
+        (void)netaddr_setopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 1);
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS)
+        return netaddr_fail(fd);
+    return fd;
+}

@@ -1,0 +1,697 @@
+/* relay.c: the one TCP session every role runs: its lifetime and timers, connecting to the
+ * target, and the two pipes that move bytes between client and remote.
+ *
+ * A pipe either seals (plaintext in, shadowsocks chunks out) or opens (chunks in, plaintext
+ * out). It only reads when everything it read before has been written: a destination that
+ * cannot take more stops its source from being read, so memory per connection is bounded by one
+ * buffer per direction whatever the speeds. Buffers come from the worker's pool while bytes are
+ * in flight and go back when a direction drains, so an idle connection holds none.
+ *
+ * Sealing in place: readv() scatters plaintext straight into the payload slots of up to four
+ * chunks laid out back to back in the buffer, each with room for its sealed length in front
+ * and its tag behind; sealing then fills those gaps and the whole output is one contiguous
+ * write. Opening in place: chunks are decrypted where they lie and their payloads are written
+ * with one writev(). */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "acl.h"
+#include "relay.h"
+#include "replay.h"
+#include "session.h"
+#include "udp_relay.h"
+#include "worker.h"
+
+/* Reads per pipe per event before yielding to other connections (fairness). */
+#define PIPE_ROUNDS 4
+
+static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void remote_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
+static void session_start_relay(struct session *s);
+
+/* ---- watchers ---- */
+
+static void io_set(struct session *s, ev_io *io, bool on)
+{
+    if (on && !ev_is_active(io) && io->fd >= 0)
+        ev_io_start(s->w->loop, io);
+    else if (!on && ev_is_active(io))
+        ev_io_stop(s->w->loop, io);
+}
+
+static void side_init(struct session *s, struct side *side, int fd, bool client)
+{
+    side->fd = fd;
+    ev_io_init(&side->rio, client ? client_read_cb : remote_read_cb, fd, EV_READ);
+    ev_io_init(&side->wio, client ? client_write_cb : remote_write_cb, fd, EV_WRITE);
+    side->rio.data = side->wio.data = s;
+}
+
+static void side_close(struct session *s, struct side *side)
+{
+    io_set(s, &side->rio, false);
+    io_set(s, &side->wio, false);
+    if (side->fd >= 0)
+        close(side->fd);
+    side->fd = -1;
+}
+
+/* ---- session lifetime ---- */
+
+int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+    struct session *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(fd);
+        return -1;
+    }
+    s->w = w;
+    s->udp_handle = -1;
+    s->up.ss.pending_len = s->down.ss.pending_len = -1;
+    if (peer && peerlen <= sizeof s->peer)
+        memcpy(&s->peer, peer, peerlen);
+    side_init(s, &s->client, fd, true);
+    side_init(s, &s->remote, -1, false);
+    ev_init(&s->timer, timer_cb);
+    s->timer.data = s;
+    s->accepted_at = s->last_activity = ev_now(w->loop);
+
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->nsessions++;
+    metrics_add(&w->stats->accepted, 1);
+    metrics_add(&w->stats->active, 1);
+
+    if (w->cfg->no_delay) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    handshake_start(s);
+    return 0;
+}
+
+static void pipe_release(struct session *s, struct pipe *p)
+{
+    if (p->buf) {
+        buf_put(&s->w->pool, p->buf);
+        p->buf = NULL;
+    }
+    ss_stream_free(&p->ss);
+    p->ss.pending_len = -1;
+    p->keyed = false;
+}
+
+void session_close(struct session *s)
+{
+    struct worker *w = s->w;
+
+    if (s->query)
+        resolve_cancel(s->query);
+    if (s->udp_handle >= 0 && w->nudp > 0)
+        udp_relay_socks5_close(w->udp[0], s->udp_handle);
+    ev_timer_stop(w->loop, &s->timer);
+    side_close(s, &s->client);
+    side_close(s, &s->remote);
+    pipe_release(s, &s->up);
+    pipe_release(s, &s->down);
+
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    w->nsessions--;
+    metrics_sub(&w->stats->active, 1);
+    free(s);
+    if (w->draining && w->nsessions == 0)
+        worker_drain(w);
+}
+
+void relay_close_all(struct worker *w)
+{
+    while (w->sessions)
+        session_close(w->sessions);
+}
+
+void relay_close_idle_handshakes(struct worker *w)
+{
+    struct session *s = w->sessions, *next;
+    for (; s; s = next) {
+        next = s->next;
+        if (s->stage == STAGE_HANDSHAKE || s->stage == STAGE_PROBE)
+            session_close(s);
+    }
+}
+
+/* The deadline of each stage. Handshake and probe deadlines count from accept and are never
+ * pushed back by the client's bytes: every failed handshake, whatever was sent, ends the same
+ * way at the same time (issue 3: probes must not tell the cases apart). */
+static void timer_arm(struct session *s)
+{
+    const struct config *c = s->w->cfg;
+    ev_tstamp now = ev_now(s->w->loop), at;
+
+    switch (s->stage) {
+    case STAGE_HANDSHAKE:
+    case STAGE_PROBE:
+        at = s->accepted_at + c->timeout;
+        break;
+    case STAGE_RESOLVE:
+    case STAGE_CONNECT:
+        at = now + c->connect_timeout;
+        break;
+    case STAGE_RELAY:
+        at = s->last_activity + c->timeout;
+        break;
+    default:
+        ev_timer_stop(s->w->loop, &s->timer);
+        return;
+    }
+    ev_timer_stop(s->w->loop, &s->timer);
+    ev_timer_set(&s->timer, at > now ? at - now : 0.001, 0.);
+    ev_timer_start(s->w->loop, &s->timer);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct session *s = t->data;
+    (void)revents;
+    /* Idle time is tracked lazily: reads only stamp last_activity; the timer, when it fires
+     * early, just re-arms for the rest (libev's recommended way for busy connections). */
+    if (s->stage == STAGE_RELAY && ev_now(loop) - s->last_activity < s->w->cfg->timeout) {
+        timer_arm(s);
+        return;
+    }
+    if (s->stage == STAGE_CONNECT) {
+        /* try the next address, if any */
+        side_close(s, &s->remote);
+        session_connect_target(s);
+        return;
+    }
+    session_close(s);
+}
+
+void session_set_stage(struct session *s, enum session_stage stage)
+{
+    s->stage = stage;
+    timer_arm(s);
+}
+
+/* A failed handshake (bad tag, replayed salt, malformed header, refused target): send nothing,
+ * keep reading and discarding, close when the client closes or the handshake deadline passes.
+ * Counted and summarized, never logged one line per probe. */
+void session_probe(struct session *s, const char *why)
+{
+    char addr[64];
+    struct worker *w = s->w;
+
+    metrics_add(&w->stats->failed_handshakes, 1);
+    log_event(&w->rl_handshake, "%s from %s", why,
+              netaddr_format((struct sockaddr *)&s->peer, addr, sizeof addr));
+    if (s->query) {
+        resolve_cancel(s->query);
+        s->query = NULL;
+    }
+    side_close(s, &s->remote);
+    pipe_release(s, &s->up);
+    pipe_release(s, &s->down);
+    session_set_stage(s, STAGE_PROBE);
+    io_set(s, &s->client.wio, false);
+    io_set(s, &s->client.rio, true);
+}
+
+static void probe_on_read(struct session *s)
+{
+    uint8_t sink[4096];
+    for (int i = 0; i < PIPE_ROUNDS; i++) {
+        ssize_t n = read(s->client.fd, sink, sizeof sink);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        session_close(s);
+        return;
+    }
+}
+
+ssize_t session_read_client(struct session *s, size_t max)
+{
+    struct pipe *p = &s->up;
+    if (!p->buf && !(p->buf = buf_get(&s->w->pool)))
+        return -2;
+    size_t room = buf_room(p->buf);
+    if (room > max)
+        room = max;
+    if (room == 0)
+        return -2;
+    ssize_t n = read(s->client.fd, p->buf->data + p->buf->end, room);
+    if (n > 0) {
+        p->buf->end += n;
+        metrics_add(&s->w->stats->bytes_in, n);
+        return n;
+    }
+    if (n == 0)
+        return 0;
+    return (errno == EAGAIN || errno == EINTR) ? -1 : -2;
+}
+
+/* ---- connecting ---- */
+
+static bool address_allowed(struct session *s, const struct sockaddr *sa)
+{
+    return !s->w->acl || acl_address_allowed(s->w->acl, sa);
+}
+
+/* Tries the next resolved address; closes the session when none is left. */
+static void connect_next(struct session *s)
+{
+    struct worker *w = s->w;
+    unsigned flags = (w->cfg->no_delay ? NETADDR_NODELAY : 0) |
+                     (w->cfg->fast_open ? NETADDR_FASTOPEN : 0);
+    bool refused_by_policy = false;
+
+    while (s->addr_next < s->addrs.count) {
+        struct sockaddr *sa = (struct sockaddr *)&s->addrs.addr[s->addr_next];
+        socklen_t len = s->addrs.len[s->addr_next];
+        s->addr_next++;
+        netaddr_set_port(sa, s->target.port);
+        if (!address_allowed(s, sa)) {
+            refused_by_policy = true;
+            continue;
+        }
+        int fd = netaddr_connect_tcp(sa, len, flags);
+        if (fd < 0)
+            continue;
+        side_init(s, &s->remote, fd, false);
+        session_set_stage(s, STAGE_CONNECT);
+        io_set(s, &s->remote.wio, true);
+        return;
+    }
+    if (refused_by_policy && s->w->cfg->role == ROLE_SERVER)
+        session_probe(s, "target refused by policy");
+    else
+        session_close(s);
+}
+
+static void resolved_cb(void *arg, int status, const struct resolve_result *result)
+{
+    struct session *s = arg;
+    s->query = NULL;
+    if (status != 0) {
+        log_debug("cannot resolve %s", s->target.host);
+        session_close(s);
+        return;
+    }
+    s->addrs = *result;
+    s->addr_next = 0;
+    connect_next(s);
+}
+
+void session_connect_target(struct session *s)
+{
+    if (s->stage == STAGE_CONNECT) { /* a retry after a failed or timed-out connect */
+        connect_next(s);
+        return;
+    }
+    if (s->target.addrlen) {
+        s->addrs.count = 1;
+        memcpy(&s->addrs.addr[0], &s->target.addr, s->target.addrlen);
+        s->addrs.len[0] = s->target.addrlen;
+        s->addr_next = 0;
+        connect_next(s);
+        return;
+    }
+    if (s->w->acl && acl_host_blocked(s->w->acl, s->target.host)) {
+        session_probe(s, "target refused by policy");
+        return;
+    }
+    session_set_stage(s, STAGE_RESOLVE);
+    int r = resolve_lookup(s->w->resolver, s->target.host, &s->addrs, resolved_cb, s, &s->query);
+    if (r == 1) {
+        s->addr_next = 0;
+        connect_next(s);
+    } else if (r < 0) {
+        session_close(s);
+    }
+}
+
+static void connect_done(struct session *s)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->remote.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == EINPROGRESS || err == EALREADY)
+        return;
+    io_set(s, &s->remote.wio, false);
+    if (err) {
+        side_close(s, &s->remote);
+        connect_next(s);
+        return;
+    }
+    session_start_relay(s);
+}
+
+/* ---- pipes ---- */
+
+static struct buf *pipe_buf(struct session *s, struct pipe *p)
+{
+    if (!p->buf)
+        p->buf = buf_get(&s->w->pool);
+    return p->buf;
+}
+
+/* Writes what the pipe holds. Returns 1 when all is written, 0 when dst would block, -1. */
+static int pipe_flush(struct session *s, struct pipe *p, struct side *dst)
+{
+    bool to_client = p == &s->down;
+    ssize_t n;
+
+    if (p->seal) {
+        struct buf *b = p->buf;
+        while (b && b->start < b->end) {
+            n = write(dst->fd, b->data + b->start, b->end - b->start);
+            if (n < 0)
+                return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+            b->start += n;
+            if (to_client)
+                metrics_add(&s->w->stats->bytes_out, n);
+        }
+        if (b)
+            b->start = b->end = 0;
+        return 1;
+    }
+    while (p->iov_i < p->iov_n) {
+        n = writev(dst->fd, p->iov + p->iov_i, p->iov_n - p->iov_i);
+        if (n < 0)
+            return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+        if (to_client)
+            metrics_add(&s->w->stats->bytes_out, n);
+        while (n > 0) {
+            struct iovec *v = &p->iov[p->iov_i];
+            size_t k = (size_t)n < v->iov_len ? (size_t)n : v->iov_len;
+            v->iov_base = (uint8_t *)v->iov_base + k;
+            v->iov_len -= k;
+            n -= k;
+            if (v->iov_len == 0)
+                p->iov_i++;
+        }
+    }
+    p->iov_n = p->iov_i = 0;
+    return 1;
+}
+
+/* Opens the complete chunks held in the buffer into iov[]. Returns the number of payloads
+ * ready, or -1 when the stream fails authentication. */
+static int pipe_open_chunks(struct session *s, struct pipe *p)
+{
+    struct buf *b = p->buf;
+    size_t salt_len = crypto_method_info(s->w->key.method)->salt_len;
+
+    p->iov_n = p->iov_i = 0;
+    if (!b)
+        return 0;
+    if (!p->keyed) {
+        if (buf_len(b) < salt_len)
+            return 0;
+        if (ss_stream_init(&p->ss, &s->w->key, b->data + b->start) < 0)
+            return -1;
+        p->keyed = true;
+        b->start += salt_len;
+    }
+    while (p->iov_n < PIPE_IOV && b->start < b->end) {
+        size_t used, plen;
+        uint8_t *payload;
+        int r = ss_stream_open_chunk(&p->ss, b->data + b->start, b->end - b->start, &used,
+                                     &payload, &plen);
+        if (r == SS_OPEN_NEED_MORE)
+            break;
+        if (r == SS_OPEN_ERROR)
+            return -1;
+        b->start += used;
+        if (plen) {
+            p->iov[p->iov_n].iov_base = payload;
+            p->iov[p->iov_n].iov_len = plen;
+            p->iov_n++;
+        }
+    }
+    return p->iov_n;
+}
+
+/* Reads once from src into the pipe and transforms what came in. Returns bytes read (> 0),
+ * 0 at EOF, -1 when src would block, -2 on error. */
+static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
+{
+    struct buf *b = pipe_buf(s, p);
+    ssize_t n;
+
+    if (!b)
+        return -2;
+    if (p->seal) {
+        /* b is empty here: pipe_pump reads only after everything was flushed. */
+        size_t base = 0;
+        if (p->salt_pending) {
+            base = crypto_method_info(s->w->key.method)->salt_len;
+            memcpy(b->data, p->salt, base);
+        }
+        struct iovec iov[8];
+        int slots = 0;
+        for (size_t at = base; at + SS_CHUNK_WIRE_MAX <= b->cap && slots < 8;
+             at += SS_CHUNK_WIRE_MAX)
+            iov[slots++] = (struct iovec){b->data + at + SS_CHUNK_HEAD, SS_CHUNK_MAX};
+        n = readv(src->fd, iov, slots);
+        if (n <= 0)
+            return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
+        size_t left = n, at = base;
+        while (left) {
+            size_t k = left < SS_CHUNK_MAX ? left : SS_CHUNK_MAX;
+            if (ss_stream_seal_chunk(&p->ss, b->data + at, k) < 0)
+                return -2;
+            at += k + SS_CHUNK_OVERHEAD;
+            left -= k;
+        }
+        p->salt_pending = false;
+        b->start = 0;
+        b->end = at;
+    } else {
+        if (b->start == b->end)
+            b->start = b->end = 0;
+        else if (buf_room(b) < SS_CHUNK_WIRE_MAX)
+            buf_compact(b);
+        n = read(src->fd, b->data + b->end, buf_room(b));
+        if (n <= 0)
+            return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
+        b->end += n;
+        if (pipe_open_chunks(s, p) < 0)
+            return -2;
+    }
+    if (p == &s->up)
+        metrics_add(&s->w->stats->bytes_in, n);
+    s->last_activity = ev_now(s->w->loop);
+    return n;
+}
+
+static void session_check_done(struct session *s)
+{
+    if (s->up.shut && s->down.shut)
+        session_close(s);
+}
+
+/* Moves bytes from src to dst until src would block, dst would block, or the round limit.
+ * Returns -1 when the session was closed. */
+static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct side *dst)
+{
+    for (int round = 0;; round++) {
+        int r = pipe_flush(s, p, dst);
+        if (r < 0) {
+            session_close(s);
+            return -1;
+        }
+        if (r == 0) { /* backpressure: wait for dst, stop reading src */
+            io_set(s, &dst->wio, true);
+            io_set(s, &src->rio, false);
+            return 0;
+        }
+        io_set(s, &dst->wio, false);
+        /* an opening pipe may hold more complete chunks than one iov batch */
+        if (!p->seal && p->buf && p->buf->start < p->buf->end) {
+            int k = pipe_open_chunks(s, p);
+            if (k < 0) {
+                session_close(s);
+                return -1;
+            }
+            if (k > 0)
+                continue;
+        }
+        if (p->eof) {
+            if (p->buf && p->buf->start == p->buf->end) {
+                buf_put(&s->w->pool, p->buf);
+                p->buf = NULL;
+            }
+            if (!p->shut) {
+                p->shut = true;
+                shutdown(dst->fd, SHUT_WR);
+            }
+            io_set(s, &src->rio, false);
+            session_check_done(s);
+            return 0;
+        }
+        if (round == PIPE_ROUNDS) {
+            /* Everything read so far is written; yield to other connections. The source is
+             * level-triggered, so its remaining bytes bring us back. */
+            io_set(s, &src->rio, true);
+            return 0;
+        }
+        ssize_t n = pipe_fill(s, p, src);
+        if (n == -1) {
+            /* nothing to read: give the buffer back if it holds nothing */
+            if (p->buf && p->buf->start == p->buf->end && p->iov_n == 0) {
+                buf_put(&s->w->pool, p->buf);
+                p->buf = NULL;
+            }
+            io_set(s, &src->rio, true);
+            return 0;
+        }
+        if (n == -2) {
+            session_close(s);
+            return -1;
+        }
+        if (n == 0)
+            p->eof = true;
+    }
+}
+
+static int pump_up(struct session *s)
+{
+    return pipe_pump(s, &s->up, &s->client, &s->remote);
+}
+
+static int pump_down(struct session *s)
+{
+    return pipe_pump(s, &s->down, &s->remote, &s->client);
+}
+
+/* Seals the local roles' first chunk: the target's address header followed by whatever the
+ * client already sent (SOCKS5 data sent before our reply, in up.buf), after our salt. */
+static int prime_first_chunk(struct session *s)
+{
+    struct pipe *p = &s->up;
+    uint8_t plain[NETADDR_HEADER_MAX + SS_CHUNK_MAX];
+    size_t salt_len = crypto_method_info(s->w->key.method)->salt_len;
+    size_t early = p->buf ? buf_len(p->buf) : 0;
+
+    if (early > sizeof plain - s->header_len)
+        return -1;
+    memcpy(plain, s->header, s->header_len);
+    if (early)
+        memcpy(plain + s->header_len, p->buf->data + p->buf->start, early);
+    struct buf *b = pipe_buf(s, p);
+    if (!b || salt_len + ss_stream_sealed_size(s->header_len + early) > b->cap)
+        return -1;
+    memcpy(b->data, p->salt, salt_len);
+    long n = ss_stream_seal(&p->ss, plain, s->header_len + early, b->data + salt_len);
+    if (n < 0)
+        return -1;
+    p->salt_pending = false;
+    b->start = 0;
+    b->end = salt_len + n;
+    return 0;
+}
+
+static int pipe_key_seal(struct session *s, struct pipe *p)
+{
+    size_t salt_len = crypto_method_info(s->w->key.method)->salt_len;
+    if (crypto_random(p->salt, salt_len) < 0 || ss_stream_init(&p->ss, &s->w->key, p->salt) < 0)
+        return -1;
+    /* Our own salts go into the replay store too, so a recorded reply cannot be sent back
+     * to us as a request. */
+    if (s->w->replay)
+        replay_check_and_add(s->w->replay, p->salt, salt_len);
+    p->keyed = true;
+    p->salt_pending = true;
+    return 0;
+}
+
+static void session_start_relay(struct session *s)
+{
+    bool server = s->w->cfg->role == ROLE_SERVER;
+    struct pipe *sealing = server ? &s->down : &s->up;
+
+    sealing->seal = true;
+    if (pipe_key_seal(s, sealing) < 0 || (!server && prime_first_chunk(s) < 0)) {
+        session_close(s);
+        return;
+    }
+    s->last_activity = ev_now(s->w->loop);
+    session_set_stage(s, STAGE_RELAY);
+    if (pump_up(s) < 0)
+        return;
+    pump_down(s);
+}
+
+/* ---- event callbacks ---- */
+
+static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct session *s = io->data;
+    (void)loop, (void)revents;
+    switch (s->stage) {
+    case STAGE_HANDSHAKE:
+        handshake_on_read(s);
+        break;
+    case STAGE_PROBE:
+    case STAGE_UDP_HOLD:
+        probe_on_read(s);
+        break;
+    case STAGE_RELAY:
+        pump_up(s);
+        break;
+    default:
+        io_set(s, io, false);
+    }
+}
+
+static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct session *s = io->data;
+    (void)loop, (void)revents;
+    if (s->stage == STAGE_RELAY)
+        pump_down(s);
+    else
+        io_set(s, io, false);
+}
+
+static void remote_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct session *s = io->data;
+    (void)loop, (void)revents;
+    if (s->stage == STAGE_RELAY)
+        pump_down(s);
+    else
+        io_set(s, io, false);
+}
+
+static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct session *s = io->data;
+    (void)loop, (void)revents;
+    if (s->stage == STAGE_CONNECT)
+        connect_done(s);
+    else if (s->stage == STAGE_RELAY)
+        pump_up(s);
+    else
+        io_set(s, io, false);
+}

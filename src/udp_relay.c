@@ -1,0 +1,443 @@
+/* udp_relay.c: the UDP relay for every role (udp_relay.h). One relay serves one bound UDP socket
+ * of a worker: it reads datagrams in recvmmsg batches, maps each client address to an
+ * association (the NAT table of udp_nat.c) that owns one outbound socket per address family,
+ * and writes in sendmmsg batches.
+ *
+ *   server  in:  shadowsocks AEAD datagrams (SIP004: [salt][AEAD(header + data)][tag], zero
+ *                nonce, per-packet subkey) -> the data to the target the header names.
+ *           out: a datagram from any remote on the association's socket -> sealed behind that
+ *                remote's address header, to the client. The outbound sockets are unconnected:
+ *                a full-cone NAT (RFC 4787 endpoint-independent mapping and filtering), which is
+ *                what games, voice and STUN-style hole punching need.
+ *   tunnel  in:  plain datagrams -> behind the header of tunnel_address, sealed, to the server.
+ *           out: the server's packets opened, header stripped, the data to the app.
+ *   local   in:  SOCKS5 UDP requests (RFC 1928 section 7) from an IP that holds an ASSOCIATE
+ *                control connection -> the request's header and data sealed, to the server.
+ *           out: opened, behind RSV FRAG=0, to the client: the header names the remote.
+ *
+ * Nothing is ever sent towards the sender of a datagram that failed authentication or parsing:
+ * it is dropped, counted (udp_dropped) and summarized by w->rl_udp, so the port looks closed to
+ * a prober. Receive buffers keep headroom in front of the data, so an address header is
+ * prepended in place; opening is in place too, and the hot path copies nothing but the seal.
+ * Associations live in udp_assoc.c, the batch vectors in udp_batch.c. */
+#include "autoconfig.h"
+
+#include "udp_relay.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "replay.h"
+#include "socks5.h"
+#include "udp_private.h"
+#include "worker.h"
+
+#define UDP_DEFAULT_TIMEOUT 300
+#define UDP_DEFAULT_MAX_ASSOCIATIONS 65536
+#define UDP_SOCKS5_PREFIX 3            /* RSV(2) FRAG(1) before the address (RFC 1928 section 7) */
+
+void udp_drop(struct udp_relay *u, const struct sockaddr *from, const char *why)
+{
+    char addr[INET6_ADDRSTRLEN + 16];
+
+    metrics_add(&u->stats->udp_dropped, 1);
+    log_event(&u->w->rl_udp, "%s (%s)", why,
+              from ? netaddr_format(from, addr, sizeof addr) : "no address");
+}
+
+/* ---- Towards the shadowsocks server (tunnel, local) --------------------------------------- */
+
+/* Seals plain[0..len) into the next tx buffer and sends it to the shadowsocks server. */
+static void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t len,
+                               const struct sockaddr *from)
+{
+    struct udp_relay *u = a->relay;
+    uint8_t *out = udp_tx_buf(u);
+    long n = ss_packet_seal(&u->pkt, plain, len, out);
+
+    if (n < 0) {
+        udp_drop(u, from, "could not seal");
+        return;
+    }
+    udp_assoc_send(a, &u->w->server, out, (size_t)n, from);
+}
+
+#define UDP_OPEN_FAILED -1
+#define UDP_OPEN_REPLAYED -2
+
+/* Opens a shadowsocks packet in place. With replay protection on, a salt seen before is refused
+ * (UDP_OPEN_REPLAYED): a packet captured and sent again, from anywhere, must not make us send on
+ * its behalf, nor answer and so tell a prober what we are. Returns the plaintext length. */
+static long udp_open(struct udp_relay *u, uint8_t *pkt, size_t len, uint8_t **plain)
+{
+    uint8_t salt[CRYPTO_MAX_SALT];
+    size_t salt_len = crypto_method_info(u->w->key.method)->salt_len;
+
+    if (len < salt_len || salt_len > sizeof salt)
+        return UDP_OPEN_FAILED;
+    memcpy(salt, pkt, salt_len);
+    long n = ss_packet_open(&u->pkt, pkt, len, plain);
+    if (n < 0)
+        return UDP_OPEN_FAILED;
+    if (u->w->replay && replay_check_and_add(u->w->replay, salt, salt_len) != 0)
+        return UDP_OPEN_REPLAYED;
+    return n;
+}
+
+/* ---- Datagrams on the relay's socket ------------------------------------------------------ */
+
+static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, uint8_t *data,
+                          size_t len)
+{
+    uint8_t *plain;
+    struct netaddr_target t;
+    long plen = udp_open(u, data, len, &plain);
+
+    if (plen < 0) {
+        udp_drop(u, client, plen == UDP_OPEN_REPLAYED ? "replayed packet"
+                                                      : "packet failed authentication");
+        return;
+    }
+    int hl = netaddr_parse_header(plain, (size_t)plen, &t);
+    if (hl <= 0) {
+        udp_drop(u, client, "malformed address header");
+        return;
+    }
+    struct udp_assoc *a = udp_assoc_find(u, client);
+    if (!a && !(a = udp_assoc_new(u, client, -1))) {
+        udp_drop(u, client, "out of memory");
+        return;
+    }
+    udp_nat_touch(&u->nat, &a->nat, u->now);
+    udp_assoc_send(a, &t, plain + hl, (size_t)plen - (size_t)hl, client);
+}
+
+static void udp_tunnel_in(struct udp_relay *u, const struct sockaddr *client, uint8_t *data,
+                          size_t len)
+{
+    struct udp_assoc *a = udp_assoc_find(u, client);
+
+    if (!a && !(a = udp_assoc_new(u, client, -1))) {
+        udp_drop(u, client, "out of memory");
+        return;
+    }
+    udp_nat_touch(&u->nat, &a->nat, u->now);
+    uint8_t *plain = data - u->tunnel_header_len; /* inside the headroom */
+    memcpy(plain, u->tunnel_header, u->tunnel_header_len);
+    udp_seal_to_server(a, plain, u->tunnel_header_len + len, client);
+}
+
+/* The IP of a socket address alone (port zero), IPv4-mapped IPv6 as IPv4, so a TCP peer and a
+ * UDP source compare equal whichever socket family saw them. */
+static void udp_ip_only(const struct sockaddr *sa, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof *out);
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            struct sockaddr_in *o4 = (struct sockaddr_in *)out;
+            o4->sin_family = AF_INET;
+            memcpy(&o4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+            return;
+        }
+        struct sockaddr_in6 *o6 = (struct sockaddr_in6 *)out;
+        o6->sin6_family = AF_INET6;
+        o6->sin6_addr = s6->sin6_addr;
+        o6->sin6_scope_id = s6->sin6_scope_id;
+    } else if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *o4 = (struct sockaddr_in *)out;
+        o4->sin_family = AF_INET;
+        o4->sin_addr = ((const struct sockaddr_in *)sa)->sin_addr;
+    }
+}
+
+/* The control connection a new association from client belongs to: one from the same IP,
+ * preferring the newest that has no association yet (an application opens its control
+ * connection, then sends), else the newest. -1 when the IP holds none. */
+static int udp_ctl_pick(const struct udp_relay *u, const struct sockaddr *client)
+{
+    struct sockaddr_storage ip;
+    int best = -1;
+
+    udp_ip_only(client, &ip);
+    for (int i = 0; i < u->nctls; i++) {
+        const struct udp_ctl *c = &u->ctls[i];
+        if (!c->live || !netaddr_equal((struct sockaddr *)&c->ip, (struct sockaddr *)&ip))
+            continue;
+        if (best < 0) {
+            best = i;
+            continue;
+        }
+        const struct udp_ctl *b = &u->ctls[best];
+        bool c_idle = c->nassocs == 0, b_idle = b->nassocs == 0;
+        if ((c_idle && !b_idle) || (c_idle == b_idle && c->serial > b->serial))
+            best = i;
+    }
+    return best;
+}
+
+static void udp_socks5_in(struct udp_relay *u, const struct sockaddr *client, uint8_t *data,
+                          size_t len)
+{
+    struct netaddr_target t;
+    struct udp_assoc *a = udp_assoc_find(u, client);
+    int ctl = a ? a->ctl : udp_ctl_pick(u, client);
+
+    if (ctl < 0) {
+        udp_drop(u, client, "SOCKS5 datagram without a UDP ASSOCIATE");
+        return;
+    }
+    /* Fragments (FRAG != 0) are dropped: RFC 1928 section 7 makes reassembly optional. */
+    if (socks5_parse_udp_header(data, len, &t) <= 0) {
+        udp_drop(u, client, "malformed or fragmented SOCKS5 UDP request");
+        return;
+    }
+    if (!a && !(a = udp_assoc_new(u, client, ctl))) {
+        udp_drop(u, client, "out of memory");
+        return;
+    }
+    udp_nat_touch(&u->nat, &a->nat, u->now);
+    /* The shadowsocks header is the SOCKS5 one without RSV FRAG: sealed as it came. */
+    udp_seal_to_server(a, data + UDP_SOCKS5_PREFIX, len - UDP_SOCKS5_PREFIX, client);
+}
+
+static void udp_inbound_one(struct udp_relay *u, unsigned i)
+{
+    struct mmsghdr *m = &u->rx.msg[i];
+    const struct sockaddr *client = (const struct sockaddr *)&u->rx.addr[i];
+    uint8_t *data = u->rx.buf[i] + UDP_HEADROOM;
+
+    if ((m->msg_hdr.msg_flags & MSG_TRUNC) || !udp_family_ok(client)) {
+        udp_drop(u, client, "oversized datagram");
+        return;
+    }
+    switch (u->role) {
+    case ROLE_SERVER:
+        udp_server_in(u, client, data, m->msg_len);
+        break;
+    case ROLE_TUNNEL:
+        udp_tunnel_in(u, client, data, m->msg_len);
+        break;
+    case ROLE_LOCAL:
+        udp_socks5_in(u, client, data, m->msg_len);
+        break;
+    }
+}
+
+static void udp_inbound_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct udp_relay *u = io->data;
+
+    (void)loop;
+    (void)revents;
+    u->now = udp_clock();
+    for (int round = 0; round < UDP_BATCHES_PER_WAKEUP; round++) {
+        int n = udp_rx_batch(u, u->fd);
+        if (n <= 0)
+            break;
+        metrics_add(&u->stats->udp_packets_in, (uint64_t)n);
+        for (int i = 0; i < n; i++)
+            udp_inbound_one(u, (unsigned)i);
+        udp_tx_flush(u);
+        if (n < UDP_BATCH)
+            break;
+    }
+}
+
+/* ---- Datagrams on an association's outbound socket ---------------------------------------- */
+
+/* Server: a remote answered (any remote: full cone). The client learns who from the header. */
+static void udp_server_out(struct udp_assoc *a, const struct sockaddr *from, uint8_t *data,
+                           size_t len)
+{
+    struct udp_relay *u = a->relay;
+    uint8_t header[1 + 16 + 2];
+    int hl = netaddr_header_from_sockaddr(from, header, sizeof header);
+
+    if (hl < 0) {
+        udp_drop(u, from, "reply from an unknown address family");
+        return;
+    }
+    memcpy(data - hl, header, (size_t)hl); /* inside the headroom */
+    uint8_t *out = udp_tx_buf(u);
+    long n = ss_packet_seal(&u->pkt, data - hl, len + (size_t)hl, out);
+    if (n < 0) {
+        udp_drop(u, from, "could not seal");
+        return;
+    }
+    udp_tx_add(u, u->fd, (struct sockaddr *)&a->nat.client, out, (size_t)n);
+}
+
+/* Tunnel and local: the server's packet. The tunnel hands the app the data alone; SOCKS5 puts
+ * RSV FRAG before the header, which names the remote that answered. */
+static void udp_client_out(struct udp_assoc *a, const struct sockaddr *from, uint8_t *data,
+                           size_t len)
+{
+    struct udp_relay *u = a->relay;
+    struct netaddr_target t;
+    uint8_t *plain;
+    long plen = udp_open(u, data, len, &plain);
+
+    if (plen < 0) {
+        udp_drop(u, from, plen == UDP_OPEN_REPLAYED ? "replayed reply"
+                                                    : "reply failed authentication");
+        return;
+    }
+    int hl = netaddr_parse_header(plain, (size_t)plen, &t);
+    if (hl <= 0) {
+        udp_drop(u, from, "malformed address header in a reply");
+        return;
+    }
+    const struct sockaddr *client = (const struct sockaddr *)&a->nat.client;
+    if (u->role == ROLE_TUNNEL) {
+        udp_tx_add(u, u->fd, client, plain + hl, (size_t)plen - (size_t)hl);
+        return;
+    }
+    if (plain - data < UDP_SOCKS5_PREFIX) { /* the salt precedes plain: never true */
+        udp_drop(u, from, "no room for the SOCKS5 header");
+        return;
+    }
+    plain -= UDP_SOCKS5_PREFIX;
+    memset(plain, 0, UDP_SOCKS5_PREFIX);
+    udp_tx_add(u, u->fd, client, plain, (size_t)plen + UDP_SOCKS5_PREFIX);
+}
+
+void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct udp_assoc *a = io->data;
+    struct udp_relay *u = a->relay;
+
+    (void)loop;
+    (void)revents;
+    u->now = udp_clock();
+    for (int round = 0; round < UDP_BATCHES_PER_WAKEUP; round++) {
+        int n = udp_rx_batch(u, io->fd);
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            struct mmsghdr *m = &u->rx.msg[i];
+            const struct sockaddr *from = (const struct sockaddr *)&u->rx.addr[i];
+            uint8_t *data = u->rx.buf[i] + UDP_HEADROOM;
+            if ((m->msg_hdr.msg_flags & MSG_TRUNC) || !udp_family_ok(from))
+                udp_drop(u, from, "oversized reply");
+            else if (u->role == ROLE_SERVER)
+                udp_server_out(a, from, data, m->msg_len);
+            else
+                udp_client_out(a, from, data, m->msg_len);
+        }
+        udp_nat_touch(&u->nat, &a->nat, u->now);
+        udp_tx_flush(u);
+        if (n < UDP_BATCH)
+            break;
+    }
+}
+
+/* ---- SOCKS5 control connections ------------------------------------------------------------ */
+
+int udp_relay_socks5_open(struct udp_relay *u, const struct sockaddr *client)
+{
+    int h;
+
+    if (!u || !client || !udp_family_ok(client))
+        return -1;
+    for (h = 0; h < u->nctls && u->ctls[h].live; h++)
+        ;
+    if (h == u->nctls) {
+        int n = u->nctls ? u->nctls * 2 : 8;
+        struct udp_ctl *c = realloc(u->ctls, (size_t)n * sizeof *c);
+        if (!c)
+            return -1;
+        memset(c + u->nctls, 0, (size_t)(n - u->nctls) * sizeof *c);
+        u->ctls = c;
+        u->nctls = n;
+    }
+    struct udp_ctl *c = &u->ctls[h];
+    memset(c, 0, sizeof *c);
+    c->live = true;
+    c->serial = ++u->ctl_serial;
+    udp_ip_only(client, &c->ip);
+    return h;
+}
+
+void udp_relay_socks5_close(struct udp_relay *u, int handle)
+{
+    if (!u || handle < 0 || handle >= u->nctls || !u->ctls[handle].live)
+        return;
+    /* RFC 1928 section 6: the association ends with the TCP connection it arrived on. */
+    while (u->ctls[handle].assocs)
+        udp_assoc_free(u->ctls[handle].assocs);
+    u->ctls[handle].live = false;
+}
+
+/* ---- Life cycle --------------------------------------------------------------------------- */
+
+static int udp_relay_setup(struct udp_relay *u, struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+
+    u->timeout = cfg->udp_timeout > 0 ? cfg->udp_timeout : UDP_DEFAULT_TIMEOUT;
+    u->max_assocs = cfg->udp_max_associations > 0 ? (size_t)cfg->udp_max_associations
+                                                  : UDP_DEFAULT_MAX_ASSOCIATIONS;
+    if (u->role != ROLE_SERVER && w->server.atyp != NETADDR_ATYP_IPV4 &&
+        w->server.atyp != NETADDR_ATYP_IPV6 && w->server.atyp != NETADDR_ATYP_DOMAIN)
+        return -1;
+    if (u->role == ROLE_TUNNEL) {
+        int n = netaddr_write_header(&w->tunnel, u->tunnel_header, sizeof u->tunnel_header);
+        if (n < 0)
+            return -1;
+        u->tunnel_header_len = (size_t)n;
+    }
+    uint64_t seed;
+    if (crypto_random(&seed, sizeof seed) < 0 || udp_nat_init(&u->nat, seed) < 0)
+        return -1;
+    if (ss_packet_ctx_init(&u->pkt, &w->key) < 0)
+        return -1;
+    if (udp_batch_init(&u->rx, UDP_HEADROOM + UDP_DATAGRAM_MAX) < 0 ||
+        udp_batch_init(&u->tx, UDP_SEALED_MAX) < 0)
+        return -1;
+    return 0;
+}
+
+struct udp_relay *udp_relay_new(struct worker *w, int fd)
+{
+    struct udp_relay *u = calloc(1, sizeof *u);
+
+    if (!u)
+        return NULL;
+    u->w = w;
+    u->fd = fd;
+    u->role = w->cfg->role;
+    u->stats = w->stats ? w->stats : &u->own_stats;
+    u->now = udp_clock();
+    ev_init(&u->expiry, udp_assoc_expiry_cb);
+    u->expiry.data = u;
+    if (udp_relay_setup(u, w) < 0) {
+        udp_relay_free(u);
+        return NULL;
+    }
+    ev_io_init(&u->io, udp_inbound_cb, fd, EV_READ);
+    u->io.data = u;
+    ev_io_start(w->loop, &u->io);
+    return u;
+}
+
+void udp_relay_free(struct udp_relay *u)
+{
+    if (!u)
+        return;
+    if (u->w->loop) {
+        ev_io_stop(u->w->loop, &u->io);
+        ev_timer_stop(u->w->loop, &u->expiry);
+    }
+    udp_assoc_free_all(u);
+    free(u->ctls);
+    free(u->spare);
+    udp_batch_free(&u->rx);
+    udp_batch_free(&u->tx);
+    if (u->pkt.aead)
+        ss_packet_ctx_free(&u->pkt);
+    udp_nat_destroy(&u->nat);
+    free(u);
+}

@@ -1,0 +1,212 @@
+/* worker.c: one worker process. Builds its context from what the master handed it (sockets,
+ * shared replay store and counters, config), runs its own libev loop until told to stop, then
+ * drains: no new connections, open ones finish within drain_timeout. */
+#include "autoconfig.h"
+
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "acl.h"
+#include "listener.h"
+#include "relay.h"
+#include "resolve.h"
+#include "udp_relay.h"
+#include "worker.h"
+
+/* Per-process state the libev callbacks reach through their watcher's data pointer. */
+struct worker_proc {
+    struct worker w;
+    ev_signal sigterm, sigint;
+    ev_timer drain_timer;
+    ev_timer tick;           /* once a second: pending rate-limited summaries */
+};
+
+static int worker_key(struct worker *w, const struct config *c)
+{
+    int m = crypto_method_by_name(c->method);
+    if (m < 0)
+        return -1;
+    if (c->key)
+        return crypto_key_from_base64(&w->key, m, c->key);
+    return crypto_key_from_password(&w->key, m, c->password ? c->password : "");
+}
+
+/* The host:port pairs of the local roles: where the server is, and the tunnel's target. */
+static int worker_targets(struct worker *w, const struct config *c)
+{
+    if (c->role == ROLE_SERVER)
+        return 0;
+    char hp[300];
+    const char *host = c->server[0];
+    if (c->n_server < 1)
+        return -1;
+    int port = c->server_ports[0] ? c->server_ports[0] : c->server_port;
+    snprintf(hp, sizeof hp, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    if (netaddr_target_from_string(hp, &w->server) < 0)
+        return -1;
+    if (c->role == ROLE_TUNNEL && netaddr_target_from_string(c->tunnel_address, &w->tunnel) < 0)
+        return -1;
+    return 0;
+}
+
+static int worker_init(struct worker *w, const struct worker_env *env)
+{
+    const struct config *c = env->cfg;
+    char err[256];
+
+    w->cfg = c;
+    w->slot = env->slot;
+    w->replay = env->replay;
+    w->stats = env->stats;
+    w->rl_handshake = (struct log_ratelimit)LOG_RATELIMIT_INIT("failed handshakes",
+                                                               LOG_LEVEL_WARN, 10.0);
+    w->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
+    w->rl_udp = (struct log_ratelimit)LOG_RATELIMIT_INIT("dropped datagrams", LOG_LEVEL_INFO, 10.0);
+    buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
+    if (worker_key(w, c) < 0) {
+        log_error("cannot derive the key for %s", c->method);
+        return -1;
+    }
+    if (worker_targets(w, c) < 0) {
+        log_error("bad server or tunnel address");
+        return -1;
+    }
+    w->resolver = resolver_new(w->loop, c->nameserver, c->ipv6_first, err, sizeof err);
+    if (!w->resolver) {
+        log_error("resolver: %s", err);
+        return -1;
+    }
+    if (c->role == ROLE_SERVER) {
+        w->acl = acl_new(c->block_private);
+        if (!w->acl || (c->acl && acl_load_file(w->acl, c->acl, err, sizeof err) < 0)) {
+            log_error("acl: %s", w->acl ? err : "out of memory");
+            return -1;
+        }
+    }
+    enum listener_kind kind = env->shared_accept ? LISTENER_SHARED : LISTENER_REUSEPORT;
+    for (int i = 0; i < env->ntcp && w->nlisteners < WORKER_MAX_LISTEN; i++)
+        if ((w->listeners[w->nlisteners] = listener_new(w, env->tcp[i], kind)))
+            w->nlisteners++;
+    if (env->dispatch_fd >= 0 && w->nlisteners < WORKER_MAX_LISTEN)
+        if ((w->listeners[w->nlisteners] = listener_new(w, env->dispatch_fd, LISTENER_DISPATCH)))
+            w->nlisteners++;
+    for (int i = 0; i < env->nudp && w->nudp < WORKER_MAX_LISTEN; i++)
+        if ((w->udp[w->nudp] = udp_relay_new(w, env->udp[i])))
+            w->nudp++;
+    if (w->nlisteners == 0 && w->nudp == 0) {
+        log_error("worker %d has nothing to serve", env->slot);
+        return -1;
+    }
+    return 0;
+}
+
+static void worker_cleanup(struct worker *w)
+{
+    relay_close_all(w);
+    for (int i = 0; i < w->nudp; i++)
+        udp_relay_free(w->udp[i]);
+    for (int i = 0; i < w->nlisteners; i++)
+        listener_free(w->listeners[i]);
+    if (w->resolver)
+        resolver_free(w->resolver);
+    if (w->acl)
+        acl_free(w->acl);
+    buf_pool_destroy(&w->pool);
+}
+
+static void drain_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct worker *w = t->data;
+    (void)revents;
+    if (w->nsessions)
+        log_info("drain timeout: closing %u connections", w->nsessions);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+void worker_drain(struct worker *w)
+{
+    struct worker_proc *wp = (struct worker_proc *)w;
+    if (!w->draining) {
+        w->draining = true;
+        for (int i = 0; i < w->nlisteners; i++)
+            listener_stop(w->listeners[i]);
+        for (int i = 0; i < w->nudp; i++)
+            udp_relay_free(w->udp[i]);
+        w->nudp = 0;
+        /* connections still in their handshake would only hold the drain up */
+        relay_close_idle_handshakes(w);
+        ev_timer_init(&wp->drain_timer, drain_timer_cb, w->cfg->drain_timeout, 0.);
+        wp->drain_timer.data = w;
+        ev_timer_start(w->loop, &wp->drain_timer);
+    }
+    if (w->nsessions == 0)
+        ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct worker *w = t->data;
+    (void)loop, (void)revents;
+    log_event_poll(&w->rl_handshake);
+    log_event_poll(&w->rl_accept);
+    log_event_poll(&w->rl_udp);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+    struct worker *w = sig->data;
+    (void)loop, (void)revents;
+    worker_drain(w);
+}
+
+int worker_run(const struct worker_env *env)
+{
+    struct worker_proc *wp = calloc(1, sizeof *wp);
+    struct worker *w = &wp->w;
+    int status = 1;
+
+    if (!wp)
+        return 1;
+    /* The worker exits when its master dies; the master then is gone and cannot drain us. */
+    if (env->parent_fd >= 0)
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+    w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (!w->loop) {
+        free(wp);
+        return 1;
+    }
+    ev_signal_init(&wp->sigterm, signal_cb, SIGTERM);
+    ev_signal_init(&wp->sigint, signal_cb, SIGINT);
+    wp->sigterm.data = wp->sigint.data = w;
+    ev_signal_start(w->loop, &wp->sigterm);
+    ev_signal_start(w->loop, &wp->sigint);
+
+    ev_timer_init(&wp->tick, tick_cb, 1.0, 1.0);
+    wp->tick.data = w;
+    ev_timer_start(w->loop, &wp->tick);
+    ev_unref(w->loop); /* the tick alone does not keep the loop running */
+
+    if (worker_init(w, env) == 0) {
+        if (env->ready_fd >= 0) {
+            char one = 'R';
+            if (write(env->ready_fd, &one, 1) != 1)
+                log_warn("cannot tell the master this worker is ready");
+            close(env->ready_fd);
+        }
+        log_debug("worker %d accepting", env->slot);
+        ev_run(w->loop, 0);
+        status = 0;
+    }
+    log_event_flush(&w->rl_handshake);
+    log_event_flush(&w->rl_accept);
+    log_event_flush(&w->rl_udp);
+    worker_cleanup(w);
+    ev_loop_destroy(w->loop);
+    free(wp);
+    return status;
+}

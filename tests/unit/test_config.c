@@ -1,1 +1,1144 @@
+/* test_config.c: config.c. Loading (every error with its exact line and column), libev's
+ * leniencies, reuseproxy's own keys, the checks across keys, the small parsers, and the
+ * configurations shipped in conf/. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
 #include "unit.h"
+
+static char err[1024];
+static struct config *loaded; /* what load() filled last, freed when it is loaded again */
+
+/* Defaults, then the text as file "t.json". Loading into the same struct again frees what it
+ * held, so a test may load one struct many times and config_free() it once at the end. */
+static int load(struct config *c, const char *json)
+{
+    err[0] = '\0';
+    if (c == loaded)
+        config_free(c);
+    loaded = c;
+    config_defaults(c);
+    return config_load_string(c, json, "t.json", err, sizeof err);
+}
+
+static int saved_stderr = -1;
+static char capture_path[256];
+
+static void capture_begin(void)
+{
+    snprintf(capture_path, sizeof capture_path, "%s/stderr-%d", unit_tmpdir(), (int)getpid());
+    int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    if (fd < 0)
+        exit(2);
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+}
+
+static const char *capture_end(void)
+{
+    static char text[16384];
+    size_t n = 0;
+    FILE *f;
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    f = fopen(capture_path, "r");
+    if (f) {
+        n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+    }
+    text[n] = '\0';
+    return text;
+}
+
+/* ---- Defaults ---- */
+
+TEST(test_config_defaults)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK_STR(c.method, "chacha20-ietf-poly1305");
+    CHECK_INT(c.timeout, 60);
+    CHECK_INT(c.mode, MODE_TCP_ONLY);
+    CHECK_STR(c.local_address, "127.0.0.1");
+    CHECK_INT(c.role, ROLE_SERVER);
+    CHECK_INT(c.workers, config_default_workers());
+    CHECK_INT(c.balance, BALANCE_REUSEPORT);
+    CHECK(c.block_private);
+    CHECK_INT(c.udp_timeout, 300);
+    CHECK_INT(c.udp_max_associations, 65536);
+    CHECK_INT(c.drain_timeout, 30);
+    CHECK_INT(c.connect_timeout, 10);
+    CHECK(c.replay_protection);
+    CHECK_INT(c.replay_capacity, 1048576);
+    CHECK_INT(c.verbose, 0);
+    CHECK_INT(c.n_server, 0);
+    CHECK_INT(c.server_port, 0);
+    CHECK_INT(c.local_port, 0);
+    CHECK(c.password == NULL && c.key == NULL && c.path == NULL && c.metrics_address == NULL);
+    CHECK(!c.fast_open && !c.reuse_port && !c.no_delay && !c.ipv6_first && !c.use_syslog);
+    CHECK_INT(c.nofile, 0);
+    CHECK_INT(c.pos[CONFIG_KEY_SERVER].line, 0);
+    config_free(&c);
+}
+
+TEST(test_config_default_workers_is_online_cpus)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cpus < 1 ? 1 : cpus > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (int)cpus;
+    CHECK_INT(config_default_workers(), want);
+}
+
+TEST(test_config_names)
+{
+    CHECK_STR(config_role_name(ROLE_TUNNEL), "tunnel");
+    CHECK_STR(config_balance_name(BALANCE_DISPATCH), "dispatch");
+    CHECK_STR(config_mode_name(MODE_UDP_ONLY), "udp_only");
+    CHECK_STR(config_mode_name((enum config_mode)7), "?");
+    enum config_role r;
+    CHECK_INT(config_role_from_name("local", &r), 0);
+    CHECK_INT(r, ROLE_LOCAL);
+    CHECK_INT(config_role_from_name("Local", &r), -1);
+    CHECK_INT(config_role_from_name(NULL, &r), -1);
+}
+
+/* ---- Loading: values and positions ---- */
+
+TEST(test_config_load_server_file)
+{
+    struct config c;
+    const char *json = "{\n"
+                       "    \"server\": \"0.0.0.0\",\n"
+                       "    \"server_port\": 8488,\n"
+                       "    \"password\": \"s3cret\",\n"
+                       "    \"method\": \"aes-256-gcm\",\n"
+                       "    \"timeout\": 300,\n"
+                       "    \"mode\": \"tcp_and_udp\",\n"
+                       "    \"fast_open\": true,\n"
+                       "    \"nameserver\": \"1.1.1.1,8.8.8.8\"\n"
+                       "}\n";
+    CHECK_INT(load(&c, json), 0);
+    CHECK_STR(c.path, "t.json");
+    CHECK_INT(c.n_server, 1);
+    CHECK_STR(c.server[0], "0.0.0.0");
+    CHECK_INT(c.server_ports[0], 0);
+    CHECK_INT(c.server_port, 8488);
+    CHECK_STR(c.password, "s3cret");
+    CHECK_STR(c.method, "aes-256-gcm");
+    CHECK_INT(c.timeout, 300);
+    CHECK_INT(c.mode, MODE_TCP_AND_UDP);
+    CHECK(c.fast_open);
+    CHECK_STR(c.nameserver, "1.1.1.1,8.8.8.8");
+    CHECK_INT(c.pos[CONFIG_KEY_SERVER].line, 2);
+    CHECK_INT(c.pos[CONFIG_KEY_SERVER].column, 5);
+    CHECK_INT(c.pos[CONFIG_KEY_NAMESERVER].line, 9);
+    CHECK_INT(c.pos[CONFIG_KEY_NAMESERVER].column, 5);
+    CHECK_INT(c.pos[CONFIG_KEY_KEY].line, 0);
+    config_free(&c);
+}
+
+TEST(test_config_positions_count_characters_and_skip_escapes)
+{
+    struct config c;
+    /* Column 24: "пароль" is 6 characters (12 bytes). "time\u006fut" is "timeout"; the
+     * escaped quote and backslash in the user's name do not end its string early. */
+    CHECK_INT(load(&c, "{\"password\": \"пароль\", \"method\": \"aes-128-gcm\",\n"
+                       "\t\"time\\u006fut\" : 5, \"user\": \"x\\\"y\\\\\", \"sever\": 1}"),
+              -1);
+    CHECK_STR(err, "t.json:2:40: unknown key \"sever\"; did you mean \"server\"?");
+    CHECK_INT(c.pos[CONFIG_KEY_METHOD].line, 1);
+    CHECK_INT(c.pos[CONFIG_KEY_METHOD].column, 24);
+    CHECK_INT(c.pos[CONFIG_KEY_TIMEOUT].line, 2);
+    CHECK_INT(c.pos[CONFIG_KEY_TIMEOUT].column, 2);
+    CHECK_INT(c.pos[CONFIG_KEY_USER].column, 22);
+    CHECK_INT(c.timeout, 5);
+    CHECK_STR(c.password, "пароль");
+    CHECK_STR(c.user, "x\"y\\");
+    config_free(&c);
+}
+
+TEST(test_config_duplicate_key_spelt_with_escape)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"password\": \"a\",\n \"pass\\u0077ord\": \"b\"}"), -1);
+    CHECK_STR(err, "t.json:2:2: duplicate key \"password\" (first given at line 1, column 2)");
+    config_free(&c);
+}
+
+TEST(test_config_positions_after_nested_values)
+{
+    struct config c;
+    const char *json = "{\"server\": [\"::1\", \"127.0.0.1\"], "
+                       "\"port_password\": {\"8381\": \"a}\",\n"
+                       "  \"8382\": [1, {\"x\": \"]\"}]}, \"server_port\": \"8488\",\n"
+                       "  \"workers\": 0}";
+    capture_begin();
+    int rc = load(&c, json);
+    capture_end();
+    CHECK_INT(rc, 0);
+    CHECK_INT(c.n_server, 2);
+    CHECK_STR(c.server[0], "::1");
+    CHECK_STR(c.server[1], "127.0.0.1");
+    CHECK_INT(c.server_port, 8488);
+    CHECK_INT(c.pos[CONFIG_KEY_SERVER_PORT].line, 2);
+    CHECK_INT(c.pos[CONFIG_KEY_SERVER_PORT].column, 29);
+    CHECK_INT(c.pos[CONFIG_KEY_WORKERS].line, 3);
+    CHECK_INT(c.pos[CONFIG_KEY_WORKERS].column, 3);
+    CHECK_INT(c.workers, 0);
+    config_free(&c);
+}
+
+TEST(test_config_load_file_from_disk)
+{
+    struct config c;
+    const char *path = unit_write_file("disk.json", "{\n  \"server\": \"127.0.0.1\",\n"
+                                                     "  \"sever_port\": 1\n}\n");
+    config_defaults(&c);
+    CHECK_INT(config_load(&c, path, err, sizeof err), -1);
+    char want[512];
+    snprintf(want, sizeof want, "%s:3:3: unknown key \"sever_port\"; did you mean \"server_port\"?",
+             path);
+    CHECK_STR(err, want);
+    CHECK_STR(c.path, path);
+    config_free(&c);
+}
+
+TEST(test_config_load_missing_file)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK_INT(config_load(&c, "/nonexistent/rp.json", err, sizeof err), -1);
+    CHECK_STR(err, "/nonexistent/rp.json: cannot open: No such file or directory");
+    config_free(&c);
+}
+
+TEST(test_config_load_directory)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK_INT(config_load(&c, unit_tmpdir(), err, sizeof err), -1);
+    CHECK_CONTAINS(err, ": cannot read: Is a directory");
+    config_free(&c);
+}
+
+TEST(test_config_load_too_large)
+{
+    struct config c;
+    char path[256];
+    snprintf(path, sizeof path, "%s/big.json", unit_tmpdir());
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    for (int i = 0; i < 1100; i++)
+        fprintf(f, "%1023s\n", "");
+    fclose(f);
+    config_defaults(&c);
+    CHECK_INT(config_load(&c, path, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "big.json: larger than 1048576 bytes");
+    config_free(&c);
+}
+
+TEST(test_config_load_over_previous_values)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"server_port\": 1000, \"password\": \"a\"}"), 0);
+    CHECK_INT(config_load_string(&c, "{\"server_port\": 2000, \"password\": null}", "u.json",
+                                 err, sizeof err),
+              0);
+    CHECK_INT(c.server_port, 2000);
+    CHECK_STR(c.password, "a"); /* null leaves it as it was, as libev's to_string(null) */
+    CHECK_STR(c.path, "u.json");
+    config_free(&c);
+}
+
+TEST(test_config_bom_is_skipped)
+{
+    struct config c;
+    CHECK_INT(load(&c, "\xef\xbb\xbf{\"server_port\": 1,\n \"x\": 2}"), -1);
+    CHECK_STR(err, "t.json:2:2: unknown key \"x\"");
+    config_free(&c);
+}
+
+/* ---- Syntax and shape errors ---- */
+
+TEST(test_config_syntax_error_line_3)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n  \"server\": \"127.0.0.1\",\n  \"server_port\": ,\n}\n"), -1);
+    CHECK_STR(err, "t.json:3:18: invalid JSON: unexpected token near ','");
+    config_free(&c);
+}
+
+TEST(test_config_syntax_error_trailing_comma)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n  \"server_port\": 8488,\n}\n"), -1);
+    CHECK_STR(err, "t.json:3:1: invalid JSON: string or '}' expected near '}'");
+    config_free(&c);
+}
+
+TEST(test_config_syntax_error_missing_comma)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n  \"server\": \"x\"\n  \"server_port\": 1\n}"), -1);
+    CHECK_CONTAINS(err, "t.json:3:15: invalid JSON: '}' expected near '\"server_port\"'");
+    config_free(&c);
+}
+
+TEST(test_config_syntax_error_comment)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n  // comment\n  \"server_port\": 1\n}"), -1);
+    CHECK_CONTAINS(err, "t.json:2:3: invalid JSON:");
+    config_free(&c);
+}
+
+TEST(test_config_trailing_garbage)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"server_port\": 1}\n{}"), -1);
+    CHECK_STR(err, "t.json:2:1: invalid JSON: end of file expected near '{'");
+    config_free(&c);
+}
+
+TEST(test_config_empty_file)
+{
+    struct config c;
+    CHECK_INT(load(&c, ""), -1);
+    CHECK_STR(err, "t.json: the file is empty; expected a JSON object of settings");
+    CHECK_INT(load(&c, "  \n\t\r\n"), -1);
+    CHECK_STR(err, "t.json: the file is empty; expected a JSON object of settings");
+    config_free(&c);
+}
+
+TEST(test_config_top_level_not_object)
+{
+    struct config c;
+    CHECK_INT(load(&c, "[{\"server_port\": 1}]"), -1);
+    CHECK_STR(err, "t.json:1:1: expected a JSON object ({...}) at the top level, got an array");
+    CHECK_INT(load(&c, "\n  \"server\""), -1);
+    CHECK_STR(err, "t.json:2:3: expected a JSON object ({...}) at the top level, got \"server\"");
+    CHECK_INT(load(&c, "8388"), -1);
+    CHECK_STR(err, "t.json:1:1: expected a JSON object ({...}) at the top level, got 8388");
+    CHECK_INT(load(&c, "null"), -1);
+    CHECK_STR(err, "t.json:1:1: expected a JSON object ({...}) at the top level, got null");
+    config_free(&c);
+}
+
+TEST(test_config_empty_object_loads)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{}"), 0);
+    CHECK_INT(c.n_server, 0);
+    config_free(&c);
+}
+
+TEST(test_config_duplicate_key)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n  \"server_port\": 1,\n  \"method\": \"aes-128-gcm\",\n"
+                       "    \"server_port\": 2\n}"),
+              -1);
+    CHECK_STR(err, "t.json:4:5: duplicate key \"server_port\" (first given at line 2, column 3)");
+    config_free(&c);
+}
+
+TEST(test_config_duplicate_key_nested)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"port_password\": {\"1\": \"a\",\n \"1\": \"b\"}}"), -1);
+    CHECK_STR(err, "t.json:2:4: invalid JSON: duplicate object key near '\"1\"'");
+    config_free(&c);
+}
+
+TEST(test_config_nul_in_string_refused)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"password\": \"a\\u0000b\"}"), -1);
+    CHECK_CONTAINS(err, "t.json:1:23: invalid JSON: \\u0000 is not allowed");
+    config_free(&c);
+}
+
+/* ---- Unknown and ignored keys ---- */
+
+TEST(test_config_unknown_key_suggestion)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n  \"server\": \"127.0.0.1\",\n    \"sever_port\": 8488\n}"), -1);
+    CHECK_STR(err, "t.json:3:5: unknown key \"sever_port\"; did you mean \"server_port\"?");
+    config_free(&c);
+}
+
+TEST(test_config_unknown_key_transposition_and_case)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"mehtod\": \"aes-128-gcm\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: unknown key \"mehtod\"; did you mean \"method\"?");
+    CHECK_INT(load(&c, "{\"Server_Port\": 1}"), -1);
+    CHECK_STR(err, "t.json:1:2: unknown key \"Server_Port\"; did you mean \"server_port\"?");
+    CHECK_INT(load(&c, "{\"plugn\": \"x\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: unknown key \"plugn\"; did you mean \"plugin\"?");
+    /* Two edits apart for plain Levenshtein, too far for a 3-letter key; one transposition. */
+    CHECK_INT(load(&c, "{\"kye\": \"x\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: unknown key \"kye\"; did you mean \"key\"?");
+    CHECK_INT(load(&c, "{\"workrs\": 2}"), -1);
+    CHECK_STR(err, "t.json:1:2: unknown key \"workrs\"; did you mean \"workers\"?");
+    config_free(&c);
+}
+
+TEST(test_config_unknown_key_without_suggestion)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"frobnicate\": true}"), -1);
+    CHECK_STR(err, "t.json:1:2: unknown key \"frobnicate\"");
+    config_free(&c);
+}
+
+TEST(test_config_unknown_key_long_and_control_characters)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"a\\nb\\u001b\\\"\": 1}"), -1);
+    CHECK_STR(err, "t.json:1:2: unknown key \"a\\u000ab\\u001b\\\"\"");
+    CHECK_INT(load(&c, "{\"aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd"
+                       "eeeeeeeeeeffffffffffgggggggggg\": 1}"),
+              -1);
+    CHECK_STR(err, "t.json:1:2: unknown key "
+                   "\"aaaaaaaaaabbbbbbbbbbccccccccccddddddddddeeeeeee...\"");
+    config_free(&c);
+}
+
+TEST(test_config_unimplemented_libev_keys_warn)
+{
+    struct config c;
+    const char *json = "{\n  \"server_port\": 8488,\n  \"plugin\": \"obfs-local\",\n"
+                       "  \"plugin_opts\": \"obfs=http\",\n  \"mptcp\": true, \"mtu\": 1492,\n"
+                       "  \"dscp\": {\"8488\": \"EF\"},\n  \"port_password\": {\"8381\": \"x\"}\n}";
+    capture_begin();
+    int rc = load(&c, json);
+    const char *out = capture_end();
+    CHECK_INT(rc, 0);
+    CHECK_INT(c.server_port, 8488);
+    CHECK_CONTAINS(out, "WARN t.json:3:3: \"plugin\" is a shadowsocks-libev key that reuseproxy "
+                        "does not implement; ignored\n");
+    CHECK_CONTAINS(out, "t.json:4:3: \"plugin_opts\" is a shadowsocks-libev key");
+    CHECK_CONTAINS(out, "t.json:5:3: \"mptcp\" is a");
+    CHECK_CONTAINS(out, "t.json:5:18: \"mtu\" is a");
+    CHECK_CONTAINS(out, "t.json:6:3: \"dscp\" is a");
+    CHECK_CONTAINS(out, "t.json:7:3: \"port_password\" is a");
+    config_free(&c);
+}
+
+TEST(test_config_more_libev_keys_warn)
+{
+    struct config c;
+    const char *keys[] = {"local_ipv4_address", "local_ipv6_address", "plugin_mode",
+                          "manager_address", "workdir", "tcp_tproxy", "tcp_incoming_sndbuf",
+                          "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
+                          "remote_dns"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char json[128], want[128];
+        snprintf(json, sizeof json, "{\"%s\": 1}", keys[i]);
+        snprintf(want, sizeof want, "t.json:1:2: \"%s\" is a shadowsocks-libev key", keys[i]);
+        capture_begin();
+        int rc = load(&c, json);
+        const char *out = capture_end();
+        CHECK_INT(rc, 0);
+        CHECK_CONTAINS(out, want);
+        config_free(&c);
+    }
+}
+
+TEST(test_config_auth_refused)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"auth\": false}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"auth\": one-time auth was removed in shadowsocks-libev 3.0, "
+                   "which refuses this key too; remove it");
+    config_free(&c);
+}
+
+/* ---- Values of libev's keys ---- */
+
+TEST(test_config_port_out_of_range)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n  \"server_port\": 70000\n}"), -1);
+    CHECK_STR(err, "t.json:2:3: \"server_port\": expected an integer from 1 to 65535, got 70000");
+    CHECK_INT(load(&c, "{\"local_port\": 0}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"local_port\": expected an integer from 1 to 65535, got 0");
+    CHECK_INT(load(&c, "{\"server_port\": -1}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"server_port\": expected an integer from 1 to 65535, got -1");
+    config_free(&c);
+}
+
+TEST(test_config_port_wrong_types)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"server_port\": true}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"server_port\": expected an integer from 1 to 65535, got true");
+    CHECK_INT(load(&c, "{\"server_port\": 8388.5}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"server_port\": expected an integer from 1 to 65535, got the "
+                   "real number 8388.5");
+    CHECK_INT(load(&c, "{\"server_port\": [8388]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"server_port\": expected an integer from 1 to 65535, got an "
+                   "array");
+    CHECK_INT(load(&c, "{\"server_port\": {}}"), -1);
+    CHECK_CONTAINS(err, "got an object");
+    config_free(&c);
+}
+
+TEST(test_config_numbers_as_strings_like_libev)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"server_port\": \"8388\", \"local_port\": \"1080\", "
+                       "\"timeout\": \"600\"}"),
+              0);
+    CHECK_INT(c.server_port, 8388);
+    CHECK_INT(c.local_port, 1080);
+    CHECK_INT(c.timeout, 600);
+    CHECK_INT(load(&c, "{\"server_port\": \"83a8\"}"), -1);
+    CHECK_STR(err,
+              "t.json:1:2: \"server_port\": expected an integer from 1 to 65535, got \"83a8\"");
+    CHECK_INT(load(&c, "{\"server_port\": \" 8388\"}"), -1);
+    CHECK_INT(load(&c, "{\"server_port\": \"+8388\"}"), -1);
+    CHECK_INT(load(&c, "{\"server_port\": \"\"}"), -1);
+    CHECK_INT(load(&c, "{\"timeout\": \"99999999999\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"timeout\": expected an integer from 1 to 2147483, got "
+                   "\"99999999999\"");
+    config_free(&c);
+}
+
+TEST(test_config_null_leaves_libev_keys_unset)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"server\": null, \"server_port\": null, \"password\": null, "
+                       "\"method\": null, \"timeout\": null, \"mode\": null, \"key\": null}"),
+              0);
+    CHECK_INT(c.n_server, 0);
+    CHECK_INT(c.server_port, 0);
+    CHECK(c.password == NULL && c.key == NULL);
+    CHECK_STR(c.method, "chacha20-ietf-poly1305");
+    CHECK_INT(c.timeout, 60);
+    CHECK_INT(c.mode, MODE_TCP_ONLY);
+    config_free(&c);
+}
+
+TEST(test_config_integer_password_like_libev)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"password\": 12345678, \"user\": 1000}"), 0);
+    CHECK_STR(c.password, "12345678");
+    CHECK_STR(c.user, "1000");
+    config_free(&c);
+}
+
+TEST(test_config_text_wrong_types)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"password\": true}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"password\": expected a string, got true");
+    CHECK_INT(load(&c, "{\"acl\": [\"a\"]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"acl\": expected a string, got an array");
+    CHECK_INT(load(&c, "{\"tunnel_address\": \"\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"tunnel_address\": expected a non-empty string, got \"\"");
+    config_free(&c);
+}
+
+TEST(test_config_empty_password_kept_for_validation)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"password\": \"\"}"), 0);
+    CHECK_STR(c.password, "");
+    config_free(&c);
+}
+
+TEST(test_config_booleans_strict_like_libev)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"fast_open\": true, \"reuse_port\": true, \"no_delay\": true, "
+                       "\"ipv6_first\": true, \"use_syslog\": true}"),
+              0);
+    CHECK(c.fast_open && c.reuse_port && c.no_delay && c.ipv6_first && c.use_syslog);
+    CHECK_INT(load(&c, "{\"fast_open\": \"true\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"fast_open\": expected true or false, got \"true\"");
+    CHECK_INT(load(&c, "{\"no_delay\": 1}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"no_delay\": expected true or false, got 1");
+    config_free(&c);
+}
+
+TEST(test_config_nofile_integer_only)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"nofile\": 51200}"), 0);
+    CHECK_INT(c.nofile, 51200);
+    CHECK_INT(load(&c, "{\"nofile\": \"51200\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"nofile\": expected an integer from 0 to 2147483647, got "
+                   "\"51200\"");
+    config_free(&c);
+}
+
+TEST(test_config_methods)
+{
+    struct config c;
+    const char *ok[] = {"aes-128-gcm", "aes-192-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"};
+    for (int i = 0; i < 4; i++) {
+        char json[96];
+        snprintf(json, sizeof json, "{\"method\": \"%s\"}", ok[i]);
+        CHECK_INT(load(&c, json), 0);
+        CHECK_STR(c.method, ok[i]);
+        config_free(&c);
+    }
+    CHECK_INT(load(&c, "{\"method\": \"AES-256-GCM\"}"), 0);
+    CHECK_STR(c.method, "aes-256-gcm");
+    config_free(&c);
+}
+
+TEST(test_config_stream_method_refused)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n\"method\": \"aes-256-cfb\"}"), -1);
+    CHECK_STR(err, "t.json:2:1: \"method\": \"aes-256-cfb\" is not supported; reuseproxy supports "
+                   "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305 (stream "
+                   "ciphers are insecure and were replaced by the AEAD methods of SIP004)");
+    config_free(&c);
+}
+
+TEST(test_config_other_methods_refused)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"method\": \"xchacha20-ietf-poly1305\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"method\": \"xchacha20-ietf-poly1305\" is not supported; "
+                   "reuseproxy supports aes-128-gcm, aes-192-gcm, aes-256-gcm, "
+                   "chacha20-ietf-poly1305");
+    CHECK_INT(load(&c, "{\"method\": \"2022-blake3-aes-128-gcm\"}"), -1);
+    CHECK_CONTAINS(err, "is not supported; reuseproxy supports aes-128-gcm");
+    CHECK_INT(load(&c, "{\"method\": 5}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"method\": expected a method name such as "
+                   "\"chacha20-ietf-poly1305\", got 5");
+    config_free(&c);
+}
+
+TEST(test_config_modes)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"mode\": \"udp_only\"}"), 0);
+    CHECK_INT(c.mode, MODE_UDP_ONLY);
+    CHECK_INT(load(&c, "{\"mode\": \"tcp_and_udp\"}"), 0);
+    CHECK_INT(c.mode, MODE_TCP_AND_UDP);
+    CHECK_INT(load(&c, "{\"mode\": \"tcp\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"mode\": expected one of \"tcp_only\", \"tcp_and_udp\", "
+                   "\"udp_only\", got \"tcp\"");
+    config_free(&c);
+}
+
+/* ---- "server" ---- */
+
+TEST(test_config_server_array)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"server\": [\"::\", \"0.0.0.0\", \"example.com:8389\", \"[::1]:8390\", "
+                       "\"[2001:db8::1]\", \"10.0.0.1:1\"]}"),
+              0);
+    CHECK_INT(c.n_server, 6);
+    CHECK_STR(c.server[0], "::");
+    CHECK_INT(c.server_ports[0], 0);
+    CHECK_STR(c.server[1], "0.0.0.0");
+    CHECK_STR(c.server[2], "example.com");
+    CHECK_INT(c.server_ports[2], 8389);
+    CHECK_STR(c.server[3], "::1");
+    CHECK_INT(c.server_ports[3], 8390);
+    CHECK_STR(c.server[4], "2001:db8::1");
+    CHECK_INT(c.server_ports[4], 0);
+    CHECK_STR(c.server[5], "10.0.0.1");
+    CHECK_INT(c.server_ports[5], 1);
+    config_free(&c);
+}
+
+TEST(test_config_server_replaced_by_later_load)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"server\": [\"a\", \"b\", \"c\"]}"), 0);
+    CHECK_INT(config_load_string(&c, "{\"server\": \"d\"}", "u.json", err, sizeof err), 0);
+    CHECK_INT(c.n_server, 1);
+    CHECK_STR(c.server[0], "d");
+    CHECK(c.server[1] == NULL);
+    config_free(&c);
+}
+
+TEST(test_config_server_errors)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"server\": []}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"server\": expected a string or a non-empty array of strings, "
+                   "got an array");
+    CHECK_INT(load(&c, "{\"server\": [\"a\", 1]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"server\": expected a string at index 1, got 1");
+    CHECK_INT(load(&c, "{\"server\": [\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}"),
+              -1);
+    CHECK_STR(err, "t.json:1:2: \"server\": expected at most 8 addresses, got 9");
+    CHECK_INT(load(&c, "{\"server\": \"host:99999\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"server\": expected an address, \"host:port\" or \"[ipv6]:port\", "
+                   "got \"host:99999\"");
+    CHECK_INT(load(&c, "{\"server\": \"a b\"}"), -1);
+    CHECK_INT(load(&c, "{\"server\": \"\"}"), -1);
+    CHECK_INT(load(&c, "{\"server\": \"[::1\"}"), -1);
+    CHECK_INT(load(&c, "{\"server\": \"[zz]:80\"}"), -1);
+    CHECK_INT(load(&c, "{\"server\": \"[example.com]\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"server\": expected an address, \"host:port\" or \"[ipv6]:port\", "
+                   "got \"[example.com]\"");
+    CHECK_INT(load(&c, "{\"server\": 5}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"server\": expected a string or a non-empty array of strings, "
+                   "got 5");
+    config_free(&c);
+}
+
+/* ---- reuseproxy's own keys ---- */
+
+TEST(test_config_own_keys)
+{
+    struct config c;
+    const char *json = "{\"role\": \"tunnel\", \"workers\": 256, \"balance\": \"dispatch\", "
+                       "\"block_private\": false, \"udp_timeout\": 30, "
+                       "\"udp_max_associations\": 1000, \"metrics_address\": \"127.0.0.1:9100\", "
+                       "\"drain_timeout\": 0, \"connect_timeout\": 5, "
+                       "\"replay_protection\": false, \"replay_capacity\": 4096, \"verbose\": 2}";
+    CHECK_INT(load(&c, json), 0);
+    CHECK_INT(c.role, ROLE_TUNNEL);
+    CHECK_INT(c.workers, 256);
+    CHECK_INT(c.balance, BALANCE_DISPATCH);
+    CHECK(!c.block_private);
+    CHECK_INT(c.udp_timeout, 30);
+    CHECK_INT(c.udp_max_associations, 1000);
+    CHECK_STR(c.metrics_address, "127.0.0.1:9100");
+    CHECK_INT(c.drain_timeout, 0);
+    CHECK_INT(c.connect_timeout, 5);
+    CHECK(!c.replay_protection);
+    CHECK_INT(c.replay_capacity, 4096);
+    CHECK_INT(c.verbose, 2);
+    config_free(&c);
+}
+
+TEST(test_config_own_keys_ranges)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"workers\": 257}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"workers\": expected an integer from 0 to 256, got 257");
+    CHECK_INT(load(&c, "{\"workers\": \"4\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"workers\": expected an integer from 0 to 256, got \"4\"");
+    CHECK_INT(load(&c, "{\"verbose\": 3}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"verbose\": expected an integer from 0 to 2, got 3");
+    CHECK_INT(load(&c, "{\"connect_timeout\": 0}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"connect_timeout\": expected an integer from 1 to 2147483, "
+                   "got 0");
+    CHECK_INT(load(&c, "{\"udp_max_associations\": 0}"), -1);
+    CHECK_INT(load(&c, "{\"replay_capacity\": 16777217}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"replay_capacity\": expected an integer from 1 to 16777216, "
+                   "got 16777217");
+    CHECK_INT(load(&c, "{\"workers\": null}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"workers\": expected an integer from 0 to 256, got null");
+    config_free(&c);
+}
+
+TEST(test_config_own_choices)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"role\": \"client\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"role\": expected one of \"server\", \"local\", \"tunnel\", "
+                   "got \"client\"");
+    CHECK_INT(load(&c, "{\"balance\": 1}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"balance\": expected one of \"reuseport\", \"shared\", "
+                   "\"dispatch\", got 1");
+    CHECK_INT(load(&c, "{\"balance\": \"shared\", \"role\": \"local\"}"), 0);
+    CHECK_INT(c.balance, BALANCE_SHARED);
+    CHECK_INT(c.role, ROLE_LOCAL);
+    CHECK_INT(load(&c, "{\"metrics_address\": null}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"metrics_address\": expected a string, got null");
+    CHECK_INT(load(&c, "{\"block_private\": \"no\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"block_private\": expected true or false, got \"no\"");
+    config_free(&c);
+}
+
+/* ---- config_validate ---- */
+
+static const char *validate(const char *json)
+{
+    static char verr[1100];
+    struct config c;
+    verr[0] = '\0';
+    config_defaults(&c);
+    if (config_load_string(&c, json, "t.json", err, sizeof err) != 0) {
+        snprintf(verr, sizeof verr, "LOAD: %s", err);
+        config_free(&c);
+        return verr;
+    }
+    if (config_validate(&c, verr, sizeof verr) == 0)
+        snprintf(verr, sizeof verr, "OK");
+    config_free(&c);
+    return verr;
+}
+
+TEST(test_validate_server_ok)
+{
+    CHECK_STR(validate("{\"server\": \"0.0.0.0\", \"server_port\": 8488, \"password\": "
+                       "\"Vq3-long-random\"}"),
+              "OK");
+    CHECK_STR(validate("{\"server\": \"127.0.0.1\", \"server_port\": 8488, \"key\": "
+                       "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}"),
+              "OK");
+}
+
+TEST(test_validate_server_needs_address_port_password)
+{
+    CHECK_STR(validate("{\"server_port\": 8488, \"password\": \"x\"}"),
+              "t.json: no server address: set \"server\" (for example \"0.0.0.0\") or use -s");
+    CHECK_STR(validate("{\"server\": \"::\", \"password\": \"x\"}"),
+              "t.json: no server port: set \"server_port\" or use -p");
+    CHECK_STR(validate("{\"server\": \"::\", \"server_port\": 1}"),
+              "t.json: no password: set \"password\" (or \"key\") or use -k");
+}
+
+TEST(test_validate_without_file_says_command_line)
+{
+    struct config c;
+    char verr[256];
+    config_defaults(&c);
+    CHECK_INT(config_validate(&c, verr, sizeof verr), -1);
+    CHECK_STR(verr, "command line: no server address: set \"server\" (for example \"0.0.0.0\") "
+                    "or use -s");
+    config_free(&c);
+}
+
+TEST(test_validate_local_and_tunnel_needs)
+{
+    CHECK_STR(validate("{\"role\": \"local\", \"server_port\": 1, \"password\": \"x\", "
+                       "\"local_port\": 1080}"),
+              "t.json: no server to connect to: set \"server\" or use -s");
+    CHECK_STR(validate("{\"role\": \"local\", \"server\": \"1.2.3.4\", \"server_port\": 1, "
+                       "\"password\": \"x\"}"),
+              "t.json: no local port: set \"local_port\" or use -l");
+    CHECK_STR(validate("{\"role\": \"local\", \"server\": \"1.2.3.4\", \"server_port\": 1, "
+                       "\"password\": \"x\", \"local_port\": 1080}"),
+              "OK");
+    CHECK_STR(validate("{\"role\": \"tunnel\", \"server\": \"1.2.3.4\", \"server_port\": 1, "
+                       "\"password\": \"x\", \"local_port\": 5353}"),
+              "t.json: the tunnel role needs a destination: set \"tunnel_address\" "
+              "(\"host:port\") or use -L");
+    CHECK_STR(validate("{\"role\": \"tunnel\", \"server\": \"1.2.3.4\", \"server_port\": 1, "
+                       "\"password\": \"x\", \"local_port\": 5353, \"tunnel_address\": "
+                       "\"8.8.8.8:53\"}"),
+              "OK");
+}
+
+TEST(test_validate_tunnel_address_form)
+{
+    CHECK_STR(validate("{\"role\": \"tunnel\", \"server\": \"1.2.3.4\", \"server_port\": 1,\n"
+                       "  \"password\": \"x\", \"local_port\": 5353,\n"
+                       "  \"tunnel_address\": \"8.8.8.8\"}"),
+              "t.json:3:3: \"tunnel_address\": expected \"host:port\" or \"[ipv6]:port\", got "
+              "\"8.8.8.8\"");
+    CHECK_STR(validate("{\"role\": \"tunnel\", \"server\": \"1.2.3.4\", \"server_port\": 1, "
+                       "\"password\": \"x\", \"local_port\": 5353, \"tunnel_address\": "
+                       "\"[2001:4860:4860::8888]:53\"}"),
+              "OK");
+    /* A server role does not look at tunnel_address. */
+    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\", "
+                       "\"tunnel_address\": \"junk\"}"),
+              "OK");
+}
+
+TEST(test_validate_metrics_address_form)
+{
+    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\",\n"
+                       " \"metrics_address\": \"9100\"}"),
+              "t.json:2:2: \"metrics_address\": expected \"host:port\" or \"[ipv6]:port\", got "
+              "\"9100\"");
+    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\", "
+                       "\"metrics_address\": \"[::1]:9100\"}"),
+              "OK");
+}
+
+TEST(test_validate_key_length)
+{
+    /* 16 bytes of base64 for a method that needs 32. */
+    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1,\n \"key\": "
+                       "\"AAAAAAAAAAAAAAAAAAAAAA==\"}"),
+              "t.json:2:2: \"key\": decodes to 16 bytes, but chacha20-ietf-poly1305 needs a key of "
+              "32 bytes");
+    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"method\": \"aes-128-gcm\", "
+                       "\"key\": \"AAAAAAAAAAAAAAAAAAAAAA==\"}"),
+              "OK");
+    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"key\": \"not base64!\"}"),
+              "t.json:1:37: \"key\": expected base64 (standard or URL-safe) of 32 bytes");
+}
+
+TEST(test_validate_key_wins_over_password)
+{
+    /* libev's crypto_init() uses the key when both are set; the placeholder is then unused. */
+    CHECK_STR(validate("{\"server\": \"0.0.0.0\", \"server_port\": 1, \"password\": \"barfoo!\", "
+                       "\"key\": \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}"),
+              "OK");
+}
+
+TEST(test_validate_placeholder_on_public_address_refused)
+{
+    CHECK_STR(validate("{\"server\": \"0.0.0.0\", \"server_port\": 8488,\n"
+                       "  \"password\": \"CHANGE-ME\"}"),
+              "t.json:2:3: the password \"CHANGE-ME\" is a placeholder, and reuseproxy would "
+              "listen on 0.0.0.0, which is not a loopback address: set a real password (or "
+              "\"key\"), or listen on 127.0.0.1");
+    CHECK_CONTAINS(validate("{\"server\": [\"127.0.0.1\", \"::\"], \"server_port\": 1, "
+                            "\"password\": \"barfoo!\"}"),
+                   "the password \"barfoo!\" is a placeholder, and reuseproxy would listen on ::,");
+    CHECK_CONTAINS(validate("{\"server\": \"example.com\", \"server_port\": 1, \"password\": "
+                            "\"\"}"),
+                   "t.json:1:45: the password is empty, and reuseproxy would listen on "
+                   "example.com,");
+    CHECK_CONTAINS(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": "
+                            "\"changeme\"}"),
+                   "is a placeholder");
+    CHECK_CONTAINS(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": "
+                            "\"Password\"}"),
+                   "is a placeholder");
+}
+
+TEST(test_validate_placeholder_on_loopback_allowed)
+{
+    CHECK_STR(validate("{\"server\": [\"127.0.0.1\", \"::1\", \"localhost\", \"127.8.9.10\"], "
+                       "\"server_port\": 8488, \"password\": \"CHANGE-ME-loopback-only\"}"),
+              "OK");
+}
+
+TEST(test_validate_placeholder_local_role_uses_local_address)
+{
+    const char *base = "{\"role\": \"local\", \"server\": \"203.0.113.9\", \"server_port\": 1, "
+                       "\"local_port\": 1080, \"password\": \"barfoo!\"";
+    char json[512];
+    snprintf(json, sizeof json, "%s}", base);
+    CHECK_STR(validate(json), "OK");
+    snprintf(json, sizeof json, "%s, \"local_address\": \"0.0.0.0\"}", base);
+    CHECK_CONTAINS(validate(json), "would listen on 0.0.0.0, which is not a loopback address");
+}
+
+TEST(test_validate_local_address_form)
+{
+    CHECK_STR(validate("{\"role\": \"local\", \"server\": \"203.0.113.9\", \"server_port\": 1, "
+                       "\"local_port\": 1080, \"password\": \"x\", \"local_address\": \"a b\"}"),
+              "t.json:1:99: \"local_address\": expected an IP address or a host name, got "
+              "\"a b\"");
+}
+
+/* ---- The small parsers ---- */
+
+TEST(test_config_parse_hostport)
+{
+    char host[64];
+    int port = 0;
+    CHECK_INT(config_parse_hostport("8.8.8.8:53", host, sizeof host, &port), 0);
+    CHECK_STR(host, "8.8.8.8");
+    CHECK_INT(port, 53);
+    CHECK_INT(config_parse_hostport("[::1]:9100", host, sizeof host, &port), 0);
+    CHECK_STR(host, "::1");
+    CHECK_INT(port, 9100);
+    CHECK_INT(config_parse_hostport("dns.google:853", host, sizeof host, &port), 0);
+    CHECK_STR(host, "dns.google");
+    CHECK_INT(config_parse_hostport("::1:53", host, sizeof host, &port), -1);
+    CHECK_INT(config_parse_hostport("host", host, sizeof host, &port), -1);
+    CHECK_INT(config_parse_hostport("host:", host, sizeof host, &port), -1);
+    CHECK_INT(config_parse_hostport(":53", host, sizeof host, &port), -1);
+    CHECK_INT(config_parse_hostport("host:0", host, sizeof host, &port), -1);
+    CHECK_INT(config_parse_hostport("host:65536", host, sizeof host, &port), -1);
+    CHECK_INT(config_parse_hostport("[::1]53", host, sizeof host, &port), -1);
+    CHECK_INT(config_parse_hostport("[1.2.3.4]:53", host, sizeof host, &port), -1);
+    CHECK_INT(config_parse_hostport("a/b:53", host, sizeof host, &port), -1);
+    CHECK_INT(config_parse_hostport("averyveryverylonghostname.example:1", host, 8, &port), -1);
+    CHECK_INT(config_parse_hostport(NULL, host, sizeof host, &port), -1);
+}
+
+TEST(test_config_parse_int)
+{
+    int v = -7;
+    CHECK_INT(config_parse_int("0", 0, 5, &v), 0);
+    CHECK_INT(v, 0);
+    CHECK_INT(config_parse_int("65535", 1, 65535, &v), 0);
+    CHECK_INT(v, 65535);
+    CHECK_INT(config_parse_int("65536", 1, 65535, &v), -1);
+    CHECK_INT(config_parse_int("-1", -5, 5, &v), -1);
+    CHECK_INT(config_parse_int("1 ", 0, 5, &v), -1);
+    CHECK_INT(config_parse_int("", 0, 5, &v), -1);
+    CHECK_INT(config_parse_int("99999999999999999999", 0, 5, &v), -1);
+    CHECK_INT(config_parse_int("2147483647", 0, 2147483647, &v), 0);
+    CHECK_INT(v, 2147483647);
+}
+
+TEST(test_config_is_loopback)
+{
+    CHECK(config_is_loopback("127.0.0.1"));
+    CHECK(config_is_loopback("127.255.0.3"));
+    CHECK(config_is_loopback("::1"));
+    CHECK(config_is_loopback("::ffff:127.0.0.1"));
+    CHECK(config_is_loopback("LocalHost"));
+    CHECK(!config_is_loopback("0.0.0.0"));
+    CHECK(!config_is_loopback("::"));
+    CHECK(!config_is_loopback("128.0.0.1"));
+    CHECK(!config_is_loopback("localhost.example.com"));
+    CHECK(!config_is_loopback(NULL));
+}
+
+TEST(test_config_placeholder_passwords)
+{
+    CHECK(config_is_placeholder_password(""));
+    CHECK(config_is_placeholder_password("barfoo!"));
+    CHECK(config_is_placeholder_password("password"));
+    CHECK(config_is_placeholder_password("changeme"));
+    CHECK(config_is_placeholder_password("CHANGE-ME"));
+    CHECK(config_is_placeholder_password("CHANGE_ME_NOW"));
+    CHECK(!config_is_placeholder_password("Xk9-random-9fQ"));
+    CHECK(!config_is_placeholder_password("exchange"));
+    CHECK(!config_is_placeholder_password(NULL));
+}
+
+TEST(test_config_base64)
+{
+    unsigned char out[64];
+    CHECK_INT(config_base64_decode("aGVsbG8=", out, sizeof out), 5);
+    CHECK_MEM(out, "hello", 5);
+    CHECK_INT(config_base64_decode("aGVsbG8", out, sizeof out), 5);
+    CHECK_INT(config_base64_decode("-_-_", out, sizeof out), 3);
+    CHECK_MEM(out, "\xfb\xff\xbf", 3);
+    CHECK_INT(config_base64_decode("+/+/", out, sizeof out), 3);
+    CHECK_MEM(out, "\xfb\xff\xbf", 3);
+    CHECK_INT(config_base64_decode("aGVsbG8==", out, sizeof out), -1);
+    CHECK_INT(config_base64_decode("aGVsb", out, sizeof out), -1);
+    CHECK_INT(config_base64_decode("aGV sbG8=", out, sizeof out), -1);
+    CHECK_INT(config_base64_decode("", out, sizeof out), -1);
+    CHECK_INT(config_base64_decode("aGVsbG8=", out, 4), -1);
+}
+
+TEST(test_config_method_helpers)
+{
+    CHECK_INT(config_method_key_length("aes-128-gcm"), 16);
+    CHECK_INT(config_method_key_length("aes-192-gcm"), 24);
+    CHECK_INT(config_method_key_length("aes-256-gcm"), 32);
+    CHECK_INT(config_method_key_length("chacha20-ietf-poly1305"), 32);
+    CHECK_INT(config_method_key_length("aes-256-cfb"), -1);
+    CHECK_INT(config_method_key_length(NULL), -1);
+    CHECK_STR(config_method_canonical("ChaCha20-IETF-Poly1305"), "chacha20-ietf-poly1305");
+    CHECK(config_method_canonical("rc4-md5") == NULL);
+}
+
+TEST(test_config_split_server)
+{
+    char *host = NULL;
+    int port = -1;
+    CHECK_INT(config_split_server("[fe80::1]:443", &host, &port), 0);
+    CHECK_STR(host, "fe80::1");
+    CHECK_INT(port, 443);
+    free(host);
+    CHECK_INT(config_split_server("fe80::1", &host, &port), 0);
+    CHECK_STR(host, "fe80::1");
+    CHECK_INT(port, 0);
+    free(host);
+    CHECK_INT(config_split_server("a:b:c", &host, &port), -1);
+}
+
+/* ---- The configurations shipped in conf/ ---- */
+
+/* The source tree: $RP_SRCDIR (set by make check), else the one this file was compiled from,
+ * else the nearest parent of the current directory that holds conf/. */
+static const char *source_dir(void)
+{
+    static char dir[1024];
+    const char *env = getenv("RP_SRCDIR");
+    char probe[1100];
+
+    if (env && *env)
+        return env;
+    snprintf(dir, sizeof dir, "%s", __FILE__);
+    char *cut = strstr(dir, "tests/unit/test_config.c");
+    if (cut) {
+        *cut = '\0';
+        snprintf(probe, sizeof probe, "%sconf/proxy.json", dir);
+        if (access(probe, R_OK) == 0)
+            return dir;
+    }
+    if (!getcwd(dir, sizeof dir - 16))
+        return ".";
+    while (dir[0]) {
+        snprintf(probe, sizeof probe, "%s/conf/proxy.json", dir);
+        if (access(probe, R_OK) == 0)
+            return dir;
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+    }
+    return ".";
+}
+
+static int load_shipped(struct config *c, const char *name, bool validate_too)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/conf/%s", source_dir(), name);
+    config_defaults(c);
+    if (config_load(c, path, err, sizeof err) != 0)
+        return -1;
+    return validate_too ? config_validate(c, err, sizeof err) : 0;
+}
+
+TEST(test_conf_proxy_json)
+{
+    struct config c;
+    int rc = load_shipped(&c, "proxy.json", true);
+    if (rc != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(c.role, ROLE_SERVER);
+    CHECK_STR(c.server[0], "127.0.0.1");
+    CHECK_INT(c.server_port, 8488);
+    CHECK_STR(c.method, "chacha20-ietf-poly1305");
+    CHECK(c.block_private);
+    CHECK_INT(c.workers, config_default_workers());
+    config_free(&c);
+}
+
+TEST(test_conf_local_json)
+{
+    struct config c;
+    int rc = load_shipped(&c, "local.json", true);
+    if (rc != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(c.role, ROLE_LOCAL);
+    CHECK_STR(c.local_address, "127.0.0.1");
+    CHECK_INT(c.local_port, 1080);
+    config_free(&c);
+}
+
+TEST(test_conf_tunnel_json)
+{
+    struct config c;
+    int rc = load_shipped(&c, "tunnel.json", true);
+    if (rc != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(c.role, ROLE_TUNNEL);
+    CHECK_INT(c.local_port, 5353);
+    CHECK_STR(c.tunnel_address, "8.8.8.8:53");
+    config_free(&c);
+}
+
+TEST(test_conf_server_json_refuses_its_placeholder)
+{
+    struct config c;
+    CHECK_INT(load_shipped(&c, "server.json", false), 0);
+    CHECK_INT(c.mode, MODE_TCP_AND_UDP);
+    CHECK_INT(config_validate(&c, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "conf/server.json:");
+    CHECK_CONTAINS(err, "is a placeholder, and reuseproxy would listen on 0.0.0.0");
+    config_free(&c);
+}

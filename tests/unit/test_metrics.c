@@ -1,1 +1,528 @@
+/* test_metrics.c: the shared counters, their exact Prometheus text, and the HTTP server (run in a
+ * child process on its own loop while the test talks to it as a plain blocking client). */
+#include "autoconfig.h"
+
+#include "metrics.h"
 #include "unit.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fill_worker(struct metrics_worker *w, uint64_t base)
+{
+    w->accepted = base + 5;
+    w->active = base + 2;
+    w->bytes_in = base + 1000;
+    w->bytes_out = base + 2000;
+    w->udp_associations = base + 3;
+    w->udp_packets_in = base + 7;
+    w->udp_packets_out = base + 8;
+    w->udp_evicted = base + 1;
+    w->failed_handshakes = base + 4;
+    w->replays = base + 2;
+    w->udp_dropped = base + 9;
+    w->restarts = base;
+    w->pid = base + 4242;
+}
+
+static const char expected_one_worker[] =
+    "# HELP reuseproxy_accepted_total TCP connections accepted.\n"
+    "# TYPE reuseproxy_accepted_total counter\n"
+    "reuseproxy_accepted_total{worker=\"0\"} 5\n"
+    "# HELP reuseproxy_active_connections TCP connections open now.\n"
+    "# TYPE reuseproxy_active_connections gauge\n"
+    "reuseproxy_active_connections{worker=\"0\"} 2\n"
+    "# HELP reuseproxy_bytes_in_total Bytes read from clients.\n"
+    "# TYPE reuseproxy_bytes_in_total counter\n"
+    "reuseproxy_bytes_in_total{worker=\"0\"} 1000\n"
+    "# HELP reuseproxy_bytes_out_total Bytes written to clients.\n"
+    "# TYPE reuseproxy_bytes_out_total counter\n"
+    "reuseproxy_bytes_out_total{worker=\"0\"} 2000\n"
+    "# HELP reuseproxy_udp_associations UDP associations open now.\n"
+    "# TYPE reuseproxy_udp_associations gauge\n"
+    "reuseproxy_udp_associations{worker=\"0\"} 3\n"
+    "# HELP reuseproxy_udp_packets_in_total UDP datagrams received from clients.\n"
+    "# TYPE reuseproxy_udp_packets_in_total counter\n"
+    "reuseproxy_udp_packets_in_total{worker=\"0\"} 7\n"
+    "# HELP reuseproxy_udp_packets_out_total UDP datagrams sent to clients.\n"
+    "# TYPE reuseproxy_udp_packets_out_total counter\n"
+    "reuseproxy_udp_packets_out_total{worker=\"0\"} 8\n"
+    "# HELP reuseproxy_udp_evicted_total UDP associations evicted because the table was full.\n"
+    "# TYPE reuseproxy_udp_evicted_total counter\n"
+    "reuseproxy_udp_evicted_total{worker=\"0\"} 1\n"
+    "# HELP reuseproxy_failed_handshakes_total TCP handshakes failed: bad tag, malformed header "
+    "or refused target.\n"
+    "# TYPE reuseproxy_failed_handshakes_total counter\n"
+    "reuseproxy_failed_handshakes_total{worker=\"0\"} 4\n"
+    "# HELP reuseproxy_replays_total Salts refused as replays (also counted as failed "
+    "handshakes).\n"
+    "# TYPE reuseproxy_replays_total counter\n"
+    "reuseproxy_replays_total{worker=\"0\"} 2\n"
+    "# HELP reuseproxy_udp_dropped_total UDP datagrams dropped: bad tag, malformed or refused.\n"
+    "# TYPE reuseproxy_udp_dropped_total counter\n"
+    "reuseproxy_udp_dropped_total{worker=\"0\"} 9\n"
+    "# HELP reuseproxy_worker_restarts_total Times this worker slot was restarted.\n"
+    "# TYPE reuseproxy_worker_restarts_total counter\n"
+    "reuseproxy_worker_restarts_total{worker=\"0\"} 0\n"
+    "# HELP reuseproxy_worker_pid Process id of the worker in this slot.\n"
+    "# TYPE reuseproxy_worker_pid gauge\n"
+    "reuseproxy_worker_pid{worker=\"0\"} 4242\n";
+
+TEST(test_metrics_render_exact_text)
+{
+    struct metrics_shared *m = metrics_new_shared(1);
+    char out[8192];
+    CHECK(m != NULL);
+    fill_worker(&m->worker[0], 0);
+    int n = metrics_render(m, out, sizeof out);
+    CHECK_INT(n, strlen(expected_one_worker));
+    CHECK_STR(out, expected_one_worker);
+    metrics_free_shared(m);
+}
+
+TEST(test_metrics_render_one_line_per_worker)
+{
+    struct metrics_shared *m = metrics_new_shared(3);
+    char out[16384];
+    CHECK(m != NULL);
+    fill_worker(&m->worker[0], 0);
+    fill_worker(&m->worker[2], 100);
+    metrics_add(&m->worker[1].bytes_in, 18446744073709551615u);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK_CONTAINS(out, "# TYPE reuseproxy_bytes_in_total counter\n"
+                        "reuseproxy_bytes_in_total{worker=\"0\"} 1000\n"
+                        "reuseproxy_bytes_in_total{worker=\"1\"} 18446744073709551615\n"
+                        "reuseproxy_bytes_in_total{worker=\"2\"} 1100\n"
+                        "# HELP reuseproxy_bytes_out_total ");
+    CHECK_CONTAINS(out, "reuseproxy_worker_pid{worker=\"2\"} 4342\n");
+    /* 13 fields: 2 comment lines and 3 series each. */
+    int lines = 0;
+    for (const char *p = out; *p; p++)
+        lines += *p == '\n';
+    CHECK_INT(lines, 13 * 5);
+    metrics_free_shared(m);
+}
+
+TEST(test_metrics_gauge_below_zero_reads_negative)
+{
+    struct metrics_shared *m = metrics_new_shared(1);
+    char out[8192];
+    CHECK(m != NULL);
+    metrics_sub(&m->worker[0].active, 1);
+    metrics_add(&m->worker[0].udp_associations, 2);
+    metrics_sub(&m->worker[0].udp_associations, 1);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK_CONTAINS(out, "reuseproxy_active_connections{worker=\"0\"} -1\n");
+    CHECK_CONTAINS(out, "reuseproxy_udp_associations{worker=\"0\"} 1\n");
+    metrics_free_shared(m);
+}
+
+TEST(test_metrics_render_truncates_and_terminates)
+{
+    struct metrics_shared *m = metrics_new_shared(1);
+    char out[40];
+    CHECK(m != NULL);
+    fill_worker(&m->worker[0], 0);
+    memset(out, 'x', sizeof out);
+    CHECK_INT(metrics_render(m, out, sizeof out), sizeof out - 1);
+    CHECK_INT(out[sizeof out - 1], '\0');
+    CHECK(strncmp(out, expected_one_worker, sizeof out - 1) == 0);
+    CHECK_INT(metrics_render(m, out, 1), 0);
+    CHECK_INT(out[0], '\0');
+    CHECK_INT(metrics_render(m, out, 0), -1);
+    CHECK_INT(metrics_render(NULL, out, sizeof out), -1);
+    CHECK_INT(metrics_render(m, NULL, sizeof out), -1);
+    metrics_free_shared(m);
+}
+
+TEST(test_metrics_shared_is_zeroed_and_clamped)
+{
+    struct metrics_shared *m = metrics_new_shared(0);
+    CHECK(m != NULL);
+    CHECK_INT(m->nworkers, 1);
+    CHECK_INT(metrics_read(&m->worker[0].accepted), 0);
+    CHECK_INT(metrics_read(&m->worker[0].pid), 0);
+    metrics_free_shared(m);
+    m = metrics_new_shared(8);
+    CHECK(m != NULL);
+    CHECK_INT(m->nworkers, 8);
+    CHECK_INT(metrics_read(&m->worker[7].udp_dropped), 0);
+    metrics_free_shared(m);
+    CHECK(metrics_new_shared(100000) == NULL);
+    metrics_free_shared(NULL);
+}
+
+TEST(test_metrics_shared_visible_across_fork)
+{
+    struct metrics_shared *m = metrics_new_shared(2);
+    CHECK(m != NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        for (int i = 0; i < 1000; i++)
+            metrics_add(&m->worker[1].accepted, 1);
+        metrics_add(&m->worker[1].bytes_out, 12345);
+        metrics_add(&m->worker[1].pid, (uint64_t)getpid());
+        _exit(0);
+    }
+    for (int i = 0; i < 1000; i++)
+        metrics_add(&m->worker[1].accepted, 1); /* both processes on one counter */
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_INT(metrics_read(&m->worker[1].accepted), 2000);
+    CHECK_INT(metrics_read(&m->worker[1].bytes_out), 12345);
+    CHECK_INT(metrics_read(&m->worker[1].pid), pid);
+    CHECK_INT(metrics_read(&m->worker[0].accepted), 0);
+    metrics_free_shared(m);
+}
+
+/* ---- The server. */
+
+struct served {
+    struct ev_loop *loop;
+    struct metrics_shared *m;
+    struct metrics_server *s;
+    int port;
+    pid_t child;
+    char err[256];
+};
+
+/* Starts the server and runs its loop in a child that dies with this test process. */
+static int serve(struct served *sv, int nworkers, double timeout)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->loop = ev_loop_new(EVFLAG_AUTO);
+    sv->m = metrics_new_shared(nworkers);
+    if (!sv->loop || !sv->m)
+        return -1;
+    for (int i = 0; i < nworkers; i++)
+        fill_worker(&sv->m->worker[i], (uint64_t)i * 10);
+    sv->s = metrics_server_start(sv->loop, "127.0.0.1:0", sv->m, sv->err, sizeof sv->err);
+    if (!sv->s)
+        return -1;
+    if (timeout > 0)
+        metrics_server_set_timeout(sv->s, timeout);
+    sv->port = metrics_server_port(sv->s);
+    sv->child = fork();
+    if (sv->child < 0)
+        return -1;
+    if (sv->child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(20);
+        ev_loop_fork(sv->loop);
+        ev_run(sv->loop, 0);
+        _exit(0);
+    }
+    return 0;
+}
+
+static void unserve(struct served *sv)
+{
+    kill(sv->child, SIGKILL);
+    waitpid(sv->child, NULL, 0);
+    metrics_server_stop(sv->s);
+    metrics_free_shared(sv->m);
+    ev_loop_destroy(sv->loop);
+}
+
+static int client_connect(int port)
+{
+    struct sockaddr_in sin;
+    struct timeval tv = {5, 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads until EOF. Returns the length (NUL-terminated in buf) or -1 on error or timeout. */
+static ssize_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0 || len + (size_t)n == cap - 1) {
+            len += (size_t)n;
+            buf[len] = '\0';
+            return (ssize_t)len;
+        }
+        len += (size_t)n;
+    }
+}
+
+static ssize_t http_exchange(int port, const char *req, char *resp, size_t cap)
+{
+    int fd = client_connect(port);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(req);
+    if (send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+        close(fd);
+        return -1;
+    }
+    ssize_t n = read_all(fd, resp, cap);
+    close(fd);
+    return n;
+}
+
+/* The body after the header block, or NULL. */
+static const char *http_body(const char *resp)
+{
+    const char *p = strstr(resp, "\r\n\r\n");
+    return p ? p + 4 : NULL;
+}
+
+TEST(test_metrics_server_answers_get_metrics)
+{
+    struct served sv;
+    char resp[65536], head[256], body[32768];
+    CHECK(serve(&sv, 2, 0) == 0);
+    CHECK(sv.port > 0);
+    int blen = metrics_render(sv.m, body, sizeof body);
+    CHECK(blen > 0);
+    ssize_t n = http_exchange(sv.port, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
+                              resp, sizeof resp);
+    CHECK(n > 0);
+    snprintf(head, sizeof head,
+             "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+             "Content-Length: %d\r\nConnection: close\r\n\r\n",
+             blen);
+    CHECK(strncmp(resp, head, strlen(head)) == 0);
+    CHECK_STR(http_body(resp), body);
+    CHECK_INT(n, strlen(head) + (size_t)blen);
+    CHECK_CONTAINS(resp, "reuseproxy_bytes_out_total{worker=\"1\"} 2010\n");
+    /* A query string is ignored; a bare LF ends the request as well. */
+    n = http_exchange(sv.port, "GET /metrics?x=1 HTTP/1.0\n\n", resp, sizeof resp);
+    CHECK(n > 0);
+    CHECK(strncmp(resp, "HTTP/1.0 200 OK\r\n", 17) == 0);
+    unserve(&sv);
+}
+
+TEST(test_metrics_server_404_for_anything_else)
+{
+    struct served sv;
+    char resp[4096];
+    const char *reqs[] = {"GET / HTTP/1.0\r\n\r\n", "GET /metricsx HTTP/1.0\r\n\r\n",
+                          "GET /metrics/ HTTP/1.0\r\n\r\n", "POST /metrics HTTP/1.0\r\n\r\n",
+                          "HEAD /metrics HTTP/1.1\r\n\r\n", "get /metrics HTTP/1.0\r\n\r\n"};
+    CHECK(serve(&sv, 1, 0) == 0);
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        ssize_t n = http_exchange(sv.port, reqs[i], resp, sizeof resp);
+        CHECK(n > 0);
+        CHECK_STR(resp, "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
+                        "Content-Length: 10\r\nConnection: close\r\n\r\nnot found\n");
+    }
+    const char *bad[] = {"\r\n\r\n", "GET\r\n\r\n", "GET /metrics\r\n\r\n",
+                         "GET /metrics FTP/1.0\r\n\r\n", " /metrics HTTP/1.0\r\n\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ssize_t n = http_exchange(sv.port, bad[i], resp, sizeof resp);
+        CHECK(n > 0);
+        CHECK_STR(resp, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                        "Content-Length: 12\r\nConnection: close\r\n\r\nbad request\n");
+    }
+    unserve(&sv);
+}
+
+TEST(test_metrics_server_request_in_pieces)
+{
+    struct served sv;
+    char resp[65536];
+    CHECK(serve(&sv, 1, 0) == 0);
+    int fd = client_connect(sv.port);
+    CHECK(fd >= 0);
+    const char *parts[] = {"GET /met", "rics HTTP/1.0\r\n", "User-Agent: t\r\n", "\r\n"};
+    for (size_t i = 0; i < 4; i++) {
+        CHECK(send(fd, parts[i], strlen(parts[i]), MSG_NOSIGNAL) > 0);
+        usleep(30000);
+    }
+    CHECK(read_all(fd, resp, sizeof resp) > 0);
+    close(fd);
+    CHECK(strncmp(resp, "HTTP/1.0 200 OK\r\n", 17) == 0);
+    CHECK_CONTAINS(resp, "reuseproxy_worker_pid{worker=\"0\"} 4242\n");
+    unserve(&sv);
+}
+
+TEST(test_metrics_server_drops_silent_client_after_timeout)
+{
+    struct served sv;
+    char buf[64];
+    CHECK(serve(&sv, 1, 0.3) == 0);
+    int fd = client_connect(sv.port);
+    CHECK(fd >= 0);
+    double start = now_mono();
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    double took = now_mono() - start;
+    close(fd);
+    CHECK_INT(n, 0); /* closed without an answer */
+    CHECK(took >= 0.25);
+    CHECK(took < 2.0);
+    unserve(&sv);
+}
+
+TEST(test_metrics_server_closes_oversized_request)
+{
+    struct served sv;
+    char junk[5000], buf[64];
+    CHECK(serve(&sv, 1, 0) == 0);
+    int fd = client_connect(sv.port);
+    CHECK(fd >= 0);
+    memset(junk, 'a', sizeof junk); /* a request line that never ends */
+    snprintf(junk, 6, "GET /");
+    junk[5] = 'a';
+    double start = now_mono();
+    send(fd, junk, sizeof junk, MSG_NOSIGNAL);
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    close(fd);
+    CHECK(n <= 0); /* EOF, or a reset because bytes were left unread: never an answer */
+    CHECK(now_mono() - start < 2.0);
+    unserve(&sv);
+}
+
+TEST(test_metrics_server_idle_clients_do_not_block_others)
+{
+    struct served sv;
+    int idle[40];
+    char resp[65536];
+    CHECK(serve(&sv, 1, 0) == 0);
+    for (int i = 0; i < 40; i++) {
+        idle[i] = client_connect(sv.port);
+        CHECK(idle[i] >= 0);
+        CHECK(send(idle[i], "GET /metr", 9, MSG_NOSIGNAL) == 9);
+    }
+    double start = now_mono();
+    ssize_t n = http_exchange(sv.port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp);
+    CHECK(n > 0);
+    CHECK(now_mono() - start < 1.0);
+    CHECK(strncmp(resp, "HTTP/1.0 200 OK\r\n", 17) == 0);
+    for (int i = 0; i < 40; i++)
+        close(idle[i]);
+    unserve(&sv);
+}
+
+/* Shrinks the send buffer of the listener on port (accepted sockets inherit it), so an answer
+ * cannot leave in one write whatever the host's defaults are. Returns 0 when found. */
+static int shrink_listener_sndbuf(int port)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in sin = {0};
+        socklen_t len = sizeof sin;
+        int listening = 0, size = 4096;
+        socklen_t ilen = sizeof listening;
+        if (getsockname(fd, (struct sockaddr *)&sin, &len) < 0 || sin.sin_family != AF_INET ||
+            ntohs(sin.sin_port) != port ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) < 0 || !listening)
+            continue;
+        return setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    }
+    return -1;
+}
+
+TEST(test_metrics_server_large_answer_to_slow_reader)
+{
+    struct served sv;
+    static char resp[4u << 20], body[4u << 20];
+    size_t cap = sizeof resp;
+    CHECK(serve(&sv, 1000, 0) == 0); /* a body of ~800 KB against a send buffer of a few KB */
+    CHECK_INT(shrink_listener_sndbuf(sv.port), 0);
+    int blen = metrics_render(sv.m, body, cap);
+    CHECK(blen > 500000);
+    int fd = client_connect(sv.port);
+    CHECK(fd >= 0);
+    CHECK(send(fd, "GET /metrics HTTP/1.0\r\n\r\n", 25, MSG_NOSIGNAL) == 25);
+    usleep(300000); /* the server meets a full socket buffer and must wait for EV_WRITE */
+    ssize_t n = read_all(fd, resp, cap);
+    close(fd);
+    CHECK(n > blen);
+    CHECK_STR(http_body(resp), body);
+    CHECK_CONTAINS(resp, "reuseproxy_worker_pid{worker=\"999\"} 14232\n");
+    unserve(&sv);
+}
+
+TEST(test_metrics_server_rejects_bad_addresses)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct metrics_shared *m = metrics_new_shared(1);
+    char err[256];
+    const char *bad[] = {"", "nonsense", "1.2.3.4", "[::1]", "::1:80", "1.2.3.4:70000",
+                         "localhost:9100", "1.2.3.4:", "1.2.3.4:9x", "[1.2.3.4]:80",
+                         "[::1:80", ":9100"};
+    CHECK(loop && m);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CHECK(metrics_server_start(loop, bad[i], m, err, sizeof err) == NULL);
+        CHECK_CONTAINS(err, "invalid address");
+    }
+    CHECK(metrics_server_start(loop, NULL, m, err, sizeof err) == NULL);
+    CHECK(metrics_server_start(loop, "127.0.0.1:0", NULL, err, sizeof err) == NULL);
+    /* A port in use. */
+    struct metrics_server *s = metrics_server_start(loop, "127.0.0.1:0", m, err, sizeof err);
+    CHECK(s != NULL);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", metrics_server_port(s));
+    CHECK(metrics_server_start(loop, addr, m, err, sizeof err) == NULL);
+    CHECK_CONTAINS(err, "cannot listen on 127.0.0.1:");
+    CHECK_CONTAINS(err, "Address already in use");
+    metrics_server_stop(s);
+    CHECK_INT(metrics_server_port(NULL), -1);
+    metrics_server_stop(NULL);
+    metrics_free_shared(m);
+    ev_loop_destroy(loop);
+}
+
+TEST(test_metrics_server_listens_on_ipv6)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct metrics_shared *m = metrics_new_shared(1);
+    struct sockaddr_in6 sin6;
+    CHECK(loop && m);
+    /* Only where the host has an IPv6 loopback at all. */
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    memset(&sin6, 0, sizeof sin6);
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_addr = in6addr_loopback;
+    bool have_v6 = probe >= 0 && bind(probe, (struct sockaddr *)&sin6, sizeof sin6) == 0;
+    if (probe >= 0)
+        close(probe);
+    if (have_v6) {
+        char err[256];
+        struct metrics_server *s = metrics_server_start(loop, "[::1]:0", m, err, sizeof err);
+        CHECK(s != NULL);
+        CHECK(metrics_server_port(s) > 0);
+        metrics_server_stop(s);
+    }
+    metrics_free_shared(m);
+    ev_loop_destroy(loop);
+}

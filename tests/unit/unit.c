@@ -6,6 +6,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNIT_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNIT_LSAN 1
+#endif
+#endif
+#ifdef UNIT_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 static struct unit_test *unit_head, **unit_tail = &unit_head;
 static int unit_failed_flag;
 static char unit_dir[64];
@@ -78,6 +89,11 @@ int main(int argc, char **argv)
         }
         if (pid == 0) {
             t->fn();
+#ifdef UNIT_LSAN
+            /* children leave with _exit(), which skips LeakSanitizer's exit check: run it here */
+            if (__lsan_do_recoverable_leak_check())
+                unit_failed_flag = 1;
+#endif
             fflush(stdout);
             _exit(unit_failed_flag ? 1 : 0);
         }

@@ -1,0 +1,38 @@
+/* sockets.h: the listening sockets, opened once before any worker exists. For every listen
+ * address: in the reuseport mode one TCP socket per worker slot, all in one SO_REUSEPORT group,
+ * so the kernel hashes each connection to a slot; in the shared and dispatch modes one TCP
+ * socket. UDP always gets one SO_REUSEPORT socket per slot, so each client's flow hashes to one
+ * worker and keeps it. Sockets can also be taken over from a previous master (binary upgrade,
+ * $REUSEPROXY_FDS) or from systemd ($LISTEN_FDS). */
+#ifndef RP_SOCKETS_H
+#define RP_SOCKETS_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "worker.h"
+
+#define SOCKETS_MAX_SLOTS 256
+
+struct socket_set {
+    int nslots;
+    int naddrs;                                  /* listen addresses */
+    int tcp[SOCKETS_MAX_SLOTS][WORKER_MAX_LISTEN]; /* reuseport: per slot */
+    int udp[SOCKETS_MAX_SLOTS][WORKER_MAX_LISTEN];
+    int shared[WORKER_MAX_LISTEN];                 /* shared/dispatch: one per address */
+    int ntcp, nudp, nshared;                       /* per slot / total shared */
+    int metrics;                                   /* metrics_address listener, or 0 */
+};
+
+/* Opens (or takes over) every socket the config needs for nslots slots. balance decides the
+ * TCP layout. Returns 0, or -1 with a message in err. */
+int sockets_open(struct socket_set *s, const struct config *c, int nslots,
+                 enum config_balance balance, char *err, size_t errlen);
+void sockets_close(struct socket_set *s);
+/* Formats the set for $REUSEPROXY_FDS and clears FD_CLOEXEC on every descriptor, for a new
+ * master about to be executed. Returns 0 or -1. */
+int sockets_export(const struct socket_set *s, char *out, size_t cap);
+/* True if fd is one of the set's sockets. */
+bool sockets_contains(const struct socket_set *s, int fd);
+
+#endif

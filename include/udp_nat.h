@@ -1,0 +1,46 @@
+/* udp_nat.h: the UDP association table (the relay's NAT). Entries are keyed by the client's
+ * socket address in a hash table (O(1) lookup) and kept on a doubly linked list in order of last
+ * activity (O(1) refresh), so expiry and eviction always find the least recently used entry at
+ * the tail. No I/O and no allocation per entry: the relay embeds a struct udp_nat_entry in each
+ * association and owns its memory. */
+#ifndef RP_UDP_NAT_H
+#define RP_UDP_NAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct udp_nat_entry {
+    struct sockaddr_storage client;  /* the key: address and port (IPv4 or IPv6) */
+    double last_active;              /* monotonic time of the last datagram either way */
+    uint64_t hash;
+    struct udp_nat_entry *hnext;     /* hash chain */
+    struct udp_nat_entry *newer;     /* towards the most recently used */
+    struct udp_nat_entry *older;     /* towards the least recently used */
+};
+
+struct udp_nat {
+    struct udp_nat_entry **buckets;
+    size_t nbuckets;                 /* a power of two */
+    size_t count;
+    uint64_t seed;                   /* random per table: chains cannot be predicted */
+    struct udp_nat_entry *newest;
+    struct udp_nat_entry *oldest;
+};
+
+/* Returns 0, or -1 when the bucket array cannot be allocated. */
+int udp_nat_init(struct udp_nat *t, uint64_t seed);
+/* Frees the buckets; the entries belong to the caller (remove them first). */
+void udp_nat_destroy(struct udp_nat *t);
+
+/* The entry for client (IPv4 or IPv6 socket address), or NULL. */
+struct udp_nat_entry *udp_nat_find(const struct udp_nat *t, const struct sockaddr *client);
+/* Adds e (not in the table) for client as the most recently used, active at now. Never fails:
+ * when the bucket array cannot grow, chains just get longer. */
+void udp_nat_insert(struct udp_nat *t, struct udp_nat_entry *e, const struct sockaddr *client,
+                    double now);
+void udp_nat_remove(struct udp_nat *t, struct udp_nat_entry *e);
+/* Marks e active at now: it becomes the most recently used. */
+void udp_nat_touch(struct udp_nat *t, struct udp_nat_entry *e, double now);
+
+#endif

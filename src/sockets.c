@@ -1,0 +1,291 @@
+/* sockets.c: opening and taking over the listening sockets; see sockets.h. */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "netaddr.h"
+#include "sockets.h"
+
+#define INHERIT_MAX 1024
+
+/* A descriptor handed over by a previous master or by systemd, waiting to be matched. */
+struct inherited {
+    int fd;
+    int type;     /* SOCK_STREAM or SOCK_DGRAM */
+    int slot;     /* slot it served (REUSEPROXY_FDS): -1 shared, -2 metrics */
+    bool any;     /* from systemd (LISTEN_FDS): may serve any slot */
+    bool used;
+    struct sockaddr_storage addr;
+    socklen_t len;
+};
+
+struct inherit_list {
+    struct inherited fd[INHERIT_MAX];
+    int n;
+};
+
+static void inherit_add(struct inherit_list *l, int fd, int slot, bool any)
+{
+    struct inherited *h = &l->fd[l->n];
+    socklen_t tl = sizeof h->type;
+    h->len = sizeof h->addr;
+    if (l->n >= INHERIT_MAX || getsockopt(fd, SOL_SOCKET, SO_TYPE, &h->type, &tl) < 0 ||
+        getsockname(fd, (struct sockaddr *)&h->addr, &h->len) < 0)
+        return;
+    h->fd = fd;
+    h->slot = slot;
+    h->any = any;
+    h->used = false;
+    netaddr_set_cloexec(fd, true);
+    l->n++;
+}
+
+/* $REUSEPROXY_FDS ("slot:fd,slot:fd,...", slot -1 for shared sockets) from a previous master,
+ * and $LISTEN_FDS from systemd socket activation (sd_listen_fds(3): fds from 3 on). */
+static void inherit_collect(struct inherit_list *l)
+{
+    const char *env = getenv("REUSEPROXY_FDS");
+    l->n = 0;
+    if (env) {
+        const char *p = env;
+        while (*p) {
+            char *end;
+            long slot = strtol(p, &end, 10);
+            if (*end != ':')
+                break;
+            long fd = strtol(end + 1, &end, 10);
+            if (fd >= 3 && fd < 65536)
+                inherit_add(l, (int)fd, (int)slot, false);
+            p = *end == ',' ? end + 1 : end;
+            if (*end != ',')
+                break;
+        }
+        unsetenv("REUSEPROXY_FDS");
+    }
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    if (pid && fds && atol(pid) == (long)getpid()) {
+        int n = atoi(fds);
+        for (int i = 0; i < n && i < INHERIT_MAX; i++)
+            inherit_add(l, 3 + i, -1, true);
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_FDNAMES");
+    }
+}
+
+static int inherit_take(struct inherit_list *l, int type, int slot, const struct sockaddr *sa)
+{
+    for (int i = 0; i < l->n; i++) {
+        struct inherited *h = &l->fd[i];
+        if (!h->used && h->type == type && (h->slot == slot || h->any) &&
+            netaddr_equal((struct sockaddr *)&h->addr, sa)) {
+            h->used = true;
+            return h->fd;
+        }
+    }
+    return -1;
+}
+
+static void inherit_close_unused(struct inherit_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!l->fd[i].used) {
+            log_warn("closing an inherited socket that the configuration no longer uses");
+            close(l->fd[i].fd);
+        }
+}
+
+/* The listen addresses of the role, resolved (numeric or by name, at start-up only). */
+static int listen_addrs(const struct config *c, struct sockaddr_storage *out, socklen_t *lens,
+                        char *err, size_t errlen)
+{
+    const char *hosts[CONFIG_MAX_SERVERS];
+    int ports[CONFIG_MAX_SERVERS];
+    int nhosts = 0, n = 0;
+    if (c->role == ROLE_SERVER) {
+        for (int i = 0; i < c->n_server; i++) {
+            hosts[nhosts] = c->server[i];
+            ports[nhosts++] = c->server_ports[i] ? c->server_ports[i] : c->server_port;
+        }
+    } else {
+        hosts[nhosts] = c->local_address ? c->local_address : "127.0.0.1";
+        ports[nhosts++] = c->local_port;
+    }
+    for (int i = 0; i < nhosts && n < WORKER_MAX_LISTEN; i++) {
+        struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+                                 .ai_socktype = SOCK_STREAM}, *res;
+        char ps[8];
+        snprintf(ps, sizeof ps, "%d", ports[i]);
+        int r = getaddrinfo(hosts[i], ps, &hints, &res);
+        if (r != 0) {
+            snprintf(err, errlen, "cannot resolve listen address %s: %s", hosts[i],
+                     gai_strerror(r));
+            return -1;
+        }
+        memcpy(&out[n], res->ai_addr, res->ai_addrlen);
+        lens[n++] = res->ai_addrlen;
+        freeaddrinfo(res);
+    }
+    return n;
+}
+
+static int open_one(struct inherit_list *l, int type, int slot, const struct sockaddr *sa,
+                    socklen_t len, unsigned flags, char *err, size_t errlen)
+{
+    int fd = inherit_take(l, type, slot, sa);
+    if (fd >= 0)
+        return fd;
+    if (sa->sa_family == AF_INET6)
+        flags |= NETADDR_V6ONLY; /* so 0.0.0.0 and :: can both be listed */
+    fd = type == SOCK_STREAM ? netaddr_listen_tcp(sa, len, 4096, flags)
+                             : netaddr_bind_udp(sa, len, flags);
+    if (fd < 0) {
+        char a[80];
+        snprintf(err, errlen, "cannot %s %s: %s", type == SOCK_STREAM ? "listen on" : "bind UDP",
+                 netaddr_format(sa, a, sizeof a), strerror(errno));
+    }
+    return fd;
+}
+
+int sockets_open(struct socket_set *s, const struct config *c, int nslots,
+                 enum config_balance balance, char *err, size_t errlen)
+{
+    struct sockaddr_storage addr[WORKER_MAX_LISTEN];
+    socklen_t len[WORKER_MAX_LISTEN];
+    struct inherit_list *l = calloc(1, sizeof *l);
+    bool tcp = c->mode != MODE_UDP_ONLY, udp = c->mode != MODE_TCP_ONLY;
+
+    memset(s, 0, sizeof *s);
+    if (!l || nslots < 1 || nslots > SOCKETS_MAX_SLOTS) {
+        snprintf(err, errlen, "bad number of worker slots %d", nslots);
+        free(l);
+        return -1;
+    }
+    s->nslots = nslots;
+    inherit_collect(l);
+    int n = listen_addrs(c, addr, len, err, errlen);
+    if (n < 0)
+        goto fail;
+    s->naddrs = n;
+    /* Several slots always need one SO_REUSEPORT group; a single process sets it on request so
+     * that independent instances (systemd template units) can share the port. */
+    unsigned group = (nslots > 1 || c->reuse_port) ? NETADDR_REUSEPORT : 0;
+    unsigned tfo = c->fast_open ? NETADDR_FASTOPEN : 0;
+    for (int a = 0; a < n; a++) {
+        struct sockaddr *sa = (struct sockaddr *)&addr[a];
+        if (tcp && balance != BALANCE_REUSEPORT) {
+            int fd = open_one(l, SOCK_STREAM, -1, sa, len[a],
+                              tfo | (c->reuse_port ? NETADDR_REUSEPORT : 0), err, errlen);
+            if (fd < 0)
+                goto fail;
+            s->shared[s->nshared++] = fd;
+        }
+        for (int i = 0; i < nslots; i++) {
+            if (tcp && balance == BALANCE_REUSEPORT) {
+                int fd = open_one(l, SOCK_STREAM, i, sa, len[a], group | tfo, err, errlen);
+                if (fd < 0)
+                    goto fail;
+                s->tcp[i][a] = fd;
+            }
+            if (udp) {
+                int fd = open_one(l, SOCK_DGRAM, i, sa, len[a], group, err, errlen);
+                if (fd < 0)
+                    goto fail;
+                s->udp[i][a] = fd;
+            }
+        }
+        if (tcp && balance == BALANCE_REUSEPORT)
+            s->ntcp++;
+        if (udp)
+            s->nudp++;
+    }
+    if (c->metrics_address) {
+        struct netaddr_target t;
+        if (netaddr_target_from_string(c->metrics_address, &t) < 0 || !t.addrlen) {
+            snprintf(err, errlen, "metrics_address \"%s\": expected ip:port or [ipv6]:port",
+                     c->metrics_address);
+            goto fail;
+        }
+        s->metrics = open_one(l, SOCK_STREAM, -2, (struct sockaddr *)&t.addr, t.addrlen, 0, err,
+                              errlen);
+        if (s->metrics < 0) {
+            s->metrics = 0;
+            goto fail;
+        }
+    }
+    inherit_close_unused(l);
+    free(l);
+    return 0;
+fail:
+    free(l);
+    sockets_close(s);
+    return -1;
+}
+
+static void close_if(int *fd)
+{
+    if (*fd > 0)
+        close(*fd);
+    *fd = 0;
+}
+
+void sockets_close(struct socket_set *s)
+{
+    for (int i = 0; i < s->nslots; i++)
+        for (int a = 0; a < WORKER_MAX_LISTEN; a++) {
+            close_if(&s->tcp[i][a]);
+            close_if(&s->udp[i][a]);
+        }
+    for (int a = 0; a < s->nshared; a++)
+        close_if(&s->shared[a]);
+    close_if(&s->metrics);
+    s->ntcp = s->nudp = s->nshared = 0;
+}
+
+bool sockets_contains(const struct socket_set *s, int fd)
+{
+    for (int i = 0; i < s->nslots; i++)
+        for (int a = 0; a < s->naddrs; a++)
+            if ((a < s->ntcp && s->tcp[i][a] == fd) || (a < s->nudp && s->udp[i][a] == fd))
+                return true;
+    for (int a = 0; a < s->nshared; a++)
+        if (s->shared[a] == fd)
+            return true;
+    return s->metrics > 0 && s->metrics == fd;
+}
+
+static int export_one(char *out, size_t cap, size_t *at, int slot, int fd)
+{
+    int k = snprintf(out + *at, cap - *at, "%s%d:%d", *at ? "," : "", slot, fd);
+    if (k < 0 || (size_t)k >= cap - *at || netaddr_set_cloexec(fd, false) < 0)
+        return -1;
+    *at += k;
+    return 0;
+}
+
+int sockets_export(const struct socket_set *s, char *out, size_t cap)
+{
+    size_t at = 0;
+    out[0] = 0;
+    for (int i = 0; i < s->nslots; i++) {
+        for (int a = 0; a < s->ntcp; a++)
+            if (export_one(out, cap, &at, i, s->tcp[i][a]) < 0)
+                return -1;
+        for (int a = 0; a < s->nudp; a++)
+            if (export_one(out, cap, &at, i, s->udp[i][a]) < 0)
+                return -1;
+    }
+    for (int a = 0; a < s->nshared; a++)
+        if (export_one(out, cap, &at, -1, s->shared[a]) < 0)
+            return -1;
+    if (s->metrics > 0 && export_one(out, cap, &at, -2, s->metrics) < 0)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,161 @@
+/* udp_private.h: the UDP relay's internals, shared by its three files and nothing else:
+ * udp_relay.c (the roles, the socket callbacks, SOCKS5 control connections, life cycle),
+ * udp_assoc.c (associations, their outbound sockets, expiry, waiting for DNS) and udp_batch.c
+ * (the recvmmsg / sendmmsg vectors). The public interface is udp_relay.h. */
+#ifndef RP_UDP_PRIVATE_H
+#define RP_UDP_PRIVATE_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "metrics.h"
+#include "netaddr.h"
+#include "resolve.h"
+#include "ss_packet.h"
+#include "udp_nat.h"
+
+struct worker;
+
+#define UDP_BATCH 32                   /* datagrams per recvmmsg / sendmmsg call */
+#define UDP_BATCHES_PER_WAKEUP 8       /* then let the loop's other watchers run */
+#define UDP_DATAGRAM_MAX 65536         /* above any UDP payload but IPv6 jumbograms */
+#define UDP_HEADROOM 264               /* >= NETADDR_HEADER_MAX: a header fits before the data */
+#define UDP_SEALED_MAX (UDP_HEADROOM + UDP_DATAGRAM_MAX + CRYPTO_MAX_SALT + CRYPTO_TAG_LEN)
+#define UDP_LOOKUPS_MAX 8              /* names one association may be resolving at once */
+#define UDP_QUEUE_MAX 32               /* datagrams one association may hold waiting for DNS */
+#define UDP_QUEUE_BYTES_MAX (4u << 20) /* and every association of the relay together */
+
+/* A datagram waiting for its target's name to resolve. */
+struct udp_queued {
+    struct udp_queued *next;
+    uint16_t port;
+    size_t len;
+    uint8_t data[];
+};
+
+/* One name being resolved for one association, with the datagrams that wait for it. */
+struct udp_lookup {
+    struct udp_lookup *next;
+    struct udp_assoc *assoc;
+    struct resolve_query *query;
+    struct udp_queued *head, *tail;
+    bool starting;                     /* inside resolve_lookup(): see udp_resolve_start */
+    bool done;                         /* answered while starting */
+    int status;
+    struct resolve_result result;
+    char host[256];
+};
+
+/* One client's association: its outbound sockets ([0] IPv4, [1] IPv6; -1 until needed). */
+struct udp_assoc {
+    struct udp_nat_entry nat;
+    struct udp_relay *relay;
+    int fd[2];
+    ev_io io[2];
+    struct udp_lookup *lookups;
+    unsigned nlookups;
+    unsigned nqueued;
+    int ctl;                           /* local role: the SOCKS5 control connection, else -1 */
+    struct udp_assoc *ctl_prev, *ctl_next;
+};
+
+/* Local role: one live UDP ASSOCIATE control connection. */
+struct udp_ctl {
+    bool live;
+    uint64_t serial;                   /* order of opening */
+    struct sockaddr_storage ip;        /* the client's IP, port zero, IPv4-mapped as IPv4 */
+    struct udp_assoc *assocs;          /* associations that end with this connection */
+    unsigned nassocs;
+};
+
+/* recvmmsg / sendmmsg vectors. tx entries carry the socket they leave by (-1: forgotten because
+ * the association owning that socket was freed before the flush). */
+struct udp_batch {
+    unsigned n;
+    struct mmsghdr msg[UDP_BATCH];
+    struct iovec iov[UDP_BATCH];
+    struct sockaddr_storage addr[UDP_BATCH];
+    int fd[UDP_BATCH];
+    uint8_t *buf[UDP_BATCH];
+    uint8_t *mem;
+};
+
+struct udp_relay {
+    struct worker *w;
+    enum config_role role;
+    int fd;                            /* the bound socket we serve; the caller's */
+    ev_io io;
+    ev_timer expiry;
+    double now;                        /* monotonic seconds, refreshed per wakeup */
+    double timeout;
+    size_t max_assocs;
+    struct udp_nat nat;
+    struct ss_packet_ctx pkt;
+    struct metrics_worker *stats;
+    struct metrics_worker own_stats;   /* used when the worker has no shared counters */
+    uint8_t tunnel_header[NETADDR_HEADER_MAX];
+    size_t tunnel_header_len;
+    size_t queued_bytes;
+    struct udp_lookup *spare;          /* reused by lookups answered at once: no malloc */
+    struct udp_ctl *ctls;
+    int nctls;
+    uint64_t ctl_serial;
+    struct udp_batch rx, tx;
+};
+
+/* Expiry runs on the monotonic clock so a wall-clock step neither keeps nor kills flows. */
+static inline double udp_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline bool udp_family_ok(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET || sa->sa_family == AF_INET6;
+}
+
+/* udp_relay.c */
+/* Counts a dropped datagram and adds it to the rate-limited log summary. */
+void udp_drop(struct udp_relay *u, const struct sockaddr *from, const char *why);
+/* Readable outbound socket of an association: the roles' "out" direction. */
+void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents);
+
+/* udp_assoc.c */
+struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *client);
+/* A new association for client (local role: ending with control connection ctl, else -1). When
+ * the table is full the least recently used one makes room. NULL when out of memory. */
+struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *client, int ctl);
+void udp_assoc_free(struct udp_assoc *a);
+/* Frees every association of the relay (at exit). */
+void udp_assoc_free_all(struct udp_relay *u);
+/* Sends data from a's outbound socket to dest: an IP address at once, a name once resolved
+ * (meanwhile the datagram waits in a bounded queue). from names the sender in drop messages. */
+void udp_assoc_send(struct udp_assoc *a, const struct netaddr_target *dest, const uint8_t *data,
+                    size_t len, const struct sockaddr *from);
+/* The expiry timer's callback (u->expiry): frees associations idle for udp_timeout. */
+void udp_assoc_expiry_cb(struct ev_loop *loop, ev_timer *t, int revents);
+
+/* udp_batch.c */
+int udp_batch_init(struct udp_batch *b, size_t bufsize);
+void udp_batch_free(struct udp_batch *b);
+/* Reads up to UDP_BATCH datagrams from fd into u->rx, each at UDP_HEADROOM in its buffer.
+ * Returns how many; 0 when none waits or the socket reported an error. */
+int udp_rx_batch(struct udp_relay *u, int fd);
+/* The buffer the next tx entry may seal into (UDP_SEALED_MAX bytes). */
+uint8_t *udp_tx_buf(struct udp_relay *u);
+/* Queues one datagram for sending by fd to `to`; data must stay valid until the flush. */
+void udp_tx_add(struct udp_relay *u, int fd, const struct sockaddr *to, const void *data,
+                size_t len);
+/* Entries of a socket about to be closed are dropped at the flush. */
+void udp_tx_forget(struct udp_relay *u, int fd);
+void udp_tx_flush(struct udp_relay *u);
+
+#endif

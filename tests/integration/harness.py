@@ -1,0 +1,372 @@
+"""harness.py: what every integration test needs: free ports, the real reuseproxy binary and
+Debian's shadowsocks-libev started on loopback, echo servers, and cleanup by PID.
+
+Every process a test starts is registered and killed by PID when the test ends (never by name).
+Every wait is bounded in time.
+"""
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+BINARY = None      # set by run.py: path of the built reuseproxy
+TMPDIR = None      # set by run.py: a scratch directory for this run
+_procs = []        # processes started by the current test
+
+
+def free_port(kind="tcp", host="127.0.0.1"):
+    """A port that is free for both TCP and UDP on host right now."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(100):
+        t = socket.socket(fam, socket.SOCK_STREAM)
+        t.bind((host, 0))
+        port = t.getsockname()[1]
+        u = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            u.bind((host, port))
+        except OSError:
+            t.close()
+            u.close()
+            continue
+        t.close()
+        u.close()
+        return port
+    raise RuntimeError("no free port")
+
+
+class Proc:
+    """A child process with its log file; stopped by PID."""
+
+    def __init__(self, argv, name, env=None):
+        self.name = name
+        self.log_path = os.path.join(TMPDIR, "%s-%d.log" % (name, len(_procs)))
+        self.log = open(self.log_path, "wb")
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=e, start_new_session=False)
+        self.pid = self.p.pid
+        _procs.append(self)
+
+    def signal(self, sig):
+        if self.p.poll() is None:
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout):
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, timeout=5.0):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            if self.wait(timeout) is None:
+                self.p.kill()
+                self.p.wait(timeout=5)
+        self.log.close()
+        return self.p.returncode
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+def cleanup_all():
+    """Kills every process the current test started (by PID) and their workers."""
+    while _procs:
+        p = _procs.pop()
+        try:
+            kids = children_of(p.pid)
+        except OSError:
+            kids = []
+        p.stop(timeout=3.0)
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def children_of(pid):
+    """PIDs whose parent is pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out.append(int(d))
+    return sorted(out)
+
+
+def wait_for(pred, timeout, interval=0.02):
+    """Polls pred() until it is true or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+def tcp_open(host, port):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        s.settimeout(0.5)
+        s.connect((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_tcp(host, port, timeout=10.0):
+    if not wait_for(lambda: tcp_open(host, port), timeout, 0.05):
+        raise AssertionError("nothing listens on %s:%d after %.0fs" % (host, port, timeout))
+
+
+def write_config(cfg, name="proxy"):
+    path = os.path.join(TMPDIR, "%s-%d.json" % (name, len(_procs)))
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return path
+
+
+def reuseproxy(cfg, args=(), wait=True, name="reuseproxy", env=None):
+    """Starts the built binary on a config dict; waits until its TCP port accepts."""
+    path = write_config(cfg)
+    p = Proc([BINARY, "-c", path] + list(args), name, env=env)
+    p.cfg_path = path
+    if wait and cfg.get("mode") != "udp_only":
+        role = cfg.get("role", "server")
+        if role == "server":
+            host = cfg["server"] if isinstance(cfg["server"], str) else cfg["server"][0]
+            port = cfg["server_port"]
+        else:
+            host, port = cfg.get("local_address", "127.0.0.1"), cfg["local_port"]
+        try:
+            wait_tcp(host, port)
+        except AssertionError:
+            raise AssertionError("reuseproxy did not start: %s" % p.output()[-2000:])
+    elif wait:
+        time.sleep(0.3)
+    return p
+
+
+def server_config(port, method="aes-256-gcm", password="integration-secret", **kw):
+    cfg = {"server": "127.0.0.1", "server_port": port, "password": password,
+           "method": method, "timeout": 30, "block_private": False, "workers": 0}
+    cfg.update(kw)
+    return cfg
+
+
+def ss_libev(tool, args, name=None):
+    """Starts one of Debian's shadowsocks-libev programs (ss-server, ss-local, ss-tunnel)."""
+    return Proc([tool] + list(args), name or tool)
+
+
+class TcpEcho:
+    """A threaded TCP server on loopback. mode "echo" echoes; "sink" counts and hashes what it
+    receives and, at EOF, answers the sha256 hex digest; "source:N" sends N pseudo-random bytes
+    after the client's EOF (for half-close tests). Counts connections."""
+
+    def __init__(self, host="127.0.0.1", mode="echo"):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(1024)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.mode = mode
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+
+    def _handle(self, c):
+        c.settimeout(60)
+        try:
+            if self.mode == "echo":
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    c.sendall(d)
+                c.shutdown(socket.SHUT_WR)
+            elif self.mode == "sink":
+                h = hashlib.sha256()
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    h.update(d)
+                c.sendall(h.hexdigest().encode())
+                c.shutdown(socket.SHUT_WR)
+            elif self.mode.startswith("source:"):
+                n = int(self.mode.split(":")[1])
+                while c.recv(65536):
+                    pass
+                c.sendall(pattern(n))
+                c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+class UdpEcho:
+    """A UDP echo on loopback, run in a thread. Counts datagrams. reply_from, when set, is a
+    second socket's port used to answer instead (full-cone tests use .other to send from a
+    different remote)."""
+
+    def __init__(self, host="127.0.0.1"):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(0.2)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.other = socket.socket(fam, socket.SOCK_DGRAM)
+        self.other.bind((host, 0))
+        self.received = 0
+        self.peers = set()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                d, a = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.received += 1
+            self.peers.add(a)
+            try:
+                self.sock.sendto(d, a)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(timeout=2)
+        self.sock.close()
+        self.other.close()
+
+
+def pattern(n, seed=0):
+    """n reproducible pseudo-random bytes."""
+    out = bytearray()
+    block = hashlib.sha256(b"reuseproxy-%d" % seed).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block * 64
+    return bytes(out[:n])
+
+
+def socks5_connect(proxy_host, proxy_port, target_host, target_port, timeout=10):
+    """Opens a TCP connection through a SOCKS5 proxy (no auth, CONNECT); target_host may be an
+    IPv4 or IPv6 literal or a domain name."""
+    import ipaddress
+    fam = socket.AF_INET6 if ":" in proxy_host else socket.AF_INET
+    s = socket.create_connection((proxy_host, proxy_port), timeout=timeout) if fam == socket.AF_INET \
+        else socket.create_connection((proxy_host, proxy_port, 0, 0), timeout=timeout)
+    s.sendall(b"\x05\x01\x00")
+    if recv_exact(s, 2) != b"\x05\x00":
+        raise AssertionError("SOCKS5 method selection refused")
+    try:
+        ip = ipaddress.ip_address(target_host)
+        addr = (b"\x01" if ip.version == 4 else b"\x04") + ip.packed
+    except ValueError:
+        addr = b"\x03" + bytes([len(target_host)]) + target_host.encode()
+    s.sendall(b"\x05\x01\x00" + addr + target_port.to_bytes(2, "big"))
+    rep = recv_exact(s, 4)
+    if rep[1] != 0:
+        raise AssertionError("SOCKS5 request failed with reply %d" % rep[1])
+    atyp = rep[3]
+    rest = {1: 4, 4: 16}.get(atyp)
+    if rest is None:
+        rest = recv_exact(s, 1)[0]
+    recv_exact(s, rest + 2)
+    return s
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        d = s.recv(n - len(buf))
+        if not d:
+            raise AssertionError("EOF after %d of %d bytes" % (len(buf), n))
+        buf += d
+    return buf
+
+
+def recv_all(s):
+    out = bytearray()
+    while True:
+        d = s.recv(262144)
+        if not d:
+            return bytes(out)
+        out += d
+
+
+def transfer(host, port, data, timeout=60, connect=None):
+    """Sends data through an echo path and returns what came back (until EOF)."""
+    s = connect() if connect else socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(timeout)
+    result = {}
+
+    def reader():
+        try:
+            result["data"] = recv_all(s)
+        except OSError as e:
+            result["error"] = e
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    t.join(timeout)
+    s.close()
+    if "error" in result:
+        raise AssertionError("transfer failed: %r" % result["error"])
+    if "data" not in result:
+        raise AssertionError("transfer timed out")
+    return result["data"]
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))

@@ -1,0 +1,355 @@
+"""test_process.py: one port, N workers (issue 4): kernel balancing, worker restarts, reloads,
+graceful stop, binary upgrade, replay refusal across workers, metrics, and the other balance
+modes. Every load loop is bounded in count and time."""
+import hashlib
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import urllib.request
+
+import harness as h
+
+M = "aes-128-gcm"
+PW = "process-secret"
+
+
+def start_master(workers=2, **kw):
+    port = h.free_port()
+    mport = h.free_port()
+    cfg = h.server_config(port, method=M, password=PW, workers=workers,
+                          metrics_address="127.0.0.1:%d" % mport, **kw)
+    p = h.reuseproxy(cfg)
+    p.port, p.mport = port, mport
+    wait_workers(p, workers)
+    return p
+
+
+def wait_workers(p, n, timeout=5):
+    ok = h.wait_for(lambda: len(h.children_of(p.pid)) == n, timeout)
+    assert ok, "expected %d workers, have %r" % (n, h.children_of(p.pid))
+    return h.children_of(p.pid)
+
+
+def metrics(p):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p.mport, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        mm = re.match(r'(reuseproxy_\w+)\{worker="(\d+)"\} (\d+)', line)
+        if mm:
+            out.setdefault(mm.group(1), {})[int(mm.group(2))] = int(mm.group(3))
+    return out
+
+
+def tunnel_to(server_port, target_port):
+    lport = h.free_port()
+    cfg = {"role": "tunnel", "server": "127.0.0.1", "server_port": server_port,
+           "local_address": "127.0.0.1", "local_port": lport, "password": PW, "method": M,
+           "workers": 0, "tunnel_address": "127.0.0.1:%d" % target_port}
+    h.reuseproxy(cfg, name="tunnel")
+    return lport
+
+
+def echo_once(port, size, seed=0, timeout=20):
+    data = h.pattern(size, seed)
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    s.sendall(data)
+    got = bytearray()
+    while len(got) < size:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        got.extend(d)
+    s.close()
+    if bytes(got) != data:
+        raise AssertionError("echo of %d bytes returned %d bytes%s" %
+                             (size, len(got), "" if len(got) != size else " (corrupt)"))
+
+
+class Load:
+    """A bounded background loop of short echo connections; counts failures."""
+
+    def __init__(self, port, count=100000, seconds=20, size=2000):
+        self.port, self.count, self.seconds, self.size = port, count, seconds, size
+        self.ok = self.failed = 0
+        self.errors = []
+        self.stopped = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        deadline = time.monotonic() + self.seconds
+        i = 0
+        while not self.stopped and i < self.count and time.monotonic() < deadline:
+            try:
+                echo_once(self.port, self.size, seed=i % 7, timeout=10)
+                self.ok += 1
+            except (OSError, AssertionError) as e:
+                self.failed += 1
+                self.errors.append(repr(e))
+            i += 1
+
+    def stop(self):
+        self.stopped = True
+        self.t.join(30)
+
+
+def test_kernel_balances_connections_over_two_workers():
+    p = start_master(2)
+    before = metrics(p)["reuseproxy_accepted_total"]
+    conns = []
+    for i in range(1000):
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        conns.append(s)
+        if len(conns) >= 100:
+            for c in conns:
+                c.close()
+            conns = []
+    for c in conns:
+        c.close()
+    ok = h.wait_for(lambda: sum(metrics(p)["reuseproxy_accepted_total"].values()) -
+                    sum(before.values()) >= 1000, 10)
+    acc = metrics(p)["reuseproxy_accepted_total"]
+    total = sum(acc.values()) - sum(before.values())
+    assert ok, "only %d of 1000 accepted" % total
+    for w in (0, 1):
+        share = (acc[w] - before.get(w, 0)) / total
+        assert 0.35 <= share <= 0.65, "worker %d took %.1f%%" % (w, share * 100)
+
+
+def test_sigkill_worker_under_load_loses_nothing():
+    echo = h.TcpEcho()
+    p = start_master(2)
+    tport = tunnel_to(p.port, echo.port)
+    load = Load(tport, seconds=6)
+    time.sleep(1.0)
+    victim = h.children_of(p.pid)[0]
+    failed_before = load.failed
+    os.kill(victim, signal.SIGKILL)
+    t0 = time.monotonic()
+    replaced = h.wait_for(lambda: len(h.children_of(p.pid)) == 2 and
+                          victim not in h.children_of(p.pid), 2.0, 0.01)
+    took = time.monotonic() - t0
+    load.stop()
+    assert replaced and took < 1.0, "no replacement within 1 s (%.2fs)" % took
+    # connections in flight on the killed worker die with it; none started after may fail
+    assert load.failed - failed_before <= 1, "failures after the kill: %r" % load.errors[-5:]
+    assert load.ok > 50, "only %d connections completed" % load.ok
+    after = Load(tport, count=200, seconds=10)
+    after.t.join(15)
+    assert after.failed == 0 and after.ok == 200, "after the restart: %r" % after.errors[:5]
+    echo.stop()
+
+
+def test_sighup_twice_with_transfer_in_flight_loses_nothing():
+    sink = h.TcpEcho(mode="sink")
+    echo = h.TcpEcho()
+    p = start_master(2)
+    tport = tunnel_to(p.port, sink.port)
+    eport = tunnel_to(p.port, echo.port)
+    data = h.pattern(8 << 20, seed=11)
+    result = {}
+
+    def big():
+        s = socket.create_connection(("127.0.0.1", tport), timeout=30)
+        for i in range(0, len(data), 1 << 16):
+            s.sendall(data[i:i + (1 << 16)])
+            time.sleep(0.004)  # ~2 s for 8 MiB: the reloads happen mid-transfer
+        s.shutdown(socket.SHUT_WR)
+        result["digest"] = h.recv_all(s).decode()
+        s.close()
+
+    t = threading.Thread(target=big)
+    t.start()
+    load = Load(eport, seconds=4)
+    time.sleep(0.5)
+    first = set(h.children_of(p.pid))
+    p.signal(signal.SIGHUP)
+    time.sleep(0.7)
+    p.signal(signal.SIGHUP)
+    t.join(40)
+    load.stop()
+    assert result.get("digest") == hashlib.sha256(data).hexdigest(), "8 MiB transfer broken"
+    assert load.failed == 0, "failures during reloads: %r" % load.errors[:5]
+    assert load.ok > 20
+    h.wait_for(lambda: not (set(h.children_of(p.pid)) & first), 10)
+    assert not (set(h.children_of(p.pid)) & first), "old workers never left"
+    assert p.alive()
+    sink.stop()
+    echo.stop()
+
+
+def test_sighup_with_bad_config_keeps_running():
+    echo = h.TcpEcho()
+    p = start_master(2)
+    tport = tunnel_to(p.port, echo.port)
+    workers = set(h.children_of(p.pid))
+    with open(p.cfg_path) as f:
+        good = f.read()
+    with open(p.cfg_path, "w") as f:
+        f.write(good.replace('"method"', '"methd"'))
+    p.signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert p.alive() and set(h.children_of(p.pid)) == workers, "bad reload replaced workers"
+    echo_once(tport, 5000)
+    assert "reload refused" in p.output()
+    echo.stop()
+
+
+def test_replay_refused_by_every_worker():
+    echo = h.TcpEcho()
+    p = start_master(2, timeout=3)
+    # record one valid first packet
+    rec = socket.socket()
+    rec.bind(("127.0.0.1", 0))
+    rec.listen(1)
+    tport = tunnel_to(rec.getsockname()[1], echo.port)
+    c = socket.create_connection(("127.0.0.1", tport), timeout=5)
+    c.sendall(b"replay me")
+    rec.settimeout(5)
+    conn, _ = rec.accept()
+    conn.settimeout(1)
+    packet = b""
+    try:
+        while True:
+            d = conn.recv(65536)
+            if not d:
+                break
+            packet += d
+    except socket.timeout:
+        pass
+    c.close()
+    conn.close()
+    socks = []
+    for i in range(21):
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(packet)
+        socks.append(s)
+        time.sleep(0.02)
+    h.wait_for(lambda: echo.connections >= 1, 3)
+    time.sleep(0.5)
+    acc = metrics(p)["reuseproxy_accepted_total"]
+    assert echo.connections == 1, "upstream saw %d connections" % echo.connections
+    assert all(v > 0 for v in acc.values()), "replays all landed on one worker: %r" % acc
+    replays = sum(metrics(p)["reuseproxy_replays_total"].values())
+    assert replays == 20, "replays counted: %d" % replays
+    for s in socks:
+        s.close()
+    echo.stop()
+
+
+def test_sigterm_under_load_finishes_in_flight_and_exits_0():
+    sink = h.TcpEcho(mode="sink")
+    p = start_master(2)
+    tport = tunnel_to(p.port, sink.port)
+    data = h.pattern(4 << 20, seed=5)
+    result = {}
+
+    def big():
+        s = socket.create_connection(("127.0.0.1", tport), timeout=30)
+        for i in range(0, len(data), 1 << 16):
+            s.sendall(data[i:i + (1 << 16)])
+            time.sleep(0.005)
+        s.shutdown(socket.SHUT_WR)
+        result["digest"] = h.recv_all(s).decode()
+
+    t = threading.Thread(target=big)
+    t.start()
+    time.sleep(0.5)
+    p.signal(signal.SIGTERM)
+    t.join(30)
+    rc = p.wait(15)
+    assert result.get("digest") == hashlib.sha256(data).hexdigest(), "in-flight transfer cut"
+    assert rc == 0, "exit status %r" % rc
+    sink.stop()
+
+
+def test_sigusr2_binary_upgrade_under_load_loses_nothing():
+    echo = h.TcpEcho()
+    p = start_master(2)
+    tport = tunnel_to(p.port, echo.port)
+    load = Load(tport, seconds=5)
+    time.sleep(0.7)
+    p.signal(signal.SIGUSR2)
+    new_pid = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not new_pid:
+        mm = re.search(r"binary upgrade: started .* as (\d+)", p.output())
+        new_pid = int(mm.group(1)) if mm else None
+        time.sleep(0.05)
+    assert new_pid, "no new master: %s" % p.output()[-1000:]
+    try:
+        rc = p.wait(15)
+        load.stop()
+        assert rc == 0, "old master exit status %r" % rc
+        assert os.path.exists("/proc/%d" % new_pid), "new master is gone"
+        assert len(h.children_of(new_pid)) == 2
+        assert load.failed == 0, "failures during upgrade: %r" % load.errors[:5]
+        echo_once(tport, 10000)
+    finally:
+        kids = h.children_of(new_pid)
+        os.kill(new_pid, signal.SIGTERM)
+        h.wait_for(lambda: not os.path.exists("/proc/%d" % new_pid), 10)
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+    echo.stop()
+
+
+def test_crash_loop_gives_up_with_nonzero_exit():
+    # A worker that cannot start (its ACL file is missing) dies at once, again and again.
+    port = h.free_port()
+    cfg = h.server_config(port, method=M, password=PW, workers=1,
+                          acl="/nonexistent/reuseproxy.acl")
+    p = h.reuseproxy(cfg, wait=False)
+    rc = p.wait(30)
+    assert rc not in (None, 0), "master did not give up (status %r)" % rc
+    assert "giving up" in p.output()
+
+
+def balance_mode_relays(mode):
+    echo = h.TcpEcho()
+    p = start_master(2, balance=mode)
+    tport = tunnel_to(p.port, echo.port)
+    for i in range(40):
+        echo_once(tport, 1000 + i * 5000, seed=i)
+    acc = metrics(p)["reuseproxy_accepted_total"]
+    assert sum(acc.values()) >= 40
+    echo.stop()
+
+
+def test_balance_shared_relays():
+    balance_mode_relays("shared")
+
+
+def test_balance_dispatch_relays():
+    balance_mode_relays("dispatch")
+
+
+def test_workers_exit_when_master_dies():
+    p = start_master(2)
+    kids = h.children_of(p.pid)
+    p.signal(signal.SIGKILL)
+    p.wait(5)
+    gone = h.wait_for(lambda: not any(os.path.exists("/proc/%d" % k) and
+                                      open("/proc/%d/stat" % k).read().split()[2] != "Z"
+                                      for k in kids), 5)
+    assert gone, "workers outlived their master"
+
+
+def test_two_single_process_instances_share_a_port():
+    echo = h.TcpEcho()
+    port = h.free_port()
+    a = h.reuseproxy(h.server_config(port, method=M, password=PW, workers=0, reuse_port=True))
+    b = h.reuseproxy(h.server_config(port, method=M, password=PW, workers=0, reuse_port=True))
+    tport = tunnel_to(port, echo.port)
+    for i in range(30):
+        echo_once(tport, 3000, seed=i)
+    assert a.alive() and b.alive()
+    echo.stop()

@@ -1,0 +1,136 @@
+/* test_udp_nat.c: the UDP association table finds entries by client address (IPv4 and IPv6,
+ * port included), keeps them in least-recently-used order, and stays correct as it grows. */
+#include "udp_nat.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+
+#include "netaddr.h"
+#include "unit.h"
+
+static struct sockaddr_storage sockaddr_of(const char *ip, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    netaddr_from_ip(ip, port, &ss, &len);
+    return ss;
+}
+
+#define SA(x) ((struct sockaddr *)&(x))
+
+TEST(test_udp_nat_finds_by_address_and_port)
+{
+    struct udp_nat t;
+    struct udp_nat_entry a, b;
+    struct sockaddr_storage ca = sockaddr_of("10.0.0.1", 1000), cb = sockaddr_of("10.0.0.1", 1001);
+    struct sockaddr_storage other = sockaddr_of("10.0.0.2", 1000);
+
+    CHECK_INT(udp_nat_init(&t, 42), 0);
+    udp_nat_insert(&t, &a, SA(ca), 1.0);
+    udp_nat_insert(&t, &b, SA(cb), 2.0);
+    CHECK_INT(t.count, 2);
+    CHECK(udp_nat_find(&t, SA(ca)) == &a);
+    CHECK(udp_nat_find(&t, SA(cb)) == &b);
+    CHECK(udp_nat_find(&t, SA(other)) == NULL);
+    udp_nat_remove(&t, &a);
+    CHECK(udp_nat_find(&t, SA(ca)) == NULL);
+    CHECK(udp_nat_find(&t, SA(cb)) == &b);
+    CHECK_INT(t.count, 1);
+    udp_nat_remove(&t, &b);
+    CHECK_INT(t.count, 0);
+    CHECK(t.newest == NULL && t.oldest == NULL);
+    udp_nat_destroy(&t);
+}
+
+TEST(test_udp_nat_tells_ipv6_from_ipv4_mapped_and_scope)
+{
+    struct udp_nat t;
+    struct udp_nat_entry a, b, c;
+    struct sockaddr_storage x = sockaddr_of("2001:db8::1", 53), mapped = sockaddr_of("::ffff:10.0.0.1", 53);
+    struct sockaddr_storage plain = sockaddr_of("10.0.0.1", 53), scoped = sockaddr_of("fe80::1", 53);
+    struct sockaddr_storage scoped2 = scoped;
+    ((struct sockaddr_in6 *)&scoped)->sin6_scope_id = 1;
+    ((struct sockaddr_in6 *)&scoped2)->sin6_scope_id = 2;
+
+    CHECK_INT(udp_nat_init(&t, 7), 0);
+    udp_nat_insert(&t, &a, SA(x), 0);
+    udp_nat_insert(&t, &b, SA(mapped), 0);
+    udp_nat_insert(&t, &c, SA(scoped), 0);
+    CHECK(udp_nat_find(&t, SA(x)) == &a);
+    CHECK(udp_nat_find(&t, SA(mapped)) == &b);
+    CHECK(udp_nat_find(&t, SA(plain)) == NULL);
+    CHECK(udp_nat_find(&t, SA(scoped)) == &c);
+    CHECK(udp_nat_find(&t, SA(scoped2)) == NULL);
+    udp_nat_destroy(&t);
+}
+
+TEST(test_udp_nat_touch_moves_to_newest)
+{
+    struct udp_nat t;
+    struct udp_nat_entry e[3];
+    struct sockaddr_storage c[3];
+
+    CHECK_INT(udp_nat_init(&t, 1), 0);
+    for (int i = 0; i < 3; i++) {
+        c[i] = sockaddr_of("192.0.2.1", (uint16_t)(100 + i));
+        udp_nat_insert(&t, &e[i], SA(c[i]), (double)i);
+    }
+    CHECK(t.oldest == &e[0]);
+    CHECK(t.newest == &e[2]);
+    udp_nat_touch(&t, &e[0], 10.0);
+    CHECK(t.newest == &e[0]);
+    CHECK(t.oldest == &e[1]);
+    CHECK(e[0].last_active == 10.0);
+    CHECK(e[0].older == &e[2] && e[2].newer == &e[0]);
+    udp_nat_touch(&t, &e[0], 11.0); /* already the newest */
+    CHECK(t.newest == &e[0]);
+    udp_nat_remove(&t, &e[1]);
+    CHECK(t.oldest == &e[2]);
+    CHECK(e[2].older == NULL);
+    udp_nat_destroy(&t);
+}
+
+TEST(test_udp_nat_grows_and_keeps_every_entry)
+{
+    enum { N = 5000 };
+    struct udp_nat t;
+    struct udp_nat_entry *e = calloc(N, sizeof *e);
+    CHECK(e != NULL);
+    CHECK_INT(udp_nat_init(&t, 99), 0);
+    for (int i = 0; i < N; i++) {
+        struct sockaddr_storage c = sockaddr_of(i % 2 ? "198.51.100.7" : "2001:db8::7", (uint16_t)(i + 1));
+        udp_nat_insert(&t, &e[i], SA(c), (double)i);
+    }
+    CHECK_INT(t.count, N);
+    CHECK(t.nbuckets >= N);
+    for (int i = 0; i < N; i++) {
+        struct sockaddr_storage c = sockaddr_of(i % 2 ? "198.51.100.7" : "2001:db8::7", (uint16_t)(i + 1));
+        CHECK(udp_nat_find(&t, SA(c)) == &e[i]);
+    }
+    /* Oldest first, as expiry walks it. */
+    int seen = 0;
+    for (struct udp_nat_entry *x = t.oldest; x; x = x->newer, seen++)
+        CHECK(x == &e[seen]);
+    CHECK_INT(seen, N);
+    for (int i = 0; i < N; i += 2)
+        udp_nat_remove(&t, &e[i]);
+    CHECK_INT(t.count, N / 2);
+    CHECK(t.oldest == &e[1]);
+    udp_nat_destroy(&t);
+    free(e);
+}
+
+TEST(test_udp_nat_seed_changes_placement)
+{
+    struct udp_nat a, b;
+    struct udp_nat_entry ea, eb;
+    struct sockaddr_storage c = sockaddr_of("203.0.113.9", 4444);
+    CHECK_INT(udp_nat_init(&a, 1), 0);
+    CHECK_INT(udp_nat_init(&b, 2), 0);
+    udp_nat_insert(&a, &ea, SA(c), 0);
+    udp_nat_insert(&b, &eb, SA(c), 0);
+    CHECK(ea.hash != eb.hash);
+    udp_nat_destroy(&a);
+    udp_nat_destroy(&b);
+}
