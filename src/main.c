@@ -52,6 +52,13 @@ static void raise_nofile(int want)
         log_warn("nofile %d: %s", want, strerror(errno));
 }
 
+static int done(struct config *cfg, int status)
+{
+    config_free(cfg);
+    free(cfg);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     struct cli_options opts;
@@ -63,31 +70,27 @@ int main(int argc, char **argv)
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     if (!cfg)
         return 1;
+    config_defaults(cfg);
     if (cli_parse(&opts, argc, argv, err, sizeof err) != CLI_OK) {
         fprintf(stderr, "reuseproxy: %s\nTry 'reuseproxy -h' for help.\n", err);
-        return 1;
+        return done(cfg, 1);
     }
     if (opts.help) {
         cli_usage(stdout, "reuseproxy");
-        return 0;
+        return done(cfg, 0);
     }
     if (opts.version) {
         print_version();
-        return 0;
+        return done(cfg, 0);
     }
-    config_defaults(cfg);
-    if (opts.config_path && config_load(cfg, opts.config_path, err, sizeof err) < 0) {
+    if ((opts.config_path && config_load(cfg, opts.config_path, err, sizeof err) < 0) ||
+        cli_apply(&opts, cfg, err, sizeof err) < 0 || config_validate(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "reuseproxy: %s\n", err);
-        return 1;
-    }
-    if (cli_apply(&opts, cfg, err, sizeof err) < 0 ||
-        config_validate(cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "reuseproxy: %s\n", err);
-        return 1;
+        return done(cfg, 1);
     }
     if (opts.check) {
         printf("configuration OK\n");
-        return 0;
+        return done(cfg, 0);
     }
     int verbose = cfg->verbose > 2 ? 2 : cfg->verbose;
     log_init("reuseproxy", LOG_LEVEL_INFO + (verbose > 1 ? 1 : verbose), cfg->use_syslog);
@@ -95,6 +98,7 @@ int main(int argc, char **argv)
     if (cfg->user)
         log_warn("\"user\" is not applied: run reuseproxy as the user it should be (systemd "
                  "User=); an SO_REUSEPORT group needs every socket owned by one user");
-    int status = cfg->workers == 0 ? master_run_single(cfg) : master_run(cfg, &opts, argv);
-    return status;
+    if (cfg->workers > 0)
+        return master_run(cfg, &opts, argv); /* the master owns cfg from here on */
+    return done(cfg, master_run_single(cfg));
 }

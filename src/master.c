@@ -198,12 +198,13 @@ static void announce_if_ready(struct master *m)
     for (int i = 0; i < m->nslots; i++)
         if (!m->slots[i].ready)
             return;
-    if (m->handover_fd >= 0) { /* binary upgrade: the old master may go now */
+    if (m->handover_fd >= 0) {
+        /* binary upgrade: systemd learns the new main PID first, then the old master may go */
+        master_notify("MAINPID=%ld\nREADY=1", (long)getpid());
         if (write(m->handover_fd, "R", 1) != 1)
             log_warn("cannot tell the previous master that the upgrade is ready");
         close(m->handover_fd);
         m->handover_fd = -1;
-        master_notify("MAINPID=%ld\nREADY=1", (long)getpid());
     }
     if (!m->announced || m->reloading) {
         master_notify("READY=1\nSTATUS=%d workers accepting", m->nslots);
@@ -514,13 +515,16 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
 }
 
-static void master_stop(struct master *m, const char *why)
+static void master_stop(struct master *m, const char *why, bool handover)
 {
     if (m->stopping)
         return;
     log_info("%s: stopping; connections in progress may finish within %d s", why,
              m->cfg->drain_timeout);
-    master_notify("STOPPING=1");
+    /* After a handover the service goes on in the new master: telling systemd STOPPING=1
+     * now would make it stop the whole service, new master included. */
+    if (!handover)
+        master_notify("STOPPING=1");
     m->stopping = true;
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         if (ev_is_active(&m->accept_io[a]))
@@ -554,7 +558,7 @@ static void upgrade_cb(struct ev_loop *loop, ev_io *io, int revents)
     if (n == 1) {
         log_info("binary upgrade: new master %ld is ready", (long)m->upgrade_pid);
         m->upgrade_pid = 0; /* it lives on after us */
-        master_stop(m, "binary upgrade");
+        master_stop(m, "binary upgrade", true);
     } else {
         log_error("binary upgrade failed: the new master did not become ready");
     }
@@ -615,7 +619,7 @@ static void sig_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
     if (sig_term) {
         sig_term = 0;
-        master_stop(m, "signal");
+        master_stop(m, "signal", false);
     }
     if (sig_hup) {
         sig_hup = 0;
@@ -676,6 +680,29 @@ static int master_setup(struct master *m, char *err, size_t errlen)
     return 0;
 }
 
+static void master_free(struct master *m)
+{
+    if (m->metrics_server)
+        metrics_server_stop(m->metrics_server);
+    sockets_close(&m->socks);
+    for (int i = 0; m->slots && i < m->nslots; i++) {
+        if (m->slots[i].dispatch_fd >= 0)
+            close(m->slots[i].dispatch_fd);
+        if (m->slots[i].ready_fd >= 0)
+            close(m->slots[i].ready_fd);
+    }
+    if (m->replay)
+        replay_free(m->replay);
+    if (m->metrics)
+        metrics_free_shared(m->metrics);
+    if (m->loop)
+        ev_loop_destroy(m->loop);
+    config_free(m->cfg);
+    free(m->cfg);
+    free(m->slots);
+    free(m);
+}
+
 int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
 {
     struct master *m = calloc(1, sizeof *m);
@@ -700,10 +727,12 @@ int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
     m->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!m->loop || signals_install() < 0) {
         log_error("cannot set up the event loop or signals");
+        master_free(m);
         return 1;
     }
     if (master_setup(m, err, sizeof err) < 0) {
         log_error("%s", err);
+        master_free(m);
         return 1;
     }
     ev_io_init(&m->sig_io, sig_cb, sig_pipe[0], EV_READ);
@@ -714,13 +743,8 @@ int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
     ev_run(m->loop, 0);
 
     status = m->exit_status;
-    if (m->metrics_server)
-        metrics_server_stop(m->metrics_server);
-    sockets_close(&m->socks);
-    for (int i = 0; i < m->nslots; i++)
-        if (m->slots[i].dispatch_fd >= 0)
-            close(m->slots[i].dispatch_fd);
     log_info("stopped");
+    master_free(m);
     return status;
 }
 
@@ -758,5 +782,8 @@ int master_run_single(struct config *cfg)
     int status = worker_run(&env);
     sockets_close(socks);
     free(socks);
+    if (env.replay)
+        replay_free(env.replay);
+    metrics_free_shared(metrics);
     return status;
 }

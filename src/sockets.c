@@ -44,6 +44,9 @@ static void inherit_add(struct inherit_list *l, int fd, int slot, bool any)
     h->any = any;
     h->used = false;
     netaddr_set_cloexec(fd, true);
+    /* systemd hands sockets over blocking unless NonBlocking=yes; the workers need them not to
+     * block, or an accept() after the queue drained would stall a whole event loop */
+    netaddr_set_nonblock(fd);
     l->n++;
 }
 

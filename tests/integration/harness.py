@@ -19,22 +19,30 @@ _procs = []        # processes started by the current test
 
 
 def free_port(kind="tcp", host="127.0.0.1"):
-    """A port that is free for both TCP and UDP on host right now."""
+    """A port that is free for both TCP and UDP on host right now. Chosen below the kernel's
+    ephemeral range, so that an outgoing connection cannot take it between this call and the
+    bind of whoever uses it."""
+    import random
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(100):
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError):
+        low = 32768
+    rnd = random.Random(os.getpid() ^ int(time.monotonic() * 1e6))
+    for _ in range(1000):
+        port = rnd.randrange(10000, max(low, 10001))
         t = socket.socket(fam, socket.SOCK_STREAM)
-        t.bind((host, 0))
-        port = t.getsockname()[1]
         u = socket.socket(fam, socket.SOCK_DGRAM)
         try:
+            t.bind((host, port))
             u.bind((host, port))
+            return port
         except OSError:
+            continue
+        finally:
             t.close()
             u.close()
-            continue
-        t.close()
-        u.close()
-        return port
     raise RuntimeError("no free port")
 
 
@@ -142,8 +150,12 @@ def wait_tcp(host, port, timeout=10.0):
         raise AssertionError("nothing listens on %s:%d after %.0fs" % (host, port, timeout))
 
 
+_config_serial = [0]
+
+
 def write_config(cfg, name="proxy"):
-    path = os.path.join(TMPDIR, "%s-%d.json" % (name, len(_procs)))
+    _config_serial[0] += 1
+    path = os.path.join(TMPDIR, "%s-%d.json" % (name, _config_serial[0]))
     with open(path, "w") as f:
         json.dump(cfg, f)
     return path

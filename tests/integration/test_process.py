@@ -353,3 +353,74 @@ def test_two_single_process_instances_share_a_port():
         echo_once(tport, 3000, seed=i)
     assert a.alive() and b.alive()
     echo.stop()
+
+
+def test_sd_notify_ready_reloading_stopping():
+    path = os.path.join(h.TMPDIR, "notify.sock")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(path)
+    ns.settimeout(10)
+    port = h.free_port()
+    cfg = h.server_config(port, method=M, password=PW, workers=2)
+    p = h.reuseproxy(cfg, env={"NOTIFY_SOCKET": path})
+
+    def expect(word):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            msg = ns.recv(4096).decode()
+            if word in msg:
+                return msg
+        raise AssertionError("no %s from sd_notify" % word)
+
+    expect("READY=1")
+    p.signal(signal.SIGHUP)
+    msg = expect("RELOADING=1")
+    assert "MONOTONIC_USEC=" in msg, msg
+    expect("READY=1")
+    p.signal(signal.SIGTERM)
+    expect("STOPPING=1")
+    assert p.wait(10) == 0
+    ns.close()
+
+
+def test_socket_activation_listen_fds_are_used():
+    echo = h.TcpEcho()
+    port = h.free_port()
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(128)
+    cfg = h.server_config(port, method=M, password=PW, workers=1)
+    path = h.write_config(cfg)
+    fd = ls.fileno()
+
+    # The shell moves the socket to descriptor 3 (sd_listen_fds(3)) and sets LISTEN_PID to its
+    # own PID, which exec hands on to reuseproxy.
+    script = 'exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -c "$1"' % (fd, fd)
+    if fd == 3:
+        script = 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -c "$1"'
+    argv = ["/bin/sh", "-c", script, h.BINARY, path]
+    import subprocess
+    log = open(os.path.join(h.TMPDIR, "activated.log"), "wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, pass_fds=(fd,))
+    try:
+        ls.close()  # only reuseproxy holds the socket now
+        h.wait_tcp("127.0.0.1", port)
+        tport = tunnel_to(port, echo.port)
+        echo_once(tport, 20000)
+        # it took the socket over instead of binding a second one: no other listener exists
+        with open("/proc/net/tcp") as f:
+            listeners = [l for l in f.read().splitlines()[1:]
+                         if l.split()[3] == "0A" and int(l.split()[1].split(":")[1], 16) == port]
+        assert len(listeners) == 1, "%d listeners on the port" % len(listeners)
+    finally:
+        kids = h.children_of(proc.pid)
+        proc.terminate()
+        proc.wait(10)
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+        log.close()
+    echo.stop()

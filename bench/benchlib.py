@@ -1,0 +1,317 @@
+"""benchlib.py: what every benchmark section needs: free loopback ports, processes started and
+stopped by PID, the CPU time and memory of a process tree read from /proc, and the peers of a
+measurement (reuseproxy, shadowsocks-libev, nginx, iperf3) started on loopback.
+
+Nothing here is ever stopped by name: each process this module starts is registered and ended
+by its PID (with the workers it forked, found through /proc/*/stat), and every wait is bounded.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+PASSWORD = "bench-loopback-only-secret"
+TMPDIR = None          # set by setup(): scratch directory of this run
+NOFILE = 65536
+_procs = []            # every Proc started and not yet stopped
+
+
+def setup(tmpdir):
+    global TMPDIR
+    TMPDIR = tmpdir
+    os.makedirs(tmpdir, exist_ok=True)
+
+
+# ---- ports --------------------------------------------------------------------------------
+
+_given = set()
+
+
+def free_port():
+    """A loopback port free for both TCP and UDP now, never handed out before in this run."""
+    for _ in range(200):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+        if port not in _given:
+            _given.add(port)
+            return port
+    raise RuntimeError("no free port")
+
+
+def tcp_open(port, host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    try:
+        s.connect((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_for(pred, timeout, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+def children_of(pid):
+    """PIDs whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d))
+    return sorted(out)
+
+
+def raise_nofile():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(NOFILE, soft)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Proc:
+    """A child process with its log file, stopped by PID (its own children too)."""
+
+    def __init__(self, argv, name):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(TMPDIR, "%s-%d.log" % (name, len(_procs)))
+        self.log = open(self.log_path, "wb")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+        self.pid = self.p.pid
+        _procs.append(self)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def tree(self):
+        """This process and its direct children (a reuseproxy master and its workers)."""
+        return [self.pid] + children_of(self.pid) if self.alive() else []
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, timeout=3.0):
+        kids = children_of(self.pid) if self.alive() else []
+        if self.alive():
+            self.p.send_signal(signal.SIGCONT)   # in case a stall test left it stopped
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(timeout=5)
+        for k in kids:                           # workers that outlived their master
+            try:
+                os.kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+        self.log.close()
+        if self in _procs:
+            _procs.remove(self)
+
+
+def stop_all():
+    while _procs:
+        _procs[-1].stop()
+
+
+# ---- /proc readings -----------------------------------------------------------------------
+
+def cpu_seconds(pids):
+    """CPU time (user + system) used so far by pids and all their threads, in seconds, from
+    schedstat's nanosecond run time (the tick-based utime/stime of /proc/PID/stat is 10 ms)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total / 1e9
+
+
+def memory_kib(pids, field="Pss"):
+    """Sum of a field of /proc/PID/smaps_rollup (Pss: shared pages split fairly) over pids."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+# ---- peers --------------------------------------------------------------------------------
+
+def write_json(obj, name):
+    path = os.path.join(TMPDIR, "%s-%d.json" % (name, len(_procs)))
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+    return path
+
+
+def _wait_listening(proc, port, what):
+    if not wait_for(lambda: tcp_open(port) or not proc.alive(), 10.0, 0.05) or not proc.alive():
+        out = proc.output()[-1500:]
+        proc.stop()
+        raise RuntimeError("%s did not start on port %d:\n%s" % (what, port, out))
+
+
+def rp_server(binary, method, port, workers=1, balance="reuseport", udp=False, metrics=None,
+              name="rp-server"):
+    cfg = {"server": "127.0.0.1", "server_port": port, "password": PASSWORD, "method": method,
+           "timeout": 120, "workers": workers, "balance": balance, "block_private": False,
+           "nofile": NOFILE, "drain_timeout": 1, "mode": "tcp_and_udp" if udp else "tcp_only"}
+    if metrics:
+        cfg["metrics_address"] = "127.0.0.1:%d" % metrics
+    p = Proc([binary, "-c", write_json(cfg, name)], name)
+    _wait_listening(p, port, name)
+    if workers > 0:   # the port answers once one worker accepts; wait for all of them
+        wait_for(lambda: len(children_of(p.pid)) >= workers, 5.0)
+    return p
+
+
+def rp_tunnel(binary, method, server_port, local_port, target, workers=1, udp=False,
+              name="rp-tunnel"):
+    cfg = {"role": "tunnel", "server": "127.0.0.1", "server_port": server_port,
+           "local_address": "127.0.0.1", "local_port": local_port, "tunnel_address": target,
+           "password": PASSWORD, "method": method, "timeout": 120, "workers": workers,
+           "nofile": NOFILE, "drain_timeout": 1, "mode": "tcp_and_udp" if udp else "tcp_only"}
+    p = Proc([binary, "-c", write_json(cfg, name)], name)
+    _wait_listening(p, local_port, name)
+    return p
+
+
+def ss_server(method, port, reuse_port=False, udp=False, name="ss-server"):
+    argv = ["ss-server", "-s", "127.0.0.1", "-p", str(port), "-k", PASSWORD, "-m", method,
+            "-t", "120", "-n", str(NOFILE)]
+    if reuse_port:
+        argv.append("--reuse-port")
+    if udp:
+        argv.append("-u")
+    p = Proc(argv, name)
+    _wait_listening(p, port, name)
+    return p
+
+
+def ss_tunnel(method, server_port, local_port, target, reuse_port=False, udp=False,
+              name="ss-tunnel"):
+    argv = ["ss-tunnel", "-s", "127.0.0.1", "-p", str(server_port), "-b", "127.0.0.1",
+            "-l", str(local_port), "-L", target, "-k", PASSWORD, "-m", method, "-t", "120",
+            "-n", str(NOFILE)]
+    if reuse_port:
+        argv.append("--reuse-port")
+    if udp:
+        argv.append("-u")
+    p = Proc(argv, name)
+    _wait_listening(p, local_port, name)
+    return p
+
+
+NGINX_CONF = """worker_processes 1;
+daemon off;
+master_process on;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log error;
+worker_rlimit_nofile %(nofile)d;
+events { worker_connections 32768; multi_accept on; }
+http {
+    access_log off;
+    keepalive_timeout 300s;
+    client_header_timeout 300s;
+    client_body_temp_path %(dir)s/body;
+    proxy_temp_path %(dir)s/proxy;
+    fastcgi_temp_path %(dir)s/fastcgi;
+    uwsgi_temp_path %(dir)s/uwsgi;
+    scgi_temp_path %(dir)s/scgi;
+    server {
+        listen 127.0.0.1:%(port)d backlog=4096;
+        default_type text/plain;
+        location / { return 200 "reuseproxy benchmark: a small static body\\n"; }
+    }
+}
+"""
+
+
+def nginx(port):
+    d = os.path.join(TMPDIR, "nginx-%d" % port)
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF % {"dir": d, "port": port, "nofile": NOFILE})
+    p = Proc(["nginx", "-p", d, "-e", os.path.join(d, "error.log"), "-c", conf], "nginx")
+    _wait_listening(p, port, "nginx")
+    return p
+
+
+def iperf3_server(port):
+    p = Proc(["iperf3", "-s", "-p", str(port), "-B", "127.0.0.1"], "iperf3-server")
+    _wait_listening(p, port, "iperf3 server")
+    return p
+
+
+def metrics_accepted(port):
+    """reuseproxy_accepted_total per worker from a metrics endpoint: {worker: count}."""
+    import urllib.request
+    out = {}
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=3) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("reuseproxy_accepted_total{"):
+                w = line.split('worker="', 1)[1].split('"', 1)[0]
+                out[int(w)] = int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
