@@ -57,45 +57,45 @@ struct config_pos {
 };
 
 struct config {
-    char *path;                      /* file it came from, or NULL (command line only) */
+    char *path; /* file it came from, or NULL (command line only) */
 
     /* shadowsocks-libev keys */
     char *server[CONFIG_MAX_SERVERS]; /* "server": a string or an array of strings; hosts only */
     int server_ports[CONFIG_MAX_SERVERS]; /* port given with a host ("host:port", "[v6]:port",
                                            * as libev's parse_addr), 0 = use server_port */
     int n_server;
-    int server_port;                 /* 0 = unset */
-    char *password;                  /* NULL = unset */
-    char *key;                       /* base64, NULL = unset */
-    char *method;                    /* validated name, default "chacha20-ietf-poly1305" */
-    int timeout;                     /* seconds, default 60 */
-    enum config_mode mode;           /* default tcp_only, as libev */
+    int server_port;       /* 0 = unset */
+    char *password;        /* NULL = unset */
+    char *key;             /* base64, NULL = unset */
+    char *method;          /* validated name, default "chacha20-ietf-poly1305" */
+    int timeout;           /* seconds, default 60 */
+    enum config_mode mode; /* default tcp_only, as libev */
     bool fast_open;
     bool reuse_port;
     bool no_delay;
     bool ipv6_first;
-    char *nameserver;                /* "1.1.1.1" or "1.1.1.1,8.8.8.8" (optionally :port), NULL */
-    char *local_address;             /* default "127.0.0.1" */
-    int local_port;                  /* 0 = unset */
-    char *tunnel_address;            /* "host:port", tunnel role */
+    char *nameserver;     /* "1.1.1.1" or "1.1.1.1,8.8.8.8" (optionally :port), NULL */
+    char *local_address;  /* default "127.0.0.1" */
+    int local_port;       /* 0 = unset */
+    char *tunnel_address; /* "host:port", tunnel role */
     char *user;
-    int nofile;                      /* 0 = leave RLIMIT_NOFILE */
-    char *acl;                       /* path of a libev ACL file */
+    int nofile; /* 0 = leave RLIMIT_NOFILE */
+    char *acl;  /* path of a libev ACL file */
     bool use_syslog;
 
     /* reuseproxy's own keys */
-    enum config_role role;           /* default server */
-    int workers;                     /* default: online CPUs; 0 = single process */
-    enum config_balance balance;     /* default reuseport */
-    bool block_private;              /* default true */
-    int udp_timeout;                 /* seconds, default 300 */
-    int udp_max_associations;        /* default 65536 */
-    char *metrics_address;           /* "127.0.0.1:9100", NULL = off */
-    int drain_timeout;               /* seconds, default 30 */
-    int connect_timeout;             /* seconds, default 10 */
-    bool replay_protection;          /* default true */
-    int replay_capacity;             /* salts remembered, default 1048576 */
-    int verbose;                     /* 0..2 from -v / "verbose" */
+    enum config_role role;       /* default server */
+    int workers;                 /* default: online CPUs; 0 = single process */
+    enum config_balance balance; /* default reuseport */
+    bool block_private;          /* default true */
+    int udp_timeout;             /* seconds, default 300 */
+    int udp_max_associations;    /* default 65536 */
+    char *metrics_address;       /* "127.0.0.1:9100", NULL = off */
+    int drain_timeout;           /* seconds, default 30 */
+    int connect_timeout;         /* seconds, default 10 */
+    bool replay_protection;      /* default true */
+    int replay_capacity;         /* salts remembered, default 1048576 */
+    int verbose;                 /* 0..2 from -v / "verbose" */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 };
@@ -155,8 +155,5 @@ bool config_is_loopback(const char *host);
 /* True for a password that is a known placeholder ("", "barfoo!", "password", "changeme",
  * anything starting with "change", case-insensitive). */
 bool config_is_placeholder_password(const char *password);
-/* Decodes standard or URL-safe base64, padding optional. Returns the decoded length, or -1 if
- * s is not base64 or does not fit in cap bytes. */
-int config_base64_decode(const char *s, unsigned char *out, size_t cap);
 
 #endif

@@ -22,9 +22,9 @@ enum crypto_method {
 #define CRYPTO_TAG_LEN 16
 
 struct crypto_method_info {
-    const char *name;   /* "aes-128-gcm", ... "chacha20-ietf-poly1305" */
-    size_t key_len;     /* 16, 24, 32, 32 */
-    size_t salt_len;    /* equal to key_len for every SIP004 method */
+    const char *name; /* "aes-128-gcm", ... "chacha20-ietf-poly1305" */
+    size_t key_len;   /* 16, 24, 32, 32 */
+    size_t salt_len;  /* equal to key_len for every SIP004 method */
 };
 
 /* Returns the method for a name, or -1. */
@@ -47,6 +47,11 @@ struct crypto_key {
 int crypto_key_from_password(struct crypto_key *k, enum crypto_method m, const char *password);
 /* Standard or URL-safe base64 (padding optional); -1 when it does not decode to key_len bytes. */
 int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const char *b64);
+/* Decodes RFC 4648 base64 in the standard (section 4) or URL-safe (section 5) alphabet, padding
+ * optional but right when present; no whitespace. Returns 0 with the length in *outlen, or -1 if
+ * in is NULL, empty or not base64, or does not fit in cap bytes (out may then be partly
+ * written). */
+int crypto_base64_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen);
 
 /* HKDF-SHA1(ikm = master key, salt, info = "ss-subkey") -> out[key_len]. */
 int crypto_subkey(const struct crypto_key *k, const uint8_t *salt, uint8_t *out);

@@ -1,4 +1,5 @@
-/* config.c: the JSON configuration file -> one struct config, and the checks across keys.
+/* config.c: the JSON configuration file -> one struct config: the table of keys, one setter
+ * per kind of value, the messages (every one with file:line:column), defaults and freeing.
  *
  * The file format is shadowsocks-libev 3.3.5's (src/jconf.c read_jconf): every libev key keeps
  * its meaning and its leniency (libev reads most values through to_string(), so "server_port":
@@ -6,16 +7,15 @@
  * (role, workers, balance, ...) are strict. libev keys that reuseproxy does not implement are
  * warned about and ignored; any other key is an error that suggests the nearest known one.
  *
- * jansson parses and validates the JSON but keeps no positions of what it parsed, so a small
- * scanner (config_scan_*) walks the already-validated text once to find the line and column of
- * every top-level key; each message then points at the key it is about. Nothing here does I/O
- * except reading the file and log_warn() for ignored keys. */
+ * jansson parses and validates the JSON; config_scan.c then finds the line and column of every
+ * top-level key, so each message points at the key it is about. The checks across keys and the
+ * small value parsers are in config_check.c. Nothing here does I/O except reading the file and
+ * log_warn() for ignored keys. */
 
 #include "autoconfig.h" /* _GNU_SOURCE first: strndup, explicit_bzero */
 
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
@@ -26,13 +26,13 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "config_private.h"
 #include "log.h"
 
 /* libev refuses files of 256 KiB and more (MAX_CONF_SIZE); a little more room costs nothing. */
 #define CONFIG_FILE_MAX (1024 * 1024)
 /* Seconds are multiplied by 1000 for libev timers in milliseconds; keep that inside an int. */
 #define CONFIG_MAX_SECONDS 2147483
-#define CONFIG_KEY_NAME_MAX 64
 
 enum config_value_type {
     VALUE_TEXT,      /* libev's to_string(): a string, or an integer as its digits; null = unset */
@@ -83,14 +83,13 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
                                 CONFIG_MAX_SECONDS},
     [CONFIG_KEY_UDP_MAX_ASSOCIATIONS] = {"udp_max_associations", VALUE_INT,
                                          FIELD(udp_max_associations), 1, 16777216},
-    [CONFIG_KEY_METRICS_ADDRESS] = {"metrics_address", VALUE_STRING, FIELD(metrics_address), 0,
-                                    0},
+    [CONFIG_KEY_METRICS_ADDRESS] = {"metrics_address", VALUE_STRING, FIELD(metrics_address), 0, 0},
     [CONFIG_KEY_DRAIN_TIMEOUT] = {"drain_timeout", VALUE_INT, FIELD(drain_timeout), 0,
                                   CONFIG_MAX_SECONDS},
     [CONFIG_KEY_CONNECT_TIMEOUT] = {"connect_timeout", VALUE_INT, FIELD(connect_timeout), 1,
                                     CONFIG_MAX_SECONDS},
-    [CONFIG_KEY_REPLAY_PROTECTION] = {"replay_protection", VALUE_BOOL, FIELD(replay_protection),
-                                      0, 0},
+    [CONFIG_KEY_REPLAY_PROTECTION] = {"replay_protection", VALUE_BOOL, FIELD(replay_protection), 0,
+                                      0},
     [CONFIG_KEY_REPLAY_CAPACITY] = {"replay_capacity", VALUE_INT, FIELD(replay_capacity), 1,
                                     16777216},
     [CONFIG_KEY_VERBOSE] = {"verbose", VALUE_INT, FIELD(verbose), 0, 2},
@@ -98,34 +97,27 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
  * warning; "remote_dns" comes from shadowsocks-android's configs, which share the file. */
+/* clang-format off */
 static const char *const config_ignored_keys[] = {
     "port_password", "local_ipv4_address", "local_ipv6_address", "plugin", "plugin_opts",
     "plugin_mode", "mptcp", "mtu", "dscp", "manager_address", "workdir", "tcp_tproxy",
     "tcp_incoming_sndbuf", "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
     "remote_dns", NULL};
-
-/* SIP004 AEAD methods; key length = salt length. */
-static const struct {
-    const char *name;
-    int key_len;
-} config_methods[] = {
-    {"aes-128-gcm", 16},
-    {"aes-192-gcm", 24},
-    {"aes-256-gcm", 32},
-    {"chacha20-ietf-poly1305", 32},
-};
+/* clang-format on */
 
 /* libev 3.3.5's stream ciphers, named in the refusal so the reason is clear. */
+/* clang-format off */
 static const char *const config_stream_methods[] = {
     "rc4-md5", "aes-128-ctr", "aes-192-ctr", "aes-256-ctr", "aes-128-cfb", "aes-192-cfb",
     "aes-256-cfb", "camellia-128-cfb", "camellia-192-cfb", "camellia-256-cfb", "bf-cfb",
     "chacha20-ietf", "salsa20", "chacha20", "table", "rc4", NULL};
+/* clang-format on */
 
 static const char *const config_role_names[] = {"server", "local", "tunnel", NULL};
 static const char *const config_balance_names[] = {"reuseport", "shared", "dispatch", NULL};
 static const char *const config_mode_names[] = {"tcp_only", "tcp_and_udp", "udp_only", NULL};
 
-/* ---- Names and small parsers shared with the command line ---- */
+/* ---- Names of the choices, shared with the command line ---- */
 
 static int config_name_index(const char *const *names, const char *name)
 {
@@ -177,27 +169,7 @@ int config_mode_from_name(const char *name, enum config_mode *out)
     return 0;
 }
 
-/* Method names are matched without regard to case and stored in their canonical spelling. */
-const char *config_method_canonical(const char *method)
-{
-    for (size_t i = 0; method && i < sizeof config_methods / sizeof config_methods[0]; i++)
-        if (strcasecmp(config_methods[i].name, method) == 0)
-            return config_methods[i].name;
-    return NULL;
-}
-
-int config_method_key_length(const char *method)
-{
-    for (size_t i = 0; method && i < sizeof config_methods / sizeof config_methods[0]; i++)
-        if (strcasecmp(config_methods[i].name, method) == 0)
-            return config_methods[i].key_len;
-    return -1;
-}
-
-const char *config_method_list(void)
-{
-    return "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305";
-}
+/* ---- Defaults and freeing ---- */
 
 int config_default_workers(void)
 {
@@ -206,149 +178,6 @@ int config_default_workers(void)
         return 1;
     return n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (int)n;
 }
-
-int config_parse_int(const char *s, int min, int max, int *out)
-{
-    long long v = 0;
-    if (!s || !*s)
-        return -1;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9' || p - s >= 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    if (v < min || v > max)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-/* A host name or an IPv4 literal as it may stand in "host:port": letters, digits, '.', '-',
- * '_' (RFC 1123 section 2.1 names, plus the underscore seen in the wild). */
-static bool config_is_hostname(const char *s, size_t len)
-{
-    if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
-            return false;
-    return true;
-}
-
-static bool config_is_ipv6(const char *s, size_t len)
-{
-    char buf[INET6_ADDRSTRLEN + 1];
-    struct in6_addr a;
-    if (len == 0 || len >= sizeof buf)
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    return inet_pton(AF_INET6, buf, &a) == 1;
-}
-
-int config_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
-{
-    const char *colon, *h = s;
-    size_t len;
-
-    if (!s)
-        return -1;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':' || !config_is_ipv6(s + 1, (size_t)(close - s - 1)))
-            return -1;
-        h = s + 1;
-        len = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strchr(s, ':');
-        if (!colon || strchr(colon + 1, ':') || !config_is_hostname(s, (size_t)(colon - s)))
-            return -1;
-        len = (size_t)(colon - s);
-    }
-    if (len >= hostlen || config_parse_int(colon + 1, 1, 65535, port) != 0)
-        return -1;
-    memcpy(host, h, len);
-    host[len] = '\0';
-    return 0;
-}
-
-bool config_is_loopback(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-
-    if (!host)
-        return false;
-    if (strcasecmp(host, "localhost") == 0)
-        return true;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1) {
-        if (IN6_IS_ADDR_LOOPBACK(&a6))
-            return true;
-        return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
-    }
-    return false;
-}
-
-bool config_is_placeholder_password(const char *password)
-{
-    static const char *const placeholders[] = {"", "barfoo!", "password", "changeme", NULL};
-    if (!password)
-        return false;
-    for (int i = 0; placeholders[i]; i++)
-        if (strcasecmp(password, placeholders[i]) == 0)
-            return true;
-    return strncasecmp(password, "change", 6) == 0;
-}
-
-static int config_base64_value(char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+' || ch == '-') /* RFC 4648 section 4, and section 5's URL-safe alphabet */
-        return 62;
-    if (ch == '/' || ch == '_')
-        return 63;
-    return -1;
-}
-
-int config_base64_decode(const char *s, unsigned char *out, size_t cap)
-{
-    size_t len = s ? strlen(s) : 0, n = 0, pad = 0;
-    unsigned acc = 0;
-    int bits = 0;
-
-    while (len > 0 && s[len - 1] == '=' && pad < 2) {
-        len--;
-        pad++;
-    }
-    /* With padding the whole must be quads; without it, a lone trailing character is junk. */
-    if (len == 0 || (pad && (len + pad) % 4 != 0) || len % 4 == 1)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        int v = config_base64_value(s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n >= cap)
-                return -1;
-            out[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    return (int)n;
-}
-
-/* ---- Defaults and freeing ---- */
 
 void config_defaults(struct config *c)
 {
@@ -395,202 +224,11 @@ void config_free(struct config *c)
     memset(c, 0, sizeof *c);
 }
 
-/* ---- Finding where the top-level keys are ---- */
-
-struct config_scan {
-    const char *p, *end;
-    int line, column; /* of *p */
-};
-
-struct config_key_token {
-    char name[CONFIG_KEY_NAME_MAX]; /* decoded, cut short if too_long */
-    bool too_long;
-    struct config_pos pos;
-};
-
-static int config_scan_peek(const struct config_scan *s)
-{
-    return s->p < s->end ? (unsigned char)*s->p : -1;
-}
-
-/* Columns count characters, not bytes, as jansson's do: UTF-8 continuation bytes add none. */
-static void config_scan_next(struct config_scan *s)
-{
-    if (s->p >= s->end)
-        return;
-    if (*s->p == '\n') {
-        s->line++;
-        s->column = 1;
-    } else if (((unsigned char)*s->p & 0xc0) != 0x80) {
-        s->column++;
-    }
-    s->p++;
-}
-
-static void config_scan_space(struct config_scan *s)
-{
-    int ch;
-    while ((ch = config_scan_peek(s)) == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
-        config_scan_next(s);
-}
-
-static void config_put_utf8(char *out, size_t cap, size_t *n, unsigned long cp)
-{
-    char b[4];
-    size_t len = 0;
-    if (cp < 0x80) {
-        b[len++] = (char)cp;
-    } else if (cp < 0x800) {
-        b[len++] = (char)(0xc0 | (cp >> 6));
-        b[len++] = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        b[len++] = (char)(0xe0 | (cp >> 12));
-        b[len++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        b[len++] = (char)(0x80 | (cp & 0x3f));
-    } else {
-        b[len++] = (char)(0xf0 | (cp >> 18));
-        b[len++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        b[len++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        b[len++] = (char)(0x80 | (cp & 0x3f));
-    }
-    for (size_t i = 0; i < len && *n < cap; i++)
-        out[(*n)++] = b[i];
-}
-
-static unsigned long config_scan_hex4(struct config_scan *s)
-{
-    unsigned long v = 0;
-    for (int i = 0; i < 4; i++) {
-        int ch = config_scan_peek(s);
-        int d = isdigit(ch) ? ch - '0' : isxdigit(ch) ? tolower(ch) - 'a' + 10 : 0;
-        v = v * 16 + (unsigned long)d;
-        config_scan_next(s);
-    }
-    return v;
-}
-
-static unsigned long config_scan_escape_u(struct config_scan *s)
-{
-    unsigned long cp = config_scan_hex4(s);
-    /* A high surrogate takes the low one after it (RFC 8259 section 7). */
-    if (cp >= 0xd800 && cp < 0xdc00 && config_scan_peek(s) == '\\') {
-        config_scan_next(s);
-        config_scan_next(s);
-        unsigned long low = config_scan_hex4(s);
-        cp = low >= 0xdc00 && low < 0xe000 ? 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00)
-                                            : 0xfffd;
-    }
-    return cp;
-}
-
-/* Reads one string (RFC 8259 section 7) starting at its quote. When out is given, the decoded
- * bytes go there (at most cap - 1, NUL-terminated). Returns the full decoded length. */
-static size_t config_scan_string(struct config_scan *s, char *out, size_t cap)
-{
-    static const char escapes[] = "\"\"\\\\//b\bf\fn\nr\rt\t"; /* pairs: escape, value */
-    size_t n = 0, limit = out ? cap - 1 : 0, full = 0;
-    int ch;
-
-    config_scan_next(s); /* the opening quote */
-    while ((ch = config_scan_peek(s)) >= 0 && ch != '"') {
-        config_scan_next(s);
-        if (ch == '\\') {
-            ch = config_scan_peek(s);
-            config_scan_next(s);
-            if (ch == 'u') {
-                unsigned long cp = config_scan_escape_u(s);
-                config_put_utf8(out, limit, &n, cp);
-                full += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-                continue;
-            }
-            const char *e = ch > 0 ? strchr(escapes, ch) : NULL;
-            ch = e ? e[1] : ch;
-        }
-        if (n < limit)
-            out[n++] = (char)ch;
-        full++;
-    }
-    config_scan_next(s); /* the closing quote */
-    if (out)
-        out[n] = '\0';
-    return full;
-}
-
-/* Skips one value; the text is valid JSON (jansson said so), so brackets balance. */
-static void config_scan_value(struct config_scan *s)
-{
-    int depth = 0;
-    for (;;) {
-        int ch = config_scan_peek(s);
-        if (ch < 0)
-            return;
-        if (ch == '"') {
-            config_scan_string(s, NULL, 0);
-            if (depth == 0)
-                return;
-            continue;
-        }
-        /* A number, true, false or null ends where the object goes on. */
-        if (depth == 0 && (ch == ',' || ch == '}' || ch == ']' || ch == ' ' || ch == '\t' ||
-                           ch == '\n' || ch == '\r'))
-            return;
-        if (ch == '{' || ch == '[')
-            depth++;
-        else if (ch == '}' || ch == ']')
-            depth--;
-        config_scan_next(s);
-        if (depth == 0 && (ch == '}' || ch == ']'))
-            return;
-    }
-}
-
-/* The top-level keys of a JSON object, in file order. Returns how many, or -1 (out of memory);
- * *tokens is malloc'ed. Safe on any text (it only ever moves forward and checks the end), but
- * exact only on valid JSON: the caller lets jansson check the text first. */
-static int config_scan_keys(const char *text, size_t len, struct config_key_token **tokens)
-{
-    struct config_scan s = {text, text + len, 1, 1};
-    int n = 0, cap = 0;
-
-    *tokens = NULL;
-    config_scan_space(&s);
-    config_scan_next(&s); /* '{' */
-    for (;;) {
-        config_scan_space(&s);
-        if (config_scan_peek(&s) != '"')
-            return n; /* '}' */
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            struct config_key_token *grown = realloc(*tokens, (size_t)cap * sizeof *grown);
-            if (!grown)
-                return -1;
-            *tokens = grown;
-        }
-        struct config_key_token *t = &(*tokens)[n++];
-        t->pos.line = s.line;
-        t->pos.column = s.column;
-        t->too_long = config_scan_string(&s, t->name, sizeof t->name) >= sizeof t->name;
-        config_scan_space(&s);
-        config_scan_next(&s); /* ':' */
-        config_scan_space(&s);
-        config_scan_value(&s);
-        config_scan_space(&s);
-        config_scan_next(&s); /* ',' or '}' */
-    }
-}
-
 /* ---- Messages ---- */
-
-struct config_ctx {
-    struct config *c;
-    const char *name; /* the file, as messages call it */
-    char *err;
-    size_t errlen;
-};
 
 /* s quoted for a message: '"' and '\' escaped, control characters as \u00XX, cut at ~48 bytes
  * (on a character boundary) with "..." so a hostile file cannot flood the terminal. */
-static const char *config_quote(const char *s, char *buf, size_t cap)
+const char *config_quote(const char *s, char *buf, size_t cap)
 {
     size_t n = 0, limit = cap < 60 ? cap - 12 : 48;
     buf[n++] = '"';
@@ -636,9 +274,7 @@ static const char *config_describe(const json_t *v, char *buf, size_t cap)
 }
 
 /* "NAME:LINE:COLUMN: message" (or "NAME: message" without a position) into err; returns -1. */
-__attribute__((format(printf, 3, 4))) static int config_fail(struct config_ctx *x,
-                                                             const struct config_pos *pos,
-                                                             const char *fmt, ...)
+int config_fail(struct config_ctx *x, const struct config_pos *pos, const char *fmt, ...)
 {
     int n;
 
@@ -789,24 +425,6 @@ static int config_set_bool(struct config_ctx *x, const struct config_key_token *
         return config_expected(x, t, "true or false", v);
     *(bool *)(void *)((char *)x->c + k->offset) = json_is_true(v);
     return 0;
-}
-
-int config_split_server(const char *s, char **host, int *port)
-{
-    size_t len = strlen(s);
-    char h[256];
-
-    *port = 0;
-    if (config_is_hostname(s, len) || config_is_ipv6(s, len)) {
-        *host = strdup(s);
-    } else if (len > 2 && s[0] == '[' && s[len - 1] == ']' && config_is_ipv6(s + 1, len - 2)) {
-        *host = strndup(s + 1, len - 2);
-    } else {
-        if (config_parse_hostport(s, h, sizeof h, port) != 0)
-            return -1;
-        *host = strdup(h);
-    }
-    return *host ? 0 : -2;
 }
 
 static int config_set_server_list(struct config_ctx *x, const struct config_key_token *t,
@@ -970,11 +588,13 @@ static int config_apply_key(struct config_ctx *x, const struct config_key_token 
     }
     if (!t->too_long && config_name_index(config_ignored_keys, t->name) >= 0) {
         log_warn("%s:%d:%d: \"%s\" is a shadowsocks-libev key that reuseproxy does not "
-                 "implement; ignored", x->name, t->pos.line, t->pos.column, t->name);
+                 "implement; ignored",
+                 x->name, t->pos.line, t->pos.column, t->name);
         return 0;
     }
     if (!t->too_long && strcmp(t->name, "auth") == 0)
-        return config_fail(x, &t->pos, "\"auth\": one-time auth was removed in "
+        return config_fail(x, &t->pos,
+                           "\"auth\": one-time auth was removed in "
                            "shadowsocks-libev 3.0, which refuses this key too; remove it");
     config_quote(t->name, q, sizeof q);
     near = t->too_long ? NULL : config_nearest_key(t->name);
@@ -999,8 +619,8 @@ static int config_duplicate_error(struct config_ctx *x, const char *text, size_t
             struct config_pos first = tok[i].pos, again = tok[n - 1].pos;
             config_quote(tok[i].name, q, sizeof q);
             free(tok);
-            return config_fail(x, &again, "duplicate key %s (first given at line %d, column %d)",
-                               q, first.line, first.column);
+            return config_fail(x, &again, "duplicate key %s (first given at line %d, column %d)", q,
+                               first.line, first.column);
         }
     }
     free(tok);
@@ -1037,7 +657,7 @@ static int config_load_text(struct config *c, const char *text, size_t len, cons
                             char *err, size_t errlen)
 {
     struct config_ctx x = {c, name ? name : "(config)", err, errlen};
-    struct config_scan s;
+    struct config_pos start;
     json_error_t e;
     json_t *root;
     int rc;
@@ -1052,9 +672,7 @@ static int config_load_text(struct config *c, const char *text, size_t len, cons
         text += 3;
         len -= 3;
     }
-    s = (struct config_scan){text, text + len, 1, 1};
-    config_scan_space(&s);
-    if (s.p == s.end)
+    if (config_scan_leading_space(text, len, &start) == len)
         return config_fail(&x, NULL, "the file is empty; expected a JSON object of settings");
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
     if (!root)
@@ -1062,9 +680,8 @@ static int config_load_text(struct config *c, const char *text, size_t len, cons
     if (json_is_object(root)) {
         rc = config_apply_object(&x, text, len, root);
     } else {
-        struct config_pos pos = {s.line, s.column};
         char desc[80];
-        rc = config_fail(&x, &pos, "expected a JSON object ({...}) at the top level, got %s",
+        rc = config_fail(&x, &start, "expected a JSON object ({...}) at the top level, got %s",
                          config_describe(root, desc, sizeof desc));
     }
     json_decref(root);
@@ -1103,132 +720,4 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     fclose(f);
     free(buf);
     return rc;
-}
-
-/* ---- Checks across keys, after the file and the command line are merged ---- */
-
-/* "PATH:LINE:COLUMN: " where key k was read from the file, "PATH: " otherwise; without a file,
- * "command line: ". Then the message. Returns -1. */
-__attribute__((format(printf, 5, 6))) static int config_invalid(const struct config *c, int k,
-                                                                char *err, size_t errlen,
-                                                                const char *fmt, ...)
-{
-    struct config_ctx x = {NULL, c->path ? c->path : "command line", err, errlen};
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return config_fail(&x, k >= 0 && c->path ? &c->pos[k] : NULL, "%s", msg);
-}
-
-static int config_check_required(const struct config *c, char *err, size_t errlen)
-{
-    bool server = c->role == ROLE_SERVER;
-
-    if (c->n_server == 0)
-        return config_invalid(c, -1, err, errlen,
-                              server ? "no server address: set \"server\" (for example "
-                                       "\"0.0.0.0\") or use -s"
-                                     : "no server to connect to: set \"server\" or use -s");
-    if (c->server_port == 0)
-        return config_invalid(c, -1, err, errlen,
-                              "no server port: set \"server_port\" or use -p");
-    if (!server && c->local_port == 0)
-        return config_invalid(c, -1, err, errlen, "no local port: set \"local_port\" or use -l");
-    if (!c->password && !c->key)
-        return config_invalid(c, -1, err, errlen,
-                              "no password: set \"password\" (or \"key\") or use -k");
-    if (c->role == ROLE_TUNNEL && !c->tunnel_address)
-        return config_invalid(c, -1, err, errlen,
-                              "the tunnel role needs a destination: set \"tunnel_address\" "
-                              "(\"host:port\") or use -L");
-    return 0;
-}
-
-static int config_check_formats(const struct config *c, char *err, size_t errlen)
-{
-    char host[256], q[96];
-    int port;
-
-    if (config_method_key_length(c->method) < 0)
-        return config_invalid(c, CONFIG_KEY_METHOD, err, errlen,
-                              "\"method\": %s is not supported; reuseproxy supports %s",
-                              config_quote(c->method ? c->method : "", q, sizeof q),
-                              config_method_list());
-    if (c->role == ROLE_TUNNEL &&
-        config_parse_hostport(c->tunnel_address, host, sizeof host, &port) != 0)
-        return config_invalid(c, CONFIG_KEY_TUNNEL_ADDRESS, err, errlen,
-                              "\"tunnel_address\": expected \"host:port\" or \"[ipv6]:port\", "
-                              "got %s", config_quote(c->tunnel_address, q, sizeof q));
-    if (c->metrics_address &&
-        config_parse_hostport(c->metrics_address, host, sizeof host, &port) != 0)
-        return config_invalid(c, CONFIG_KEY_METRICS_ADDRESS, err, errlen,
-                              "\"metrics_address\": expected \"host:port\" or \"[ipv6]:port\", "
-                              "got %s", config_quote(c->metrics_address, q, sizeof q));
-    if (c->role != ROLE_SERVER && c->local_address &&
-        !config_is_hostname(c->local_address, strlen(c->local_address)) &&
-        !config_is_ipv6(c->local_address, strlen(c->local_address)))
-        return config_invalid(c, CONFIG_KEY_LOCAL_ADDRESS, err, errlen,
-                              "\"local_address\": expected an IP address or a host name, got %s",
-                              config_quote(c->local_address, q, sizeof q));
-    return 0;
-}
-
-/* libev lets "key" win over "password" when both are set (crypto_init); so does reuseproxy. */
-static int config_check_key(const struct config *c, char *err, size_t errlen)
-{
-    unsigned char raw[64];
-    int want = config_method_key_length(c->method), got;
-
-    if (!c->key)
-        return 0;
-    got = config_base64_decode(c->key, raw, sizeof raw);
-    explicit_bzero(raw, sizeof raw);
-    if (got < 0)
-        return config_invalid(c, CONFIG_KEY_KEY, err, errlen,
-                              "\"key\": expected base64 (standard or URL-safe) of %d bytes",
-                              want);
-    if (got != want)
-        return config_invalid(c, CONFIG_KEY_KEY, err, errlen,
-                              "\"key\": decodes to %d bytes, but %s needs a key of %d bytes", got,
-                              c->method, want);
-    return 0;
-}
-
-/* Never run silently with a placeholder password where others can reach it. */
-static int config_check_placeholder(const struct config *c, char *err, size_t errlen)
-{
-    const char *exposed = NULL;
-    char q[96];
-
-    if (c->key || !config_is_placeholder_password(c->password))
-        return 0;
-    if (c->role == ROLE_SERVER) {
-        for (int i = 0; i < c->n_server && !exposed; i++)
-            if (!config_is_loopback(c->server[i]))
-                exposed = c->server[i];
-    } else if (c->local_address && !config_is_loopback(c->local_address)) {
-        exposed = c->local_address;
-    }
-    if (!exposed)
-        return 0;
-    if (c->password[0])
-        snprintf(q, sizeof q, "the password %s is a placeholder",
-                 config_quote(c->password, (char[80]){0}, 80));
-    else
-        snprintf(q, sizeof q, "the password is empty");
-    return config_invalid(c, CONFIG_KEY_PASSWORD, err, errlen,
-                          "%s, and reuseproxy would listen on %s, which is not a loopback "
-                          "address: set a real password (or \"key\"), or listen on 127.0.0.1",
-                          q, exposed);
-}
-
-int config_validate(const struct config *c, char *err, size_t errlen)
-{
-    if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
-        config_check_key(c, err, errlen) != 0 || config_check_placeholder(c, err, errlen) != 0)
-        return -1;
-    return 0;
 }

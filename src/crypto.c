@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <mbedtls/base64.h>
 #include <mbedtls/hkdf.h>
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
@@ -129,64 +128,69 @@ int crypto_key_from_password(struct crypto_key *k, enum crypto_method m, const c
     return 0;
 }
 
-/* Longest key text accepted: 32 bytes are 44 base64 characters; the rest is slack. */
-#define CRYPTO_B64_MAX 64
-
-/* Copies b64 into out in the standard alphabet (RFC 4648 section 4) with its padding restored:
- * shadowsocks-libev prints keys in the URL-safe alphabet (section 5), others in the standard
- * one, with or without '='. Returns the length, or -1 for anything else. */
-static long crypto_b64_normalize(const char *b64, char out[CRYPTO_B64_MAX + 1])
+/* One character of RFC 4648 base64 in either alphabet: the standard one (section 4) or the
+ * URL-safe one (section 5), in which shadowsocks-libev prints keys. -1 for anything else. */
+static int crypto_base64_value(char ch)
 {
-    size_t len = strlen(b64), pad = 0;
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+' || ch == '-')
+        return 62;
+    if (ch == '/' || ch == '_')
+        return 63;
+    return -1;
+}
 
-    while (len > 0 && b64[len - 1] == '=') {
+int crypto_base64_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen)
+{
+    size_t len = in ? strlen(in) : 0, n = 0, pad = 0;
+    unsigned acc = 0;
+    int bits = 0;
+
+    while (len > 0 && in[len - 1] == '=' && pad < 2) {
         len--;
         pad++;
     }
-    if (len > CRYPTO_B64_MAX - 3 || pad > 2 || len % 4 == 1)
+    /* With padding the whole must be quads; without it, a lone trailing character is junk. */
+    if (len == 0 || (pad && (len + pad) % 4 != 0) || len % 4 == 1)
         return -1;
-    if (pad > 0 && (len + pad) % 4 != 0)
-        return -1; /* padding present but of the wrong length */
     for (size_t i = 0; i < len; i++) {
-        char c = b64[i];
-        if (c == '-')
-            c = '+';
-        else if (c == '_')
-            c = '/';
-        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                   c == '+' || c == '/'))
-            return -1; /* no whitespace, no '=' inside: mbedTLS would skip or misread them */
-        out[i] = c;
+        int v = crypto_base64_value(in[i]); /* no whitespace, no '=' inside */
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n >= cap)
+                return -1;
+            out[n++] = (uint8_t)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
     }
-    while (len % 4 != 0)
-        out[len++] = '=';
-    out[len] = '\0';
-    return (long)len;
+    *outlen = n;
+    return 0;
 }
 
 int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const char *b64)
 {
     const struct crypto_method_info *info = crypto_method_info(m);
-    char text[CRYPTO_B64_MAX + 1];
-    uint8_t raw[CRYPTO_B64_MAX];
+    uint8_t raw[CRYPTO_MAX_KEY];
     size_t raw_len = 0;
     int ret = -1;
 
     if (!info || !b64)
         return -1;
-    long text_len = crypto_b64_normalize(b64, text);
-    if (text_len < 0)
-        goto out;
-    if (mbedtls_base64_decode(raw, sizeof raw, &raw_len, (const unsigned char *)text,
-                              (size_t)text_len) != 0 ||
-        raw_len != info->key_len)
-        goto out;
-    k->method = m;
-    k->len = info->key_len;
-    memcpy(k->bytes, raw, k->len);
-    ret = 0;
-out:
-    crypto_wipe(text, sizeof text);
+    if (crypto_base64_decode(b64, raw, sizeof raw, &raw_len) == 0 && raw_len == info->key_len) {
+        k->method = m;
+        k->len = info->key_len;
+        memcpy(k->bytes, raw, k->len);
+        ret = 0;
+    }
     crypto_wipe(raw, sizeof raw);
     return ret;
 }

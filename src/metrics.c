@@ -22,12 +22,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "netaddr.h"
+
 #define METRICS_WORKERS_MAX 4096
-#define METRICS_REQUEST_MAX 4096   /* a scrape request is a few hundred bytes */
-#define METRICS_TIMEOUT 5.0        /* seconds one client may take, request and answer */
-#define METRICS_CLIENTS_MAX 64     /* beyond this, new connections are closed at once */
-#define METRICS_ACCEPT_BATCH 16    /* accepts per wakeup, so a flood cannot hog the loop */
-#define METRICS_BACKOFF 0.5        /* pause accepting when out of descriptors */
+#define METRICS_REQUEST_MAX 4096 /* a scrape request is a few hundred bytes */
+#define METRICS_TIMEOUT 5.0      /* seconds one client may take, request and answer */
+#define METRICS_CLIENTS_MAX 64   /* beyond this, new connections are closed at once */
+#define METRICS_ACCEPT_BATCH 16  /* accepts per wakeup, so a flood cannot hog the loop */
+#define METRICS_BACKOFF 0.5      /* pause accepting when out of descriptors */
+#define METRICS_BACKLOG 64       /* scrapers are few; a short queue is plenty */
 #define METRICS_BODY_MAX (64u << 20)
 
 /* ---- The table: adding a counter is one line here (and its field in struct metrics_worker).
@@ -42,7 +45,9 @@ struct metrics_field {
     size_t offset;
 };
 
+/* clang-format off */
 #define FIELD(name, type, help, member) {name, type, help, offsetof(struct metrics_worker, member)}
+/* clang-format on */
 static const struct metrics_field metrics_fields[] = {
     FIELD("accepted_total", METRICS_COUNTER, "TCP connections accepted.", accepted),
     FIELD("active_connections", METRICS_GAUGE, "TCP connections open now.", active),
@@ -56,8 +61,7 @@ static const struct metrics_field metrics_fields[] = {
     FIELD("udp_evicted_total", METRICS_COUNTER,
           "UDP associations evicted because the table was full.", udp_evicted),
     FIELD("failed_handshakes_total", METRICS_COUNTER,
-          "TCP handshakes failed: bad tag, malformed header or refused target.",
-          failed_handshakes),
+          "TCP handshakes failed: bad tag, malformed header or refused target.", failed_handshakes),
     FIELD("replays_total", METRICS_COUNTER,
           "Salts refused as replays (also counted as failed handshakes).", replays),
     FIELD("udp_dropped_total", METRICS_COUNTER,
@@ -105,8 +109,8 @@ struct metrics_out {
     size_t cap, len; /* len < cap always; buf[len] == '\0' */
 };
 
-static void __attribute__((format(printf, 2, 3))) out_printf(struct metrics_out *o,
-                                                              const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3)))
+out_printf(struct metrics_out *o, const char *fmt, ...)
 {
     va_list ap;
     size_t room = o->cap - o->len;
@@ -132,8 +136,7 @@ int metrics_render(const struct metrics_shared *m, char *out, size_t cap)
         out_printf(&o, "# HELP reuseproxy_%s %s\n# TYPE reuseproxy_%s %s\n", f->name, f->help,
                    f->name, gauge ? "gauge" : "counter");
         for (int w = 0; w < m->nworkers; w++) {
-            const uint64_t *p =
-                (const uint64_t *)((const char *)&m->worker[w] + f->offset);
+            const uint64_t *p = (const uint64_t *)((const char *)&m->worker[w] + f->offset);
             uint64_t v = metrics_read(p);
             /* Gauges go up and down with separate add/sub calls; shown signed, a momentary
              * underflow reads -1 rather than 18446744073709551615. */
@@ -149,8 +152,12 @@ int metrics_render(const struct metrics_shared *m, char *out, size_t cap)
 
 /* ---- The HTTP side. The request is parsed by a pure function; the rest is socket plumbing. */
 
-enum metrics_request { METRICS_REQ_INCOMPLETE, METRICS_REQ_BAD, METRICS_REQ_METRICS,
-                       METRICS_REQ_OTHER };
+enum metrics_request {
+    METRICS_REQ_INCOMPLETE,
+    METRICS_REQ_BAD,
+    METRICS_REQ_METRICS,
+    METRICS_REQ_OTHER
+};
 
 /* Looks at the bytes received so far. The request is complete at the blank line ending the
  * header block (RFC 1945 section 4.1; a bare LF is tolerated as appendix B advises). Only the
@@ -178,22 +185,24 @@ static enum metrics_request metrics_parse_request(const char *buf, size_t len)
         return METRICS_REQ_BAD;
     size_t tlen = (size_t)(sp2 - target);
     bool get = (size_t)(sp1 - buf) == 3 && memcmp(buf, "GET", 3) == 0;
-    bool path = tlen >= 8 && memcmp(target, "/metrics", 8) == 0 &&
-                (tlen == 8 || target[8] == '?');
+    bool path = tlen >= 8 && memcmp(target, "/metrics", 8) == 0 && (tlen == 8 || target[8] == '?');
     return get && path ? METRICS_REQ_METRICS : METRICS_REQ_OTHER;
 }
 
-/* "a.b.c.d:port" or "[v6]:port", numeric only (the master must not block on DNS). */
+/* "a.b.c.d:port" or "[v6]:port", numeric only (the master must not block on DNS): IPv6
+ * literals in brackets, IPv4 ones without (RFC 3986 section 3.2.2). Port 0 lets the kernel
+ * choose. */
 static int metrics_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[INET6_ADDRSTRLEN];
     const char *colon = strrchr(s, ':');
     const char *h = s;
+    bool bracketed = s[0] == '[';
     size_t hlen;
     if (!colon)
         return -1;
     hlen = (size_t)(colon - s);
-    if (s[0] == '[') {
+    if (bracketed) {
         if (hlen < 2 || s[hlen - 1] != ']')
             return -1;
         h = s + 1;
@@ -212,23 +221,9 @@ static int metrics_parse_address(const char *s, struct sockaddr_storage *ss, soc
             return -1;
         port = port * 10 + (*p - '0');
     }
-    if (port > 65535)
+    if (port > 65535 || netaddr_from_ip(host, (uint16_t)port, ss, len) != 0)
         return -1;
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    if (s[0] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
-        *len = sizeof *sin;
-    } else if (s[0] == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        *len = sizeof *sin6;
-    } else {
-        return -1;
-    }
-    return 0;
+    return (ss->ss_family == AF_INET6) == bracketed ? 0 : -1;
 }
 
 struct metrics_client {
@@ -329,8 +324,7 @@ static int client_prepare(struct metrics_client *c, enum metrics_request req)
 static void client_write(struct metrics_client *c)
 {
     while (c->resp_off < c->resp_len) {
-        ssize_t n = send(c->io.fd, c->resp + c->resp_off, c->resp_len - c->resp_off,
-                         MSG_NOSIGNAL);
+        ssize_t n = send(c->io.fd, c->resp + c->resp_off, c->resp_len - c->resp_off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -434,8 +428,8 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static void __attribute__((format(printf, 3, 4))) set_err(char *err, size_t errlen,
-                                                           const char *fmt, ...)
+static void __attribute__((format(printf, 3, 4)))
+set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     if (!err || !errlen)
@@ -451,20 +445,17 @@ struct metrics_server *metrics_server_start(struct ev_loop *loop, const char *ad
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    int one = 1;
 
     if (!loop || !m || !address || metrics_parse_address(address, &ss, &len) < 0) {
         set_err(err, errlen, "metrics: invalid address \"%s\" (expected ip:port or [ipv6]:port)",
                 address ? address : "");
         return NULL;
     }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    /* SO_REUSEADDR: a restarted master can bind again while old connections sit in TIME_WAIT. */
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 64) < 0) {
+    /* netaddr sets SO_REUSEADDR, so a restarted master can bind again while old connections
+     * sit in TIME_WAIT. */
+    int fd = netaddr_listen_tcp((struct sockaddr *)&ss, len, METRICS_BACKLOG, 0);
+    if (fd < 0) {
         set_err(err, errlen, "metrics: cannot listen on %s: %s", address, strerror(errno));
-        if (fd >= 0)
-            close(fd);
         return NULL;
     }
     struct metrics_server *s = metrics_server_adopt(loop, fd, m);
@@ -511,13 +502,10 @@ int metrics_server_port(const struct metrics_server *s)
 {
     struct sockaddr_storage ss = {0};
     socklen_t len = sizeof ss;
-    if (!s || getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0)
+    if (!s || getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
         return -1;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return -1;
+    return netaddr_port((struct sockaddr *)&ss);
 }
 
 void metrics_server_set_timeout(struct metrics_server *s, double seconds)

@@ -10,6 +10,7 @@
 #ifndef RP_FUZZ_H
 #define RP_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

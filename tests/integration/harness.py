@@ -164,7 +164,14 @@ def write_config(cfg, name="proxy"):
 def reuseproxy(cfg, args=(), wait=True, name="reuseproxy", env=None):
     """Starts the built binary on a config dict; waits until its TCP port accepts."""
     path = write_config(cfg)
-    p = Proc([BINARY, "-c", path] + list(args), name, env=env)
+    # RP_WRAPPER (tests/memcheck): a command put in front, e.g. "valgrind --leak-check=full".
+    # It runs in the same process, so PIDs and children stay what the tests expect.
+    import shlex
+    wrapper = shlex.split(os.environ.get("RP_WRAPPER", ""))
+    p = Proc(wrapper + [BINARY, "-c", path] + list(args), name, env=env)
+    if wrapper:  # the wrapper's own exit work (valgrind's leak check) takes more than 3 s
+        stop = p.stop
+        p.stop = lambda timeout=5.0: stop(timeout=max(timeout, 60.0))
     p.cfg_path = path
     if wait and cfg.get("mode") != "udp_only":
         role = cfg.get("role", "server")
@@ -192,6 +199,39 @@ def server_config(port, method="aes-256-gcm", password="integration-secret", **k
 def ss_libev(tool, args, name=None):
     """Starts one of Debian's shadowsocks-libev programs (ss-server, ss-local, ss-tunnel)."""
     return Proc([tool] + list(args), name or tool)
+
+
+def record_first_packet(password, method, target_port, data, name="tunnel", **kw):
+    """Records a valid first packet: starts a reuseproxy tunnel (workers 0) to target_port whose
+    server is a local listener, sends data through it and returns what the tunnel sent that
+    listener (salt, address header chunk, data chunk), ready to replay. kw go into its config."""
+    rec = socket.socket()
+    rec.bind(("127.0.0.1", 0))
+    rec.listen(1)
+    lport = free_port()
+    cfg = {"role": "tunnel", "server": "127.0.0.1", "server_port": rec.getsockname()[1],
+           "local_address": "127.0.0.1", "local_port": lport, "password": password,
+           "method": method, "workers": 0, "tunnel_address": "127.0.0.1:%d" % target_port}
+    cfg.update(kw)
+    reuseproxy(cfg, name=name)
+    c = socket.create_connection(("127.0.0.1", lport), timeout=10)
+    c.sendall(data)
+    rec.settimeout(10)
+    conn, _ = rec.accept()
+    conn.settimeout(1.0)
+    packet = b""
+    try:
+        while True:
+            d = conn.recv(65536)
+            if not d:
+                break
+            packet += d
+    except socket.timeout:
+        pass
+    c.close()
+    conn.close()
+    rec.close()
+    return packet
 
 
 class TcpEcho:

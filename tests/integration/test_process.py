@@ -203,27 +203,7 @@ def test_sighup_with_bad_config_keeps_running():
 def test_replay_refused_by_every_worker():
     echo = h.TcpEcho()
     p = start_master(2, timeout=3)
-    # record one valid first packet
-    rec = socket.socket()
-    rec.bind(("127.0.0.1", 0))
-    rec.listen(1)
-    tport = tunnel_to(rec.getsockname()[1], echo.port)
-    c = socket.create_connection(("127.0.0.1", tport), timeout=5)
-    c.sendall(b"replay me")
-    rec.settimeout(5)
-    conn, _ = rec.accept()
-    conn.settimeout(1)
-    packet = b""
-    try:
-        while True:
-            d = conn.recv(65536)
-            if not d:
-                break
-            packet += d
-    except socket.timeout:
-        pass
-    c.close()
-    conn.close()
+    packet = h.record_first_packet(PW, M, echo.port, b"replay me")
     socks = []
     for i in range(21):
         s = socket.create_connection(("127.0.0.1", p.port), timeout=5)

@@ -222,34 +222,6 @@ def test_200_concurrent_connections_all_intact():
 
 # ---- silence towards bad input ----
 
-def record_first_packet(method, target_port):
-    """The bytes reuseproxy's tunnel sends to a server: salt, header chunk, data chunk."""
-    rec = socket.socket()
-    rec.bind(("127.0.0.1", 0))
-    rec.listen(1)
-    rport = rec.getsockname()[1]
-    tport = start_rp_local("tunnel", method, rport,
-                           tunnel_address="127.0.0.1:%d" % target_port)
-    c = socket.create_connection(("127.0.0.1", tport), timeout=10)
-    c.sendall(b"hello, recorded world")
-    rec.settimeout(10)
-    conn, _ = rec.accept()
-    conn.settimeout(1.0)
-    data = b""
-    try:
-        while True:
-            d = conn.recv(65536)
-            if not d:
-                break
-            data += d
-    except socket.timeout:
-        pass
-    c.close()
-    conn.close()
-    rec.close()
-    return data
-
-
 def silent_connections(port, payloads, wait):
     """Sends each payload on its own connection; after `wait` seconds every connection must
     still be open and must have received nothing. Returns the sockets (still open)."""
@@ -275,7 +247,7 @@ def test_probes_meet_silence_random_truncated_flipped_replayed():
     m = "aes-256-gcm"
     echo = h.TcpEcho()
     sport = start_server(m, timeout=4)
-    recorded = record_first_packet(m, echo.port)
+    recorded = h.record_first_packet(PASSWORD, m, echo.port, b"hello, recorded world", timeout=30)
     assert len(recorded) > 32 + 34, "recorded only %d bytes" % len(recorded)
     # the recorded packet is valid: the first time it reaches the echo
     s = socket.create_connection(("127.0.0.1", sport), timeout=5)

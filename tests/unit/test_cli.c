@@ -1,10 +1,8 @@
 /* test_cli.c: cli.c. Every option, every kind of error (named after the option as typed), and
  * the precedence of the command line over the file. */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "unit.h"
@@ -15,43 +13,13 @@ static char err[512];
 #define ARGC(argv) ((int)(sizeof(argv) / sizeof(argv[0])) - 1)
 
 /* cli_parse over a literal argument list. */
-#define PARSE(o, ...)                                                                          \
+#define PARSE(o, ...)                                                                              \
     (err[0] = '\0', cli_parse((o), ARGC(ARGV(__VA_ARGS__)), ARGV(__VA_ARGS__), err, sizeof err))
 
 static int parse_list(struct cli_options *o, int argc, char **argv)
 {
     err[0] = '\0';
     return cli_parse(o, argc, argv, err, sizeof err);
-}
-
-static int saved_stderr = -1;
-static char capture_path[256];
-
-static void capture_begin(void)
-{
-    snprintf(capture_path, sizeof capture_path, "%s/stderr-%d", unit_tmpdir(), (int)getpid());
-    int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-    if (fd < 0)
-        exit(2);
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-}
-
-static const char *capture_end(void)
-{
-    static char text[8192];
-    size_t n = 0;
-    FILE *f;
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    f = fopen(capture_path, "r");
-    if (f) {
-        n = fread(text, 1, sizeof text - 1, f);
-        fclose(f);
-    }
-    text[n] = '\0';
-    return text;
 }
 
 /* ---- Parsing ---- */
@@ -100,8 +68,7 @@ TEST(test_cli_libev_options)
 TEST(test_cli_flags)
 {
     struct cli_options o = {0};
-    CHECK_INT(PARSE(&o, "--fast-open", "--reuse-port", "--no-delay", "--check", "--version",
-                    "-h"),
+    CHECK_INT(PARSE(&o, "--fast-open", "--reuse-port", "--no-delay", "--check", "--version", "-h"),
               CLI_OK);
     CHECK(o.fast_open && o.reuse_port && o.no_delay);
     CHECK_INT(o.check, 1);
@@ -159,8 +126,8 @@ TEST(test_cli_servers_repeat)
 TEST(test_cli_too_many_servers)
 {
     struct cli_options o = {0};
-    CHECK_INT(PARSE(&o, "-s", "a", "-s", "b", "-s", "c", "-s", "d", "-s", "e", "-s", "f", "-s",
-                    "g", "-s", "h", "-s", "i"),
+    CHECK_INT(PARSE(&o, "-s", "a", "-s", "b", "-s", "c", "-s", "d", "-s", "e", "-s", "f", "-s", "g",
+                    "-s", "h", "-s", "i"),
               CLI_ERROR);
     CHECK_STR(err, "-s: at most 8 servers may be given");
 }
@@ -261,10 +228,10 @@ TEST(test_cli_daemonize_refused)
 TEST(test_cli_unimplemented_libev_options_warn)
 {
     struct cli_options o = {0};
-    capture_begin();
+    unit_capture_stderr_start();
     int rc = PARSE(&o, "--plugin", "obfs-server", "--plugin-opts", "obfs=http", "--mtu", "1400",
                    "--mptcp", "-i", "eth0", "--manager-address", "/tmp/m", "-p", "1");
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_INT(rc, CLI_OK);
     CHECK_INT(o.server_port, 1);
     CHECK_CONTAINS(out, "WARN --plugin: a shadowsocks-libev option that reuseproxy does not "
@@ -305,12 +272,14 @@ TEST(test_cli_usage_lists_options)
     cli_usage(f, "reuseproxy");
     fclose(f);
     CHECK(strncmp(text, "usage: reuseproxy [-c FILE] [options]\n", 38) == 0);
+    /* clang-format off */
     const char *opts[] = {"-c FILE", "-s ADDR", "-p PORT", "-l PORT", "-b ADDR", "-k PASSWORD",
                           "--key BASE64", "-m METHOD", "-t SECONDS", "-u ", "-U ", "-L HOST:PORT",
                           "-d ADDR", "-6 ", "-a USER", "-n NUMBER", "--acl FILE", "--fast-open",
                           "--reuse-port", "--no-delay", "--role ROLE", "-w, --workers N",
                           "--balance MODE", "--metrics HOST:PORT", "-v ", "--check",
                           "-h, --help", "--version"};
+    /* clang-format on */
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         CHECK_CONTAINS(text, opts[i]);
     free(text);

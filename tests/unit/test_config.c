@@ -1,7 +1,6 @@
 /* test_config.c: config.c. Loading (every error with its exact line and column), libev's
  * leniencies, reuseproxy's own keys, the checks across keys, the small parsers, and the
  * configurations shipped in conf/. */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,36 +24,6 @@ static int load(struct config *c, const char *json)
     loaded = c;
     config_defaults(c);
     return config_load_string(c, json, "t.json", err, sizeof err);
-}
-
-static int saved_stderr = -1;
-static char capture_path[256];
-
-static void capture_begin(void)
-{
-    snprintf(capture_path, sizeof capture_path, "%s/stderr-%d", unit_tmpdir(), (int)getpid());
-    int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-    if (fd < 0)
-        exit(2);
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-}
-
-static const char *capture_end(void)
-{
-    static char text[16384];
-    size_t n = 0;
-    FILE *f;
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    f = fopen(capture_path, "r");
-    if (f) {
-        n = fread(text, 1, sizeof text - 1, f);
-        fclose(f);
-    }
-    text[n] = '\0';
-    return text;
 }
 
 /* ---- Defaults ---- */
@@ -178,9 +147,9 @@ TEST(test_config_positions_after_nested_values)
                        "\"port_password\": {\"8381\": \"a}\",\n"
                        "  \"8382\": [1, {\"x\": \"]\"}]}, \"server_port\": \"8488\",\n"
                        "  \"workers\": 0}";
-    capture_begin();
+    unit_capture_stderr_start();
     int rc = load(&c, json);
-    capture_end();
+    unit_capture_stderr_stop();
     CHECK_INT(rc, 0);
     CHECK_INT(c.n_server, 2);
     CHECK_STR(c.server[0], "::1");
@@ -198,7 +167,7 @@ TEST(test_config_load_file_from_disk)
 {
     struct config c;
     const char *path = unit_write_file("disk.json", "{\n  \"server\": \"127.0.0.1\",\n"
-                                                     "  \"sever_port\": 1\n}\n");
+                                                    "  \"sever_port\": 1\n}\n");
     config_defaults(&c);
     CHECK_INT(config_load(&c, path, err, sizeof err), -1);
     char want[512];
@@ -247,8 +216,8 @@ TEST(test_config_load_over_previous_values)
 {
     struct config c;
     CHECK_INT(load(&c, "{\"server_port\": 1000, \"password\": \"a\"}"), 0);
-    CHECK_INT(config_load_string(&c, "{\"server_port\": 2000, \"password\": null}", "u.json",
-                                 err, sizeof err),
+    CHECK_INT(config_load_string(&c, "{\"server_port\": 2000, \"password\": null}", "u.json", err,
+                                 sizeof err),
               0);
     CHECK_INT(c.server_port, 2000);
     CHECK_STR(c.password, "a"); /* null leaves it as it was, as libev's to_string(null) */
@@ -418,9 +387,9 @@ TEST(test_config_unimplemented_libev_keys_warn)
     const char *json = "{\n  \"server_port\": 8488,\n  \"plugin\": \"obfs-local\",\n"
                        "  \"plugin_opts\": \"obfs=http\",\n  \"mptcp\": true, \"mtu\": 1492,\n"
                        "  \"dscp\": {\"8488\": \"EF\"},\n  \"port_password\": {\"8381\": \"x\"}\n}";
-    capture_begin();
+    unit_capture_stderr_start();
     int rc = load(&c, json);
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_INT(rc, 0);
     CHECK_INT(c.server_port, 8488);
     CHECK_CONTAINS(out, "WARN t.json:3:3: \"plugin\" is a shadowsocks-libev key that reuseproxy "
@@ -436,17 +405,19 @@ TEST(test_config_unimplemented_libev_keys_warn)
 TEST(test_config_more_libev_keys_warn)
 {
     struct config c;
+    /* clang-format off */
     const char *keys[] = {"local_ipv4_address", "local_ipv6_address", "plugin_mode",
                           "manager_address", "workdir", "tcp_tproxy", "tcp_incoming_sndbuf",
                           "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
                           "remote_dns"};
+    /* clang-format on */
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char json[128], want[128];
         snprintf(json, sizeof json, "{\"%s\": 1}", keys[i]);
         snprintf(want, sizeof want, "t.json:1:2: \"%s\" is a shadowsocks-libev key", keys[i]);
-        capture_begin();
+        unit_capture_stderr_start();
         int rc = load(&c, json);
-        const char *out = capture_end();
+        const char *out = unit_capture_stderr_stop();
         CHECK_INT(rc, 0);
         CHECK_CONTAINS(out, want);
         config_free(&c);
@@ -1000,23 +971,6 @@ TEST(test_config_placeholder_passwords)
     CHECK(!config_is_placeholder_password("Xk9-random-9fQ"));
     CHECK(!config_is_placeholder_password("exchange"));
     CHECK(!config_is_placeholder_password(NULL));
-}
-
-TEST(test_config_base64)
-{
-    unsigned char out[64];
-    CHECK_INT(config_base64_decode("aGVsbG8=", out, sizeof out), 5);
-    CHECK_MEM(out, "hello", 5);
-    CHECK_INT(config_base64_decode("aGVsbG8", out, sizeof out), 5);
-    CHECK_INT(config_base64_decode("-_-_", out, sizeof out), 3);
-    CHECK_MEM(out, "\xfb\xff\xbf", 3);
-    CHECK_INT(config_base64_decode("+/+/", out, sizeof out), 3);
-    CHECK_MEM(out, "\xfb\xff\xbf", 3);
-    CHECK_INT(config_base64_decode("aGVsbG8==", out, sizeof out), -1);
-    CHECK_INT(config_base64_decode("aGVsb", out, sizeof out), -1);
-    CHECK_INT(config_base64_decode("aGV sbG8=", out, sizeof out), -1);
-    CHECK_INT(config_base64_decode("", out, sizeof out), -1);
-    CHECK_INT(config_base64_decode("aGVsbG8=", out, 4), -1);
 }
 
 TEST(test_config_method_helpers)

@@ -15,21 +15,6 @@
 #include "crypto.h"
 #include "unit.h"
 
-/* Decodes a hex string into out (at most max bytes); returns the length, or -1. */
-static long unhex(const char *hex, uint8_t *out, size_t max)
-{
-    size_t n = strlen(hex);
-    if (n % 2 != 0 || n / 2 > max)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
-    return (long)(n / 2);
-}
-
 /* Per method: EVP_BytesToKey(MD5, "foobar"); HKDF-SHA1 subkey for salt 00 01 02 ...; the seal
  * of "shadowsocks AEAD known answer" under that subkey with nonce 1 (little-endian); the tag of
  * an empty plaintext with nonce 0. */
@@ -52,8 +37,7 @@ static const struct method_vector vectors[] = {
      "c4f0e9818348b2f30188d82b37a4cddc9f5ea531070ec67225160209faff573c",
      "547b11ac4237da1157a7929774dc380b685a79fa16ac355931f5027c8e",
      "c27cb248e71bfe9ae4a0008425c06707", "1f3a89da2476f7d703d5b440f05004c1"},
-    {CRYPTO_CHACHA20_POLY1305,
-     "3858f62230ac3c915f300c664312c63f568378529614d22ddb49237d2f60bfdf",
+    {CRYPTO_CHACHA20_POLY1305, "3858f62230ac3c915f300c664312c63f568378529614d22ddb49237d2f60bfdf",
      "c4f0e9818348b2f30188d82b37a4cddc9f5ea531070ec67225160209faff573c",
      "dcead0381f8e9cfc2badb5ad4fe573e5402aa7e892ce6002ce5b62805f",
      "d9c6a5d06646d467713bdf20d7d1b0ff", "97c63e8ef9371457fe2ce6bd3bad7b05"},
@@ -85,7 +69,7 @@ TEST(test_crypto_method_info_sizes)
     }
     CHECK_STR(crypto_method_info(CRYPTO_CHACHA20_POLY1305)->name, "chacha20-ietf-poly1305");
     CHECK(crypto_method_info(CRYPTO_METHOD_COUNT) == NULL);
-    CHECK(crypto_method_info((enum crypto_method)-1) == NULL);
+    CHECK(crypto_method_info((enum crypto_method)(-1)) == NULL);
 }
 
 TEST(test_crypto_backend_names)
@@ -108,7 +92,7 @@ TEST(test_crypto_key_from_password_foobar)
     for (size_t i = 0; i < VECTOR_COUNT; i++) {
         struct crypto_key k;
         uint8_t want[CRYPTO_MAX_KEY];
-        long n = unhex(vectors[i].master, want, sizeof want);
+        long n = unit_hex(vectors[i].master, want, sizeof want);
         memset(&k, 0xAA, sizeof k);
         CHECK_INT(crypto_key_from_password(&k, vectors[i].method, "foobar"), 0);
         CHECK_INT(k.method, vectors[i].method);
@@ -123,16 +107,16 @@ TEST(test_crypto_key_from_password_other_passwords)
     uint8_t want[CRYPTO_MAX_KEY];
 
     /* Empty: D1 = MD5("") = d41d8cd9..., D2 = MD5(D1). */
-    unhex("d41d8cd98f00b204e9800998ecf8427e59adb24ef3cdbe0297f05b395827453f", want, 32);
+    unit_hex("d41d8cd98f00b204e9800998ecf8427e59adb24ef3cdbe0297f05b395827453f", want, 32);
     CHECK_INT(crypto_key_from_password(&k, CRYPTO_AES_256_GCM, ""), 0);
     CHECK_MEM(k.bytes, want, 32);
     /* Longer than one MD5 block, and UTF-8 bytes taken as they are. */
-    unhex("30eb7cf13c43f8e924a1c5022365bea222b5dcace3758f6e8b4b837c0e240fc2", want, 32);
+    unit_hex("30eb7cf13c43f8e924a1c5022365bea222b5dcace3758f6e8b4b837c0e240fc2", want, 32);
     CHECK_INT(crypto_key_from_password(&k, CRYPTO_CHACHA20_POLY1305,
                                        "a much longer password than one md5 block"),
               0);
     CHECK_MEM(k.bytes, want, 32);
-    unhex("12841e4ba5e37d2fbfc78458c6714ade", want, 16);
+    unit_hex("12841e4ba5e37d2fbfc78458c6714ade", want, 16);
     CHECK_INT(crypto_key_from_password(&k, CRYPTO_AES_128_GCM, "p\xc3\xa4ssw\xc3\xb6rd"), 0);
     CHECK_MEM(k.bytes, want, 16);
 }
@@ -142,7 +126,7 @@ TEST(test_crypto_key_from_password_rejects_bad_arguments)
     struct crypto_key k;
     CHECK_INT(crypto_key_from_password(&k, CRYPTO_AES_128_GCM, NULL), -1);
     CHECK_INT(crypto_key_from_password(&k, CRYPTO_METHOD_COUNT, "foobar"), -1);
-    CHECK_INT(crypto_key_from_password(&k, (enum crypto_method)-1, "foobar"), -1);
+    CHECK_INT(crypto_key_from_password(&k, (enum crypto_method)(-1), "foobar"), -1);
 }
 
 TEST(test_crypto_key_from_base64_standard_and_url_safe)
@@ -154,7 +138,7 @@ TEST(test_crypto_key_from_base64_standard_and_url_safe)
         "-_-_-_-_-_-_-_-_-_-__g",   /* URL-safe, unpadded */
     };
     uint8_t want[16];
-    unhex("fbffbffbffbffbffbffbffbffbffbffe", want, sizeof want);
+    unit_hex("fbffbffbffbffbffbffbffbffbffbffe", want, sizeof want);
     for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
         struct crypto_key k;
         memset(&k, 0, sizeof k);
@@ -170,12 +154,12 @@ TEST(test_crypto_key_from_base64_every_length)
     struct crypto_key k;
     uint8_t want[32];
 
-    unhex("e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7", want, 24);
+    unit_hex("e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7", want, 24);
     CHECK_INT(crypto_key_from_base64(&k, CRYPTO_AES_192_GCM, "4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3"),
               0);
     CHECK_INT(k.len, 24);
     CHECK_MEM(k.bytes, want, 24);
-    unhex("fbeffffbeffffbeffffbeffffbeffffbeffffbeffffbeffffbeffffbefff3eff", want, 32);
+    unit_hex("fbeffffbeffffbeffffbeffffbeffffbeffffbeffffbeffffbeffffbefff3eff", want, 32);
     CHECK_INT(crypto_key_from_base64(&k, CRYPTO_AES_256_GCM,
                                      "++//++//++//++//++//++//++//++//++//++//Pv8="),
               0);
@@ -215,6 +199,30 @@ TEST(test_crypto_key_from_base64_rejects)
     CHECK_INT(crypto_key_from_base64(&k, CRYPTO_METHOD_COUNT, "+/+/+/+/+/+/+/+/+/+//g=="), -1);
 }
 
+/* What crypto_base64_decode() wrote (its length), or -1 where it refused. */
+static long base64_length(const char *in, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    return crypto_base64_decode(in, out, cap, &n) == 0 ? (long)n : -1;
+}
+
+TEST(test_crypto_base64_decode)
+{
+    uint8_t out[64];
+    CHECK_INT(base64_length("aGVsbG8=", out, sizeof out), 5);
+    CHECK_MEM(out, "hello", 5);
+    CHECK_INT(base64_length("aGVsbG8", out, sizeof out), 5);
+    CHECK_INT(base64_length("-_-_", out, sizeof out), 3);
+    CHECK_MEM(out, "\xfb\xff\xbf", 3);
+    CHECK_INT(base64_length("+/+/", out, sizeof out), 3);
+    CHECK_MEM(out, "\xfb\xff\xbf", 3);
+    CHECK_INT(base64_length("aGVsbG8==", out, sizeof out), -1);
+    CHECK_INT(base64_length("aGVsb", out, sizeof out), -1);
+    CHECK_INT(base64_length("aGV sbG8=", out, sizeof out), -1);
+    CHECK_INT(base64_length("", out, sizeof out), -1);
+    CHECK_INT(base64_length("aGVsbG8=", out, 4), -1);
+}
+
 TEST(test_crypto_subkey_vectors)
 {
     for (size_t i = 0; i < VECTOR_COUNT; i++) {
@@ -222,7 +230,7 @@ TEST(test_crypto_subkey_vectors)
         uint8_t salt[CRYPTO_MAX_SALT], want[CRYPTO_MAX_KEY], got[CRYPTO_MAX_KEY];
         for (size_t j = 0; j < sizeof salt; j++)
             salt[j] = (uint8_t)j;
-        long n = unhex(vectors[i].subkey, want, sizeof want);
+        long n = unit_hex(vectors[i].subkey, want, sizeof want);
         CHECK_INT(crypto_key_from_password(&k, vectors[i].method, "foobar"), 0);
         memset(got, 0, sizeof got);
         CHECK_INT(crypto_subkey(&k, salt, got), 0);
@@ -253,9 +261,9 @@ TEST(test_crypto_aead_seal_vectors)
         uint8_t key[CRYPTO_MAX_KEY], want[64], want_tag[16], nonce[12] = {1};
         uint8_t buf[64], out[64], tag[16];
         size_t len = sizeof kat_plain - 1;
-        unhex(vectors[i].subkey, key, sizeof key);
-        CHECK_INT(unhex(vectors[i].sealed, want, sizeof want), len);
-        unhex(vectors[i].tag, want_tag, sizeof want_tag);
+        unit_hex(vectors[i].subkey, key, sizeof key);
+        CHECK_INT(unit_hex(vectors[i].sealed, want, sizeof want), len);
+        unit_hex(vectors[i].tag, want_tag, sizeof want_tag);
 
         struct crypto_aead *a = crypto_aead_new(vectors[i].method, key);
         CHECK(a != NULL);
@@ -278,8 +286,8 @@ TEST(test_crypto_aead_empty_plaintext_vectors)
 {
     for (size_t i = 0; i < VECTOR_COUNT; i++) {
         uint8_t key[CRYPTO_MAX_KEY], want_tag[16], tag[16], nonce[12] = {0}, byte = 0x55;
-        unhex(vectors[i].subkey, key, sizeof key);
-        unhex(vectors[i].empty_tag, want_tag, sizeof want_tag);
+        unit_hex(vectors[i].subkey, key, sizeof key);
+        unit_hex(vectors[i].empty_tag, want_tag, sizeof want_tag);
         struct crypto_aead *a = crypto_aead_new(vectors[i].method, key);
         CHECK(a != NULL);
         CHECK_INT(crypto_aead_seal(a, nonce, &byte, 0, &byte, tag), 0);
@@ -298,9 +306,9 @@ TEST(test_crypto_aead_open_rejects_every_bit_flip)
     uint8_t key[32], nonce[12] = {1}, sealed[29], tag[16], out[29];
     size_t len = sizeof kat_plain - 1;
     for (size_t i = 0; i < VECTOR_COUNT; i++) {
-        unhex(vectors[i].subkey, key, sizeof key);
-        unhex(vectors[i].sealed, sealed, sizeof sealed);
-        unhex(vectors[i].tag, tag, sizeof tag);
+        unit_hex(vectors[i].subkey, key, sizeof key);
+        unit_hex(vectors[i].sealed, sealed, sizeof sealed);
+        unit_hex(vectors[i].tag, tag, sizeof tag);
         struct crypto_aead *a = crypto_aead_new(vectors[i].method, key);
         CHECK(a != NULL);
         for (size_t bit = 0; bit < (len + 16) * 8; bit++) {
@@ -327,8 +335,8 @@ TEST(test_crypto_aead_rekey_matches_fresh_context)
     size_t len = sizeof kat_plain - 1;
     memset(k1, 0x11, sizeof k1);
     for (size_t i = 0; i < VECTOR_COUNT; i++) {
-        unhex(vectors[i].subkey, k2, sizeof k2);
-        unhex(vectors[i].sealed, want, sizeof want);
+        unit_hex(vectors[i].subkey, k2, sizeof k2);
+        unit_hex(vectors[i].sealed, want, sizeof want);
         struct crypto_aead *a = crypto_aead_new(vectors[i].method, k1);
         CHECK(a != NULL);
         CHECK_INT(crypto_aead_seal(a, nonce, (const uint8_t *)kat_plain, len, out, tag), 0);
@@ -345,7 +353,7 @@ TEST(test_crypto_aead_new_rejects_bad_method)
 {
     uint8_t key[32] = {0};
     CHECK(crypto_aead_new(CRYPTO_METHOD_COUNT, key) == NULL);
-    CHECK(crypto_aead_new((enum crypto_method)-1, key) == NULL);
+    CHECK(crypto_aead_new((enum crypto_method)(-1), key) == NULL);
     CHECK(crypto_aead_new(CRYPTO_AES_128_GCM, NULL) == NULL);
     crypto_aead_free(NULL);
 }
@@ -358,27 +366,27 @@ TEST(test_crypto_gcm_spec_cases_1_to_3)
     struct crypto_aead *a = crypto_aead_new(CRYPTO_AES_128_GCM, key);
     CHECK(a != NULL);
     CHECK_INT(crypto_aead_seal(a, iv, zero, 0, out, tag), 0);
-    unhex("58e2fccefa7e3061367f1d57a4e7455a", want, 16);
+    unit_hex("58e2fccefa7e3061367f1d57a4e7455a", want, 16);
     CHECK_MEM(tag, want, 16);
     CHECK_INT(crypto_aead_seal(a, iv, zero, 16, out, tag), 0);
-    unhex("0388dace60b6a392f328c2b971b2fe78", want, 16);
+    unit_hex("0388dace60b6a392f328c2b971b2fe78", want, 16);
     CHECK_MEM(out, want, 16);
-    unhex("ab6e47d42cec13bdf53a67b21257bddf", want, 16);
+    unit_hex("ab6e47d42cec13bdf53a67b21257bddf", want, 16);
     CHECK_MEM(tag, want, 16);
 
     uint8_t plain[64];
-    unhex("feffe9928665731c6d6a8f9467308308", key, 16);
-    unhex("cafebabefacedbaddecaf888", iv, 12);
-    unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
-          "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
-          plain, 64);
+    unit_hex("feffe9928665731c6d6a8f9467308308", key, 16);
+    unit_hex("cafebabefacedbaddecaf888", iv, 12);
+    unit_hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+             "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
+             plain, 64);
     CHECK_INT(crypto_aead_rekey(a, key), 0);
     CHECK_INT(crypto_aead_seal(a, iv, plain, 64, out, tag), 0);
-    unhex("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e"
-          "21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985",
-          want, 64);
+    unit_hex("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e"
+             "21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985",
+             want, 64);
     CHECK_MEM(out, want, 64);
-    unhex("4d5c2af327cd64a62cf35abd2ba6fab4", want, 16);
+    unit_hex("4d5c2af327cd64a62cf35abd2ba6fab4", want, 16);
     CHECK_MEM(tag, want, 16);
     crypto_aead_free(a);
 }
@@ -483,12 +491,12 @@ static const struct aad_vector aad_vectors[] = {
 static void run_aad_vector(const struct backend_ops *b, const struct aad_vector *v)
 {
     uint8_t key[32], nonce[12], aad[32], plain[128], want[128], want_tag[16], buf[128], tag[16];
-    unhex(v->key, key, sizeof key);
-    unhex(v->nonce, nonce, sizeof nonce);
-    long aad_len = unhex(v->aad, aad, sizeof aad);
-    long len = unhex(v->plain, plain, sizeof plain);
-    CHECK_INT(unhex(v->sealed, want, sizeof want), len);
-    unhex(v->tag, want_tag, sizeof want_tag);
+    unit_hex(v->key, key, sizeof key);
+    unit_hex(v->nonce, nonce, sizeof nonce);
+    long aad_len = unit_hex(v->aad, aad, sizeof aad);
+    long len = unit_hex(v->plain, plain, sizeof plain);
+    CHECK_INT(unit_hex(v->sealed, want, sizeof want), len);
+    unit_hex(v->tag, want_tag, sizeof want_tag);
 
     void *a = b->make(v->method, key);
     CHECK(a != NULL);
@@ -516,13 +524,12 @@ TEST(test_crypto_backends_pass_method_vectors)
     for (size_t b = 0; b < BACKEND_COUNT; b++) {
         for (size_t i = 0; i < VECTOR_COUNT; i++) {
             uint8_t key[32], want[29], want_tag[16], out[29], tag[16], nonce[12] = {1};
-            unhex(vectors[i].subkey, key, sizeof key);
-            unhex(vectors[i].sealed, want, sizeof want);
-            unhex(vectors[i].tag, want_tag, sizeof want_tag);
+            unit_hex(vectors[i].subkey, key, sizeof key);
+            unit_hex(vectors[i].sealed, want, sizeof want);
+            unit_hex(vectors[i].tag, want_tag, sizeof want_tag);
             void *a = backends[b].make(vectors[i].method, key);
             CHECK(a != NULL);
-            CHECK_INT(backends[b].seal(a, nonce, NULL, 0, (const uint8_t *)kat_plain, 29, out,
-                                       tag),
+            CHECK_INT(backends[b].seal(a, nonce, NULL, 0, (const uint8_t *)kat_plain, 29, out, tag),
                       0);
             CHECK_MEM(out, want, 29);
             CHECK_MEM(tag, want_tag, 16);

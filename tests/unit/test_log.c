@@ -2,7 +2,6 @@
  * event counters. stderr is captured by dup2() onto a file in the test's scratch directory. */
 #define _GNU_SOURCE /* strptime, timegm */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,46 +11,6 @@
 
 #include "log.h"
 #include "unit.h"
-
-static int saved_stderr = -1;
-static char capture_path[256];
-
-/* Sends stderr to a fresh file until capture_end(). */
-static void capture_begin(void)
-{
-    snprintf(capture_path, sizeof capture_path, "%s/stderr-%d", unit_tmpdir(), (int)getpid());
-    int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-    if (fd < 0) {
-        perror(capture_path);
-        exit(2);
-    }
-    fflush(stderr);
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-}
-
-/* Puts stderr back (so failures are seen) and returns what was written meanwhile. */
-static const char *capture_end(void)
-{
-    static char text[65536];
-    size_t n = 0;
-    FILE *f;
-
-    fflush(stderr);
-    if (saved_stderr >= 0) {
-        dup2(saved_stderr, STDERR_FILENO);
-        close(saved_stderr);
-        saved_stderr = -1;
-    }
-    f = fopen(capture_path, "r");
-    if (f) {
-        n = fread(text, 1, sizeof text - 1, f);
-        fclose(f);
-    }
-    text[n] = '\0';
-    return text;
-}
 
 static int count_lines(const char *s)
 {
@@ -75,13 +34,13 @@ static void set_journal_stream_to_stderr(void)
 TEST(test_log_line_has_utc_timestamp_level_tag)
 {
     unsetenv("JOURNAL_STREAM");
-    capture_begin();
+    unit_capture_stderr_start();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag("worker 3");
     time_t before = time(NULL);
     log_info("listening on %s", "127.0.0.1:8488");
     time_t after = time(NULL);
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
 
     /* 2026-11-26T01:02:03.456Z INFO [worker 3] listening on 127.0.0.1:8488\n */
     CHECK_INT(strlen(out), 25 + strlen("INFO [worker 3] listening on 127.0.0.1:8488\n"));
@@ -98,18 +57,18 @@ TEST(test_log_line_has_utc_timestamp_level_tag)
 TEST(test_log_without_tag)
 {
     unsetenv("JOURNAL_STREAM");
-    capture_begin();
+    unit_capture_stderr_start();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag(NULL);
     log_error("bind failed: %s", "Address already in use");
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_STR(out + 25, "ERROR bind failed: Address already in use\n");
 }
 
 TEST(test_log_level_filtering)
 {
     unsetenv("JOURNAL_STREAM");
-    capture_begin();
+    unit_capture_stderr_start();
     log_init("reuseproxy", LOG_LEVEL_WARN, false);
     log_set_tag("master");
     log_debug("debug %d", 1);
@@ -118,7 +77,7 @@ TEST(test_log_level_filtering)
     log_error("error %d", 4);
     log_set_level(LOG_LEVEL_DEBUG);
     log_debug("debug %d", 5);
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
 
     CHECK_INT(count_lines(out), 3);
     CHECK(strstr(out, "info 2") == NULL);
@@ -133,7 +92,7 @@ TEST(test_log_set_level_clamps)
 {
     log_set_level((enum log_level)99);
     CHECK_INT(log_get_level(), LOG_LEVEL_DEBUG);
-    log_set_level((enum log_level)-5);
+    log_set_level((enum log_level)(-5));
     CHECK_INT(log_get_level(), LOG_LEVEL_ERROR);
 }
 
@@ -146,13 +105,13 @@ TEST(test_log_level_from_verbose)
 
 TEST(test_log_journal_stream_drops_timestamp)
 {
-    capture_begin();
+    unit_capture_stderr_start();
     set_journal_stream_to_stderr();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag("worker 1");
     log_warn("slow start");
     log_info("ready");
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK(log_to_journal());
     /* "<4>" and "<6>": sd-daemon(3) priority prefixes journald turns into the entry's level. */
     CHECK_STR(out, "<4>WARN [worker 1] slow start\n<6>INFO [worker 1] ready\n");
@@ -162,7 +121,7 @@ TEST(test_log_journal_stream_of_another_file_keeps_timestamp)
 {
     struct stat st;
     char value[64];
-    capture_begin();
+    unit_capture_stderr_start();
     fstat(STDERR_FILENO, &st);
     snprintf(value, sizeof value, "%llu:%llu", (unsigned long long)st.st_dev,
              (unsigned long long)st.st_ino + 1);
@@ -170,7 +129,7 @@ TEST(test_log_journal_stream_of_another_file_keeps_timestamp)
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag("");
     log_info("hello");
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK(!log_to_journal());
     CHECK_INT(strlen(out), 25 + strlen("INFO hello\n"));
     CHECK_STR(out + 25, "INFO hello\n");
@@ -181,13 +140,13 @@ TEST(test_log_journal_stream_of_another_device_keeps_timestamp)
 {
     struct stat st;
     char value[64];
-    capture_begin();
+    unit_capture_stderr_start();
     fstat(STDERR_FILENO, &st);
     snprintf(value, sizeof value, "%llu:%llu", (unsigned long long)st.st_dev + 1,
              (unsigned long long)st.st_ino);
     setenv("JOURNAL_STREAM", value, 1);
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
-    capture_end();
+    unit_capture_stderr_stop();
     CHECK(!log_to_journal());
 }
 
@@ -195,7 +154,7 @@ TEST(test_log_journal_stream_malformed_is_ignored)
 {
     struct stat st;
     char value[64];
-    capture_begin();
+    unit_capture_stderr_start();
     fstat(STDERR_FILENO, &st);
     /* Right numbers, trailing junk: not systemd's format, so not trusted. */
     snprintf(value, sizeof value, "%llu:%llux", (unsigned long long)st.st_dev,
@@ -209,17 +168,17 @@ TEST(test_log_journal_stream_malformed_is_ignored)
     unsetenv("JOURNAL_STREAM");
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     CHECK(!log_to_journal());
-    capture_end();
+    unit_capture_stderr_stop();
 }
 
 TEST(test_log_control_characters_replaced)
 {
     unsetenv("JOURNAL_STREAM");
-    capture_begin();
+    unit_capture_stderr_start();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag(NULL);
     log_info("host %s done", "evil\nINFO forged\r\x1b[31m\tok");
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_INT(count_lines(out), 1);
     CHECK_STR(out + 25, "INFO host evil?INFO forged??[31m\tok done\n");
 }
@@ -230,12 +189,12 @@ TEST(test_log_long_message_truncated)
     memset(big, 'a', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     setenv("JOURNAL_STREAM", "1:1", 1);
-    capture_begin();
+    unit_capture_stderr_start();
     set_journal_stream_to_stderr();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag(NULL);
     log_info("%s", big);
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     /* "<6>INFO " + 1024 bytes of text + "..." + newline */
     CHECK_INT(strlen(out), 8 + 1024 + 3 + 1);
     CHECK_STR(out + 8 + 1024, "...\n");
@@ -244,24 +203,24 @@ TEST(test_log_long_message_truncated)
 
 TEST(test_log_preserves_errno)
 {
-    capture_begin();
+    unit_capture_stderr_start();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     errno = ECONNRESET;
     log_info("x");
     int saved = errno;
-    capture_end();
+    unit_capture_stderr_stop();
     CHECK_INT(saved, ECONNRESET);
 }
 
 TEST(test_log_syslog_writes_nothing_to_stderr)
 {
     unsetenv("JOURNAL_STREAM");
-    capture_begin();
+    unit_capture_stderr_start();
     log_init("reuseproxy-test", LOG_LEVEL_DEBUG, true);
     log_info("to syslog");
     log_init("reuseproxy-test", LOG_LEVEL_DEBUG, false);
     log_info("back on stderr");
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_INT(count_lines(out), 1);
     CHECK_CONTAINS(out, "INFO back on stderr\n");
 }
@@ -270,13 +229,13 @@ TEST(test_log_event_thousand_events_one_line)
 {
     struct log_ratelimit rl = LOG_RATELIMIT_INIT("failed handshakes", LOG_LEVEL_WARN, 10.0);
     setenv("JOURNAL_STREAM", "0:0", 1);
-    capture_begin();
+    unit_capture_stderr_start();
     set_journal_stream_to_stderr();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag("worker 0");
     for (int i = 0; i < 1000; i++)
         log_event(&rl, "bad tag from 1.2.3.4:%d", 1000 + i);
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_STR(out, "<4>WARN [worker 0] failed handshakes: bad tag from 1.2.3.4:1000\n");
     CHECK_INT(rl.total, 1000);
     CHECK_INT(rl.in_window, 999);
@@ -286,7 +245,7 @@ TEST(test_log_event_thousand_events_one_line)
 TEST(test_log_event_flush_prints_summary_once)
 {
     struct log_ratelimit rl = LOG_RATELIMIT_INIT("failed handshakes", LOG_LEVEL_WARN, 10.0);
-    capture_begin();
+    unit_capture_stderr_start();
     set_journal_stream_to_stderr();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag(NULL);
@@ -294,7 +253,7 @@ TEST(test_log_event_flush_prints_summary_once)
         log_event(&rl, "bad tag from 1.2.3.4:%d", i);
     log_event_flush(&rl);
     log_event_flush(&rl); /* nothing pending any more */
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_STR(out, "<4>WARN failed handshakes: bad tag from 1.2.3.4:0\n"
                    "<4>WARN failed handshakes: 999 in the last 1s (e.g. bad tag from 1.2.3.4:1)\n");
     CHECK_INT(rl.total, 1000);
@@ -305,7 +264,7 @@ TEST(test_log_event_summary_after_interval)
 {
     struct log_ratelimit rl = LOG_RATELIMIT_INIT("replays", LOG_LEVEL_WARN, 0.2);
     struct timespec pause = {0, 250 * 1000 * 1000};
-    capture_begin();
+    unit_capture_stderr_start();
     set_journal_stream_to_stderr();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag(NULL);
@@ -316,7 +275,7 @@ TEST(test_log_event_summary_after_interval)
     log_event(&rl, "salt %d", 6); /* closes the window: 5 counted + this one */
     nanosleep(&pause, NULL);
     log_event(&rl, "salt %d", 7); /* quiet interval before it: printed alone */
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_STR(out, "<4>WARN replays: salt 0\n"
                    "<4>WARN replays: 6 in the last 1s (e.g. salt 1)\n"
                    "<4>WARN replays: salt 7\n");
@@ -328,7 +287,7 @@ TEST(test_log_event_poll_waits_for_interval)
 {
     struct log_ratelimit rl = LOG_RATELIMIT_INIT("udp drops", LOG_LEVEL_INFO, 0.2);
     struct timespec pause = {0, 250 * 1000 * 1000};
-    capture_begin();
+    unit_capture_stderr_start();
     set_journal_stream_to_stderr();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_set_tag(NULL);
@@ -341,7 +300,7 @@ TEST(test_log_event_poll_waits_for_interval)
     nanosleep(&pause, NULL);
     log_event_poll(&rl);
     log_event_poll(&rl);
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_STR(out, "<6>INFO udp drops: from a\n"
                    "<6>INFO udp drops: 3 in the last 1s (e.g. from b)\n");
     CHECK_INT(rl.total, 4);
@@ -350,12 +309,12 @@ TEST(test_log_event_poll_waits_for_interval)
 TEST(test_log_event_below_level_counts_silently)
 {
     struct log_ratelimit rl = LOG_RATELIMIT_INIT("probes", LOG_LEVEL_DEBUG, 10.0);
-    capture_begin();
+    unit_capture_stderr_start();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     for (int i = 0; i < 50; i++)
         log_event(&rl, "probe %d", i);
     log_event_flush(&rl);
-    const char *out = capture_end();
+    const char *out = unit_capture_stderr_stop();
     CHECK_STR(out, "");
     CHECK_INT(rl.total, 50);
 }
@@ -366,10 +325,10 @@ TEST(test_log_event_long_detail_cut_to_example_size)
     char big[400];
     memset(big, 'b', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    capture_begin();
+    unit_capture_stderr_start();
     log_init("reuseproxy", LOG_LEVEL_INFO, false);
     log_event(&rl, "%s", big);
     log_event(&rl, "%s", big);
-    capture_end();
+    unit_capture_stderr_stop();
     CHECK_INT(strlen(rl.example), LOG_EXAMPLE_MAX - 1);
 }

@@ -9,20 +9,6 @@
 #include "ss_packet.h"
 #include "unit.h"
 
-static long unhex(const char *hex, uint8_t *out, size_t max)
-{
-    size_t n = strlen(hex);
-    if (n % 2 != 0 || n / 2 > max)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
-    return (long)(n / 2);
-}
-
 /* ss-local -u -s 127.0.0.1 -p P -l L -k PASSWORD -m METHOD; a SOCKS5 UDP datagram to addr with
  * the data below; what reached the python3 socket standing in for the server. */
 struct capture {
@@ -56,8 +42,8 @@ static void check_capture(const struct capture *c)
     struct crypto_key key;
     struct ss_packet_ctx ctx;
     uint8_t pkt[256], want[128], *plain = NULL;
-    long pkt_len = unhex(c->packet, pkt, sizeof pkt);
-    long addr_len = unhex(c->plain, want, sizeof want);
+    long pkt_len = unit_hex(c->packet, pkt, sizeof pkt);
+    long addr_len = unit_hex(c->plain, want, sizeof want);
     size_t data_len = strlen(c->data);
 
     memcpy(want + addr_len, c->data, data_len);
@@ -96,7 +82,7 @@ TEST(test_ss_packet_context_rekeys_per_packet)
     struct crypto_key key;
     struct ss_packet_ctx ctx;
     uint8_t orig[256], a[256], b[256], *plain;
-    long a_len = unhex(captures[3].packet, orig, sizeof orig);
+    long a_len = unit_hex(captures[3].packet, orig, sizeof orig);
     CHECK_INT(crypto_key_from_password(&key, CRYPTO_CHACHA20_POLY1305, captures[3].password), 0);
     CHECK_INT(ss_packet_ctx_init(&ctx, &key), 0);
     for (int i = 0; i < 3; i++) {
@@ -224,7 +210,7 @@ TEST(test_ss_packet_rejects_wrong_key)
         struct crypto_key key;
         struct ss_packet_ctx ctx;
         uint8_t pkt[256], *plain;
-        long n = unhex(captures[i].packet, pkt, sizeof pkt);
+        long n = unit_hex(captures[i].packet, pkt, sizeof pkt);
         CHECK_INT(crypto_key_from_password(&key, captures[i].method, "not the password"), 0);
         CHECK_INT(ss_packet_ctx_init(&ctx, &key), 0);
         CHECK_INT(ss_packet_open(&ctx, pkt, (size_t)n, &plain), -1);

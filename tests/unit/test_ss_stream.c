@@ -9,20 +9,6 @@
 #include "ss_stream.h"
 #include "unit.h"
 
-static long unhex(const char *hex, uint8_t *out, size_t max)
-{
-    size_t n = strlen(hex);
-    if (n % 2 != 0 || n / 2 > max)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
-    return (long)(n / 2);
-}
-
 /* What ss-local sent to its server after a SOCKS5 CONNECT to `addr` (the shadowsocks address
  * header, which ss-local sends as a chunk of its own) and the writes that followed, each of
  * which became one chunk. Captured with `ss-local -s 127.0.0.1 -p P -l L -k PASSWORD -m METHOD`
@@ -35,6 +21,7 @@ struct capture {
     const char *wire;
 };
 
+/* clang-format off */
 static const struct capture captures[] = {
     {CRYPTO_AES_128_GCM, "test-password-128", "01c00002010050", /* 192.0.2.1:80 */
      {"GET / HTTP/1.0\r\n\r\n"},
@@ -63,6 +50,7 @@ static const struct capture captures[] = {
      "19f6fe51e525140572a4a72ba59bf64f0796a34e363d95805bb2d095650fe55ae5b733fc6239b6ef8d7c71aa"
      "84c2"},
 };
+/* clang-format on */
 #define CAPTURE_COUNT (sizeof captures / sizeof captures[0])
 
 static size_t salt_len_of(enum crypto_method m)
@@ -76,17 +64,17 @@ static void check_capture(const struct capture *c)
     struct crypto_key key;
     struct ss_stream s = {0};
     uint8_t wire[512], addr[64];
-    long wire_len = unhex(c->wire, wire, sizeof wire);
-    long addr_len = unhex(c->addr, addr, sizeof addr);
+    long wire_len = unit_hex(c->wire, wire, sizeof wire);
+    long addr_len = unit_hex(c->addr, addr, sizeof addr);
     size_t salt_len = salt_len_of(c->method), off = salt_len, consumed, plain_len;
     uint8_t *plain;
 
     CHECK(wire_len > 0 && addr_len > 0);
     CHECK_INT(crypto_key_from_password(&key, c->method, c->password), 0);
     CHECK_INT(ss_stream_init(&s, &key, wire), 0);
-    CHECK_INT(ss_stream_open_chunk(&s, wire + off, (size_t)wire_len - off, &consumed, &plain,
-                                   &plain_len),
-              SS_OPEN_CHUNK);
+    CHECK_INT(
+        ss_stream_open_chunk(&s, wire + off, (size_t)wire_len - off, &consumed, &plain, &plain_len),
+        SS_OPEN_CHUNK);
     CHECK_INT(plain_len, addr_len);
     CHECK_MEM(plain, addr, (size_t)addr_len);
     off += consumed;
@@ -132,11 +120,11 @@ TEST(test_ss_stream_rejects_capture_with_wrong_password)
         struct ss_stream s = {0};
         uint8_t wire[512], *plain;
         size_t consumed, plain_len, salt_len = salt_len_of(captures[i].method);
-        long wire_len = unhex(captures[i].wire, wire, sizeof wire);
+        long wire_len = unit_hex(captures[i].wire, wire, sizeof wire);
         CHECK_INT(crypto_key_from_password(&key, captures[i].method, "wrong password"), 0);
         CHECK_INT(ss_stream_init(&s, &key, wire), 0);
-        CHECK_INT(ss_stream_open_chunk(&s, wire + salt_len, (size_t)wire_len - salt_len,
-                                       &consumed, &plain, &plain_len),
+        CHECK_INT(ss_stream_open_chunk(&s, wire + salt_len, (size_t)wire_len - salt_len, &consumed,
+                                       &plain, &plain_len),
                   SS_OPEN_ERROR);
         ss_stream_free(&s);
     }
@@ -164,7 +152,7 @@ TEST(test_ss_stream_seal_matches_reference)
         uint8_t salt[CRYPTO_MAX_SALT], want[128], out[128];
         for (size_t i = 0; i < sizeof salt; i++)
             salt[i] = (uint8_t)(0x80 + i);
-        long want_len = unhex(seal_vectors[m], want, sizeof want);
+        long want_len = unit_hex(seal_vectors[m], want, sizeof want);
         CHECK_INT(crypto_key_from_password(&key, (enum crypto_method)m, "foobar"), 0);
         CHECK_INT(ss_stream_init(&s, &key, salt), 0);
         CHECK_INT(ss_stream_seal(&s, addr, sizeof addr, out), sizeof addr + SS_CHUNK_OVERHEAD);
@@ -321,8 +309,7 @@ TEST(test_ss_stream_chunk_arriving_byte_by_byte)
                 CHECK_INT(p.rx.nonce[0], 1);
             }
         }
-        CHECK_INT(ss_stream_open_chunk(&p.rx, chunk, sizeof chunk, &consumed, &plain,
-                                       &plain_len),
+        CHECK_INT(ss_stream_open_chunk(&p.rx, chunk, sizeof chunk, &consumed, &plain, &plain_len),
                   SS_OPEN_CHUNK);
         CHECK_INT(consumed, sizeof chunk);
         CHECK_INT(plain_len, 100);
@@ -514,9 +501,9 @@ static void round_trip(enum crypto_method m, size_t len)
 
 TEST(test_ss_stream_round_trips_many_sizes)
 {
-    static const size_t sizes[] = {0,      1,      2,      15,         16,         17,
-                                   100,    1000,   0x3FFE, 0x3FFF,     0x4000,     0x4001,
-                                   0x7FFE, 0x7FFF, 0x8000, 3 * 0x3FFF, 65535,      100000};
+    static const size_t sizes[] = {0,      1,      2,      15,         16,     17,
+                                   100,    1000,   0x3FFE, 0x3FFF,     0x4000, 0x4001,
+                                   0x7FFE, 0x7FFF, 0x8000, 3 * 0x3FFF, 65535,  100000};
     for (int m = 0; m < CRYPTO_METHOD_COUNT; m++)
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
             round_trip((enum crypto_method)m, sizes[i]);

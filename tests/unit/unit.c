@@ -1,6 +1,7 @@
 /* unit.c: runs every registered TEST() in its own child process and reports one line each. */
 #include "unit.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -20,6 +21,8 @@
 static struct unit_test *unit_head, **unit_tail = &unit_head;
 static int unit_failed_flag;
 static char unit_dir[64];
+static int unit_saved_stderr = -1;
+static char unit_capture_path[256];
 
 void unit_register(struct unit_test *t)
 {
@@ -62,6 +65,56 @@ const char *unit_write_file(const char *name, const char *text)
         exit(2);
     }
     return path;
+}
+
+void unit_capture_stderr_start(void)
+{
+    snprintf(unit_capture_path, sizeof unit_capture_path, "%s/stderr-%d", unit_tmpdir(),
+             (int)getpid());
+    int fd = open(unit_capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    if (fd < 0) {
+        perror(unit_capture_path);
+        exit(2);
+    }
+    fflush(stderr);
+    unit_saved_stderr = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+}
+
+const char *unit_capture_stderr_stop(void)
+{
+    static char text[65536];
+    size_t n = 0;
+    FILE *f;
+
+    fflush(stderr);
+    if (unit_saved_stderr >= 0) {
+        dup2(unit_saved_stderr, STDERR_FILENO);
+        close(unit_saved_stderr);
+        unit_saved_stderr = -1;
+    }
+    f = fopen(unit_capture_path, "r");
+    if (f) {
+        n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+    }
+    text[n] = '\0';
+    return text;
+}
+
+long unit_hex(const char *hex, uint8_t *out, size_t max)
+{
+    size_t n = strlen(hex);
+    if (n % 2 != 0 || n / 2 > max)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    return (long)(n / 2);
 }
 
 static const char *base_name(const char *path)

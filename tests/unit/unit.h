@@ -4,6 +4,8 @@
 #ifndef RP_UNIT_H
 #define RP_UNIT_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,58 +22,68 @@ void unit_fail(const char *file, int line, const char *fmt, ...)
 const char *unit_tmpdir(void);
 /* Writes text to a file in unit_tmpdir() and returns its path (static storage per call slot). */
 const char *unit_write_file(const char *name, const char *text);
+/* Sends stderr to a fresh file in unit_tmpdir() until unit_capture_stderr_stop(). */
+void unit_capture_stderr_start(void);
+/* Puts stderr back (so failures are seen) and returns what was written meanwhile (static
+ * storage, the first 64 KiB). */
+const char *unit_capture_stderr_stop(void);
+/* Decodes a hex string into out (at most max bytes); returns the length, or -1. */
+long unit_hex(const char *hex, uint8_t *out, size_t max);
 
-#define TEST(name)                                                                             \
-    static void name(void);                                                                    \
-    static struct unit_test name##_unit = {#name, name, NULL};                                 \
-    __attribute__((constructor)) static void name##_register(void) { unit_register(&name##_unit); } \
+#define TEST(name)                                                                                 \
+    static void name(void);                                                                        \
+    static struct unit_test name##_unit = {#name, name, NULL};                                     \
+    __attribute__((constructor)) static void name##_register(void)                                 \
+    {                                                                                              \
+        unit_register(&name##_unit);                                                               \
+    }                                                                                              \
     static void name(void)
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            unit_fail(__FILE__, __LINE__, "%s", #cond);                                        \
-            return;                                                                            \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            unit_fail(__FILE__, __LINE__, "%s", #cond);                                            \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_INT(a, b)                                                                        \
-    do {                                                                                       \
-        long long unit_a_ = (long long)(a), unit_b_ = (long long)(b);                          \
-        if (unit_a_ != unit_b_) {                                                              \
-            unit_fail(__FILE__, __LINE__, "%s == %lld, expected %lld", #a, unit_a_, unit_b_);  \
-            return;                                                                            \
-        }                                                                                      \
+#define CHECK_INT(a, b)                                                                            \
+    do {                                                                                           \
+        long long unit_a_ = (long long)(a), unit_b_ = (long long)(b);                              \
+        if (unit_a_ != unit_b_) {                                                                  \
+            unit_fail(__FILE__, __LINE__, "%s == %lld, expected %lld", #a, unit_a_, unit_b_);      \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_STR(a, b)                                                                        \
-    do {                                                                                       \
-        const char *unit_a_ = (a), *unit_b_ = (b);                                             \
-        if (!unit_a_ || !unit_b_ || strcmp(unit_a_, unit_b_) != 0) {                           \
-            unit_fail(__FILE__, __LINE__, "%s == \"%s\", expected \"%s\"", #a,                 \
-                      unit_a_ ? unit_a_ : "(null)", unit_b_ ? unit_b_ : "(null)");             \
-            return;                                                                            \
-        }                                                                                      \
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *unit_a_ = (a), *unit_b_ = (b);                                                 \
+        if (!unit_a_ || !unit_b_ || strcmp(unit_a_, unit_b_) != 0) {                               \
+            unit_fail(__FILE__, __LINE__, "%s == \"%s\", expected \"%s\"", #a,                     \
+                      unit_a_ ? unit_a_ : "(null)", unit_b_ ? unit_b_ : "(null)");                 \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
 /* Substring check, for error messages. */
-#define CHECK_CONTAINS(hay, needle)                                                            \
-    do {                                                                                       \
-        const char *unit_h_ = (hay), *unit_n_ = (needle);                                      \
-        if (!unit_h_ || !strstr(unit_h_, unit_n_)) {                                           \
-            unit_fail(__FILE__, __LINE__, "%s == \"%s\" does not contain \"%s\"", #hay,        \
-                      unit_h_ ? unit_h_ : "(null)", unit_n_);                                  \
-            return;                                                                            \
-        }                                                                                      \
+#define CHECK_CONTAINS(hay, needle)                                                                \
+    do {                                                                                           \
+        const char *unit_h_ = (hay), *unit_n_ = (needle);                                          \
+        if (!unit_h_ || !strstr(unit_h_, unit_n_)) {                                               \
+            unit_fail(__FILE__, __LINE__, "%s == \"%s\" does not contain \"%s\"", #hay,            \
+                      unit_h_ ? unit_h_ : "(null)", unit_n_);                                      \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_MEM(a, b, n)                                                                     \
-    do {                                                                                       \
-        if (memcmp((a), (b), (n)) != 0) {                                                      \
-            unit_fail(__FILE__, __LINE__, "%s and %s differ in their first %zu bytes", #a, #b, \
-                      (size_t)(n));                                                            \
-            return;                                                                            \
-        }                                                                                      \
+#define CHECK_MEM(a, b, n)                                                                         \
+    do {                                                                                           \
+        if (memcmp((a), (b), (n)) != 0) {                                                          \
+            unit_fail(__FILE__, __LINE__, "%s and %s differ in their first %zu bytes", #a, #b,     \
+                      (size_t)(n));                                                                \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
 #endif

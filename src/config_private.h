@@ -1,0 +1,52 @@
+/* config_private.h: what the three parts of the configuration module share, and nothing outside
+ * src/config*.c includes: config.c (JSON -> struct config, messages), config_scan.c (where each
+ * top-level key stands) and config_check.c (checks across keys, small parsers). The interface
+ * for the rest of reuseproxy is include/config.h. */
+#ifndef RP_CONFIG_PRIVATE_H
+#define RP_CONFIG_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* Room for a key name and its NUL; longer names are cut short and flagged too_long. */
+#define CONFIG_KEY_NAME_MAX 64
+
+/* ---- config_scan.c: the scanner over text jansson has already accepted ---- */
+
+/* One top-level key, where it stands in the file. */
+struct config_key_token {
+    char name[CONFIG_KEY_NAME_MAX]; /* decoded, cut short if too_long */
+    bool too_long;
+    struct config_pos pos;
+};
+
+/* The top-level keys of a JSON object, in file order. Returns how many, or -1 (out of memory);
+ * *tokens is malloc'ed (free it even when 0 are found). Safe on any text, but exact only on
+ * valid JSON: the caller lets jansson check the text first. */
+int config_scan_keys(const char *text, size_t len, struct config_key_token **tokens);
+
+/* How many bytes of JSON whitespace open text; *pos gets the line and column of the first byte
+ * after them. A result of len means the text holds nothing but whitespace. */
+size_t config_scan_leading_space(const char *text, size_t len, struct config_pos *pos);
+
+/* ---- config.c: messages ---- */
+
+/* Where a message goes and which file it names. */
+struct config_ctx {
+    struct config *c;
+    const char *name; /* the file, as messages call it */
+    char *err;
+    size_t errlen;
+};
+
+/* "NAME:LINE:COLUMN: message" (or "NAME: message" without a position) into x->err; returns -1. */
+int config_fail(struct config_ctx *x, const struct config_pos *pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* s quoted for a message into buf (cap bytes): '"' and '\' escaped, control characters as
+ * \u00XX, cut short with "..." so a hostile file cannot flood the terminal. Returns buf. */
+const char *config_quote(const char *s, char *buf, size_t cap);
+
+#endif
