@@ -11,7 +11,8 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <mbedtls/hkdf.h>
+#include <mbedtls/sha1.h>
+#include <mbedtls/version.h>
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 
@@ -195,19 +196,97 @@ int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const cha
     return ret;
 }
 
+/* mbedTLS 3 dropped the _ret suffixes of the SHA-1 calls. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define crypto_sha1_starts mbedtls_sha1_starts
+#define crypto_sha1_update mbedtls_sha1_update
+#define crypto_sha1_finish mbedtls_sha1_finish
+#else
+#define crypto_sha1_starts mbedtls_sha1_starts_ret
+#define crypto_sha1_update mbedtls_sha1_update_ret
+#define crypto_sha1_finish mbedtls_sha1_finish_ret
+#endif
+
+/* HMAC-SHA1 (RFC 2104) with its key absorbed: the inner and outer hashes after their ipad and
+ * opad blocks. A subkey is derived for every connection and every datagram, so HKDF is built
+ * from these rather than mbedtls_hkdf(), which allocates and re-absorbs the key for each of its
+ * three HMACs: this way the derivation takes ten SHA-1 compressions and no allocation. */
+struct crypto_hmac_sha1 {
+    mbedtls_sha1_context inner, outer;
+};
+
+static void crypto_hmac_sha1_key(struct crypto_hmac_sha1 *h, const uint8_t *key, size_t len)
+{
+    uint8_t pad[64]; /* keys here are at most 32 bytes: never longer than the block */
+    memset(pad, 0x36, sizeof pad);
+    for (size_t i = 0; i < len; i++)
+        pad[i] ^= key[i];
+    mbedtls_sha1_init(&h->inner);
+    crypto_sha1_starts(&h->inner);
+    crypto_sha1_update(&h->inner, pad, sizeof pad);
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] ^= 0x36 ^ 0x5c;
+    mbedtls_sha1_init(&h->outer);
+    crypto_sha1_starts(&h->outer);
+    crypto_sha1_update(&h->outer, pad, sizeof pad);
+    mbedtls_platform_zeroize(pad, sizeof pad);
+}
+
+/* out = HMAC(key, a || b || c), where c is one byte when have_c. */
+static void crypto_hmac_sha1(const struct crypto_hmac_sha1 *h, const uint8_t *a, size_t alen,
+                             const uint8_t *b, size_t blen, int c, uint8_t out[20])
+{
+    mbedtls_sha1_context ctx;
+    uint8_t byte = (uint8_t)c;
+    mbedtls_sha1_init(&ctx);
+    mbedtls_sha1_clone(&ctx, &h->inner);
+    crypto_sha1_update(&ctx, a, alen);
+    crypto_sha1_update(&ctx, b, blen);
+    if (c >= 0)
+        crypto_sha1_update(&ctx, &byte, 1);
+    crypto_sha1_finish(&ctx, out);
+    mbedtls_sha1_clone(&ctx, &h->outer);
+    crypto_sha1_update(&ctx, out, 20);
+    crypto_sha1_finish(&ctx, out);
+    mbedtls_sha1_free(&ctx);
+}
+
+static void crypto_hmac_sha1_free(struct crypto_hmac_sha1 *h)
+{
+    mbedtls_sha1_free(&h->inner);
+    mbedtls_sha1_free(&h->outer);
+}
+
 /* SIP004: subkey = HKDF-SHA1(key = master key, salt, info = "ss-subkey"), as long as the key
- * (RFC 5869 extract-then-expand). */
+ * (RFC 5869 section 2: extract, then expand in 20-byte blocks T(i) = HMAC(PRK, T(i-1) | info |
+ * i)). */
 int crypto_subkey(const struct crypto_key *k, const uint8_t *salt, uint8_t *out)
 {
     const struct crypto_method_info *info = crypto_method_info(k->method);
-    const mbedtls_md_info_t *sha1 = mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
+    const uint8_t *label = (const uint8_t *)crypto_subkey_info;
+    const size_t label_len = sizeof crypto_subkey_info - 1;
+    struct crypto_hmac_sha1 h;
+    uint8_t prk[20], t[20];
 
-    if (!info || !sha1 || k->len != info->key_len)
+    if (!info || k->len != info->key_len || info->salt_len > 64)
         return -1;
-    if (mbedtls_hkdf(sha1, salt, info->salt_len, k->bytes, k->len,
-                     (const unsigned char *)crypto_subkey_info, sizeof crypto_subkey_info - 1, out,
-                     info->key_len) != 0)
-        return -1;
+    crypto_hmac_sha1_key(&h, salt, info->salt_len);
+    crypto_hmac_sha1(&h, k->bytes, k->len, NULL, 0, -1, prk);
+    crypto_hmac_sha1_free(&h);
+    crypto_hmac_sha1_key(&h, prk, sizeof prk);
+    size_t done = 0;
+    for (int i = 1; done < info->key_len; i++) {
+        if (i == 1)
+            crypto_hmac_sha1(&h, label, label_len, NULL, 0, i, t);
+        else
+            crypto_hmac_sha1(&h, t, sizeof t, label, label_len, i, t);
+        size_t n = info->key_len - done < sizeof t ? info->key_len - done : sizeof t;
+        memcpy(out + done, t, n);
+        done += n;
+    }
+    crypto_hmac_sha1_free(&h);
+    mbedtls_platform_zeroize(prk, sizeof prk);
+    mbedtls_platform_zeroize(t, sizeof t);
     return 0;
 }
 

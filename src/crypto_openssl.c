@@ -19,6 +19,29 @@ struct crypto_openssl_aead {
     enum crypto_method method;
 };
 
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+/* OpenSSL 3 resolves a legacy EVP_CIPHER such as EVP_aes_128_gcm() through its provider on
+ * every EVP_CipherInit_ex() that names it (an "implicit fetch": property parsing, locking, a
+ * hash lookup), which costs more than keying the cipher itself. Each cipher is fetched once per
+ * process and kept: the handles are immutable, so this cache is the one piece of static state
+ * in the crypto module, and it is safe across fork(). */
+static EVP_CIPHER *openssl_fetched[CRYPTO_METHOD_COUNT];
+
+static const EVP_CIPHER *openssl_cipher(enum crypto_method m)
+{
+    static const char *const names[CRYPTO_METHOD_COUNT] = {
+        [CRYPTO_AES_128_GCM] = "AES-128-GCM",
+        [CRYPTO_AES_192_GCM] = "AES-192-GCM",
+        [CRYPTO_AES_256_GCM] = "AES-256-GCM",
+        [CRYPTO_CHACHA20_POLY1305] = "ChaCha20-Poly1305",
+    };
+    if ((unsigned)m >= CRYPTO_METHOD_COUNT)
+        return NULL;
+    if (!openssl_fetched[m])
+        openssl_fetched[m] = EVP_CIPHER_fetch(NULL, names[m], NULL);
+    return openssl_fetched[m];
+}
+#else
 static const EVP_CIPHER *openssl_cipher(enum crypto_method m)
 {
     switch (m) {
@@ -34,6 +57,7 @@ static const EVP_CIPHER *openssl_cipher(enum crypto_method m)
         return NULL;
     }
 }
+#endif
 
 struct crypto_openssl_aead *crypto_openssl_aead_new(enum crypto_method m, const uint8_t *key)
 {

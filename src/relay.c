@@ -119,6 +119,7 @@ void session_close(struct session *s)
 
     if (s->query)
         resolve_cancel(s->query);
+    free(s->addrs);
     if (s->udp_handle >= 0 && w->nudp > 0)
         udp_relay_socks5_close(w->udp[0], s->udp_handle);
     ev_timer_stop(w->loop, &s->timer);
@@ -283,9 +284,12 @@ static void connect_next(struct session *s)
                      (w->cfg->fast_open ? NETADDR_FASTOPEN : 0);
     bool refused_by_policy = false;
 
-    while (s->addr_next < s->addrs.count) {
-        struct sockaddr *sa = (struct sockaddr *)&s->addrs.addr[s->addr_next];
-        socklen_t len = s->addrs.len[s->addr_next];
+    int count = s->addrs ? s->addrs->count : 1;
+    while (s->addr_next < count) {
+        /* an IP target is its own single address; a name has the resolver's list */
+        struct sockaddr *sa = s->addrs ? (struct sockaddr *)&s->addrs->addr[s->addr_next]
+                                       : (struct sockaddr *)&s->target.addr;
+        socklen_t len = s->addrs ? s->addrs->len[s->addr_next] : s->target.addrlen;
         s->addr_next++;
         netaddr_set_port(sa, s->target.port);
         if (!address_allowed(s, sa)) {
@@ -315,7 +319,7 @@ static void resolved_cb(void *arg, int status, const struct resolve_result *resu
         session_close(s);
         return;
     }
-    s->addrs = *result;
+    *s->addrs = *result;
     s->addr_next = 0;
     connect_next(s);
 }
@@ -327,9 +331,6 @@ void session_connect_target(struct session *s)
         return;
     }
     if (s->target.addrlen) {
-        s->addrs.count = 1;
-        memcpy(&s->addrs.addr[0], &s->target.addr, s->target.addrlen);
-        s->addrs.len[0] = s->target.addrlen;
         s->addr_next = 0;
         connect_next(s);
         return;
@@ -338,8 +339,12 @@ void session_connect_target(struct session *s)
         session_probe(s, "target refused by policy");
         return;
     }
+    if (!s->addrs && !(s->addrs = malloc(sizeof *s->addrs))) {
+        session_close(s);
+        return;
+    }
     session_set_stage(s, STAGE_RESOLVE);
-    int r = resolve_lookup(s->w->resolver, s->target.host, &s->addrs, resolved_cb, s, &s->query);
+    int r = resolve_lookup(s->w->resolver, s->target.host, s->addrs, resolved_cb, s, &s->query);
     if (r == 1) {
         s->addr_next = 0;
         connect_next(s);
@@ -543,6 +548,13 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
             }
             if (!p->shut) {
                 p->shut = true;
+                /* When the other direction has ended too, close() sends this FIN as well:
+                 * one system call fewer for every connection. */
+                struct pipe *other = p == &s->up ? &s->down : &s->up;
+                if (other->shut) {
+                    session_close(s);
+                    return -1;
+                }
                 shutdown(dst->fd, SHUT_WR);
             }
             io_set(s, &src->rio, false);
@@ -635,6 +647,8 @@ static void session_start_relay(struct session *s)
         session_close(s);
         return;
     }
+    free(s->addrs); /* connected: the other addresses are not needed any more */
+    s->addrs = NULL;
     s->last_activity = ev_now(s->w->loop);
     session_set_stage(s, STAGE_RELAY);
     if (pump_up(s) < 0)

@@ -60,8 +60,8 @@ struct session {
     ev_tstamp accepted_at;
     ev_tstamp last_activity;
     struct resolve_query *query;
-    struct resolve_result addrs;
-    int addr_next;                  /* next address of addrs to try */
+    struct resolve_result *addrs;   /* a name's addresses, only while connecting to a name */
+    int addr_next;                  /* next address to try */
     struct netaddr_target target;   /* where the remote side connects */
     /* local roles: the address header sent in the first chunk, with any early data that is
      * waiting in up.buf */
