@@ -113,9 +113,23 @@ static void pipe_release(struct session *s, struct pipe *p)
     p->keyed = false;
 }
 
+/* close() on a socket with unread bytes sends a reset instead of a FIN. A client whose session
+ * ends before everything it sent was read (the server could not be reached, a drain ended it)
+ * gets a clean close: what is waiting is read and dropped first, within a bound. */
+static void side_discard_unread(int fd)
+{
+    uint8_t sink[4096];
+    for (int i = 0; i < 16; i++)
+        if (read(fd, sink, sizeof sink) <= 0)
+            return;
+}
+
 void session_close(struct session *s)
 {
     struct worker *w = s->w;
+
+    if (s->client.fd >= 0 && !s->up.eof)
+        side_discard_unread(s->client.fd);
 
     if (s->query)
         resolve_cancel(s->query);
