@@ -8,6 +8,7 @@
 #endif
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -290,10 +291,8 @@ int crypto_subkey(const struct crypto_key *k, const uint8_t *salt, uint8_t *out)
     return 0;
 }
 
-int crypto_random(void *buf, size_t len)
+static int crypto_getrandom(uint8_t *p, size_t len)
 {
-    uint8_t *p = buf;
-
     /* getrandom(2) with no flags blocks only until the pool is first seeded; requests up to
      * 256 bytes are never cut short, longer ones may be, and signals may interrupt. */
     while (len > 0) {
@@ -306,6 +305,46 @@ int crypto_random(void *buf, size_t len)
         p += n;
         len -= (size_t)n;
     }
+    return 0;
+}
+
+/* Salts are drawn for every connection and every UDP reply. They come from a small pool filled
+ * by getrandom(2) 4 KiB at a time, one system call per 128 salts instead of one each. Bytes
+ * leave the pool once and are wiped as they go. A forked child must never hand out its parent's
+ * bytes (two workers would pick the same salts): a pthread_atfork() handler empties the pool in
+ * every child. This pool and the cipher cache of crypto_openssl.c are the crypto module's only
+ * static state. */
+static struct {
+    uint8_t bytes[4096];
+    size_t left;          /* unused bytes, at the end of bytes[] */
+    pthread_once_t once;
+} crypto_pool = {.once = PTHREAD_ONCE_INIT};
+
+static void crypto_pool_forget(void)
+{
+    mbedtls_platform_zeroize(crypto_pool.bytes, sizeof crypto_pool.bytes);
+    crypto_pool.left = 0;
+}
+
+static void crypto_pool_register(void)
+{
+    pthread_atfork(NULL, NULL, crypto_pool_forget);
+}
+
+int crypto_random(void *buf, size_t len)
+{
+    pthread_once(&crypto_pool.once, crypto_pool_register);
+    if (len > sizeof crypto_pool.bytes / 8)
+        return crypto_getrandom(buf, len);
+    if (crypto_pool.left < len) {
+        if (crypto_getrandom(crypto_pool.bytes, sizeof crypto_pool.bytes) < 0)
+            return -1;
+        crypto_pool.left = sizeof crypto_pool.bytes;
+    }
+    uint8_t *from = crypto_pool.bytes + sizeof crypto_pool.bytes - crypto_pool.left;
+    memcpy(buf, from, len);
+    mbedtls_platform_zeroize(from, len);
+    crypto_pool.left -= len;
     return 0;
 }
 

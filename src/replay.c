@@ -271,7 +271,9 @@ int replay_check_and_add(struct replay_store *r, const uint8_t *salt, size_t len
 
     if (replay_lock(r) < 0)
         return -1;
-    int seen = replay_probe(r, r->current ^ 1, fp, hash, &empty) ||
+    /* An empty older generation (until the first rotation) is not looked at: in a shared
+     * mapping even reading a page makes it resident, and it could hold nothing. */
+    int seen = (r->count[r->current ^ 1] > 0 && replay_probe(r, r->current ^ 1, fp, hash, &empty)) ||
                replay_probe(r, r->current, fp, hash, &empty);
     if (!seen)
         replay_insert(r, fp, empty);

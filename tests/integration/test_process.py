@@ -379,13 +379,18 @@ def test_socket_activation_listen_fds_are_used():
     script = 'exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -c "$1"' % (fd, fd)
     if fd == 3:
         script = 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -c "$1"'
-    argv = ["/bin/sh", "-c", script, h.BINARY, path]
+    argv = ["/bin/bash", "-c", script, h.BINARY, path]  # bash: descriptors above 9
     import subprocess
     log = open(os.path.join(h.TMPDIR, "activated.log"), "wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, pass_fds=(fd,))
     try:
         ls.close()  # only reuseproxy holds the socket now
-        h.wait_tcp("127.0.0.1", port)
+        try:
+            h.wait_tcp("127.0.0.1", port)
+        except AssertionError:
+            log.flush()
+            with open(log.name, "rb") as f:
+                raise AssertionError("not serving the activated socket: %s" % f.read()[-2000:])
         tport = tunnel_to(port, echo.port)
         echo_once(tport, 20000)
         # it took the socket over instead of binding a second one: no other listener exists

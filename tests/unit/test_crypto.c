@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../../src/crypto_backend.h"
 #include "crypto.h"
@@ -616,4 +618,40 @@ TEST(test_crypto_wipe_zeroes)
     for (int i = 4; i < 36; i++)
         CHECK_INT(buf[i], 0);
     CHECK_INT(buf[36], 0xAB);
+}
+
+/* The salt pool must never hand a forked child the bytes its parent hands out next: two
+ * workers would then pick the same salts (and nonces). */
+TEST(test_crypto_random_pool_differs_across_fork)
+{
+    uint8_t mine[32], theirs[32];
+    int fds[2];
+
+    CHECK_INT(crypto_random(mine, sizeof mine), 0); /* fills the pool */
+    CHECK_INT(pipe(fds), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (crypto_random(theirs, sizeof theirs) != 0 ||
+            write(fds[1], theirs, sizeof theirs) != (ssize_t)sizeof theirs)
+            _exit(1);
+        _exit(0);
+    }
+    CHECK_INT(crypto_random(mine, sizeof mine), 0);
+    CHECK_INT(read(fds[0], theirs, sizeof theirs), sizeof theirs);
+    int status;
+    CHECK_INT(waitpid(pid, &status, 0), pid);
+    CHECK(memcmp(mine, theirs, sizeof mine) != 0);
+}
+
+TEST(test_crypto_random_pool_never_repeats_bytes)
+{
+    static uint8_t seen[64][32];
+    for (int i = 0; i < 64; i++) { /* 2 KiB: half a pool, then a refill in the middle */
+        CHECK_INT(crypto_random(seen[i], 32), 0);
+        for (int j = 0; j < i; j++)
+            CHECK(memcmp(seen[i], seen[j], 32) != 0);
+    }
+    uint8_t big[5000]; /* larger requests go straight to getrandom */
+    CHECK_INT(crypto_random(big, sizeof big), 0);
 }
