@@ -5,6 +5,9 @@
  *     gcc -O2 -Iinclude bench/aead_speed.c src/crypto*.c -lmbedcrypto -lcrypto
  *
  * adding -DRP_CRYPTO_OPENSSL to measure the OpenSSL backend (crypto.c picks the backend).
+ * bench/run links it instead against each build's own librp.a (cc -Iinclude -IBUILD
+ * bench/aead_speed.c BUILD/librp.a LIBS), so it measures exactly what that binary runs, and
+ * reads its table for the ceilings of docs/BENCHMARKS.md.
  * Usage: aead_speed [seconds per method, default 1]. */
 #include <stdint.h>
 #include <stdio.h>

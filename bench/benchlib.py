@@ -89,13 +89,19 @@ def children_of(pid):
 
 
 def raise_nofile():
+    """Raises RLIMIT_NOFILE as far as allowed (65536 wanted) for this process and everything it
+    starts; NOFILE becomes what was reached, and goes into the servers' configurations."""
     import resource
+    global NOFILE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = max(NOFILE, soft)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
-    except (ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    for want in (65536, hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+            break
+        except (ValueError, OSError):
+            continue
+    NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return NOFILE
 
 
 class Proc:
@@ -168,19 +174,81 @@ def cpu_seconds(pids):
     return total / 1e9
 
 
-def memory_kib(pids, field="Pss"):
-    """Sum of a field of /proc/PID/smaps_rollup (Pss: shared pages split fairly) over pids."""
+def memory_kib(pids, field="Pss", shared_anon=None):
+    """Sum of a field of /proc/PID/smaps (Pss: shared pages split fairly) over pids. With
+    shared_anon=False, MAP_SHARED|MAP_ANONYMOUS mappings ("/dev/zero (deleted)": reuseproxy's
+    salt store and counters, made once by the master) are left out; with True, only they are
+    counted."""
     total = 0
     for pid in pids:
         try:
-            with open("/proc/%d/smaps_rollup" % pid) as f:
-                for line in f:
-                    if line.startswith(field + ":"):
-                        total += int(line.split()[1])
-                        break
+            with open("/proc/%d/smaps" % pid) as f:
+                lines = f.readlines()
         except OSError:
-            pass
+            continue
+        shared = False
+        for line in lines:
+            head = line.split(None, 1)[0]
+            if not head.endswith(":"):          # a mapping's first line: range perms ... path
+                shared = "/dev/zero" in line or "SYSV" in line
+                continue
+            if head == field + ":" and (shared_anon is None or shared == shared_anon):
+                total += int(line.split()[1])
     return total
+
+
+def _busy_seconds():
+    """CPU time the whole machine spent busy so far (all CPUs, /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for k in kids.get(p, []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def _own_seconds():
+    """CPU time of this benchmark: itself, its waited-for children, and every live
+    descendant (servers, clients, load generators)."""
+    import resource
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime +
+            cpu_seconds(_descendants(os.getpid())))
+
+
+class Interference:
+    """How much CPU the rest of the machine used while a measurement ran, in cores (busy
+    time of all CPUs minus this benchmark's own, over the wall time). On a shared machine a
+    run that other work disturbed can so be told apart, and repeated."""
+
+    def __init__(self):
+        self.t0, self.b0, self.o0 = time.monotonic(), _busy_seconds(), _own_seconds()
+
+    def cores(self):
+        wall = time.monotonic() - self.t0
+        if wall <= 0:
+            return 0.0
+        foreign = (_busy_seconds() - self.b0) - (_own_seconds() - self.o0)
+        return max(0.0, foreign / wall)
 
 
 def loadavg():
@@ -294,6 +362,14 @@ def nginx(port):
 def iperf3_server(port):
     p = Proc(["iperf3", "-s", "-p", str(port), "-B", "127.0.0.1"], "iperf3-server")
     _wait_listening(p, port, "iperf3 server")
+    return p
+
+
+def socat_relay(port, to_port):
+    """A plain TCP relay (no crypto) from port to to_port: a ceiling for any relay hop."""
+    p = Proc(["socat", "-b", "131072", "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=512"
+              % port, "TCP:127.0.0.1:%d" % to_port], "socat")
+    _wait_listening(p, port, "socat")
     return p
 
 
