@@ -16,6 +16,11 @@ struct udp_relay;
 struct udp_relay *udp_relay_new(struct worker *w, int fd);
 /* Stops reading and frees every association and its sockets. */
 void udp_relay_free(struct udp_relay *u);
+/* Drain: stops reading the bound socket (the worker replacing this one reads it now) while the
+ * associations stay, so replies to datagrams already relayed still reach their clients. */
+void udp_relay_stop_reading(struct udp_relay *u);
+/* Associations open now. */
+size_t udp_relay_associations(const struct udp_relay *u);
 /* SOCKS5 role: a UDP ASSOCIATE control connection from client (its TCP peer address) opened;
  * datagrams from that IP are served while at least one such connection lives. Returns a
  * handle >= 0 or -1. */

@@ -423,6 +423,16 @@ struct udp_relay *udp_relay_new(struct worker *w, int fd)
     return u;
 }
 
+void udp_relay_stop_reading(struct udp_relay *u)
+{
+    ev_io_stop(u->w->loop, &u->io);
+}
+
+size_t udp_relay_associations(const struct udp_relay *u)
+{
+    return u->nat.count;
+}
+
 void udp_relay_free(struct udp_relay *u)
 {
     if (!u)

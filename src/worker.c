@@ -18,12 +18,16 @@
 #include "udp_relay.h"
 #include "worker.h"
 
+/* Seconds a draining worker keeps its UDP associations for replies still on their way. */
+#define UDP_DRAIN_LINGER 2.0
+
 /* Per-process state the libev callbacks reach through their watcher's data pointer. */
 struct worker_proc {
     struct worker w;
     ev_signal sigterm, sigint;
     ev_timer drain_timer;
-    ev_timer tick;           /* once a second: pending rate-limited summaries */
+    ev_timer tick;           /* once a second: pending rate-limited summaries, drain check */
+    ev_tstamp drain_started;
 };
 
 static int worker_key(struct worker *w, const struct config *c)
@@ -119,6 +123,20 @@ static void worker_cleanup(struct worker *w)
     buf_pool_destroy(&w->pool);
 }
 
+/* A draining worker is done when its TCP sessions are, and its UDP associations have expired
+ * or had UDP_DRAIN_LINGER seconds (at most drain_timeout) to pass on late replies. */
+static bool worker_drained(struct worker_proc *wp)
+{
+    struct worker *w = &wp->w;
+    size_t assocs = 0;
+    for (int i = 0; i < w->nudp; i++)
+        assocs += udp_relay_associations(w->udp[i]);
+    double linger = w->cfg->drain_timeout < UDP_DRAIN_LINGER ? w->cfg->drain_timeout
+                                                             : UDP_DRAIN_LINGER;
+    return w->nsessions == 0 &&
+           (assocs == 0 || ev_now(w->loop) - wp->drain_started >= linger);
+}
+
 static void drain_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct worker *w = t->data;
@@ -135,16 +153,18 @@ void worker_drain(struct worker *w)
         w->draining = true;
         for (int i = 0; i < w->nlisteners; i++)
             listener_stop(w->listeners[i]);
+        /* UDP: the next worker on this slot reads the socket from now on; associations stay a
+         * little (worker_drained) so replies already on their way still reach their clients. */
         for (int i = 0; i < w->nudp; i++)
-            udp_relay_free(w->udp[i]);
-        w->nudp = 0;
+            udp_relay_stop_reading(w->udp[i]);
+        wp->drain_started = ev_now(w->loop);
         /* connections still in their handshake would only hold the drain up */
         relay_close_idle_handshakes(w);
         ev_timer_init(&wp->drain_timer, drain_timer_cb, w->cfg->drain_timeout, 0.);
         wp->drain_timer.data = w;
         ev_timer_start(w->loop, &wp->drain_timer);
     }
-    if (w->nsessions == 0)
+    if (worker_drained(wp))
         ev_break(w->loop, EVBREAK_ALL);
 }
 
@@ -155,6 +175,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     log_event_poll(&w->rl_handshake);
     log_event_poll(&w->rl_accept);
     log_event_poll(&w->rl_udp);
+    if (w->draining && worker_drained((struct worker_proc *)w))
+        ev_break(loop, EVBREAK_ALL);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)

@@ -409,3 +409,39 @@ def test_socket_activation_listen_fds_are_used():
                 pass
         log.close()
     echo.stop()
+
+
+def test_sighup_late_udp_reply_still_reaches_client():
+    # A remote that answers 0.5 s late: the reload happens in between, and the answer must still
+    # come back through the draining worker's association.
+    remote = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    remote.bind(("127.0.0.1", 0))
+    remote.settimeout(10)
+
+    def late_echo():
+        try:
+            d, a = remote.recvfrom(65536)
+            time.sleep(0.5)
+            remote.sendto(d, a)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=late_echo, daemon=True)
+    t.start()
+    port = h.free_port()
+    cfg = h.server_config(port, method=M, password=PW, workers=1, mode="tcp_and_udp")
+    p = h.reuseproxy(cfg)
+    wait_workers(p, 1)
+    tport = h.free_port()
+    h.ss_libev("ss-tunnel", ["-s", "127.0.0.1", "-p", str(port), "-l", str(tport), "-k", PW,
+                             "-m", M, "-U", "-L", "127.0.0.1:%d" % remote.getsockname()[1]])
+    time.sleep(0.5)
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.settimeout(5)
+    c.sendto(b"late reply please", ("127.0.0.1", tport))
+    time.sleep(0.2)  # the datagram is relayed; its answer is still 0.3 s away
+    p.signal(signal.SIGHUP)
+    got, _ = c.recvfrom(65536)
+    assert got == b"late reply please", got
+    c.close()
+    remote.close()
