@@ -7,8 +7,8 @@
  *    NETADDR_HEADER_MAX;
  *  - arrival order does not matter: every shorter prefix of a good header is "incomplete", and a
  *    prefix that is already refused stays refused once the rest arrives;
- *  - a parsed header written back with netaddr_write_header() is the very same bytes, and the
- *    target it names formats and compares as itself;
+ *  - a parsed header written back with netaddr_write_header() is the very same bytes, and an IP
+ *    target's text form names the same address;
  *  - the input read as text by netaddr_target_from_string() ("host:port") gives a target whose
  *    header parses back to the same host and port. */
 #include "autoconfig.h"
@@ -26,7 +26,7 @@ static void check_header(const uint8_t *buf, size_t len)
     FUZZ_CHECK(n >= -1);
     FUZZ_CHECK(n <= (int)len && n <= NETADDR_HEADER_MAX);
     /* Every prefix: incomplete while the full parse succeeds; never "good" when shorter. */
-    size_t limit = len < NETADDR_HEADER_MAX + 1 ? len : NETADDR_HEADER_MAX + 1;
+    size_t limit = len > NETADDR_HEADER_MAX ? (size_t)NETADDR_HEADER_MAX + 1 : len;
     for (size_t k = 0; k < limit; k++) {
         int m = netaddr_parse_header(buf, k, &again);
         if (n > 0 && k < (size_t)n)
@@ -53,8 +53,11 @@ static void check_header(const uint8_t *buf, size_t len)
         FUZZ_CHECK(netaddr_port((const struct sockaddr *)&t.addr) == t.port);
         char text[80];
         FUZZ_CHECK(netaddr_format((const struct sockaddr *)&t.addr, text, sizeof text) != NULL);
-        FUZZ_CHECK(netaddr_equal((const struct sockaddr *)&t.addr,
-                                 (const struct sockaddr *)&t.addr));
+        /* the text form names the same address */
+        struct sockaddr_storage ss;
+        socklen_t sslen;
+        FUZZ_CHECK(netaddr_from_ip(t.host, t.port, &ss, &sslen) == 0 && sslen == t.addrlen);
+        FUZZ_CHECK(netaddr_equal((const struct sockaddr *)&ss, (const struct sockaddr *)&t.addr));
     }
 
     /* Round trip through the writer, with a buffer of exactly the right size and one too
@@ -65,8 +68,8 @@ static void check_header(const uint8_t *buf, size_t len)
     FUZZ_CHECK(netaddr_write_header(&t, out, (size_t)n - 1) == -1);
     if (t.addrlen) {
         uint8_t from_sa[NETADDR_HEADER_MAX];
-        int k = netaddr_header_from_sockaddr((const struct sockaddr *)&t.addr, from_sa,
-                                             sizeof from_sa);
+        int k =
+            netaddr_header_from_sockaddr((const struct sockaddr *)&t.addr, from_sa, sizeof from_sa);
         FUZZ_CHECK(k > 0);
         /* the same bytes, except that an IPv4-mapped IPv6 address is written as IPv4 */
         if (k == n)
@@ -95,8 +98,8 @@ static void check_string(const uint8_t *buf, size_t len)
     if (t.atyp == NETADDR_ATYP_DOMAIN)
         FUZZ_CHECK(strcmp(back.host, t.host) == 0);
     else
-        FUZZ_CHECK(netaddr_equal((const struct sockaddr *)&back.addr,
-                                 (const struct sockaddr *)&t.addr));
+        FUZZ_CHECK(
+            netaddr_equal((const struct sockaddr *)&back.addr, (const struct sockaddr *)&t.addr));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -55,7 +55,8 @@ static void check_request(const uint8_t *buf, size_t len)
 
     FUZZ_CHECK(r == SOCKS5_NEED_MORE || r == SOCKS5_DONE || r == SOCKS5_BAD);
     if (r == SOCKS5_DONE) {
-        FUZZ_CHECK(consumed <= len && consumed <= REQUEST_MAX);
+        /* the shortest request: VER CMD RSV, then ATYP 3, LEN 1, a 1-byte name, the port */
+        FUZZ_CHECK(consumed >= 3 + 5 && consumed <= len && consumed <= REQUEST_MAX);
         FUZZ_CHECK(req.header_offset == 3);
         FUZZ_CHECK(req.header_offset + req.header_len == consumed);
         FUZZ_CHECK(req.cmd == buf[1]);
@@ -71,8 +72,7 @@ static void check_request(const uint8_t *buf, size_t len)
             FUZZ_CHECK(out[0] == SOCKS5_VERSION && out[1] == SOCKS5_REP_SUCCEEDED);
             FUZZ_CHECK(socks5_write_reply(out, (size_t)n - 1, SOCKS5_REP_SUCCEEDED,
                                           (const struct sockaddr *)&req.target.addr) == -1);
-            n = socks5_write_udp_header(out, sizeof out,
-                                        (const struct sockaddr *)&req.target.addr);
+            n = socks5_write_udp_header(out, sizeof out, (const struct sockaddr *)&req.target.addr);
             struct netaddr_target back;
             FUZZ_CHECK(n > 3 && socks5_parse_udp_header(out, (size_t)n, &back) == n);
             FUZZ_CHECK(back.port == req.target.port);

@@ -34,12 +34,12 @@
 #define PASSWORD "reuseproxy-fuzz"
 
 struct frame {
-    unsigned len;       /* the length sealed into the chunk */
+    unsigned len; /* the length sealed into the chunk */
     bool valid_len;
     bool bad_len_tag;
     bool bad_payload;
-    bool good;          /* none of the above: the decoder must return it */
-    bool by_library;    /* sealed with ss_stream_seal_chunk() instead of by hand */
+    bool good;       /* none of the above: the decoder must return it */
+    bool by_library; /* sealed with ss_stream_seal_chunk() instead of by hand */
     uint8_t fill;
 };
 
@@ -50,7 +50,7 @@ struct expect {
     size_t plain_len;
     size_t chunk_lens[MAX_FRAMES + 1]; /* payload length of each good chunk */
     size_t nchunks;
-    bool error;           /* the stream ends with a bad chunk */
+    bool error; /* the stream ends with a bad chunk */
 };
 
 static const struct crypto_key *fuzz_key(enum crypto_method m)
@@ -106,8 +106,8 @@ static void decode(struct ss_stream *rx, uint8_t *wire, size_t len, size_t step,
             FUZZ_CHECK(!again);
             FUZZ_CHECK(rx->pending_len == SS_STREAM_DEAD);
             /* dead for good: even a call with every byte fails */
-            FUZZ_CHECK(ss_stream_open_chunk(rx, wire + pos, len - pos, &used, &payload,
-                                            &plen) == SS_OPEN_ERROR);
+            FUZZ_CHECK(ss_stream_open_chunk(rx, wire + pos, len - pos, &used, &payload, &plen) ==
+                       SS_OPEN_ERROR);
             if (e) {
                 FUZZ_CHECK(e->error);
                 FUZZ_CHECK(got_chunks == e->nchunks);

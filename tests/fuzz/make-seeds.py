@@ -157,7 +157,8 @@ def packet_seeds():
 # ---- config: JSON text --------------------------------------------------------------------------
 
 CONFIGS = {
-    "minimal-server": '{"server":"127.0.0.1","server_port":8388,"password":"p","method":"aes-256-gcm"}',
+    "minimal-server": '{"server":"127.0.0.1","server_port":8388,"password":"p",'
+                      '"method":"aes-256-gcm"}',
     "every-key": """{
   "server": ["0.0.0.0", "::", "example.com:8389", "[::1]:8390"],
   "server_port": "8388", "password": 12345678, "key": null, "method": "AES-128-GCM",
