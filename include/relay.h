@@ -18,7 +18,9 @@ struct worker;
 int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
 /* Closes every session at once (worker exit). */
 void relay_close_all(struct worker *w);
-/* Drain: sessions that have not authenticated yet will never become useful; close them now. */
-void relay_close_idle_handshakes(struct worker *w);
+/* Drain: sessions whose handshake failed will never become useful; close them now. (Sessions
+ * still in their handshake stay: their first bytes may be on the way, and a reload must not
+ * lose a connection the kernel already handed to this worker.) */
+void relay_close_probes(struct worker *w);
 
 #endif

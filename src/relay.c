@@ -161,12 +161,12 @@ void relay_close_all(struct worker *w)
         session_close(w->sessions);
 }
 
-void relay_close_idle_handshakes(struct worker *w)
+void relay_close_probes(struct worker *w)
 {
     struct session *s = w->sessions, *next;
     for (; s; s = next) {
         next = s->next;
-        if (s->stage == STAGE_HANDSHAKE || s->stage == STAGE_PROBE)
+        if (s->stage == STAGE_PROBE)
             session_close(s);
     }
 }

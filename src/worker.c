@@ -158,8 +158,8 @@ void worker_drain(struct worker *w)
         for (int i = 0; i < w->nudp; i++)
             udp_relay_stop_reading(w->udp[i]);
         wp->drain_started = ev_now(w->loop);
-        /* connections still in their handshake would only hold the drain up */
-        relay_close_idle_handshakes(w);
+        /* failed handshakes would only hold the drain up */
+        relay_close_probes(w);
         ev_timer_init(&wp->drain_timer, drain_timer_cb, w->cfg->drain_timeout, 0.);
         wp->drain_timer.data = w;
         ev_timer_start(w->loop, &wp->drain_timer);

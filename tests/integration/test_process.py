@@ -445,3 +445,21 @@ def test_sighup_late_udp_reply_still_reaches_client():
     assert got == b"late reply please", got
     c.close()
     remote.close()
+
+
+def test_sighup_connection_accepted_before_its_first_bytes_is_served():
+    # The old worker accepted the connection; its first bytes arrive after the reload began.
+    # The draining worker must still serve it (it used to close every unfinished handshake).
+    echo = h.TcpEcho()
+    p = start_master(1)
+    packet = h.record_first_packet(PW, M, echo.port, b"late first bytes")
+    before = echo.connections
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    time.sleep(0.3)  # accepted by the old worker, nothing sent yet
+    p.signal(signal.SIGHUP)
+    time.sleep(0.5)  # the new worker is up; the old one drains
+    s.sendall(packet)
+    assert h.wait_for(lambda: echo.connections > before, 5), \
+        "the connection accepted before the reload was dropped"
+    s.close()
+    echo.stop()
