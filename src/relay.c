@@ -33,8 +33,7 @@
 #define PIPE_ROUNDS 4
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
-static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents);
-static void remote_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void session_start_relay(struct session *s);
@@ -52,8 +51,8 @@ static void io_set(struct session *s, ev_io *io, bool on)
 static void side_init(struct session *s, struct side *side, int fd, bool client)
 {
     side->fd = fd;
-    ev_io_init(&side->rio, client ? client_read_cb : remote_read_cb, fd, EV_READ);
-    ev_io_init(&side->wio, client ? client_write_cb : remote_write_cb, fd, EV_WRITE);
+    ev_io_init(&side->rio, client ? client_read_cb : down_ready_cb, fd, EV_READ);
+    ev_io_init(&side->wio, client ? down_ready_cb : remote_write_cb, fd, EV_WRITE);
     side->rio.data = side->wio.data = s;
 }
 
@@ -692,17 +691,8 @@ static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
-static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    struct session *s = io->data;
-    (void)loop, (void)revents;
-    if (s->stage == STAGE_RELAY)
-        pump_down(s);
-    else
-        io_set(s, io, false);
-}
-
-static void remote_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+/* The remote readable or the client writable: both move the remote->client pipe. */
+static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct session *s = io->data;
     (void)loop, (void)revents;

@@ -145,6 +145,21 @@ def tcp_open(host, port):
         s.close()
 
 
+def listening(port):
+    """True when a socket listens on TCP port (from /proc/net/tcp*, without connecting)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
 def wait_tcp(host, port, timeout=10.0):
     if not wait_for(lambda: tcp_open(host, port), timeout, 0.05):
         raise AssertionError("nothing listens on %s:%d after %.0fs" % (host, port, timeout))

@@ -71,27 +71,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def listening(port):
-    """True when a socket listens on TCP port (from /proc/net/tcp*, without connecting)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
-
-
 def start_quietly(cfg, port, name):
     """Starts reuseproxy and waits for its port to listen without the harness's probe
     connection, which would make the tunnel open an upstream connection and spoil the
     descriptor baselines."""
     p = h.reuseproxy(cfg, name=name, wait=False)
-    if not h.wait_for(lambda: listening(port), 10, 0.02):
+    if not h.wait_for(lambda: h.listening(port), 10, 0.02):
         raise AssertionError("%s did not start: %s" % (name, p.output()[-2000:]))
     time.sleep(0.1)  # the listener is up; let the loop start
     return p

@@ -24,26 +24,11 @@ BOUNDARIES = [0, 1, 2, 0x3FFE, 0x3FFF, 0x4000, 0x4001, 0x7FFE, 0x7FFF, 0x8000,
               4 * 0x3FFF, 4 * 0x3FFF + 1, 0xFFFF, 0x10000, 66 * 1024, 1 << 20]
 
 
-def listening(port):
-    """True when a socket listens on TCP port (from /proc/net/tcp*, without connecting)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
-
-
 def start(cfg, port, name, workers):
     """Starts reuseproxy without the harness's probe connection (which would add a stream
     of its own at the upstream) and waits for its workers."""
     p = h.reuseproxy(cfg, name=name, wait=False)
-    assert h.wait_for(lambda: listening(port) and len(h.children_of(p.pid)) == workers, 10), \
+    assert h.wait_for(lambda: h.listening(port) and len(h.children_of(p.pid)) == workers, 10), \
         "%s did not start: %s" % (name, p.output()[-2000:])
     time.sleep(0.2)
     return p
