@@ -10,7 +10,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+
+# What the integration tests already do the same way: one copy, in their harness.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+import harness  # noqa: E402
+from harness import children_of, listening, wait_for  # noqa: E402
 
 PASSWORD = "bench-loopback-only-secret"
 TMPDIR = None          # set by setup(): scratch directory of this run
@@ -32,61 +39,14 @@ _given = set()
 def free_port():
     """A loopback port free for both TCP and UDP now, never handed out before in this run."""
     for _ in range(200):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
+        port = harness.free_port()
         if port not in _given:
             _given.add(port)
             return port
     raise RuntimeError("no free port")
 
 
-def tcp_open(port, host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(0.5)
-    try:
-        s.connect((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def wait_for(pred, timeout, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(interval)
-
-
 # ---- processes ----------------------------------------------------------------------------
-
-def children_of(pid):
-    """PIDs whose parent is pid."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(d))
-    return sorted(out)
-
 
 def raise_nofile():
     """Raises RLIMIT_NOFILE as far as allowed (65536 wanted) for this process and everything it
@@ -266,7 +226,7 @@ def write_json(obj, name):
 
 
 def _wait_listening(proc, port, what):
-    if not wait_for(lambda: tcp_open(port) or not proc.alive(), 10.0, 0.05) or not proc.alive():
+    if not wait_for(lambda: listening(port) or not proc.alive(), 10.0, 0.05) or not proc.alive():
         out = proc.output()[-1500:]
         proc.stop()
         raise RuntimeError("%s did not start on port %d:\n%s" % (what, port, out))

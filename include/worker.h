@@ -50,7 +50,8 @@ struct worker {
     struct acl *acl;                 /* server role only, NULL otherwise */
     struct replay_store *replay;
     struct metrics_worker *stats;
-    struct buf_pool pool;
+    struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
+    struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
     struct netaddr_target server;    /* local and tunnel roles: the shadowsocks server */
     struct netaddr_target tunnel;    /* tunnel role: the fixed target */
     struct listener *listeners[WORKER_MAX_LISTEN];

@@ -101,12 +101,36 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     return 0;
 }
 
+/* Gives the pipe's buffer back to the pool it came from. */
+static void pipe_buf_put(struct session *s, struct pipe *p)
+{
+    if (p->buf)
+        buf_put(p->buf->cap == RELAY_BULK_CAP ? &s->w->bulk_pool : &s->w->pool, p->buf);
+    p->buf = NULL;
+}
+
+/* The pipe's buffer, taken from the pool when it has none. A bulk pipe still holding a small
+ * buffer moves what it holds into a large one (only between flushes: no iov points into it). */
+static struct buf *pipe_buf(struct session *s, struct pipe *p)
+{
+    if (!p->buf) {
+        p->buf = buf_get(p->bulk ? &s->w->bulk_pool : &s->w->pool);
+    } else if (p->bulk && p->buf->cap != RELAY_BULK_CAP && p->iov_i == p->iov_n) {
+        struct buf *big = buf_get(&s->w->bulk_pool);
+        if (big) { /* without one, the small buffer carries on */
+            size_t n = buf_len(p->buf);
+            memcpy(big->data, p->buf->data + p->buf->start, n);
+            big->end = n;
+            pipe_buf_put(s, p);
+            p->buf = big;
+        }
+    }
+    return p->buf;
+}
+
 static void pipe_release(struct session *s, struct pipe *p)
 {
-    if (p->buf) {
-        buf_put(&s->w->pool, p->buf);
-        p->buf = NULL;
-    }
+    pipe_buf_put(s, p);
     ss_stream_free(&p->ss);
     p->ss.pending_len = -1;
     p->keyed = false;
@@ -264,7 +288,7 @@ static void probe_on_read(struct session *s)
 ssize_t session_read_client(struct session *s, size_t max)
 {
     struct pipe *p = &s->up;
-    if (!p->buf && !(p->buf = buf_get(&s->w->pool)))
+    if (!pipe_buf(s, p))
         return -2;
     size_t room = buf_room(p->buf);
     if (room > max)
@@ -385,13 +409,6 @@ static void connect_done(struct session *s)
 
 /* ---- pipes ---- */
 
-static struct buf *pipe_buf(struct session *s, struct pipe *p)
-{
-    if (!p->buf)
-        p->buf = buf_get(&s->w->pool);
-    return p->buf;
-}
-
 /* Writes what the pipe holds. Returns 1 when all is written, 0 when dst would block, -1. */
 static int pipe_flush(struct session *s, struct pipe *p, struct side *dst)
 {
@@ -485,33 +502,33 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
             base = crypto_method_info(s->w->key.method)->salt_len;
             memcpy(b->data, p->salt, base);
         }
-        struct iovec iov[8];
+        struct iovec iov[RELAY_BULK_CHUNKS];
         int slots = 0;
-        for (size_t at = base; at + SS_CHUNK_WIRE_MAX <= b->cap && slots < 8;
-             at += SS_CHUNK_WIRE_MAX)
-            iov[slots++] = (struct iovec){b->data + at + SS_CHUNK_HEAD, SS_CHUNK_MAX};
+        for (size_t at = base; at + SS_SEAL_SLOT <= b->cap && slots < RELAY_BULK_CHUNKS;
+             at += SS_SEAL_SLOT)
+            iov[slots++] = (struct iovec){b->data + at + SS_CHUNK_HEAD, SS_SEAL_CHUNK};
         n = readv(src->fd, iov, slots);
         if (n <= 0)
             return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        size_t left = n, at = base;
-        while (left) {
-            size_t k = left < SS_CHUNK_MAX ? left : SS_CHUNK_MAX;
-            if (ss_stream_seal_chunk(&p->ss, b->data + at, k) < 0)
-                return -2;
-            at += k + SS_CHUNK_OVERHEAD;
-            left -= k;
-        }
+        if ((size_t)n == (size_t)slots * SS_SEAL_CHUNK)
+            p->bulk = true;
+        long wire = ss_stream_seal_slots(&p->ss, b->data + base, (size_t)n);
+        if (wire < 0)
+            return -2;
         p->salt_pending = false;
         b->start = 0;
-        b->end = at;
+        b->end = base + (size_t)wire;
     } else {
         if (b->start == b->end)
             b->start = b->end = 0;
         else if (buf_room(b) < SS_CHUNK_WIRE_MAX)
             buf_compact(b);
-        n = read(src->fd, b->data + b->end, buf_room(b));
+        size_t room = buf_room(b);
+        n = read(src->fd, b->data + b->end, room);
         if (n <= 0)
             return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
+        if ((size_t)n == room)
+            p->bulk = true;
         b->end += n;
         if (pipe_open_chunks(s, p) < 0)
             return -2;
@@ -555,10 +572,8 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
                 continue;
         }
         if (p->eof) {
-            if (p->buf && p->buf->start == p->buf->end) {
-                buf_put(&s->w->pool, p->buf);
-                p->buf = NULL;
-            }
+            if (p->buf && p->buf->start == p->buf->end)
+                pipe_buf_put(s, p);
             if (!p->shut) {
                 p->shut = true;
                 /* When the other direction has ended too, close() sends this FIN as well:
@@ -583,10 +598,8 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
         ssize_t n = pipe_fill(s, p, src);
         if (n == -1) {
             /* nothing to read: give the buffer back if it holds nothing */
-            if (p->buf && p->buf->start == p->buf->end && p->iov_n == 0) {
-                buf_put(&s->w->pool, p->buf);
-                p->buf = NULL;
-            }
+            if (p->buf && p->buf->start == p->buf->end && p->iov_n == 0)
+                pipe_buf_put(s, p);
             io_set(s, &src->rio, true);
             return 0;
         }

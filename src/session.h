@@ -42,6 +42,7 @@ struct pipe {
     bool salt_pending;  /* seal: salt[] goes out in front of the first chunk */
     bool eof;           /* the source has ended */
     bool shut;          /* the end was passed on (shutdown(SHUT_WR) of the destination) */
+    bool bulk;          /* a read filled the buffer: take RELAY_BULK_CAP buffers from now on */
     uint8_t salt[CRYPTO_MAX_SALT];
     /* open: plaintext payloads inside buf waiting to be written */
     struct iovec iov[PIPE_IOV];

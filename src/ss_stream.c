@@ -108,6 +108,20 @@ long ss_stream_seal(struct ss_stream *s, const uint8_t *in, size_t len, uint8_t 
     return (long)total;
 }
 
+long ss_stream_seal_slots(struct ss_stream *s, uint8_t *buf, size_t len)
+{
+    size_t at = 0;
+
+    while (len) {
+        size_t k = len < SS_SEAL_CHUNK ? len : SS_SEAL_CHUNK;
+        if (ss_stream_seal_chunk(s, buf + at, k) < 0)
+            return -1;
+        at += k + SS_CHUNK_OVERHEAD;
+        len -= k;
+    }
+    return (long)at;
+}
+
 /* Opens the sealed length at the front of a chunk into s->pending_len. The plaintext goes to a
  * local array, so buf is left as it was. */
 static int ss_stream_open_length(struct ss_stream *s, const uint8_t *buf)

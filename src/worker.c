@@ -72,6 +72,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     w->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
     w->rl_udp = (struct log_ratelimit)LOG_RATELIMIT_INIT("dropped datagrams", LOG_LEVEL_INFO, 10.0);
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
+    buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 8);
     if (worker_key(w, c) < 0) {
         log_error("cannot derive the key for %s", c->method);
         return -1;
@@ -121,6 +122,7 @@ static void worker_cleanup(struct worker *w)
     if (w->acl)
         acl_free(w->acl);
     buf_pool_destroy(&w->pool);
+    buf_pool_destroy(&w->bulk_pool);
 }
 
 /* A draining worker is done when its TCP sessions are, and its UDP associations have expired

@@ -275,6 +275,44 @@ TEST(test_ss_stream_0x4000_bytes_make_two_chunks)
     pair_free(&p);
 }
 
+/* Plaintext read into slots as the relay reads it (one readv over the slots' payloads) is sealed
+ * in place into back-to-back chunks of SS_SEAL_CHUNK bytes, the last one shorter, which open to
+ * the same bytes; a 128-byte multiple keeps ChaCha20-Poly1305 on its fast path. */
+TEST(test_ss_stream_seal_slots_in_place)
+{
+    enum { SLOTS = 3, TAIL = 5 };
+    static uint8_t buf[SLOTS * SS_SEAL_SLOT], want[(SLOTS - 1) * SS_SEAL_CHUNK + TAIL];
+    CHECK_INT(SS_SEAL_CHUNK % 128, 0);
+    CHECK(SS_SEAL_CHUNK <= SS_CHUNK_MAX);
+    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+        struct pair p;
+        CHECK_INT(pair_init(&p, (enum crypto_method)m), 0);
+        CHECK_INT(crypto_random(want, sizeof want), 0);
+        for (size_t i = 0, done = 0; done < sizeof want; i++) {
+            size_t k = sizeof want - done < SS_SEAL_CHUNK ? sizeof want - done : SS_SEAL_CHUNK;
+            memcpy(buf + i * SS_SEAL_SLOT + SS_CHUNK_HEAD, want + done, k);
+            done += k;
+        }
+        long wire = ss_stream_seal_slots(&p.tx, buf, sizeof want);
+        CHECK_INT(wire, sizeof want + SLOTS * SS_CHUNK_OVERHEAD);
+        size_t at = 0, got = 0;
+        for (int i = 0; i < SLOTS; i++) {
+            uint8_t *plain;
+            size_t consumed, plain_len;
+            CHECK_INT(ss_stream_open_chunk(&p.rx, buf + at, (size_t)wire - at, &consumed,
+                                           &plain, &plain_len),
+                      SS_OPEN_CHUNK);
+            CHECK_INT(plain_len, i < SLOTS - 1 ? SS_SEAL_CHUNK : TAIL);
+            CHECK_MEM(plain, want + got, plain_len);
+            at += consumed;
+            got += plain_len;
+        }
+        CHECK_INT(at, wire);
+        CHECK_INT(ss_stream_seal_slots(&p.tx, buf, 0), 0);
+        pair_free(&p);
+    }
+}
+
 TEST(test_ss_stream_seal_of_nothing_writes_nothing)
 {
     struct pair p;
