@@ -9,7 +9,8 @@ Sections (each can be chosen with --only):
   http      short HTTP requests (wrk, Connection: close) through ss-tunnel -> server -> nginx:
             rate, latency, server CPU per request, per balance mode; the stalled worker; and
             each worker's share of connections
-  udp       datagrams/s and loss through tunnel -> server -> iperf3 (UDP, both directions)
+  udp       UDP through tunnel -> server -> iperf3 (both directions): the most carried with
+            at most 1 % loss, and what arrives when iperf3 sends as fast as it can
   memory    server memory per idle TCP connection and per UDP association
 
 The load and the other end are public tools (iperf3, wrk, nginx; ss-tunnel as the common client
@@ -53,6 +54,9 @@ class Settings:
         self.stall_seconds = 3 if quick else 4
         self.wrk_connections = 64
         self.udp_seconds = 2 if quick else 3
+        self.udp_probe_seconds = 1    # each rate a capacity search tries
+        self.udp_step = 100           # Mbit/s per direction (24,400 datagrams/s of 512 bytes)
+        self.udp_max_rate = 800
         self.idle_connections = 2000 if quick else 10000
         self.udp_associations = 500
         # a run during which other work used more than this many cores is repeated, up to
@@ -377,8 +381,73 @@ def section_http(st, rec, builds, stall=True):
 
 # ---- udp ---------------------------------------------------------------------------------
 
+UDP_LOSS_OK = 1.0          # per cent: a rate is carried when at most this much is lost
+
+
+def udp_once(port, servers, tunnels, seconds, rate, omit=0):
+    """One iperf3 -u --bidir run at rate (per direction, "0" = as fast as iperf3 sends):
+    datagrams/s delivered at both ends, loss, and the proxies' CPU per delivered datagram.
+    omit: seconds iperf3 leaves out at the start (the reverse direction loses a few hundred
+    datagrams while both ends start, whatever the proxy: 3 % of a 1 s run at 100 Mbit/s)."""
+    spids = [x for p in servers for x in p.tree()]
+    tpids = [x for p in tunnels for x in p.tree()]
+    extra = ["-b", rate, "-l", "512", "--bidir"] + (["-O", str(omit)] if omit else [])
+    s0, t0 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
+    j = iperf3_client(port, seconds, udp=True, extra=extra)
+    s1, t1 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
+    sent = lost = 0
+    secs = seconds
+    for k in ("sum", "sum_bidir_reverse"):
+        s = j["end"].get(k)
+        if s:
+            sent += s["packets"]
+            lost += s["lost_packets"]
+            secs = s["seconds"]
+    got = sent - lost
+    # the CPU time covers the omitted second too, which carried as much at the same rate
+    carried = got * (secs + omit) / secs if secs else got
+    return dict(dgrams_per_s=got / secs, loss_pct=100.0 * lost / sent if sent else None,
+                server_cpu_us_per_dgram=(s1 - s0) / carried * 1e6 if got else None,
+                tunnel_cpu_us_per_dgram=(t1 - t0) / carried * 1e6 if got else None)
+
+
+def udp_capacity(st, port, servers, tunnels):
+    """The highest offered rate carried with at most UDP_LOSS_OK % loss (the RFC 2544 notion of
+    throughput): up in steps of st.udp_step Mbit/s per direction until a rate loses more, then
+    three halvings of the step between the last rate carried and the first one not. Each probe
+    runs st.udp_probe_seconds after one second left out. CPU figures are those of the
+    highest rate carried (the omitted second counts in them, at the same rate)."""
+    good, bad, probes = None, None, []
+    rate = st.udp_step
+    while rate <= st.udp_max_rate:
+        m = udp_once(port, servers, tunnels, st.udp_probe_seconds, "%dM" % rate, omit=1)
+        probes.append((rate, round(m["loss_pct"] or 0, 2)))
+        if m["loss_pct"] is not None and m["loss_pct"] <= UDP_LOSS_OK:
+            good = (rate, m)
+            rate += st.udp_step
+        else:
+            bad = rate
+            break
+    if good and bad:
+        lo, hi = good[0], bad
+        for _ in range(3):
+            mid = (lo + hi) / 2.0
+            m = udp_once(port, servers, tunnels, st.udp_probe_seconds, "%gM" % mid, omit=1)
+            probes.append((mid, round(m["loss_pct"] or 0, 2)))
+            if m["loss_pct"] is not None and m["loss_pct"] <= UDP_LOSS_OK:
+                good, lo = (mid, m), mid
+            else:
+                hi = mid
+    if not good:
+        return dict(dgrams_per_s=0.0, rate_mbit=0.0, loss_pct=None, probes=probes)
+    out = dict(good[1])
+    out["rate_mbit"] = good[0]
+    out["probes"] = probes
+    return out
+
+
 def section_udp(st, rec, builds):
-    log("== udp: iperf3 -u --bidir through tunnel -> server -> iperf3")
+    log("== udp: iperf3 -u --bidir -l 512 through tunnel -> server -> iperf3")
     binary = builds["openssl"]["binary"]
     method = UDP_METHOD
     ip = B.free_port()
@@ -400,28 +469,17 @@ def section_udp(st, rec, builds):
                 "reuseproxy server": (t_srv, [s_r], tun_srv)}
     for run in range(st.runs):
         for name, (port, servers, tunnels) in subjects.items():
-            def measure():
-                spids = [x for p in servers for x in p.tree()]
-                tpids = [x for p in tunnels for x in p.tree()]
-                s0, t0 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
-                j = iperf3_client(port, st.udp_seconds, udp=True,
-                                  extra=["-b", "0", "-l", "512", "--bidir"])
-                s1, t1 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
-                sent = lost = 0
-                secs = st.udp_seconds
-                for k in ("sum", "sum_bidir_reverse"):
-                    s = j["end"].get(k)
-                    if s:
-                        sent += s["packets"]
-                        lost += s["lost_packets"]
-                        secs = s["seconds"]
-                got = sent - lost
-                return dict(dgrams_per_s=got / secs,
-                            loss_pct=100.0 * lost / sent if sent else None,
-                            server_cpu_us_per_dgram=(s1 - s0) / got * 1e6 if got else None,
-                            tunnel_cpu_us_per_dgram=(t1 - t0) / got * 1e6 if got else None)
-            r = rec.add("udp", "512B bidir", name, run, **guarded(st, name, measure))
-            log("  %-20s %9.0f datagrams/s  loss %5.1f%%  server %.2f us/datagram" % (
+            r = rec.add("udp", "capacity", name, run, **guarded(
+                st, name, lambda: udp_capacity(st, port, servers, tunnels)))
+            log("  %-20s carried %9.0f datagrams/s (%g Mbit/s each way, loss %.1f%%)  server "
+                "%.2f us/datagram  probes %s" % (
+                    name, r["dgrams_per_s"], r["rate_mbit"], r["loss_pct"] or 0,
+                    r.get("server_cpu_us_per_dgram") or 0,
+                    " ".join("%g:%g%%" % p for p in r["probes"])))
+        for name, (port, servers, tunnels) in subjects.items():
+            r = rec.add("udp", "overload", name, run, **guarded(
+                st, name, lambda: udp_once(port, servers, tunnels, st.udp_seconds, "0")))
+            log("  %-20s overload %8.0f datagrams/s  loss %5.1f%%  server %.2f us/datagram" % (
                 name, r["dgrams_per_s"], r["loss_pct"] or 0, r["server_cpu_us_per_dgram"] or 0))
     for p in reversed(procs):
         p.stop()
@@ -681,15 +739,19 @@ def summary_tables(med, raw):
                     ["subject", "connections", "worker 0", "worker 1"],
                     [[f["subject"], f["connections"], "%.1f%%" % f["share_w0"],
                       "%.1f%%" % f["share_w1"]] for f in fair])
-    udp = [m for m in med if m["section"] == "udp"]
-    if udp:
-        base = get("udp", "512B bidir", LIBEV, "dgrams_per_s")
-        base_cpu = get("udp", "512B bidir", LIBEV, "server_cpu_us_per_dgram")
-        print_table("UDP (iperf3 -u --bidir -b 0 -l 512, medians)",
-                    ["subject", "datagrams/s", "ratio", "loss %", "srv us/dgram", "ratio"],
+    for case, title in (("capacity", "UDP capacity: the most carried with at most %g%% loss "
+                                      "(iperf3 -u --bidir -l 512, medians)" % UDP_LOSS_OK),
+                        ("overload", "UDP overload (iperf3 -u --bidir -b 0 -l 512, medians)")):
+        udp = [m for m in med if m["section"] == "udp" and m["case"] == case]
+        if not udp:
+            continue
+        base = get("udp", case, LIBEV, "dgrams_per_s")
+        base_cpu = get("udp", case, LIBEV, "server_cpu_us_per_dgram")
+        print_table(title, ["subject", "datagrams/s", "ratio", "Mbit/s each way", "loss %",
+                            "srv us/dgram", "ratio"],
                     [[m["subject"], fmt(m["dgrams_per_s"], 0),
-                      fmt(ratio(m["dgrams_per_s"], base)), fmt(m["loss_pct"], 1),
-                      fmt(m["server_cpu_us_per_dgram"]),
+                      fmt(ratio(m["dgrams_per_s"], base)), fmt(m.get("rate_mbit"), 1),
+                      fmt(m["loss_pct"], 1), fmt(m["server_cpu_us_per_dgram"]),
                       fmt(ratio(m["server_cpu_us_per_dgram"], base_cpu))]
                      for m in sorted(udp, key=lambda m: (m["subject"] != LIBEV, m["subject"]))])
     mem = [m for m in med if m["section"] == "memory"]

@@ -1,10 +1,13 @@
 /* udp_batch.c: the UDP relay's recvmmsg / sendmmsg vectors (udp_private.h). One receive and one
  * send batch per relay, with their buffers allocated once: a wakeup reads up to UDP_BATCH
  * datagrams in one system call, and the answers leave in one sendmmsg per run of datagrams that
- * share a socket, so the per-datagram cost is the crypto, not the syscalls. */
+ * share a socket, the datagrams of a run that go to one peer as one UDP GSO send; so the
+ * per-datagram cost is the crypto, not the syscalls. */
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,8 +52,55 @@ int udp_rx_batch(struct udp_relay *u, int fd)
     return n < 0 ? 0 : n;
 }
 
+/* Whether datagram k may join a GSO send that starts at datagram first: same socket and
+ * destination, and the size of the first (only the last segment of a send may be shorter, and
+ * then nothing may follow it). */
+static bool udp_gso_joins(const struct udp_batch *b, unsigned first, unsigned k)
+{
+    const struct msghdr *f = &b->msg[first].msg_hdr, *m = &b->msg[k].msg_hdr;
+    size_t seg = b->iov[first].iov_len;
+
+    return k - first < UDP_GSO_SEGMENTS && b->iov[k].iov_len <= seg &&
+           b->iov[k - 1].iov_len == seg && (k - first + 1) * seg <= UDP_GSO_BYTES &&
+           m->msg_namelen == f->msg_namelen && memcmp(m->msg_name, f->msg_name, f->msg_namelen) == 0;
+}
+
+/* Cuts the run of datagrams [i, i + run), which share a socket, into sendmmsg entries: each
+ * series for one destination becomes one GSO send. The kernel builds one buffer and routes once
+ * for the whole series and splits it into datagrams only on delivery, so a burst to one peer
+ * costs little more than one datagram. Returns the number of entries. */
+static unsigned udp_gso_units(struct udp_batch *b, unsigned i, unsigned run)
+{
+    unsigned n = 0;
+
+    for (unsigned k = i; k < i + run; n++) {
+        struct udp_gso_unit *g = &b->unit[n];
+        struct msghdr *h = &b->unit_msg[n].msg_hdr;
+        g->first = k;
+        g->count = 1;
+        while (!b->gso_off && k + g->count < i + run && udp_gso_joins(b, k, k + g->count))
+            g->count++;
+        *h = b->msg[k].msg_hdr;
+        h->msg_iovlen = g->count;
+        if (g->count > 1) {
+            h->msg_control = g->ctl.buf;
+            h->msg_controllen = sizeof g->ctl.buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(h);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg = (uint16_t)b->iov[k].iov_len;
+            memcpy(CMSG_DATA(c), &seg, sizeof seg);
+        }
+        k += g->count;
+    }
+    return n;
+}
+
 /* A datagram the kernel refuses (full buffer, EMSGSIZE, unreachable) is dropped, as the network
- * itself would: UDP senders expect loss, and retrying would stall every other flow. */
+ * itself would: UDP senders expect loss, and retrying would stall every other flow. A GSO send
+ * the kernel or the route cannot take (no UDP_SEGMENT, a segment above the path MTU) is sent
+ * again one datagram at a time. */
 void udp_tx_flush(struct udp_relay *u)
 {
     struct udp_batch *b = &u->tx;
@@ -67,15 +117,33 @@ void udp_tx_flush(struct udp_relay *u)
             i += run;
             continue;
         }
-        int sent = sendmmsg(fd, &b->msg[i], run, MSG_DONTWAIT);
-        if (sent <= 0) {
-            udp_drop(u, (struct sockaddr *)&b->addr[i],
-                     errno == EMSGSIZE ? "datagram too large to send" : "send failed");
-            sent = 1;
-        } else if (fd == u->fd) {
-            metrics_add(&u->stats->udp_packets_out, (uint64_t)sent);
+        unsigned units = udp_gso_units(b, i, run), done = 0;
+        uint64_t out = 0;
+        while (done < units) {
+            int sent = sendmmsg(fd, &b->unit_msg[done], units - done, MSG_DONTWAIT);
+            for (int k = 0; k < sent; k++)
+                out += b->unit[done + k].count;
+            if (sent > 0) {
+                done += (unsigned)sent;
+                continue;
+            }
+            const struct udp_gso_unit *g = &b->unit[done];
+            if (g->count > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+                if (errno == ENOPROTOOPT)
+                    b->gso_off = true;
+                int one = sendmmsg(fd, &b->msg[g->first], g->count, MSG_DONTWAIT);
+                out += one > 0 ? (uint64_t)one : 0;
+                if (one < (int)g->count)
+                    udp_drop(u, (struct sockaddr *)&b->addr[g->first], "send failed");
+            } else {
+                udp_drop(u, (struct sockaddr *)&b->addr[g->first],
+                         errno == EMSGSIZE ? "datagram too large to send" : "send failed");
+            }
+            done++;
         }
-        i += (unsigned)sent;
+        if (fd == u->fd)
+            metrics_add(&u->stats->udp_packets_out, out);
+        i += run;
     }
     b->n = 0;
 }

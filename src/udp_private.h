@@ -23,6 +23,8 @@
 struct worker;
 
 #define UDP_BATCH 32                   /* datagrams per recvmmsg / sendmmsg call */
+#define UDP_GSO_SEGMENTS 64            /* datagrams per GSO send: the kernel's UDP_MAX_SEGMENTS */
+#define UDP_GSO_BYTES 65000            /* payload bytes per GSO send: below the IP maximum */
 #define UDP_BATCHES_PER_WAKEUP 8       /* then let the loop's other watchers run */
 #define UDP_DATAGRAM_MAX 65536         /* above any UDP payload but IPv6 jumbograms */
 #define UDP_HEADROOM 264               /* >= NETADDR_HEADER_MAX: a header fits before the data */
@@ -74,6 +76,16 @@ struct udp_ctl {
     unsigned nassocs;
 };
 
+/* One sendmmsg entry of a flush: `count` datagrams from msg[first] on, which when more than one
+ * go out as a single UDP GSO send (UDP_SEGMENT, segment size in ctl). */
+struct udp_gso_unit {
+    unsigned first, count;
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl;
+};
+
 /* recvmmsg / sendmmsg vectors. tx entries carry the socket they leave by (-1: forgotten because
  * the association owning that socket was freed before the flush). */
 struct udp_batch {
@@ -84,6 +96,10 @@ struct udp_batch {
     int fd[UDP_BATCH];
     uint8_t *buf[UDP_BATCH];
     uint8_t *mem;
+    /* tx: the flush's sendmmsg entries; gso_off once the kernel refused UDP_SEGMENT outright */
+    struct mmsghdr unit_msg[UDP_BATCH];
+    struct udp_gso_unit unit[UDP_BATCH];
+    bool gso_off;
 };
 
 struct udp_relay {

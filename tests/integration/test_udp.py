@@ -646,6 +646,40 @@ def test_udp_domain_target_through_reuseproxy_both_sides():
         echo.stop()
 
 
+def test_udp_bursts_keep_every_datagram_boundary():
+    """reuseproxy tunnel -> reuseproxy server -> echo, one flow sending a burst at once: every
+    hop sends runs of datagrams to one peer as UDP GSO sends, so the burst mixes equal sizes,
+    shorter ones that may only end a run, and sizes that must start a new one. Every datagram
+    must come back whole and alone: none merged, split or lost."""
+    echo = harness.UdpEcho()
+    try:
+        _, sport = udp_server(workers=1)
+        cfg = client_config("tunnel", sport, tunnel_address="127.0.0.1:%d" % echo.port)
+        reuseproxy(cfg)
+        sizes = [1000] * 30 + [200] + [1000] * 10 + [1400, 64] + [64] * 5 + [1] + [1000] * 3
+        sent = [harness.pattern(n, seed=9000 + i) for i, n in enumerate(sizes)]
+        s = udp_socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        dest = ("127.0.0.1", cfg["local_port"])
+        assert exchange(s, dest, b"warm-up", timeout=2.0) == b"warm-up"
+        for rnd in range(5):
+            for d in sent:
+                s.sendto(d, dest)
+            got = []
+            deadline = time.monotonic() + 3.0
+            while len(got) < len(sent) and time.monotonic() < deadline:
+                try:
+                    got.append(s.recv(65536))
+                except BlockingIOError:
+                    time.sleep(0.005)
+            assert sorted(got) == sorted(sent), \
+                "round %d: %d of %d datagrams back, sizes %s" % (
+                    rnd, len(got), len(sent), sorted(len(g) for g in got))
+        s.close()
+    finally:
+        echo.stop()
+
+
 class FakeDns:
     """A DNS server on loopback that answers A queries from a table after a delay (AAAA: no
     data; names not in the table: NXDOMAIN), so a test can hold lookups pending."""
