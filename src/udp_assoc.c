@@ -209,7 +209,7 @@ static void udp_emit(struct udp_assoc *a, const struct sockaddr *to, const uint8
         udp_drop(u, from, "no outbound socket");
         return;
     }
-    udp_tx_add(u, fd, to, data, len);
+    udp_tx_add(u, fd, to, data, len, NULL);
 }
 
 /* Sends to the first resolved address the ACL allows (the resolver orders them). */

@@ -33,9 +33,76 @@ void udp_batch_free(struct udp_batch *b)
     b->n = 0;
 }
 
+bool udp_local_enable(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int one = 1;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return false;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+        return s4->sin_addr.s_addr == htonl(INADDR_ANY) &&
+               setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) == 0;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+        if (!IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ||
+            setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) < 0)
+            return false;
+        /* a dual-stack socket also receives IPv4, whose address comes as IP_PKTINFO */
+        (void)setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+        return true;
+    }
+    return false;
+}
+
+/* The destination address of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO. */
+static void udp_local_parse(struct msghdr *h, struct udp_local *out)
+{
+    memset(out, 0, sizeof *out);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof pi);
+            out->family = AF_INET;
+            out->addr.v4 = pi.ipi_addr;
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof pi);
+            out->family = AF_INET6;
+            out->ifindex = pi.ipi6_ifindex;
+            out->addr.v6 = pi.ipi6_addr;
+        }
+    }
+}
+
+/* Appends the cmsg that makes a datagram leave from `from` to the control data of h. */
+static void udp_local_cmsg(struct msghdr *h, const struct udp_local *from)
+{
+    struct cmsghdr *c = (struct cmsghdr *)((char *)h->msg_control + h->msg_controllen);
+    if (from->family == AF_INET) {
+        struct in_pktinfo pi = {.ipi_spec_dst = from->addr.v4};
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof pi);
+        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        h->msg_controllen += CMSG_SPACE(sizeof pi);
+    } else {
+        struct in6_pktinfo pi = {.ipi6_addr = from->addr.v6, .ipi6_ifindex = from->ifindex};
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof pi);
+        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        h->msg_controllen += CMSG_SPACE(sizeof pi);
+    }
+}
+
 int udp_rx_batch(struct udp_relay *u, int fd)
 {
     struct udp_batch *b = &u->rx;
+    bool pktinfo = fd == u->fd && u->pktinfo;
     int n;
 
     for (unsigned i = 0; i < UDP_BATCH; i++) {
@@ -45,10 +112,20 @@ int udp_rx_batch(struct udp_relay *u, int fd)
                                             .msg_namelen = sizeof b->addr[i],
                                             .msg_iov = &b->iov[i],
                                             .msg_iovlen = 1};
+        if (pktinfo) {
+            b->msg[i].msg_hdr.msg_control = b->ctl[i].buf;
+            b->msg[i].msg_hdr.msg_controllen = sizeof b->ctl[i].buf;
+        }
     }
     do
         n = recvmmsg(fd, b->msg, UDP_BATCH, MSG_DONTWAIT, NULL);
     while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) {
+        if (pktinfo)
+            udp_local_parse(&b->msg[i].msg_hdr, &b->local[i]);
+        else
+            b->local[i].family = 0;
+    }
     return n < 0 ? 0 : n;
 }
 
@@ -62,7 +139,9 @@ static bool udp_gso_joins(const struct udp_batch *b, unsigned first, unsigned k)
 
     return k - first < UDP_GSO_SEGMENTS && b->iov[k].iov_len <= seg &&
            b->iov[k - 1].iov_len == seg && (k - first + 1) * seg <= UDP_GSO_BYTES &&
-           m->msg_namelen == f->msg_namelen && memcmp(m->msg_name, f->msg_name, f->msg_namelen) == 0;
+           m->msg_namelen == f->msg_namelen &&
+           memcmp(m->msg_name, f->msg_name, f->msg_namelen) == 0 &&
+           memcmp(&b->local[k], &b->local[first], sizeof b->local[k]) == 0;
 }
 
 /* Cuts the run of datagrams [i, i + run), which share a socket, into sendmmsg entries: each
@@ -83,14 +162,19 @@ static unsigned udp_gso_units(struct udp_batch *b, unsigned i, unsigned run)
         *h = b->msg[k].msg_hdr;
         h->msg_iovlen = g->count;
         if (g->count > 1) {
+            /* the entry's own control data (its source address), then the segment size */
             h->msg_control = g->ctl.buf;
-            h->msg_controllen = sizeof g->ctl.buf;
-            struct cmsghdr *c = CMSG_FIRSTHDR(h);
+            memset(g->ctl.buf, 0, sizeof g->ctl.buf);
+            if (b->msg[k].msg_hdr.msg_controllen)
+                memcpy(g->ctl.buf, b->msg[k].msg_hdr.msg_control,
+                       b->msg[k].msg_hdr.msg_controllen);
+            struct cmsghdr *c = (struct cmsghdr *)(g->ctl.buf + h->msg_controllen);
             c->cmsg_level = SOL_UDP;
             c->cmsg_type = UDP_SEGMENT;
             c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
             uint16_t seg = (uint16_t)b->iov[k].iov_len;
             memcpy(CMSG_DATA(c), &seg, sizeof seg);
+            h->msg_controllen += CMSG_SPACE(sizeof seg);
         }
         k += g->count;
     }
@@ -156,7 +240,7 @@ uint8_t *udp_tx_buf(struct udp_relay *u)
 }
 
 void udp_tx_add(struct udp_relay *u, int fd, const struct sockaddr *to, const void *data,
-                size_t len)
+                size_t len, const struct udp_local *from)
 {
     struct udp_batch *b = &u->tx;
 
@@ -171,6 +255,12 @@ void udp_tx_add(struct udp_relay *u, int fd, const struct sockaddr *to, const vo
                                         .msg_iov = &b->iov[k],
                                         .msg_iovlen = 1};
     b->fd[k] = fd;
+    memset(&b->local[k], 0, sizeof b->local[k]);
+    if (from && from->family) {
+        b->local[k] = *from;
+        b->msg[k].msg_hdr.msg_control = b->ctl[k].buf;
+        udp_local_cmsg(&b->msg[k].msg_hdr, from);
+    }
 }
 
 /* The fd number of a closed socket may be handed to the next socket() before the flush, and the

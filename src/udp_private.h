@@ -6,6 +6,7 @@
 #define RP_UDP_PRIVATE_H
 
 #include <ev.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,19 @@ struct udp_lookup {
     char host[256];
 };
 
+/* The local address a client's datagram was sent to (from IP_PKTINFO / IPV6_PKTINFO), which
+ * its replies leave from: on a wildcard bind the kernel would otherwise pick the routed source
+ * address, and a client that sent to another of the host's addresses would drop the reply.
+ * family 0: none known (a bind to one address needs none). */
+struct udp_local {
+    sa_family_t family;
+    unsigned ifindex;                  /* IPv6: the interface, for link-local addresses */
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } addr;
+};
+
 /* One client's association: its outbound sockets ([0] IPv4, [1] IPv6; -1 until needed). */
 struct udp_assoc {
     struct udp_nat_entry nat;
@@ -65,6 +79,7 @@ struct udp_assoc {
     unsigned nqueued;
     int ctl;                           /* local role: the SOCKS5 control connection, else -1 */
     struct udp_assoc *ctl_prev, *ctl_next;
+    struct udp_local local;            /* where the client's latest datagram was sent to */
 };
 
 /* Local role: one live UDP ASSOCIATE control connection. */
@@ -78,12 +93,15 @@ struct udp_ctl {
 
 /* One sendmmsg entry of a flush: `count` datagrams from msg[first] on, which when more than one
  * go out as a single UDP GSO send (UDP_SEGMENT, segment size in ctl). */
+union udp_ctl_buf {
+    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +
+             CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+};
+
 struct udp_gso_unit {
     unsigned first, count;
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
-    } ctl;
+    union udp_ctl_buf ctl;
 };
 
 /* recvmmsg / sendmmsg vectors. tx entries carry the socket they leave by (-1: forgotten because
@@ -96,6 +114,9 @@ struct udp_batch {
     int fd[UDP_BATCH];
     uint8_t *buf[UDP_BATCH];
     uint8_t *mem;
+    /* rx: where each datagram was sent to (u->fd with pktinfo on); tx: where it leaves from */
+    struct udp_local local[UDP_BATCH];
+    union udp_ctl_buf ctl[UDP_BATCH];
     /* tx: the flush's sendmmsg entries; gso_off once the kernel refused UDP_SEGMENT outright */
     struct mmsghdr unit_msg[UDP_BATCH];
     struct udp_gso_unit unit[UDP_BATCH];
@@ -106,6 +127,9 @@ struct udp_relay {
     struct worker *w;
     enum config_role role;
     int fd;                            /* the bound socket we serve; the caller's */
+    bool pktinfo;                      /* fd is a wildcard bind: datagrams carry their local
+                                        * address and replies leave from it */
+    unsigned rx_current;               /* the rx entry being handled */
     ev_io io;
     ev_timer expiry;
     double now;                        /* monotonic seconds, refreshed per wakeup */
@@ -167,9 +191,12 @@ void udp_batch_free(struct udp_batch *b);
 int udp_rx_batch(struct udp_relay *u, int fd);
 /* The buffer the next tx entry may seal into (UDP_SEALED_MAX bytes). */
 uint8_t *udp_tx_buf(struct udp_relay *u);
-/* Queues one datagram for sending by fd to `to`; data must stay valid until the flush. */
+/* Queues one datagram for sending by fd to `to`, from the local address `from` if that is
+ * known (else NULL); data must stay valid until the flush. */
 void udp_tx_add(struct udp_relay *u, int fd, const struct sockaddr *to, const void *data,
-                size_t len);
+                size_t len, const struct udp_local *from);
+/* Turns IP_PKTINFO / IPV6_RECVPKTINFO on when fd is bound to a wildcard address. */
+bool udp_local_enable(int fd);
 /* Entries of a socket about to be closed are dropped at the flush. */
 void udp_tx_forget(struct udp_relay *u, int fd);
 void udp_tx_flush(struct udp_relay *u);

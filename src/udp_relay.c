@@ -86,6 +86,14 @@ static long udp_open(struct udp_relay *u, uint8_t *pkt, size_t len, uint8_t **pl
     return n;
 }
 
+/* A client's datagram arrived for a: the association is the most recently used, and its
+ * replies leave from the address the datagram was sent to. */
+static void udp_client_seen(struct udp_relay *u, struct udp_assoc *a)
+{
+    udp_nat_touch(&u->nat, &a->nat, u->now);
+    a->local = u->rx.local[u->rx_current];
+}
+
 /* ---- Datagrams on the relay's socket ------------------------------------------------------ */
 
 static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, uint8_t *data,
@@ -110,7 +118,7 @@ static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, ui
         udp_drop(u, client, "out of memory");
         return;
     }
-    udp_nat_touch(&u->nat, &a->nat, u->now);
+    udp_client_seen(u, a);
     udp_assoc_send(a, &t, plain + hl, (size_t)plen - (size_t)hl, client);
 }
 
@@ -123,7 +131,7 @@ static void udp_tunnel_in(struct udp_relay *u, const struct sockaddr *client, ui
         udp_drop(u, client, "out of memory");
         return;
     }
-    udp_nat_touch(&u->nat, &a->nat, u->now);
+    udp_client_seen(u, a);
     uint8_t *plain = data - u->tunnel_header_len; /* inside the headroom */
     memcpy(plain, u->tunnel_header, u->tunnel_header_len);
     udp_seal_to_server(a, plain, u->tunnel_header_len + len, client);
@@ -198,7 +206,7 @@ static void udp_socks5_in(struct udp_relay *u, const struct sockaddr *client, ui
         udp_drop(u, client, "out of memory");
         return;
     }
-    udp_nat_touch(&u->nat, &a->nat, u->now);
+    udp_client_seen(u, a);
     /* The shadowsocks header is the SOCKS5 one without RSV FRAG: sealed as it came. */
     udp_seal_to_server(a, data + UDP_SOCKS5_PREFIX, len - UDP_SOCKS5_PREFIX, client);
 }
@@ -209,6 +217,7 @@ static void udp_inbound_one(struct udp_relay *u, unsigned i)
     const struct sockaddr *client = (const struct sockaddr *)&u->rx.addr[i];
     uint8_t *data = u->rx.buf[i] + UDP_HEADROOM;
 
+    u->rx_current = i;
     if ((m->msg_hdr.msg_flags & MSG_TRUNC) || !udp_family_ok(client)) {
         udp_drop(u, client, "oversized datagram");
         return;
@@ -267,7 +276,7 @@ static void udp_server_out(struct udp_assoc *a, const struct sockaddr *from, uin
         udp_drop(u, from, "could not seal");
         return;
     }
-    udp_tx_add(u, u->fd, (struct sockaddr *)&a->nat.client, out, (size_t)n);
+    udp_tx_add(u, u->fd, (struct sockaddr *)&a->nat.client, out, (size_t)n, &a->local);
 }
 
 /* Tunnel and local: the server's packet. The tunnel hands the app the data alone; SOCKS5 puts
@@ -292,7 +301,7 @@ static void udp_client_out(struct udp_assoc *a, const struct sockaddr *from, uin
     }
     const struct sockaddr *client = (const struct sockaddr *)&a->nat.client;
     if (u->role == ROLE_TUNNEL) {
-        udp_tx_add(u, u->fd, client, plain + hl, (size_t)plen - (size_t)hl);
+        udp_tx_add(u, u->fd, client, plain + hl, (size_t)plen - (size_t)hl, &a->local);
         return;
     }
     if (plain - data < UDP_SOCKS5_PREFIX) { /* the salt precedes plain: never true */
@@ -301,7 +310,7 @@ static void udp_client_out(struct udp_assoc *a, const struct sockaddr *from, uin
     }
     plain -= UDP_SOCKS5_PREFIX;
     memset(plain, 0, UDP_SOCKS5_PREFIX);
-    udp_tx_add(u, u->fd, client, plain, (size_t)plen + UDP_SOCKS5_PREFIX);
+    udp_tx_add(u, u->fd, client, plain, (size_t)plen + UDP_SOCKS5_PREFIX, &a->local);
 }
 
 void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -417,6 +426,7 @@ struct udp_relay *udp_relay_new(struct worker *w, int fd)
         udp_relay_free(u);
         return NULL;
     }
+    u->pktinfo = udp_local_enable(fd);
     ev_io_init(&u->io, udp_inbound_cb, fd, EV_READ);
     u->io.data = u;
     ev_io_start(w->loop, &u->io);

@@ -601,6 +601,47 @@ def test_udp_garbage_gets_no_answer_and_is_counted():
         echo.stop()
 
 
+def test_udp_replies_leave_from_the_address_the_client_sent_to():
+    """A server bound to 0.0.0.0 answers a datagram sent to 127.0.0.2 from 127.0.0.2 (the
+    kernel's routed choice towards 127.0.0.1 would be 127.0.0.1, and a client that connect()ed
+    its socket to 127.0.0.2 would never see the reply); one sent to 127.0.0.1 still gets its
+    answer from 127.0.0.1. The same holds for the tunnel's local side."""
+    echo = harness.UdpEcho()
+    try:
+        sport = free_port()
+        cfg = server_config(sport, method=METHOD, password=PASSWORD, mode="tcp_and_udp",
+                            block_private=False, server="0.0.0.0", workers=1)
+        reuseproxy(cfg)
+        for dst in ("127.0.0.2", "127.0.0.1"):
+            genuine = capture_sealed_packet(echo.port, b"to " + dst.encode())
+            raw = udp_socket()
+            raw.settimeout(3.0)
+            raw.sendto(genuine, (dst, sport))
+            try:
+                answer, source = raw.recvfrom(65536)
+            except socket.timeout:
+                raise AssertionError("no answer to a datagram sent to %s" % dst)
+            finally:
+                raw.close()
+            assert source == (dst, sport), \
+                "sent to %s:%d, answered from %s:%d" % (dst, sport, source[0], source[1])
+            assert len(answer) == 32 + 7 + len(b"to " + dst.encode()) + 16
+        tcfg = client_config("tunnel", sport, local_address="0.0.0.0",
+                             tunnel_address="127.0.0.1:%d" % echo.port)
+        reuseproxy(tcfg)
+        app = udp_socket()
+        app.connect(("127.0.0.2", tcfg["local_port"]))
+        app.settimeout(3.0)
+        app.send(b"through a tunnel on 0.0.0.0")
+        try:
+            assert app.recv(65536) == b"through a tunnel on 0.0.0.0"
+        except socket.timeout:
+            raise AssertionError("a client connected to 127.0.0.2 got no answer from the tunnel")
+        app.close()
+    finally:
+        echo.stop()
+
+
 def test_udp_block_private_refuses_loopback_targets():
     """block_private on: a datagram for a loopback target is dropped, never sent, whether the
     target is an address or a name that resolves to one ("localhost")."""
