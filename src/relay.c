@@ -338,6 +338,19 @@ static void connect_next(struct session *s)
             continue;
         side_init(s, &s->remote, fd, false);
         session_set_stage(s, STAGE_CONNECT);
+        /* A peer that answers inside connect() (any on this host) has completed the handshake
+         * by the time connect() returns EINPROGRESS. A second connect() tells at once
+         * (EISCONN), and the relay starts in this same callback: no wait for writability, no
+         * SO_ERROR, and the client's read watcher, stopped and started again before libev
+         * next looks, costs no epoll_ctl. EALREADY: still connecting, wait as usual. */
+        if (connect(fd, sa, len) == 0 || errno == EISCONN) {
+            session_start_relay(s);
+            return;
+        }
+        if (errno != EALREADY && errno != EINPROGRESS && errno != EINTR) {
+            side_close(s, &s->remote); /* refused at once: the next address, if any */
+            continue;
+        }
         io_set(s, &s->remote.wio, true);
         return;
     }
