@@ -5,6 +5,7 @@
 #define RP_CONFIG_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 
 enum config_role { ROLE_SERVER = 0, ROLE_LOCAL, ROLE_TUNNEL };
@@ -118,6 +119,9 @@ int config_load_string(struct config *c, const char *json, const char *name, cha
  * password or key; a tunnel needs tunnel_address; a placeholder password on a non-loopback
  * address is refused...). Returns -1 with a message in err. */
 int config_validate(const struct config *c, char *err, size_t errlen);
+/* The ids of "user": a user name, or a numeric uid as libev also takes. 0, or -1 when this
+ * system has no such user. */
+int config_user_ids(const char *user, uid_t *uid, gid_t *gid);
 
 void config_free(struct config *c);
 

@@ -504,7 +504,7 @@ void cli_usage(FILE *out, const char *prog)
             "  -L HOST:PORT       tunnel destination (tunnel role)\n"
             "  -d ADDR[,ADDR]     name servers\n"
             "  -6                 prefer IPv6 when resolving\n"
-            "  -a USER            user to run as (not applied; see docs/CONFIG.md)\n"
+            "  -a USER            user the workers run as (applied when started as root)\n"
             "  -n NUMBER          open file limit\n"
             "      --acl FILE     shadowsocks-libev ACL file\n"
             "      --fast-open    TCP Fast Open\n"

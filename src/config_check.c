@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,29 @@ static int config_check_formats(const struct config *c, char *err, size_t errlen
         return config_invalid(c, CONFIG_KEY_LOCAL_ADDRESS, err, errlen,
                               "\"local_address\": expected an IP address or a host name, got %s",
                               config_quote(c->local_address, q, sizeof q));
+    if (c->user && config_user_ids(c->user, NULL, NULL) != 0)
+        return config_invalid(c, CONFIG_KEY_USER, err, errlen,
+                              "\"user\": no user %s on this system",
+                              config_quote(c->user, q, sizeof q));
+    return 0;
+}
+
+int config_user_ids(const char *user, uid_t *uid, gid_t *gid)
+{
+    const struct passwd *pw = getpwnam(user);
+    char *end;
+
+    if (!pw && *user) {
+        unsigned long n = strtoul(user, &end, 10);
+        if (*end == '\0' && isdigit((unsigned char)*user) && n <= (uid_t)-2)
+            pw = getpwuid((uid_t)n);
+    }
+    if (!pw)
+        return -1;
+    if (uid)
+        *uid = pw->pw_uid;
+    if (gid)
+        *gid = pw->pw_gid;
     return 0;
 }
 

@@ -95,9 +95,9 @@ int main(int argc, char **argv)
     int verbose = cfg->verbose > 2 ? 2 : cfg->verbose;
     log_init("reuseproxy", LOG_LEVEL_INFO + (verbose > 1 ? 1 : verbose), cfg->use_syslog);
     raise_nofile(cfg->nofile);
-    if (cfg->user)
-        log_warn("\"user\" is not applied: run reuseproxy as the user it should be (systemd "
-                 "User=); an SO_REUSEPORT group needs every socket owned by one user");
+    if (cfg->user && geteuid() != 0)
+        log_warn("\"user\" %s is applied only when started as root; running as uid %ld",
+                 cfg->user, (long)geteuid());
     if (cfg->workers > 0)
         return master_run(cfg, &opts, argv); /* the master owns cfg from here on */
     return done(cfg, master_run_single(cfg));

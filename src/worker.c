@@ -3,7 +3,9 @@
  * drains: no new connections, open ones finish within drain_timeout. */
 #include "autoconfig.h"
 
+#include <errno.h>
 #include <ev.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +190,32 @@ static void signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
     worker_drain(w);
 }
 
+/* "user": as nginx's workers do, a worker started as root gives root up once its sockets, ACL
+ * and resolver files are open. The master stays root, to start replacements on the same
+ * sockets and to reload. A change of credentials clears the parent-death signal, so it is set
+ * again. Started as anyone else, the process runs as that user (main() said so once). */
+static int worker_drop_privileges(const struct config *c, bool has_parent)
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (!c->user || geteuid() != 0)
+        return 0;
+    if (config_user_ids(c->user, &uid, &gid) != 0) {
+        log_error("user %s: no such user", c->user);
+        return -1;
+    }
+    if (uid == 0)
+        return 0;
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+        log_error("cannot switch to user %s: %s", c->user, strerror(errno));
+        return -1;
+    }
+    if (has_parent)
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+    return 0;
+}
+
 int worker_run(const struct worker_env *env)
 {
     struct worker_proc *wp = calloc(1, sizeof *wp);
@@ -215,7 +243,7 @@ int worker_run(const struct worker_env *env)
     ev_timer_start(w->loop, &wp->tick);
     ev_unref(w->loop); /* the tick alone does not keep the loop running */
 
-    if (worker_init(w, env) == 0) {
+    if (worker_init(w, env) == 0 && worker_drop_privileges(env->cfg, env->parent_fd >= 0) == 0) {
         if (env->ready_fd >= 0) {
             char one = 'R';
             if (write(env->ready_fd, &one, 1) != 1)

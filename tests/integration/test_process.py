@@ -98,6 +98,43 @@ class Load:
         self.t.join(30)
 
 
+def proc_ids(pid):
+    """(real uid, effective uid, real gid) of a process, from /proc/PID/status."""
+    with open("/proc/%d/status" % pid) as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    uids, gids = fields["Uid"].split(), fields["Gid"].split()
+    return int(uids[0]), int(uids[1]), int(gids[0])
+
+
+def test_user_workers_give_up_root_the_master_keeps_it():
+    """"user": every worker, replacements included, runs as that user once its sockets are
+    open, while the master stays root to start them; the relay works all along."""
+    import pwd
+    if os.geteuid() != 0:
+        print("  NOTE: not root: nothing to give up, case skipped")
+        return
+    nobody = pwd.getpwnam("nobody")
+    echo = h.TcpEcho()
+    p = start_master(2, user="nobody")
+    tport = tunnel_to(p.port, echo.port)
+    workers = wait_workers(p, 2)
+    for w in workers:
+        assert h.wait_for(lambda: proc_ids(w) == (nobody.pw_uid, nobody.pw_uid, nobody.pw_gid),
+                          5.0), "worker %d runs as %r" % (w, proc_ids(w))
+    assert proc_ids(p.pid)[:2] == (0, 0), "the master gave up root: %r" % (proc_ids(p.pid),)
+    for i in range(4):
+        echo_once(tport, 200000, seed=i)
+    os.kill(workers[0], signal.SIGKILL)
+    fresh = h.wait_for(lambda: [w for w in h.children_of(p.pid) if w not in workers], 5.0)
+    assert fresh, "no replacement"
+    fresh = fresh[0]
+    assert h.wait_for(lambda: proc_ids(fresh)[1] == nobody.pw_uid, 5.0), \
+        "the replacement runs as %r" % (proc_ids(fresh),)
+    for i in range(4):
+        echo_once(tport, 200000, seed=10 + i)
+    echo.stop()
+
+
 def test_kernel_balances_connections_over_two_workers():
     p = start_master(2)
     before = metrics(p)["reuseproxy_accepted_total"]

@@ -773,6 +773,29 @@ TEST(test_validate_server_needs_address_port_password)
               "t.json: no password: set \"password\" (or \"key\") or use -k");
 }
 
+/* "user" must name a user of this system (or a uid, as libev takes): a typo is an error at
+ * start and with --check, not a worker that cannot drop root. */
+TEST(test_validate_user_exists)
+{
+    CHECK_STR(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": \"x\", "
+                       "\"user\": \"root\"}"),
+              "OK");
+    CHECK_STR(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": \"x\", "
+                       "\"user\": 0}"),
+              "OK");
+    CHECK_STR(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": \"x\",\n"
+                       "  \"user\": \"no-such-user-here\"}"),
+              "t.json:2:3: \"user\": no user \"no-such-user-here\" on this system");
+    uid_t uid = 1;
+    gid_t gid = 1;
+    CHECK_INT(config_user_ids("root", &uid, &gid), 0);
+    CHECK_INT(uid, 0);
+    CHECK_INT(gid, 0);
+    CHECK_INT(config_user_ids("0", &uid, NULL), 0);
+    CHECK_INT(config_user_ids("", &uid, NULL), -1);
+    CHECK_INT(config_user_ids("12x", &uid, NULL), -1);
+}
+
 TEST(test_validate_without_file_says_command_line)
 {
     struct config c;
