@@ -347,7 +347,8 @@ def render(res, docs):
                      "says why, from profiles.")
     parts.append("## How it is measured\n")
     parts.append(METHOD_TEXT % {
-        "iperf": st.get("iperf_seconds"), "http": st.get("http_seconds"),
+        "iperf": st.get("iperf_seconds"), "omit": st.get("iperf_omit", 0),
+        "http": st.get("http_seconds"),
         "stall": st.get("stall_seconds"), "conns": st.get("wrk_connections"),
         "udp": st.get("udp_seconds"), "idle": st.get("idle_connections"),
         "assoc": st.get("udp_associations")})
@@ -382,14 +383,16 @@ def render(res, docs):
                             "mbedtls open", "openssl seal in Gbit/s"], rows))
     if res.section("bulk"):
         parts.append("## 2. TCP bulk throughput\n")
-        parts.append("iperf3 client -> *client* -> *server* -> iperf3 server, %s s per run. "
+        parts.append("iperf3 client -> *client* -> *server* -> iperf3 server, %s s measured per run "
+                     "after %s s left out (`iperf3 -O`: TCP's and the relays' warm-up). "
                      "*libev*: ss-tunnel -> ss-server; *reuseproxy-X pair*: reuseproxy's "
                      "tunnel -> reuseproxy's server, both with backend X; *reuseproxy-openssl "
                      "server*: ss-tunnel -> reuseproxy (the server side alone); "
                      "*reuseproxy-openssl client*: reuseproxy's tunnel -> ss-server (the client "
                      "side alone). reuseproxy runs 2 workers, libev 2 `--reuse-port` processes "
                      "on each side. CPU is the user + system time of the server's (client's) "
-                     "processes per GB carried." % st.get("iperf_seconds"))
+                     "processes per GB carried, over the measured part." %
+                     (st.get("iperf_seconds"), st.get("iperf_omit", 0)))
         if charts.get("bench-throughput.svg"):
             parts.append("![throughput per method against the ceilings](bench-throughput.svg)")
         parts.append(bulk_tables(res))
@@ -489,7 +492,7 @@ METHOD_TEXT = """\
   system) of the measured processes, master and workers together, before and after each run.
   On loopback the kernel's TCP work for a packet is charged to the process that sends it, so
   these figures include the kernel's cost of what each process sends.
-* Durations: bulk %(iperf)s s per run; HTTP %(http)s s per run with %(conns)s connections;
+* Durations: bulk and ceilings %(iperf)s s per run after %(omit)s s of warm-up; HTTP %(http)s s per run with %(conns)s connections;
   stalled worker %(stall)s s per run; UDP capacity 1 s per probed rate after 1 s left out,
   overload %(udp)s s per run; memory with %(idle)s idle
   connections and %(assoc)s UDP associations.

@@ -46,7 +46,8 @@ class Settings:
     def __init__(self, quick):
         self.quick = quick
         self.runs = 1 if quick else 3
-        self.iperf_seconds = 1 if quick else 2
+        self.iperf_seconds = 1        # measured, after
+        self.iperf_omit = 0 if quick else 1   # seconds of warm-up left out
         self.aead_seconds = 0.2 if quick else 0.5
         self.methods = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"] if quick \
             else METHODS
@@ -144,20 +145,36 @@ def print_table(title, header, rows):
 
 # ---- ceilings ----------------------------------------------------------------------------
 
-def iperf3_client(port, seconds, streams=1, udp=False, extra=()):
+def iperf3_client(port, seconds, streams=1, udp=False, extra=(), omit=0, mark=None):
+    """Runs an iperf3 client for `seconds` measured after `omit` seconds left out (TCP's and the
+    relays' warm-up: slow start, socket buffers growing, the relay moving to bulk buffers).
+    mark(), if given, is called when the measured part starts (CPU counters are read there);
+    returns (iperf3's JSON, what mark returned)."""
     argv = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J",
             "-P", str(streams)]
     if udp:
         argv += ["-u"]
+    if omit:
+        argv += ["-O", str(omit)]
     argv += list(extra)
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marked = None
     try:
-        j = json.loads(r.stdout)
+        if mark:
+            time.sleep(omit + 0.05)   # the client's setup takes a few milliseconds
+            marked = mark()
+        out, err = p.communicate(timeout=seconds + omit + 30)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    try:
+        j = json.loads(out)
     except ValueError:
-        raise RuntimeError("iperf3 gave no JSON: %s %s" % (r.stdout[-500:], r.stderr[-500:]))
+        raise RuntimeError("iperf3 gave no JSON: %s %s" % (out[-500:], err[-500:]))
     if "error" in j:
         raise RuntimeError("iperf3: %s" % j["error"])
-    return j
+    return j, marked
 
 
 def section_ceilings(st, rec, builds):
@@ -171,7 +188,7 @@ def section_ceilings(st, rec, builds):
     for run in range(st.runs):
         for streams in (1, 8):
             for case, p in (("loopback", port), ("relay chain", hop1)):
-                j = iperf3_client(p, st.iperf_seconds, streams)
+                j, _ = iperf3_client(p, st.iperf_seconds, streams, omit=st.iperf_omit)
                 gbps = j["end"]["sum_received"]["bits_per_second"] / 1e9
                 rec.add("ceiling", "%s/%d" % (case, streams), case, run, gbps=gbps)
     for p in relays:
@@ -240,8 +257,9 @@ def section_bulk(st, rec, builds):
                     def measure():
                         spids = [x for p in servers for x in p.tree()]
                         tpids = [x for p in tunnels for x in p.tree()]
-                        s0, t0 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
-                        j = iperf3_client(port, st.iperf_seconds, streams)
+                        j, (s0, t0) = iperf3_client(
+                            port, st.iperf_seconds, streams, omit=st.iperf_omit,
+                            mark=lambda: (B.cpu_seconds(spids), B.cpu_seconds(tpids)))
                         s1, t1 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
                         recv = j["end"]["sum_received"]
                         gb = recv["bytes"] / 1e9
@@ -393,7 +411,7 @@ def udp_once(port, servers, tunnels, seconds, rate, omit=0):
     tpids = [x for p in tunnels for x in p.tree()]
     extra = ["-b", rate, "-l", "512", "--bidir"] + (["-O", str(omit)] if omit else [])
     s0, t0 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
-    j = iperf3_client(port, seconds, udp=True, extra=extra)
+    j, _ = iperf3_client(port, seconds, udp=True, extra=extra)
     s1, t1 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
     sent = lost = 0
     secs = seconds
