@@ -157,23 +157,29 @@ def iperf3_client(port, seconds, streams=1, udp=False, extra=(), omit=0, mark=No
     if omit:
         argv += ["-O", str(omit)]
     argv += list(extra)
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    marked = None
-    try:
-        if mark:
-            time.sleep(omit + 0.05)   # the client's setup takes a few milliseconds
-            marked = mark()
-        out, err = p.communicate(timeout=seconds + omit + 30)
-    except BaseException:
-        p.kill()
-        p.wait()
-        raise
-    try:
-        j = json.loads(out)
-    except ValueError:
-        raise RuntimeError("iperf3 gave no JSON: %s %s" % (out[-500:], err[-500:]))
-    if "error" in j:
-        raise RuntimeError("iperf3: %s" % j["error"])
+    for attempt in range(50):
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        marked = None
+        try:
+            if mark:
+                time.sleep(omit + 0.05)   # the client's setup takes a few milliseconds
+                marked = mark()
+            out, err = p.communicate(timeout=seconds + omit + 30)
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+        try:
+            j = json.loads(out)
+        except ValueError:
+            raise RuntimeError("iperf3 gave no JSON: %s %s" % (out[-500:], err[-500:]))
+        # the server may still be closing the previous test (it serves one at a time)
+        if "busy" in j.get("error", "") and attempt < 49:
+            time.sleep(0.1)
+            continue
+        if "error" in j:
+            raise RuntimeError("iperf3: %s" % j["error"])
+        break
     return j, marked
 
 
