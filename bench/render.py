@@ -430,8 +430,10 @@ def render(res, docs):
             "connection too). Datagrams/s counts what arrived at both ends.\n\n"
             "**Capacity** is the most a relay carries with at most 1 %% loss, RFC 2544's "
             "throughput: each run offers 100, 200, ... Mbit/s each way until a rate loses more, "
-            "then halves the step three times between the last rate carried and the first one "
-            "not; each probe is iperf3 `-t %s -O 1` (the first second, in which both ends start "
+            "then halves the step twice between the last rate carried and the first one "
+            "not; a rate that loses more is tried once more before it counts as not carried (a "
+            "scheduling hiccup can lose a few per cent at any rate; above capacity every try "
+            "loses); each probe is iperf3 `-t %s -O 1` (the first second, in which both ends start "
             "and the reverse direction loses a few hundred datagrams whatever the relay, is "
             "left out). CPU per datagram is read at the highest rate carried." %
             st.get("udp_probe_seconds", 1))
