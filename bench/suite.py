@@ -173,8 +173,10 @@ def iperf3_client(port, seconds, streams=1, udp=False, extra=(), omit=0, mark=No
             j = json.loads(out)
         except ValueError:
             raise RuntimeError("iperf3 gave no JSON: %s %s" % (out[-500:], err[-500:]))
-        # the server may still be closing the previous test (it serves one at a time)
-        if "busy" in j.get("error", "") and attempt < 49:
+        # the server may still be closing the previous test (it serves one at a time): it
+        # answers "busy", or, reached through the socat relays, resets the control connection
+        e = j.get("error", "")
+        if ("busy" in e or "control message" in e) and attempt < 49:
             time.sleep(0.1)
             continue
         if "error" in j:
