@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -145,19 +146,23 @@ def tcp_open(host, port):
         s.close()
 
 
-def listening(port):
-    """True when a socket listens on TCP port (from /proc/net/tcp*, without connecting)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+def proc_net_rows(*tables):
+    """The socket rows of /proc/net tables ("tcp", "tcp6", "udp", ...), each split in columns:
+    [1] local address:port in hex, [3] state, [9] inode."""
+    for table in tables:
         try:
-            with open(table) as f:
+            with open("/proc/net/" + table) as f:
                 lines = f.read().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
-            cols = line.split()
-            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
+            yield line.split()
+
+
+def listening(port):
+    """True when a socket listens on TCP port (from /proc/net/tcp*, without connecting)."""
+    return any(cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port
+               for cols in proc_net_rows("tcp", "tcp6"))
 
 
 def wait_tcp(host, port, timeout=10.0):
@@ -352,6 +357,77 @@ class UdpEcho:
         self.thread.join(timeout=2)
         self.sock.close()
         self.other.close()
+
+
+class FakeDns:
+    """A DNS server on loopback answering from a table: a name maps to an IPv4 address (an A
+    answer, TTL ttl), to "SERVFAIL", or to "DROP" (never answered); other names get NXDOMAIN and
+    AAAA questions an empty answer. Each answer leaves after delays.get(name, delay) seconds, so
+    a test can hold lookups pending. queries lists (name, qtype) as they came."""
+
+    def __init__(self, table, delay=0.0, delays=None, ttl=60):
+        self.table, self.delay, self.delays, self.ttl = table, delay, delays or {}, ttl
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.queries = []
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                d, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            q = self._question(d)
+            if q is None:
+                continue
+            name, qtype, end = q
+            self.queries.append((name, qtype))
+            if self.table.get(name) == "DROP":
+                continue
+            t = threading.Timer(self.delays.get(name, self.delay), self._answer,
+                                (d[:end], peer, name, qtype))
+            t.daemon = True
+            t.start()
+
+    @staticmethod
+    def _question(d):
+        """(name, qtype, end of the question) of a query, or None."""
+        if len(d) < 12:
+            return None
+        i, labels = 12, []
+        while i < len(d) and d[i] != 0:
+            labels.append(d[i + 1:i + 1 + d[i]].decode("ascii", "replace"))
+            i += 1 + d[i]
+        if i + 5 > len(d):
+            return None
+        return ".".join(labels).lower(), struct.unpack("!H", d[i + 1:i + 3])[0], i + 5
+
+    def _answer(self, query, peer, name, qtype):
+        ip = self.table.get(name)
+        rcode, answer = 0, b""
+        if ip == "SERVFAIL":
+            rcode = 2
+        elif ip is None:
+            rcode = 3
+        elif qtype == 1:
+            answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, self.ttl, 4) + socket.inet_aton(ip)
+        head = query[:2] + struct.pack("!HHHHH", 0x8180 | rcode, 1, 1 if answer else 0, 0, 0)
+        try:
+            self.sock.sendto(head + query[12:] + answer, peer)
+        except OSError:
+            pass
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(timeout=2)
+        self.sock.close()
 
 
 def pattern(n, seed=0):

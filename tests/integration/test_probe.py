@@ -25,20 +25,6 @@ DRIBBLE = 0.1        # seconds between dribbled bytes
 EARLY, LATE, SPREAD = 0.05, 1.5, 1.0
 
 
-def listening(port):
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
-
-
 def record_first_packets(target_port, count):
     """What reuseproxy's tunnel sends to its server for count fresh connections (each: salt,
     the address header chunk for 127.0.0.1:target_port, a data chunk): genuine first packets,
@@ -52,7 +38,7 @@ def record_first_packets(target_port, count):
            "method": M, "local_address": "127.0.0.1", "local_port": tport, "workers": 0,
            "tunnel_address": "127.0.0.1:%d" % target_port}
     h.reuseproxy(cfg, name="recorder-tunnel", wait=False)
-    assert h.wait_for(lambda: listening(tport), 10), "the recording tunnel did not start"
+    assert h.wait_for(lambda: h.listening(tport), 10), "the recording tunnel did not start"
     packets = []
     rec.settimeout(10)
     for i in range(count):
@@ -163,7 +149,7 @@ def test_probes_same_silence_same_close_same_time():
         # by policy, which must look like any other failure
         cfg = h.server_config(port, method=M, password=PW, timeout=TIMEOUT, block_private=True)
         h.reuseproxy(cfg, name="server", wait=False)
-        assert h.wait_for(lambda: listening(port), 10), "the server did not start"
+        assert h.wait_for(lambda: h.listening(port), 10), "the server did not start"
         packets = record_first_packets(echo.port, 6)
         genuine = packets[0]
 
@@ -235,7 +221,7 @@ def test_genuine_packet_dribbled_is_still_closed_at_the_handshake_deadline():
         port = h.free_port()
         cfg = h.server_config(port, method=M, password=PW, timeout=TIMEOUT)
         h.reuseproxy(cfg, name="server", wait=False)
-        assert h.wait_for(lambda: listening(port), 10), "the server did not start"
+        assert h.wait_for(lambda: h.listening(port), 10), "the server did not start"
         genuine = record_first_packets(echo.port, 1)[0]
         slow = Probe("dribbled", genuine, True)
         run_probes(port, [slow], TIMEOUT + LATE + 2)

@@ -280,16 +280,9 @@ def udp_ports_of(pid):
         if link.startswith("socket:["):
             inodes.add(link[8:-1])
     ports = set()
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if len(cols) > 9 and cols[9] in inodes:
-                ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    for cols in harness.proc_net_rows("udp", "udp6"):
+        if len(cols) > 9 and cols[9] in inodes:
+            ports.add(int(cols[1].rsplit(":", 1)[1], 16))
     return ports
 
 
@@ -721,74 +714,12 @@ def test_udp_bursts_keep_every_datagram_boundary():
         echo.stop()
 
 
-class FakeDns:
-    """A DNS server on loopback that answers A queries from a table after a delay (AAAA: no
-    data; names not in the table: NXDOMAIN), so a test can hold lookups pending."""
-
-    def __init__(self, table, delay):
-        self.table, self.delay = table, delay
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.queries = []
-        self.stopped = False
-        self.thread = harness.threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopped:
-            try:
-                d, a = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            q = self._question(d)
-            if q is None:
-                continue
-            self.queries.append(q[:2])
-            t = harness.threading.Timer(self.delay, self._answer, (d, a) + q)
-            t.daemon = True
-            t.start()
-
-    @staticmethod
-    def _question(d):
-        """(name, qtype, end of the question) of a query, or None."""
-        if len(d) < 12:
-            return None
-        i, labels = 12, []
-        while i < len(d) and d[i] != 0:
-            labels.append(d[i + 1:i + 1 + d[i]].decode("ascii", "replace"))
-            i += 1 + d[i]
-        if i + 5 > len(d):
-            return None
-        return ".".join(labels).lower(), struct.unpack("!H", d[i + 1:i + 3])[0], i + 5
-
-    def _answer(self, d, peer, name, qtype, qend):
-        ip = self.table.get(name)
-        rcode = 3 if ip is None else 0
-        answers = b""
-        if ip is not None and qtype == 1:
-            answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
-        head = d[:2] + struct.pack("!HHHHH", 0x8180 | rcode, 1, 1 if answers else 0, 0, 0)
-        try:
-            self.sock.sendto(head + d[12:qend] + answers, peer)
-        except OSError:
-            pass
-
-    def stop(self):
-        self.stopped = True
-        self.thread.join(timeout=2)
-        self.sock.close()
-
-
 def test_udp_datagrams_wait_for_dns_in_a_bounded_queue():
     """A name the server must look up (through c-ares, answered after 0.5 s): the datagrams sent
     meanwhile wait and then leave in order; at most 32 wait per association, the rest are
     dropped and counted; a name that does not resolve gets no answer."""
     echo = harness.UdpEcho()
-    dns = FakeDns({"slow.test": "127.0.0.1", "slow2.test": "127.0.0.1"}, delay=0.5)
+    dns = harness.FakeDns({"slow.test": "127.0.0.1", "slow2.test": "127.0.0.1"}, delay=0.5)
     try:
         mport = free_port()
         _, sport = udp_server(workers=1, nameserver="127.0.0.1:%d" % dns.port,
@@ -916,7 +847,7 @@ def test_udp_eviction_cancels_a_pending_lookup():
     with it: the late DNS answer is ignored safely, and the server keeps serving (the name is
     then answered from the cache)."""
     echo = harness.UdpEcho()
-    dns = FakeDns({"late.test": "127.0.0.1"}, delay=0.6)
+    dns = harness.FakeDns({"late.test": "127.0.0.1"}, delay=0.6)
     try:
         p, sport = udp_server(udp_max_associations=1, nameserver="127.0.0.1:%d" % dns.port)
         cfg = client_config("local", sport)
