@@ -787,8 +787,8 @@ def summary_tables(med, raw):
                             "srv us/dgram", "ratio"],
                     [[m["subject"], fmt(m["dgrams_per_s"], 0),
                       fmt(ratio(m["dgrams_per_s"], base)), fmt(m.get("rate_mbit"), 1),
-                      fmt(m["loss_pct"], 1), fmt(m["server_cpu_us_per_dgram"]),
-                      fmt(ratio(m["server_cpu_us_per_dgram"], base_cpu))]
+                      fmt(m.get("loss_pct"), 1), fmt(m.get("server_cpu_us_per_dgram")),
+                      fmt(ratio(m.get("server_cpu_us_per_dgram"), base_cpu))]
                      for m in sorted(udp, key=lambda m: (m["subject"] != LIBEV, m["subject"]))])
     mem = [m for m in med if m["section"] == "memory"]
     if mem:
