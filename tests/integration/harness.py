@@ -19,6 +19,11 @@ TMPDIR = None      # set by run.py: a scratch directory for this run
 _procs = []        # processes started by the current test
 
 
+class Skip(Exception):
+    """Raised by a test that needs something this machine lacks (root, namespaces, a tool):
+    run.py prints "SKIP: <test>: <reason>" and counts it neither as passed nor as failed."""
+
+
 def free_port(kind="tcp", host="127.0.0.1"):
     """A port that is free for both TCP and UDP on host right now. Chosen below the kernel's
     ephemeral range, so that an outgoing connection cannot take it between this call and the
