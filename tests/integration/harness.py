@@ -166,6 +166,20 @@ def proc_net_rows(*tables):
             yield line.split()
 
 
+def socket_inodes_of(pid):
+    """Inodes of the sockets among a process's descriptors (from /proc/PID/fd), to match
+    against column [9] of proc_net_rows()."""
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
+
+
 def listening(port):
     """True when a socket listens on TCP port (from /proc/net/tcp*, without connecting)."""
     return any(cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port

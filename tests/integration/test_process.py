@@ -335,19 +335,6 @@ def listening_inodes(port):
             if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port}
 
 
-def socket_inodes_of(pid):
-    """Inodes of the sockets among a process's descriptors (from /proc/PID/fd)."""
-    out = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            out.add(int(target[8:-1]))
-    return out
-
-
 def balance_mode_relays(mode):
     """Relays in a balance mode, every worker takes a share, and the listening sockets are what
     the mode says (so a silent fall-back to reuseport, or one worker taking everything, fails):
@@ -369,14 +356,14 @@ def balance_mode_relays(mode):
         assert acc.get(w, 0) >= 3, "%s: worker %d accepted %r of %d" % (
             mode, w, acc.get(w, 0), sum(acc.values()))
     inodes = listening_inodes(p.port)
-    held = {pid: socket_inodes_of(pid) & inodes for pid in workers}
+    held = {pid: h.socket_inodes_of(pid) & inodes for pid in workers}
     if mode == "reuseport":
         assert len(inodes) == 2, "%d listening sockets" % len(inodes)
         assert all(len(v) == 1 for v in held.values()) and \
             held[workers[0]] != held[workers[1]], held
     else:
         assert len(inodes) == 1, "%s: %d listening sockets, expected one" % (mode, len(inodes))
-        assert socket_inodes_of(p.pid) & inodes == inodes, "the master does not hold it"
+        assert h.socket_inodes_of(p.pid) & inodes == inodes, "the master does not hold it"
         expect = inodes if mode == "shared" else set()
         assert all(v == expect for v in held.values()), \
             "%s: the workers hold %r of the listening socket %r" % (mode, held, inodes)
