@@ -8,7 +8,9 @@
 
 enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
-/* ident: program name for syslog; use_syslog: send to syslog(3) instead of stderr.
+/* ident: program name for syslog; use_syslog: send to the syslog socket /dev/log instead of
+ * stderr. No log call ever blocks: a line the destination cannot take at once is dropped and
+ * counted, and the next line that gets through is preceded by "N log lines dropped".
  * Timestamps are left out when $JOURNAL_STREAM names stderr's device and inode.
  * The state is per process: a forked worker inherits it and may change its tag. */
 void log_init(const char *ident, enum log_level level, bool use_syslog);
@@ -16,6 +18,8 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* A short tag put after the timestamp, e.g. "master" or "worker 1"; NULL or "" for none. */
 void log_set_tag(const char *tag);
+/* Log lines this process dropped because stderr or syslog could not take them at once. */
+uint64_t log_dropped_total(void);
 /* True when stderr was found to be the systemd journal at log_init(). */
 bool log_to_journal(void);
 /* The level for a verbosity count ("verbose", -v): 0 -> info, 1 or more -> debug. */
@@ -34,16 +38,18 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  * log_event_poll() from a periodic timer, or by log_event_flush(). */
 #define LOG_EXAMPLE_MAX 128
 struct log_ratelimit {
-    const char *what;      /* e.g. "failed handshakes" */
+    const char *what; /* e.g. "failed handshakes" */
     enum log_level level;
-    double interval;       /* seconds between lines */
-    double window_start;   /* monotonic seconds of the last line printed */
-    uint64_t in_window;    /* events since the last line, not yet printed */
-    uint64_t total;        /* events ever */
+    double interval;               /* seconds between lines */
+    double window_start;           /* monotonic seconds of the last line printed */
+    uint64_t in_window;            /* events since the last line, not yet printed */
+    uint64_t total;                /* events ever */
     char example[LOG_EXAMPLE_MAX]; /* detail of the first event in the window */
 };
-#define LOG_RATELIMIT_INIT(what_, level_, interval_)                                           \
-    { .what = (what_), .level = (level_), .interval = (interval_) }
+#define LOG_RATELIMIT_INIT(what_, level_, interval_)                                               \
+    {                                                                                              \
+        .what = (what_), .level = (level_), .interval = (interval_)                                \
+    }
 void log_event(struct log_ratelimit *rl, const char *detail_fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Prints the pending summary if the interval has passed since the last line (for a timer). */

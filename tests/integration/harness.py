@@ -19,6 +19,11 @@ TMPDIR = None      # set by run.py: a scratch directory for this run
 _procs = []        # processes started by the current test
 
 
+class Skip(Exception):
+    """Raised by a test that needs something this machine lacks (root, namespaces, a tool):
+    run.py prints "SKIP: <test>: <reason>" and counts it neither as passed nor as failed."""
+
+
 def free_port(kind="tcp", host="127.0.0.1"):
     """A port that is free for both TCP and UDP on host right now. Chosen below the kernel's
     ephemeral range, so that an outgoing connection cannot take it between this call and the
@@ -48,16 +53,18 @@ def free_port(kind="tcp", host="127.0.0.1"):
 
 
 class Proc:
-    """A child process with its log file; stopped by PID."""
+    """A child process with its log file; stopped by PID. stderr: where its stderr goes
+    instead of the log file (a descriptor, e.g. a pipe's write end)."""
 
-    def __init__(self, argv, name, env=None):
+    def __init__(self, argv, name, env=None, stderr=None):
         self.name = name
         self.log_path = os.path.join(TMPDIR, "%s-%d.log" % (name, len(_procs)))
         self.log = open(self.log_path, "wb")
         e = dict(os.environ)
         if env:
             e.update(env)
-        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+        self.p = subprocess.Popen(argv, stdout=self.log,
+                                  stderr=subprocess.STDOUT if stderr is None else stderr,
                                   stdin=subprocess.DEVNULL, env=e, start_new_session=False)
         self.pid = self.p.pid
         _procs.append(self)
@@ -159,6 +166,20 @@ def proc_net_rows(*tables):
             yield line.split()
 
 
+def socket_inodes_of(pid):
+    """Inodes of the sockets among a process's descriptors (from /proc/PID/fd), to match
+    against column [9] of proc_net_rows()."""
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
+
+
 def listening(port):
     """True when a socket listens on TCP port (from /proc/net/tcp*, without connecting)."""
     return any(cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port
@@ -181,14 +202,15 @@ def write_config(cfg, name="proxy"):
     return path
 
 
-def reuseproxy(cfg, args=(), wait=True, name="reuseproxy", env=None):
-    """Starts the built binary on a config dict; waits until its TCP port accepts."""
+def reuseproxy(cfg, args=(), wait=True, name="reuseproxy", env=None, stderr=None):
+    """Starts the built binary on a config dict; waits until its TCP port accepts. stderr: as
+    for Proc."""
     path = write_config(cfg)
     # RP_WRAPPER (tests/memcheck): a command put in front, e.g. "valgrind --leak-check=full".
     # It runs in the same process, so PIDs and children stay what the tests expect.
     import shlex
     wrapper = shlex.split(os.environ.get("RP_WRAPPER", ""))
-    p = Proc(wrapper + [BINARY, "-c", path] + list(args), name, env=env)
+    p = Proc(wrapper + [BINARY, "-c", path] + list(args), name, env=env, stderr=stderr)
     if wrapper:  # the wrapper's own exit work (valgrind's leak check) takes more than 3 s
         stop = p.stop
         p.stop = lambda timeout=5.0: stop(timeout=max(timeout, 60.0))

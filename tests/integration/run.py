@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """run.py: the integration driver. Finds test_*.py beside it, runs every test_* function in
-them with the real binary, prints PASS:/FAIL: lines (tests/run counts them). Each test's
+them with the real binary, prints PASS:/FAIL:/SKIP: lines as each test ends (tests/run counts
+them; a test skips by raising harness.Skip("reason")). Each test's
 processes are cleaned up by PID after it, pass or fail."""
 import argparse
 import importlib.util
@@ -48,6 +49,8 @@ def main():
             try:
                 fn()
                 print("PASS: %s (%.1fs)" % (full, time.monotonic() - t0))
+            except harness.Skip as e:
+                print("SKIP: %s: %s" % (full, e))
             except Exception as e:
                 failed += 1
                 print("FAIL: %s (%.1fs): %s" % (full, time.monotonic() - t0, e))

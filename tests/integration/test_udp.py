@@ -271,17 +271,10 @@ def socks5_udp_parse(data):
 
 def udp_ports_of(pid):
     """Local ports of the UDP sockets process pid holds (from /proc/pid/fd and /proc/net/udp*)."""
-    inodes = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
+    inodes = harness.socket_inodes_of(pid)
     ports = set()
     for cols in harness.proc_net_rows("udp", "udp6"):
-        if len(cols) > 9 and cols[9] in inodes:
+        if len(cols) > 9 and int(cols[9]) in inodes:
             ports.add(int(cols[1].rsplit(":", 1)[1], 16))
     return ports
 

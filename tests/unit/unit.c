@@ -23,6 +23,11 @@ static int unit_failed_flag;
 static char unit_dir[64];
 static int unit_saved_stderr = -1;
 static char unit_capture_path[256];
+/* "file/test" of the test running in this child, for unit_skip()'s line. */
+static char unit_current[256];
+
+/* The exit status of a child whose test skipped itself (automake's convention for a skip). */
+#define UNIT_EXIT_SKIP 77
 
 void unit_register(struct unit_test *t)
 {
@@ -39,6 +44,21 @@ void unit_fail(const char *file, int line, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     unit_failed_flag = 1;
+}
+
+void unit_skip(const char *fmt, ...)
+{
+    va_list ap;
+    if (unit_saved_stderr >= 0)
+        unit_capture_stderr_stop(); /* the reason must be seen, not captured */
+    printf("SKIP: %s: ", unit_current);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+    fflush(stderr);
+    _exit(UNIT_EXIT_SKIP);
 }
 
 const char *unit_tmpdir(void)
@@ -123,6 +143,27 @@ static const char *base_name(const char *path)
     return s ? s + 1 : path;
 }
 
+/* Prints the line of a finished test from its child's status (a skipped test printed its own
+ * line); returns 1 when it failed. */
+static int unit_report(const char *prog, const struct unit_test *t, int status)
+{
+    int failed = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        printf("PASS: %s/%s\n", prog, t->name);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == UNIT_EXIT_SKIP) {
+        /* counted by tests/run from the SKIP line the child wrote */
+    } else {
+        failed = 1;
+        if (WIFSIGNALED(status))
+            printf("FAIL: %s/%s: killed by signal %d\n", prog, t->name, WTERMSIG(status));
+        else
+            printf("FAIL: %s/%s\n", prog, t->name);
+    }
+    /* one line per test as it finishes: tests/run streams them while the suite runs */
+    fflush(stdout);
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     const char *prog = base_name(argv[0]);
@@ -133,6 +174,7 @@ int main(int argc, char **argv)
     for (struct unit_test *t = unit_head; t; t = t->next) {
         if (only && strcmp(only, t->name) != 0)
             continue;
+        snprintf(unit_current, sizeof unit_current, "%s/%s", prog, t->name);
         fflush(stdout);
         fflush(stderr);
         pid_t pid = fork();
@@ -153,15 +195,7 @@ int main(int argc, char **argv)
         int status;
         while (waitpid(pid, &status, 0) < 0)
             ;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-            printf("PASS: %s/%s\n", prog, t->name);
-        } else {
-            failures++;
-            if (WIFSIGNALED(status))
-                printf("FAIL: %s/%s: killed by signal %d\n", prog, t->name, WTERMSIG(status));
-            else
-                printf("FAIL: %s/%s\n", prog, t->name);
-        }
+        failures += unit_report(prog, t, status);
     }
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", unit_dir);

@@ -1,6 +1,7 @@
 /* unit.h: the unit test framework. Each TEST() registers itself; unit.c's main() runs every
  * test in a child process (so a crash fails one test, not the file) and prints one line per
- * test, "PASS: file/test" or "FAIL: file/test: where: what". tests/run counts those lines. */
+ * test, "PASS: file/test", "FAIL: file/test: where: what" or "SKIP: file/test: why".
+ * tests/run counts those lines. */
 #ifndef RP_UNIT_H
 #define RP_UNIT_H
 
@@ -18,6 +19,10 @@ struct unit_test {
 void unit_register(struct unit_test *t);
 void unit_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Ends the running test as skipped: it needs something this machine lacks (root, a kernel
+ * feature). Prints "SKIP: file/test: <reason>" and leaves the test's child process; a skipped
+ * test counts neither as passed nor as failed. */
+_Noreturn void unit_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A scratch directory made for this test run (removed at exit). */
 const char *unit_tmpdir(void);
 /* Writes text to a file in unit_tmpdir() and returns its path (static storage per call slot). */
@@ -38,6 +43,9 @@ long unit_hex(const char *hex, uint8_t *out, size_t max);
         unit_register(&name##_unit);                                                               \
     }                                                                                              \
     static void name(void)
+
+/* Skips the running test with a reason (printf format), e.g. SKIP("not root"). */
+#define SKIP(...) unit_skip(__VA_ARGS__)
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
