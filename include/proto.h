@@ -25,6 +25,15 @@
 
 struct replay_store;
 
+/* The stream's chunk layout, the same in SIP004 and SIP022 (a sealed length chunk, then the
+ * sealed payload): a sealing pipe reads plaintext straight into slots of PROTO_SLOT bytes laid
+ * back to back, each payload PROTO_SLOT_PAYLOAD bytes at PROTO_SLOT_HEAD inside its slot (see
+ * seal_slots); an opening pipe keeps room for PROTO_CHUNK_WIRE_MAX bytes, the largest chunk. */
+#define PROTO_SLOT SS_SEAL_SLOT
+#define PROTO_SLOT_HEAD SS_CHUNK_HEAD
+#define PROTO_SLOT_PAYLOAD SS_SEAL_CHUNK
+#define PROTO_CHUNK_WIRE_MAX SS_CHUNK_WIRE_MAX
+
 /* What a protocol serves with, shared by every connection of a worker. */
 struct proto_ctx {
     const struct proto_ops *ops;
@@ -134,7 +143,9 @@ extern const struct proto_ops proto_sip004;
 /* The protocol of a method; every method runs SIP004 today. */
 const struct proto_ops *proto_for_method(enum crypto_method m);
 
-/* Frees a direction's stream; it is zeroed and may be used again. */
+/* A direction before first use. */
+void proto_dir_init(struct proto_dir *d);
+/* Frees a direction's stream; it is as proto_dir_init left it and may be used again. */
 void proto_dir_free(struct proto_dir *d);
 
 int proto_udp_init(struct proto_udp *p, const struct proto_ctx *ctx);

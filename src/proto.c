@@ -20,11 +20,17 @@ const struct proto_ops *proto_for_method(enum crypto_method m)
     return NULL;
 }
 
+void proto_dir_init(struct proto_dir *d)
+{
+    memset(d, 0, sizeof *d);
+    d->ss.pending_len = SS_PENDING_NONE;
+}
+
 void proto_dir_free(struct proto_dir *d)
 {
     ss_stream_free(&d->ss);
     crypto_wipe(d, sizeof *d);
-    d->ss.pending_len = SS_PENDING_NONE;
+    proto_dir_init(d);
 }
 
 /* The context is allocated once with a throwaway all-zero key: every seal and open re-keys it

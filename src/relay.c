@@ -2,9 +2,10 @@
  * target, and the two pipes that move bytes between client and remote.
  *
  * A pipe either seals (plaintext in, shadowsocks chunks out) or opens (chunks in, plaintext
- * out). It only reads when everything it read before has been written: a destination that
- * cannot take more stops its source from being read, so memory per connection is bounded by one
- * buffer per direction whatever the speeds. Buffers come from the worker's pool while bytes are
+ * out), through the protocol's ops (proto.h): this file never knows which protocol runs. It
+ * only reads when everything it read before has been written: a destination that cannot take
+ * more stops its source from being read, so memory per connection is bounded by one buffer per
+ * direction whatever the speeds. Buffers come from the worker's pool while bytes are
  * in flight and go back when a direction drains, so an idle connection holds none.
  *
  * Sealing in place: readv() scatters plaintext straight into the payload slots of up to four
@@ -79,7 +80,8 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     s->w = w;
     s->stage = STAGE_NEW;
     s->udp_handle = -1;
-    s->up.pd.ss.pending_len = s->down.pd.ss.pending_len = SS_PENDING_NONE;
+    proto_dir_init(&s->up.pd);
+    proto_dir_init(&s->down.pd);
     s->conn.ctx = &w->proto;
     handshake_init(&s->hs, w->cfg->role, &s->conn, &s->up.pd);
     if (peer && peerlen <= sizeof s->peer)
@@ -262,7 +264,7 @@ static void session_set_stage(struct session *s, enum session_stage stage)
     timer_arm(s);
 }
 
-/* A failed handshake (bad tag, replayed salt, malformed header, refused target): send nothing,
+/* A failed handshake (bad tag, replay, malformed header, refused target): send nothing,
  * keep reading and discarding, close when the client closes or the handshake deadline passes.
  * Counted and summarized, never logged one line per probe. */
 static void session_probe(struct session *s, const char *why)
@@ -514,13 +516,13 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
         size_t base = ops->seal_head_len(&s->conn, &p->pd);
         struct iovec iov[RELAY_BULK_CHUNKS];
         int slots = 0;
-        for (size_t at = base; at + SS_SEAL_SLOT <= b->cap && slots < RELAY_BULK_CHUNKS;
-             at += SS_SEAL_SLOT)
-            iov[slots++] = (struct iovec){b->data + at + SS_CHUNK_HEAD, SS_SEAL_CHUNK};
+        for (size_t at = base; at + PROTO_SLOT <= b->cap && slots < RELAY_BULK_CHUNKS;
+             at += PROTO_SLOT)
+            iov[slots++] = (struct iovec){b->data + at + PROTO_SLOT_HEAD, PROTO_SLOT_PAYLOAD};
         n = readv(src->fd, iov, slots);
         if (n <= 0)
             return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        if ((size_t)n == (size_t)slots * SS_SEAL_CHUNK)
+        if ((size_t)n == (size_t)slots * PROTO_SLOT_PAYLOAD)
             p->bulk = true;
         size_t start;
         long end = ops->seal_slots(&s->conn, &p->pd, b->data, (size_t)n, &start);
@@ -532,7 +534,7 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
     } else {
         if (b->start == b->end)
             b->start = b->end = 0;
-        else if (buf_room(b) < SS_CHUNK_WIRE_MAX)
+        else if (buf_room(b) < PROTO_CHUNK_WIRE_MAX)
             buf_compact(b);
         size_t room = buf_room(b);
         n = read(src->fd, b->data + b->end, room);

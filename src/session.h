@@ -18,7 +18,7 @@
  * Each says what it waits for. */
 enum session_stage {
     STAGE_NEW,       /* accepted; nothing asked of the client yet */
-    STAGE_HANDSHAKE, /* client bytes: the salt and first chunk (server), or SOCKS5 (local) */
+    STAGE_HANDSHAKE, /* client bytes: the request's first flight (server), or SOCKS5 (local) */
     STAGE_RESOLVE,   /* the resolver's answer for the host to connect to */
     STAGE_CONNECT,   /* the non-blocking connect to complete */
     STAGE_RELAY,     /* bytes either way, until both directions have ended */

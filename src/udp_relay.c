@@ -3,8 +3,9 @@
  * association (the NAT table of udp_nat.c) that owns one outbound socket per address family,
  * and writes in sendmmsg batches.
  *
- *   server  in:  shadowsocks AEAD datagrams (SIP004: [salt][AEAD(header + data)][tag], zero
- *                nonce, per-packet subkey) -> the data to the target the header names.
+ *   server  in:  shadowsocks datagrams, opened by the protocol (proto.h; SIP004 is [salt]
+ *                [AEAD(header + data)][tag] under a per-packet subkey) -> the data to the
+ *                target the header names.
  *           out: a datagram from any remote on the association's socket -> sealed behind that
  *                remote's address header, to the client. The outbound sockets are unconnected:
  *                a full-cone NAT (RFC 4787 endpoint-independent mapping and filtering), which is

@@ -31,7 +31,7 @@ static int server_init(struct server *s, struct replay_store *replay)
     s->ctx = (struct proto_ctx){
         .ops = proto_for_method(s->key.method), .keys = &s->key, .nkeys = 1, .replay = replay};
     s->conn.ctx = &s->ctx;
-    s->dir.ss.pending_len = SS_PENDING_NONE;
+    proto_dir_init(&s->dir);
     handshake_init(&s->hs, ROLE_SERVER, &s->conn, &s->dir);
     return s->ctx.ops ? 0 : -1;
 }
@@ -46,7 +46,9 @@ static long client_flight(const struct crypto_key *key, uint8_t *out, size_t cap
 {
     struct proto_ctx ctx = {.ops = proto_for_method(key->method), .keys = key, .nkeys = 1};
     struct proto_conn conn = {.ctx = &ctx};
-    struct proto_dir dir = {.ss.pending_len = SS_PENDING_NONE};
+    struct proto_dir dir;
+
+    proto_dir_init(&dir);
 
     if (ctx.ops->seal_begin(&conn, &dir) != 0)
         return -1;
