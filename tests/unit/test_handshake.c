@@ -58,6 +58,23 @@ static long client_flight(const struct crypto_key *key, uint8_t *out, size_t cap
     return n;
 }
 
+/* A server ready for its first flight, and a client's flight for it. */
+struct flight {
+    struct server s;
+    uint8_t wire[512];
+    size_t len;
+};
+
+static int flight_init(struct flight *f, struct replay_store *replay)
+{
+    long n = -1;
+
+    if (server_init(&f->s, replay) == 0)
+        n = client_flight(&f->s.key, f->wire, sizeof f->wire);
+    f->len = n > 0 ? (size_t)n : 0;
+    return n > 0 ? 0 : -1;
+}
+
 TEST(test_handshake_sip004_first_flight_is_salt_and_one_chunk)
 {
     struct crypto_key key;
@@ -115,35 +132,29 @@ TEST(test_handshake_server_first_flight_split_at_every_byte)
 
 TEST(test_handshake_server_first_flight_one_byte_at_a_time)
 {
-    struct server s;
+    struct flight f;
     struct handshake_out out;
-    uint8_t wire[512];
 
-    CHECK_INT(server_init(&s, NULL), 0);
-    long n = client_flight(&s.key, wire, sizeof wire);
-    CHECK(n > 0);
-    for (size_t len = 1; len < (size_t)n; len++)
-        CHECK_INT(handshake_feed(&s.hs, wire, len, false, &out), HANDSHAKE_NEED_MORE);
-    CHECK_INT(handshake_feed(&s.hs, wire, (size_t)n, false, &out), HANDSHAKE_TARGET);
+    CHECK_INT(flight_init(&f, NULL), 0);
+    for (size_t len = 1; len < f.len; len++)
+        CHECK_INT(handshake_feed(&f.s.hs, f.wire, len, false, &out), HANDSHAKE_NEED_MORE);
+    CHECK_INT(handshake_feed(&f.s.hs, f.wire, f.len, false, &out), HANDSHAKE_TARGET);
     CHECK_INT(out.target.port, 80);
-    CHECK_INT(out.consumed, n);
-    server_free(&s);
+    CHECK_INT(out.consumed, f.len);
+    server_free(&f.s);
 }
 
-/* Every tampered byte of the first flight ends in a silent failure. */
-TEST(test_handshake_server_bad_tag_fails_silently)
+/* A flight with one byte changed (salt, sealed length, tag or payload) fails silently. */
+static void check_tampered(const uint8_t *wire, size_t len, size_t at)
 {
     struct server s;
     struct handshake_out out;
-    uint8_t wire[512];
+    uint8_t copy[512];
 
+    memcpy(copy, wire, len);
+    copy[at] ^= 0x01;
     CHECK_INT(server_init(&s, NULL), 0);
-    long n = client_flight(&s.key, wire, sizeof wire);
-    CHECK(n > 0);
-    server_free(&s);
-    wire[32 + SS_LEN_FIELD] ^= 0x01; /* the sealed length's tag */
-    CHECK_INT(server_init(&s, NULL), 0);
-    CHECK_INT(handshake_feed(&s.hs, wire, (size_t)n, false, &out), HANDSHAKE_FAIL);
+    CHECK_INT(handshake_feed(&s.hs, copy, len, false, &out), HANDSHAKE_FAIL);
     CHECK(out.silent);
     CHECK(!out.replayed);
     CHECK_STR(out.reason, "bad tag");
@@ -151,41 +162,46 @@ TEST(test_handshake_server_bad_tag_fails_silently)
     server_free(&s);
 }
 
+TEST(test_handshake_server_bad_tag_fails_silently)
+{
+    struct flight f;
+
+    CHECK_INT(flight_init(&f, NULL), 0);
+    server_free(&f.s);
+    for (size_t at = 0; at < f.len; at++)
+        check_tampered(f.wire, f.len, at);
+}
+
 TEST(test_handshake_server_oversized_first_chunk_fails_when_full)
 {
-    struct server s;
+    struct flight f;
     struct handshake_out out;
-    uint8_t wire[512];
 
-    CHECK_INT(server_init(&s, NULL), 0);
-    long n = client_flight(&s.key, wire, sizeof wire);
-    CHECK(n > 0);
-    CHECK_INT(handshake_feed(&s.hs, wire, (size_t)n - 1, true, &out), HANDSHAKE_FAIL);
+    CHECK_INT(flight_init(&f, NULL), 0);
+    CHECK_INT(handshake_feed(&f.s.hs, f.wire, f.len - 1, true, &out), HANDSHAKE_FAIL);
     CHECK(out.silent);
     CHECK_STR(out.reason, "oversized first chunk");
-    server_free(&s);
+    server_free(&f.s);
 }
 
 TEST(test_handshake_server_replayed_flight_fails_silently)
 {
     struct replay_store *r = replay_new_shared(1024);
-    struct server s;
+    struct flight f;
     struct handshake_out out;
-    uint8_t wire[512], copy[512];
+    uint8_t copy[512];
 
     CHECK(r != NULL);
-    CHECK_INT(server_init(&s, r), 0);
-    long n = client_flight(&s.key, wire, sizeof wire);
-    CHECK(n > 0);
-    memcpy(copy, wire, (size_t)n);
-    CHECK_INT(handshake_feed(&s.hs, copy, (size_t)n, false, &out), HANDSHAKE_TARGET);
-    server_free(&s);
-    CHECK_INT(server_init(&s, r), 0);
-    CHECK_INT(handshake_feed(&s.hs, wire, (size_t)n, false, &out), HANDSHAKE_FAIL);
+    CHECK_INT(flight_init(&f, r), 0);
+    memcpy(copy, f.wire, f.len); /* opening is in place */
+    CHECK_INT(handshake_feed(&f.s.hs, copy, f.len, false, &out), HANDSHAKE_TARGET);
+    server_free(&f.s);
+    CHECK_INT(server_init(&f.s, r), 0);
+    CHECK_INT(handshake_feed(&f.s.hs, f.wire, f.len, false, &out), HANDSHAKE_FAIL);
     CHECK(out.silent);
     CHECK(out.replayed);
     CHECK_STR(out.reason, "replayed salt");
-    server_free(&s);
+    server_free(&f.s);
     replay_free(r);
 }
 
@@ -217,6 +233,16 @@ static enum handshake_verdict socks_feed(struct handshake *h, struct socks_run *
     memcpy(r->replies + r->replies_len, r->out.reply, r->out.reply_len);
     r->replies_len += r->out.reply_len;
     return v;
+}
+
+/* A fresh SOCKS5 handshake fed everything at once. */
+static enum handshake_verdict socks_once(struct socks_run *r, const uint8_t *in, size_t n)
+{
+    struct handshake h;
+
+    memset(r, 0, sizeof *r);
+    handshake_init(&h, ROLE_LOCAL, NULL, NULL);
+    return socks_feed(&h, r, in, n);
 }
 
 static void check_socks_split(size_t cut)
@@ -262,11 +288,9 @@ TEST(test_handshake_socks5_one_byte_at_a_time)
 TEST(test_handshake_socks5_udp_associate_verdict)
 {
     static const uint8_t req[] = {5, 1, 0, 5, 3, 0, NETADDR_ATYP_IPV4, 0, 0, 0, 0, 0, 0};
-    struct handshake h;
-    struct socks_run r = {0};
+    struct socks_run r;
 
-    handshake_init(&h, ROLE_LOCAL, NULL, NULL);
-    CHECK_INT(socks_feed(&h, &r, req, sizeof req), HANDSHAKE_UDP_ASSOCIATE);
+    CHECK_INT(socks_once(&r, req, sizeof req), HANDSHAKE_UDP_ASSOCIATE);
     CHECK_INT(r.replies_len, 2); /* the relay answers with the bound address */
     CHECK_INT(r.start, sizeof req);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(1080)};
@@ -282,11 +306,9 @@ TEST(test_handshake_socks5_udp_associate_verdict)
 TEST(test_handshake_socks5_no_acceptable_method_answers_then_fails)
 {
     static const uint8_t greeting[] = {5, 1, 2}; /* username/password only */
-    struct handshake h;
-    struct socks_run r = {0};
+    struct socks_run r;
 
-    handshake_init(&h, ROLE_LOCAL, NULL, NULL);
-    CHECK_INT(socks_feed(&h, &r, greeting, sizeof greeting), HANDSHAKE_FAIL);
+    CHECK_INT(socks_once(&r, greeting, sizeof greeting), HANDSHAKE_FAIL);
     CHECK(!r.out.silent);
     CHECK_INT(r.replies_len, 2);
     CHECK_INT(r.replies[1], SOCKS5_METHOD_NONE);
@@ -295,11 +317,9 @@ TEST(test_handshake_socks5_no_acceptable_method_answers_then_fails)
 TEST(test_handshake_socks5_bind_is_not_supported)
 {
     static const uint8_t req[] = {5, 1, 0, 5, 2, 0, NETADDR_ATYP_IPV4, 10, 0, 0, 1, 0, 80};
-    struct handshake h;
-    struct socks_run r = {0};
+    struct socks_run r;
 
-    handshake_init(&h, ROLE_LOCAL, NULL, NULL);
-    CHECK_INT(socks_feed(&h, &r, req, sizeof req), HANDSHAKE_FAIL);
+    CHECK_INT(socks_once(&r, req, sizeof req), HANDSHAKE_FAIL);
     CHECK(!r.out.silent);
     CHECK_INT(r.replies_len, 12);
     CHECK_INT(r.replies[3], 7); /* command not supported */
@@ -308,11 +328,9 @@ TEST(test_handshake_socks5_bind_is_not_supported)
 TEST(test_handshake_socks5_wrong_version_fails_without_answer)
 {
     static const uint8_t greeting[] = {4, 1, 0};
-    struct handshake h;
-    struct socks_run r = {0};
+    struct socks_run r;
 
-    handshake_init(&h, ROLE_LOCAL, NULL, NULL);
-    CHECK_INT(socks_feed(&h, &r, greeting, sizeof greeting), HANDSHAKE_FAIL);
+    CHECK_INT(socks_once(&r, greeting, sizeof greeting), HANDSHAKE_FAIL);
     CHECK_INT(r.replies_len, 0);
 }
 
