@@ -74,13 +74,15 @@ struct proto_request {
     const char *reason; /* PROTO_BAD / PROTO_REPLAYED: why, for the probe summary */
 };
 
-/* The most any protocol adds to a datagram (SIP004: salt + tag, at most 48). */
-#define PROTO_DATAGRAM_OVERHEAD_MAX 64
+/* The most any protocol adds to a datagram, padding aside: SIP004 48 (salt + tag); SIP022 51
+ * with AES (header, tag, type, timestamp, session id, padding length), 75 with XChaCha (its
+ * 24-byte nonce, both packet and session ids inside). */
+#define PROTO_DATAGRAM_OVERHEAD_MAX 128
 
 /* Opaque per-association UDP state of the largest protocol; proto_ops.udp_state_size says
  * how much of it one protocol uses (SIP004: none). */
 struct proto_udp_state {
-    _Alignas(8) uint8_t bytes[64];
+    _Alignas(8) uint8_t bytes[128]; /* SIP022: session ids, packet counter, replay window */
 };
 
 /* A worker's datagram scratch: one AEAD context re-keyed per packet or session. */
