@@ -8,7 +8,7 @@
 
 #include <sys/socket.h>
 
-#include "ss_stream.h"
+#include "proto.h"
 
 struct worker;
 
@@ -20,7 +20,7 @@ struct worker;
  * with bytes in flight hold a buffer, so idle and interactive connections never pay for them. */
 #define RELAY_BUF_CAP (66 * 1024)
 #define RELAY_BULK_CHUNKS 64
-#define RELAY_BULK_CAP (RELAY_BULK_CHUNKS * SS_SEAL_SLOT + 64)
+#define RELAY_BULK_CAP (RELAY_BULK_CHUNKS * PROTO_SLOT + 64)
 
 /* Starts a session on an accepted, non-blocking client socket; takes ownership of fd.
  * Returns 0, or -1 (fd closed) when memory is exhausted. */

@@ -5,6 +5,7 @@
 #define RP_WORKER_H
 
 #include <stdbool.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "buf.h"
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
+#include "proto.h"
 
 #define WORKER_MAX_LISTEN 8
 
@@ -46,6 +48,7 @@ struct worker {
     const struct config *cfg;
     int slot;
     struct crypto_key key;           /* the master key */
+    struct proto_ctx proto;          /* the protocol the method runs, its key set (key) */
     struct resolver *resolver;
     struct acl *acl;                 /* server role only, NULL otherwise */
     struct replay_store *replay;
@@ -58,8 +61,12 @@ struct worker {
     int nlisteners;
     struct udp_relay *udp[WORKER_MAX_LISTEN];
     int nudp;
-    struct session *sessions;        /* every open TCP session (doubly linked) */
+    LIST_HEAD(worker_sessions, session) sessions; /* every open TCP session */
     unsigned nsessions;
+    /* Called by relay.c when a draining worker's last session closed. Set by whoever owns the
+     * process (worker_run), so relay.c needs to know nothing of it. */
+    void (*on_sessions_done)(void *ctx);
+    void *on_sessions_done_ctx;
     bool draining;                   /* stopped accepting; exits when sessions reach zero */
     struct log_ratelimit rl_handshake; /* failed handshakes, summarized */
     struct log_ratelimit rl_accept;    /* accept errors (EMFILE...), summarized */

@@ -2,9 +2,10 @@
  * target, and the two pipes that move bytes between client and remote.
  *
  * A pipe either seals (plaintext in, shadowsocks chunks out) or opens (chunks in, plaintext
- * out). It only reads when everything it read before has been written: a destination that
- * cannot take more stops its source from being read, so memory per connection is bounded by one
- * buffer per direction whatever the speeds. Buffers come from the worker's pool while bytes are
+ * out), through the protocol's ops (proto.h): this file never knows which protocol runs. It
+ * only reads when everything it read before has been written: a destination that cannot take
+ * more stops its source from being read, so memory per connection is bounded by one buffer per
+ * direction whatever the speeds. Buffers come from the worker's pool while bytes are
  * in flight and go back when a direction drains, so an idle connection holds none.
  *
  * Sealing in place: readv() scatters plaintext straight into the payload slots of up to four
@@ -24,7 +25,7 @@
 
 #include "acl.h"
 #include "relay.h"
-#include "replay.h"
+#include "rp_assert.h"
 #include "session.h"
 #include "udp_relay.h"
 #include "worker.h"
@@ -37,6 +38,8 @@ static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void session_start_relay(struct session *s);
+static void session_handshake_begin(struct session *s);
+static void session_connect_target(struct session *s);
 
 /* ---- watchers ---- */
 
@@ -75,8 +78,12 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
         return -1;
     }
     s->w = w;
+    s->stage = STAGE_NEW;
     s->udp_handle = -1;
-    s->up.ss.pending_len = s->down.ss.pending_len = -1;
+    proto_dir_init(&s->up.pd);
+    proto_dir_init(&s->down.pd);
+    s->conn.ctx = &w->proto;
+    handshake_init(&s->hs, w->cfg->role, &s->conn, &s->up.pd);
     if (peer && peerlen <= sizeof s->peer)
         memcpy(&s->peer, peer, peerlen);
     side_init(s, &s->client, fd, true);
@@ -85,10 +92,7 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     s->timer.data = s;
     s->accepted_at = s->last_activity = ev_now(w->loop);
 
-    s->next = w->sessions;
-    if (w->sessions)
-        w->sessions->prev = s;
-    w->sessions = s;
+    LIST_INSERT_HEAD(&w->sessions, s, link);
     w->nsessions++;
     metrics_add(&w->stats->accepted, 1);
     metrics_add(&w->stats->active, 1);
@@ -97,7 +101,7 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    handshake_start(s);
+    session_handshake_begin(s);
     return 0;
 }
 
@@ -131,9 +135,7 @@ static struct buf *pipe_buf(struct session *s, struct pipe *p)
 static void pipe_release(struct session *s, struct pipe *p)
 {
     pipe_buf_put(s, p);
-    ss_stream_free(&p->ss);
-    p->ss.pending_len = -1;
-    p->keyed = false;
+    proto_dir_free(&p->pd);
 }
 
 /* close() on a socket with unread bytes sends a reset instead of a FIN. A client whose session
@@ -147,7 +149,7 @@ static void side_discard_unread(int fd)
             return;
 }
 
-void session_close(struct session *s)
+static void session_close(struct session *s)
 {
     struct worker *w = s->w;
 
@@ -165,30 +167,28 @@ void session_close(struct session *s)
     pipe_release(s, &s->up);
     pipe_release(s, &s->down);
 
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        w->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    /* in the list, and the list's count agrees */
+    RP_ASSERT(w->nsessions > 0 && *s->link.le_prev == s);
+    LIST_REMOVE(s, link);
     w->nsessions--;
     metrics_sub(&w->stats->active, 1);
     free(s);
-    if (w->draining && w->nsessions == 0)
-        worker_drain(w);
+    if (w->draining && w->nsessions == 0 && w->on_sessions_done)
+        w->on_sessions_done(w->on_sessions_done_ctx);
 }
 
 void relay_close_all(struct worker *w)
 {
-    while (w->sessions)
-        session_close(w->sessions);
+    while (!LIST_EMPTY(&w->sessions))
+        session_close(LIST_FIRST(&w->sessions));
+    RP_ASSERT(w->nsessions == 0);
 }
 
 void relay_close_probes(struct worker *w)
 {
-    struct session *s = w->sessions, *next;
+    struct session *s = LIST_FIRST(&w->sessions), *next;
     for (; s; s = next) {
-        next = s->next;
+        next = LIST_NEXT(s, link);
         if (s->stage == STAGE_PROBE)
             session_close(s);
     }
@@ -242,16 +242,32 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     session_close(s);
 }
 
-void session_set_stage(struct session *s, enum session_stage stage)
+/* The moves a session may make: from[row] to[bit]. Anything else is a bug in this file. */
+#define TO(stage) (1u << (stage))
+static const unsigned stage_moves[STAGE_COUNT] = {
+    /* the tunnel role knows its target at once */
+    [STAGE_NEW] = TO(STAGE_HANDSHAKE) | TO(STAGE_RESOLVE) | TO(STAGE_CONNECT),
+    [STAGE_HANDSHAKE] =
+        TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROBE) | TO(STAGE_UDP_HOLD),
+    [STAGE_RESOLVE] = TO(STAGE_CONNECT) | TO(STAGE_PROBE),
+    /* CONNECT to CONNECT: the next address */
+    [STAGE_CONNECT] = TO(STAGE_CONNECT) | TO(STAGE_RELAY) | TO(STAGE_PROBE),
+};
+#undef TO
+
+/* The one place a session's stage changes; its deadline follows. */
+static void session_set_stage(struct session *s, enum session_stage stage)
 {
+    RP_ASSERT((unsigned)s->stage < STAGE_COUNT && (unsigned)stage < STAGE_COUNT);
+    RP_ASSERT(stage_moves[s->stage] & (1u << stage));
     s->stage = stage;
     timer_arm(s);
 }
 
-/* A failed handshake (bad tag, replayed salt, malformed header, refused target): send nothing,
+/* A failed handshake (bad tag, replay, malformed header, refused target): send nothing,
  * keep reading and discarding, close when the client closes or the handshake deadline passes.
  * Counted and summarized, never logged one line per probe. */
-void session_probe(struct session *s, const char *why)
+static void session_probe(struct session *s, const char *why)
 {
     char addr[64];
     struct worker *w = s->w;
@@ -285,7 +301,9 @@ static void probe_on_read(struct session *s)
     }
 }
 
-ssize_t session_read_client(struct session *s, size_t max)
+/* Reads from the client into up.buf (taking a buffer if needed), at most max bytes.
+ * Returns bytes read, 0 at EOF, -1 on EAGAIN, -2 on error. */
+static ssize_t session_read_client(struct session *s, size_t max)
 {
     struct pipe *p = &s->up;
     if (!pipe_buf(s, p))
@@ -374,7 +392,8 @@ static void resolved_cb(void *arg, int status, const struct resolve_result *resu
     connect_next(s);
 }
 
-void session_connect_target(struct session *s)
+/* Resolves s->target if needed and connects to it. */
+static void session_connect_target(struct session *s)
 {
     if (s->stage == STAGE_CONNECT) { /* a retry after a failed or timed-out connect */
         connect_next(s);
@@ -467,36 +486,19 @@ static int pipe_flush(struct session *s, struct pipe *p, struct side *dst)
 static int pipe_open_chunks(struct session *s, struct pipe *p)
 {
     struct buf *b = p->buf;
-    size_t salt_len = crypto_method_info(s->w->key.method)->salt_len;
+    size_t used;
 
     p->iov_n = p->iov_i = 0;
     if (!b)
         return 0;
-    if (!p->keyed) {
-        if (buf_len(b) < salt_len)
-            return 0;
-        if (ss_stream_init(&p->ss, &s->w->key, b->data + b->start) < 0)
-            return -1;
-        p->keyed = true;
-        b->start += salt_len;
-    }
-    while (p->iov_n < PIPE_IOV && b->start < b->end) {
-        size_t used, plen;
-        uint8_t *payload;
-        int r = ss_stream_open_chunk(&p->ss, b->data + b->start, b->end - b->start, &used,
-                                     &payload, &plen);
-        if (r == SS_OPEN_NEED_MORE)
-            break;
-        if (r == SS_OPEN_ERROR)
-            return -1;
-        b->start += used;
-        if (plen) {
-            p->iov[p->iov_n].iov_base = payload;
-            p->iov[p->iov_n].iov_len = plen;
-            p->iov_n++;
-        }
-    }
-    return p->iov_n;
+    int n = s->conn.ctx->ops->open_stream(&s->conn, &p->pd, b->data + b->start, buf_len(b), &used,
+                                          p->iov, PIPE_IOV);
+    if (n < 0)
+        return -1;
+    RP_ASSERT(n <= PIPE_IOV && used <= buf_len(b));
+    b->start += used;
+    p->iov_n = n;
+    return n;
 }
 
 /* Reads once from src into the pipe and transforms what came in. Returns bytes read (> 0),
@@ -510,31 +512,29 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
         return -2;
     if (p->seal) {
         /* b is empty here: pipe_pump reads only after everything was flushed. */
-        size_t base = 0;
-        if (p->salt_pending) {
-            base = crypto_method_info(s->w->key.method)->salt_len;
-            memcpy(b->data, p->salt, base);
-        }
+        const struct proto_ops *ops = s->conn.ctx->ops;
+        size_t base = ops->seal_head_len(&s->conn, &p->pd);
         struct iovec iov[RELAY_BULK_CHUNKS];
         int slots = 0;
-        for (size_t at = base; at + SS_SEAL_SLOT <= b->cap && slots < RELAY_BULK_CHUNKS;
-             at += SS_SEAL_SLOT)
-            iov[slots++] = (struct iovec){b->data + at + SS_CHUNK_HEAD, SS_SEAL_CHUNK};
+        for (size_t at = base; at + PROTO_SLOT <= b->cap && slots < RELAY_BULK_CHUNKS;
+             at += PROTO_SLOT)
+            iov[slots++] = (struct iovec){b->data + at + PROTO_SLOT_HEAD, PROTO_SLOT_PAYLOAD};
         n = readv(src->fd, iov, slots);
         if (n <= 0)
             return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        if ((size_t)n == (size_t)slots * SS_SEAL_CHUNK)
+        if ((size_t)n == (size_t)slots * PROTO_SLOT_PAYLOAD)
             p->bulk = true;
-        long wire = ss_stream_seal_slots(&p->ss, b->data + base, (size_t)n);
-        if (wire < 0)
+        size_t start;
+        long end = ops->seal_slots(&s->conn, &p->pd, b->data, (size_t)n, &start);
+        if (end < 0)
             return -2;
-        p->salt_pending = false;
-        b->start = 0;
-        b->end = base + (size_t)wire;
+        RP_ASSERT((size_t)end <= b->cap && start <= (size_t)end);
+        b->start = start;
+        b->end = (size_t)end;
     } else {
         if (b->start == b->end)
             b->start = b->end = 0;
-        else if (buf_room(b) < SS_CHUNK_WIRE_MAX)
+        else if (buf_room(b) < PROTO_CHUNK_WIRE_MAX)
             buf_compact(b);
         size_t room = buf_room(b);
         n = read(src->fd, b->data + b->end, room);
@@ -635,44 +635,22 @@ static int pump_down(struct session *s)
     return pipe_pump(s, &s->down, &s->remote, &s->client);
 }
 
-/* Seals the local roles' first chunk: the target's address header followed by whatever the
- * client already sent (SOCKS5 data sent before our reply, in up.buf), after our salt. */
-static int prime_first_chunk(struct session *s)
+/* The local roles' first flight: the target's address header followed by whatever the client
+ * already sent (SOCKS5 data sent before our reply, in up.buf). */
+static int prime_first_flight(struct session *s)
 {
     struct pipe *p = &s->up;
-    uint8_t plain[NETADDR_HEADER_MAX + SS_CHUNK_MAX];
-    size_t salt_len = crypto_method_info(s->w->key.method)->salt_len;
     size_t early = p->buf ? buf_len(p->buf) : 0;
-
-    if (early > sizeof plain - s->header_len)
-        return -1;
-    memcpy(plain, s->header, s->header_len);
-    if (early)
-        memcpy(plain + s->header_len, p->buf->data + p->buf->start, early);
     struct buf *b = pipe_buf(s, p);
-    if (!b || salt_len + ss_stream_sealed_size(s->header_len + early) > b->cap)
+
+    if (!b)
         return -1;
-    memcpy(b->data, p->salt, salt_len);
-    long n = ss_stream_seal(&p->ss, plain, s->header_len + early, b->data + salt_len);
+    long n = s->conn.ctx->ops->seal_request(&s->conn, &p->pd, s->header, s->header_len,
+                                            b->data + b->start, early, b->data, b->cap);
     if (n < 0)
         return -1;
-    p->salt_pending = false;
     b->start = 0;
-    b->end = salt_len + n;
-    return 0;
-}
-
-static int pipe_key_seal(struct session *s, struct pipe *p)
-{
-    size_t salt_len = crypto_method_info(s->w->key.method)->salt_len;
-    if (crypto_random(p->salt, salt_len) < 0 || ss_stream_init(&p->ss, &s->w->key, p->salt) < 0)
-        return -1;
-    /* Our own salts go into the replay store too, so a recorded reply cannot be sent back
-     * to us as a request. */
-    if (s->w->replay)
-        replay_check_and_add(s->w->replay, p->salt, salt_len);
-    p->keyed = true;
-    p->salt_pending = true;
+    b->end = (size_t)n;
     return 0;
 }
 
@@ -682,7 +660,8 @@ static void session_start_relay(struct session *s)
     struct pipe *sealing = server ? &s->down : &s->up;
 
     sealing->seal = true;
-    if (pipe_key_seal(s, sealing) < 0 || (!server && prime_first_chunk(s) < 0)) {
+    if (s->conn.ctx->ops->seal_begin(&s->conn, &sealing->pd) < 0 ||
+        (!server && prime_first_flight(s) < 0)) {
         session_close(s);
         return;
     }
@@ -695,6 +674,127 @@ static void session_start_relay(struct session *s)
     pump_down(s);
 }
 
+/* ---- the handshake's verdicts ---- */
+
+static int write_all_small(int fd, const uint8_t *b, size_t n)
+{
+    /* Replies are a few bytes on a fresh socket: a short write means the client is broken. */
+    return write(fd, b, n) == (ssize_t)n ? 0 : -1;
+}
+
+/* Local roles: connect to the server, the address header waiting for the first flight. */
+static void session_connect_server(struct session *s, const struct handshake_out *out)
+{
+    memcpy(s->header, out->header, out->header_len);
+    s->header_len = out->header_len;
+    s->target = s->w->server;
+    /* until connected, the client is not read: its bytes wait in the kernel */
+    io_set(s, &s->client.rio, false);
+    session_connect_target(s);
+}
+
+/* Server: connect to the request's target; its initial data waits in up.buf. */
+static void session_connect_request(struct session *s, const struct handshake_out *out)
+{
+    struct pipe *p = &s->up;
+
+    s->target = out->target;
+    p->iov_n = p->iov_i = 0;
+    if (out->early_len) {
+        p->iov[0].iov_base = (void *)out->early;
+        p->iov[0].iov_len = out->early_len;
+        p->iov_n = 1;
+    }
+    io_set(s, &s->client.rio, false);
+    session_connect_target(s);
+}
+
+/* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to where this connection arrived. */
+static void session_udp_associate(struct session *s)
+{
+    struct worker *w = s->w;
+    struct sockaddr_storage bound;
+    socklen_t len = sizeof bound;
+    uint8_t out[32];
+    bool ok = w->nudp > 0 && getsockname(s->client.fd, (struct sockaddr *)&bound, &len) == 0;
+
+    int n = handshake_udp_reply(ok ? (struct sockaddr *)&bound : NULL, out, sizeof out);
+    if (!ok) { /* answered, then closed */
+        if (n > 0)
+            write_all_small(s->client.fd, out, n);
+        session_close(s);
+        return;
+    }
+    s->udp_handle = udp_relay_socks5_open(w->udp[0], (struct sockaddr *)&s->peer);
+    if (s->udp_handle < 0 || n < 0 || write_all_small(s->client.fd, out, n) < 0) {
+        session_close(s);
+        return;
+    }
+    /* RFC 1928 section 7: the association lives as long as this TCP connection. */
+    session_set_stage(s, STAGE_UDP_HOLD);
+}
+
+static void session_on_verdict(struct session *s, const struct handshake_out *out)
+{
+    if (out->reply_len && write_all_small(s->client.fd, out->reply, out->reply_len) < 0) {
+        session_close(s);
+        return;
+    }
+    switch (out->verdict) {
+    case HANDSHAKE_NEED_MORE:
+        break;
+    case HANDSHAKE_TARGET:
+        if (s->w->cfg->role == ROLE_SERVER)
+            session_connect_request(s, out);
+        else
+            session_connect_server(s, out);
+        break;
+    case HANDSHAKE_UDP_ASSOCIATE:
+        session_udp_associate(s);
+        break;
+    case HANDSHAKE_FAIL:
+        if (out->replayed)
+            metrics_add(&s->w->stats->replays, 1);
+        if (out->silent)
+            session_probe(s, out->reason);
+        else
+            session_close(s);
+        break;
+    }
+}
+
+static void session_handshake_begin(struct session *s)
+{
+    struct handshake_out out;
+
+    if (handshake_begin(&s->hs, &s->w->tunnel, &out) == HANDSHAKE_NEED_MORE) {
+        session_set_stage(s, STAGE_HANDSHAKE);
+        io_set(s, &s->client.rio, true);
+        return;
+    }
+    session_on_verdict(s, &out);
+}
+
+static void session_handshake_read(struct session *s)
+{
+    struct handshake_out out;
+    ssize_t n = session_read_client(s, handshake_read_max(&s->hs));
+
+    if (n == -1)
+        return;
+    if (n <= 0) { /* the client left (or broke) before finishing: close, as for any probe */
+        session_close(s);
+        return;
+    }
+    struct buf *b = s->up.buf;
+    /* the server's first flight is opened from the client's first byte every time: nothing is
+     * consumed before it is complete */
+    handshake_feed(&s->hs, b->data + b->start, buf_len(b), buf_room(b) == 0, &out);
+    RP_ASSERT(out.consumed <= buf_len(b));
+    b->start += out.consumed;
+    session_on_verdict(s, &out);
+}
+
 /* ---- event callbacks ---- */
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -703,7 +803,7 @@ static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop, (void)revents;
     switch (s->stage) {
     case STAGE_HANDSHAKE:
-        handshake_on_read(s);
+        session_handshake_read(s);
         break;
     case STAGE_PROBE:
     case STAGE_UDP_HOLD:

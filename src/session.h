@@ -1,26 +1,30 @@
-/* session.h: the TCP session shared by relay.c (pipes, connect, lifetime) and handshake.c (how
- * each role learns its target). Private to those two files. */
+/* session.h: the TCP session of relay.c, which alone creates, moves and closes it. Kept apart
+ * from relay.c only so that the struct can be read in one place. Private to relay.c. */
 #ifndef RP_SESSION_H
 #define RP_SESSION_H
 
 #include <ev.h>
 #include <stdbool.h>
+#include <sys/queue.h>
 #include <sys/uio.h>
 
 #include "buf.h"
+#include "handshake.h"
 #include "netaddr.h"
+#include "proto.h"
 #include "resolve.h"
-#include "ss_stream.h"
 
 /* Stages of a session; relay.c's session_set_stage() is the one place that moves between them.
  * Each says what it waits for. */
 enum session_stage {
-    STAGE_HANDSHAKE, /* client bytes: the salt and first chunk (server), or SOCKS5 (local) */
+    STAGE_NEW,       /* accepted; nothing asked of the client yet */
+    STAGE_HANDSHAKE, /* client bytes: the request's first flight (server), or SOCKS5 (local) */
     STAGE_RESOLVE,   /* the resolver's answer for the host to connect to */
     STAGE_CONNECT,   /* the non-blocking connect to complete */
     STAGE_RELAY,     /* bytes either way, until both directions have ended */
     STAGE_PROBE,     /* failed handshake: read and discard until the client leaves or times out */
     STAGE_UDP_HOLD,  /* SOCKS5 UDP ASSOCIATE control connection: wait for it to close */
+    STAGE_COUNT
 };
 
 struct side {
@@ -36,14 +40,12 @@ struct side {
  * flight. */
 struct pipe {
     struct buf *buf;
-    struct ss_stream ss;
+    /* the protocol's state of this direction (salt, subkey, nonce) */
+    struct proto_dir pd;
     bool seal;          /* true: plaintext in, chunks out */
-    bool keyed;         /* ss is initialized (salt sent or received) */
-    bool salt_pending;  /* seal: salt[] goes out in front of the first chunk */
     bool eof;           /* the source has ended */
     bool shut;          /* the end was passed on (shutdown(SHUT_WR) of the destination) */
     bool bulk;          /* a read filled the buffer: take RELAY_BULK_CAP buffers from now on */
-    uint8_t salt[CRYPTO_MAX_SALT];
     /* open: plaintext payloads inside buf waiting to be written */
     struct iovec iov[PIPE_IOV];
     int iov_n, iov_i;
@@ -51,9 +53,10 @@ struct pipe {
 
 struct session {
     struct worker *w;
-    struct session *prev, *next;
+    LIST_ENTRY(session) link;       /* in w->sessions */
     enum session_stage stage;
-    int socks_state;                /* local role: 0 greeting, 1 request */
+    struct handshake hs;            /* how the target is learnt */
+    struct proto_conn conn;         /* what the two directions' protocol state share */
     struct side client, remote;
     struct pipe up;                 /* client -> remote */
     struct pipe down;               /* remote -> client */
@@ -71,20 +74,5 @@ struct session {
     int udp_handle;                 /* SOCKS5 UDP ASSOCIATE handle, or -1 */
     struct sockaddr_storage peer;
 };
-
-/* relay.c, for handshake.c */
-void session_set_stage(struct session *s, enum session_stage stage);
-void session_close(struct session *s);
-/* The handshake failed: from now on the session is silent (see relay.c). */
-void session_probe(struct session *s, const char *why);
-/* Resolves s->target if needed and connects to it. */
-void session_connect_target(struct session *s);
-/* Reads from the client into up.buf (taking a buffer if needed), at most max bytes.
- * Returns bytes read, 0 at EOF, -1 on EAGAIN, -2 on error. */
-ssize_t session_read_client(struct session *s, size_t max);
-
-/* handshake.c, for relay.c */
-void handshake_start(struct session *s);
-void handshake_on_read(struct session *s);
 
 #endif

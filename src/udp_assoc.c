@@ -14,6 +14,7 @@
 
 #include "acl.h"
 #include "log.h"
+#include "rp_assert.h"
 #include "udp_private.h"
 #include "worker.h"
 
@@ -78,14 +79,12 @@ static void udp_queue_free(struct udp_relay *u, struct udp_assoc *a, struct udp_
 
 static void udp_ctl_unlink(struct udp_relay *u, struct udp_assoc *a)
 {
+    RP_ASSERT(a->ctl >= 0 && a->ctl < u->nctls);
     struct udp_ctl *c = &u->ctls[a->ctl];
 
-    if (a->ctl_prev)
-        a->ctl_prev->ctl_next = a->ctl_next;
-    else
-        c->assocs = a->ctl_next;
-    if (a->ctl_next)
-        a->ctl_next->ctl_prev = a->ctl_prev;
+    /* in its control connection's list, and the count agrees */
+    RP_ASSERT(c->nassocs > 0 && *a->ctl_link.le_prev == a);
+    LIST_REMOVE(a, ctl_link);
     c->nassocs--;
 }
 
@@ -144,18 +143,21 @@ struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *clie
 {
     if (u->nat.count >= u->max_assocs)
         udp_evict_oldest(u, NULL);
-    struct udp_assoc *a = calloc(1, sizeof *a);
+    const struct proto_ops *ops = u->proto.ctx->ops;
+    struct udp_assoc *a = calloc(1, sizeof *a + ops->udp_state_size);
     if (!a)
         return NULL;
     a->relay = u;
     a->fd[0] = a->fd[1] = -1;
     a->ctl = ctl;
+    a->proto_state = (struct proto_udp_state *)(a + 1);
+    /* A server makes an association only for a packet that opened: the protocol's state
+     * starts from what that packet said. Clients start a fresh session. */
+    ops->udp_state_init(&u->proto, a->proto_state, u->role == ROLE_SERVER);
     if (ctl >= 0) {
+        RP_ASSERT(ctl < u->nctls && u->ctls[ctl].live);
         struct udp_ctl *c = &u->ctls[ctl];
-        a->ctl_next = c->assocs;
-        if (c->assocs)
-            c->assocs->ctl_prev = a;
-        c->assocs = a;
+        LIST_INSERT_HEAD(&c->assocs, a, ctl_link);
         c->nassocs++;
     }
     udp_nat_insert(&u->nat, &a->nat, client, u->now);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -18,7 +19,7 @@
 #include "metrics.h"
 #include "netaddr.h"
 #include "resolve.h"
-#include "ss_packet.h"
+#include "proto.h"
 #include "udp_nat.h"
 
 struct worker;
@@ -29,7 +30,7 @@ struct worker;
 #define UDP_BATCHES_PER_WAKEUP 8       /* then let the loop's other watchers run */
 #define UDP_DATAGRAM_MAX 65536         /* above any UDP payload but IPv6 jumbograms */
 #define UDP_HEADROOM 264               /* >= NETADDR_HEADER_MAX: a header fits before the data */
-#define UDP_SEALED_MAX (UDP_HEADROOM + UDP_DATAGRAM_MAX + CRYPTO_MAX_SALT + CRYPTO_TAG_LEN)
+#define UDP_SEALED_MAX (UDP_HEADROOM + UDP_DATAGRAM_MAX + PROTO_DATAGRAM_OVERHEAD_MAX)
 #define UDP_LOOKUPS_MAX 8              /* names one association may be resolving at once */
 #define UDP_QUEUE_MAX 32               /* datagrams one association may hold waiting for DNS */
 #define UDP_QUEUE_BYTES_MAX (4u << 20) /* and every association of the relay together */
@@ -78,8 +79,10 @@ struct udp_assoc {
     unsigned nlookups;
     unsigned nqueued;
     int ctl;                           /* local role: the SOCKS5 control connection, else -1 */
-    struct udp_assoc *ctl_prev, *ctl_next;
+    LIST_ENTRY(udp_assoc) ctl_link;    /* in its control connection's assocs */
     struct udp_local local;            /* where the client's latest datagram was sent to */
+    /* the protocol's state of this association (udp_state_size bytes, after the struct) */
+    struct proto_udp_state *proto_state;
 };
 
 /* Local role: one live UDP ASSOCIATE control connection. */
@@ -87,7 +90,7 @@ struct udp_ctl {
     bool live;
     uint64_t serial;                   /* order of opening */
     struct sockaddr_storage ip;        /* the client's IP, port zero, IPv4-mapped as IPv4 */
-    struct udp_assoc *assocs;          /* associations that end with this connection */
+    LIST_HEAD(udp_ctl_assocs, udp_assoc) assocs; /* associations that end with it */
     unsigned nassocs;
 };
 
@@ -136,7 +139,7 @@ struct udp_relay {
     double timeout;
     size_t max_assocs;
     struct udp_nat nat;
-    struct ss_packet_ctx pkt;
+    struct proto_udp proto;            /* the protocol's datagram scratch */
     struct metrics_worker *stats;
     struct metrics_worker own_stats;   /* used when the worker has no shared counters */
     uint8_t tunnel_header[NETADDR_HEADER_MAX];

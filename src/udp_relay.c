@@ -3,8 +3,9 @@
  * association (the NAT table of udp_nat.c) that owns one outbound socket per address family,
  * and writes in sendmmsg batches.
  *
- *   server  in:  shadowsocks AEAD datagrams (SIP004: [salt][AEAD(header + data)][tag], zero
- *                nonce, per-packet subkey) -> the data to the target the header names.
+ *   server  in:  shadowsocks datagrams, opened by the protocol (proto.h; SIP004 is [salt]
+ *                [AEAD(header + data)][tag] under a per-packet subkey) -> the data to the
+ *                target the header names.
  *           out: a datagram from any remote on the association's socket -> sealed behind that
  *                remote's address header, to the client. The outbound sockets are unconnected:
  *                a full-cone NAT (RFC 4787 endpoint-independent mapping and filtering), which is
@@ -29,7 +30,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "replay.h"
+#include "rp_assert.h"
 #include "socks5.h"
 #include "udp_private.h"
 #include "worker.h"
@@ -55,7 +56,7 @@ static void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t
 {
     struct udp_relay *u = a->relay;
     uint8_t *out = udp_tx_buf(u);
-    long n = ss_packet_seal(&u->pkt, plain, len, out);
+    long n = u->proto.ctx->ops->seal_datagram(&u->proto, a->proto_state, plain, len, out);
 
     if (n < 0) {
         udp_drop(u, from, "could not seal");
@@ -64,26 +65,13 @@ static void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t
     udp_assoc_send(a, &u->w->server, out, (size_t)n, from);
 }
 
-#define UDP_OPEN_FAILED -1
-#define UDP_OPEN_REPLAYED -2
-
-/* Opens a shadowsocks packet in place. With replay protection on, a salt seen before is refused
- * (UDP_OPEN_REPLAYED): a packet captured and sent again, from anywhere, must not make us send on
- * its behalf, nor answer and so tell a prober what we are. Returns the plaintext length. */
-static long udp_open(struct udp_relay *u, uint8_t *pkt, size_t len, uint8_t **plain)
+/* Opens a shadowsocks packet in place (a: the sender's association, NULL if it has none yet).
+ * Returns the plaintext length, PROTO_BAD, or PROTO_REPLAYED: a packet captured and sent again
+ * must not make us send on its behalf, nor answer and so tell a prober what we are. */
+static long udp_open(struct udp_relay *u, struct udp_assoc *a, uint8_t *pkt, size_t len,
+                     uint8_t **plain)
 {
-    uint8_t salt[CRYPTO_MAX_SALT];
-    size_t salt_len = crypto_method_info(u->w->key.method)->salt_len;
-
-    if (len < salt_len || salt_len > sizeof salt)
-        return UDP_OPEN_FAILED;
-    memcpy(salt, pkt, salt_len);
-    long n = ss_packet_open(&u->pkt, pkt, len, plain);
-    if (n < 0)
-        return UDP_OPEN_FAILED;
-    if (u->w->replay && replay_check_and_add(u->w->replay, salt, salt_len) != 0)
-        return UDP_OPEN_REPLAYED;
-    return n;
+    return u->proto.ctx->ops->open_datagram(&u->proto, a ? a->proto_state : NULL, pkt, len, plain);
 }
 
 /* A client's datagram arrived for a: the association is the most recently used, and its
@@ -101,11 +89,12 @@ static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, ui
 {
     uint8_t *plain;
     struct netaddr_target t;
-    long plen = udp_open(u, data, len, &plain);
+    struct udp_assoc *a = udp_assoc_find(u, client);
+    long plen = udp_open(u, a, data, len, &plain);
 
     if (plen < 0) {
-        udp_drop(u, client, plen == UDP_OPEN_REPLAYED ? "replayed packet"
-                                                      : "packet failed authentication");
+        udp_drop(u, client,
+                 plen == PROTO_REPLAYED ? "replayed packet" : "packet failed authentication");
         return;
     }
     int hl = netaddr_parse_header(plain, (size_t)plen, &t);
@@ -113,7 +102,7 @@ static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, ui
         udp_drop(u, client, "malformed address header");
         return;
     }
-    struct udp_assoc *a = udp_assoc_find(u, client);
+    /* a new association adopts what this packet told the protocol (udp_assoc_new) */
     if (!a && !(a = udp_assoc_new(u, client, -1))) {
         udp_drop(u, client, "out of memory");
         return;
@@ -271,7 +260,8 @@ static void udp_server_out(struct udp_assoc *a, const struct sockaddr *from, uin
     }
     memcpy(data - hl, header, (size_t)hl); /* inside the headroom */
     uint8_t *out = udp_tx_buf(u);
-    long n = ss_packet_seal(&u->pkt, data - hl, len + (size_t)hl, out);
+    long n = u->proto.ctx->ops->seal_datagram(&u->proto, a->proto_state, data - hl,
+                                              len + (size_t)hl, out);
     if (n < 0) {
         udp_drop(u, from, "could not seal");
         return;
@@ -287,11 +277,11 @@ static void udp_client_out(struct udp_assoc *a, const struct sockaddr *from, uin
     struct udp_relay *u = a->relay;
     struct netaddr_target t;
     uint8_t *plain;
-    long plen = udp_open(u, data, len, &plain);
+    long plen = udp_open(u, a, data, len, &plain);
 
     if (plen < 0) {
-        udp_drop(u, from, plen == UDP_OPEN_REPLAYED ? "replayed reply"
-                                                    : "reply failed authentication");
+        udp_drop(u, from,
+                 plen == PROTO_REPLAYED ? "replayed reply" : "reply failed authentication");
         return;
     }
     int hl = netaddr_parse_header(plain, (size_t)plen, &t);
@@ -304,7 +294,7 @@ static void udp_client_out(struct udp_assoc *a, const struct sockaddr *from, uin
         udp_tx_add(u, u->fd, client, plain + hl, (size_t)plen - (size_t)hl, &a->local);
         return;
     }
-    if (plain - data < UDP_SOCKS5_PREFIX) { /* the salt precedes plain: never true */
+    if (plain - data < UDP_SOCKS5_PREFIX) { /* the protocol's head precedes plain */
         udp_drop(u, from, "no room for the SOCKS5 header");
         return;
     }
@@ -358,12 +348,17 @@ int udp_relay_socks5_open(struct udp_relay *u, const struct sockaddr *client)
         struct udp_ctl *c = realloc(u->ctls, (size_t)n * sizeof *c);
         if (!c)
             return -1;
+        /* The list heads moved with the array: each first element's back pointer follows. */
+        for (int i = 0; i < u->nctls; i++)
+            if (!LIST_EMPTY(&c[i].assocs))
+                LIST_FIRST(&c[i].assocs)->ctl_link.le_prev = &LIST_FIRST(&c[i].assocs);
         memset(c + u->nctls, 0, (size_t)(n - u->nctls) * sizeof *c);
         u->ctls = c;
         u->nctls = n;
     }
     struct udp_ctl *c = &u->ctls[h];
     memset(c, 0, sizeof *c);
+    LIST_INIT(&c->assocs);
     c->live = true;
     c->serial = ++u->ctl_serial;
     udp_ip_only(client, &c->ip);
@@ -375,8 +370,9 @@ void udp_relay_socks5_close(struct udp_relay *u, int handle)
     if (!u || handle < 0 || handle >= u->nctls || !u->ctls[handle].live)
         return;
     /* RFC 1928 section 6: the association ends with the TCP connection it arrived on. */
-    while (u->ctls[handle].assocs)
-        udp_assoc_free(u->ctls[handle].assocs);
+    while (!LIST_EMPTY(&u->ctls[handle].assocs))
+        udp_assoc_free(LIST_FIRST(&u->ctls[handle].assocs));
+    RP_ASSERT(u->ctls[handle].nassocs == 0);
     u->ctls[handle].live = false;
 }
 
@@ -401,8 +397,10 @@ static int udp_relay_setup(struct udp_relay *u, struct worker *w)
     uint64_t seed;
     if (crypto_random(&seed, sizeof seed) < 0 || udp_nat_init(&u->nat, seed) < 0)
         return -1;
-    if (ss_packet_ctx_init(&u->pkt, &w->key) < 0)
+    if (proto_udp_init(&u->proto, &w->proto) < 0)
         return -1;
+    RP_ASSERT(w->proto.ops->datagram_overhead(&w->proto) <= PROTO_DATAGRAM_OVERHEAD_MAX);
+    RP_ASSERT(w->proto.ops->udp_state_size <= sizeof(struct proto_udp_state));
     if (udp_batch_init(&u->rx, UDP_HEADROOM + UDP_DATAGRAM_MAX) < 0 ||
         udp_batch_init(&u->tx, UDP_SEALED_MAX) < 0)
         return -1;
@@ -456,8 +454,7 @@ void udp_relay_free(struct udp_relay *u)
     free(u->spare);
     udp_batch_free(&u->rx);
     udp_batch_free(&u->tx);
-    if (u->pkt.aead)
-        ss_packet_ctx_free(&u->pkt);
+    proto_udp_free(&u->proto);
     udp_nat_destroy(&u->nat);
     free(u);
 }

@@ -4,6 +4,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <ev.h>
 #include <grp.h>
 #include <signal.h>
@@ -31,6 +32,12 @@ struct worker_proc {
     ev_timer tick;           /* once a second: pending rate-limited summaries, drain check */
     ev_tstamp drain_started;
 };
+
+/* The worker_proc holding w (container_of): worker_run allocates every worker inside one. */
+static struct worker_proc *worker_proc_of(struct worker *w)
+{
+    return (struct worker_proc *)((char *)w - offsetof(struct worker_proc, w));
+}
 
 static int worker_key(struct worker *w, const struct config *c)
 {
@@ -77,6 +84,12 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     if (worker_key(w, c) < 0) {
         log_error("cannot derive the key for %s", c->method);
+        return -1;
+    }
+    w->proto = (struct proto_ctx){
+        .ops = proto_for_method(w->key.method), .keys = &w->key, .nkeys = 1, .replay = w->replay};
+    if (!w->proto.ops) {
+        log_error("no protocol for %s", c->method);
         return -1;
     }
     if (worker_targets(w, c) < 0) {
@@ -152,7 +165,7 @@ static void drain_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 void worker_drain(struct worker *w)
 {
-    struct worker_proc *wp = (struct worker_proc *)w;
+    struct worker_proc *wp = worker_proc_of(w);
     if (!w->draining) {
         w->draining = true;
         for (int i = 0; i < w->nlisteners; i++)
@@ -179,8 +192,14 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     log_event_poll(&w->rl_handshake);
     log_event_poll(&w->rl_accept);
     log_event_poll(&w->rl_udp);
-    if (w->draining && worker_drained((struct worker_proc *)w))
+    if (w->draining && worker_drained(worker_proc_of(w)))
         ev_break(loop, EVBREAK_ALL);
+}
+
+/* relay.c's hook: the last session of a draining worker closed. */
+static void sessions_done(void *ctx)
+{
+    worker_drain(ctx);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
@@ -227,6 +246,9 @@ int worker_run(const struct worker_env *env)
     /* The worker exits when its master dies; the master then is gone and cannot drain us. */
     if (env->parent_fd >= 0)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
+    LIST_INIT(&w->sessions);
+    w->on_sessions_done = sessions_done;
+    w->on_sessions_done_ctx = w;
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!w->loop) {
         free(wp);
