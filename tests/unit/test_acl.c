@@ -1,11 +1,13 @@
-/* test_acl.c: block_private at the edges of every special-purpose range, and the libev ACL
- * file's [outbound_block_list] (IPs, CIDRs, hostname regexes, errors with FILE:LINE). */
+/* test_acl.c: block_private at the edges of every special-purpose range, the libev ACL file's
+ * [outbound_block_list] (IPs, CIDRs, hostname regexes, errors with FILE:LINE), and its client
+ * lists and modes: which clients a server serves, which targets a client bypasses. */
 #include "autoconfig.h"
 
 #include "acl.h"
 #include "netaddr.h"
 #include "unit.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/un.h>
 
@@ -16,27 +18,27 @@ struct case_ip {
 
 /* Each range's first and last address, and the addresses just outside it. */
 static const struct case_ip v4_cases[] = {
-    {"0.0.0.0", true},          {"0.255.255.255", true},   {"1.0.0.0", false},
-    {"9.255.255.255", false},   {"10.0.0.0", true},        {"10.255.255.255", true},
-    {"11.0.0.0", false},        {"100.63.255.255", false}, {"100.64.0.0", true},
-    {"100.127.255.255", true},  {"100.128.0.0", false},    {"126.255.255.255", false},
-    {"127.0.0.0", true},        {"127.0.0.1", true},       {"127.255.255.255", true},
-    {"128.0.0.0", false},       {"169.253.255.255", false}, {"169.254.0.0", true},
-    {"169.254.169.254", true},  {"169.254.255.255", true}, {"169.255.0.0", false},
-    {"172.15.255.255", false},  {"172.16.0.0", true},      {"172.31.255.255", true},
-    {"172.32.0.0", false},      {"191.255.255.255", false}, {"192.0.0.0", true},
-    {"192.0.0.255", true},      {"192.0.1.0", false},      {"192.0.1.255", false},
-    {"192.0.2.0", true},        {"192.0.2.255", true},     {"192.0.3.0", false},
-    {"192.88.98.255", false},   {"192.88.99.0", true},     {"192.88.99.255", true},
-    {"192.88.100.0", false},    {"192.167.255.255", false}, {"192.168.0.0", true},
-    {"192.168.255.255", true},  {"192.169.0.0", false},    {"198.17.255.255", false},
-    {"198.18.0.0", true},       {"198.19.255.255", true},  {"198.20.0.0", false},
-    {"198.51.99.255", false},   {"198.51.100.0", true},    {"198.51.100.255", true},
-    {"198.51.101.0", false},    {"203.0.112.255", false},  {"203.0.113.0", true},
-    {"203.0.113.255", true},    {"203.0.114.0", false},    {"223.255.255.255", false},
-    {"224.0.0.0", true},        {"239.255.255.255", true}, {"240.0.0.0", true},
-    {"255.255.255.254", true},  {"255.255.255.255", true}, {"8.8.8.8", false},
-    {"1.1.1.1", false},         {"93.184.216.34", false},
+    {"0.0.0.0", true},         {"0.255.255.255", true},    {"1.0.0.0", false},
+    {"9.255.255.255", false},  {"10.0.0.0", true},         {"10.255.255.255", true},
+    {"11.0.0.0", false},       {"100.63.255.255", false},  {"100.64.0.0", true},
+    {"100.127.255.255", true}, {"100.128.0.0", false},     {"126.255.255.255", false},
+    {"127.0.0.0", true},       {"127.0.0.1", true},        {"127.255.255.255", true},
+    {"128.0.0.0", false},      {"169.253.255.255", false}, {"169.254.0.0", true},
+    {"169.254.169.254", true}, {"169.254.255.255", true},  {"169.255.0.0", false},
+    {"172.15.255.255", false}, {"172.16.0.0", true},       {"172.31.255.255", true},
+    {"172.32.0.0", false},     {"191.255.255.255", false}, {"192.0.0.0", true},
+    {"192.0.0.255", true},     {"192.0.1.0", false},       {"192.0.1.255", false},
+    {"192.0.2.0", true},       {"192.0.2.255", true},      {"192.0.3.0", false},
+    {"192.88.98.255", false},  {"192.88.99.0", true},      {"192.88.99.255", true},
+    {"192.88.100.0", false},   {"192.167.255.255", false}, {"192.168.0.0", true},
+    {"192.168.255.255", true}, {"192.169.0.0", false},     {"198.17.255.255", false},
+    {"198.18.0.0", true},      {"198.19.255.255", true},   {"198.20.0.0", false},
+    {"198.51.99.255", false},  {"198.51.100.0", true},     {"198.51.100.255", true},
+    {"198.51.101.0", false},   {"203.0.112.255", false},   {"203.0.113.0", true},
+    {"203.0.113.255", true},   {"203.0.114.0", false},     {"223.255.255.255", false},
+    {"224.0.0.0", true},       {"239.255.255.255", true},  {"240.0.0.0", true},
+    {"255.255.255.254", true}, {"255.255.255.255", true},  {"8.8.8.8", false},
+    {"1.1.1.1", false},        {"93.184.216.34", false},
 };
 
 static const struct case_ip v6_cases[] = {
@@ -175,7 +177,7 @@ static const char acl_text[] = "# a shadowsocks-libev ACL file\n"
                                "[bypass_list]\n"
                                "8.8.8.8\n"
                                "(^|\\.)ignored\\.com$\n"
-                               "(unclosed in a client section is not our business\n"
+                               "8.8.4.4 # a comment after a rule\n"
                                "\n"
                                "[outbound_block_list]\n"
                                "  1.2.3.4  \n"
@@ -219,6 +221,7 @@ TEST(test_acl_file_ip_and_cidr_rules)
     CHECK(allowed(a, "2001:4861::"));
     CHECK(!allowed(a, "::ffff:0:0"));
     CHECK(allowed(a, "8.8.8.8")); /* bypass_list is a client's business */
+    CHECK(allowed(a, "8.8.4.4"));
     CHECK(allowed(a, "9.9.9.9"));
     CHECK(allowed(a, "127.0.0.1")); /* block_private is off here */
     acl_free(a);
@@ -314,8 +317,7 @@ TEST(test_acl_file_prefix_bounds)
 {
     char err[256];
     int rc;
-    struct acl *a = load(false,
-                         "[outbound_block_list]\n0.0.0.0/0\n::/0\n", &rc, err, sizeof err);
+    struct acl *a = load(false, "[outbound_block_list]\n0.0.0.0/0\n::/0\n", &rc, err, sizeof err);
     CHECK_INT(rc, 0);
     CHECK(!allowed(a, "8.8.8.8"));
     CHECK(!allowed(a, "2606:4700::1111"));
@@ -345,13 +347,13 @@ TEST(test_acl_many_rules)
     size_t off = (size_t)snprintf(text, sizeof text, "[outbound_block_list]\n");
     for (int i = 0; i < 300; i++)
         off += (size_t)snprintf(text + off, sizeof text - off,
-                                "10.%d.%d.0/24\n2001:db8:%x::/48\n^host%d\\.example$\n",
-                                i / 256, i % 256, i, i);
+                                "10.%d.%d.0/24\n2001:db8:%x::/48\n^host%d\\.example$\n", i / 256,
+                                i % 256, i, i);
     char err[256];
     int rc;
     struct acl *a = load(false, text, &rc, err, sizeof err);
     CHECK_INT(rc, 0);
-    CHECK(!allowed(a, "10.1.43.9"));   /* i = 299 */
+    CHECK(!allowed(a, "10.1.43.9")); /* i = 299 */
     CHECK(allowed(a, "10.1.44.9"));
     CHECK(!allowed(a, "2001:db8:12b::1"));
     CHECK(allowed(a, "2001:db8:12c::1"));
@@ -371,4 +373,223 @@ TEST(test_acl_overlong_host_blocked)
     host[255] = '\0';
     CHECK(!acl_host_blocked(a, host));
     acl_free(a);
+}
+
+/* ---- Client lists and modes --------------------------------------------------------------- */
+
+static bool client_ok(const struct acl *a, const char *ip)
+{
+    struct sockaddr_storage ss = addr_of(ip);
+    return acl_client_allowed(a, (const struct sockaddr *)&ss);
+}
+
+static enum acl_route route_addr(const struct acl *a, const char *ip)
+{
+    struct sockaddr_storage ss = addr_of(ip);
+    return acl_route_address(a, (const struct sockaddr *)&ss);
+}
+
+TEST(test_acl_default_mode_is_accept_all)
+{
+    char err[256];
+    int rc;
+    struct acl *a = load(false, "[black_list]\n192.0.2.0/24\n", &rc, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(acl_get_mode(a), ACL_ACCEPT_ALL);
+    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK);
+    CHECK(!client_ok(a, "192.0.2.7"));
+    CHECK(!client_ok(a, "::ffff:192.0.2.7")); /* a dual-stack listener's view */
+    CHECK(client_ok(a, "192.0.3.1"));
+    CHECK(client_ok(a, "2001:db8::1"));
+    acl_free(a);
+    CHECK_INT(acl_get_mode(NULL), ACL_ACCEPT_ALL);
+    CHECK_INT(acl_sections(NULL), 0);
+    CHECK(client_ok(NULL, "192.0.2.7"));
+}
+
+TEST(test_acl_accept_all_black_list_clients)
+{
+    char err[256];
+    int rc;
+    struct acl *a = load(false,
+                         "[accept_all]\n[black_list]\n127.0.0.1\n2001:db8:1::/48\n"
+                         "[white_list]\n127.0.0.1\n10.0.0.0/8\n",
+                         &rc, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(acl_sections(a), ACL_SECTION_MODE | ACL_SECTION_BLACK | ACL_SECTION_WHITE);
+    CHECK(!client_ok(a, "127.0.0.1")); /* in both lists: black wins, as in libev */
+    CHECK(client_ok(a, "127.0.0.2"));
+    CHECK(!client_ok(a, "2001:db8:1:ffff::1"));
+    CHECK(client_ok(a, "2001:db8:2::1"));
+    CHECK(client_ok(a, "10.1.1.1"));
+    acl_free(a);
+}
+
+TEST(test_acl_reject_all_white_list_clients)
+{
+    char err[256];
+    int rc;
+    struct acl *a = load(false,
+                         "[reject_all]\n[white_list]\n10.0.0.0/8\n::1\n2001:db8::/32\n"
+                         "[black_list]\n10.9.9.9\n",
+                         &rc, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(acl_get_mode(a), ACL_REJECT_ALL);
+    CHECK(client_ok(a, "10.1.2.3"));
+    CHECK(client_ok(a, "::ffff:10.1.2.3"));
+    CHECK(!client_ok(a, "10.9.9.9")); /* black-listed inside the white network */
+    CHECK(!client_ok(a, "11.0.0.1"));
+    CHECK(!client_ok(a, "127.0.0.1"));
+    CHECK(client_ok(a, "::1"));
+    CHECK(client_ok(a, "2001:db8:ffff::1"));
+    CHECK(!client_ok(a, "2001:db9::1"));
+    acl_free(a);
+}
+
+TEST(test_acl_last_mode_header_wins)
+{
+    char err[256];
+    int rc;
+    struct acl *a = load(false, "[reject_all]\n[accept_all]\n", &rc, err, sizeof err);
+    CHECK_INT(acl_get_mode(a), ACL_ACCEPT_ALL);
+    CHECK(client_ok(a, "192.0.2.1"));
+    acl_free(a);
+    a = load(false, "[proxy_all]\n[bypass_all]\n", &rc, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(acl_get_mode(a), ACL_REJECT_ALL);
+    CHECK(!client_ok(a, "192.0.2.1"));
+    acl_free(a);
+}
+
+TEST(test_acl_lines_before_any_header_are_black)
+{
+    char err[256];
+    int rc;
+    struct acl *a = load(false, "  192.0.2.1  \n^bad\\.example$\n", &rc, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK);
+    CHECK(!client_ok(a, "192.0.2.1"));
+    CHECK_INT(acl_route_host(a, "bad.example"), ACL_BYPASS);
+    CHECK(allowed(a, "192.0.2.1")); /* not an outbound block */
+    acl_free(a);
+}
+
+/* The client section names are libev's synonyms: bypass = black, proxy = white. */
+TEST(test_acl_bypass_and_proxy_are_black_and_white)
+{
+    char err[256];
+    int rc;
+    struct acl *a =
+        load(false, "[bypass_list]\n192.0.2.1\n[proxy_list]\n192.0.2.2\n", &rc, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK | ACL_SECTION_WHITE);
+    CHECK(!client_ok(a, "192.0.2.1"));
+    CHECK(client_ok(a, "192.0.2.2"));
+    acl_free(a);
+    a = load(false, "[black_list]\n192.0.2.1\n[white_list]\n192.0.2.2\n", &rc, err, sizeof err);
+    CHECK_INT(route_addr(a, "192.0.2.1"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "192.0.2.2"), ACL_PROXY);
+    acl_free(a);
+}
+
+TEST(test_acl_route_proxy_all)
+{
+    char err[256];
+    int rc;
+    struct acl *a = load(false,
+                         "[proxy_all]\n[bypass_list]\n192.0.2.0/24\n2001:db8::/32\n"
+                         "(^|\\.)direct\\.example$\n[proxy_list]\n(^|\\.)via\\.direct\\.example$\n"
+                         "192.0.2.99\n",
+                         &rc, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(route_addr(a, "192.0.2.5"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "::ffff:192.0.2.5"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "192.0.2.99"), ACL_BYPASS); /* both lists: bypass wins */
+    CHECK_INT(route_addr(a, "192.0.3.5"), ACL_PROXY);
+    CHECK_INT(route_addr(a, "2001:db8:5::1"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "2001:db9::1"), ACL_PROXY);
+    CHECK_INT(acl_route_host(a, "192.0.2.5"), ACL_BYPASS); /* IP literal: by the networks */
+    CHECK_INT(acl_route_host(a, "2001:db8::7"), ACL_BYPASS);
+    CHECK_INT(acl_route_host(a, "192.0.4.1"), ACL_PROXY);
+    CHECK_INT(acl_route_host(a, "direct.example"), ACL_BYPASS);
+    CHECK_INT(acl_route_host(a, "WWW.Direct.Example."), ACL_BYPASS);
+    CHECK_INT(acl_route_host(a, "via.direct.example"), ACL_BYPASS); /* bypass rules first */
+    CHECK_INT(acl_route_host(a, "indirect.example"), ACL_PROXY);    /* no rule: the mode */
+    CHECK_INT(acl_route_host(NULL, "direct.example"), ACL_PROXY);
+    acl_free(a);
+}
+
+TEST(test_acl_route_bypass_all)
+{
+    char err[256];
+    int rc;
+    struct acl *a = load(false,
+                         "[bypass_all]\n[proxy_list]\n(^|\\.)far\\.example$\n198.51.100.0/24\n"
+                         "2001:db8:aa::/48\n[bypass_list]\n198.51.100.7\n",
+                         &rc, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(acl_route_host(a, "far.example"), ACL_PROXY);
+    CHECK_INT(acl_route_host(a, "www.far.example"), ACL_PROXY);
+    CHECK_INT(acl_route_host(a, "near.example"), ACL_BYPASS); /* no rule: the mode */
+    CHECK_INT(route_addr(a, "198.51.100.1"), ACL_PROXY);
+    CHECK_INT(route_addr(a, "198.51.100.7"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "198.51.101.1"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "2001:db8:aa::1"), ACL_PROXY);
+    CHECK_INT(route_addr(a, "2001:db8:ab::1"), ACL_BYPASS);
+    acl_free(a);
+}
+
+TEST(test_acl_client_sections_refuse_invalid_lines)
+{
+    check_load_error("[bypass_list]\n(unclosed\n", ".acl:2: invalid regex '(unclosed'");
+    check_load_error("[white_list]\n1.2.3.4\n10.0.0.0/40 # comment\n",
+                     ".acl:3: invalid address or CIDR '10.0.0.0/40'");
+    check_load_error("\n192.0.2.256\n", ".acl:2: invalid address or CIDR");
+    check_load_error("[reject_all]\n[whitelist]\n", ".acl:2: unknown section [whitelist]");
+}
+
+/* Where distributions install the ACL files shadowsocks-libev ships (acl/ in its source), and
+ * RP_LIBEV_ACL_DIR for a copy elsewhere: each must load, since the same file is meant to work
+ * with both programs. Returns how many files were loaded, or -1 after a failure. */
+static int load_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char path[1024], err[512];
+        if (len < 5 || strcmp(e->d_name + len - 4, ".acl") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct acl *a = acl_new(false);
+        int rc = acl_load_file(a, path, err, sizeof err);
+        acl_free(a);
+        if (rc < 0) {
+            unit_fail(__FILE__, __LINE__, "%s", err);
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+TEST(test_acl_shipped_libev_files_load)
+{
+    const char *dirs[] = {getenv("RP_LIBEV_ACL_DIR"), "/usr/share/shadowsocks-libev/acl",
+                          "/usr/share/shadowsocks-libev", "/usr/share/doc/shadowsocks-libev/acl",
+                          "/etc/shadowsocks-libev"};
+    int total = 0;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        int n = dirs[i] ? load_dir(dirs[i]) : 0;
+        CHECK(n >= 0);
+        total += n;
+    }
+    if (total == 0)
+        unit_skip("no shadowsocks-libev .acl files installed (set RP_LIBEV_ACL_DIR to its acl/)");
+    printf("  loaded %d shadowsocks-libev ACL files\n", total);
 }

@@ -117,6 +117,42 @@ long unit_hex(const char *hex, uint8_t *out, size_t max)
     return (long)(n / 2);
 }
 
+/* The exit status of a skipped test's child (automake's convention), and its reason. */
+#define UNIT_SKIPPED 77
+
+static const char *unit_skip_path(void)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/skip-reason", unit_tmpdir());
+    return path;
+}
+
+void unit_skip(const char *reason)
+{
+    FILE *f = fopen(unit_skip_path(), "w");
+    if (f) {
+        fputs(reason, f);
+        fclose(f);
+    }
+    fflush(stdout);
+    _exit(UNIT_SKIPPED);
+}
+
+/* The reason the last skipped child left (static storage), and the file removed. */
+static const char *unit_read_skip(void)
+{
+    static char reason[256];
+    FILE *f = fopen(unit_skip_path(), "r");
+    reason[0] = '\0';
+    if (f) {
+        if (!fgets(reason, sizeof reason, f))
+            reason[0] = '\0';
+        fclose(f);
+        remove(unit_skip_path());
+    }
+    return reason[0] ? reason : "no reason given";
+}
+
 static const char *base_name(const char *path)
 {
     const char *s = strrchr(path, '/');
@@ -155,6 +191,8 @@ int main(int argc, char **argv)
             ;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             printf("PASS: %s/%s\n", prog, t->name);
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == UNIT_SKIPPED) {
+            printf("SKIP: %s/%s: %s\n", prog, t->name, unit_read_skip());
         } else {
             failures++;
             if (WIFSIGNALED(status))

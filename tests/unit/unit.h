@@ -27,6 +27,9 @@ void unit_capture_stderr_start(void);
 /* Puts stderr back (so failures are seen) and returns what was written meanwhile (static
  * storage, the first 64 KiB). */
 const char *unit_capture_stderr_stop(void);
+/* Ends the running test as skipped: its line reads "SKIP: file/test: reason" and counts neither
+ * as passed nor as failed. For a test that needs something the machine lacks. */
+void unit_skip(const char *reason) __attribute__((noreturn));
 /* Decodes a hex string into out (at most max bytes); returns the length, or -1. */
 long unit_hex(const char *hex, uint8_t *out, size_t max);
 
