@@ -30,9 +30,12 @@ enum acl_route {
 /* Which sections a loaded file had (acl_sections): a caller can tell a server that bypass or
  * proxy lists mean nothing to it only as client filters, or report the mode. */
 #define ACL_SECTION_OUTBOUND_BLOCK 0x1u
-#define ACL_SECTION_BLACK 0x2u /* [black_list]/[bypass_list], or rules before any header */
-#define ACL_SECTION_WHITE 0x4u /* [white_list]/[proxy_list] */
-#define ACL_SECTION_MODE 0x8u  /* any of the four mode headers */
+#define ACL_SECTION_BLACK 0x2u         /* [black_list]/[bypass_list], or rules before any header */
+#define ACL_SECTION_WHITE 0x4u         /* [white_list]/[proxy_list] */
+#define ACL_SECTION_MODE 0x8u          /* any of the four mode headers */
+#define ACL_SECTION_CLIENT_NAMES 0x10u /* spelled [bypass_list] [proxy_list] [*_all] of a client   \
+                                        */
+#define ACL_SECTION_SERVER_NAMES 0x20u /* spelled [black_list] [white_list] [accept/reject_all] */
 
 struct acl *acl_new(bool block_private);
 /* Loads a libev ACL file: each line (white space around it ignored, '#' to the end of a line a
@@ -68,5 +71,11 @@ enum acl_route acl_route_address(const struct acl *a, const struct sockaddr *sa)
 enum acl_mode acl_get_mode(const struct acl *a);
 /* The ACL_SECTION_* bits of the loaded files (0 for a == NULL). */
 unsigned acl_sections(const struct acl *a);
+/* A note for a file whose sections read differently in this role (client spellings in a server,
+ * an [outbound_block_list] in a client), or NULL. Static text. */
+const char *acl_role_note(const struct acl *a, bool server);
+/* One line saying what the file does in this role, e.g. "mode accept_all: serves all clients
+ * but black-listed ones". Returns snprintf's length. */
+size_t acl_describe(const struct acl *a, bool server, char *buf, size_t len);
 
 #endif

@@ -326,6 +326,35 @@ unsigned acl_sections(const struct acl *a)
     return a ? a->sections : 0;
 }
 
+const char *acl_role_note(const struct acl *a, bool server)
+{
+    unsigned sec = acl_sections(a);
+    if (server && (sec & ACL_SECTION_CLIENT_NAMES))
+        return "a server reads [bypass_list]/[bypass_all] as [black_list]/[reject_all] and "
+               "[proxy_list]/[proxy_all] as [white_list]/[accept_all]: they filter clients by "
+               "address, as in shadowsocks-libev";
+    if (!server && (sec & ACL_SECTION_OUTBOUND_BLOCK))
+        return "[outbound_block_list] applies to the server role only; ignored here";
+    return NULL;
+}
+
+size_t acl_describe(const struct acl *a, bool server, char *buf, size_t len)
+{
+    bool reject = acl_get_mode(a) == ACL_REJECT_ALL;
+    const char *what;
+    if (server)
+        what = reject ? "reject_all: serves only white-listed clients"
+                      : "accept_all: serves all clients but black-listed ones";
+    else
+        what = reject ? "bypass_all: connects directly to all but proxy-listed targets"
+                      : "proxy_all: connects directly only to bypass-listed targets";
+    int n = snprintf(buf, len, "mode %s%s", what,
+                     server && (acl_sections(a) & ACL_SECTION_OUTBOUND_BLOCK)
+                         ? "; blocks [outbound_block_list] targets"
+                         : "");
+    return n < 0 ? 0 : (size_t)n;
+}
+
 /* ---- Loading ------------------------------------------------------------------------------ */
 
 struct acl *acl_new(bool block_private)
@@ -498,14 +527,14 @@ static const struct acl_header {
     unsigned section;
 } acl_headers[] = {
     {"outbound_block_list", ACL_LIST_BLOCK, 0, ACL_SECTION_OUTBOUND_BLOCK},
-    {"black_list", ACL_LIST_BLACK, 0, ACL_SECTION_BLACK},
-    {"bypass_list", ACL_LIST_BLACK, 0, ACL_SECTION_BLACK},
-    {"white_list", ACL_LIST_WHITE, 0, ACL_SECTION_WHITE},
-    {"proxy_list", ACL_LIST_WHITE, 0, ACL_SECTION_WHITE},
-    {"accept_all", -1, ACL_ACCEPT_ALL, ACL_SECTION_MODE},
-    {"proxy_all", -1, ACL_ACCEPT_ALL, ACL_SECTION_MODE},
-    {"reject_all", -1, ACL_REJECT_ALL, ACL_SECTION_MODE},
-    {"bypass_all", -1, ACL_REJECT_ALL, ACL_SECTION_MODE},
+    {"black_list", ACL_LIST_BLACK, 0, ACL_SECTION_BLACK | ACL_SECTION_SERVER_NAMES},
+    {"bypass_list", ACL_LIST_BLACK, 0, ACL_SECTION_BLACK | ACL_SECTION_CLIENT_NAMES},
+    {"white_list", ACL_LIST_WHITE, 0, ACL_SECTION_WHITE | ACL_SECTION_SERVER_NAMES},
+    {"proxy_list", ACL_LIST_WHITE, 0, ACL_SECTION_WHITE | ACL_SECTION_CLIENT_NAMES},
+    {"accept_all", -1, ACL_ACCEPT_ALL, ACL_SECTION_MODE | ACL_SECTION_SERVER_NAMES},
+    {"proxy_all", -1, ACL_ACCEPT_ALL, ACL_SECTION_MODE | ACL_SECTION_CLIENT_NAMES},
+    {"reject_all", -1, ACL_REJECT_ALL, ACL_SECTION_MODE | ACL_SECTION_SERVER_NAMES},
+    {"bypass_all", -1, ACL_REJECT_ALL, ACL_SECTION_MODE | ACL_SECTION_CLIENT_NAMES},
 };
 
 /* A "[word]" line is a section header: its entry, or NULL with *unknown set if the word is not

@@ -396,7 +396,7 @@ TEST(test_acl_default_mode_is_accept_all)
     struct acl *a = load(false, "[black_list]\n192.0.2.0/24\n", &rc, err, sizeof err);
     CHECK_INT(rc, 0);
     CHECK_INT(acl_get_mode(a), ACL_ACCEPT_ALL);
-    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK);
+    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK | ACL_SECTION_SERVER_NAMES);
     CHECK(!client_ok(a, "192.0.2.7"));
     CHECK(!client_ok(a, "::ffff:192.0.2.7")); /* a dual-stack listener's view */
     CHECK(client_ok(a, "192.0.3.1"));
@@ -416,7 +416,8 @@ TEST(test_acl_accept_all_black_list_clients)
                          "[white_list]\n127.0.0.1\n10.0.0.0/8\n",
                          &rc, err, sizeof err);
     CHECK_INT(rc, 0);
-    CHECK_INT(acl_sections(a), ACL_SECTION_MODE | ACL_SECTION_BLACK | ACL_SECTION_WHITE);
+    CHECK_INT(acl_sections(a),
+              ACL_SECTION_MODE | ACL_SECTION_BLACK | ACL_SECTION_WHITE | ACL_SECTION_SERVER_NAMES);
     CHECK(!client_ok(a, "127.0.0.1")); /* in both lists: black wins, as in libev */
     CHECK(client_ok(a, "127.0.0.2"));
     CHECK(!client_ok(a, "2001:db8:1:ffff::1"));
@@ -482,7 +483,7 @@ TEST(test_acl_bypass_and_proxy_are_black_and_white)
     struct acl *a =
         load(false, "[bypass_list]\n192.0.2.1\n[proxy_list]\n192.0.2.2\n", &rc, err, sizeof err);
     CHECK_INT(rc, 0);
-    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK | ACL_SECTION_WHITE);
+    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK | ACL_SECTION_WHITE | ACL_SECTION_CLIENT_NAMES);
     CHECK(!client_ok(a, "192.0.2.1"));
     CHECK(client_ok(a, "192.0.2.2"));
     acl_free(a);
@@ -536,6 +537,32 @@ TEST(test_acl_route_bypass_all)
     CHECK_INT(route_addr(a, "198.51.101.1"), ACL_BYPASS);
     CHECK_INT(route_addr(a, "2001:db8:aa::1"), ACL_PROXY);
     CHECK_INT(route_addr(a, "2001:db8:ab::1"), ACL_BYPASS);
+    acl_free(a);
+}
+
+TEST(test_acl_role_notes_and_description)
+{
+    char err[256], line[200];
+    int rc;
+    struct acl *a = load(false, "[proxy_all]\n[bypass_list]\n192.0.2.0/24\n", &rc, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_CONTAINS(acl_role_note(a, true), "filter clients by address");
+    CHECK(acl_role_note(a, false) == NULL);
+    acl_describe(a, false, line, sizeof line);
+    CHECK_STR(line, "mode proxy_all: connects directly only to bypass-listed targets");
+    acl_describe(a, true, line, sizeof line);
+    CHECK_STR(line, "mode accept_all: serves all clients but black-listed ones");
+    acl_free(a);
+    a = load(false, "[reject_all]\n[white_list]\n::1\n[outbound_block_list]\n10.0.0.0/8\n", &rc,
+             err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK(acl_role_note(a, true) == NULL);
+    CHECK_CONTAINS(acl_role_note(a, false), "server role only");
+    acl_describe(a, true, line, sizeof line);
+    CHECK_STR(line, "mode reject_all: serves only white-listed clients; blocks "
+                    "[outbound_block_list] targets");
+    acl_describe(a, false, line, sizeof line);
+    CHECK_STR(line, "mode bypass_all: connects directly to all but proxy-listed targets");
     acl_free(a);
 }
 
