@@ -94,17 +94,17 @@ static const struct acl_cidr6 acl_embeds_v4[] = {
  * where "Globally Reachable" is False, the 2001::/23 block as a whole, and the ranges RFC 4291
  * reserves or deprecates (IPv4-compatible, site-local) or gives to multicast. */
 static const struct acl_cidr6 acl_private_v6[] = {
-    {{0}, 96},                                  /* ::/96 IPv4-compatible, deprecated by RFC 4291
-                                                 * section 2.5.5.1; covers ::/128 and ::1/128 */
+    {{0}, 96},                                /* ::/96 IPv4-compatible, deprecated by RFC 4291
+                                               * section 2.5.5.1; covers ::/128 and ::1/128 */
     {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48}, /* NAT64 local-use, RFC 8215 */
-    {{0x01, 0x00}, 64},                         /* discard-only, RFC 6666 */
-    {{0x20, 0x01, 0x00, 0x00}, 23},             /* IETF protocol assignments, RFC 2928 */
-    {{0x20, 0x01, 0x0d, 0xb8}, 32},             /* documentation, RFC 3849 */
-    {{0x3f, 0xff, 0x00, 0x00}, 20},             /* documentation, RFC 9637 */
-    {{0xfc, 0x00}, 7},                          /* unique local, RFC 4193 */
-    {{0xfe, 0x80}, 10},                         /* link-local, RFC 4291 */
-    {{0xfe, 0xc0}, 10},                         /* site-local, deprecated by RFC 3879 */
-    {{0xff, 0x00}, 8},                          /* multicast, RFC 4291 */
+    {{0x01, 0x00}, 64},                       /* discard-only, RFC 6666 */
+    {{0x20, 0x01, 0x00, 0x00}, 23},           /* IETF protocol assignments, RFC 2928 */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32},           /* documentation, RFC 3849 */
+    {{0x3f, 0xff, 0x00, 0x00}, 20},           /* documentation, RFC 9637 */
+    {{0xfc, 0x00}, 7},                        /* unique local, RFC 4193 */
+    {{0xfe, 0x80}, 10},                       /* link-local, RFC 4291 */
+    {{0xfe, 0xc0}, 10},                       /* site-local, deprecated by RFC 3879 */
+    {{0xff, 0x00}, 8},                        /* multicast, RFC 4291 */
 };
 
 #define ACL_COUNT(a) (sizeof(a) / sizeof((a)[0]))
