@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "replay.h"
 #include "session.h"
 #include "socks5.h"
@@ -23,6 +24,15 @@ static void start_local_connect(struct session *s, const uint8_t *header, size_t
     memcpy(s->header, header, header_len);
     s->header_len = header_len;
     s->target = s->w->server;
+    if (s->w->acl) {
+        struct netaddr_target t;
+        if (netaddr_parse_header(header, header_len, &t) > 0 &&
+            (t.addrlen ? acl_route_address(s->w->acl, (struct sockaddr *)&t.addr)
+                       : acl_route_host(s->w->acl, t.host)) == ACL_BYPASS) {
+            s->direct = true; /* connect to the target itself, as the server role does */
+            s->target = t;
+        }
+    }
     /* until connected, the client is not read: its bytes wait in the kernel */
     ev_io_stop(s->w->loop, &s->client.rio);
     session_connect_target(s);

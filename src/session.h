@@ -43,6 +43,7 @@ struct pipe {
     bool eof;           /* the source has ended */
     bool shut;          /* the end was passed on (shutdown(SHUT_WR) of the destination) */
     bool bulk;          /* a read filled the buffer: take RELAY_BULK_CAP buffers from now on */
+    bool plain;         /* neither seals nor opens: bytes pass as they are (a bypassed target) */
     uint8_t salt[CRYPTO_MAX_SALT];
     /* open: plaintext payloads inside buf waiting to be written */
     struct iovec iov[PIPE_IOV];
@@ -54,6 +55,7 @@ struct session {
     struct session *prev, *next;
     enum session_stage stage;
     int socks_state;                /* local role: 0 greeting, 1 request */
+    bool direct;                    /* local roles: the ACL bypasses the server for this target */
     struct side client, remote;
     struct pipe up;                 /* client -> remote */
     struct pipe down;               /* remote -> client */
