@@ -201,28 +201,23 @@ static bool acl_list_has_name(const struct acl_list *l, const char *name)
     return false;
 }
 
-/* The host as an IP literal: its family, with the bytes in ip; 0 if it is a name. */
-static int acl_literal(const char *host, uint8_t ip[16])
+/* Reads a target host: an IP literal gives its family (> 0) with the bytes in ip; a name gives
+ * 0 with the name in name, without one trailing root dot ("example.com." is the same name as
+ * "example.com", RFC 1034 section 3.1: without this a client could step around a rule anchored
+ * with '$'); -1 for text longer than any DNS name. */
+static int acl_host_parse(const char *host, uint8_t ip[16], char name[256])
 {
     if (inet_pton(AF_INET, host, ip) == 1)
         return AF_INET;
     if (inet_pton(AF_INET6, host, ip) == 1)
         return AF_INET6;
-    return 0;
-}
-
-/* Copies host into name without one trailing root dot: "example.com." is the same name as
- * "example.com" (RFC 1034 section 3.1), and without this a client could step around a rule
- * anchored with '$'. False when host is longer than any DNS name. */
-static bool acl_name(const char *host, char name[256])
-{
     size_t n = strnlen(host, 256);
     if (n == 256)
-        return false;
+        return -1;
     memcpy(name, host, n + 1);
     if (n > 1 && name[n - 1] == '.')
         name[n - 1] = '\0';
-    return true;
+    return 0;
 }
 
 /* Which of the client lists holds the address or name, black first as in libev (an entry in
@@ -257,24 +252,12 @@ bool acl_host_blocked(const struct acl *a, const char *host)
 
     if (!a)
         return false;
-    /* An IP literal as host is judged by the CIDR rules, as shadowsocks-libev does. */
-    int family = acl_literal(host, ip);
-    if (family)
-        return acl_list_has_ip(&a->lists[ACL_LIST_BLOCK], family, ip);
-    if (!acl_name(host, name))
+    int family = acl_host_parse(host, ip, name);
+    if (family < 0)
         return true; /* longer than any DNS name: nothing legitimate to allow */
-    return acl_list_has_name(&a->lists[ACL_LIST_BLOCK], name);
-}
-
-bool acl_client_allowed(const struct acl *a, const struct sockaddr *client)
-{
-    const uint8_t *addr = acl_ip_bytes(client);
-    if (!a || !addr)
-        return true; /* no policy, or a Unix-socket peer: nothing to match */
-    enum acl_hit hit = acl_hit_ip(a, client->sa_family, addr);
-    if (a->mode == ACL_REJECT_ALL)
-        return hit == ACL_HIT_WHITE;
-    return hit != ACL_HIT_BLACK;
+    /* An IP literal as host is judged by the CIDR rules, as shadowsocks-libev does. */
+    return family ? acl_list_has_ip(&a->lists[ACL_LIST_BLOCK], family, ip)
+                  : acl_list_has_name(&a->lists[ACL_LIST_BLOCK], name);
 }
 
 /* The route of a target IP: in accept_all (proxy_all) mode only black-listed (bypass-listed)
@@ -286,6 +269,16 @@ static enum acl_route acl_route_ip(const struct acl *a, int family, const uint8_
     if (a->mode == ACL_REJECT_ALL)
         return hit == ACL_HIT_WHITE ? ACL_PROXY : ACL_BYPASS;
     return hit == ACL_HIT_BLACK ? ACL_BYPASS : ACL_PROXY;
+}
+
+/* libev's server and client read the lists alike: a client the server serves is exactly an
+ * address a client would send through the server. */
+bool acl_client_allowed(const struct acl *a, const struct sockaddr *client)
+{
+    const uint8_t *addr = acl_ip_bytes(client);
+    if (!a || !addr)
+        return true; /* no policy, or a Unix-socket peer: nothing to match */
+    return acl_route_ip(a, client->sa_family, addr) == ACL_PROXY;
 }
 
 enum acl_route acl_route_address(const struct acl *a, const struct sockaddr *sa)
@@ -301,10 +294,10 @@ enum acl_route acl_route_host(const struct acl *a, const char *host)
 
     if (!a)
         return ACL_PROXY;
-    int family = acl_literal(host, ip);
-    if (family)
+    int family = acl_host_parse(host, ip, name);
+    if (family > 0)
         return acl_route_ip(a, family, ip);
-    if (!acl_name(host, name))
+    if (family < 0)
         return ACL_PROXY; /* not a DNS name: the server will refuse it, not us */
     if (acl_list_has_name(&a->lists[ACL_LIST_BLACK], name))
         return ACL_BYPASS;
@@ -454,7 +447,7 @@ static int acl_add_v6(struct acl_list *l, const uint8_t *ip, unsigned prefix)
  * regex), -1 with the reason in why if it is an invalid address or CIDR. */
 static int acl_add_cidr(struct acl_list *l, const char *line, char *why, size_t whylen)
 {
-    char addr[64];
+    char addr[64], name[256];
     uint8_t ip[16];
     const char *slash = strrchr(line, '/');
     size_t n = slash ? (size_t)(slash - line) : strlen(line);
@@ -464,7 +457,7 @@ static int acl_add_cidr(struct acl_list *l, const char *line, char *why, size_t 
     if (n < sizeof addr) {
         memcpy(addr, line, n);
         addr[n] = '\0';
-        family = acl_literal(addr, ip);
+        family = acl_host_parse(addr, ip, name); /* 0: not an IP literal */
         max = family == AF_INET ? 32 : 128;
     }
     if (family == 0 && !acl_looks_like_address(line))
