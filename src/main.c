@@ -60,15 +60,17 @@ static int done(struct config *cfg, int status)
     return status;
 }
 
-/* Loads the ACL file once before any worker starts: a bad line stops --check and the start with
- * FILE:LINE, and the user learns what the file does in this role (--check prints it). */
+/* Loads the ACL file once before any worker starts, so the user learns what the file does in
+ * this role (--check prints it) and --check refuses a bad line with FILE:LINE. At a real start a
+ * load error is left to the workers, which report it (and do at every reload). */
 static int acl_report(const struct config *cfg, bool check)
 {
     char err[1024], what[200];
     bool server = cfg->role == ROLE_SERVER;
     struct acl *a = acl_new(false);
     if (!a || acl_load_file(a, cfg->acl, err, sizeof err) < 0) {
-        fprintf(stderr, "reuseproxy: acl: %s\n", a ? err : "out of memory");
+        if (check)
+            fprintf(stderr, "reuseproxy: acl: %s\n", a ? err : "out of memory");
         acl_free(a);
         return -1;
     }
@@ -113,7 +115,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "reuseproxy: %s\n", err);
         return done(cfg, 1);
     }
-    if (cfg->acl && acl_report(cfg, opts.check) < 0)
+    if (cfg->acl && acl_report(cfg, opts.check) < 0 && opts.check)
         return done(cfg, 1);
     if (opts.check) {
         printf("configuration OK\n");
