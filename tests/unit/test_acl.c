@@ -378,6 +378,19 @@ TEST(test_acl_overlong_host_blocked)
 
 /* ---- Client lists and modes --------------------------------------------------------------- */
 
+/* Loads text (block_private off); NULL, with the error reported, if it does not load. */
+static struct acl *load_ok(const char *text)
+{
+    char err[256];
+    int rc;
+    struct acl *a = load(false, text, &rc, err, sizeof err);
+    if (rc == 0)
+        return a;
+    unit_fail(__FILE__, __LINE__, "%s", err);
+    acl_free(a);
+    return NULL;
+}
+
 static bool client_ok(const struct acl *a, const char *ip)
 {
     struct sockaddr_storage ss = addr_of(ip);
@@ -392,10 +405,8 @@ static enum acl_route route_addr(const struct acl *a, const char *ip)
 
 TEST(test_acl_default_mode_is_accept_all)
 {
-    char err[256];
-    int rc;
-    struct acl *a = load(false, "[black_list]\n192.0.2.0/24\n", &rc, err, sizeof err);
-    CHECK_INT(rc, 0);
+    struct acl *a = load_ok("[black_list]\n192.0.2.0/24\n");
+    CHECK(a);
     CHECK_INT(acl_get_mode(a), ACL_ACCEPT_ALL);
     CHECK_INT(acl_sections(a), ACL_SECTION_BLACK | ACL_SECTION_SERVER_NAMES);
     CHECK(!client_ok(a, "192.0.2.7"));
@@ -410,13 +421,9 @@ TEST(test_acl_default_mode_is_accept_all)
 
 TEST(test_acl_accept_all_black_list_clients)
 {
-    char err[256];
-    int rc;
-    struct acl *a = load(false,
-                         "[accept_all]\n[black_list]\n127.0.0.1\n2001:db8:1::/48\n"
-                         "[white_list]\n127.0.0.1\n10.0.0.0/8\n",
-                         &rc, err, sizeof err);
-    CHECK_INT(rc, 0);
+    struct acl *a = load_ok("[accept_all]\n[black_list]\n127.0.0.1\n2001:db8:1::/48\n"
+                            "[white_list]\n127.0.0.1\n10.0.0.0/8\n");
+    CHECK(a);
     CHECK_INT(acl_sections(a),
               ACL_SECTION_MODE | ACL_SECTION_BLACK | ACL_SECTION_WHITE | ACL_SECTION_SERVER_NAMES);
     CHECK(!client_ok(a, "127.0.0.1")); /* in both lists: black wins, as in libev */
@@ -429,13 +436,9 @@ TEST(test_acl_accept_all_black_list_clients)
 
 TEST(test_acl_reject_all_white_list_clients)
 {
-    char err[256];
-    int rc;
-    struct acl *a = load(false,
-                         "[reject_all]\n[white_list]\n10.0.0.0/8\n::1\n2001:db8::/32\n"
-                         "[black_list]\n10.9.9.9\n",
-                         &rc, err, sizeof err);
-    CHECK_INT(rc, 0);
+    struct acl *a = load_ok("[reject_all]\n[white_list]\n10.0.0.0/8\n::1\n2001:db8::/32\n"
+                            "[black_list]\n10.9.9.9\n");
+    CHECK(a);
     CHECK_INT(acl_get_mode(a), ACL_REJECT_ALL);
     CHECK(client_ok(a, "10.1.2.3"));
     CHECK(client_ok(a, "::ffff:10.1.2.3"));
@@ -450,14 +453,13 @@ TEST(test_acl_reject_all_white_list_clients)
 
 TEST(test_acl_last_mode_header_wins)
 {
-    char err[256];
-    int rc;
-    struct acl *a = load(false, "[reject_all]\n[accept_all]\n", &rc, err, sizeof err);
+    struct acl *a = load_ok("[reject_all]\n[accept_all]\n");
+    CHECK(a);
     CHECK_INT(acl_get_mode(a), ACL_ACCEPT_ALL);
     CHECK(client_ok(a, "192.0.2.1"));
     acl_free(a);
-    a = load(false, "[proxy_all]\n[bypass_all]\n", &rc, err, sizeof err);
-    CHECK_INT(rc, 0);
+    a = load_ok("[proxy_all]\n[bypass_all]\n");
+    CHECK(a);
     CHECK_INT(acl_get_mode(a), ACL_REJECT_ALL);
     CHECK(!client_ok(a, "192.0.2.1"));
     acl_free(a);
@@ -465,10 +467,8 @@ TEST(test_acl_last_mode_header_wins)
 
 TEST(test_acl_lines_before_any_header_are_black)
 {
-    char err[256];
-    int rc;
-    struct acl *a = load(false, "  192.0.2.1  \n^bad\\.example$\n", &rc, err, sizeof err);
-    CHECK_INT(rc, 0);
+    struct acl *a = load_ok("  192.0.2.1  \n^bad\\.example$\n");
+    CHECK(a);
     CHECK_INT(acl_sections(a), ACL_SECTION_BLACK);
     CHECK(!client_ok(a, "192.0.2.1"));
     CHECK_INT(acl_route_host(a, "bad.example"), ACL_BYPASS);
@@ -479,16 +479,14 @@ TEST(test_acl_lines_before_any_header_are_black)
 /* The client section names are libev's synonyms: bypass = black, proxy = white. */
 TEST(test_acl_bypass_and_proxy_are_black_and_white)
 {
-    char err[256];
-    int rc;
-    struct acl *a =
-        load(false, "[bypass_list]\n192.0.2.1\n[proxy_list]\n192.0.2.2\n", &rc, err, sizeof err);
-    CHECK_INT(rc, 0);
+    struct acl *a = load_ok("[bypass_list]\n192.0.2.1\n[proxy_list]\n192.0.2.2\n");
+    CHECK(a);
     CHECK_INT(acl_sections(a), ACL_SECTION_BLACK | ACL_SECTION_WHITE | ACL_SECTION_CLIENT_NAMES);
     CHECK(!client_ok(a, "192.0.2.1"));
     CHECK(client_ok(a, "192.0.2.2"));
     acl_free(a);
-    a = load(false, "[black_list]\n192.0.2.1\n[white_list]\n192.0.2.2\n", &rc, err, sizeof err);
+    a = load_ok("[black_list]\n192.0.2.1\n[white_list]\n192.0.2.2\n");
+    CHECK(a);
     CHECK_INT(route_addr(a, "192.0.2.1"), ACL_BYPASS);
     CHECK_INT(route_addr(a, "192.0.2.2"), ACL_PROXY);
     acl_free(a);
@@ -496,14 +494,11 @@ TEST(test_acl_bypass_and_proxy_are_black_and_white)
 
 TEST(test_acl_route_proxy_all)
 {
-    char err[256];
-    int rc;
-    struct acl *a = load(false,
-                         "[proxy_all]\n[bypass_list]\n192.0.2.0/24\n2001:db8::/32\n"
-                         "(^|\\.)direct\\.example$\n[proxy_list]\n(^|\\.)via\\.direct\\.example$\n"
-                         "192.0.2.99\n",
-                         &rc, err, sizeof err);
-    CHECK_INT(rc, 0);
+    struct acl *a =
+        load_ok("[proxy_all]\n[bypass_list]\n192.0.2.0/24\n2001:db8::/32\n"
+                "(^|\\.)direct\\.example$\n[proxy_list]\n(^|\\.)via\\.direct\\.example$\n"
+                "192.0.2.99\n");
+    CHECK(a);
     CHECK_INT(route_addr(a, "192.0.2.5"), ACL_BYPASS);
     CHECK_INT(route_addr(a, "::ffff:192.0.2.5"), ACL_BYPASS);
     CHECK_INT(route_addr(a, "192.0.2.99"), ACL_BYPASS); /* both lists: bypass wins */
@@ -523,13 +518,9 @@ TEST(test_acl_route_proxy_all)
 
 TEST(test_acl_route_bypass_all)
 {
-    char err[256];
-    int rc;
-    struct acl *a = load(false,
-                         "[bypass_all]\n[proxy_list]\n(^|\\.)far\\.example$\n198.51.100.0/24\n"
-                         "2001:db8:aa::/48\n[bypass_list]\n198.51.100.7\n",
-                         &rc, err, sizeof err);
-    CHECK_INT(rc, 0);
+    struct acl *a = load_ok("[bypass_all]\n[proxy_list]\n(^|\\.)far\\.example$\n198.51.100.0/24\n"
+                            "2001:db8:aa::/48\n[bypass_list]\n198.51.100.7\n");
+    CHECK(a);
     CHECK_INT(acl_route_host(a, "far.example"), ACL_PROXY);
     CHECK_INT(acl_route_host(a, "www.far.example"), ACL_PROXY);
     CHECK_INT(acl_route_host(a, "near.example"), ACL_BYPASS); /* no rule: the mode */
@@ -543,10 +534,9 @@ TEST(test_acl_route_bypass_all)
 
 TEST(test_acl_role_notes_and_description)
 {
-    char err[256], line[200];
-    int rc;
-    struct acl *a = load(false, "[proxy_all]\n[bypass_list]\n192.0.2.0/24\n", &rc, err, sizeof err);
-    CHECK_INT(rc, 0);
+    char line[200];
+    struct acl *a = load_ok("[proxy_all]\n[bypass_list]\n192.0.2.0/24\n");
+    CHECK(a);
     CHECK_CONTAINS(acl_role_note(a, true), "filter clients by address");
     CHECK(acl_role_note(a, false) == NULL);
     acl_describe(a, false, line, sizeof line);
@@ -554,9 +544,8 @@ TEST(test_acl_role_notes_and_description)
     acl_describe(a, true, line, sizeof line);
     CHECK_STR(line, "mode accept_all: serves all clients but black-listed ones");
     acl_free(a);
-    a = load(false, "[reject_all]\n[white_list]\n::1\n[outbound_block_list]\n10.0.0.0/8\n", &rc,
-             err, sizeof err);
-    CHECK_INT(rc, 0);
+    a = load_ok("[reject_all]\n[white_list]\n::1\n[outbound_block_list]\n10.0.0.0/8\n");
+    CHECK(a);
     CHECK(acl_role_note(a, true) == NULL);
     CHECK_CONTAINS(acl_role_note(a, false), "server role only");
     acl_describe(a, true, line, sizeof line);
