@@ -50,7 +50,7 @@ struct worker {
     struct crypto_key key;           /* the master key */
     struct proto_ctx proto;          /* the protocol the method runs, its key set (key) */
     struct resolver *resolver;
-    struct acl *acl;                 /* server role only, NULL otherwise */
+    struct acl *acl;                 /* server: limits; local, tunnel: routes; or NULL */
     struct replay_store *replay;
     struct metrics_worker *stats;
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "cli.h"
 #include "config.h"
 #include "crypto.h"
@@ -59,6 +60,32 @@ static int done(struct config *cfg, int status)
     return status;
 }
 
+/* Loads the ACL file once before any worker starts, so the user learns what the file does in
+ * this role (--check prints it) and --check refuses a bad line with FILE:LINE. At a real start a
+ * load error is left to the workers, which report it (and do at every reload). */
+static int acl_report(const struct config *cfg, bool check)
+{
+    char err[1024], what[200];
+    bool server = cfg->role == ROLE_SERVER;
+    struct acl *a = acl_new(false);
+    if (!a || acl_load_file(a, cfg->acl, err, sizeof err) < 0) {
+        if (check)
+            fprintf(stderr, "reuseproxy: acl: %s\n", a ? err : "out of memory");
+        acl_free(a);
+        return -1;
+    }
+    const char *note = acl_role_note(a, server);
+    if (note)
+        log_warn("acl %s: %s", cfg->acl, note);
+    acl_describe(a, server, what, sizeof what);
+    if (check)
+        printf("acl %s: %s\n", cfg->acl, what);
+    else
+        log_info("acl %s: %s", cfg->acl, what);
+    acl_free(a);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cli_options opts;
@@ -88,6 +115,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "reuseproxy: %s\n", err);
         return done(cfg, 1);
     }
+    if (cfg->acl && acl_report(cfg, opts.check) < 0 && opts.check)
+        return done(cfg, 1);
     if (opts.check) {
         printf("configuration OK\n");
         return done(cfg, 0);

@@ -72,6 +72,16 @@ static void side_close(struct session *s, struct side *side)
 
 int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
+    /* The ACL's client lists (libev's black/white list): refused before anything is read,
+     * counted as an accepted connection whose handshake failed. */
+    if (w->cfg->role == ROLE_SERVER && peer && !acl_client_allowed(w->acl, peer)) {
+        char name[64];
+        log_debug("client %s refused by the acl", netaddr_format(peer, name, sizeof name));
+        metrics_add(&w->stats->accepted, 1);
+        metrics_add(&w->stats->failed_handshakes, 1);
+        close(fd);
+        return 0;
+    }
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
         close(fd);
@@ -328,7 +338,7 @@ static ssize_t session_read_client(struct session *s, size_t max)
 
 static bool address_allowed(struct session *s, const struct sockaddr *sa)
 {
-    return !s->w->acl || acl_address_allowed(s->w->acl, sa);
+    return s->w->cfg->role != ROLE_SERVER || !s->w->acl || acl_address_allowed(s->w->acl, sa);
 }
 
 /* Tries the next resolved address; closes the session when none is left. */
@@ -404,7 +414,7 @@ static void session_connect_target(struct session *s)
         connect_next(s);
         return;
     }
-    if (s->w->acl && acl_host_blocked(s->w->acl, s->target.host)) {
+    if (s->w->cfg->role == ROLE_SERVER && acl_host_blocked(s->w->acl, s->target.host)) {
         session_probe(s, "target refused by policy");
         return;
     }
@@ -447,7 +457,7 @@ static int pipe_flush(struct session *s, struct pipe *p, struct side *dst)
     bool to_client = p == &s->down;
     ssize_t n;
 
-    if (p->seal) {
+    if (p->seal || p->plain) {
         struct buf *b = p->buf;
         while (b && b->start < b->end) {
             n = write(dst->fd, b->data + b->start, b->end - b->start);
@@ -510,7 +520,16 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
 
     if (!b)
         return -2;
-    if (p->seal) {
+    if (p->plain) {
+        /* b is empty here, as below: read from its start */
+        n = read(src->fd, b->data, b->cap);
+        if (n <= 0)
+            return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
+        if ((size_t)n == b->cap)
+            p->bulk = true;
+        b->start = 0;
+        b->end = (size_t)n;
+    } else if (p->seal) {
         /* b is empty here: pipe_pump reads only after everything was flushed. */
         const struct proto_ops *ops = s->conn.ctx->ops;
         size_t base = ops->seal_head_len(&s->conn, &p->pd);
@@ -575,7 +594,7 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
         }
         io_set(s, &dst->wio, false);
         /* an opening pipe may hold more complete chunks than one iov batch */
-        if (!p->seal && p->buf && p->buf->start < p->buf->end) {
+        if (!p->seal && !p->plain && p->buf && p->buf->start < p->buf->end) {
             int k = pipe_open_chunks(s, p);
             if (k < 0) {
                 session_close(s);
@@ -659,9 +678,12 @@ static void session_start_relay(struct session *s)
     bool server = s->w->cfg->role == ROLE_SERVER;
     struct pipe *sealing = server ? &s->down : &s->up;
 
-    sealing->seal = true;
-    if (s->conn.ctx->ops->seal_begin(&s->conn, &sealing->pd) < 0 ||
-        (!server && prime_first_flight(s) < 0)) {
+    /* A bypassed target is spoken to as the client speaks: no sealing either way. Any early
+     * data the SOCKS5 client sent waits in up.buf and goes first. */
+    s->up.plain = s->down.plain = s->direct;
+    sealing->seal = !s->direct;
+    if (!s->direct && (s->conn.ctx->ops->seal_begin(&s->conn, &sealing->pd) < 0 ||
+                       (!server && prime_first_flight(s) < 0))) {
         session_close(s);
         return;
     }
@@ -688,6 +710,17 @@ static void session_connect_server(struct session *s, const struct handshake_out
     memcpy(s->header, out->header, out->header_len);
     s->header_len = out->header_len;
     s->target = s->w->server;
+    /* The ACL's bypass list (libev's local/tunnel semantics): such a target is connected to
+     * directly, as the server role does, and spoken to in plaintext. */
+    if (s->w->acl) {
+        struct netaddr_target t;
+        if (netaddr_parse_header(out->header, out->header_len, &t) > 0 &&
+            (t.addrlen ? acl_route_address(s->w->acl, (struct sockaddr *)&t.addr)
+                       : acl_route_host(s->w->acl, t.host)) == ACL_BYPASS) {
+            s->direct = true;
+            s->target = t;
+        }
+    }
     /* until connected, the client is not read: its bytes wait in the kernel */
     io_set(s, &s->client.rio, false);
     session_connect_target(s);

@@ -46,6 +46,7 @@ struct pipe {
     bool eof;           /* the source has ended */
     bool shut;          /* the end was passed on (shutdown(SHUT_WR) of the destination) */
     bool bulk;          /* a read filled the buffer: take RELAY_BULK_CAP buffers from now on */
+    bool plain;         /* neither seals nor opens: bytes pass as they are (a bypassed target) */
     /* open: plaintext payloads inside buf waiting to be written */
     struct iovec iov[PIPE_IOV];
     int iov_n, iov_i;
@@ -57,6 +58,7 @@ struct session {
     enum session_stage stage;
     struct handshake hs;            /* how the target is learnt */
     struct proto_conn conn;         /* what the two directions' protocol state share */
+    bool direct;                    /* local roles: the ACL bypasses the server for this target */
     struct side client, remote;
     struct pipe up;                 /* client -> remote */
     struct pipe down;               /* remote -> client */

@@ -101,8 +101,8 @@ static int worker_init(struct worker *w, const struct worker_env *env)
         log_error("resolver: %s", err);
         return -1;
     }
-    if (c->role == ROLE_SERVER) {
-        w->acl = acl_new(c->block_private);
+    if (c->role == ROLE_SERVER || c->acl) { /* a client's ACL routes: bypass or proxy */
+        w->acl = acl_new(c->role == ROLE_SERVER && c->block_private);
         if (!w->acl || (c->acl && acl_load_file(w->acl, c->acl, err, sizeof err) < 0)) {
             log_error("acl: %s", w->acl ? err : "out of memory");
             return -1;

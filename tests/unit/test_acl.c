@@ -1,11 +1,13 @@
-/* test_acl.c: block_private at the edges of every special-purpose range, and the libev ACL
- * file's [outbound_block_list] (IPs, CIDRs, hostname regexes, errors with FILE:LINE). */
+/* test_acl.c: block_private at the edges of every special-purpose range, the libev ACL file's
+ * [outbound_block_list] (IPs, CIDRs, hostname regexes, errors with FILE:LINE), and its client
+ * lists and modes: which clients a server serves, which targets a client bypasses. */
 #include "autoconfig.h"
 
 #include "acl.h"
 #include "netaddr.h"
 #include "unit.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/un.h>
 
@@ -175,7 +177,7 @@ static const char acl_text[] = "# a shadowsocks-libev ACL file\n"
                                "[bypass_list]\n"
                                "8.8.8.8\n"
                                "(^|\\.)ignored\\.com$\n"
-                               "(unclosed in a client section is not our business\n"
+                               "8.8.4.4 # a comment after a rule\n"
                                "\n"
                                "[outbound_block_list]\n"
                                "  1.2.3.4  \n"
@@ -219,6 +221,7 @@ TEST(test_acl_file_ip_and_cidr_rules)
     CHECK(allowed(a, "2001:4861::"));
     CHECK(!allowed(a, "::ffff:0:0"));
     CHECK(allowed(a, "8.8.8.8")); /* bypass_list is a client's business */
+    CHECK(allowed(a, "8.8.4.4"));
     CHECK(allowed(a, "9.9.9.9"));
     CHECK(allowed(a, "127.0.0.1")); /* block_private is off here */
     acl_free(a);
@@ -371,4 +374,239 @@ TEST(test_acl_overlong_host_blocked)
     host[255] = '\0';
     CHECK(!acl_host_blocked(a, host));
     acl_free(a);
+}
+
+/* ---- Client lists and modes --------------------------------------------------------------- */
+
+/* Loads text (block_private off); NULL, with the error reported, if it does not load. */
+static struct acl *load_ok(const char *text)
+{
+    char err[256];
+    int rc;
+    struct acl *a = load(false, text, &rc, err, sizeof err);
+    if (rc == 0)
+        return a;
+    unit_fail(__FILE__, __LINE__, "%s", err);
+    acl_free(a);
+    return NULL;
+}
+
+static bool client_ok(const struct acl *a, const char *ip)
+{
+    struct sockaddr_storage ss = addr_of(ip);
+    return acl_client_allowed(a, (const struct sockaddr *)&ss);
+}
+
+static enum acl_route route_addr(const struct acl *a, const char *ip)
+{
+    struct sockaddr_storage ss = addr_of(ip);
+    return acl_route_address(a, (const struct sockaddr *)&ss);
+}
+
+TEST(test_acl_default_mode_is_accept_all)
+{
+    struct acl *a = load_ok("[black_list]\n192.0.2.0/24\n");
+    CHECK(a);
+    CHECK_INT(acl_get_mode(a), ACL_ACCEPT_ALL);
+    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK | ACL_SECTION_SERVER_NAMES);
+    CHECK(!client_ok(a, "192.0.2.7"));
+    CHECK(!client_ok(a, "::ffff:192.0.2.7")); /* a dual-stack listener's view */
+    CHECK(client_ok(a, "192.0.3.1"));
+    CHECK(client_ok(a, "2001:db8::1"));
+    acl_free(a);
+    CHECK_INT(acl_get_mode(NULL), ACL_ACCEPT_ALL);
+    CHECK_INT(acl_sections(NULL), 0);
+    CHECK(client_ok(NULL, "192.0.2.7"));
+}
+
+TEST(test_acl_accept_all_black_list_clients)
+{
+    struct acl *a = load_ok("[accept_all]\n[black_list]\n127.0.0.1\n2001:db8:1::/48\n"
+                            "[white_list]\n127.0.0.1\n10.0.0.0/8\n");
+    CHECK(a);
+    CHECK_INT(acl_sections(a),
+              ACL_SECTION_MODE | ACL_SECTION_BLACK | ACL_SECTION_WHITE | ACL_SECTION_SERVER_NAMES);
+    CHECK(!client_ok(a, "127.0.0.1")); /* in both lists: black wins, as in libev */
+    CHECK(client_ok(a, "127.0.0.2"));
+    CHECK(!client_ok(a, "2001:db8:1:ffff::1"));
+    CHECK(client_ok(a, "2001:db8:2::1"));
+    CHECK(client_ok(a, "10.1.1.1"));
+    acl_free(a);
+}
+
+TEST(test_acl_reject_all_white_list_clients)
+{
+    struct acl *a = load_ok("[reject_all]\n[white_list]\n10.0.0.0/8\n::1\n2001:db8::/32\n"
+                            "[black_list]\n10.9.9.9\n");
+    CHECK(a);
+    CHECK_INT(acl_get_mode(a), ACL_REJECT_ALL);
+    CHECK(client_ok(a, "10.1.2.3"));
+    CHECK(client_ok(a, "::ffff:10.1.2.3"));
+    CHECK(!client_ok(a, "10.9.9.9")); /* black-listed inside the white network */
+    CHECK(!client_ok(a, "11.0.0.1"));
+    CHECK(!client_ok(a, "127.0.0.1"));
+    CHECK(client_ok(a, "::1"));
+    CHECK(client_ok(a, "2001:db8:ffff::1"));
+    CHECK(!client_ok(a, "2001:db9::1"));
+    acl_free(a);
+}
+
+TEST(test_acl_last_mode_header_wins)
+{
+    struct acl *a = load_ok("[reject_all]\n[accept_all]\n");
+    CHECK(a);
+    CHECK_INT(acl_get_mode(a), ACL_ACCEPT_ALL);
+    CHECK(client_ok(a, "192.0.2.1"));
+    acl_free(a);
+    a = load_ok("[proxy_all]\n[bypass_all]\n");
+    CHECK(a);
+    CHECK_INT(acl_get_mode(a), ACL_REJECT_ALL);
+    CHECK(!client_ok(a, "192.0.2.1"));
+    acl_free(a);
+}
+
+TEST(test_acl_lines_before_any_header_are_black)
+{
+    struct acl *a = load_ok("  192.0.2.1  \n^bad\\.example$\n");
+    CHECK(a);
+    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK);
+    CHECK(!client_ok(a, "192.0.2.1"));
+    CHECK_INT(acl_route_host(a, "bad.example"), ACL_BYPASS);
+    CHECK(allowed(a, "192.0.2.1")); /* not an outbound block */
+    acl_free(a);
+}
+
+/* The client section names are libev's synonyms: bypass = black, proxy = white. */
+TEST(test_acl_bypass_and_proxy_are_black_and_white)
+{
+    struct acl *a = load_ok("[bypass_list]\n192.0.2.1\n[proxy_list]\n192.0.2.2\n");
+    CHECK(a);
+    CHECK_INT(acl_sections(a), ACL_SECTION_BLACK | ACL_SECTION_WHITE | ACL_SECTION_CLIENT_NAMES);
+    CHECK(!client_ok(a, "192.0.2.1"));
+    CHECK(client_ok(a, "192.0.2.2"));
+    acl_free(a);
+    a = load_ok("[black_list]\n192.0.2.1\n[white_list]\n192.0.2.2\n");
+    CHECK(a);
+    CHECK_INT(route_addr(a, "192.0.2.1"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "192.0.2.2"), ACL_PROXY);
+    acl_free(a);
+}
+
+TEST(test_acl_route_proxy_all)
+{
+    struct acl *a =
+        load_ok("[proxy_all]\n[bypass_list]\n192.0.2.0/24\n2001:db8::/32\n"
+                "(^|\\.)direct\\.example$\n[proxy_list]\n(^|\\.)via\\.direct\\.example$\n"
+                "192.0.2.99\n");
+    CHECK(a);
+    CHECK_INT(route_addr(a, "192.0.2.5"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "::ffff:192.0.2.5"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "192.0.2.99"), ACL_BYPASS); /* both lists: bypass wins */
+    CHECK_INT(route_addr(a, "192.0.3.5"), ACL_PROXY);
+    CHECK_INT(route_addr(a, "2001:db8:5::1"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "2001:db9::1"), ACL_PROXY);
+    CHECK_INT(acl_route_host(a, "192.0.2.5"), ACL_BYPASS); /* IP literal: by the networks */
+    CHECK_INT(acl_route_host(a, "2001:db8::7"), ACL_BYPASS);
+    CHECK_INT(acl_route_host(a, "192.0.4.1"), ACL_PROXY);
+    CHECK_INT(acl_route_host(a, "direct.example"), ACL_BYPASS);
+    CHECK_INT(acl_route_host(a, "WWW.Direct.Example."), ACL_BYPASS);
+    CHECK_INT(acl_route_host(a, "via.direct.example"), ACL_BYPASS); /* bypass rules first */
+    CHECK_INT(acl_route_host(a, "indirect.example"), ACL_PROXY);    /* no rule: the mode */
+    CHECK_INT(acl_route_host(NULL, "direct.example"), ACL_PROXY);
+    acl_free(a);
+}
+
+TEST(test_acl_route_bypass_all)
+{
+    struct acl *a = load_ok("[bypass_all]\n[proxy_list]\n(^|\\.)far\\.example$\n198.51.100.0/24\n"
+                            "2001:db8:aa::/48\n[bypass_list]\n198.51.100.7\n");
+    CHECK(a);
+    CHECK_INT(acl_route_host(a, "far.example"), ACL_PROXY);
+    CHECK_INT(acl_route_host(a, "www.far.example"), ACL_PROXY);
+    CHECK_INT(acl_route_host(a, "near.example"), ACL_BYPASS); /* no rule: the mode */
+    CHECK_INT(route_addr(a, "198.51.100.1"), ACL_PROXY);
+    CHECK_INT(route_addr(a, "198.51.100.7"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "198.51.101.1"), ACL_BYPASS);
+    CHECK_INT(route_addr(a, "2001:db8:aa::1"), ACL_PROXY);
+    CHECK_INT(route_addr(a, "2001:db8:ab::1"), ACL_BYPASS);
+    acl_free(a);
+}
+
+TEST(test_acl_role_notes_and_description)
+{
+    char line[200];
+    struct acl *a = load_ok("[proxy_all]\n[bypass_list]\n192.0.2.0/24\n");
+    CHECK(a);
+    CHECK_CONTAINS(acl_role_note(a, true), "filter clients by address");
+    CHECK(acl_role_note(a, false) == NULL);
+    acl_describe(a, false, line, sizeof line);
+    CHECK_STR(line, "mode proxy_all: connects directly only to bypass-listed targets");
+    acl_describe(a, true, line, sizeof line);
+    CHECK_STR(line, "mode accept_all: serves all clients but black-listed ones");
+    acl_free(a);
+    a = load_ok("[reject_all]\n[white_list]\n::1\n[outbound_block_list]\n10.0.0.0/8\n");
+    CHECK(a);
+    CHECK(acl_role_note(a, true) == NULL);
+    CHECK_CONTAINS(acl_role_note(a, false), "server role only");
+    acl_describe(a, true, line, sizeof line);
+    CHECK_STR(line, "mode reject_all: serves only white-listed clients; blocks "
+                    "[outbound_block_list] targets");
+    acl_describe(a, false, line, sizeof line);
+    CHECK_STR(line, "mode bypass_all: connects directly to all but proxy-listed targets");
+    acl_free(a);
+}
+
+TEST(test_acl_client_sections_refuse_invalid_lines)
+{
+    check_load_error("[bypass_list]\n(unclosed\n", ".acl:2: invalid regex '(unclosed'");
+    check_load_error("[white_list]\n1.2.3.4\n10.0.0.0/40 # comment\n",
+                     ".acl:3: invalid address or CIDR '10.0.0.0/40'");
+    check_load_error("\n192.0.2.256\n", ".acl:2: invalid address or CIDR");
+    check_load_error("[reject_all]\n[whitelist]\n", ".acl:2: unknown section [whitelist]");
+}
+
+/* Where distributions install the ACL files shadowsocks-libev ships (acl/ in its source), and
+ * RP_LIBEV_ACL_DIR for a copy elsewhere: each must load, since the same file is meant to work
+ * with both programs. Returns how many files were loaded, or -1 after a failure. */
+static int load_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char path[1024], err[512];
+        if (len < 5 || strcmp(e->d_name + len - 4, ".acl") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct acl *a = acl_new(false);
+        int rc = acl_load_file(a, path, err, sizeof err);
+        acl_free(a);
+        if (rc < 0) {
+            unit_fail(__FILE__, __LINE__, "%s", err);
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+TEST(test_acl_shipped_libev_files_load)
+{
+    const char *dirs[] = {getenv("RP_LIBEV_ACL_DIR"), "/usr/share/shadowsocks-libev/acl",
+                          "/usr/share/shadowsocks-libev", "/usr/share/doc/shadowsocks-libev/acl",
+                          "/etc/shadowsocks-libev"};
+    int total = 0;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        int n = dirs[i] ? load_dir(dirs[i]) : 0;
+        CHECK(n >= 0);
+        total += n;
+    }
+    if (total == 0)
+        unit_skip("no shadowsocks-libev .acl files installed (set RP_LIBEV_ACL_DIR to its acl/)");
+    printf("  loaded %d shadowsocks-libev ACL files\n", total);
 }
