@@ -93,7 +93,7 @@ static void server_on_read(struct session *s)
     }
     /* Only a salt that authenticated is remembered: random junk cannot fill the store. The salt
      * is still at the front of the buffer. */
-    if (w->replay && replay_check_and_add(w->replay, b->data, salt_len)) {
+    if (w->replay && replay_check_and_add(w->replay, REPLAY_TCP, b->data, salt_len)) {
         metrics_add(&w->stats->replays, 1);
         session_probe(s, "replayed salt");
         return;

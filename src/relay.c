@@ -670,7 +670,7 @@ static int pipe_key_seal(struct session *s, struct pipe *p)
     /* Our own salts go into the replay store too, so a recorded reply cannot be sent back
      * to us as a request. */
     if (s->w->replay)
-        replay_check_and_add(s->w->replay, p->salt, salt_len);
+        replay_check_and_add(s->w->replay, REPLAY_TCP, p->salt, salt_len);
     p->keyed = true;
     p->salt_pending = true;
     return 0;

@@ -81,7 +81,7 @@ static long udp_open(struct udp_relay *u, uint8_t *pkt, size_t len, uint8_t **pl
     long n = ss_packet_open(&u->pkt, pkt, len, plain);
     if (n < 0)
         return UDP_OPEN_FAILED;
-    if (u->w->replay && replay_check_and_add(u->w->replay, salt, salt_len) != 0)
+    if (u->w->replay && replay_check_and_add(u->w->replay, REPLAY_UDP, salt, salt_len) != 0)
         return UDP_OPEN_REPLAYED;
     return n;
 }
