@@ -1,37 +1,10 @@
 """test_replay_upgrade.py: replay protection survives a binary upgrade (issue 13 item 6). The
 old master hands its replay store (a memfd) to the new one with the listening sockets, so a first
 flight recorded before SIGUSR2 meets silence after it, like any probe."""
-import os
-import re
-import signal
 import socket
-import time
 
 import harness as h
-from test_process import PW, M, start_master
-
-
-def new_master_pid(p):
-    """Waits for the old master to log the new one's PID, then for the old one to leave."""
-    pid = None
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not pid:
-        mm = re.search(r"binary upgrade: started .* as (\d+)", p.output())
-        pid = int(mm.group(1)) if mm else None
-        time.sleep(0.05)
-    assert pid, "no new master: %s" % p.output()[-1000:]
-    return pid
-
-
-def stop_master(pid):
-    kids = h.children_of(pid)
-    os.kill(pid, signal.SIGTERM)
-    h.wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10)
-    for k in kids:
-        try:
-            os.kill(k, signal.SIGKILL)
-        except OSError:
-            pass
+from test_process import PW, M, start_master, stop_master, upgrade
 
 
 def sent_first_flight_answered(port, packet, echo, before):
@@ -56,8 +29,7 @@ def test_replay_refused_after_binary_upgrade():
     packet = h.record_first_packet(PW, M, echo.port, b"recorded before the upgrade")
     fresh = h.record_first_packet(PW, M, echo.port, b"recorded, first sent after", name="tunnel2")
     assert sent_first_flight_answered(p.port, packet, echo, 0), "the genuine flight failed"
-    p.signal(signal.SIGUSR2)
-    pid = new_master_pid(p)
+    pid = upgrade(p)
     try:
         assert p.wait(15) == 0, "old master did not hand over: %s" % p.output()[-1000:]
         h.wait_for(lambda: len(h.children_of(pid)) == 2, 5)
