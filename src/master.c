@@ -72,6 +72,7 @@ struct master {
     ev_io accept_io[WORKER_MAX_LISTEN]; /* dispatch mode */
     int next_slot;
     struct replay_store *replay;
+    int replay_fd; /* binary upgrade: the previous master's store ("replay=" in $REUSEPROXY_FDS) */
     struct metrics_shared *metrics;
     struct metrics_server *metrics_server;
     pid_t draining[MAX_DRAINING];
@@ -564,6 +565,17 @@ static void upgrade_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
+/* Appends the replay store's memfd to $REUSEPROXY_FDS as "replay=<fd>", last (sockets.c stops
+ * there), and lets it survive the exec. Returns 0 or -1. */
+static int master_export_replay(const struct replay_store *r, char *fds, size_t cap)
+{
+    size_t at = strlen(fds);
+    if (!r || replay_fd(r) < 0)
+        return 0;
+    int k = snprintf(fds + at, cap - at, ",replay=%d", replay_fd(r));
+    return k < 0 || (size_t)k >= cap - at ? -1 : netaddr_set_cloexec(replay_fd(r), false);
+}
+
 /* SIGUSR2: runs the binary again (possibly a new one at the same path), handing it every
  * listening socket through $REUSEPROXY_FDS, and leaves once it reports ready. */
 static void master_upgrade(struct master *m)
@@ -587,6 +599,8 @@ static void master_upgrade(struct master *m)
         if (sockets_export(&m->socks, fds, sizeof fds) < 0 || fcntl(p[1], F_SETFD, 0) < 0)
             _exit(127);
         snprintf(env_fd, sizeof env_fd, "%d", p[1]);
+        if (master_export_replay(m->replay, fds, sizeof fds) < 0)
+            _exit(127);
         setenv("REUSEPROXY_FDS", fds, 1);
         setenv("REUSEPROXY_UPGRADE_FD", env_fd, 1);
         execv(m->exe, m->argv);
@@ -634,6 +648,23 @@ static void sig_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 /* ---- start-up ---- */
 
+/* The replay store: after a binary upgrade the previous master's (replay.h), so a handshake
+ * recorded before the upgrade is still refused after it; else, or if it does not fit this
+ * configuration, a new one. NULL with replay protection off. */
+static struct replay_store *master_replay_store(const struct config *c, int fd)
+{
+    char err[256];
+    struct replay_store *r = NULL;
+    if (fd >= 0 && c->replay_protection) {
+        r = replay_attach(fd, (size_t)c->replay_capacity, err, sizeof err);
+        if (!r)
+            log_warn("binary upgrade: %s; starting with an empty replay store", err);
+    }
+    if (fd >= 0 && !r)
+        close(fd);
+    return r || !c->replay_protection ? r : replay_new_shared((size_t)c->replay_capacity);
+}
+
 static int master_setup(struct master *m, char *err, size_t errlen)
 {
     const struct config *c = m->cfg;
@@ -650,8 +681,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
     if (sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
         return -1;
     m->metrics = metrics_new_shared(m->nslots);
-    if (c->replay_protection)
-        m->replay = replay_new_shared(c->replay_capacity);
+    m->replay = master_replay_store(c, m->replay_fd);
     m->slots = calloc(m->nslots, sizeof *m->slots);
     if (!m->metrics || (c->replay_protection && !m->replay) || !m->slots) {
         snprintf(err, errlen, "cannot allocate the shared state");
@@ -717,6 +747,8 @@ int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
     m->upgrade_fd = m->handover_fd = -1;
     if (!realpath(argv[0], m->exe) && readlink("/proc/self/exe", m->exe, sizeof m->exe - 1) < 0)
         snprintf(m->exe, sizeof m->exe, "%s", argv[0]);
+    const char *fds = getenv("REUSEPROXY_FDS"), *rs = fds ? strstr(fds, "replay=") : NULL;
+    m->replay_fd = rs && atoi(rs + strlen("replay=")) >= 3 ? atoi(rs + strlen("replay=")) : -1;
     const char *h = getenv("REUSEPROXY_UPGRADE_FD");
     if (h) {
         m->handover_fd = atoi(h);

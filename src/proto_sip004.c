@@ -28,9 +28,10 @@ static size_t sip004_salt_len(const struct crypto_key *k)
 }
 
 /* 1 when the salt was seen before (or the store failed: refuse), else 0 and it is remembered. */
-static int sip004_replayed(const struct proto_ctx *ctx, const uint8_t *salt, size_t len)
+static int sip004_replayed(const struct proto_ctx *ctx, enum replay_kind kind, const uint8_t *salt,
+                           size_t len)
 {
-    return ctx->replay && replay_check_and_add(ctx->replay, salt, len) != 0;
+    return ctx->replay && replay_check_and_add(ctx->replay, kind, salt, len) != 0;
 }
 
 static int sip004_seal_begin(struct proto_conn *c, struct proto_dir *d)
@@ -41,7 +42,7 @@ static int sip004_seal_begin(struct proto_conn *c, struct proto_dir *d)
     if (crypto_random(d->salt, salt_len) < 0 || ss_stream_init(&d->ss, k, d->salt) < 0)
         return -1;
     /* the answer does not matter: a fresh random salt is new */
-    (void)sip004_replayed(c->ctx, d->salt, salt_len);
+    (void)sip004_replayed(c->ctx, REPLAY_TCP, d->salt, salt_len);
     d->keyed = true;
     d->head_pending = true;
     return 0;
@@ -139,7 +140,7 @@ static int sip004_open_request(struct proto_conn *c, struct proto_dir *d, uint8_
         return PROTO_BAD;
     /* Only a salt that authenticated is remembered: random junk cannot fill the store. */
     out->reason = "replayed salt";
-    if (sip004_replayed(c->ctx, buf, salt_len))
+    if (sip004_replayed(c->ctx, REPLAY_TCP, buf, salt_len))
         return PROTO_REPLAYED;
     out->reason = NULL;
     memcpy(c->req_salt, buf, salt_len);
@@ -215,7 +216,7 @@ static long sip004_open_datagram(struct proto_udp *p, struct proto_udp_state *st
     if (n < 0)
         return PROTO_BAD;
     /* the salt in front of the plaintext is left as it came */
-    if (sip004_replayed(p->ctx, pkt, sip004_salt_len(pc.key)))
+    if (sip004_replayed(p->ctx, REPLAY_UDP, pkt, sip004_salt_len(pc.key)))
         return PROTO_REPLAYED;
     return n;
 }

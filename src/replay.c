@@ -1,47 +1,97 @@
 /* replay.c: the salt store that refuses replayed shadowsocks sessions (the AEAD spec and SIP022
- * ask servers to reject a salt seen before). One MAP_SHARED|MAP_ANONYMOUS mapping, made by the
- * master before fork, holds everything: a process-shared robust mutex, a random key, and two
- * generations of an open-addressing hash table.
+ * ask servers to reject a salt seen before). One shared mapping, backed by a memfd so a binary
+ * upgrade can hand it over, holds a header (magic, version, layout, a random key) and two
+ * regions (TCP, UDP), each a table of buckets of 64-bit slots. There is no lock: every change is
+ * one compare-and-swap on one slot, so a process stopped anywhere inside never blocks another.
  *
- * Entries are 16-byte keyed fingerprints (SipHash-2-4 with 128-bit output) of the salt, not the
- * salt itself: half the memory of 32-byte salts, and a false "replay" needs two of the remembered
- * salts to collide in 128 bits of a function keyed with a secret the attacker never sees.
+ * Fingerprints. A salt is hashed with SipHash-2-4 (128-bit output) under the store's key: 64
+ * bits choose its two buckets, 46 bits are kept in the slot. A false "replay" needs one of the
+ * 16 slots looked at to hold the same 46 bits: about 2^-42 per check, and the key (never seen by
+ * a client) keeps anyone from aiming salts at a bucket.
  *
- * Generations (ping-pong): insert into the current table; when it holds `capacity` entries,
- * clear the other one and make it current. Lookups check both, so the `capacity` most recent
- * salts are always remembered (and at most 2 * capacity). Each table has 1.5 * capacity + 1
- * slots, so linear probing stays short (load <= 2/3) and a table always has an empty slot.
- * Memory: 2 * 16 * (1.5 * capacity + 1) bytes plus a page: 48 MiB for the default 1M.
+ * Slot (64 bits): epoch (16) | state (2) | fingerprint (46); all zero: never used. States:
+ * PENDING (claimed, its owner deciding), CONFIRMED (recorded), KILLED (a duplicate that lost).
  *
- * One lock per new session: the fingerprint is computed before taking it, and inside are only a
- * few cache-line probes. If a worker dies holding the lock, the next locker gets EOWNERDEAD;
- * every step inside is ordered so a half-done one leaves the tables usable (see replay_insert),
- * so it marks the mutex consistent and goes on. */
+ * Epochs instead of rotation. Each region counts the salts it has recorded; epoch = count /
+ * capacity + 1. A PENDING or CONFIRMED slot is live while its epoch is at most one behind the
+ * current one (so for at least `capacity` recordings after it); any other slot is free to take.
+ * Nothing is ever cleared: old entries simply stop counting.
+ *
+ * Exactly one winner. Each check looks at 16 slots in a fixed order (bucket 1, then 2). It takes
+ * the first free slot with a PENDING copy of its fingerprint, then looks again: a CONFIRMED copy
+ * or a PENDING copy earlier in the order means it lost; a PENDING copy later in the order is
+ * KILLED by CAS (if that fails the copy got CONFIRMED first, and it lost). Finally it CASes its
+ * own copy to CONFIRMED; failing means it was killed. Of two racers the later writer sees the
+ * earlier one's copy, so at most one confirms, and the earliest copy's owner loses to nobody, so
+ * one does. Readers count a PENDING copy as seen: its owner or its killer will accept.
+ *
+ * Sizing: 4 slots per salt of capacity (live entries <= 2 * capacity, so at most half full) in
+ * buckets of 8 slots, one cache line each. A salt whose 16 slots are all live is refused (-1). */
 #include "autoconfig.h"
 
 #include "replay.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#define REPLAY_FP_LEN 16
-#define REPLAY_TABLES_OFFSET 4096 /* the header fits in one page; tables start page-aligned */
+#include "rp_assert.h"
 
-struct replay_store {
-    pthread_mutex_t lock;
-    uint8_t key[16];
-    size_t capacity;   /* entries per generation before rotating */
-    size_t slots;      /* slots per generation, > capacity */
-    size_t count[2];   /* entries in each generation */
-    unsigned current;  /* the generation inserted into */
-    size_t mapping;    /* bytes mapped */
+#define REPLAY_MAGIC 0x31594c5045525052ULL /* "RPREPLY1" little-endian */
+#define REPLAY_VERSION 1u
+#define REPLAY_HEADER_SIZE 4096u /* the header fits in one page; tables start page-aligned */
+#define REPLAY_BUCKET_SLOTS 8u   /* 8 * 8 bytes: one cache line */
+#define REPLAY_MIN_BUCKETS 64u
+#define REPLAY_PROBES ((int)(2 * REPLAY_BUCKET_SLOTS))
+#define REPLAY_MAX_CLAIMS 64 /* lost claim races before giving up (refusing) */
+#define REPLAY_EPOCH_LAG 1024
+
+#define SLOT_FP_BITS 46
+#define SLOT_FP_MASK ((UINT64_C(1) << SLOT_FP_BITS) - 1)
+#define SLOT_STATE(w) (((w) >> SLOT_FP_BITS) & 3u)
+#define SLOT_EPOCH(w) ((uint16_t)((w) >> 48))
+#define SLOT_MAKE(epoch, state, fp)                                                                \
+    (((uint64_t)(uint16_t)(epoch) << 48) | ((uint64_t)(state) << SLOT_FP_BITS) | (fp))
+
+enum { SLOT_PENDING = 1, SLOT_CONFIRMED = 2, SLOT_KILLED = 3 };
+
+/* The shared part of a region: written at creation, except `recorded`. */
+struct replay_region_header {
+    uint64_t capacity;
+    uint64_t buckets;
+    uint64_t offset;   /* of the table, from the start of the mapping */
+    uint64_t recorded; /* salts confirmed so far (atomic); the epoch derives from it */
 };
 
-_Static_assert(sizeof(struct replay_store) <= REPLAY_TABLES_OFFSET, "header fits in a page");
+struct replay_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size;
+    uint64_t mapping; /* bytes */
+    uint8_t key[16];
+    struct replay_region_header region[2];
+};
+
+_Static_assert(sizeof(struct replay_header) <= REPLAY_HEADER_SIZE, "header fits in a page");
+
+/* This process's view: the layout copied out of the header once it was checked. */
+struct replay_store {
+    struct replay_header *h;
+    size_t mapping;
+    int fd;
+    struct {
+        uint64_t *table;
+        uint64_t capacity, buckets;
+        uint64_t *recorded;
+    } region[2];
+};
 
 /* ---- SipHash-2-4, 128-bit output (Aumasson and Bernstein, "SipHash: a fast short-input PRF",
  * 2012; the 128-bit variant xors 0xee into v1 at the start and v2 at finalization, and 0xdd into
@@ -110,11 +160,48 @@ void replay_siphash128(const uint8_t key[16], const uint8_t *msg, size_t len, ui
     replay_store_le64(out + 8, v[0] ^ v[1] ^ v[2] ^ v[3]);
 }
 
-/* ---- The store ---------------------------------------------------------------------------- */
+/* ---- Layout, creation, hand-over ---------------------------------------------------------- */
 
-static uint8_t *replay_table(struct replay_store *r, unsigned gen)
+static uint64_t replay_buckets(size_t capacity)
 {
-    return (uint8_t *)r + REPLAY_TABLES_OFFSET + (size_t)gen * r->slots * REPLAY_FP_LEN;
+    uint64_t b = ((uint64_t)capacity + 1) / 2; /* 4 slots per salt, 8 slots per bucket */
+    return b < REPLAY_MIN_BUCKETS ? REPLAY_MIN_BUCKETS : b;
+}
+
+/* Fills h's layout for capacity; returns the mapping size, or 0 if capacity is out of range. */
+static size_t replay_layout(struct replay_header *h, size_t capacity)
+{
+    if (capacity == 0 || capacity > ((size_t)1 << 32))
+        return 0;
+    uint64_t at = REPLAY_HEADER_SIZE;
+    for (int k = 0; k < 2; k++) {
+        h->region[k].capacity = capacity;
+        h->region[k].buckets = replay_buckets(capacity);
+        h->region[k].offset = at;
+        at += h->region[k].buckets * REPLAY_BUCKET_SLOTS * sizeof(uint64_t);
+    }
+    h->magic = REPLAY_MAGIC;
+    h->version = REPLAY_VERSION;
+    h->header_size = REPLAY_HEADER_SIZE;
+    h->mapping = at;
+    return at > SIZE_MAX ? 0 : (size_t)at;
+}
+
+static struct replay_store *replay_view(void *p, size_t mapping, int fd)
+{
+    struct replay_store *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->h = p;
+    r->mapping = mapping;
+    r->fd = fd;
+    for (int k = 0; k < 2; k++) {
+        r->region[k].table = (uint64_t *)((uint8_t *)p + r->h->region[k].offset);
+        r->region[k].capacity = r->h->region[k].capacity;
+        r->region[k].buckets = r->h->region[k].buckets;
+        r->region[k].recorded = &r->h->region[k].recorded;
+    }
+    return r;
 }
 
 static int replay_random_key(uint8_t *key, size_t len)
@@ -130,58 +217,113 @@ static int replay_random_key(uint8_t *key, size_t len)
     return 0;
 }
 
-static int replay_init_lock(pthread_mutex_t *lock)
+/* A memfd sized for the store, or -1 with errno. Close-on-exec: only a binary upgrade clears it,
+ * for the one exec that should inherit it. */
+static int replay_memfd(size_t size)
 {
-    pthread_mutexattr_t attr;
-    int rc = pthread_mutexattr_init(&attr);
-    if (rc == 0) {
-        /* SHARED: the mutex lives in memory every worker maps. ROBUST: a worker killed while
-         * holding it must not stall the others forever. */
-        rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-        if (rc == 0)
-            rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-        if (rc == 0)
-            rc = pthread_mutex_init(lock, &attr);
-        pthread_mutexattr_destroy(&attr);
+#ifdef MFD_CLOEXEC
+    int fd = memfd_create("reuseproxy-replay", MFD_CLOEXEC);
+    if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
     }
-    if (rc != 0)
-        errno = rc;
-    return rc == 0 ? 0 : -1;
+    return fd;
+#else
+    (void)size;
+    errno = ENOSYS;
+    return -1;
+#endif
 }
 
 struct replay_store *replay_new_shared(size_t capacity)
 {
-    if (capacity == 0 || capacity > SIZE_MAX / 4 / REPLAY_FP_LEN / 2) {
+    struct replay_header want = {0};
+    size_t size = replay_layout(&want, capacity);
+    if (size == 0) {
         errno = EINVAL;
         return NULL;
     }
-    size_t slots = capacity + capacity / 2 + 1;
-    size_t size = REPLAY_TABLES_OFFSET + 2 * slots * REPLAY_FP_LEN;
-    /* MAP_ANONYMOUS memory is zero-filled: every slot starts empty (an all-zero fingerprint). */
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
+    /* Without memfd (not Linux) the store still works, it just cannot be handed over. */
+    int fd = replay_memfd(size);
+    if (fd < 0 && errno != ENOSYS)
         return NULL;
-    struct replay_store *r = p;
-    r->capacity = capacity;
-    r->slots = slots;
-    r->mapping = size;
-    /* A fresh random key per store: which slot a salt lands in cannot be predicted, so clients
-     * cannot aim salts at one probe chain to slow every lookup down. */
-    if (replay_random_key(r->key, sizeof r->key) < 0 || replay_init_lock(&r->lock) < 0) {
+    /* Fresh memory is zero-filled: every slot starts never used. */
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   fd >= 0 ? MAP_SHARED : MAP_SHARED | MAP_ANONYMOUS, fd, 0);
+    if (p != MAP_FAILED)
+        *(struct replay_header *)p = want;
+    struct replay_store *r = p == MAP_FAILED ? NULL : replay_view(p, size, fd);
+    /* A fresh random key per store: which slots a salt lands in cannot be predicted, so clients
+     * cannot aim salts at one bucket to fill it. */
+    if (!r || replay_random_key(r->h->key, sizeof r->h->key) < 0) {
         int saved = errno;
-        munmap(p, size);
+        if (p != MAP_FAILED)
+            munmap(p, size);
+        if (fd >= 0)
+            close(fd);
+        free(r);
         errno = saved;
         return NULL;
     }
     return r;
 }
 
+struct replay_store *replay_attach(int fd, size_t capacity, char *err, size_t errlen)
+{
+    struct replay_header want = {0}, got;
+    size_t size = replay_layout(&want, capacity);
+    struct stat st;
+
+    if (size == 0 || fstat(fd, &st) < 0 || pread(fd, &got, sizeof got, 0) != (ssize_t)sizeof got) {
+        snprintf(err, errlen, "replay store fd %d: cannot read its header", fd);
+        return NULL;
+    }
+    if (got.magic != REPLAY_MAGIC || got.version != REPLAY_VERSION) {
+        snprintf(err, errlen, "replay store fd %d: not a version %u replay store", fd,
+                 REPLAY_VERSION);
+        return NULL;
+    }
+    /* The layout must be exactly the one this configuration asks for: a store made for another
+     * capacity would keep the wrong window (or be read past its end). */
+    bool same = got.header_size == want.header_size && got.mapping == want.mapping &&
+                (uint64_t)st.st_size == want.mapping;
+    for (int k = 0; k < 2; k++)
+        same = same && got.region[k].capacity == want.region[k].capacity &&
+               got.region[k].buckets == want.region[k].buckets &&
+               got.region[k].offset == want.region[k].offset;
+    if (!same) {
+        snprintf(err, errlen,
+                 "replay store fd %d: made for capacity %llu, this configuration asks for %zu", fd,
+                 (unsigned long long)got.region[0].capacity, capacity);
+        return NULL;
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    struct replay_store *r = p == MAP_FAILED ? NULL : replay_view(p, size, fd);
+    if (!r || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        snprintf(err, errlen, "replay store fd %d: %s", fd, strerror(errno));
+        if (p != MAP_FAILED)
+            munmap(p, size);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+int replay_fd(const struct replay_store *r)
+{
+    return r->fd;
+}
+
 void replay_free(struct replay_store *r)
 {
-    /* No pthread_mutex_destroy: other processes may still hold the mapping and use the mutex;
-     * the last munmap releases it. */
-    if (r)
-        munmap(r, r->mapping);
+    if (!r)
+        return;
+    munmap(r->h, r->mapping);
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
 }
 
 size_t replay_memory(const struct replay_store *r)
@@ -189,94 +331,164 @@ size_t replay_memory(const struct replay_store *r)
     return r->mapping;
 }
 
-static int replay_lock(struct replay_store *r)
+/* ---- Check and add ------------------------------------------------------------------------ */
+
+/* One salt's place in a region: its fingerprint, the 16 slots it may use, the epoch it saw. */
+struct replay_probe {
+    uint64_t *slot[REPLAY_PROBES];
+    uint64_t fp;
+    uint64_t capacity;
+    uint64_t *recorded;
+    uint16_t epoch;
+};
+
+static uint16_t replay_epoch(const struct replay_probe *q)
 {
-    int rc = pthread_mutex_lock(&r->lock);
-    if (rc == EOWNERDEAD)
-        rc = pthread_mutex_consistent(&r->lock);
-    return rc == 0 ? 0 : -1;
+    return (uint16_t)(__atomic_load_n(q->recorded, __ATOMIC_SEQ_CST) / q->capacity + 1);
 }
 
-int replay_test_hold_lock(struct replay_store *r)
+/* Live: PENDING or CONFIRMED, and at most one epoch old. An epoch a little ahead of ours is live
+ * too: another process saw the count move after we read it. No entry is ever ahead of the true
+ * epoch, and the epoch is read afresh before every claim, so "a little" (REPLAY_EPOCH_LAG) only
+ * has to cover the few instructions between that read and the CAS; any further "ahead" is an
+ * entry 2^16 epochs old whose epoch wrapped. */
+static bool replay_live(uint64_t w, uint16_t epoch)
 {
-    return replay_lock(r);
+    unsigned st = SLOT_STATE(w);
+    uint16_t age = (uint16_t)(epoch - SLOT_EPOCH(w));
+    return (st == SLOT_PENDING || st == SLOT_CONFIRMED) &&
+           (age <= 1 || age > UINT16_MAX - REPLAY_EPOCH_LAG);
 }
 
-/* Looks fp up in one generation. Returns 1 if present; else 0 with *empty at the slot where
- * probing stopped, or SIZE_MAX if the table has no empty slot (possible only after workers died
- * mid-insert and left the count short). */
-static int replay_probe(struct replay_store *r, unsigned gen, const uint8_t *fp, uint64_t hash,
-                        size_t *empty)
+static bool replay_same(uint64_t w, const struct replay_probe *q)
 {
-    static const uint8_t zero[REPLAY_FP_LEN];
-    const uint8_t *table = replay_table(r, gen);
-    /* hash * slots / 2^64 maps the hash onto [0, slots) without a division. */
-    size_t i = (size_t)(((unsigned __int128)hash * r->slots) >> 64);
+    return (w & SLOT_FP_MASK) == q->fp && replay_live(w, q->epoch);
+}
 
-    for (size_t n = 0; n < r->slots; n++) {
-        const uint8_t *slot = table + i * REPLAY_FP_LEN;
-        if (memcmp(slot, fp, REPLAY_FP_LEN) == 0)
-            return 1;
-        if (memcmp(slot, zero, REPLAY_FP_LEN) == 0) {
-            *empty = i;
-            return 0;
-        }
-        if (++i == r->slots)
-            i = 0;
+static void replay_locate(struct replay_store *r, enum replay_kind kind, const uint8_t *salt,
+                          size_t len, struct replay_probe *q)
+{
+    uint8_t h[16];
+    RP_ASSERT(kind == REPLAY_TCP || kind == REPLAY_UDP);
+    replay_siphash128(r->h->key, salt, len, h);
+    uint64_t where = replay_load_le64(h + 8), buckets = r->region[kind].buckets;
+    /* x * n / 2^64 maps x onto [0, n) without a division; the halves of `where` pick the two
+     * buckets independently. */
+    uint64_t b1 = (uint64_t)(((unsigned __int128)where * buckets) >> 64);
+    uint64_t b2 = (uint64_t)(((unsigned __int128)replay_rotl(where, 32) * buckets) >> 64);
+    if (b2 == b1)
+        b2 = (b1 + 1) % buckets;
+    for (unsigned i = 0; i < REPLAY_BUCKET_SLOTS; i++) {
+        q->slot[i] = r->region[kind].table + b1 * REPLAY_BUCKET_SLOTS + i;
+        q->slot[REPLAY_BUCKET_SLOTS + i] = r->region[kind].table + b2 * REPLAY_BUCKET_SLOTS + i;
     }
-    *empty = SIZE_MAX;
+    q->fp = replay_load_le64(h) & SLOT_FP_MASK;
+    q->capacity = r->region[kind].capacity;
+    q->recorded = r->region[kind].recorded;
+}
+
+static bool replay_cas(uint64_t *slot, uint64_t *expect, uint64_t value)
+{
+    return __atomic_compare_exchange_n(slot, expect, value, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
+}
+
+/* Picks the slot to claim: the first free one of the bucket with fewer live entries. Choosing
+ * the emptier of two buckets (not simply the first with room) keeps the fullest bucket close to
+ * the average, so a bucket pair with no free slot is out of reach at half load. Returns the index,
+ * -2 if the salt is there already (seen), or -1 if all 16 slots are live. */
+static int replay_choose(const struct replay_probe *q, uint64_t *free_w)
+{
+    int live[2] = {0, 0}, free_at[2] = {-1, -1};
+    uint64_t w[REPLAY_PROBES];
+    for (int i = 0; i < REPLAY_PROBES; i++) {
+        int b = i / (int)REPLAY_BUCKET_SLOTS;
+        w[i] = __atomic_load_n(q->slot[i], __ATOMIC_SEQ_CST);
+        if (replay_same(w[i], q))
+            return -2;
+        if (replay_live(w[i], q->epoch))
+            live[b]++;
+        else if (free_at[b] < 0)
+            free_at[b] = i;
+    }
+    int pick = free_at[1] >= 0 && (free_at[0] < 0 || live[1] < live[0]) ? free_at[1] : free_at[0];
+    if (pick >= 0)
+        *free_w = w[pick];
+    return pick;
+}
+
+/* Claims a slot for q with a PENDING copy. Returns its index, -2 if the salt is there already
+ * (seen), or -1 if every slot is live or the claim kept losing races. */
+static int replay_claim(struct replay_probe *q)
+{
+    for (int attempt = 0; attempt < REPLAY_MAX_CLAIMS; attempt++) {
+        uint64_t free_w = 0;
+        q->epoch = replay_epoch(q);
+        int at = replay_choose(q, &free_w);
+        if (at < 0)
+            return at;
+        if (replay_cas(q->slot[at], &free_w, SLOT_MAKE(q->epoch, SLOT_PENDING, q->fp)))
+            return at;
+        /* Someone took the slot between the look and the CAS: look again (it may be this very
+         * salt, now seen). Each failure is another process's success, so this is lock-free. */
+    }
+    return -1;
+}
+
+/* Decides the race for the copy at mine (see the top of the file). Returns true if it won. */
+static bool replay_settle(struct replay_probe *q, int mine)
+{
+    for (int i = 0; i < REPLAY_PROBES; i++) {
+        uint64_t w = __atomic_load_n(q->slot[i], __ATOMIC_SEQ_CST);
+        if (i == mine || !replay_same(w, q))
+            continue;
+        if (SLOT_STATE(w) == SLOT_CONFIRMED || i < mine)
+            return false;
+        uint64_t killed =
+            (w & ~(UINT64_C(3) << SLOT_FP_BITS)) | ((uint64_t)SLOT_KILLED << SLOT_FP_BITS);
+        /* w is a later PENDING copy. A failed CAS reloads w: confirmed meanwhile means it won;
+         * killed or reused by someone else means it is out of the way. */
+        if (!replay_cas(q->slot[i], &w, killed) && SLOT_STATE(w) == SLOT_CONFIRMED &&
+            (w & SLOT_FP_MASK) == q->fp)
+            return false;
+    }
+    uint64_t pending = SLOT_MAKE(q->epoch, SLOT_PENDING, q->fp);
+    return replay_cas(q->slot[mine], &pending, SLOT_MAKE(q->epoch, SLOT_CONFIRMED, q->fp));
+}
+
+/* Counts the salt, and moves its entry to the epoch of its count if that moved since the claim
+ * (a process paused in between must not record the salt in an epoch about to expire). */
+static void replay_count(struct replay_probe *q, int mine)
+{
+    uint64_t n = __atomic_fetch_add(q->recorded, 1, __ATOMIC_SEQ_CST);
+    uint16_t epoch = (uint16_t)(n / q->capacity + 1);
+    uint64_t confirmed = SLOT_MAKE(q->epoch, SLOT_CONFIRMED, q->fp);
+    if (epoch != q->epoch)
+        replay_cas(q->slot[mine], &confirmed, SLOT_MAKE(epoch, SLOT_CONFIRMED, q->fp));
+}
+
+int replay_check_and_add(struct replay_store *r, enum replay_kind kind, const uint8_t *salt,
+                         size_t len)
+{
+    struct replay_probe q;
+    replay_locate(r, kind, salt, len, &q);
+    int mine = replay_claim(&q);
+    if (mine < 0)
+        return mine == -2 ? 1 : -1;
+    if (!replay_settle(&q, mine)) {
+        /* Lost: a copy that won is there. Free the slot (unless already killed). */
+        uint64_t pending = SLOT_MAKE(q.epoch, SLOT_PENDING, q.fp);
+        replay_cas(q.slot[mine], &pending, SLOT_MAKE(q.epoch, SLOT_KILLED, q.fp));
+        return 1;
+    }
+    replay_count(&q, mine);
     return 0;
 }
 
-/* Makes the other generation current, emptied. The order matters if the process dies here: the
- * table is cleared before its count, and the count before the switch, so an interrupted rotation
- * leaves the current generation full and the next insert simply rotates again. The signal fences
- * keep the compiler from reordering those stores. */
-static void replay_rotate(struct replay_store *r)
+int replay_test_park(struct replay_store *r, enum replay_kind kind, const uint8_t *salt, size_t len)
 {
-    unsigned other = r->current ^ 1;
-    memset(replay_table(r, other), 0, r->slots * REPLAY_FP_LEN);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    r->count[other] = 0;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    r->current = other;
-}
-
-/* Records fp in the current generation (the lock held, fp known absent from both). The slot is
- * written before the count: a death in between leaves one entry uncounted, which the spare slots
- * absorb. */
-static void replay_insert(struct replay_store *r, const uint8_t *fp, size_t empty)
-{
-    if (empty == SIZE_MAX) {
-        replay_rotate(r);
-        replay_probe(r, r->current, fp, replay_load_le64(fp), &empty);
-    }
-    memcpy(replay_table(r, r->current) + empty * REPLAY_FP_LEN, fp, REPLAY_FP_LEN);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (++r->count[r->current] >= r->capacity)
-        replay_rotate(r);
-}
-
-int replay_check_and_add(struct replay_store *r, const uint8_t *salt, size_t len)
-{
-    uint8_t fp[REPLAY_FP_LEN];
-    size_t empty;
-
-    replay_siphash128(r->key, salt, len, fp);
-    /* All zeros marks an empty slot; give that one fingerprint (chance 2^-128) another value. */
-    static const uint8_t zero[REPLAY_FP_LEN];
-    if (memcmp(fp, zero, REPLAY_FP_LEN) == 0)
-        fp[0] = 1;
-    uint64_t hash = replay_load_le64(fp);
-
-    if (replay_lock(r) < 0)
-        return -1;
-    /* An empty older generation (until the first rotation) is not looked at: in a shared
-     * mapping even reading a page makes it resident, and it could hold nothing. */
-    int seen = (r->count[r->current ^ 1] > 0 && replay_probe(r, r->current ^ 1, fp, hash, &empty)) ||
-               replay_probe(r, r->current, fp, hash, &empty);
-    if (!seen)
-        replay_insert(r, fp, empty);
-    pthread_mutex_unlock(&r->lock);
-    return seen;
+    struct replay_probe q;
+    replay_locate(r, kind, salt, len, &q);
+    int mine = replay_claim(&q);
+    return mine >= 0 ? 0 : mine == -2 ? 1 : -1;
 }

@@ -58,7 +58,7 @@ static void inherit_collect(struct inherit_list *l)
     l->n = 0;
     if (env) {
         const char *p = env;
-        while (*p) {
+        while (*p && strncmp(p, "replay=", 7) != 0) { /* the replay store's, for master.c */
             char *end;
             long slot = strtol(p, &end, 10);
             if (*end != ':')

@@ -284,12 +284,8 @@ def test_sigterm_under_load_finishes_in_flight_and_exits_0():
     sink.stop()
 
 
-def test_sigusr2_binary_upgrade_under_load_loses_nothing():
-    echo = h.TcpEcho()
-    p = start_master(2)
-    tport = tunnel_to(p.port, echo.port)
-    load = Load(tport, seconds=5)
-    time.sleep(0.7)
+def upgrade(p):
+    """Sends the master SIGUSR2 and returns the PID of the new master it starts."""
     p.signal(signal.SIGUSR2)
     new_pid = None
     deadline = time.monotonic() + 10
@@ -298,6 +294,28 @@ def test_sigusr2_binary_upgrade_under_load_loses_nothing():
         new_pid = int(mm.group(1)) if mm else None
         time.sleep(0.05)
     assert new_pid, "no new master: %s" % p.output()[-1000:]
+    return new_pid
+
+
+def stop_master(pid):
+    """Stops a master the harness did not start (one a binary upgrade made), and its workers."""
+    kids = h.children_of(pid)
+    os.kill(pid, signal.SIGTERM)
+    h.wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10)
+    for k in kids:
+        try:
+            os.kill(k, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def test_sigusr2_binary_upgrade_under_load_loses_nothing():
+    echo = h.TcpEcho()
+    p = start_master(2)
+    tport = tunnel_to(p.port, echo.port)
+    load = Load(tport, seconds=5)
+    time.sleep(0.7)
+    new_pid = upgrade(p)
     try:
         rc = p.wait(15)
         load.stop()
@@ -307,14 +325,7 @@ def test_sigusr2_binary_upgrade_under_load_loses_nothing():
         assert load.failed == 0, "failures during upgrade: %r" % load.errors[:5]
         echo_once(tport, 10000)
     finally:
-        kids = h.children_of(new_pid)
-        os.kill(new_pid, signal.SIGTERM)
-        h.wait_for(lambda: not os.path.exists("/proc/%d" % new_pid), 10)
-        for k in kids:
-            try:
-                os.kill(k, signal.SIGKILL)
-            except OSError:
-                pass
+        stop_master(new_pid)
     echo.stop()
 
 
