@@ -18,6 +18,9 @@ struct unit_test {
 void unit_register(struct unit_test *t);
 void unit_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Ends the current test as skipped: prints "SKIP: file/test: reason" (never counted as a pass)
+ * and leaves the test's child process. For tests that need something the machine lacks. */
+void unit_skip(const char *test, const char *reason) __attribute__((noreturn));
 /* A scratch directory made for this test run (removed at exit). */
 const char *unit_tmpdir(void);
 /* Writes text to a file in unit_tmpdir() and returns its path (static storage per call slot). */
