@@ -16,6 +16,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import free_port  # noqa: E402  (ports outside the ephemeral range)
+
 TARGET = ("127.0.0.1", 9)  # never connected to: the capture listener plays the server
 PAYLOAD = b"GET /kat HTTP/1.0\r\n\r\n"
 UDP_PAYLOAD = b"kat datagram"
@@ -26,14 +29,6 @@ METHODS = {"2022-blake3-aes-128-gcm": 16, "2022-blake3-aes-256-gcm": 32,
 def skip(reason):
     print("SKIP: ss2022-capture: %s" % reason)
     sys.exit(0)
-
-
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def derive_key(context, material, length):
@@ -58,7 +53,7 @@ def wait_port(port, kind, proc):
 
 
 def run_tunnel(ref, method, password, server_port, udp):
-    listen = free_port(socket.SOCK_STREAM)
+    listen = free_port()
     args = [ref, "tunnel", "-server", "127.0.0.1:%d" % server_port, "-method", method,
             "-password", password, "-listen", "127.0.0.1:%d" % listen,
             "-target", "%s:%d" % TARGET, "-early-wait", "2s"]
