@@ -82,4 +82,45 @@ void crypto_nonce_increment(uint8_t nonce[CRYPTO_NONCE_LEN]);
 /* Zeroes key material in a way the compiler cannot drop (mbedtls_platform_zeroize). */
 void crypto_wipe(void *buf, size_t len);
 
+/* ---- Shadowsocks 2022 (SIP022) primitives: src/crypto_sip022.c and the backends. ---- */
+
+#define CRYPTO_BLOCK_LEN 16
+#define CRYPTO_XCHACHA_KEY_LEN 32
+#define CRYPTO_XCHACHA_NONCE_LEN 24
+
+/* AES on single 16-byte blocks (ECB, no padding), keyed with 16 or 32 bytes: SIP022 encrypts
+ * the UDP separate header so, and SIP023 its identity headers. One context holds both key
+ * schedules; re-keying allocates nothing on mbedTLS and keeps the contexts on OpenSSL. */
+struct crypto_block;
+struct crypto_block *crypto_block_new(const uint8_t *key, size_t key_len);
+/* Returns 0, or -1 for a key length other than 16 or 32. */
+int crypto_block_rekey(struct crypto_block *b, const uint8_t *key, size_t key_len);
+void crypto_block_free(struct crypto_block *b);
+/* out may equal in. Return 0, or -1 on an internal error. */
+int crypto_block_encrypt(struct crypto_block *b, const uint8_t in[CRYPTO_BLOCK_LEN],
+                         uint8_t out[CRYPTO_BLOCK_LEN]);
+int crypto_block_decrypt(struct crypto_block *b, const uint8_t in[CRYPTO_BLOCK_LEN],
+                         uint8_t out[CRYPTO_BLOCK_LEN]);
+
+/* HChaCha20 (draft-irtf-cfrg-xchacha-03 section 2.2): a 32-byte subkey from a key and the
+ * first 16 bytes of an XChaCha20 nonce. */
+void crypto_hchacha20(const uint8_t key[CRYPTO_XCHACHA_KEY_LEN], const uint8_t in[16],
+                      uint8_t out[32]);
+
+/* XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03 section 2.3: ChaCha20-Poly1305 under
+ * HChaCha20(key, nonce[0..16]) with the nonce 0^4 || nonce[16..24]), as SIP022 seals the UDP
+ * packets of 2022-blake3-chacha20-poly1305 with the PSK. The context keeps the key and one
+ * ChaCha20-Poly1305 context that every message re-keys (no allocation per message). */
+struct crypto_xchacha;
+struct crypto_xchacha *crypto_xchacha_new(const uint8_t key[CRYPTO_XCHACHA_KEY_LEN]);
+void crypto_xchacha_free(struct crypto_xchacha *x);
+/* out may equal in; aad may be NULL when aad_len is 0. Returns 0, or -1. */
+int crypto_xchacha_seal(struct crypto_xchacha *x, const uint8_t nonce[CRYPTO_XCHACHA_NONCE_LEN],
+                        const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+                        uint8_t *out, uint8_t *tag);
+/* Returns 0 when the tag verifies, -1 otherwise (out[0..len) is then zeroed). */
+int crypto_xchacha_open(struct crypto_xchacha *x, const uint8_t nonce[CRYPTO_XCHACHA_NONCE_LEN],
+                        const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+                        uint8_t *out, const uint8_t *tag);
+
 #endif

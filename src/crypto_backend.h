@@ -42,4 +42,20 @@ int crypto_openssl_aead_open(struct crypto_openssl_aead *a, const uint8_t *nonce
 /* OpenSSL_version(OPENSSL_VERSION) of the library at run time. */
 const char *crypto_openssl_version(void);
 
+/* AES-ECB single-block contexts behind struct crypto_block (SIP022), one per backend so the
+ * unit tests can cross-check them. key_len is 16 or 32; encrypt 1 or 0 (decrypt). */
+struct crypto_mbedtls_block;
+struct crypto_mbedtls_block *crypto_mbedtls_block_new(const uint8_t *key, size_t key_len);
+int crypto_mbedtls_block_rekey(struct crypto_mbedtls_block *b, const uint8_t *key, size_t key_len);
+void crypto_mbedtls_block_free(struct crypto_mbedtls_block *b);
+int crypto_mbedtls_block_crypt(struct crypto_mbedtls_block *b, int encrypt, const uint8_t *in,
+                               uint8_t *out);
+
+struct crypto_openssl_block;
+struct crypto_openssl_block *crypto_openssl_block_new(const uint8_t *key, size_t key_len);
+int crypto_openssl_block_rekey(struct crypto_openssl_block *b, const uint8_t *key, size_t key_len);
+void crypto_openssl_block_free(struct crypto_openssl_block *b);
+int crypto_openssl_block_crypt(struct crypto_openssl_block *b, int encrypt, const uint8_t *in,
+                               uint8_t *out);
+
 #endif

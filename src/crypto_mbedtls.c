@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbedtls/aes.h>
 #include <mbedtls/chachapoly.h>
 #include <mbedtls/gcm.h>
 #include <mbedtls/version.h>
@@ -127,6 +128,54 @@ int crypto_mbedtls_aead_open(struct crypto_mbedtls_aead *a, const uint8_t *nonce
     else
         ret = mbedtls_chachapoly_auth_decrypt(mbedtls_chachapoly_of(a), len, nonce, aad, aad_len,
                                               tag, in, out);
+    return ret ? -1 : 0;
+}
+
+/* AES-ECB single blocks (SIP022). mbedTLS keeps separate encryption and decryption key
+ * schedules, so a context holds one of each; mbedtls_aes_setkey_*() re-key in place. */
+struct crypto_mbedtls_block {
+    mbedtls_aes_context enc, dec;
+};
+
+struct crypto_mbedtls_block *crypto_mbedtls_block_new(const uint8_t *key, size_t key_len)
+{
+    struct crypto_mbedtls_block *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    mbedtls_aes_init(&b->enc);
+    mbedtls_aes_init(&b->dec);
+    if (crypto_mbedtls_block_rekey(b, key, key_len) != 0) {
+        crypto_mbedtls_block_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+int crypto_mbedtls_block_rekey(struct crypto_mbedtls_block *b, const uint8_t *key, size_t key_len)
+{
+    if (key_len != 16 && key_len != 32)
+        return -1;
+    unsigned bits = (unsigned)key_len * 8;
+    if (mbedtls_aes_setkey_enc(&b->enc, key, bits) != 0 ||
+        mbedtls_aes_setkey_dec(&b->dec, key, bits) != 0)
+        return -1;
+    return 0;
+}
+
+void crypto_mbedtls_block_free(struct crypto_mbedtls_block *b)
+{
+    if (!b)
+        return;
+    mbedtls_aes_free(&b->enc); /* wipes the key schedule */
+    mbedtls_aes_free(&b->dec);
+    free(b);
+}
+
+int crypto_mbedtls_block_crypt(struct crypto_mbedtls_block *b, int encrypt, const uint8_t *in,
+                               uint8_t *out)
+{
+    int ret = encrypt ? mbedtls_aes_crypt_ecb(&b->enc, MBEDTLS_AES_ENCRYPT, in, out)
+                      : mbedtls_aes_crypt_ecb(&b->dec, MBEDTLS_AES_DECRYPT, in, out);
     return ret ? -1 : 0;
 }
 

@@ -158,6 +158,92 @@ int crypto_openssl_aead_open(struct crypto_openssl_aead *a, const uint8_t *nonce
     return EVP_CipherFinal_ex(a->ctx, rest, &outl) == 1 && outl == 0 ? 0 : -1;
 }
 
+/* AES-ECB single blocks (SIP022): one EVP context per direction, padding off, keyed once;
+ * re-keying with the same key length keeps the cipher and only runs the key schedule. */
+struct crypto_openssl_block {
+    EVP_CIPHER_CTX *enc, *dec;
+    size_t key_len;
+};
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+/* Fetched once per process, like openssl_fetched[] above. */
+static EVP_CIPHER *openssl_ecb_fetched[2];
+
+static const EVP_CIPHER *openssl_ecb(size_t key_len)
+{
+    int i = key_len == 32;
+    if (!openssl_ecb_fetched[i])
+        openssl_ecb_fetched[i] = EVP_CIPHER_fetch(NULL, i ? "AES-256-ECB" : "AES-128-ECB", NULL);
+    return openssl_ecb_fetched[i];
+}
+#else
+static const EVP_CIPHER *openssl_ecb(size_t key_len)
+{
+    return key_len == 32 ? EVP_aes_256_ecb() : EVP_aes_128_ecb();
+}
+#endif
+
+static int openssl_block_key(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, const uint8_t *key,
+                             int enc)
+{
+    if (EVP_CipherInit_ex(ctx, cipher, NULL, key, NULL, enc) != 1)
+        return -1;
+    /* Single blocks: no PKCS#7 padding block after each one. */
+    return EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 ? 0 : -1;
+}
+
+struct crypto_openssl_block *crypto_openssl_block_new(const uint8_t *key, size_t key_len)
+{
+    struct crypto_openssl_block *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->enc = EVP_CIPHER_CTX_new();
+    b->dec = EVP_CIPHER_CTX_new();
+    if (!b->enc || !b->dec || crypto_openssl_block_rekey(b, key, key_len) != 0) {
+        crypto_openssl_block_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+int crypto_openssl_block_rekey(struct crypto_openssl_block *b, const uint8_t *key, size_t key_len)
+{
+    if (key_len != 16 && key_len != 32)
+        return -1;
+    /* A new key length needs the other cipher; the same one is only re-keyed. */
+    const EVP_CIPHER *cipher = key_len == b->key_len ? NULL : openssl_ecb(key_len);
+    if (key_len != b->key_len && !cipher)
+        return -1;
+    if (openssl_block_key(b->enc, cipher, key, 1) != 0 ||
+        openssl_block_key(b->dec, cipher, key, 0) != 0) {
+        b->key_len = 0; /* the next re-key sets the cipher again */
+        return -1;
+    }
+    b->key_len = key_len;
+    return 0;
+}
+
+void crypto_openssl_block_free(struct crypto_openssl_block *b)
+{
+    if (!b)
+        return;
+    EVP_CIPHER_CTX_free(b->enc); /* cleanses the key schedules */
+    EVP_CIPHER_CTX_free(b->dec);
+    free(b);
+}
+
+int crypto_openssl_block_crypt(struct crypto_openssl_block *b, int encrypt, const uint8_t *in,
+                               uint8_t *out)
+{
+    int outl = 0;
+    EVP_CIPHER_CTX *ctx = encrypt ? b->enc : b->dec;
+
+    /* ECB keeps no state between blocks: every call is one complete block in, one out. */
+    if (EVP_CipherUpdate(ctx, out, &outl, in, CRYPTO_BLOCK_LEN) != 1)
+        return -1;
+    return outl == CRYPTO_BLOCK_LEN ? 0 : -1;
+}
+
 const char *crypto_openssl_version(void)
 {
     return OpenSSL_version(OPENSSL_VERSION);
