@@ -25,8 +25,8 @@ struct cli_options {
     int verbose;               /* count of -v */
     int workers;               /* -w / --workers, -1 = not given */
     const char *role;          /* --role, checked to be a role name */
-    const char *tunnel_address;/* -L host:port (as ss-tunnel), checked as "tunnel_address" */
-    const char *nameserver;    /* -d, checked as "nameserver" */
+    const char *tunnel_address; /* -L host:port (as ss-tunnel), checked as "tunnel_address" */
+    const char *nameserver;     /* -d, checked as "nameserver" */
     const char *user;          /* -a */
     int nofile;                /* -n, 0 = not given */
     const char *acl;           /* --acl FILE */
@@ -51,8 +51,8 @@ enum cli_result { CLI_OK = 0, CLI_ERROR = -1 };
  * wait forever. */
 int cli_parse(struct cli_options *o, int argc, char **argv, char *err, size_t errlen);
 /* Applies the given options over c (-s read into the typed server list, -m as the method
- * enum). The other address options are read into their typed fields by config_validate(), which runs after
- * this for --check and for a start alike. Returns 0, or -1 with a message in err. */
+ * enum). The other address options are read into their typed fields by config_validate(), which
+ * runs after this for --check and for a start alike. Returns 0, or -1 with a message in err. */
 int cli_apply(const struct cli_options *o, struct config *c, char *err, size_t errlen);
 void cli_usage(FILE *out, const char *prog);
 

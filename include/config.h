@@ -79,10 +79,10 @@ struct config_user {
 };
 
 struct config_port {
-    uint16_t port;                /* where this port's listen addresses listen */
-    enum crypto_method method;    /* its method, and so its protocol (crypto_method_info) */
-    struct crypto_key key;        /* the master key, derived once by config_validate() */
-    struct config_user *users;    /* reserved: NULL today */
+    uint16_t port;             /* where this port's listen addresses listen */
+    enum crypto_method method; /* its method, and so its protocol (crypto_method_info) */
+    struct crypto_key key;     /* the master key, derived once by config_validate() */
+    struct config_user *users; /* reserved: NULL today */
     int n_users;
 };
 
@@ -109,19 +109,19 @@ struct config {
      * (target.port 0: server_port applies), or "host:port" / "[ipv6]:port" */
     struct netaddr_endpoint server[CONFIG_MAX_SERVERS];
     int n_server;
-    int server_port;             /* 0 = unset */
-    char *password;              /* NULL = unset */
-    char *key;                   /* base64, NULL = unset */
-    enum crypto_method method;   /* default chacha20-ietf-poly1305; names match in any case */
-    int timeout;                 /* seconds, default 60 */
-    enum config_mode mode;       /* default tcp_only, as libev */
+    int server_port;           /* 0 = unset */
+    char *password;            /* NULL = unset */
+    char *key;                 /* base64, NULL = unset */
+    enum crypto_method method; /* default chacha20-ietf-poly1305; names match in any case */
+    int timeout;               /* seconds, default 60 */
+    enum config_mode mode;     /* default tcp_only, as libev */
     bool fast_open;
     bool reuse_port;
     bool no_delay;
     bool ipv6_first;
-    char *nameserver;    /* as written: "1.1.1.1" or "1.1.1.1,[::1]:5353", NULL */
-    char *local_address; /* as written, default "127.0.0.1" */
-    int local_port;      /* 0 = unset */
+    char *nameserver;     /* as written: "1.1.1.1" or "1.1.1.1,[::1]:5353", NULL */
+    char *local_address;  /* as written, default "127.0.0.1" */
+    int local_port;       /* 0 = unset */
     char *tunnel_address; /* as written: "host:port", tunnel role */
     char *user;
     int nofile; /* 0 = leave RLIMIT_NOFILE */
@@ -152,15 +152,15 @@ struct config {
     int n_listen;
     /* The local roles' server: server[0] with its port. */
     struct netaddr_endpoint upstream;
-    struct netaddr_endpoint tunnel;  /* tunnel role: tunnel_address */
+    struct netaddr_endpoint tunnel; /* tunnel role: tunnel_address */
     bool has_metrics;
     struct netaddr_endpoint metrics; /* metrics_address, an IP literal (the master does not
                                       * resolve names) */
     struct netaddr_endpoint nameservers[CONFIG_MAX_NAMESERVERS];
-    int n_nameserver;                /* 0: the system's resolv.conf */
+    int n_nameserver; /* 0: the system's resolv.conf */
     struct config_port ports[CONFIG_MAX_PORTS];
     int n_port;
-    struct config_plugin plugin;     /* reserved, see above */
+    struct config_plugin plugin; /* reserved, see above */
 };
 
 /* Fills c with every default. */

@@ -29,10 +29,10 @@ enum crypto_proto { CRYPTO_PROTO_SIP004 = 0, CRYPTO_PROTO_SIP022 };
 /* The one method table of reuseproxy (crypto.c): the configuration's list of valid names, key
  * lengths and protocols all come from it. */
 struct crypto_method_info {
-    const char *name;         /* "aes-128-gcm", ... "chacha20-ietf-poly1305" */
-    size_t key_len;           /* 16, 24, 32, 32 */
-    size_t salt_len;          /* equal to key_len for every SIP004 method */
-    enum crypto_proto proto;  /* CRYPTO_PROTO_SIP004 for all four */
+    const char *name;        /* "aes-128-gcm", ... "chacha20-ietf-poly1305" */
+    size_t key_len;          /* 16, 24, 32, 32 */
+    size_t salt_len;         /* equal to key_len for every SIP004 method */
+    enum crypto_proto proto; /* CRYPTO_PROTO_SIP004 for all four */
 };
 
 /* Returns the method for its exact (canonical) name, or -1. */

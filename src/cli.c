@@ -101,8 +101,8 @@ static int cli_bad_value(struct cli_ctx *x, int opt, const char *value)
         snprintf(x->err, x->errlen, "%s: expected one of %s, got \"%.64s\"", x->name,
                  crypto_method_names(), value);
     else
-        snprintf(x->err, x->errlen, "%s: expected %s, got \"%.64s\"", x->name,
-                 cli_expected(opt), value);
+        snprintf(x->err, x->errlen, "%s: expected %s, got \"%.64s\"", x->name, cli_expected(opt),
+                 value);
     return CLI_ERROR;
 }
 

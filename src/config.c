@@ -109,7 +109,7 @@ static const char *const config_ignored_keys[] = {
  * config_plugin) but which reuseproxy does not implement yet. Ignoring them would be wrong:
  * a server without its plugin or its users serves something other than what its clients
  * expect, so each is a configuration error naming the key. */
-static const char *const config_reserved_keys[] = {"users", "plugin", "plugin_opts",
+static const char *const config_reserved_keys[] = {"users",       "plugin",      "plugin_opts",
                                                    "plugin_args", "plugin_mode", NULL};
 
 /* libev 3.3.5's stream ciphers, named in the refusal so the reason is clear. */

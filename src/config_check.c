@@ -90,8 +90,8 @@ static int config_check_required(const struct config *c, char *err, size_t errle
     return 0;
 }
 
-static int config_bad_address(const struct config *c, int k, const char *name,
-                              const char *expected, const char *value, char *err, size_t errlen)
+static int config_bad_address(const struct config *c, int k, const char *name, const char *expected,
+                              const char *value, char *err, size_t errlen)
 {
     char q[96];
     return config_invalid(c, k, err, errlen, "\"%s\": expected %s, got %s", name, expected,
@@ -130,8 +130,8 @@ static int config_check_addresses(struct config *c, char *err, size_t errlen)
         return config_bad_address(c, CONFIG_KEY_LOCAL_ADDRESS, "local_address",
                                   "an IP address or a host name", c->local_address, err, errlen);
     if (c->nameserver) {
-        c->n_nameserver = netaddr_parse_list(c->nameserver, CONFIG_NAMESERVER_FLAGS,
-                                             c->nameservers, CONFIG_MAX_NAMESERVERS);
+        c->n_nameserver = netaddr_parse_list(c->nameserver, CONFIG_NAMESERVER_FLAGS, c->nameservers,
+                                             CONFIG_MAX_NAMESERVERS);
         if (c->n_nameserver < 0) {
             c->n_nameserver = 0;
             return config_bad_address(c, CONFIG_KEY_NAMESERVER, "nameserver",

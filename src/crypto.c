@@ -61,24 +61,24 @@ static const struct crypto_method_info crypto_methods[CRYPTO_METHOD_COUNT] = {
 /* HKDF info string of SIP004; its terminating NUL is not part of it. */
 static const char crypto_subkey_info[] = "ss-subkey";
 
-int crypto_method_by_name(const char *name)
+static int crypto_method_find(const char *name, int (*compare)(const char *, const char *))
 {
     if (!name)
         return -1;
     for (int m = 0; m < CRYPTO_METHOD_COUNT; m++)
-        if (strcmp(name, crypto_methods[m].name) == 0)
+        if (compare(name, crypto_methods[m].name) == 0)
             return m;
     return -1;
 }
 
+int crypto_method_by_name(const char *name)
+{
+    return crypto_method_find(name, strcmp);
+}
+
 int crypto_method_lookup(const char *name)
 {
-    if (!name)
-        return -1;
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++)
-        if (strcasecmp(name, crypto_methods[m].name) == 0)
-            return m;
-    return -1;
+    return crypto_method_find(name, strcasecmp);
 }
 
 /* Built from the table on first use, so a method added there is named in every message. */

@@ -124,8 +124,7 @@ static int listen_addrs(const struct config *c, struct sockaddr_storage *out, so
         snprintf(ps, sizeof ps, "%u", (unsigned)t->port);
         int r = getaddrinfo(t->host, ps, &hints, &res);
         if (r != 0) {
-            snprintf(err, errlen, "cannot resolve listen address %s: %s", t->host,
-                     gai_strerror(r));
+            snprintf(err, errlen, "cannot resolve listen address %s: %s", t->host, gai_strerror(r));
             return -1;
         }
         memcpy(&out[n], res->ai_addr, res->ai_addrlen);
@@ -207,8 +206,8 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
     }
     if (c->has_metrics) {
         const struct netaddr_target *t = &c->metrics.target; /* an IP literal: config_validate */
-        s->metrics = open_one(l, SOCK_STREAM, -2, (const struct sockaddr *)&t->addr, t->addrlen,
-                              0, err, errlen);
+        s->metrics = open_one(l, SOCK_STREAM, -2, (const struct sockaddr *)&t->addr, t->addrlen, 0,
+                              err, errlen);
         if (s->metrics < 0) {
             s->metrics = 0;
             goto fail;

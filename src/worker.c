@@ -62,8 +62,8 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
     worker_targets(w, c);
-    w->resolver = resolver_new_servers(w->loop, c->nameservers, c->n_nameserver, c->ipv6_first,
-                                       err, sizeof err);
+    w->resolver = resolver_new_servers(w->loop, c->nameservers, c->n_nameserver, c->ipv6_first, err,
+                                       sizeof err);
     if (!w->resolver) {
         log_error("resolver: %s", err);
         return -1;

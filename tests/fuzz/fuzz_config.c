@@ -63,8 +63,8 @@ static void check_validated(const struct config *c)
 static void check_helpers(const char *text)
 {
     /* the configuration's address keys, each with its flags */
-    static const unsigned flags[] = {CONFIG_SERVER_FLAGS, CONFIG_TUNNEL_FLAGS,
-                                     CONFIG_METRICS_FLAGS, CONFIG_NAMESERVER_FLAGS};
+    static const unsigned flags[] = {CONFIG_SERVER_FLAGS, CONFIG_TUNNEL_FLAGS, CONFIG_METRICS_FLAGS,
+                                     CONFIG_NAMESERVER_FLAGS};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         struct netaddr_endpoint e;
         if (netaddr_parse_hostport(text, strlen(text), flags[i], &e) != 0)

@@ -948,6 +948,91 @@ TEST(test_validate_local_address_form)
               "\"a b\"");
 }
 
+/* ---- Typed values: what --check and a start both derive ---- */
+
+static void check_endpoint(const struct netaddr_endpoint *e, const char *host, int port)
+{
+    CHECK_STR(e->target.host, host);
+    CHECK_INT(e->target.port, port);
+}
+
+/* A start refuses what it cannot bind without resolving, so config_validate() (run by --check
+ * and by a start alike) refuses it first, at the key's position. */
+TEST(test_validate_metrics_host_name_refused_like_a_start)
+{
+    CHECK_STR(validate("{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": \"x\",\n"
+                       " \"metrics_address\": \"localhost:19100\"}"),
+              "t.json:2:2: \"metrics_address\": expected an IP address and a port "
+              "(\"127.0.0.1:9100\" or \"[::1]:9100\"; host names are not resolved here), got "
+              "\"localhost:19100\"");
+}
+
+TEST(test_validate_nameserver_list_parsed)
+{
+    CHECK_STR(validate("{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": \"x\",\n"
+                       " \"nameserver\": \"1.1.1.1,dns.google\"}"),
+              "t.json:2:2: \"nameserver\": expected IP addresses with optional ports, separated "
+              "by commas (\"1.1.1.1\", \"[::1]:5353\"; at most 8), got \"1.1.1.1,dns.google\"");
+    struct config c;
+    CHECK_INT(load(&c, "{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": \"x\", "
+                       "\"nameserver\": \"1.1.1.1, [::1]:5353\"}"),
+              0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.n_nameserver, 2);
+    check_endpoint(&c.nameservers[0], "1.1.1.1", 0);
+    check_endpoint(&c.nameservers[1], "::1", 5353);
+    config_free(&c);
+}
+
+TEST(test_validate_derives_listen_list_and_key)
+{
+    struct config c;
+    struct crypto_key want;
+    CHECK_INT(load(&c, "{\"server\": [\"127.0.0.1\", \"[::1]:8390\"], \"server_port\": 8388, "
+                       "\"password\": \"s3cret\", \"method\": \"AES-128-GCM\", "
+                       "\"ipv6_first\": true}"),
+              0);
+    CHECK_INT(c.method, CRYPTO_AES_128_GCM);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.n_listen, 2);
+    check_endpoint(&c.listen[0], "127.0.0.1", 8388);
+    CHECK_INT(netaddr_port((struct sockaddr *)&c.listen[0].target.addr), 8388);
+    CHECK_INT(c.listen[1].target.port, 8390);
+    CHECK_INT(c.listen[1].prefer, NETADDR_PREFER_IPV6);
+    CHECK_INT(c.n_port, 1);
+    CHECK_INT(c.ports[0].port, 8388);
+    CHECK_INT(c.ports[0].method, CRYPTO_AES_128_GCM);
+    CHECK_INT(c.ports[0].n_users, 0);
+    CHECK(c.plugin.plugin == NULL);
+    CHECK_INT(crypto_key_from_password(&want, CRYPTO_AES_128_GCM, "s3cret"), 0);
+    CHECK_INT(c.ports[0].key.len, 16);
+    CHECK_MEM(c.ports[0].key.bytes, want.bytes, 16);
+    config_free(&c);
+}
+
+TEST(test_validate_local_role_targets)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"role\": \"tunnel\", \"server\": \"example.com\", \"server_port\": "
+                       "8388, \"password\": \"x\", \"local_port\": 5353, \"local_address\": "
+                       "\"::1\", \"tunnel_address\": \"[2001:db8::53]:53\"}"),
+              0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.upstream.target.atyp, NETADDR_ATYP_DOMAIN);
+    check_endpoint(&c.upstream, "example.com", 8388);
+    CHECK_INT(c.tunnel.target.atyp, NETADDR_ATYP_IPV6);
+    CHECK_INT(c.tunnel.target.port, 53);
+    CHECK_INT(c.n_listen, 1);
+    check_endpoint(&c.listen[0], "::1", 5353);
+    config_free(&c);
+}
+
+TEST(test_validate_bad_key_has_position)
+{
+    CHECK_STR(validate("{\"server\": \"127.0.0.1\", \"server_port\": 1,\n  \"key\": \"@@@\"}"),
+              "t.json:2:3: \"key\": expected base64 (standard or URL-safe) of 32 bytes");
+}
+
 /* ---- The small parsers ---- */
 
 /* "host:port" as the configuration reads tunnel_address: netaddr's one parser, port required. */
@@ -1053,6 +1138,15 @@ TEST(test_config_method_helpers)
     CHECK_INT(method_key_length(NULL), -1);
     CHECK_STR(method_canonical("ChaCha20-IETF-Poly1305"), "chacha20-ietf-poly1305");
     CHECK(method_canonical("rc4-md5") == NULL);
+}
+
+/* One table: the names in messages and the protocol of each method come from crypto.c. */
+TEST(test_config_method_table)
+{
+    CHECK_STR(crypto_method_names(),
+              "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305");
+    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++)
+        CHECK_INT(crypto_method_info((enum crypto_method)m)->proto, CRYPTO_PROTO_SIP004);
 }
 
 /* A "server" entry as the configuration reads it (libev's parse_addr). */
