@@ -234,6 +234,7 @@ void config_free(struct config *c)
     free(c->user);
     free(c->acl);
     free(c->metrics_address);
+    crypto_wipe(c->ports, sizeof c->ports); /* the derived master keys */
     memset(c, 0, sizeof *c);
 }
 
