@@ -360,7 +360,7 @@ static int cli_set(char **field, const char *value)
 /* The server list of -s replaces the file's "server" as a whole. */
 static int cli_apply_servers(const struct cli_options *o, struct config *c)
 {
-    struct netaddr_endpoint parsed[CONFIG_MAX_SERVERS];
+    struct netaddr_endpoint parsed[CONFIG_MAX_SERVERS] = {0};
 
     for (int i = 0; i < o->n_server; i++)
         if (netaddr_parse_hostport(o->servers[i], strlen(o->servers[i]), CONFIG_SERVER_FLAGS,

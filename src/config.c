@@ -404,7 +404,7 @@ static int config_set_bool(struct config_ctx *x, const struct config_key_token *
 static int config_set_server_list(struct config_ctx *x, const struct config_key_token *t,
                                   const json_t **items, size_t n)
 {
-    struct netaddr_endpoint parsed[CONFIG_MAX_SERVERS];
+    struct netaddr_endpoint parsed[CONFIG_MAX_SERVERS] = {0};
     char desc[80];
 
     for (size_t i = 0; i < n; i++) {

@@ -145,16 +145,16 @@ static int config_check_addresses(struct config *c, char *err, size_t errlen)
 
 static int config_check_formats(const struct config *c, char *err, size_t errlen)
 {
-    char q[96];
-
     if (!crypto_method_info(c->method))
         return config_invalid(c, CONFIG_KEY_METHOD, err, errlen,
                               "\"method\": method %d is not supported; reuseproxy supports %s",
                               (int)c->method, crypto_method_names());
-    if (c->user && config_user_ids(c->user, NULL, NULL) != 0)
+    if (c->user && config_user_ids(c->user, NULL, NULL) != 0) {
+        char q[96];
         return config_invalid(c, CONFIG_KEY_USER, err, errlen,
                               "\"user\": no user %s on this system",
                               config_quote(c->user, q, sizeof q));
+    }
     return 0;
 }
 
