@@ -25,13 +25,14 @@ struct cli_options {
     int verbose;               /* count of -v */
     int workers;               /* -w / --workers, -1 = not given */
     const char *role;          /* --role, checked to be a role name */
-    const char *tunnel_address;/* -L host:port (as ss-tunnel) */
-    const char *nameserver;    /* -d */
+    const char *tunnel_address; /* -L host:port (as ss-tunnel), checked as "tunnel_address" */
+    const char *nameserver;     /* -d, checked as "nameserver" */
     const char *user;          /* -a */
     int nofile;                /* -n, 0 = not given */
     const char *acl;           /* --acl FILE */
     const char *balance;       /* --balance, checked to be a balance mode */
-    const char *metrics_address; /* --metrics host:port */
+    const char *metrics_address; /* --metrics host:port, checked as "metrics_address" (an IP
+                                  * literal is then required by config_validate) */
     bool fast_open;            /* --fast-open */
     bool reuse_port;           /* --reuse-port */
     bool no_delay;             /* --no-delay */
@@ -49,7 +50,9 @@ enum cli_result { CLI_OK = 0, CLI_ERROR = -1 };
  * ignored; -f (daemonize) is refused, since a caller that expects the command to return would
  * wait forever. */
 int cli_parse(struct cli_options *o, int argc, char **argv, char *err, size_t errlen);
-/* Applies the given options over c. Returns 0, or -1 with a message in err. */
+/* Applies the given options over c (-s read into the typed server list, -m as the method
+ * enum). The other address options are read into their typed fields by config_validate(), which
+ * runs after this for --check and for a start alike. Returns 0, or -1 with a message in err. */
 int cli_apply(const struct cli_options *o, struct config *c, char *err, size_t errlen);
 void cli_usage(FILE *out, const char *prog);
 

@@ -7,6 +7,10 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "netaddr.h"
 
 enum config_role { ROLE_SERVER = 0, ROLE_LOCAL, ROLE_TUNNEL };
 enum config_balance { BALANCE_REUSEPORT = 0, BALANCE_SHARED, BALANCE_DISPATCH };
@@ -57,28 +61,68 @@ struct config_pos {
     int column;
 };
 
+/* ---- Shapes reserved for what comes next ----
+ * Today a configuration has exactly one listening port, whose method and key are the file's
+ * "method" and "password"/"key"; the keys "users", "plugin", "plugin_opts", "plugin_args" and
+ * "plugin_mode" are refused with a configuration error naming the key and its position. The
+ * types below are what they will fill, so that the features land without reshaping the rest:
+ *  - several listen ports, each with its own method, key and users (libev's port_password, and
+ *    SIP022's multi-user servers): config_validate() fills ports[0] today;
+ *  - users (name + key) per port: SIP022's identity headers; n_users 0 today;
+ *  - a SIP003 plugin (plugin, plugin_opts, plugin_args, plugin_mode): unset today. */
+#define CONFIG_MAX_PORTS 1
+#define CONFIG_MAX_NAMESERVERS 8
+
+struct config_user {
+    char *name;
+    struct crypto_key key;
+};
+
+struct config_port {
+    uint16_t port;             /* where this port's listen addresses listen */
+    enum crypto_method method; /* its method, and so its protocol (crypto_method_info) */
+    struct crypto_key key;     /* the master key, derived once by config_validate() */
+    struct config_user *users; /* reserved: NULL today */
+    int n_users;
+};
+
+enum config_plugin_mode { CONFIG_PLUGIN_TCP_ONLY = 0, CONFIG_PLUGIN_TCP_AND_UDP };
+
+struct config_plugin {
+    char *plugin; /* reserved: NULL today (the keys are refused) */
+    char *plugin_opts;
+    char *plugin_args;
+    enum config_plugin_mode plugin_mode;
+};
+
+/* How to read the fields: the text a person wrote is kept (char *) for messages and for
+ * comparing on reload; everything the program acts on is typed, parsed once, either when the
+ * file is loaded (server, method) or by config_validate() after the command line is merged
+ * (the other addresses, the key, the listen list). --check runs the same steps as a start, so
+ * what --check accepts, a start accepts. */
 struct config {
     char *path; /* file it came from, or NULL (command line only) */
 
     /* shadowsocks-libev keys */
-    char *server[CONFIG_MAX_SERVERS]; /* "server": a string or an array of strings; hosts only */
-    int server_ports[CONFIG_MAX_SERVERS]; /* port given with a host ("host:port", "[v6]:port",
-                                           * as libev's parse_addr), 0 = use server_port */
+    /* "server": a string or an array of strings, each parsed as libev's parse_addr() reads it
+     * (netaddr_parse_hostport with NETADDR_PORT_OPTIONAL): an IP literal or a host name alone
+     * (target.port 0: server_port applies), or "host:port" / "[ipv6]:port" */
+    struct netaddr_endpoint server[CONFIG_MAX_SERVERS];
     int n_server;
-    int server_port;       /* 0 = unset */
-    char *password;        /* NULL = unset */
-    char *key;             /* base64, NULL = unset */
-    char *method;          /* validated name, default "chacha20-ietf-poly1305" */
-    int timeout;           /* seconds, default 60 */
-    enum config_mode mode; /* default tcp_only, as libev */
+    int server_port;           /* 0 = unset */
+    char *password;            /* NULL = unset */
+    char *key;                 /* base64, NULL = unset */
+    enum crypto_method method; /* default chacha20-ietf-poly1305; names match in any case */
+    int timeout;               /* seconds, default 60 */
+    enum config_mode mode;     /* default tcp_only, as libev */
     bool fast_open;
     bool reuse_port;
     bool no_delay;
     bool ipv6_first;
-    char *nameserver;     /* "1.1.1.1" or "1.1.1.1,8.8.8.8" (optionally :port), NULL */
-    char *local_address;  /* default "127.0.0.1" */
+    char *nameserver;     /* as written: "1.1.1.1" or "1.1.1.1,[::1]:5353", NULL */
+    char *local_address;  /* as written, default "127.0.0.1" */
     int local_port;       /* 0 = unset */
-    char *tunnel_address; /* "host:port", tunnel role */
+    char *tunnel_address; /* as written: "host:port", tunnel role */
     char *user;
     int nofile; /* 0 = leave RLIMIT_NOFILE */
     char *acl;  /* path of a libev ACL file */
@@ -91,7 +135,7 @@ struct config {
     bool block_private;          /* default true */
     int udp_timeout;             /* seconds, default 300 */
     int udp_max_associations;    /* default 65536 */
-    char *metrics_address;       /* "127.0.0.1:9100", NULL = off */
+    char *metrics_address;       /* as written: "127.0.0.1:9100", NULL = off */
     int drain_timeout;           /* seconds, default 30 */
     int connect_timeout;         /* seconds, default 10 */
     bool replay_protection;      /* default true */
@@ -99,6 +143,24 @@ struct config {
     int verbose;                 /* 0..2 from -v / "verbose" */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
+
+    /* ---- Typed values config_validate() derives from the keys above ---- */
+    /* Where to listen: the server role's "server" list (each with its own port or
+     * server_port), or local_address:local_port for the local roles. Names are resolved once
+     * by the master at start-up (sockets.c), never parsed again. */
+    struct netaddr_endpoint listen[CONFIG_MAX_SERVERS];
+    int n_listen;
+    /* The local roles' server: server[0] with its port. */
+    struct netaddr_endpoint upstream;
+    struct netaddr_endpoint tunnel; /* tunnel role: tunnel_address */
+    bool has_metrics;
+    struct netaddr_endpoint metrics; /* metrics_address, an IP literal (the master does not
+                                      * resolve names) */
+    struct netaddr_endpoint nameservers[CONFIG_MAX_NAMESERVERS];
+    int n_nameserver; /* 0: the system's resolv.conf */
+    struct config_port ports[CONFIG_MAX_PORTS];
+    int n_port;
+    struct config_plugin plugin; /* reserved, see above */
 };
 
 /* Fills c with every default. */
@@ -117,8 +179,11 @@ int config_load_string(struct config *c, const char *json, const char *name, cha
 
 /* Cross-key checks after file and command line are merged (a server role needs a port and a
  * password or key; a tunnel needs tunnel_address; a placeholder password on a non-loopback
- * address is refused...). Returns -1 with a message in err. */
-int config_validate(const struct config *c, char *err, size_t errlen);
+ * address is refused...), and the typed values derived from the keys: every address parsed
+ * (listen, upstream, tunnel, metrics, nameservers) and the master key derived into ports[0].
+ * Both --check and a start run it, so they agree. Returns -1 with a message in err that names
+ * FILE:LINE:COLUMN of the key at fault when it came from the file. */
+int config_validate(struct config *c, char *err, size_t errlen);
 /* The ids of "user": a user name, or a numeric uid as libev also takes. 0, or -1 when this
  * system has no such user. */
 int config_user_ids(const char *user, uid_t *uid, gid_t *gid);
@@ -137,22 +202,15 @@ int config_default_workers(void);
 int config_role_from_name(const char *name, enum config_role *out);
 int config_balance_from_name(const char *name, enum config_balance *out);
 int config_mode_from_name(const char *name, enum config_mode *out);
-/* Master key length in bytes of a supported method (16, 24 or 32), or -1 if unsupported. */
-int config_method_key_length(const char *method);
-/* The canonical spelling of a supported method (names match without regard to case), or NULL. */
-const char *config_method_canonical(const char *method);
-/* "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305", for messages. */
-const char *config_method_list(void);
-
 /* A decimal integer in min..max, digits only (no sign, no spaces). Returns 0 or -1. */
 int config_parse_int(const char *s, int min, int max, int *out);
-/* One "server" entry split as libev's parse_addr() does: an IP literal or a host name stands
- * alone (*port = 0); "host:port" and "[ipv6]:port" carry their own port. *host is malloc'ed.
- * Returns 0, -1 if s is malformed, -2 when out of memory. */
-int config_split_server(const char *s, char **host, int *port);
-/* "host:port" or "[ipv6]:port" (port 1..65535). host gets the host without brackets.
- * Returns 0 or -1. */
-int config_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
+/* The netaddr_parse_hostport() flags each address key is read with, so the command line
+ * checks its options exactly as the file's keys are checked. */
+#define CONFIG_SERVER_FLAGS NETADDR_PORT_OPTIONAL
+#define CONFIG_TUNNEL_FLAGS 0
+#define CONFIG_METRICS_FLAGS NETADDR_NUMERIC
+#define CONFIG_NAMESERVER_FLAGS (NETADDR_PORT_OPTIONAL | NETADDR_NUMERIC)
+#define CONFIG_LOCAL_ADDRESS_FLAGS NETADDR_PORT_OPTIONAL
 /* True for an address that only this machine can reach: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104
  * or "localhost". */
 bool config_is_loopback(const char *host);

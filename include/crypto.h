@@ -21,14 +21,27 @@ enum crypto_method {
 #define CRYPTO_NONCE_LEN 12
 #define CRYPTO_TAG_LEN 16
 
+/* The wire protocol a method runs: the rest of the program selects it from the method.
+ * SIP004 (shadowsocks AEAD) for every method today; SIP022 (Shadowsocks 2022) methods,
+ * "2022-blake3-*", will be CRYPTO_PROTO_SIP022. */
+enum crypto_proto { CRYPTO_PROTO_SIP004 = 0, CRYPTO_PROTO_SIP022 };
+
+/* The one method table of reuseproxy (crypto.c): the configuration's list of valid names, key
+ * lengths and protocols all come from it. */
 struct crypto_method_info {
-    const char *name; /* "aes-128-gcm", ... "chacha20-ietf-poly1305" */
-    size_t key_len;   /* 16, 24, 32, 32 */
-    size_t salt_len;  /* equal to key_len for every SIP004 method */
+    const char *name;        /* "aes-128-gcm", ... "chacha20-ietf-poly1305" */
+    size_t key_len;          /* 16, 24, 32, 32 */
+    size_t salt_len;         /* equal to key_len for every SIP004 method */
+    enum crypto_proto proto; /* CRYPTO_PROTO_SIP004 for all four */
 };
 
-/* Returns the method for a name, or -1. */
+/* Returns the method for its exact (canonical) name, or -1. */
 int crypto_method_by_name(const char *name);
+/* Returns the method for a name written in any case ("AES-256-GCM"), as configurations and
+ * the command line may spell it, or -1. */
+int crypto_method_lookup(const char *name);
+/* "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305": every name, for messages. */
+const char *crypto_method_names(void);
 const struct crypto_method_info *crypto_method_info(enum crypto_method m);
 /* "openssl" or "mbedtls": the backend the bulk AEAD runs on. */
 const char *crypto_backend_name(void);

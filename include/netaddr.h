@@ -36,9 +36,43 @@ int netaddr_write_header(const struct netaddr_target *t, uint8_t *out, size_t ca
  * a dual-stack socket reports IPv4 peers) is written as ATYP 1. Returns its length or -1. */
 int netaddr_header_from_sockaddr(const struct sockaddr *sa, uint8_t *out, size_t cap);
 
-/* Parses "host:port", "[v6]:port" into a target (IP literal -> IPv4/IPv6, else domain).
- * Returns 0, or -1 for a missing/zero/out-of-range port, an empty host, bad brackets, an
- * unbracketed IPv6 literal, or a name byte netaddr_parse_header would refuse. */
+/* ---- "host:port" text: the one parser of the tree ----
+ * Every address a person writes (the server list, tunnel_address, metrics_address, nameservers,
+ * local_address, -s/-L/-d/-b/--metrics) goes through netaddr_parse_hostport(), once, when the
+ * configuration is loaded; the rest of the program receives the typed result. */
+
+/* Which family to try first when the host is a name still to be resolved. */
+enum netaddr_prefer { NETADDR_PREFER_ANY = 0, NETADDR_PREFER_IPV4, NETADDR_PREFER_IPV6 };
+
+/* A parsed address: either an IP literal (target.addr/addrlen set, port included) or a host
+ * name and port (target.addrlen 0, atyp NETADDR_ATYP_DOMAIN), and the family preference for
+ * resolving the name. target.port 0 means "no port given" (only with NETADDR_PORT_OPTIONAL or
+ * NETADDR_PORT_ZERO): the caller's default applies. */
+struct netaddr_endpoint {
+    struct netaddr_target target;
+    enum netaddr_prefer prefer;
+};
+
+#define NETADDR_PORT_OPTIONAL 0x1 /* "host", "[v6]" and a bare IPv6 literal stand alone */
+#define NETADDR_NUMERIC 0x2       /* the host must be an IP literal: nothing to resolve */
+#define NETADDR_PORT_ZERO 0x4     /* ":0" is accepted (the kernel picks the port) */
+
+/* A decimal port 1..65535 in s[0..len): digits only (no sign, no spaces, no "0x"). Returns 0
+ * or -1. */
+int netaddr_parse_port(const char *s, size_t len, uint16_t *port);
+/* Parses s[0..len) as "host:port" or "[ipv6]:port" (and, with NETADDR_PORT_OPTIONAL, "host",
+ * "[ipv6]" or a bare IPv6 literal). A host is an IPv4 literal, an IPv6 literal (in brackets
+ * when a port follows, RFC 3986 section 3.2.2) or a name of 1..255 letters, digits, '.', '-'
+ * and '_' (RFC 1123 section 2.1, plus the underscore seen in the wild). Returns 0, or -1 for a
+ * missing or out-of-range port, an empty or malformed host, bad brackets, or a name where
+ * NETADDR_NUMERIC asks for a literal. e is written only on success. */
+int netaddr_parse_hostport(const char *s, size_t len, unsigned flags, struct netaddr_endpoint *e);
+/* A comma-separated list of the above (spaces around items allowed), at most max items.
+ * Returns how many, or -1 if an item is malformed, empty, or one too many. */
+int netaddr_parse_list(const char *s, unsigned flags, struct netaddr_endpoint *out, int max);
+/* Sets a target's port, in its sockaddr too when it holds an IP literal. */
+void netaddr_set_target_port(struct netaddr_target *t, uint16_t port);
+/* netaddr_parse_hostport(s, strlen(s), 0, ...) into a bare target; NULL is refused. */
 int netaddr_target_from_string(const char *s, struct netaddr_target *t);
 /* An IP literal and a port into a sockaddr. Returns 0, or -1 if ip is not a literal. */
 int netaddr_from_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "netaddr.h"
+
 struct ev_loop;
 struct resolver;
 struct resolve_query;
@@ -27,9 +29,13 @@ struct resolve_result {
 typedef void (*resolve_cb)(void *arg, int status, const struct resolve_result *result);
 
 /* nameservers: NULL (system resolv.conf) or "ip[:port][,ip[:port]...]", IPv6 as "[addr]:port"
- * (or a bare "addr" without port), at most 8 servers. */
+ * (or a bare "addr" without port), at most 8 servers, read by netaddr_parse_list(). */
 struct resolver *resolver_new(struct ev_loop *loop, const char *nameservers, bool ipv6_first,
                               char *err, size_t errlen);
+/* The same from servers already parsed (the configuration's "nameserver"): n IP literals, port
+ * 0 meaning 53; n 0 means the system's resolv.conf. */
+struct resolver *resolver_new_servers(struct ev_loop *loop, const struct netaddr_endpoint *ns,
+                                      int n, bool ipv6_first, char *err, size_t errlen);
 /* Cancels every pending query (their callbacks are never called, their handles become invalid)
  * and frees everything. From inside a resolve callback it takes effect when that returns. */
 void resolver_free(struct resolver *r);

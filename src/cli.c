@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "log.h"
+#include "netaddr.h"
 
 enum {
     OPT_VERSION = 256,
@@ -75,8 +77,8 @@ static const char *cli_expected(int opt)
         return "host:port or [ipv6]:port";
     case 's':
         return "an address, host:port or [ipv6]:port";
-    case 'm':
-        return "one of aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305";
+    case 'd':
+        return "ip[:port][,ip[:port]...], at most 8";
     case OPT_ROLE:
         return "server, local or tunnel";
     case OPT_BALANCE:
@@ -95,8 +97,12 @@ struct cli_ctx {
 
 static int cli_bad_value(struct cli_ctx *x, int opt, const char *value)
 {
-    snprintf(x->err, x->errlen, "%s: expected %s, got \"%.64s\"", x->name, cli_expected(opt),
-             value);
+    if (opt == 'm') /* the names come from crypto.c's method table */
+        snprintf(x->err, x->errlen, "%s: expected one of %s, got \"%.64s\"", x->name,
+                 crypto_method_names(), value);
+    else
+        snprintf(x->err, x->errlen, "%s: expected %s, got \"%.64s\"", x->name, cli_expected(opt),
+                 value);
     return CLI_ERROR;
 }
 
@@ -105,11 +111,16 @@ static int cli_number(struct cli_ctx *x, int opt, const char *value, int min, in
     return config_parse_int(value, min, max, out) == 0 ? CLI_OK : cli_bad_value(x, opt, value);
 }
 
-static int cli_hostport(struct cli_ctx *x, int opt, const char *value, const char **out)
+/* An address option, checked with the flags of its configuration key (config.h), so that the
+ * command line refuses what the file would. Only checked here: config_validate() reads it into
+ * the typed config once the command line is merged. */
+static int cli_address(struct cli_ctx *x, int opt, const char *value, unsigned flags,
+                       const char **out)
 {
-    char host[256];
-    int port;
-    if (config_parse_hostport(value, host, sizeof host, &port) != 0)
+    struct netaddr_endpoint e[CONFIG_MAX_NAMESERVERS];
+    int rc = opt == 'd' ? netaddr_parse_list(value, flags, e, CONFIG_MAX_NAMESERVERS)
+                        : netaddr_parse_hostport(value, strlen(value), flags, e);
+    if (rc < 0)
         return cli_bad_value(x, opt, value);
     *out = value;
     return CLI_OK;
@@ -125,24 +136,18 @@ static int cli_text(struct cli_ctx *x, int opt, const char *value, const char **
 
 static int cli_server(struct cli_ctx *x, const char *value)
 {
-    char *host;
-    int port, rc;
+    struct cli_options *o = x->o;
+    struct netaddr_endpoint e;
 
-    if (x->o->n_server >= CONFIG_MAX_SERVERS) {
+    if (o->n_server >= CONFIG_MAX_SERVERS) {
         snprintf(x->err, x->errlen, "%s: at most %d servers may be given", x->name,
                  CONFIG_MAX_SERVERS);
         return CLI_ERROR;
     }
-    rc = config_split_server(value, &host, &port);
-    if (rc == 0)
-        free(host); /* only checked here; cli_apply() splits it again into the config */
-    if (rc == -2) {
-        snprintf(x->err, x->errlen, "out of memory");
-        return CLI_ERROR;
-    }
-    if (rc != 0)
+    /* only checked here; cli_apply() reads it into the config */
+    if (netaddr_parse_hostport(value, strlen(value), CONFIG_SERVER_FLAGS, &e) != 0)
         return cli_bad_value(x, 's', value);
-    x->o->servers[x->o->n_server++] = value;
+    o->servers[o->n_server++] = value;
     return CLI_OK;
 }
 
@@ -150,7 +155,7 @@ static int cli_choice(struct cli_ctx *x, int opt, const char *value)
 {
     enum config_role role;
     enum config_balance balance;
-    const char *method;
+    int method;
 
     if (opt == OPT_ROLE) {
         if (config_role_from_name(value, &role) != 0)
@@ -161,10 +166,10 @@ static int cli_choice(struct cli_ctx *x, int opt, const char *value)
             return cli_bad_value(x, opt, value);
         x->o->balance = value;
     } else {
-        method = config_method_canonical(value);
-        if (!method)
+        method = crypto_method_lookup(value);
+        if (method < 0)
             return cli_bad_value(x, opt, value);
-        x->o->method = method;
+        x->o->method = crypto_method_info((enum crypto_method)method)->name;
     }
     return CLI_OK;
 }
@@ -209,15 +214,15 @@ static int cli_option_value(struct cli_ctx *x, int opt, const char *arg)
     case OPT_KEY:
         return cli_text(x, opt, arg, &o->key);
     case 'd':
-        return cli_text(x, opt, arg, &o->nameserver);
+        return cli_address(x, opt, arg, CONFIG_NAMESERVER_FLAGS, &o->nameserver);
     case 'a':
         return cli_text(x, opt, arg, &o->user);
     case OPT_ACL:
         return cli_text(x, opt, arg, &o->acl);
     case 'L':
-        return cli_hostport(x, opt, arg, &o->tunnel_address);
+        return cli_address(x, opt, arg, CONFIG_TUNNEL_FLAGS, &o->tunnel_address);
     case OPT_METRICS:
-        return cli_hostport(x, opt, arg, &o->metrics_address);
+        return cli_address(x, opt, arg, 0, &o->metrics_address);
     case 'm':
     case OPT_ROLE:
     case OPT_BALANCE:
@@ -355,22 +360,14 @@ static int cli_set(char **field, const char *value)
 /* The server list of -s replaces the file's "server" as a whole. */
 static int cli_apply_servers(const struct cli_options *o, struct config *c)
 {
-    char *hosts[CONFIG_MAX_SERVERS] = {NULL};
-    int ports[CONFIG_MAX_SERVERS] = {0};
+    struct netaddr_endpoint parsed[CONFIG_MAX_SERVERS] = {0};
 
-    for (int i = 0; i < o->n_server; i++) {
-        if (config_split_server(o->servers[i], &hosts[i], &ports[i]) != 0) {
-            while (i > 0)
-                free(hosts[--i]);
+    for (int i = 0; i < o->n_server; i++)
+        if (netaddr_parse_hostport(o->servers[i], strlen(o->servers[i]), CONFIG_SERVER_FLAGS,
+                                   &parsed[i]) != 0)
             return -1;
-        }
-    }
-    for (int i = 0; i < c->n_server; i++)
-        free(c->server[i]);
-    for (int i = 0; i < CONFIG_MAX_SERVERS; i++) {
-        c->server[i] = i < o->n_server ? hosts[i] : NULL;
-        c->server_ports[i] = i < o->n_server ? ports[i] : 0;
-    }
+    memset(c->server, 0, sizeof c->server);
+    memcpy(c->server, parsed, (size_t)o->n_server * sizeof parsed[0]);
     c->n_server = o->n_server;
     c->pos[CONFIG_KEY_SERVER] = (struct config_pos){0, 0};
     return 0;
@@ -388,7 +385,6 @@ static int cli_apply_strings(const struct cli_options *o, struct config *c)
         {o->local_address, &c->local_address, CONFIG_KEY_LOCAL_ADDRESS},
         {o->password, &c->password, CONFIG_KEY_PASSWORD},
         {o->key, &c->key, CONFIG_KEY_KEY},
-        {o->method, &c->method, CONFIG_KEY_METHOD},
         {o->tunnel_address, &c->tunnel_address, CONFIG_KEY_TUNNEL_ADDRESS},
         {o->nameserver, &c->nameserver, CONFIG_KEY_NAMESERVER},
         {o->user, &c->user, CONFIG_KEY_USER},
@@ -461,6 +457,11 @@ int cli_apply(const struct cli_options *o, struct config *c, char *err, size_t e
                  cli_expected(OPT_BALANCE), o->balance);
         return -1;
     }
+    if (o->method && crypto_method_lookup(o->method) < 0) {
+        snprintf(err, errlen, "-m: expected one of %s, got \"%.64s\"", crypto_method_names(),
+                 o->method);
+        return -1;
+    }
     if (o->n_server > 0 && cli_apply_servers(o, c) != 0) {
         snprintf(err, errlen, "-s: expected %s", cli_expected('s'));
         return -1;
@@ -470,6 +471,10 @@ int cli_apply(const struct cli_options *o, struct config *c, char *err, size_t e
         return -1;
     }
     cli_apply_numbers(o, c);
+    if (o->method) {
+        c->method = (enum crypto_method)crypto_method_lookup(o->method);
+        c->pos[CONFIG_KEY_METHOD] = (struct config_pos){0, 0};
+    }
     if (o->role) {
         c->role = role;
         c->pos[CONFIG_KEY_ROLE] = (struct config_pos){0, 0};

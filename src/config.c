@@ -8,9 +8,10 @@
  * warned about and ignored; any other key is an error that suggests the nearest known one.
  *
  * jansson parses and validates the JSON; config_scan.c then finds the line and column of every
- * top-level key, so each message points at the key it is about. The checks across keys and the
- * small value parsers are in config_check.c. Nothing here does I/O except reading the file and
- * log_warn() for ignored keys. */
+ * top-level key, so each message points at the key it is about (messages: config_msg.c). The
+ * checks across keys and the typed values derived after the command line is merged are in
+ * config_check.c, which this file does not call (nor it this one). Nothing here does I/O
+ * except reading the file and log_warn() for ignored keys. */
 
 #include "autoconfig.h" /* _GNU_SOURCE first: strndup, explicit_bzero */
 
@@ -99,11 +100,17 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
  * warning; "remote_dns" comes from shadowsocks-android's configs, which share the file. */
 /* clang-format off */
 static const char *const config_ignored_keys[] = {
-    "port_password", "local_ipv4_address", "local_ipv6_address", "plugin", "plugin_opts",
-    "plugin_mode", "mptcp", "mtu", "dscp", "manager_address", "workdir", "tcp_tproxy",
+    "port_password", "local_ipv4_address", "local_ipv6_address", "mptcp", "mtu", "dscp", "manager_address", "workdir", "tcp_tproxy",
     "tcp_incoming_sndbuf", "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
     "remote_dns", NULL};
 /* clang-format on */
+
+/* Keys whose place in struct config is reserved (struct config_port's users, struct
+ * config_plugin) but which reuseproxy does not implement yet. Ignoring them would be wrong:
+ * a server without its plugin or its users serves something other than what its clients
+ * expect, so each is a configuration error naming the key. */
+static const char *const config_reserved_keys[] = {"users",       "plugin",      "plugin_opts",
+                                                   "plugin_args", "plugin_mode", NULL};
 
 /* libev 3.3.5's stream ciphers, named in the refusal so the reason is clear. */
 /* clang-format off */
@@ -169,6 +176,24 @@ int config_mode_from_name(const char *name, enum config_mode *out)
     return 0;
 }
 
+/* ---- Integers, shared with the command line ---- */
+
+int config_parse_int(const char *s, int min, int max, int *out)
+{
+    long long v = 0;
+    if (!s || !*s)
+        return -1;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || p - s >= 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 /* ---- Defaults and freeing ---- */
 
 int config_default_workers(void)
@@ -182,7 +207,7 @@ int config_default_workers(void)
 void config_defaults(struct config *c)
 {
     memset(c, 0, sizeof *c);
-    c->method = strdup("chacha20-ietf-poly1305"); /* libev 3.3.5's default method */
+    c->method = CRYPTO_CHACHA20_POLY1305; /* libev 3.3.5's default method */
     c->timeout = 60;
     c->mode = MODE_TCP_ONLY;
     c->local_address = strdup("127.0.0.1");
@@ -198,56 +223,22 @@ void config_defaults(struct config *c)
     c->replay_capacity = 1048576;
 }
 
-static void config_free_servers(struct config *c)
-{
-    for (int i = 0; i < c->n_server; i++) {
-        free(c->server[i]);
-        c->server[i] = NULL;
-        c->server_ports[i] = 0;
-    }
-    c->n_server = 0;
-}
-
 void config_free(struct config *c)
 {
-    config_free_servers(c);
     free(c->path);
     free(c->password);
     free(c->key);
-    free(c->method);
     free(c->nameserver);
     free(c->local_address);
     free(c->tunnel_address);
     free(c->user);
     free(c->acl);
     free(c->metrics_address);
+    crypto_wipe(c->ports, sizeof c->ports); /* the derived master keys */
     memset(c, 0, sizeof *c);
 }
 
 /* ---- Messages ---- */
-
-/* s quoted for a message: '"' and '\' escaped, control characters as \u00XX, cut at ~48 bytes
- * (on a character boundary) with "..." so a hostile file cannot flood the terminal. */
-const char *config_quote(const char *s, char *buf, size_t cap)
-{
-    size_t n = 0, limit = cap < 60 ? cap - 12 : 48;
-    buf[n++] = '"';
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (n >= limit && (ch & 0xc0) != 0x80) {
-            n += (size_t)snprintf(buf + n, cap - n, "...");
-            break;
-        }
-        if (ch == '"' || ch == '\\')
-            n += (size_t)snprintf(buf + n, cap - n, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", ch);
-        else
-            buf[n++] = (char)ch;
-    }
-    snprintf(buf + n, cap - n, "\"");
-    return buf;
-}
 
 static const char *config_describe(const json_t *v, char *buf, size_t cap)
 {
@@ -271,26 +262,6 @@ static const char *config_describe(const json_t *v, char *buf, size_t cap)
     default:
         return "an object";
     }
-}
-
-/* "NAME:LINE:COLUMN: message" (or "NAME: message" without a position) into err; returns -1. */
-int config_fail(struct config_ctx *x, const struct config_pos *pos, const char *fmt, ...)
-{
-    int n;
-
-    if (!x->err || x->errlen == 0)
-        return -1;
-    if (pos && pos->line > 0)
-        n = snprintf(x->err, x->errlen, "%s:%d:%d: ", x->name, pos->line, pos->column);
-    else
-        n = snprintf(x->err, x->errlen, "%s: ", x->name);
-    if (n >= 0 && (size_t)n < x->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
 }
 
 static int config_expected(struct config_ctx *x, const struct config_key_token *t,
@@ -353,11 +324,14 @@ static const char *config_nearest_key(const char *name)
             best = config_keys[i].name;
         }
     }
-    for (int i = 0; config_ignored_keys[i]; i++) {
-        int dist = config_edit_distance(name, config_ignored_keys[i]);
-        if (dist < best_d) {
-            best_d = dist;
-            best = config_ignored_keys[i];
+    for (const char *const *list = config_ignored_keys; list;
+         list = list == config_ignored_keys ? config_reserved_keys : NULL) {
+        for (int i = 0; list[i]; i++) {
+            int dist = config_edit_distance(name, list[i]);
+            if (dist < best_d) {
+                best_d = dist;
+                best = list[i];
+            }
         }
     }
     return best;
@@ -430,28 +404,19 @@ static int config_set_bool(struct config_ctx *x, const struct config_key_token *
 static int config_set_server_list(struct config_ctx *x, const struct config_key_token *t,
                                   const json_t **items, size_t n)
 {
-    char *hosts[CONFIG_MAX_SERVERS];
-    int ports[CONFIG_MAX_SERVERS];
+    struct netaddr_endpoint parsed[CONFIG_MAX_SERVERS] = {0};
     char desc[80];
 
     for (size_t i = 0; i < n; i++) {
-        int rc = config_split_server(json_string_value(items[i]), &hosts[i], &ports[i]);
-        if (rc != 0) {
-            while (i > 0)
-                free(hosts[--i]);
-            if (rc == -2)
-                return config_out_of_memory(x);
+        const char *s = json_string_value(items[i]);
+        if (netaddr_parse_hostport(s, strlen(s), CONFIG_SERVER_FLAGS, &parsed[i]) != 0)
             return config_fail(x, &t->pos,
                                "\"server\": expected an address, \"host:port\" or "
                                "\"[ipv6]:port\", got %s",
                                config_describe(items[i], desc, sizeof desc));
-        }
     }
-    config_free_servers(x->c);
-    for (size_t i = 0; i < n; i++) {
-        x->c->server[i] = hosts[i];
-        x->c->server_ports[i] = ports[i];
-    }
+    memset(x->c->server, 0, sizeof x->c->server);
+    memcpy(x->c->server, parsed, n * sizeof parsed[0]);
     x->c->n_server = (int)n;
     return 0;
 }
@@ -495,28 +460,25 @@ static bool config_is_stream_method(const char *method)
 static int config_set_method(struct config_ctx *x, const struct config_key_token *t,
                              const json_t *v)
 {
-    const char *canonical, *s;
+    const char *s;
+    int m;
 
     if (json_is_null(v))
         return 0;
     if (!json_is_string(v))
         return config_expected(x, t, "a method name such as \"chacha20-ietf-poly1305\"", v);
     s = json_string_value(v);
-    canonical = config_method_canonical(s);
-    if (!canonical) {
+    m = crypto_method_lookup(s);
+    if (m < 0) {
         char desc[80];
         return config_fail(x, &t->pos, "\"method\": %s is not supported; reuseproxy supports %s%s",
-                           config_quote(s, desc, sizeof desc), config_method_list(),
+                           config_quote(s, desc, sizeof desc), crypto_method_names(),
                            config_is_stream_method(s)
                                ? " (stream ciphers are insecure and were replaced by the AEAD "
                                  "methods of SIP004)"
                                : "");
     }
-    char *copy = strdup(canonical);
-    if (!copy)
-        return config_out_of_memory(x);
-    free(x->c->method);
-    x->c->method = copy;
+    x->c->method = (enum crypto_method)m;
     return 0;
 }
 
@@ -592,6 +554,11 @@ static int config_apply_key(struct config_ctx *x, const struct config_key_token 
                  x->name, t->pos.line, t->pos.column, t->name);
         return 0;
     }
+    if (!t->too_long && config_name_index(config_reserved_keys, t->name) >= 0)
+        return config_fail(x, &t->pos,
+                           "\"%s\": reuseproxy does not implement this key yet; remove it "
+                           "(running without it would not serve what clients expect)",
+                           t->name);
     if (!t->too_long && strcmp(t->name, "auth") == 0)
         return config_fail(x, &t->pos,
                            "\"auth\": one-time auth was removed in "

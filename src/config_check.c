@@ -1,12 +1,14 @@
-/* config_check.c: the checks across keys that config_validate() makes once the file and the
- * command line are merged, and the small value parsers they share with config.c and cli.c
- * (integers, "host:port", server entries, method names, loopback and placeholder tests). No
- * I/O and no state here: each function reads its arguments and returns a result or writes a
- * message, which points at the key's line and column when the key came from the file. */
+/* config_check.c: config_validate(), run once the file and the command line are merged (by
+ * --check and by a start alike): the checks across keys, and the typed values derived from
+ * them: every address parsed by netaddr_parse_hostport(), the listen list, and the master key.
+ * No I/O beyond the user database and no state: each message points at the key's line and
+ * column when the key came from the file. Uses config_msg.c for messages and never calls
+ * config.c (nor config.c this file). */
 
 #include "autoconfig.h" /* _GNU_SOURCE first: strndup, explicit_bzero */
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -17,104 +19,6 @@
 
 #include "config_private.h"
 #include "crypto.h"
-
-/* ---- Methods: crypto.c's SIP004 table, names matched without regard to case ---- */
-
-static const struct crypto_method_info *config_method_find(const char *method)
-{
-    for (int m = 0; method && m < CRYPTO_METHOD_COUNT; m++) {
-        const struct crypto_method_info *info = crypto_method_info((enum crypto_method)m);
-        if (strcasecmp(info->name, method) == 0)
-            return info;
-    }
-    return NULL;
-}
-
-/* Method names are stored in their canonical spelling. */
-const char *config_method_canonical(const char *method)
-{
-    const struct crypto_method_info *info = config_method_find(method);
-    return info ? info->name : NULL;
-}
-
-int config_method_key_length(const char *method)
-{
-    const struct crypto_method_info *info = config_method_find(method);
-    return info ? (int)info->key_len : -1;
-}
-
-const char *config_method_list(void)
-{
-    return "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305";
-}
-
-/* ---- Small parsers shared with the loader and the command line ---- */
-
-int config_parse_int(const char *s, int min, int max, int *out)
-{
-    long long v = 0;
-    if (!s || !*s)
-        return -1;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9' || p - s >= 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    if (v < min || v > max)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-/* A host name or an IPv4 literal as it may stand in "host:port": letters, digits, '.', '-',
- * '_' (RFC 1123 section 2.1 names, plus the underscore seen in the wild). */
-static bool config_is_hostname(const char *s, size_t len)
-{
-    if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
-            return false;
-    return true;
-}
-
-static bool config_is_ipv6(const char *s, size_t len)
-{
-    char buf[INET6_ADDRSTRLEN + 1];
-    struct in6_addr a;
-    if (len == 0 || len >= sizeof buf)
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    return inet_pton(AF_INET6, buf, &a) == 1;
-}
-
-int config_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
-{
-    const char *colon, *h = s;
-    size_t len;
-
-    if (!s)
-        return -1;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':' || !config_is_ipv6(s + 1, (size_t)(close - s - 1)))
-            return -1;
-        h = s + 1;
-        len = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strchr(s, ':');
-        if (!colon || strchr(colon + 1, ':') || !config_is_hostname(s, (size_t)(colon - s)))
-            return -1;
-        len = (size_t)(colon - s);
-    }
-    if (len >= hostlen || config_parse_int(colon + 1, 1, 65535, port) != 0)
-        return -1;
-    memcpy(host, h, len);
-    host[len] = '\0';
-    return 0;
-}
 
 bool config_is_loopback(const char *host)
 {
@@ -144,24 +48,6 @@ bool config_is_placeholder_password(const char *password)
         if (strcasecmp(password, placeholders[i]) == 0)
             return true;
     return strncasecmp(password, "change", 6) == 0;
-}
-
-int config_split_server(const char *s, char **host, int *port)
-{
-    size_t len = strlen(s);
-    char h[256];
-
-    *port = 0;
-    if (config_is_hostname(s, len) || config_is_ipv6(s, len)) {
-        *host = strdup(s);
-    } else if (len > 2 && s[0] == '[' && s[len - 1] == ']' && config_is_ipv6(s + 1, len - 2)) {
-        *host = strndup(s + 1, len - 2);
-    } else {
-        if (config_parse_hostport(s, h, sizeof h, port) != 0)
-            return -1;
-        *host = strdup(h);
-    }
-    return *host ? 0 : -2;
 }
 
 /* ---- Checks across keys, after the file and the command line are merged ---- */
@@ -204,38 +90,71 @@ static int config_check_required(const struct config *c, char *err, size_t errle
     return 0;
 }
 
+static int config_bad_address(const struct config *c, int k, const char *name, const char *expected,
+                              const char *value, char *err, size_t errlen)
+{
+    char q[96];
+    return config_invalid(c, k, err, errlen, "\"%s\": expected %s, got %s", name, expected,
+                          config_quote(value, q, sizeof q));
+}
+
+static int config_parse_address(const char *s, unsigned flags, struct netaddr_endpoint *e)
+{
+    return netaddr_parse_hostport(s, strlen(s), flags, e);
+}
+
+/* The addresses only some roles use: tunnel_address, local_address, metrics_address. */
+static int config_check_addresses(struct config *c, char *err, size_t errlen)
+{
+    if (c->role == ROLE_TUNNEL &&
+        config_parse_address(c->tunnel_address, CONFIG_TUNNEL_FLAGS, &c->tunnel) != 0)
+        return config_bad_address(c, CONFIG_KEY_TUNNEL_ADDRESS, "tunnel_address",
+                                  "\"host:port\" or \"[ipv6]:port\"", c->tunnel_address, err,
+                                  errlen);
+    c->has_metrics = c->metrics_address != NULL;
+    if (c->has_metrics && config_parse_address(c->metrics_address, 0, &c->metrics) != 0)
+        return config_bad_address(c, CONFIG_KEY_METRICS_ADDRESS, "metrics_address",
+                                  "\"host:port\" or \"[ipv6]:port\"", c->metrics_address, err,
+                                  errlen);
+    /* The master binds it before forking and does not resolve names: refused here, so that
+     * --check says what a start would. */
+    if (c->has_metrics &&
+        config_parse_address(c->metrics_address, CONFIG_METRICS_FLAGS, &c->metrics) != 0)
+        return config_bad_address(c, CONFIG_KEY_METRICS_ADDRESS, "metrics_address",
+                                  "an IP address and a port (\"127.0.0.1:9100\" or "
+                                  "\"[::1]:9100\"; host names are not resolved here)",
+                                  c->metrics_address, err, errlen);
+    if (c->role != ROLE_SERVER && c->local_address &&
+        (config_parse_address(c->local_address, CONFIG_LOCAL_ADDRESS_FLAGS, &c->listen[0]) != 0 ||
+         c->listen[0].target.port != 0))
+        return config_bad_address(c, CONFIG_KEY_LOCAL_ADDRESS, "local_address",
+                                  "an IP address or a host name", c->local_address, err, errlen);
+    if (c->nameserver) {
+        c->n_nameserver = netaddr_parse_list(c->nameserver, CONFIG_NAMESERVER_FLAGS, c->nameservers,
+                                             CONFIG_MAX_NAMESERVERS);
+        if (c->n_nameserver < 0) {
+            c->n_nameserver = 0;
+            return config_bad_address(c, CONFIG_KEY_NAMESERVER, "nameserver",
+                                      "IP addresses with optional ports, separated by commas "
+                                      "(\"1.1.1.1\", \"[::1]:5353\"; at most 8)",
+                                      c->nameserver, err, errlen);
+        }
+    }
+    return 0;
+}
+
 static int config_check_formats(const struct config *c, char *err, size_t errlen)
 {
-    char host[256], q[96];
-    int port;
-
-    if (config_method_key_length(c->method) < 0)
+    if (!crypto_method_info(c->method))
         return config_invalid(c, CONFIG_KEY_METHOD, err, errlen,
-                              "\"method\": %s is not supported; reuseproxy supports %s",
-                              config_quote(c->method ? c->method : "", q, sizeof q),
-                              config_method_list());
-    if (c->role == ROLE_TUNNEL &&
-        config_parse_hostport(c->tunnel_address, host, sizeof host, &port) != 0)
-        return config_invalid(c, CONFIG_KEY_TUNNEL_ADDRESS, err, errlen,
-                              "\"tunnel_address\": expected \"host:port\" or \"[ipv6]:port\", "
-                              "got %s",
-                              config_quote(c->tunnel_address, q, sizeof q));
-    if (c->metrics_address &&
-        config_parse_hostport(c->metrics_address, host, sizeof host, &port) != 0)
-        return config_invalid(c, CONFIG_KEY_METRICS_ADDRESS, err, errlen,
-                              "\"metrics_address\": expected \"host:port\" or \"[ipv6]:port\", "
-                              "got %s",
-                              config_quote(c->metrics_address, q, sizeof q));
-    if (c->role != ROLE_SERVER && c->local_address &&
-        !config_is_hostname(c->local_address, strlen(c->local_address)) &&
-        !config_is_ipv6(c->local_address, strlen(c->local_address)))
-        return config_invalid(c, CONFIG_KEY_LOCAL_ADDRESS, err, errlen,
-                              "\"local_address\": expected an IP address or a host name, got %s",
-                              config_quote(c->local_address, q, sizeof q));
-    if (c->user && config_user_ids(c->user, NULL, NULL) != 0)
+                              "\"method\": method %d is not supported; reuseproxy supports %s",
+                              (int)c->method, crypto_method_names());
+    if (c->user && config_user_ids(c->user, NULL, NULL) != 0) {
+        char q[96];
         return config_invalid(c, CONFIG_KEY_USER, err, errlen,
                               "\"user\": no user %s on this system",
                               config_quote(c->user, q, sizeof q));
+    }
     return 0;
 }
 
@@ -258,24 +177,33 @@ int config_user_ids(const char *user, uid_t *uid, gid_t *gid)
     return 0;
 }
 
-/* libev lets "key" win over "password" when both are set (crypto_init); so does reuseproxy. */
-static int config_check_key(const struct config *c, char *err, size_t errlen)
+/* The master key of ports[0], derived once here. libev lets "key" win over "password" when
+ * both are set (crypto_init); so does reuseproxy. */
+static int config_derive_key(struct config *c, char *err, size_t errlen)
 {
+    const struct crypto_method_info *info = crypto_method_info(c->method);
+    struct crypto_key *k = &c->ports[0].key;
     unsigned char raw[64];
-    int want = config_method_key_length(c->method), rc;
     size_t got = 0;
+    int rc;
 
     if (!c->key)
-        return 0;
+        return crypto_key_from_password(k, c->method, c->password ? c->password : "") == 0
+                   ? 0
+                   : config_invalid(c, CONFIG_KEY_PASSWORD, err, errlen,
+                                    "\"password\": cannot derive a key for %s", info->name);
     rc = crypto_base64_decode(c->key, raw, sizeof raw, &got);
     explicit_bzero(raw, sizeof raw);
     if (rc != 0)
         return config_invalid(c, CONFIG_KEY_KEY, err, errlen,
-                              "\"key\": expected base64 (standard or URL-safe) of %d bytes", want);
-    if ((int)got != want)
+                              "\"key\": expected base64 (standard or URL-safe) of %zu bytes",
+                              info->key_len);
+    if (got != info->key_len)
         return config_invalid(c, CONFIG_KEY_KEY, err, errlen,
-                              "\"key\": decodes to %zu bytes, but %s needs a key of %d bytes", got,
-                              c->method, want);
+                              "\"key\": decodes to %zu bytes, but %s needs a key of %zu bytes", got,
+                              info->name, info->key_len);
+    if (crypto_key_from_base64(k, c->method, c->key) != 0)
+        return config_invalid(c, CONFIG_KEY_KEY, err, errlen, "\"key\": cannot be decoded");
     return 0;
 }
 
@@ -289,8 +217,8 @@ static int config_check_placeholder(const struct config *c, char *err, size_t er
         return 0;
     if (c->role == ROLE_SERVER) {
         for (int i = 0; i < c->n_server && !exposed; i++)
-            if (!config_is_loopback(c->server[i]))
-                exposed = c->server[i];
+            if (!config_is_loopback(c->server[i].target.host))
+                exposed = c->server[i].target.host;
     } else if (c->local_address && !config_is_loopback(c->local_address)) {
         exposed = c->local_address;
     }
@@ -307,10 +235,44 @@ static int config_check_placeholder(const struct config *c, char *err, size_t er
                           q, exposed);
 }
 
-int config_validate(const struct config *c, char *err, size_t errlen)
+/* Where to listen, the local roles' server, and ports[0]: the typed values the rest of the
+ * program reads instead of the keys. */
+static void config_derive_listen(struct config *c)
+{
+    enum netaddr_prefer prefer = c->ipv6_first ? NETADDR_PREFER_IPV6 : NETADDR_PREFER_ANY;
+    uint16_t port = (uint16_t)(c->role == ROLE_SERVER ? c->server_port : c->local_port);
+
+    if (c->role == ROLE_SERVER) {
+        for (int i = 0; i < c->n_server; i++)
+            c->listen[i] = c->server[i];
+        c->n_listen = c->n_server;
+    } else {
+        /* listen[0] was parsed from local_address by config_check_addresses(), if given */
+        if (!c->local_address) /* libev's default, as config_defaults() sets it */
+            netaddr_parse_hostport("127.0.0.1", 9, CONFIG_LOCAL_ADDRESS_FLAGS, &c->listen[0]);
+        c->n_listen = 1;
+        c->upstream = c->server[0];
+        if (!c->upstream.target.port)
+            netaddr_set_target_port(&c->upstream.target, (uint16_t)c->server_port);
+        c->upstream.prefer = prefer;
+        c->tunnel.prefer = prefer;
+    }
+    for (int i = 0; i < c->n_listen; i++) {
+        if (!c->listen[i].target.port)
+            netaddr_set_target_port(&c->listen[i].target, port);
+        c->listen[i].prefer = prefer;
+    }
+    c->ports[0].port = port;
+    c->ports[0].method = c->method;
+    c->n_port = 1;
+}
+
+int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
-        config_check_key(c, err, errlen) != 0 || config_check_placeholder(c, err, errlen) != 0)
+        config_check_addresses(c, err, errlen) != 0 || config_derive_key(c, err, errlen) != 0 ||
+        config_check_placeholder(c, err, errlen) != 0)
         return -1;
+    config_derive_listen(c);
     return 0;
 }

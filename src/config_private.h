@@ -1,7 +1,11 @@
-/* config_private.h: what the three parts of the configuration module share, and nothing outside
- * src/config*.c includes: config.c (JSON -> struct config, messages), config_scan.c (where each
- * top-level key stands) and config_check.c (checks across keys, small parsers). The interface
- * for the rest of reuseproxy is include/config.h. */
+/* config_private.h: what the parts of the configuration module share, and nothing outside
+ * src/config*.c includes. The dependencies go one way:
+ *   config_scan.c   where each top-level key stands (no dependency)
+ *   config_msg.c    messages with FILE:LINE:COLUMN (no dependency)
+ *   config.c        JSON -> struct config (uses scan and msg)
+ *   config_check.c  config_validate(): checks across keys, typed values (uses msg)
+ * config.c and config_check.c never call each other. The interface for the rest of
+ * reuseproxy is include/config.h. */
 #ifndef RP_CONFIG_PRIVATE_H
 #define RP_CONFIG_PRIVATE_H
 
@@ -31,7 +35,7 @@ int config_scan_keys(const char *text, size_t len, struct config_key_token **tok
  * after them. A result of len means the text holds nothing but whitespace. */
 size_t config_scan_leading_space(const char *text, size_t len, struct config_pos *pos);
 
-/* ---- config.c: messages ---- */
+/* ---- config_msg.c: messages ---- */
 
 /* Where a message goes and which file it names. */
 struct config_ctx {

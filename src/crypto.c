@@ -9,7 +9,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include <mbedtls/sha1.h>
@@ -47,23 +49,58 @@
 /* SIP004 "AEAD ciphers": the four methods every implementation shares. The salt is as long as
  * the key for each of them. */
 static const struct crypto_method_info crypto_methods[CRYPTO_METHOD_COUNT] = {
-    [CRYPTO_AES_128_GCM] = {"aes-128-gcm", 16, 16},
-    [CRYPTO_AES_192_GCM] = {"aes-192-gcm", 24, 24},
-    [CRYPTO_AES_256_GCM] = {"aes-256-gcm", 32, 32},
-    [CRYPTO_CHACHA20_POLY1305] = {"chacha20-ietf-poly1305", 32, 32},
+    [CRYPTO_AES_128_GCM] = {"aes-128-gcm", 16, 16, CRYPTO_PROTO_SIP004},
+    [CRYPTO_AES_192_GCM] = {"aes-192-gcm", 24, 24, CRYPTO_PROTO_SIP004},
+    [CRYPTO_AES_256_GCM] = {"aes-256-gcm", 32, 32, CRYPTO_PROTO_SIP004},
+    [CRYPTO_CHACHA20_POLY1305] = {"chacha20-ietf-poly1305", 32, 32, CRYPTO_PROTO_SIP004},
 };
+
+/* Room for every name of the table joined by ", ". */
+#define CRYPTO_METHOD_NAMES_MAX 256
 
 /* HKDF info string of SIP004; its terminating NUL is not part of it. */
 static const char crypto_subkey_info[] = "ss-subkey";
 
-int crypto_method_by_name(const char *name)
+static int crypto_method_find(const char *name, int (*compare)(const char *, const char *))
 {
     if (!name)
         return -1;
     for (int m = 0; m < CRYPTO_METHOD_COUNT; m++)
-        if (strcmp(name, crypto_methods[m].name) == 0)
+        if (compare(name, crypto_methods[m].name) == 0)
             return m;
     return -1;
+}
+
+int crypto_method_by_name(const char *name)
+{
+    return crypto_method_find(name, strcmp);
+}
+
+int crypto_method_lookup(const char *name)
+{
+    return crypto_method_find(name, strcasecmp);
+}
+
+/* Built from the table on first use, so a method added there is named in every message. */
+static char crypto_names[CRYPTO_METHOD_NAMES_MAX];
+static pthread_once_t crypto_names_once = PTHREAD_ONCE_INIT;
+
+static void crypto_names_build(void)
+{
+    size_t n = 0;
+    for (int m = 0; m < CRYPTO_METHOD_COUNT && n < sizeof crypto_names; m++) {
+        int w = snprintf(crypto_names + n, sizeof crypto_names - n, "%s%s", m ? ", " : "",
+                         crypto_methods[m].name);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
+const char *crypto_method_names(void)
+{
+    pthread_once(&crypto_names_once, crypto_names_build);
+    return crypto_names;
 }
 
 const struct crypto_method_info *crypto_method_info(enum crypto_method m)

@@ -443,7 +443,8 @@ static bool listen_settings_equal(const struct config *a, const struct config *b
         a->balance != b->balance)
         return false;
     for (int i = 0; i < a->n_server; i++)
-        if (strcmp(a->server[i], b->server[i]) != 0)
+        if (strcmp(a->server[i].target.host, b->server[i].target.host) != 0 ||
+            a->server[i].target.port != b->server[i].target.port)
             return false;
     const char *la = a->local_address ? a->local_address : "", *lb = b->local_address ? b->local_address : "";
     return strcmp(la, lb) == 0;
@@ -807,7 +808,7 @@ int master_run_single(struct config *cfg)
         return 1;
     }
     env.stats = &metrics->worker[0];
-    if (cfg->metrics_address)
+    if (cfg->has_metrics)
         log_warn("metrics_address is served by the master; with workers: 0 it is not served");
     master_notify("READY=1");
     log_info("single process accepting");

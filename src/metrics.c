@@ -189,41 +189,16 @@ static enum metrics_request metrics_parse_request(const char *buf, size_t len)
     return get && path ? METRICS_REQ_METRICS : METRICS_REQ_OTHER;
 }
 
-/* "a.b.c.d:port" or "[v6]:port", numeric only (the master must not block on DNS): IPv6
- * literals in brackets, IPv4 ones without (RFC 3986 section 3.2.2). Port 0 lets the kernel
- * choose. */
+/* "a.b.c.d:port" or "[v6]:port", numeric only (the master must not block on DNS), read by
+ * netaddr's one parser. Port 0 lets the kernel choose. */
 static int metrics_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
-    char host[INET6_ADDRSTRLEN];
-    const char *colon = strrchr(s, ':');
-    const char *h = s;
-    bool bracketed = s[0] == '[';
-    size_t hlen;
-    if (!colon)
+    struct netaddr_endpoint e;
+    if (netaddr_parse_hostport(s, strlen(s), NETADDR_NUMERIC | NETADDR_PORT_ZERO, &e) != 0)
         return -1;
-    hlen = (size_t)(colon - s);
-    if (bracketed) {
-        if (hlen < 2 || s[hlen - 1] != ']')
-            return -1;
-        h = s + 1;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= sizeof host)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    const char *p = colon + 1;
-    long port = 0;
-    if (!*p || strlen(p) > 5)
-        return -1;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        port = port * 10 + (*p - '0');
-    }
-    if (port > 65535 || netaddr_from_ip(host, (uint16_t)port, ss, len) != 0)
-        return -1;
-    return (ss->ss_family == AF_INET6) == bracketed ? 0 : -1;
+    memcpy(ss, &e.target.addr, sizeof *ss);
+    *len = e.target.addrlen;
+    return 0;
 }
 
 struct metrics_client {

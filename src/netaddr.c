@@ -191,23 +191,30 @@ int netaddr_header_from_sockaddr(const struct sockaddr *sa, uint8_t *out, size_t
 
 /* ---- Strings and sockaddrs ----------------------------------------------------------------- */
 
-/* Decimal 1..65535, digits only (no sign, no spaces, no "0x"). */
-static int netaddr_parse_port(const char *s, uint16_t *port)
+/* Decimal 0..65535, digits only (no sign, no spaces, no "0x"). */
+static int netaddr_port_value(const char *s, size_t len, uint16_t *port)
 {
     unsigned long v = 0;
 
-    if (*s == '\0')
+    if (len == 0 || len > 5)
         return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
             return -1;
-        v = v * 10 + (unsigned long)(*s - '0');
-        if (v > 65535)
-            return -1;
+        v = v * 10 + (unsigned long)(s[i] - '0');
     }
-    if (v == 0)
+    if (v > 65535)
         return -1;
     *port = (uint16_t)v;
+    return 0;
+}
+
+int netaddr_parse_port(const char *s, size_t len, uint16_t *port)
+{
+    uint16_t v;
+    if (!s || netaddr_port_value(s, len, &v) < 0 || v == 0)
+        return -1;
+    *port = v;
     return 0;
 }
 
@@ -235,68 +242,151 @@ int netaddr_from_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss, 
     return -1;
 }
 
-/* Splits s into host and port text. IPv6 literals must be bracketed (RFC 3986 section 3.2.2),
- * because a bare "::1:80" cannot be told apart from an address. */
-static int netaddr_split_hostport(const char *s, char *host, size_t hostcap, const char **port,
-                                  bool *bracketed)
-{
-    const char *end;
+/* Where host and port text stand in s[0..len). port is NULL when none is given, which only
+ * NETADDR_PORT_OPTIONAL allows. Several colons without brackets can only be a bare IPv6
+ * literal, because "::1:80" cannot be told apart from an address (RFC 3986 section 3.2.2). */
+struct netaddr_split {
+    const char *host, *port;
+    size_t hostlen, portlen;
+    bool bracketed, colons;
+};
 
-    *bracketed = s[0] == '[';
-    if (*bracketed) {
-        end = strchr(s, ']');
-        if (!end || end[1] != ':')
+static int netaddr_split_hostport(const char *s, size_t len, unsigned flags,
+                                  struct netaddr_split *sp)
+{
+    bool optional = flags & NETADDR_PORT_OPTIONAL;
+    const char *end = s + len, *colon;
+
+    memset(sp, 0, sizeof *sp);
+    sp->bracketed = len > 0 && s[0] == '[';
+    if (sp->bracketed) {
+        const char *close = memchr(s, ']', len);
+        if (!close)
             return -1;
-        s++;
-        *port = end + 2;
-    } else {
-        end = strrchr(s, ':');
-        if (!end)
+        sp->host = s + 1;
+        sp->hostlen = (size_t)(close - sp->host);
+        if (close + 1 == end)
+            return optional ? 0 : -1;
+        if (close[1] != ':')
             return -1;
-        *port = end + 1;
+        sp->port = close + 2;
+        sp->portlen = (size_t)(end - sp->port);
+        return 0;
     }
-    size_t n = (size_t)(end - s);
-    if (n == 0 || n >= hostcap)
-        return -1;
-    memcpy(host, s, n);
-    host[n] = '\0';
-    /* Only the brackets may hold colons; a stray bracket is an error either way. */
-    if (strpbrk(host, "[]") || (!*bracketed && strchr(host, ':')))
-        return -1;
+    sp->host = s;
+    sp->hostlen = len;
+    colon = memchr(s, ':', len);
+    if (!colon)
+        return optional ? 0 : -1;
+    if (memchr(colon + 1, ':', (size_t)(end - colon - 1))) {
+        sp->colons = true;
+        return optional ? 0 : -1;
+    }
+    sp->hostlen = (size_t)(colon - s);
+    sp->port = colon + 1;
+    sp->portlen = (size_t)(end - sp->port);
     return 0;
 }
 
-int netaddr_target_from_string(const char *s, struct netaddr_target *t)
+/* A host name as it may stand in a configuration: see netaddr_parse_hostport(). */
+static bool netaddr_is_hostname(const char *s, size_t len)
+{
+    if (len == 0 || len > 255)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (!alnum && c != '.' && c != '-' && c != '_')
+            return false;
+    }
+    return true;
+}
+
+static int netaddr_fill_host(struct netaddr_target *t, const struct netaddr_split *sp,
+                             unsigned flags, uint16_t port)
 {
     char host[sizeof t->host];
-    const char *porttext;
-    bool bracketed;
-    uint16_t port;
     uint8_t ip[16];
 
-    if (netaddr_split_hostport(s, host, sizeof host, &porttext, &bracketed) < 0 ||
-        netaddr_parse_port(porttext, &port) < 0)
+    if (sp->hostlen == 0 || sp->hostlen >= sizeof host)
         return -1;
-    if (bracketed) {
-        if (inet_pton(AF_INET6, host, ip) != 1)
-            return -1;
+    memcpy(host, sp->host, sp->hostlen);
+    host[sp->hostlen] = '\0';
+    if (inet_pton(AF_INET6, host, ip) == 1) {
         netaddr_fill_ip(t, NETADDR_ATYP_IPV6, ip, port);
         return 0;
     }
+    if (sp->bracketed || sp->colons)
+        return -1; /* brackets hold IPv6 literals only */
     if (inet_pton(AF_INET, host, ip) == 1) {
         netaddr_fill_ip(t, NETADDR_ATYP_IPV4, ip, port);
         return 0;
     }
-    size_t n = strlen(host);
-    if (n > 255)
+    if ((flags & NETADDR_NUMERIC) || !netaddr_is_hostname(host, sp->hostlen))
         return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!netaddr_name_byte_ok((uint8_t)host[i]))
-            return -1;
     memset(t, 0, sizeof *t);
     t->atyp = NETADDR_ATYP_DOMAIN;
-    memcpy(t->host, host, n + 1);
+    memcpy(t->host, host, sp->hostlen + 1);
     t->port = port;
+    return 0;
+}
+
+int netaddr_parse_hostport(const char *s, size_t len, unsigned flags, struct netaddr_endpoint *e)
+{
+    struct netaddr_split sp;
+    struct netaddr_target t;
+    uint16_t port = 0;
+
+    if (!s || netaddr_split_hostport(s, len, flags, &sp) < 0)
+        return -1;
+    if (sp.port && (netaddr_port_value(sp.port, sp.portlen, &port) < 0 ||
+                    (port == 0 && !(flags & NETADDR_PORT_ZERO))))
+        return -1;
+    if (netaddr_fill_host(&t, &sp, flags, port) < 0)
+        return -1;
+    memset(e, 0, sizeof *e);
+    e->target = t;
+    e->prefer = NETADDR_PREFER_ANY;
+    return 0;
+}
+
+int netaddr_parse_list(const char *s, unsigned flags, struct netaddr_endpoint *out, int max)
+{
+    int n = 0;
+
+    if (!s)
+        return -1;
+    for (const char *p = s;;) {
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        while (p < end && *p == ' ')
+            p++;
+        const char *e = end;
+        while (e > p && e[-1] == ' ')
+            e--;
+        if (n >= max || netaddr_parse_hostport(p, (size_t)(e - p), flags, &out[n]) < 0)
+            return -1;
+        n++;
+        if (!*end)
+            return n;
+        p = end + 1;
+    }
+}
+
+void netaddr_set_target_port(struct netaddr_target *t, uint16_t port)
+{
+    t->port = port;
+    if (t->addrlen > 0)
+        netaddr_set_port((struct sockaddr *)&t->addr, port);
+}
+
+int netaddr_target_from_string(const char *s, struct netaddr_target *t)
+{
+    struct netaddr_endpoint e;
+    if (!s || netaddr_parse_hostport(s, strlen(s), 0, &e) < 0)
+        return -1;
+    *t = e.target;
     return 0;
 }
 

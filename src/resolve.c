@@ -498,85 +498,20 @@ static void resolve_gai_cb(void *arg, int status, int timeouts, struct ares_addr
 /* ---- Nameserver list: parsed here because ares_set_servers_ports_csv() accepts "" and wraps
  * out-of-range ports silently. */
 
-static int parse_port(const char *s, size_t len, int *port)
+/* One parsed nameserver (an IP literal; port 0 means c-ares's default, 53). */
+static void resolve_server_node(const struct netaddr_endpoint *e, struct ares_addr_port_node *node)
 {
-    long v = 0;
-    if (len == 0 || len > 5)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < 1 || v > 65535)
-        return -1;
-    *port = (int)v;
-    return 0;
-}
+    const struct netaddr_target *t = &e->target;
 
-/* One "ip", "ip:port", "[ipv6]", "[ipv6]:port" or bare "ipv6". */
-static int parse_server(const char *s, size_t len, struct ares_addr_port_node *node)
-{
-    char host[INET6_ADDRSTRLEN];
-    const char *h = s, *colon = NULL;
-    size_t hlen = len;
-
-    if (len > 0 && s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-        if (!close)
-            return -1;
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        if (close + 1 < s + len) {
-            if (close[1] != ':')
-                return -1;
-            colon = close + 1;
-        }
-    } else {
-        const char *first = memchr(s, ':', len);
-        if (first && !memchr(first + 1, ':', len - (size_t)(first + 1 - s))) {
-            colon = first; /* exactly one colon: IPv4 with a port */
-            hlen = (size_t)(first - s);
-        }
-    }
-    if (hlen == 0 || hlen >= sizeof host)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
     memset(node, 0, sizeof *node);
-    if (inet_pton(AF_INET, host, &node->addr.addr4) == 1)
+    if (t->addr.ss_family == AF_INET) {
         node->family = AF_INET;
-    else if (inet_pton(AF_INET6, host, &node->addr.addr6) == 1 && (s[0] == '[' || !colon))
+        memcpy(&node->addr.addr4, &((const struct sockaddr_in *)&t->addr)->sin_addr, 4);
+    } else {
         node->family = AF_INET6;
-    else
-        return -1;
-    if (colon && parse_port(colon + 1, (size_t)(s + len - colon - 1), &node->udp_port) < 0)
-        return -1;
-    node->tcp_port = node->udp_port; /* 0 means the default, 53 */
-    return 0;
-}
-
-/* Comma-separated servers, spaces around items allowed. Returns the count or -1. */
-static int parse_servers(const char *list, struct ares_addr_port_node *nodes, int max)
-{
-    int n = 0;
-    const char *p = list;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        if (!end)
-            end = p + strlen(p);
-        while (p < end && *p == ' ')
-            p++;
-        const char *e = end;
-        while (e > p && e[-1] == ' ')
-            e--;
-        if (n >= max || parse_server(p, (size_t)(e - p), &nodes[n]) < 0)
-            return -1;
-        n++;
-        if (!*end)
-            return n;
-        p = end + 1;
+        memcpy(&node->addr.addr6, &((const struct sockaddr_in6 *)&t->addr)->sin6_addr, 16);
     }
+    node->udp_port = node->tcp_port = t->port;
 }
 
 static int resolve_open_channel(struct resolver *r, char *err, size_t errlen)
@@ -621,22 +556,39 @@ static int resolve_open_channel(struct resolver *r, char *err, size_t errlen)
 struct resolver *resolver_new(struct ev_loop *loop, const char *nameservers, bool ipv6_first,
                               char *err, size_t errlen)
 {
-    struct ares_addr_port_node servers[RESOLVE_SERVERS_MAX];
-    int nservers = 0;
+    struct netaddr_endpoint parsed[RESOLVE_SERVERS_MAX];
+    int n = 0;
 
-    if (!loop) {
-        set_err(err, errlen, "resolver: no event loop", NULL);
-        return NULL;
-    }
+    /* ares_set_servers_ports_csv() would accept "" and wrap out-of-range ports silently: the
+     * list goes through netaddr's parser, as the configuration's "nameserver" does. */
     if (nameservers) {
-        nservers = parse_servers(nameservers, servers, RESOLVE_SERVERS_MAX);
-        if (nservers < 0) {
+        n = netaddr_parse_list(nameservers, NETADDR_PORT_OPTIONAL | NETADDR_NUMERIC, parsed,
+                               RESOLVE_SERVERS_MAX);
+        if (n < 0) {
             set_err(err, errlen,
                     "invalid nameservers (expected ip[:port][,ip[:port]...], at most 8): ",
                     nameservers);
             return NULL;
         }
     }
+    return resolver_new_servers(loop, parsed, n, ipv6_first, err, errlen);
+}
+
+struct resolver *resolver_new_servers(struct ev_loop *loop, const struct netaddr_endpoint *ns,
+                                      int nservers, bool ipv6_first, char *err, size_t errlen)
+{
+    struct ares_addr_port_node servers[RESOLVE_SERVERS_MAX];
+
+    if (!loop) {
+        set_err(err, errlen, "resolver: no event loop", NULL);
+        return NULL;
+    }
+    if (nservers < 0 || nservers > RESOLVE_SERVERS_MAX) {
+        set_err(err, errlen, "resolver: too many nameservers", NULL);
+        return NULL;
+    }
+    for (int i = 0; i < nservers; i++)
+        resolve_server_node(&ns[i], &servers[i]);
     int rc = ares_library_init(ARES_LIB_INIT_ALL);
     if (rc != ARES_SUCCESS) {
         set_err(err, errlen, "c-ares: ", ares_strerror(rc));

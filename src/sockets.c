@@ -105,31 +105,26 @@ static void inherit_close_unused(struct inherit_list *l)
         }
 }
 
-/* The listen addresses of the role, resolved (numeric or by name, at start-up only). */
+/* The listen addresses config_validate() parsed: IP literals as they are, names resolved here
+ * (at start-up only, by the master). */
 static int listen_addrs(const struct config *c, struct sockaddr_storage *out, socklen_t *lens,
                         char *err, size_t errlen)
 {
-    const char *hosts[CONFIG_MAX_SERVERS];
-    int ports[CONFIG_MAX_SERVERS];
-    int nhosts = 0, n = 0;
-    if (c->role == ROLE_SERVER) {
-        for (int i = 0; i < c->n_server; i++) {
-            hosts[nhosts] = c->server[i];
-            ports[nhosts++] = c->server_ports[i] ? c->server_ports[i] : c->server_port;
+    int n = 0;
+    for (int i = 0; i < c->n_listen && n < WORKER_MAX_LISTEN; i++) {
+        const struct netaddr_target *t = &c->listen[i].target;
+        if (t->addrlen > 0) {
+            memcpy(&out[n], &t->addr, t->addrlen);
+            lens[n++] = t->addrlen;
+            continue;
         }
-    } else {
-        hosts[nhosts] = c->local_address ? c->local_address : "127.0.0.1";
-        ports[nhosts++] = c->local_port;
-    }
-    for (int i = 0; i < nhosts && n < WORKER_MAX_LISTEN; i++) {
         struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
                                  .ai_socktype = SOCK_STREAM}, *res;
         char ps[8];
-        snprintf(ps, sizeof ps, "%d", ports[i]);
-        int r = getaddrinfo(hosts[i], ps, &hints, &res);
+        snprintf(ps, sizeof ps, "%u", (unsigned)t->port);
+        int r = getaddrinfo(t->host, ps, &hints, &res);
         if (r != 0) {
-            snprintf(err, errlen, "cannot resolve listen address %s: %s", hosts[i],
-                     gai_strerror(r));
+            snprintf(err, errlen, "cannot resolve listen address %s: %s", t->host, gai_strerror(r));
             return -1;
         }
         memcpy(&out[n], res->ai_addr, res->ai_addrlen);
@@ -209,15 +204,10 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
         if (udp)
             s->nudp++;
     }
-    if (c->metrics_address) {
-        struct netaddr_target t;
-        if (netaddr_target_from_string(c->metrics_address, &t) < 0 || !t.addrlen) {
-            snprintf(err, errlen, "metrics_address \"%s\": expected ip:port or [ipv6]:port",
-                     c->metrics_address);
-            goto fail;
-        }
-        s->metrics = open_one(l, SOCK_STREAM, -2, (struct sockaddr *)&t.addr, t.addrlen, 0, err,
-                              errlen);
+    if (c->has_metrics) {
+        const struct netaddr_target *t = &c->metrics.target; /* an IP literal: config_validate */
+        s->metrics = open_one(l, SOCK_STREAM, -2, (const struct sockaddr *)&t->addr, t->addrlen, 0,
+                              err, errlen);
         if (s->metrics < 0) {
             s->metrics = 0;
             goto fail;

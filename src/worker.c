@@ -18,6 +18,7 @@
 #include "listener.h"
 #include "relay.h"
 #include "resolve.h"
+#include "rp_assert.h"
 #include "udp_relay.h"
 #include "worker.h"
 
@@ -39,32 +40,16 @@ static struct worker_proc *worker_proc_of(struct worker *w)
     return (struct worker_proc *)((char *)w - offsetof(struct worker_proc, w));
 }
 
-static int worker_key(struct worker *w, const struct config *c)
+/* The typed values config_validate() derived: the master key, and for the local roles the
+ * server and the tunnel's target. Nothing is parsed here. */
+static void worker_targets(struct worker *w, const struct config *c)
 {
-    int m = crypto_method_by_name(c->method);
-    if (m < 0)
-        return -1;
-    if (c->key)
-        return crypto_key_from_base64(&w->key, m, c->key);
-    return crypto_key_from_password(&w->key, m, c->password ? c->password : "");
-}
-
-/* The host:port pairs of the local roles: where the server is, and the tunnel's target. */
-static int worker_targets(struct worker *w, const struct config *c)
-{
+    w->key = c->ports[0].key;
     if (c->role == ROLE_SERVER)
-        return 0;
-    char hp[300];
-    const char *host = c->server[0];
-    if (c->n_server < 1)
-        return -1;
-    int port = c->server_ports[0] ? c->server_ports[0] : c->server_port;
-    snprintf(hp, sizeof hp, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    if (netaddr_target_from_string(hp, &w->server) < 0)
-        return -1;
-    if (c->role == ROLE_TUNNEL && netaddr_target_from_string(c->tunnel_address, &w->tunnel) < 0)
-        return -1;
-    return 0;
+        return;
+    w->server = c->upstream.target;
+    if (c->role == ROLE_TUNNEL)
+        w->tunnel = c->tunnel.target;
 }
 
 static int worker_init(struct worker *w, const struct worker_env *env)
@@ -82,21 +67,16 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     w->rl_udp = (struct log_ratelimit)LOG_RATELIMIT_INIT("dropped datagrams", LOG_LEVEL_INFO, 10.0);
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
-    if (worker_key(w, c) < 0) {
-        log_error("cannot derive the key for %s", c->method);
-        return -1;
-    }
+    RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
+    worker_targets(w, c);
     w->proto = (struct proto_ctx){
         .ops = proto_for_method(w->key.method), .keys = &w->key, .nkeys = 1, .replay = w->replay};
     if (!w->proto.ops) {
-        log_error("no protocol for %s", c->method);
+        log_error("no protocol for %s", crypto_method_info(w->key.method)->name);
         return -1;
     }
-    if (worker_targets(w, c) < 0) {
-        log_error("bad server or tunnel address");
-        return -1;
-    }
-    w->resolver = resolver_new(w->loop, c->nameserver, c->ipv6_first, err, sizeof err);
+    w->resolver = resolver_new_servers(w->loop, c->nameservers, c->n_nameserver, c->ipv6_first, err,
+                                       sizeof err);
     if (!w->resolver) {
         log_error("resolver: %s", err);
         return -1;

@@ -1,12 +1,13 @@
 /* fuzz_config.c: the configuration loader (config_load_string: JSON through jansson, then every
  * key's checks and the positions reported in errors), and the small string parsers behind it
- * (server entries, host:port, integers, the base64 "key").
+ * (netaddr's one host:port parser with each address key's flags, integers, the base64 "key").
  *
  * A configuration comes from the operator, not from the network, but a loader that crashes on a
  * typo, or reports an error without its position, fails the operator at the worst moment.
  * Promises: an error message is NUL-terminated, within the buffer, and starts with the name the
  * text was loaded under; a loaded configuration passes or fails config_validate() without
- * crashing and holds only values in the documented ranges; loading a second text over the
+ * crashing and holds only values in the documented ranges, and once validated its typed values
+ * (listen list, key, addresses) are complete; loading a second text over the
  * first (as the command line and reloads do) frees what it replaces. */
 #include "autoconfig.h"
 
@@ -29,12 +30,13 @@ static void check_loaded(const struct config *c)
 {
     FUZZ_CHECK(c->n_server >= 0 && c->n_server <= CONFIG_MAX_SERVERS);
     for (int i = 0; i < c->n_server; i++) {
-        FUZZ_CHECK(c->server[i] != NULL);
-        FUZZ_CHECK(c->server_ports[i] >= 0 && c->server_ports[i] <= 65535);
+        const struct netaddr_target *t = &c->server[i].target;
+        FUZZ_CHECK(t->host[0] != '\0' && memchr(t->host, '\0', sizeof t->host) != NULL);
+        FUZZ_CHECK((t->addrlen > 0) == (t->atyp != NETADDR_ATYP_DOMAIN));
     }
     FUZZ_CHECK(c->server_port >= 0 && c->server_port <= 65535);
     FUZZ_CHECK(c->local_port >= 0 && c->local_port <= 65535);
-    FUZZ_CHECK(c->method && config_method_canonical(c->method) != NULL);
+    FUZZ_CHECK(crypto_method_info(c->method) != NULL);
     FUZZ_CHECK(c->timeout >= 1);
     FUZZ_CHECK(c->workers >= 0 && c->workers <= CONFIG_MAX_WORKERS);
     FUZZ_CHECK(c->verbose >= 0 && c->verbose <= 2);
@@ -42,22 +44,34 @@ static void check_loaded(const struct config *c)
         FUZZ_CHECK(c->pos[k].line >= 0 && c->pos[k].column >= 0);
 }
 
+/* What config_validate() promises once it accepts: the typed values the program reads. */
+static void check_validated(const struct config *c)
+{
+    const struct crypto_method_info *info = crypto_method_info(c->method);
+    FUZZ_CHECK(c->n_port == 1 && c->ports[0].key.len == info->key_len);
+    FUZZ_CHECK(c->n_listen >= 1 && c->n_listen <= CONFIG_MAX_SERVERS);
+    for (int i = 0; i < c->n_listen; i++)
+        FUZZ_CHECK(c->listen[i].target.port != 0);
+    FUZZ_CHECK(!c->has_metrics || c->metrics.target.addrlen > 0);
+    FUZZ_CHECK(c->role == ROLE_SERVER || c->upstream.target.port != 0);
+    FUZZ_CHECK(c->role != ROLE_TUNNEL || c->tunnel.target.port != 0);
+    FUZZ_CHECK(c->n_nameserver >= 0 && c->n_nameserver <= CONFIG_MAX_NAMESERVERS);
+    for (int i = 0; i < c->n_nameserver; i++)
+        FUZZ_CHECK(c->nameservers[i].target.addrlen > 0);
+}
+
 static void check_helpers(const char *text)
 {
-    char *host = NULL;
-    int port = -1;
-    int rc = config_split_server(text, &host, &port);
-    FUZZ_CHECK(rc == 0 || rc == -1 || rc == -2);
-    if (rc == 0) {
-        FUZZ_CHECK(host != NULL);
-        FUZZ_CHECK(port >= 0 && port <= 65535);
-    }
-    free(host);
-
-    char h[256];
-    if (config_parse_hostport(text, h, sizeof h, &port) == 0) {
-        FUZZ_CHECK(port >= 1 && port <= 65535);
-        FUZZ_CHECK(memchr(h, '\0', sizeof h) != NULL);
+    /* the configuration's address keys, each with its flags */
+    static const unsigned flags[] = {CONFIG_SERVER_FLAGS, CONFIG_TUNNEL_FLAGS, CONFIG_METRICS_FLAGS,
+                                     CONFIG_NAMESERVER_FLAGS};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        struct netaddr_endpoint e;
+        if (netaddr_parse_hostport(text, strlen(text), flags[i], &e) != 0)
+            continue;
+        FUZZ_CHECK(e.target.port != 0 || (flags[i] & NETADDR_PORT_OPTIONAL));
+        FUZZ_CHECK(e.target.addrlen > 0 || !(flags[i] & NETADDR_NUMERIC));
+        FUZZ_CHECK(memchr(e.target.host, '\0', sizeof e.target.host) != NULL);
     }
     struct crypto_key k;
     if (crypto_key_from_base64(&k, CRYPTO_AES_256_GCM, text) == 0)
@@ -67,7 +81,7 @@ static void check_helpers(const char *text)
         FUZZ_CHECK(v >= 0 && v <= 65535);
     (void)config_is_loopback(text);
     (void)config_is_placeholder_password(text);
-    (void)config_method_canonical(text);
+    (void)crypto_method_lookup(text);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -94,6 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(err, 0x5a, sizeof err);
         if (config_validate(&c, err, sizeof err) != 0)
             FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL && err[0] != '\0');
+        else
+            check_validated(&c);
         /* the same text once more over what it set: every string it replaces is freed */
         memset(err, 0x5a, sizeof err);
         if (config_load_string(&c, text, NAME, err, sizeof err) == 0)

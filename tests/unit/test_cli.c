@@ -315,11 +315,11 @@ TEST(test_cli_apply_overrides_file)
               CLI_OK);
     CHECK_INT(cli_apply(&o, &c, err, sizeof err), 0);
     CHECK_INT(c.n_server, 1);
-    CHECK_STR(c.server[0], "127.0.0.1");
-    CHECK(c.server[1] == NULL);
+    CHECK_STR(c.server[0].target.host, "127.0.0.1");
+    CHECK(c.server[1].target.host[0] == '\0');
     CHECK_INT(c.server_port, 8488);
     CHECK_STR(c.password, "from-cli");
-    CHECK_STR(c.method, "chacha20-ietf-poly1305");
+    CHECK_STR(crypto_method_info(c.method)->name, "chacha20-ietf-poly1305");
     CHECK_INT(c.timeout, 120);
     CHECK_INT(c.mode, MODE_TCP_AND_UDP);
     CHECK_INT(c.workers, 0);
@@ -343,10 +343,10 @@ TEST(test_cli_apply_keeps_what_was_not_given)
     CHECK_INT(cli_apply(&o, &c, err, sizeof err), 0);
     CHECK_INT(c.local_port, 1080);
     CHECK_INT(c.n_server, 2);
-    CHECK_STR(c.server[1], "::");
+    CHECK_STR(c.server[1].target.host, "::");
     CHECK_INT(c.server_port, 8388);
     CHECK_STR(c.password, "from-file");
-    CHECK_STR(c.method, "aes-128-gcm");
+    CHECK_STR(crypto_method_info(c.method)->name, "aes-128-gcm");
     CHECK_INT(c.workers, 2);
     CHECK_INT(c.verbose, 1);
     CHECK_INT(c.mode, MODE_TCP_ONLY);
@@ -386,10 +386,10 @@ TEST(test_cli_apply_server_with_port)
     CHECK_INT(PARSE(&o, "-s", "[::1]:8389", "-s", "example.com"), CLI_OK);
     CHECK_INT(cli_apply(&o, &c, err, sizeof err), 0);
     CHECK_INT(c.n_server, 2);
-    CHECK_STR(c.server[0], "::1");
-    CHECK_INT(c.server_ports[0], 8389);
-    CHECK_STR(c.server[1], "example.com");
-    CHECK_INT(c.server_ports[1], 0);
+    CHECK_STR(c.server[0].target.host, "::1");
+    CHECK_INT(c.server[0].target.port, 8389);
+    CHECK_STR(c.server[1].target.host, "example.com");
+    CHECK_INT(c.server[1].target.port, 0);
     config_free(&c);
 }
 

@@ -32,7 +32,7 @@ TEST(test_config_defaults)
 {
     struct config c;
     config_defaults(&c);
-    CHECK_STR(c.method, "chacha20-ietf-poly1305");
+    CHECK_STR(crypto_method_info(c.method)->name, "chacha20-ietf-poly1305");
     CHECK_INT(c.timeout, 60);
     CHECK_INT(c.mode, MODE_TCP_ONLY);
     CHECK_STR(c.local_address, "127.0.0.1");
@@ -95,11 +95,11 @@ TEST(test_config_load_server_file)
     CHECK_INT(load(&c, json), 0);
     CHECK_STR(c.path, "t.json");
     CHECK_INT(c.n_server, 1);
-    CHECK_STR(c.server[0], "0.0.0.0");
-    CHECK_INT(c.server_ports[0], 0);
+    CHECK_STR(c.server[0].target.host, "0.0.0.0");
+    CHECK_INT(c.server[0].target.port, 0);
     CHECK_INT(c.server_port, 8488);
     CHECK_STR(c.password, "s3cret");
-    CHECK_STR(c.method, "aes-256-gcm");
+    CHECK_STR(crypto_method_info(c.method)->name, "aes-256-gcm");
     CHECK_INT(c.timeout, 300);
     CHECK_INT(c.mode, MODE_TCP_AND_UDP);
     CHECK(c.fast_open);
@@ -152,8 +152,8 @@ TEST(test_config_positions_after_nested_values)
     unit_capture_stderr_stop();
     CHECK_INT(rc, 0);
     CHECK_INT(c.n_server, 2);
-    CHECK_STR(c.server[0], "::1");
-    CHECK_STR(c.server[1], "127.0.0.1");
+    CHECK_STR(c.server[0].target.host, "::1");
+    CHECK_STR(c.server[1].target.host, "127.0.0.1");
     CHECK_INT(c.server_port, 8488);
     CHECK_INT(c.pos[CONFIG_KEY_SERVER_PORT].line, 2);
     CHECK_INT(c.pos[CONFIG_KEY_SERVER_PORT].column, 29);
@@ -384,17 +384,17 @@ TEST(test_config_unknown_key_long_and_control_characters)
 TEST(test_config_unimplemented_libev_keys_warn)
 {
     struct config c;
-    const char *json = "{\n  \"server_port\": 8488,\n  \"plugin\": \"obfs-local\",\n"
-                       "  \"plugin_opts\": \"obfs=http\",\n  \"mptcp\": true, \"mtu\": 1492,\n"
+    const char *json = "{\n  \"server_port\": 8488,\n  \"workdir\": \"/tmp\",\n"
+                       "  \"remote_dns\": \"8.8.8.8\",\n  \"mptcp\": true, \"mtu\": 1492,\n"
                        "  \"dscp\": {\"8488\": \"EF\"},\n  \"port_password\": {\"8381\": \"x\"}\n}";
     unit_capture_stderr_start();
     int rc = load(&c, json);
     const char *out = unit_capture_stderr_stop();
     CHECK_INT(rc, 0);
     CHECK_INT(c.server_port, 8488);
-    CHECK_CONTAINS(out, "WARN t.json:3:3: \"plugin\" is a shadowsocks-libev key that reuseproxy "
+    CHECK_CONTAINS(out, "WARN t.json:3:3: \"workdir\" is a shadowsocks-libev key that reuseproxy "
                         "does not implement; ignored\n");
-    CHECK_CONTAINS(out, "t.json:4:3: \"plugin_opts\" is a shadowsocks-libev key");
+    CHECK_CONTAINS(out, "t.json:4:3: \"remote_dns\" is a shadowsocks-libev key");
     CHECK_CONTAINS(out, "t.json:5:3: \"mptcp\" is a");
     CHECK_CONTAINS(out, "t.json:5:18: \"mtu\" is a");
     CHECK_CONTAINS(out, "t.json:6:3: \"dscp\" is a");
@@ -402,11 +402,33 @@ TEST(test_config_unimplemented_libev_keys_warn)
     config_free(&c);
 }
 
+/* The keys whose shape struct config reserves (users, plugins) are refused, not ignored: a
+ * server without its plugin or users would serve something its clients do not expect. */
+TEST(test_config_reserved_keys_refused)
+{
+    struct config c;
+    const char *keys[] = {"users", "plugin", "plugin_opts", "plugin_args", "plugin_mode"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char json[128], want[160];
+        snprintf(json, sizeof json, "{\"server_port\": 1,\n  \"%s\": \"x\"}", keys[i]);
+        snprintf(want, sizeof want,
+                 "t.json:2:3: \"%s\": reuseproxy does not implement this key yet; remove it",
+                 keys[i]);
+        unit_capture_stderr_start();
+        int rc = load(&c, json);
+        const char *out = unit_capture_stderr_stop();
+        CHECK_INT(rc, -1);
+        CHECK_CONTAINS(err, want);
+        CHECK(strstr(out, "WARN") == NULL);
+        config_free(&c);
+    }
+}
+
 TEST(test_config_more_libev_keys_warn)
 {
     struct config c;
     /* clang-format off */
-    const char *keys[] = {"local_ipv4_address", "local_ipv6_address", "plugin_mode",
+    const char *keys[] = {"local_ipv4_address", "local_ipv6_address",
                           "manager_address", "workdir", "tcp_tproxy", "tcp_incoming_sndbuf",
                           "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
                           "remote_dns"};
@@ -493,7 +515,7 @@ TEST(test_config_null_leaves_libev_keys_unset)
     CHECK_INT(c.n_server, 0);
     CHECK_INT(c.server_port, 0);
     CHECK(c.password == NULL && c.key == NULL);
-    CHECK_STR(c.method, "chacha20-ietf-poly1305");
+    CHECK_STR(crypto_method_info(c.method)->name, "chacha20-ietf-poly1305");
     CHECK_INT(c.timeout, 60);
     CHECK_INT(c.mode, MODE_TCP_ONLY);
     config_free(&c);
@@ -561,11 +583,11 @@ TEST(test_config_methods)
         char json[96];
         snprintf(json, sizeof json, "{\"method\": \"%s\"}", ok[i]);
         CHECK_INT(load(&c, json), 0);
-        CHECK_STR(c.method, ok[i]);
+        CHECK_STR(crypto_method_info(c.method)->name, ok[i]);
         config_free(&c);
     }
     CHECK_INT(load(&c, "{\"method\": \"AES-256-GCM\"}"), 0);
-    CHECK_STR(c.method, "aes-256-gcm");
+    CHECK_STR(crypto_method_info(c.method)->name, "aes-256-gcm");
     config_free(&c);
 }
 
@@ -616,17 +638,17 @@ TEST(test_config_server_array)
                        "\"[2001:db8::1]\", \"10.0.0.1:1\"]}"),
               0);
     CHECK_INT(c.n_server, 6);
-    CHECK_STR(c.server[0], "::");
-    CHECK_INT(c.server_ports[0], 0);
-    CHECK_STR(c.server[1], "0.0.0.0");
-    CHECK_STR(c.server[2], "example.com");
-    CHECK_INT(c.server_ports[2], 8389);
-    CHECK_STR(c.server[3], "::1");
-    CHECK_INT(c.server_ports[3], 8390);
-    CHECK_STR(c.server[4], "2001:db8::1");
-    CHECK_INT(c.server_ports[4], 0);
-    CHECK_STR(c.server[5], "10.0.0.1");
-    CHECK_INT(c.server_ports[5], 1);
+    CHECK_STR(c.server[0].target.host, "::");
+    CHECK_INT(c.server[0].target.port, 0);
+    CHECK_STR(c.server[1].target.host, "0.0.0.0");
+    CHECK_STR(c.server[2].target.host, "example.com");
+    CHECK_INT(c.server[2].target.port, 8389);
+    CHECK_STR(c.server[3].target.host, "::1");
+    CHECK_INT(c.server[3].target.port, 8390);
+    CHECK_STR(c.server[4].target.host, "2001:db8::1");
+    CHECK_INT(c.server[4].target.port, 0);
+    CHECK_STR(c.server[5].target.host, "10.0.0.1");
+    CHECK_INT(c.server[5].target.port, 1);
     config_free(&c);
 }
 
@@ -636,8 +658,8 @@ TEST(test_config_server_replaced_by_later_load)
     CHECK_INT(load(&c, "{\"server\": [\"a\", \"b\", \"c\"]}"), 0);
     CHECK_INT(config_load_string(&c, "{\"server\": \"d\"}", "u.json", err, sizeof err), 0);
     CHECK_INT(c.n_server, 1);
-    CHECK_STR(c.server[0], "d");
-    CHECK(c.server[1] == NULL);
+    CHECK_STR(c.server[0].target.host, "d");
+    CHECK(c.server[1].target.host[0] == '\0');
     config_free(&c);
 }
 
@@ -926,31 +948,128 @@ TEST(test_validate_local_address_form)
               "\"a b\"");
 }
 
+/* ---- Typed values: what --check and a start both derive ---- */
+
+static void check_endpoint(const struct netaddr_endpoint *e, const char *host, int port)
+{
+    CHECK_STR(e->target.host, host);
+    CHECK_INT(e->target.port, port);
+}
+
+/* A start refuses what it cannot bind without resolving, so config_validate() (run by --check
+ * and by a start alike) refuses it first, at the key's position. */
+TEST(test_validate_metrics_host_name_refused_like_a_start)
+{
+    CHECK_STR(validate("{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": \"x\",\n"
+                       " \"metrics_address\": \"localhost:19100\"}"),
+              "t.json:2:2: \"metrics_address\": expected an IP address and a port "
+              "(\"127.0.0.1:9100\" or \"[::1]:9100\"; host names are not resolved here), got "
+              "\"localhost:19100\"");
+}
+
+TEST(test_validate_nameserver_list_parsed)
+{
+    CHECK_STR(validate("{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": \"x\",\n"
+                       " \"nameserver\": \"1.1.1.1,dns.google\"}"),
+              "t.json:2:2: \"nameserver\": expected IP addresses with optional ports, separated "
+              "by commas (\"1.1.1.1\", \"[::1]:5353\"; at most 8), got \"1.1.1.1,dns.google\"");
+    struct config c;
+    CHECK_INT(load(&c, "{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": \"x\", "
+                       "\"nameserver\": \"1.1.1.1, [::1]:5353\"}"),
+              0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.n_nameserver, 2);
+    check_endpoint(&c.nameservers[0], "1.1.1.1", 0);
+    check_endpoint(&c.nameservers[1], "::1", 5353);
+    config_free(&c);
+}
+
+TEST(test_validate_derives_listen_list_and_key)
+{
+    struct config c;
+    struct crypto_key want;
+    CHECK_INT(load(&c, "{\"server\": [\"127.0.0.1\", \"[::1]:8390\"], \"server_port\": 8388, "
+                       "\"password\": \"s3cret\", \"method\": \"AES-128-GCM\", "
+                       "\"ipv6_first\": true}"),
+              0);
+    CHECK_INT(c.method, CRYPTO_AES_128_GCM);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.n_listen, 2);
+    check_endpoint(&c.listen[0], "127.0.0.1", 8388);
+    CHECK_INT(netaddr_port((struct sockaddr *)&c.listen[0].target.addr), 8388);
+    CHECK_INT(c.listen[1].target.port, 8390);
+    CHECK_INT(c.listen[1].prefer, NETADDR_PREFER_IPV6);
+    CHECK_INT(c.n_port, 1);
+    CHECK_INT(c.ports[0].port, 8388);
+    CHECK_INT(c.ports[0].method, CRYPTO_AES_128_GCM);
+    CHECK_INT(c.ports[0].n_users, 0);
+    CHECK(c.plugin.plugin == NULL);
+    CHECK_INT(crypto_key_from_password(&want, CRYPTO_AES_128_GCM, "s3cret"), 0);
+    CHECK_INT(c.ports[0].key.len, 16);
+    CHECK_MEM(c.ports[0].key.bytes, want.bytes, 16);
+    config_free(&c);
+}
+
+TEST(test_validate_local_role_targets)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"role\": \"tunnel\", \"server\": \"example.com\", \"server_port\": "
+                       "8388, \"password\": \"x\", \"local_port\": 5353, \"local_address\": "
+                       "\"::1\", \"tunnel_address\": \"[2001:db8::53]:53\"}"),
+              0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.upstream.target.atyp, NETADDR_ATYP_DOMAIN);
+    check_endpoint(&c.upstream, "example.com", 8388);
+    CHECK_INT(c.tunnel.target.atyp, NETADDR_ATYP_IPV6);
+    CHECK_INT(c.tunnel.target.port, 53);
+    CHECK_INT(c.n_listen, 1);
+    check_endpoint(&c.listen[0], "::1", 5353);
+    config_free(&c);
+}
+
+TEST(test_validate_bad_key_has_position)
+{
+    CHECK_STR(validate("{\"server\": \"127.0.0.1\", \"server_port\": 1,\n  \"key\": \"@@@\"}"),
+              "t.json:2:3: \"key\": expected base64 (standard or URL-safe) of 32 bytes");
+}
+
 /* ---- The small parsers ---- */
+
+/* "host:port" as the configuration reads tunnel_address: netaddr's one parser, port required. */
+static int hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+    struct netaddr_endpoint e;
+    if (!s || netaddr_parse_hostport(s, strlen(s), CONFIG_TUNNEL_FLAGS, &e) != 0 ||
+        strlen(e.target.host) >= hostlen)
+        return -1;
+    strcpy(host, e.target.host);
+    *port = e.target.port;
+    return 0;
+}
 
 TEST(test_config_parse_hostport)
 {
     char host[64];
     int port = 0;
-    CHECK_INT(config_parse_hostport("8.8.8.8:53", host, sizeof host, &port), 0);
+    CHECK_INT(hostport("8.8.8.8:53", host, sizeof host, &port), 0);
     CHECK_STR(host, "8.8.8.8");
     CHECK_INT(port, 53);
-    CHECK_INT(config_parse_hostport("[::1]:9100", host, sizeof host, &port), 0);
+    CHECK_INT(hostport("[::1]:9100", host, sizeof host, &port), 0);
     CHECK_STR(host, "::1");
     CHECK_INT(port, 9100);
-    CHECK_INT(config_parse_hostport("dns.google:853", host, sizeof host, &port), 0);
+    CHECK_INT(hostport("dns.google:853", host, sizeof host, &port), 0);
     CHECK_STR(host, "dns.google");
-    CHECK_INT(config_parse_hostport("::1:53", host, sizeof host, &port), -1);
-    CHECK_INT(config_parse_hostport("host", host, sizeof host, &port), -1);
-    CHECK_INT(config_parse_hostport("host:", host, sizeof host, &port), -1);
-    CHECK_INT(config_parse_hostport(":53", host, sizeof host, &port), -1);
-    CHECK_INT(config_parse_hostport("host:0", host, sizeof host, &port), -1);
-    CHECK_INT(config_parse_hostport("host:65536", host, sizeof host, &port), -1);
-    CHECK_INT(config_parse_hostport("[::1]53", host, sizeof host, &port), -1);
-    CHECK_INT(config_parse_hostport("[1.2.3.4]:53", host, sizeof host, &port), -1);
-    CHECK_INT(config_parse_hostport("a/b:53", host, sizeof host, &port), -1);
-    CHECK_INT(config_parse_hostport("averyveryverylonghostname.example:1", host, 8, &port), -1);
-    CHECK_INT(config_parse_hostport(NULL, host, sizeof host, &port), -1);
+    CHECK_INT(hostport("::1:53", host, sizeof host, &port), -1);
+    CHECK_INT(hostport("host", host, sizeof host, &port), -1);
+    CHECK_INT(hostport("host:", host, sizeof host, &port), -1);
+    CHECK_INT(hostport(":53", host, sizeof host, &port), -1);
+    CHECK_INT(hostport("host:0", host, sizeof host, &port), -1);
+    CHECK_INT(hostport("host:65536", host, sizeof host, &port), -1);
+    CHECK_INT(hostport("[::1]53", host, sizeof host, &port), -1);
+    CHECK_INT(hostport("[1.2.3.4]:53", host, sizeof host, &port), -1);
+    CHECK_INT(hostport("a/b:53", host, sizeof host, &port), -1);
+    CHECK_INT(hostport("averyveryverylonghostname.example:1", host, 8, &port), -1);
+    CHECK_INT(hostport(NULL, host, sizeof host, &port), -1);
 }
 
 TEST(test_config_parse_int)
@@ -996,31 +1115,64 @@ TEST(test_config_placeholder_passwords)
     CHECK(!config_is_placeholder_password(NULL));
 }
 
+/* A method's key length from crypto.c's one table, its name matched in any case. */
+static int method_key_length(const char *name)
+{
+    int m = crypto_method_lookup(name);
+    return m < 0 ? -1 : (int)crypto_method_info((enum crypto_method)m)->key_len;
+}
+
+static const char *method_canonical(const char *name)
+{
+    int m = crypto_method_lookup(name);
+    return m < 0 ? NULL : crypto_method_info((enum crypto_method)m)->name;
+}
+
 TEST(test_config_method_helpers)
 {
-    CHECK_INT(config_method_key_length("aes-128-gcm"), 16);
-    CHECK_INT(config_method_key_length("aes-192-gcm"), 24);
-    CHECK_INT(config_method_key_length("aes-256-gcm"), 32);
-    CHECK_INT(config_method_key_length("chacha20-ietf-poly1305"), 32);
-    CHECK_INT(config_method_key_length("aes-256-cfb"), -1);
-    CHECK_INT(config_method_key_length(NULL), -1);
-    CHECK_STR(config_method_canonical("ChaCha20-IETF-Poly1305"), "chacha20-ietf-poly1305");
-    CHECK(config_method_canonical("rc4-md5") == NULL);
+    CHECK_INT(method_key_length("aes-128-gcm"), 16);
+    CHECK_INT(method_key_length("aes-192-gcm"), 24);
+    CHECK_INT(method_key_length("aes-256-gcm"), 32);
+    CHECK_INT(method_key_length("chacha20-ietf-poly1305"), 32);
+    CHECK_INT(method_key_length("aes-256-cfb"), -1);
+    CHECK_INT(method_key_length(NULL), -1);
+    CHECK_STR(method_canonical("ChaCha20-IETF-Poly1305"), "chacha20-ietf-poly1305");
+    CHECK(method_canonical("rc4-md5") == NULL);
+}
+
+/* One table: the names in messages and the protocol of each method come from crypto.c. */
+TEST(test_config_method_table)
+{
+    CHECK_STR(crypto_method_names(),
+              "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305");
+    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++)
+        CHECK_INT(crypto_method_info((enum crypto_method)m)->proto, CRYPTO_PROTO_SIP004);
+}
+
+/* A "server" entry as the configuration reads it (libev's parse_addr). */
+static int split_server(const char *s, char **host, int *port)
+{
+    struct netaddr_endpoint e;
+    if (netaddr_parse_hostport(s, strlen(s), CONFIG_SERVER_FLAGS, &e) != 0)
+        return -1;
+    *host = strdup(e.target.host);
+    *port = e.target.port;
+    return *host ? 0 : -2;
 }
 
 TEST(test_config_split_server)
 {
     char *host = NULL;
     int port = -1;
-    CHECK_INT(config_split_server("[fe80::1]:443", &host, &port), 0);
+    CHECK_INT(split_server("[fe80::1]:443", &host, &port), 0);
     CHECK_STR(host, "fe80::1");
     CHECK_INT(port, 443);
     free(host);
-    CHECK_INT(config_split_server("fe80::1", &host, &port), 0);
+    CHECK_INT(split_server("fe80::1", &host, &port), 0);
     CHECK_STR(host, "fe80::1");
     CHECK_INT(port, 0);
     free(host);
-    CHECK_INT(config_split_server("a:b:c", &host, &port), -1);
+    CHECK_INT(split_server("a:b:c", &host, &port), -1);
 }
 
 /* ---- The configurations shipped in conf/ ---- */
@@ -1075,9 +1227,9 @@ TEST(test_conf_proxy_json)
         unit_fail(__FILE__, __LINE__, "%s", err);
     CHECK_INT(rc, 0);
     CHECK_INT(c.role, ROLE_SERVER);
-    CHECK_STR(c.server[0], "127.0.0.1");
+    CHECK_STR(c.server[0].target.host, "127.0.0.1");
     CHECK_INT(c.server_port, 8488);
-    CHECK_STR(c.method, "chacha20-ietf-poly1305");
+    CHECK_STR(crypto_method_info(c.method)->name, "chacha20-ietf-poly1305");
     CHECK(c.block_private);
     CHECK_INT(c.workers, config_default_workers());
     config_free(&c);

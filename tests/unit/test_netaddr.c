@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 static const uint8_t hdr_v4[] = {1, 192, 0, 2, 1, 0x1f, 0x90};
-static const uint8_t hdr_v6[] = {4,    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0,
-                                 0,    0,    0,    0,    0,    0, 1, 0x01, 0xbb};
-static const uint8_t hdr_name[] = {3, 11, 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'c', 'o', 'm',
-                                   0x01, 0xbb};
+static const uint8_t hdr_v6[] = {4, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0,    0,   0,
+                                 0, 0,    0,    0,    0,    0, 1, 0x01, 0xbb};
+static const uint8_t hdr_name[] = {3,   11,  'e', 'x', 'a', 'm',  'p', 'l',
+                                   'e', '.', 'c', 'o', 'm', 0x01, 0xbb};
 
 TEST(test_netaddr_parses_ipv4)
 {
@@ -231,11 +231,11 @@ TEST(test_netaddr_hostport_domain)
 TEST(test_netaddr_hostport_rejects)
 {
     static const char *const bad[] = {
-        "1.2.3.4",      "1.2.3.4:",      "1.2.3.4:0",     "1.2.3.4:65536", "1.2.3.4:99999999999",
-        ":80",          "[]:80",         "[::1]80",       "[::1",          "[::1]",
-        "::1:80",       "[1.2.3.4]:80",  "[example.com]:80", "a b:80",     "host:+80",
-        "host:8 0",     "host:0x50",     "ex]ample:80",   "[[::1]]:80",    "host:-1",
-        "",             "[::1]:80x",     "a\tb:1",
+        "1.2.3.4",  "1.2.3.4:",     "1.2.3.4:0",        "1.2.3.4:65536", "1.2.3.4:99999999999",
+        ":80",      "[]:80",        "[::1]80",          "[::1",          "[::1]",
+        "::1:80",   "[1.2.3.4]:80", "[example.com]:80", "a b:80",        "host:+80",
+        "host:8 0", "host:0x50",    "ex]ample:80",      "[[::1]]:80",    "host:-1",
+        "",         "[::1]:80x",    "a\tb:1",
     };
     struct netaddr_target t;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -244,6 +244,128 @@ TEST(test_netaddr_hostport_rejects)
             return;
         }
     }
+}
+
+/* ---- netaddr_parse_hostport: the one host:port parser ---- */
+
+static int parse(const char *s, unsigned flags, struct netaddr_endpoint *e)
+{
+    return netaddr_parse_hostport(s, strlen(s), flags, e);
+}
+
+/* s parses (flags 0) to an IP literal: its ATYP, text, port, and a sockaddr with that port. */
+static void check_literal(const char *s, int atyp, const char *host, int port, size_t addrlen)
+{
+    struct netaddr_endpoint e;
+    CHECK_INT(parse(s, 0, &e), 0);
+    CHECK_INT(e.target.atyp, atyp);
+    CHECK_STR(e.target.host, host);
+    CHECK_INT(e.target.port, port);
+    CHECK_INT(e.target.addrlen, addrlen);
+    CHECK_INT(netaddr_port((struct sockaddr *)&e.target.addr), port);
+    CHECK_INT(e.prefer, NETADDR_PREFER_ANY);
+}
+
+TEST(test_netaddr_parse_hostport_ipv4)
+{
+    check_literal("192.0.2.7:8388", NETADDR_ATYP_IPV4, "192.0.2.7", 8388,
+                  sizeof(struct sockaddr_in));
+}
+
+TEST(test_netaddr_parse_hostport_bracketed_ipv6)
+{
+    struct netaddr_endpoint e;
+    check_literal("[2001:db8::1]:443", NETADDR_ATYP_IPV6, "2001:db8::1", 443,
+                  sizeof(struct sockaddr_in6));
+    CHECK_INT(parse("2001:db8::1:443", 0, &e), -1); /* unbracketed: ambiguous */
+}
+
+TEST(test_netaddr_parse_hostport_name)
+{
+    struct netaddr_endpoint e;
+    CHECK_INT(parse("dns.example_1-a:853", 0, &e), 0);
+    CHECK_INT(e.target.atyp, NETADDR_ATYP_DOMAIN);
+    CHECK_STR(e.target.host, "dns.example_1-a");
+    CHECK_INT(e.target.port, 853);
+    CHECK_INT(e.target.addrlen, 0);
+    CHECK_INT(parse("localhost:19100", NETADDR_NUMERIC, &e), -1); /* a name, not a literal */
+    CHECK_INT(parse("127.0.0.1:19100", NETADDR_NUMERIC, &e), 0);
+}
+
+TEST(test_netaddr_parse_hostport_bad_ports)
+{
+    struct netaddr_endpoint e;
+    static const char *const bad[] = {
+        "h:0",  "h:65536", "h:x",    "h:",       "h:-1",    "h:+1",
+        "h: 1", "h:1 ",    "h:0x10", "h:123456", "[::1]:0", "1.2.3.4:65536"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (parse(bad[i], NETADDR_PORT_OPTIONAL, &e) != -1) {
+            unit_fail(__FILE__, __LINE__, "accepted \"%s\"", bad[i]);
+            return;
+        }
+    }
+    CHECK_INT(parse("h:65535", 0, &e), 0);
+    CHECK_INT(e.target.port, 65535);
+    CHECK_INT(parse("h:1", 0, &e), 0);
+    CHECK_INT(e.target.port, 1);
+    /* only where the kernel may pick the port */
+    CHECK_INT(parse("127.0.0.1:0", NETADDR_NUMERIC | NETADDR_PORT_ZERO, &e), 0);
+    CHECK_INT(e.target.port, 0);
+}
+
+TEST(test_netaddr_parse_hostport_missing_port)
+{
+    struct netaddr_endpoint e;
+    CHECK_INT(parse("example.com", 0, &e), -1);
+    CHECK_INT(parse("192.0.2.1", 0, &e), -1);
+    CHECK_INT(parse("[::1]", 0, &e), -1);
+    CHECK_INT(parse("::1", 0, &e), -1);
+    /* where a default port applies (server entries, nameservers): port 0 */
+    CHECK_INT(parse("example.com", NETADDR_PORT_OPTIONAL, &e), 0);
+    CHECK_INT(e.target.port, 0);
+    CHECK_INT(parse("[::1]", NETADDR_PORT_OPTIONAL, &e), 0);
+    CHECK_STR(e.target.host, "::1");
+    CHECK_INT(parse("fe80::1", NETADDR_PORT_OPTIONAL, &e), 0);
+    CHECK_INT(e.target.atyp, NETADDR_ATYP_IPV6);
+    CHECK_INT(parse("a:b:c", NETADDR_PORT_OPTIONAL, &e), -1);
+}
+
+TEST(test_netaddr_parse_hostport_empty_host)
+{
+    struct netaddr_endpoint e;
+    CHECK_INT(parse(":80", 0, &e), -1);
+    CHECK_INT(parse("[]:80", 0, &e), -1);
+    CHECK_INT(parse("", NETADDR_PORT_OPTIONAL, &e), -1);
+    CHECK_INT(parse("[]", NETADDR_PORT_OPTIONAL, &e), -1);
+    CHECK_INT(netaddr_parse_hostport(NULL, 0, 0, &e), -1);
+    /* len bounds the text: "1.2.3.4:80" cut before its port */
+    CHECK_INT(netaddr_parse_hostport("1.2.3.4:80", 7, NETADDR_PORT_OPTIONAL, &e), 0);
+    CHECK_INT(e.target.port, 0);
+}
+
+TEST(test_netaddr_parse_list)
+{
+    struct netaddr_endpoint e[3];
+    unsigned f = NETADDR_PORT_OPTIONAL | NETADDR_NUMERIC;
+    CHECK_INT(netaddr_parse_list("1.1.1.1, [::1]:5353 ,::2", f, e, 3), 3);
+    CHECK_STR(e[0].target.host, "1.1.1.1");
+    CHECK_INT(e[0].target.port, 0);
+    CHECK_STR(e[1].target.host, "::1");
+    CHECK_INT(e[1].target.port, 5353);
+    CHECK_STR(e[2].target.host, "::2");
+    CHECK_INT(netaddr_parse_list("1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4", f, e, 3), -1);
+    CHECK_INT(netaddr_parse_list("1.1.1.1,", f, e, 3), -1);
+    CHECK_INT(netaddr_parse_list("dns.google", f, e, 3), -1);
+    CHECK_INT(netaddr_parse_list(NULL, f, e, 3), -1);
+}
+
+TEST(test_netaddr_set_target_port)
+{
+    struct netaddr_endpoint e;
+    CHECK_INT(parse("[::1]", NETADDR_PORT_OPTIONAL, &e), 0);
+    netaddr_set_target_port(&e.target, 8388);
+    CHECK_INT(e.target.port, 8388);
+    CHECK_INT(netaddr_port((struct sockaddr *)&e.target.addr), 8388);
 }
 
 TEST(test_netaddr_from_ip)
