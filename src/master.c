@@ -455,7 +455,8 @@ static void master_reload(struct master *m)
 
     master_notify("RELOADING=1\nMONOTONIC_USEC=%llu", monotonic_usec());
     log_info("reloading %s", m->cfg->path ? m->cfg->path : "(command line)");
-    config_defaults(nc);
+    if (nc)
+        config_defaults(nc);
     if (!nc || (m->cfg->path && config_load(nc, m->cfg->path, err, sizeof err) < 0) ||
         cli_apply(m->cli, nc, err, sizeof err) < 0 || config_validate(nc, err, sizeof err) < 0) {
         log_error("reload refused, still running the previous configuration: %s",

@@ -33,10 +33,12 @@ struct inherit_list {
 
 static void inherit_add(struct inherit_list *l, int fd, int slot, bool any)
 {
+    if (l->n >= INHERIT_MAX)
+        return;
     struct inherited *h = &l->fd[l->n];
     socklen_t tl = sizeof h->type;
     h->len = sizeof h->addr;
-    if (l->n >= INHERIT_MAX || getsockopt(fd, SOL_SOCKET, SO_TYPE, &h->type, &tl) < 0 ||
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &h->type, &tl) < 0 ||
         getsockname(fd, (struct sockaddr *)&h->addr, &h->len) < 0)
         return;
     h->fd = fd;
