@@ -10,7 +10,6 @@
 #include <stdbool.h>
 
 #include "config.h"
-#include "worker.h"
 
 #define SOCKETS_MAX_SLOTS 256
 

@@ -14,8 +14,6 @@
 #include "metrics.h"
 #include "netaddr.h"
 
-#define WORKER_MAX_LISTEN 8
-
 struct ev_loop;
 struct resolver;
 struct acl;
