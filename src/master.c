@@ -27,6 +27,7 @@
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
+#include "metrics_http.h"
 #include "netaddr.h"
 #include "replay.h"
 #include "sdnotify.h"
