@@ -30,6 +30,7 @@
 #include "metrics_http.h"
 #include "netaddr.h"
 #include "replay.h"
+#include "rp_assert.h"
 #include "sdnotify.h"
 #include "sockets.h"
 #include "upgrade.h"
@@ -223,6 +224,9 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w)
     char tag[32];
 
     signals_reset_in_child();
+    /* env's arrays hold one socket per listen address */
+    RP_ASSERT(m->socks.ntcp <= WORKER_MAX_LISTEN && m->socks.nshared <= WORKER_MAX_LISTEN &&
+              m->socks.nudp <= WORKER_MAX_LISTEN);
     if (m->balance == BALANCE_REUSEPORT) {
         for (int a = 0; a < m->socks.ntcp; a++)
             env.tcp[env.ntcp++] = m->socks.tcp[i][a];
@@ -253,6 +257,7 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w)
 
 static void spawn_worker(struct master *m, int i)
 {
+    RP_ASSERT(i >= 0 && i < m->nslots);
     struct slot *sl = &m->slots[i];
     int rp[2], dp[2] = {-1, -1};
 
@@ -313,6 +318,7 @@ static void restart_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void worker_died(struct master *m, int i, int status)
 {
+    RP_ASSERT(i >= 0 && i < m->nslots);
     struct slot *sl = &m->slots[i];
     ev_tstamp lived = ev_now(m->loop) - sl->started;
 

@@ -174,6 +174,7 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
     int n = listen_addrs(c, addr, len, err, errlen);
     if (n < 0)
         goto fail;
+    RP_ASSERT(n <= WORKER_MAX_LISTEN); /* the set's arrays hold one socket per address */
     s->naddrs = n;
     /* Several slots always need one SO_REUSEPORT group; a single process sets it on request so
      * that independent instances (systemd template units) can share the port. */
