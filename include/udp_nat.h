@@ -43,28 +43,29 @@ static inline size_t udp_nat_count(const struct udp_nat *t)
 {
     return t->lru.count;
 }
+/* The entry holding node n, or NULL for no node. */
+static inline struct udp_nat_entry *udp_nat_entry_of(struct lru_node *n)
+{
+    return n ? LRU_ENTRY(n, struct udp_nat_entry, node) : NULL;
+}
 /* The least recently used entry (the next to expire or be evicted), or NULL when empty. */
 static inline struct udp_nat_entry *udp_nat_oldest(const struct udp_nat *t)
 {
-    struct lru_node *n = lru_oldest(&t->lru);
-    return n ? LRU_ENTRY(n, struct udp_nat_entry, node) : NULL;
+    return udp_nat_entry_of(lru_oldest(&t->lru));
 }
 static inline struct udp_nat_entry *udp_nat_newest(const struct udp_nat *t)
 {
-    struct lru_node *n = lru_newest(&t->lru);
-    return n ? LRU_ENTRY(n, struct udp_nat_entry, node) : NULL;
+    return udp_nat_entry_of(lru_newest(&t->lru));
 }
 /* The next entry towards the most recently used, or NULL. */
 static inline struct udp_nat_entry *udp_nat_newer(const struct udp_nat_entry *e)
 {
-    struct lru_node *n = lru_newer(&e->node);
-    return n ? LRU_ENTRY(n, struct udp_nat_entry, node) : NULL;
+    return udp_nat_entry_of(lru_newer(&e->node));
 }
 /* The next entry towards the least recently used, or NULL. */
 static inline struct udp_nat_entry *udp_nat_older(const struct udp_nat_entry *e)
 {
-    struct lru_node *n = lru_older(&e->node);
-    return n ? LRU_ENTRY(n, struct udp_nat_entry, node) : NULL;
+    return udp_nat_entry_of(lru_older(&e->node));
 }
 
 #endif

@@ -64,8 +64,7 @@ static bool udp_nat_same(const struct lru_node *n, const void *client)
 
 struct udp_nat_entry *udp_nat_find(const struct udp_nat *t, const struct sockaddr *client)
 {
-    struct lru_node *n = lru_find(&t->lru, udp_nat_hash(t->seed, client), udp_nat_same, client);
-    return n ? LRU_ENTRY(n, struct udp_nat_entry, node) : NULL;
+    return udp_nat_entry_of(lru_find(&t->lru, udp_nat_hash(t->seed, client), udp_nat_same, client));
 }
 
 void udp_nat_insert(struct udp_nat *t, struct udp_nat_entry *e, const struct sockaddr *client,
