@@ -17,6 +17,10 @@ enum config_balance { BALANCE_REUSEPORT = 0, BALANCE_SHARED, BALANCE_DISPATCH };
 enum config_mode { MODE_TCP_ONLY = 0, MODE_TCP_AND_UDP, MODE_UDP_ONLY };
 
 #define CONFIG_MAX_SERVERS 8
+/* Listen addresses one process serves (one per "server" entry, or the local address): sizes a
+ * worker's listener arrays and the master's socket set. Here, beside the limit it follows, so
+ * that the socket layer needs no worker header. */
+#define WORKER_MAX_LISTEN CONFIG_MAX_SERVERS
 
 /* The keys that reuseproxy implements, as indexes into struct config's pos[]. */
 enum config_key {

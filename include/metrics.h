@@ -1,13 +1,11 @@
 /* metrics.h: per-worker counters in shared memory (set up by the master before fork, written by
  * each worker with relaxed atomics, read by the master) and their Prometheus text rendering,
- * served on metrics_address by the master. */
+ * served on metrics_address by the master (metrics_http.h). */
 #ifndef RP_METRICS_H
 #define RP_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-struct ev_loop;
 
 struct metrics_worker {
     uint64_t accepted;           /* TCP connections accepted */
@@ -53,21 +51,8 @@ static inline uint64_t metrics_read(const uint64_t *counter)
  * NUL-terminated), or -1. */
 int metrics_render(const struct metrics_shared *m, char *out, size_t cap);
 
-/* A tiny HTTP/1.0 server on the master's loop answering GET /metrics (anything else: 404).
- * address: "host:port". Returns NULL with a message in err. */
-struct metrics_server;
-struct metrics_server *metrics_server_start(struct ev_loop *loop, const char *address,
-                                            const struct metrics_shared *m, char *err,
-                                            size_t errlen);
-/* The same on a listening socket opened elsewhere (the master's socket set, which hands it on
- * to a new master on a binary upgrade). Takes ownership of fd. NULL when out of memory. */
-struct metrics_server *metrics_server_adopt(struct ev_loop *loop, int fd,
-                                            const struct metrics_shared *m);
-void metrics_server_stop(struct metrics_server *s);
-/* The port the server listens on (useful after asking for port 0), or -1. */
-int metrics_server_port(const struct metrics_server *s);
-/* How long one client may take to send its request and read the answer (default 5 s); applies
- * to clients accepted afterwards. Ignored unless seconds > 0. */
-void metrics_server_set_timeout(struct metrics_server *s, double seconds);
+/* The same into a buffer of the right size (malloc'd, NUL-terminated). Returns it with its
+ * length in *len, or NULL when out of memory or beyond 64 MiB. */
+char *metrics_render_alloc(const struct metrics_shared *m, size_t *len);
 
 #endif

@@ -10,7 +10,6 @@
 #include <stdbool.h>
 
 #include "config.h"
-#include "worker.h"
 
 #define SOCKETS_MAX_SLOTS 256
 
@@ -29,9 +28,10 @@ struct socket_set {
 int sockets_open(struct socket_set *s, const struct config *c, int nslots,
                  enum config_balance balance, char *err, size_t errlen);
 void sockets_close(struct socket_set *s);
-/* Formats the set for $REUSEPROXY_FDS and clears FD_CLOEXEC on every descriptor, for a new
- * master about to be executed. Returns 0 or -1. */
-int sockets_export(const struct socket_set *s, char *out, size_t cap);
+/* Formats the set for $REUSEPROXY_FDS (see upgrade.h) and clears FD_CLOEXEC on every
+ * descriptor, for a new master about to be executed. Returns the text (malloc'd, sized to the
+ * set) or NULL. */
+char *sockets_export(const struct socket_set *s);
 /* True if fd is one of the set's sockets. */
 bool sockets_contains(const struct socket_set *s, int fd);
 

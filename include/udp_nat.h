@@ -1,7 +1,7 @@
 /* udp_nat.h: the UDP association table (the relay's NAT). Entries are keyed by the client's
- * socket address in a hash table (O(1) lookup) and kept on a doubly linked list in order of last
- * activity (O(1) refresh), so expiry and eviction always find the least recently used entry at
- * the tail. No I/O and no allocation per entry: the relay embeds a struct udp_nat_entry in each
+ * socket address in a hash table (O(1) lookup) and kept in order of last activity (O(1)
+ * refresh; both from lru.h), so expiry and eviction always find the least recently used entry
+ * first. No I/O and no allocation per entry: the relay embeds a struct udp_nat_entry in each
  * association and owns its memory. */
 #ifndef RP_UDP_NAT_H
 #define RP_UDP_NAT_H
@@ -10,22 +10,17 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "lru.h"
+
 struct udp_nat_entry {
-    struct sockaddr_storage client;  /* the key: address and port (IPv4 or IPv6) */
-    double last_active;              /* monotonic time of the last datagram either way */
-    uint64_t hash;
-    struct udp_nat_entry *hnext;     /* hash chain */
-    struct udp_nat_entry *newer;     /* towards the most recently used */
-    struct udp_nat_entry *older;     /* towards the least recently used */
+    struct sockaddr_storage client; /* the key: address and port (IPv4 or IPv6) */
+    double last_active;             /* monotonic time of the last datagram either way */
+    struct lru_node node;
 };
 
 struct udp_nat {
-    struct udp_nat_entry **buckets;
-    size_t nbuckets;                 /* a power of two */
-    size_t count;
-    uint64_t seed;                   /* random per table: chains cannot be predicted */
-    struct udp_nat_entry *newest;
-    struct udp_nat_entry *oldest;
+    struct lru lru;
+    uint64_t seed; /* random per table: chains cannot be predicted */
 };
 
 /* Returns 0, or -1 when the bucket array cannot be allocated. */
@@ -39,8 +34,38 @@ struct udp_nat_entry *udp_nat_find(const struct udp_nat *t, const struct sockadd
  * when the bucket array cannot grow, chains just get longer. */
 void udp_nat_insert(struct udp_nat *t, struct udp_nat_entry *e, const struct sockaddr *client,
                     double now);
+/* Takes e (which must be in the table) out. */
 void udp_nat_remove(struct udp_nat *t, struct udp_nat_entry *e);
 /* Marks e active at now: it becomes the most recently used. */
 void udp_nat_touch(struct udp_nat *t, struct udp_nat_entry *e, double now);
+
+static inline size_t udp_nat_count(const struct udp_nat *t)
+{
+    return t->lru.count;
+}
+/* The entry holding node n, or NULL for no node. */
+static inline struct udp_nat_entry *udp_nat_entry_of(struct lru_node *n)
+{
+    return n ? LRU_ENTRY(n, struct udp_nat_entry, node) : NULL;
+}
+/* The least recently used entry (the next to expire or be evicted), or NULL when empty. */
+static inline struct udp_nat_entry *udp_nat_oldest(const struct udp_nat *t)
+{
+    return udp_nat_entry_of(lru_oldest(&t->lru));
+}
+static inline struct udp_nat_entry *udp_nat_newest(const struct udp_nat *t)
+{
+    return udp_nat_entry_of(lru_newest(&t->lru));
+}
+/* The next entry towards the most recently used, or NULL. */
+static inline struct udp_nat_entry *udp_nat_newer(const struct udp_nat_entry *e)
+{
+    return udp_nat_entry_of(lru_newer(&e->node));
+}
+/* The next entry towards the least recently used, or NULL. */
+static inline struct udp_nat_entry *udp_nat_older(const struct udp_nat_entry *e)
+{
+    return udp_nat_entry_of(lru_older(&e->node));
+}
 
 #endif

@@ -16,8 +16,6 @@
 #include "netaddr.h"
 #include "proto.h"
 
-#define WORKER_MAX_LISTEN 8
-
 struct ev_loop;
 struct resolver;
 struct acl;

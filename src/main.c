@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "master.h"
+#include "single.h"
 
 static void print_version(void)
 {
@@ -129,5 +130,5 @@ int main(int argc, char **argv)
                  cfg->user, (long)geteuid());
     if (cfg->workers > 0)
         return master_run(cfg, &opts, argv); /* the master owns cfg from here on */
-    return done(cfg, master_run_single(cfg));
+    return done(cfg, single_run(cfg));
 }

@@ -14,26 +14,26 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "listener.h"
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
+#include "metrics_http.h"
 #include "netaddr.h"
 #include "replay.h"
+#include "rp_assert.h"
+#include "sdnotify.h"
 #include "sockets.h"
+#include "upgrade.h"
 #include "worker.h"
 
 /* A worker that dies within this many seconds of starting counts towards a crash loop. */
@@ -63,8 +63,6 @@ struct master {
     struct ev_loop *loop;
     struct config *cfg;
     const struct cli_options *cli;
-    char **argv;
-    char exe[PATH_MAX];
     struct socket_set socks;
     struct slot *slots;
     int nslots;
@@ -72,7 +70,6 @@ struct master {
     ev_io accept_io[WORKER_MAX_LISTEN]; /* dispatch mode */
     int next_slot;
     struct replay_store *replay;
-    int replay_fd; /* binary upgrade: the previous master's store ("replay=" in $REUSEPROXY_FDS) */
     struct metrics_shared *metrics;
     struct metrics_server *metrics_server;
     pid_t draining[MAX_DRAINING];
@@ -81,46 +78,8 @@ struct master {
     ev_timer stop_timer;
     bool stopping, reloading, announced;
     int exit_status;
-    pid_t upgrade_pid;    /* binary upgrade: the new master, until it is ready */
-    int upgrade_fd;       /* ... and the pipe it reports readiness on */
-    ev_io upgrade_io;
-    int handover_fd;      /* we are the new master: tell the old one when ready, or -1 */
+    struct upgrade upgrade; /* SIGUSR2, and the hand-over when this master is the new one */
 };
-
-/* ---- systemd ---- */
-
-void master_notify(const char *fmt, ...)
-{
-    const char *path = getenv("NOTIFY_SOCKET");
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    char msg[256];
-    va_list ap;
-
-    if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof sun.sun_path)
-        return;
-    va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof msg)
-        return;
-    strcpy(sun.sun_path, path);
-    if (path[0] == '@') /* abstract namespace */
-        sun.sun_path[0] = 0;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    socklen_t len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
-    if (sendto(fd, msg, n, MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
-        log_debug("sd_notify: %s", strerror(errno));
-    close(fd);
-}
-
-static unsigned long long monotonic_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
-}
 
 /* ---- signals ---- */
 
@@ -199,16 +158,9 @@ static void announce_if_ready(struct master *m)
     for (int i = 0; i < m->nslots; i++)
         if (!m->slots[i].ready)
             return;
-    if (m->handover_fd >= 0) {
-        /* binary upgrade: systemd learns the new main PID first, then the old master may go */
-        master_notify("MAINPID=%ld\nREADY=1", (long)getpid());
-        if (write(m->handover_fd, "R", 1) != 1)
-            log_warn("cannot tell the previous master that the upgrade is ready");
-        close(m->handover_fd);
-        m->handover_fd = -1;
-    }
+    upgrade_handover_ready(&m->upgrade);
     if (!m->announced || m->reloading) {
-        master_notify("READY=1\nSTATUS=%d workers accepting", m->nslots);
+        sdnotify_send("READY=1\nSTATUS=%d workers accepting", m->nslots);
         if (m->reloading)
             log_info("reload complete");
         else
@@ -268,10 +220,13 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w)
     struct worker_env env = {.cfg = m->cfg, .slot = i, .dispatch_fd = dispatch_w,
                              .replay = m->replay, .stats = &m->metrics->worker[i],
                              .ready_fd = ready_w, .parent_fd = 0};
-    int keep[2 * WORKER_MAX_LISTEN + 2], nkeep = 0;
+    int *keep, nkeep = 0;
     char tag[32];
 
     signals_reset_in_child();
+    /* env's arrays hold one socket per listen address */
+    RP_ASSERT(m->socks.ntcp <= WORKER_MAX_LISTEN && m->socks.nshared <= WORKER_MAX_LISTEN &&
+              m->socks.nudp <= WORKER_MAX_LISTEN);
     if (m->balance == BALANCE_REUSEPORT) {
         for (int a = 0; a < m->socks.ntcp; a++)
             env.tcp[env.ntcp++] = m->socks.tcp[i][a];
@@ -282,6 +237,10 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w)
     }
     for (int a = 0; a < m->socks.nudp; a++)
         env.udp[env.nudp++] = m->socks.udp[i][a];
+    /* this slot's sockets, the ready pipe and the dispatch socket */
+    keep = malloc((size_t)(env.ntcp + env.nudp + 2) * sizeof *keep);
+    if (!keep)
+        _exit(1);
     for (int k = 0; k < env.ntcp; k++)
         keep[nkeep++] = env.tcp[k];
     for (int k = 0; k < env.nudp; k++)
@@ -290,6 +249,7 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w)
     keep[nkeep++] = dispatch_w;
     closelog(); /* its socket is among what close_all_but closes; syslog() reopens it */
     close_all_but(keep, nkeep);
+    free(keep);
     snprintf(tag, sizeof tag, "worker %d", i);
     log_set_tag(tag);
     _exit(worker_run(&env));
@@ -297,6 +257,7 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w)
 
 static void spawn_worker(struct master *m, int i)
 {
+    RP_ASSERT(i >= 0 && i < m->nslots);
     struct slot *sl = &m->slots[i];
     int rp[2], dp[2] = {-1, -1};
 
@@ -357,6 +318,7 @@ static void restart_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void worker_died(struct master *m, int i, int status)
 {
+    RP_ASSERT(i >= 0 && i < m->nslots);
     struct slot *sl = &m->slots[i];
     ev_tstamp lived = ev_now(m->loop) - sl->started;
 
@@ -395,11 +357,8 @@ static void reap_children(struct master *m)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (pid == m->upgrade_pid) {
-            log_error("binary upgrade failed: the new master exited");
-            m->upgrade_pid = 0;
+        if (upgrade_reaped(&m->upgrade, pid))
             continue;
-        }
         if (remove_draining(m, pid))
             continue;
         for (int i = 0; i < m->nslots; i++) {
@@ -455,9 +414,10 @@ static void master_reload(struct master *m)
     char err[512];
     struct config *nc = calloc(1, sizeof *nc);
 
-    master_notify("RELOADING=1\nMONOTONIC_USEC=%llu", monotonic_usec());
+    sdnotify_send("RELOADING=1\nMONOTONIC_USEC=%llu", sdnotify_monotonic_usec());
     log_info("reloading %s", m->cfg->path ? m->cfg->path : "(command line)");
-    config_defaults(nc);
+    if (nc)
+        config_defaults(nc);
     if (!nc || (m->cfg->path && config_load(nc, m->cfg->path, err, sizeof err) < 0) ||
         cli_apply(m->cli, nc, err, sizeof err) < 0 || config_validate(nc, err, sizeof err) < 0) {
         log_error("reload refused, still running the previous configuration: %s",
@@ -490,7 +450,7 @@ keep:
         config_free(nc);
         free(nc);
     }
-    master_notify("READY=1");
+    sdnotify_send("READY=1");
 }
 
 static void master_check_done(struct master *m)
@@ -526,7 +486,7 @@ static void master_stop(struct master *m, const char *why, bool handover)
     /* After a handover the service goes on in the new master: telling systemd STOPPING=1
      * now would make it stop the whole service, new master included. */
     if (!handover)
-        master_notify("STOPPING=1");
+        sdnotify_send("STOPPING=1");
     m->stopping = true;
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         if (ev_is_active(&m->accept_io[a]))
@@ -546,79 +506,10 @@ static void master_stop(struct master *m, const char *why, bool handover)
     master_check_done(m);
 }
 
-static void upgrade_cb(struct ev_loop *loop, ev_io *io, int revents)
+/* The new master is ready: this one leaves. */
+static void master_upgraded(void *arg)
 {
-    struct master *m = io->data;
-    char c;
-    (void)revents;
-    ssize_t n = read(m->upgrade_fd, &c, 1);
-    if (n < 0 && errno == EAGAIN)
-        return;
-    ev_io_stop(loop, io);
-    close(m->upgrade_fd);
-    m->upgrade_fd = -1;
-    if (n == 1) {
-        log_info("binary upgrade: new master %ld is ready", (long)m->upgrade_pid);
-        m->upgrade_pid = 0; /* it lives on after us */
-        master_stop(m, "binary upgrade", true);
-    } else {
-        log_error("binary upgrade failed: the new master did not become ready");
-    }
-}
-
-/* Appends the replay store's memfd to $REUSEPROXY_FDS as "replay=<fd>", last (sockets.c stops
- * there), and lets it survive the exec. Returns 0 or -1. */
-static int master_export_replay(const struct replay_store *r, char *fds, size_t cap)
-{
-    size_t at = strlen(fds);
-    if (!r || replay_fd(r) < 0)
-        return 0;
-    int k = snprintf(fds + at, cap - at, ",replay=%d", replay_fd(r));
-    return k < 0 || (size_t)k >= cap - at ? -1 : netaddr_set_cloexec(replay_fd(r), false);
-}
-
-/* SIGUSR2: runs the binary again (possibly a new one at the same path), handing it every
- * listening socket through $REUSEPROXY_FDS, and leaves once it reports ready. */
-static void master_upgrade(struct master *m)
-{
-    char fds[8192], env_fd[32];
-    int p[2];
-
-    if (m->upgrade_pid > 0 || m->stopping) {
-        log_warn("binary upgrade already in progress or stopping: SIGUSR2 ignored");
-        return;
-    }
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        log_error("binary upgrade: pipe: %s", strerror(errno));
-        return;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        signals_reset_in_child();
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGUSR2, SIG_DFL);
-        if (sockets_export(&m->socks, fds, sizeof fds) < 0 || fcntl(p[1], F_SETFD, 0) < 0)
-            _exit(127);
-        snprintf(env_fd, sizeof env_fd, "%d", p[1]);
-        if (master_export_replay(m->replay, fds, sizeof fds) < 0)
-            _exit(127);
-        setenv("REUSEPROXY_FDS", fds, 1);
-        setenv("REUSEPROXY_UPGRADE_FD", env_fd, 1);
-        execv(m->exe, m->argv);
-        _exit(127);
-    }
-    close(p[1]);
-    if (pid < 0) {
-        log_error("binary upgrade: fork: %s", strerror(errno));
-        close(p[0]);
-        return;
-    }
-    log_info("binary upgrade: started %s as %ld", m->exe, (long)pid);
-    m->upgrade_pid = pid;
-    m->upgrade_fd = p[0];
-    ev_io_init(&m->upgrade_io, upgrade_cb, p[0], EV_READ);
-    m->upgrade_io.data = m;
-    ev_io_start(m->loop, &m->upgrade_io);
+    master_stop(arg, "binary upgrade", true);
 }
 
 static void sig_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -643,7 +534,8 @@ static void sig_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
     if (sig_usr2) {
         sig_usr2 = 0;
-        master_upgrade(m);
+        upgrade_start(&m->upgrade, m->loop, &m->socks, m->replay ? replay_fd(m->replay) : -1,
+                      m->stopping, signals_reset_in_child);
     }
 }
 
@@ -682,7 +574,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
     if (sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
         return -1;
     m->metrics = metrics_new_shared(m->nslots);
-    m->replay = master_replay_store(c, m->replay_fd);
+    m->replay = master_replay_store(c, m->upgrade.inherited_replay_fd);
     m->slots = calloc(m->nslots, sizeof *m->slots);
     if (!m->metrics || (c->replay_protection && !m->replay) || !m->slots) {
         snprintf(err, errlen, "cannot allocate the shared state");
@@ -744,18 +636,7 @@ int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
         return 1;
     m->cfg = cfg;
     m->cli = cli;
-    m->argv = argv;
-    m->upgrade_fd = m->handover_fd = -1;
-    if (!realpath(argv[0], m->exe) && readlink("/proc/self/exe", m->exe, sizeof m->exe - 1) < 0)
-        snprintf(m->exe, sizeof m->exe, "%s", argv[0]);
-    const char *fds = getenv("REUSEPROXY_FDS"), *rs = fds ? strstr(fds, "replay=") : NULL;
-    m->replay_fd = rs && atoi(rs + strlen("replay=")) >= 3 ? atoi(rs + strlen("replay=")) : -1;
-    const char *h = getenv("REUSEPROXY_UPGRADE_FD");
-    if (h) {
-        m->handover_fd = atoi(h);
-        netaddr_set_cloexec(m->handover_fd, true);
-        unsetenv("REUSEPROXY_UPGRADE_FD");
-    }
+    upgrade_init(&m->upgrade, argv, master_upgraded, m);
     log_set_tag("master");
     m->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!m->loop || signals_install() < 0) {
@@ -778,45 +659,5 @@ int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
     status = m->exit_status;
     log_info("stopped");
     master_free(m);
-    return status;
-}
-
-int master_run_single(struct config *cfg)
-{
-    struct socket_set *socks = calloc(1, sizeof *socks);
-    char err[512];
-
-    if (!socks)
-        return 1;
-    signal(SIGHUP, SIG_IGN); /* no master to reload; restart the instance instead */
-    signal(SIGUSR2, SIG_IGN);
-    if (sockets_open(socks, cfg, 1, BALANCE_REUSEPORT, err, sizeof err) < 0) {
-        log_error("%s", err);
-        free(socks);
-        return 1;
-    }
-    struct worker_env env = {.cfg = cfg, .slot = 0, .dispatch_fd = -1, .ready_fd = -1,
-                             .parent_fd = -1};
-    for (int a = 0; a < socks->ntcp; a++)
-        env.tcp[env.ntcp++] = socks->tcp[0][a];
-    for (int a = 0; a < socks->nudp; a++)
-        env.udp[env.nudp++] = socks->udp[0][a];
-    struct metrics_shared *metrics = metrics_new_shared(1);
-    env.replay = cfg->replay_protection ? replay_new_shared(cfg->replay_capacity) : NULL;
-    if (!metrics || (cfg->replay_protection && !env.replay)) {
-        log_error("cannot allocate the shared state");
-        return 1;
-    }
-    env.stats = &metrics->worker[0];
-    if (cfg->has_metrics)
-        log_warn("metrics_address is served by the master; with workers: 0 it is not served");
-    master_notify("READY=1");
-    log_info("single process accepting");
-    int status = worker_run(&env);
-    sockets_close(socks);
-    free(socks);
-    if (env.replay)
-        replay_free(env.replay);
-    metrics_free_shared(metrics);
     return status;
 }

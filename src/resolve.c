@@ -19,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+
+#include "lru.h"
+#include "rp_assert.h"
 
 /* A dead server must fail a lookup in bounded time. c-ares waits timeout_ms for the first round
  * over the servers and doubles it for each later round: one server, 2 tries -> at most 6 s. */
@@ -36,14 +40,15 @@
 /* RFC 1035 section 2.3.4: 255 octets on the wire, 253 characters as text; labels of 63. */
 #define RESOLVE_NAME_MAX 253
 #define RESOLVE_LABEL_MAX 63
-#define CACHE_BUCKETS 2048 /* power of two, twice RESOLVE_CACHE_MAX */
+#define CACHE_BUCKETS_INITIAL 64
+#define CACHE_BUCKETS 2048 /* power of two, twice RESOLVE_CACHE_MAX: the most it grows to */
 #define PENDING_BUCKETS 256
 
 struct resolve_lookup;
 
 struct resolve_query {
-    struct resolve_lookup *lookup; /* NULL while the callback runs */
-    struct resolve_query *prev, *next;
+    struct resolve_lookup *lookup;   /* NULL while the callback runs */
+    TAILQ_ENTRY(resolve_query) link; /* on lookup->waiters while lookup is set */
     resolve_cb cb;
     void *arg;
 };
@@ -51,7 +56,7 @@ struct resolve_query {
 struct resolve_lookup {
     struct resolver *r;
     struct resolve_lookup *hnext;
-    struct resolve_query *waiters, *last; /* answered in the order they asked */
+    TAILQ_HEAD(, resolve_query) waiters; /* answered in the order they asked */
     bool starting; /* inside ares_getaddrinfo(): an answer now came from /etc/hosts */
     bool done;
     int status;
@@ -60,8 +65,7 @@ struct resolve_lookup {
 };
 
 struct cache_entry {
-    struct cache_entry *hnext;
-    struct cache_entry *newer, *older;
+    struct lru_node node;
     ev_tstamp expires;
     int status; /* 0, or -1 for a cached NXDOMAIN/NODATA */
     int count;
@@ -90,9 +94,7 @@ struct resolver {
     struct resolve_io *ios;
     struct resolve_lookup *pending[PENDING_BUCKETS];
     int npending;
-    struct cache_entry *buckets[CACHE_BUCKETS];
-    struct cache_entry *newest, *oldest;
-    int ncache;
+    struct lru cache; /* of struct cache_entry, by name */
 };
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
@@ -214,57 +216,37 @@ static int collect_answer(const struct ares_addrinfo *ai, bool ipv6_first,
     return ttl;
 }
 
-/* ---- The cache: a hash table of names threaded on an LRU list (newest first). */
+/* ---- The cache: names in an LRU hash table (lru.h). */
 
 static void cache_unlink(struct resolver *r, struct cache_entry *e)
 {
-    struct cache_entry **pp = &r->buckets[name_hash(e->name) & (CACHE_BUCKETS - 1)];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        r->newest = e->older;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        r->oldest = e->newer;
-    r->ncache--;
+    lru_remove(&r->cache, &e->node);
     free(e);
 }
 
-static void cache_push_newest(struct resolver *r, struct cache_entry *e)
+static struct cache_entry *cache_oldest(struct resolver *r)
 {
-    e->newer = NULL;
-    e->older = r->newest;
-    if (r->newest)
-        r->newest->newer = e;
-    else
-        r->oldest = e;
-    r->newest = e;
+    struct lru_node *n = lru_oldest(&r->cache);
+    return n ? LRU_ENTRY(n, struct cache_entry, node) : NULL;
+}
+
+static bool cache_same(const struct lru_node *n, const void *name)
+{
+    return strcmp(LRU_ENTRY(n, struct cache_entry, node)->name, name) == 0;
 }
 
 /* The live entry for name, made the most recently used; expired entries are dropped here. */
 static struct cache_entry *cache_find(struct resolver *r, const char *name)
 {
-    struct cache_entry *e = r->buckets[name_hash(name) & (CACHE_BUCKETS - 1)];
-    while (e && strcmp(e->name, name) != 0)
-        e = e->hnext;
-    if (!e)
+    struct lru_node *n = lru_find(&r->cache, name_hash(name), cache_same, name);
+    if (!n)
         return NULL;
+    struct cache_entry *e = LRU_ENTRY(n, struct cache_entry, node);
     if (e->expires <= ev_now(r->loop)) {
         cache_unlink(r, e);
         return NULL;
     }
-    if (e != r->newest) {
-        e->newer->older = e->older;
-        if (e->older)
-            e->older->newer = e->newer;
-        else
-            r->oldest = e->newer;
-        cache_push_newest(r, e);
-    }
+    lru_touch(&r->cache, n);
     return e;
 }
 
@@ -274,8 +256,8 @@ static void cache_put(struct resolver *r, const char *name, int status,
     struct cache_entry *old = cache_find(r, name);
     if (old)
         cache_unlink(r, old);
-    if (r->ncache >= RESOLVE_CACHE_MAX)
-        cache_unlink(r, r->oldest);
+    if (r->cache.count >= RESOLVE_CACHE_MAX)
+        cache_unlink(r, cache_oldest(r));
     struct cache_entry *e = calloc(1, sizeof *e);
     if (!e)
         return; /* the cache is an optimisation: without memory, simply do not remember */
@@ -293,11 +275,7 @@ static void cache_put(struct resolver *r, const char *name, int status,
         }
         e->count++;
     }
-    struct cache_entry **head = &r->buckets[name_hash(name) & (CACHE_BUCKETS - 1)];
-    e->hnext = *head;
-    *head = e;
-    cache_push_newest(r, e);
-    r->ncache++;
+    lru_insert(&r->cache, &e->node, name_hash(name));
 }
 
 static void cache_result(const struct cache_entry *e, struct resolve_result *out)
@@ -337,33 +315,21 @@ static void pending_remove(struct resolver *r, struct resolve_lookup *lk)
 
 static void waiter_unlink(struct resolve_query *q)
 {
-    if (q->prev)
-        q->prev->next = q->next;
-    else
-        q->lookup->waiters = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
-    else
-        q->lookup->last = q->prev;
-    q->prev = q->next = NULL;
+    RP_ASSERT(q->lookup != NULL); /* on its lookup's list */
+    TAILQ_REMOVE(&q->lookup->waiters, q, link);
 }
 
 static void waiter_append(struct resolve_lookup *lk, struct resolve_query *q)
 {
     q->lookup = lk;
-    q->next = NULL;
-    q->prev = lk->last;
-    if (lk->last)
-        lk->last->next = q;
-    else
-        lk->waiters = q;
-    lk->last = q;
+    TAILQ_INSERT_TAIL(&lk->waiters, q, link);
 }
 
 static void lookup_free(struct resolve_lookup *lk)
 {
-    for (struct resolve_query *q = lk->waiters, *next; q; q = next) {
-        next = q->next;
+    struct resolve_query *q;
+    while ((q = TAILQ_FIRST(&lk->waiters))) {
+        TAILQ_REMOVE(&lk->waiters, q, link);
         free(q);
     }
     free(lk);
@@ -374,8 +340,8 @@ static void lookup_free(struct resolve_lookup *lk)
  * dropped untold, and the resolver goes once c-ares has returned). */
 static void lookup_deliver(struct resolve_lookup *lk)
 {
-    while (lk->waiters && !lk->r->free_requested) {
-        struct resolve_query *q = lk->waiters;
+    while (!TAILQ_EMPTY(&lk->waiters) && !lk->r->free_requested) {
+        struct resolve_query *q = TAILQ_FIRST(&lk->waiters);
         waiter_unlink(q);
         q->lookup = NULL; /* resolve_cancel(q) from its own callback is then a no-op */
         q->cb(q->arg, lk->status, &lk->result);
@@ -595,7 +561,8 @@ struct resolver *resolver_new_servers(struct ev_loop *loop, const struct netaddr
         return NULL;
     }
     struct resolver *r = calloc(1, sizeof *r);
-    if (!r) {
+    if (!r || lru_init(&r->cache, CACHE_BUCKETS_INITIAL, CACHE_BUCKETS) < 0) {
+        free(r);
         ares_library_cleanup();
         set_err(err, errlen, "resolver: out of memory", NULL);
         return NULL;
@@ -609,6 +576,7 @@ struct resolver *resolver_new_servers(struct ev_loop *loop, const struct netaddr
     ev_timer_init(&r->timer, resolve_timer_cb, 0., 0.);
     r->timer.data = r;
     if (resolve_open_channel(r, err, errlen) < 0) {
+        lru_destroy(&r->cache);
         free(r);
         ares_library_cleanup();
         return NULL;
@@ -654,8 +622,10 @@ static void resolver_release(struct resolver *r)
         free(io);
     }
     ev_timer_stop(r->loop, &r->timer);
-    while (r->newest)
-        cache_unlink(r, r->newest);
+    struct cache_entry *e;
+    while ((e = cache_oldest(r)))
+        cache_unlink(r, e);
+    lru_destroy(&r->cache);
     free(r);
     ares_library_cleanup();
 }
@@ -681,6 +651,7 @@ static int resolve_start(struct resolver *r, const char *name, struct resolve_re
     if (!lk)
         return -1;
     lk->r = r;
+    TAILQ_INIT(&lk->waiters);
     snprintf(lk->name, sizeof lk->name, "%s", name);
     lk->starting = true;
     struct resolve_lookup **slot = pending_slot(r, name);

@@ -11,9 +11,10 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "rp_assert.h"
+#include "sdnotify.h"
 #include "sockets.h"
-
-#define INHERIT_MAX 1024
+#include "upgrade.h"
 
 /* A descriptor handed over by a previous master or by systemd, waiting to be matched. */
 struct inherited {
@@ -26,17 +27,20 @@ struct inherited {
     socklen_t len;
 };
 
+/* Sized to what was handed over (a previous master's slots x listen addresses, or systemd's
+ * count), so no configuration is too large to be upgraded. */
 struct inherit_list {
-    struct inherited fd[INHERIT_MAX];
-    int n;
+    struct inherited *fd;
+    int n, cap;
 };
 
 static void inherit_add(struct inherit_list *l, int fd, int slot, bool any)
 {
+    RP_ASSERT(l->n >= 0 && l->n < l->cap);
     struct inherited *h = &l->fd[l->n];
     socklen_t tl = sizeof h->type;
     h->len = sizeof h->addr;
-    if (l->n >= INHERIT_MAX || getsockopt(fd, SOL_SOCKET, SO_TYPE, &h->type, &tl) < 0 ||
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &h->type, &tl) < 0 ||
         getsockname(fd, (struct sockaddr *)&h->addr, &h->len) < 0)
         return;
     h->fd = fd;
@@ -50,37 +54,27 @@ static void inherit_add(struct inherit_list *l, int fd, int slot, bool any)
     l->n++;
 }
 
-/* $REUSEPROXY_FDS ("slot:fd,slot:fd,...", slot -1 for shared sockets) from a previous master,
- * and $LISTEN_FDS from systemd socket activation (sd_listen_fds(3): fds from 3 on). */
-static void inherit_collect(struct inherit_list *l)
+/* $REUSEPROXY_FDS from a previous master (upgrade.c) and $LISTEN_FDS from systemd socket
+ * activation (sdnotify.c). Returns 0, or -1 when out of memory. */
+static int inherit_collect(struct inherit_list *l)
 {
-    const char *env = getenv("REUSEPROXY_FDS");
+    struct upgrade_fd *up;
+    int nup = upgrade_inherited_fds(&up);
+    int nsd = sdnotify_listen_fds();
+
     l->n = 0;
-    if (env) {
-        const char *p = env;
-        while (*p && strncmp(p, "replay=", 7) != 0) { /* the replay store's, for master.c */
-            char *end;
-            long slot = strtol(p, &end, 10);
-            if (*end != ':')
-                break;
-            long fd = strtol(end + 1, &end, 10);
-            if (fd >= 3 && fd < 65536)
-                inherit_add(l, (int)fd, (int)slot, false);
-            p = *end == ',' ? end + 1 : end;
-            if (*end != ',')
-                break;
-        }
-        unsetenv("REUSEPROXY_FDS");
+    l->cap = (nup > 0 ? nup : 0) + nsd;
+    l->fd = l->cap > 0 ? calloc((size_t)l->cap, sizeof *l->fd) : NULL;
+    if (nup < 0 || (l->cap > 0 && !l->fd)) {
+        free(up);
+        return -1;
     }
-    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-    if (pid && fds && atol(pid) == (long)getpid()) {
-        int n = atoi(fds);
-        for (int i = 0; i < n && i < INHERIT_MAX; i++)
-            inherit_add(l, 3 + i, -1, true);
-        unsetenv("LISTEN_PID");
-        unsetenv("LISTEN_FDS");
-        unsetenv("LISTEN_FDNAMES");
-    }
+    for (int i = 0; i < nup; i++)
+        inherit_add(l, up[i].fd, up[i].slot, false);
+    for (int i = 0; i < nsd; i++)
+        inherit_add(l, SDNOTIFY_LISTEN_FDS_START + i, -1, true);
+    free(up);
+    return 0;
 }
 
 static int inherit_take(struct inherit_list *l, int type, int slot, const struct sockaddr *sa)
@@ -167,10 +161,15 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
         return -1;
     }
     s->nslots = nslots;
-    inherit_collect(l);
+    if (inherit_collect(l) < 0) {
+        snprintf(err, errlen, "cannot take over the inherited sockets: out of memory");
+        free(l);
+        return -1;
+    }
     int n = listen_addrs(c, addr, len, err, errlen);
     if (n < 0)
         goto fail;
+    RP_ASSERT(n <= WORKER_MAX_LISTEN); /* the set's arrays hold one socket per address */
     s->naddrs = n;
     /* Several slots always need one SO_REUSEPORT group; a single process sets it on request so
      * that independent instances (systemd template units) can share the port. */
@@ -214,9 +213,11 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
         }
     }
     inherit_close_unused(l);
+    free(l->fd);
     free(l);
     return 0;
 fail:
+    free(l->fd);
     free(l);
     sockets_close(s);
     return -1;
@@ -263,7 +264,8 @@ static int export_one(char *out, size_t cap, size_t *at, int slot, int fd)
     return 0;
 }
 
-int sockets_export(const struct socket_set *s, char *out, size_t cap)
+/* Every descriptor of the set, in $REUSEPROXY_FDS order. */
+static int export_all(const struct socket_set *s, char *out, size_t cap)
 {
     size_t at = 0;
     out[0] = 0;
@@ -281,4 +283,17 @@ int sockets_export(const struct socket_set *s, char *out, size_t cap)
     if (s->metrics > 0 && export_one(out, cap, &at, -2, s->metrics) < 0)
         return -1;
     return 0;
+}
+
+char *sockets_export(const struct socket_set *s)
+{
+    /* "slot:fd," is at most 4 + 1 + 10 + 1 characters: allocate for slots x listen addresses */
+    size_t n = (size_t)s->nslots * (size_t)(s->ntcp + s->nudp) + (size_t)s->nshared + 1;
+    size_t cap = n * 16 + 1;
+    char *out = malloc(cap);
+    if (out && export_all(s, out, cap) < 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }

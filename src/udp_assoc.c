@@ -40,14 +40,14 @@ static void udp_expiry_arm(struct udp_relay *u)
 {
     struct ev_loop *loop = u->w->loop;
 
-    if (!u->nat.oldest) {
+    if (!udp_nat_oldest(&u->nat)) {
         ev_timer_stop(loop, &u->expiry);
         return;
     }
     /* Armed for an older deadline already: it fires early at worst, then re-arms. */
     if (ev_is_active(&u->expiry))
         return;
-    double delay = u->nat.oldest->last_active + u->timeout - u->now;
+    double delay = udp_nat_oldest(&u->nat)->last_active + u->timeout - u->now;
     ev_timer_set(&u->expiry, delay > 0.01 ? delay : 0.01, 0.);
     ev_timer_start(loop, &u->expiry);
 }
@@ -60,7 +60,7 @@ void udp_assoc_expiry_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     u->now = udp_clock();
-    while ((e = u->nat.oldest) && e->last_active + u->timeout <= u->now)
+    while ((e = udp_nat_oldest(&u->nat)) && e->last_active + u->timeout <= u->now)
         udp_assoc_free(udp_assoc_of(e));
     udp_expiry_arm(u);
 }
@@ -112,20 +112,20 @@ void udp_assoc_free(struct udp_assoc *a)
     udp_nat_remove(&u->nat, &a->nat);
     metrics_sub(&u->stats->udp_associations, 1);
     free(a);
-    if (u->nat.count == 0)
+    if (udp_nat_count(&u->nat) == 0)
         ev_timer_stop(u->w->loop, &u->expiry);
 }
 
 void udp_assoc_free_all(struct udp_relay *u)
 {
-    while (u->nat.oldest)
-        udp_assoc_free(udp_assoc_of(u->nat.oldest));
+    while (udp_nat_oldest(&u->nat))
+        udp_assoc_free(udp_assoc_of(udp_nat_oldest(&u->nat)));
 }
 
 /* Frees the least recently used association unless it is keep. Returns 0 if one went. */
 static int udp_evict_oldest(struct udp_relay *u, const struct udp_assoc *keep)
 {
-    struct udp_nat_entry *e = u->nat.oldest;
+    struct udp_nat_entry *e = udp_nat_oldest(&u->nat);
 
     if (!e || udp_assoc_of(e) == keep)
         return -1;
@@ -141,7 +141,7 @@ static int udp_evict_oldest(struct udp_relay *u, const struct udp_assoc *keep)
 
 struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *client, int ctl)
 {
-    if (u->nat.count >= u->max_assocs)
+    if (udp_nat_count(&u->nat) >= u->max_assocs)
         udp_evict_oldest(u, NULL);
     const struct proto_ops *ops = u->proto.ctx->ops;
     struct udp_assoc *a = calloc(1, sizeof *a + ops->udp_state_size);

@@ -438,7 +438,7 @@ void udp_relay_stop_reading(struct udp_relay *u)
 
 size_t udp_relay_associations(const struct udp_relay *u)
 {
-    return u->nat.count;
+    return udp_nat_count(&u->nat);
 }
 
 void udp_relay_free(struct udp_relay *u)

@@ -5,13 +5,19 @@
 #include "metrics.h"
 #include "unit.h"
 
+#include "config.h"
+#include "metrics_http.h"
+#include "sockets.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -196,7 +202,60 @@ TEST(test_metrics_shared_visible_across_fork)
     metrics_free_shared(m);
 }
 
-/* ---- The server. */
+/* ---- The server, started the way the master starts it. */
+
+/* A port free right now on loopback (family AF_INET or AF_INET6), or -1. */
+static int free_port(int family, int type)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int port = -1, fd = socket(family, type | SOCK_CLOEXEC, 0);
+    ss.ss_family = (sa_family_t)family;
+    if (family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+    else
+        ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&ss, len) == 0 &&
+        getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port); /* same offset in sockaddr_in6 */
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* The master's path: a configuration naming metrics_address (loaded and validated as at
+ * start-up), the socket set opening it before any worker exists, and the server adopting a
+ * duplicate of it (the set keeps its own for binary upgrades). The server role is UDP only so
+ * the set opens nothing else that could collide. NULL with the reason in err. */
+static struct metrics_server *metrics_listen(struct ev_loop *loop, const char *address,
+                                             const struct metrics_shared *m, char *err,
+                                             size_t errlen)
+{
+    struct config c;
+    struct socket_set socks;
+    struct metrics_server *s = NULL;
+    char json[512];
+
+    snprintf(json, sizeof json,
+             "{\"server\": \"127.0.0.1\", \"server_port\": %d, \"mode\": \"udp_only\", "
+             "\"password\": \"unit-test-metrics\", \"method\": \"aes-256-gcm\", "
+             "\"metrics_address\": \"%s\"}",
+             free_port(AF_INET, SOCK_DGRAM), address);
+    config_defaults(&c);
+    if (config_load_string(&c, json, "test", err, errlen) == 0 &&
+        config_validate(&c, err, errlen) == 0 &&
+        sockets_open(&socks, &c, 1, BALANCE_REUSEPORT, err, errlen) == 0) {
+        int fd = fcntl(socks.metrics, F_DUPFD_CLOEXEC, 3);
+        s = metrics_server_adopt(loop, fd, m);
+        if (!s && fd >= 0)
+            close(fd);
+        if (!s)
+            snprintf(err, errlen, "metrics: cannot serve");
+        sockets_close(&socks);
+    }
+    config_free(&c);
+    return s;
+}
 
 struct served {
     struct ev_loop *loop;
@@ -217,7 +276,9 @@ static int serve(struct served *sv, int nworkers, double timeout)
         return -1;
     for (int i = 0; i < nworkers; i++)
         fill_worker(&sv->m->worker[i], (uint64_t)i * 10);
-    sv->s = metrics_server_start(sv->loop, "127.0.0.1:0", sv->m, sv->err, sizeof sv->err);
+    char address[32];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port(AF_INET, SOCK_STREAM));
+    sv->s = metrics_listen(sv->loop, address, sv->m, sv->err, sizeof sv->err);
     if (!sv->s)
         return -1;
     if (timeout > 0)
@@ -482,17 +543,21 @@ TEST(test_metrics_server_rejects_bad_addresses)
     CHECK(loop && m);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
-        CHECK(metrics_server_start(loop, bad[i], m, err, sizeof err) == NULL);
-        CHECK_CONTAINS(err, "invalid address");
+        CHECK(metrics_listen(loop, bad[i], m, err, sizeof err) == NULL);
+        CHECK_CONTAINS(err, "metrics_address");
     }
-    CHECK(metrics_server_start(loop, NULL, m, err, sizeof err) == NULL);
-    CHECK(metrics_server_start(loop, "127.0.0.1:0", NULL, err, sizeof err) == NULL);
+    /* No socket, no counters. */
+    CHECK(metrics_server_adopt(loop, -1, m) == NULL);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    CHECK(metrics_server_adopt(loop, fd, NULL) == NULL);
+    close(fd);
     /* A port in use. */
-    struct metrics_server *s = metrics_server_start(loop, "127.0.0.1:0", m, err, sizeof err);
-    CHECK(s != NULL);
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", metrics_server_port(s));
-    CHECK(metrics_server_start(loop, addr, m, err, sizeof err) == NULL);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", free_port(AF_INET, SOCK_STREAM));
+    struct metrics_server *s = metrics_listen(loop, addr, m, err, sizeof err);
+    CHECK(s != NULL);
+    CHECK(metrics_listen(loop, addr, m, err, sizeof err) == NULL);
     CHECK_CONTAINS(err, "cannot listen on 127.0.0.1:");
     CHECK_CONTAINS(err, "Address already in use");
     metrics_server_stop(s);
@@ -517,10 +582,12 @@ TEST(test_metrics_server_listens_on_ipv6)
     if (probe >= 0)
         close(probe);
     if (have_v6) {
-        char err[256];
-        struct metrics_server *s = metrics_server_start(loop, "[::1]:0", m, err, sizeof err);
+        char err[256], addr[64];
+        int port = free_port(AF_INET6, SOCK_STREAM);
+        snprintf(addr, sizeof addr, "[::1]:%d", port);
+        struct metrics_server *s = metrics_listen(loop, addr, m, err, sizeof err);
         CHECK(s != NULL);
-        CHECK(metrics_server_port(s) > 0);
+        CHECK_INT(metrics_server_port(s), port);
         metrics_server_stop(s);
     }
     metrics_free_shared(m);

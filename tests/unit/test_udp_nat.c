@@ -29,17 +29,17 @@ TEST(test_udp_nat_finds_by_address_and_port)
     CHECK_INT(udp_nat_init(&t, 42), 0);
     udp_nat_insert(&t, &a, SA(ca), 1.0);
     udp_nat_insert(&t, &b, SA(cb), 2.0);
-    CHECK_INT(t.count, 2);
+    CHECK_INT(udp_nat_count(&t), 2);
     CHECK(udp_nat_find(&t, SA(ca)) == &a);
     CHECK(udp_nat_find(&t, SA(cb)) == &b);
     CHECK(udp_nat_find(&t, SA(other)) == NULL);
     udp_nat_remove(&t, &a);
     CHECK(udp_nat_find(&t, SA(ca)) == NULL);
     CHECK(udp_nat_find(&t, SA(cb)) == &b);
-    CHECK_INT(t.count, 1);
+    CHECK_INT(udp_nat_count(&t), 1);
     udp_nat_remove(&t, &b);
-    CHECK_INT(t.count, 0);
-    CHECK(t.newest == NULL && t.oldest == NULL);
+    CHECK_INT(udp_nat_count(&t), 0);
+    CHECK(udp_nat_newest(&t) == NULL && udp_nat_oldest(&t) == NULL);
     udp_nat_destroy(&t);
 }
 
@@ -76,18 +76,18 @@ TEST(test_udp_nat_touch_moves_to_newest)
         c[i] = sockaddr_of("192.0.2.1", (uint16_t)(100 + i));
         udp_nat_insert(&t, &e[i], SA(c[i]), (double)i);
     }
-    CHECK(t.oldest == &e[0]);
-    CHECK(t.newest == &e[2]);
+    CHECK(udp_nat_oldest(&t) == &e[0]);
+    CHECK(udp_nat_newest(&t) == &e[2]);
     udp_nat_touch(&t, &e[0], 10.0);
-    CHECK(t.newest == &e[0]);
-    CHECK(t.oldest == &e[1]);
+    CHECK(udp_nat_newest(&t) == &e[0]);
+    CHECK(udp_nat_oldest(&t) == &e[1]);
     CHECK(e[0].last_active == 10.0);
-    CHECK(e[0].older == &e[2] && e[2].newer == &e[0]);
+    CHECK(udp_nat_older(&e[0]) == &e[2] && udp_nat_newer(&e[2]) == &e[0]);
     udp_nat_touch(&t, &e[0], 11.0); /* already the newest */
-    CHECK(t.newest == &e[0]);
+    CHECK(udp_nat_newest(&t) == &e[0]);
     udp_nat_remove(&t, &e[1]);
-    CHECK(t.oldest == &e[2]);
-    CHECK(e[2].older == NULL);
+    CHECK(udp_nat_oldest(&t) == &e[2]);
+    CHECK(udp_nat_older(&e[2]) == NULL);
     udp_nat_destroy(&t);
 }
 
@@ -102,21 +102,21 @@ TEST(test_udp_nat_grows_and_keeps_every_entry)
         struct sockaddr_storage c = sockaddr_of(i % 2 ? "198.51.100.7" : "2001:db8::7", (uint16_t)(i + 1));
         udp_nat_insert(&t, &e[i], SA(c), (double)i);
     }
-    CHECK_INT(t.count, N);
-    CHECK(t.nbuckets >= N);
+    CHECK_INT(udp_nat_count(&t), N);
+    CHECK(t.lru.nbuckets >= N);
     for (int i = 0; i < N; i++) {
         struct sockaddr_storage c = sockaddr_of(i % 2 ? "198.51.100.7" : "2001:db8::7", (uint16_t)(i + 1));
         CHECK(udp_nat_find(&t, SA(c)) == &e[i]);
     }
     /* Oldest first, as expiry walks it. */
     int seen = 0;
-    for (struct udp_nat_entry *x = t.oldest; x; x = x->newer, seen++)
+    for (struct udp_nat_entry *x = udp_nat_oldest(&t); x; x = udp_nat_newer(x), seen++)
         CHECK(x == &e[seen]);
     CHECK_INT(seen, N);
     for (int i = 0; i < N; i += 2)
         udp_nat_remove(&t, &e[i]);
-    CHECK_INT(t.count, N / 2);
-    CHECK(t.oldest == &e[1]);
+    CHECK_INT(udp_nat_count(&t), N / 2);
+    CHECK(udp_nat_oldest(&t) == &e[1]);
     udp_nat_destroy(&t);
     free(e);
 }
@@ -130,7 +130,7 @@ TEST(test_udp_nat_seed_changes_placement)
     CHECK_INT(udp_nat_init(&b, 2), 0);
     udp_nat_insert(&a, &ea, SA(c), 0);
     udp_nat_insert(&b, &eb, SA(c), 0);
-    CHECK(ea.hash != eb.hash);
+    CHECK(ea.node.hash != eb.node.hash);
     udp_nat_destroy(&a);
     udp_nat_destroy(&b);
 }
