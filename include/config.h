@@ -215,6 +215,12 @@ int config_parse_int(const char *s, int min, int max, int *out);
 #define CONFIG_METRICS_FLAGS NETADDR_NUMERIC
 #define CONFIG_NAMESERVER_FLAGS (NETADDR_PORT_OPTIONAL | NETADDR_NUMERIC)
 #define CONFIG_LOCAL_ADDRESS_FLAGS NETADDR_PORT_OPTIONAL
+/* Why "plugin" and --plugin (and their companions) are refused, for the file's message and the
+ * command line's alike: a server started without the plugin its clients use, or a local that
+ * sends plain traffic where the user asked for obfuscation, must not start. */
+#define CONFIG_PLUGIN_REFUSAL                                                                      \
+    "plugins are not supported yet (SIP003 support has not landed); remove it: running without "  \
+    "the plugin would not speak what the other side expects"
 /* True for an address that only this machine can reach: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104
  * or "localhost". */
 bool config_is_loopback(const char *host);

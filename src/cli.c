@@ -26,9 +26,10 @@ enum {
     OPT_BALANCE,
     OPT_METRICS,
     OPT_KEY,
-    /* libev's, accepted and ignored with a warning */
+    /* libev's: refused until SIP003 plugins are supported */
     OPT_PLUGIN,
     OPT_PLUGIN_OPTS,
+    /* libev's, accepted and ignored with a warning */
     OPT_MTU,
     OPT_MPTCP,
     OPT_MANAGER_ADDRESS
@@ -177,6 +178,10 @@ static int cli_choice(struct cli_ctx *x, int opt, const char *value)
 /* libev options that reuseproxy does not implement: the same treatment as their keys. */
 static int cli_unimplemented(struct cli_ctx *x, int opt)
 {
+    if (opt == OPT_PLUGIN || opt == OPT_PLUGIN_OPTS) {
+        snprintf(x->err, x->errlen, "%s: " CONFIG_PLUGIN_REFUSAL, x->name);
+        return CLI_ERROR;
+    }
     if (opt == 'f') {
         snprintf(x->err, x->errlen,
                  "%s: reuseproxy does not daemonize; run it under systemd or a supervisor",

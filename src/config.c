@@ -109,8 +109,10 @@ static const char *const config_ignored_keys[] = {
  * config_plugin) but which reuseproxy does not implement yet. Ignoring them would be wrong:
  * a server without its plugin or its users serves something other than what its clients
  * expect, so each is a configuration error naming the key. */
-static const char *const config_reserved_keys[] = {"users",       "plugin",      "plugin_opts",
-                                                   "plugin_args", "plugin_mode", NULL};
+static const char *const config_reserved_keys[] = {"users", NULL};
+/* SIP003's keys (libev 3.3.5 and its master branch), refused with CONFIG_PLUGIN_REFUSAL. */
+static const char *const config_plugin_keys[] = {"plugin", "plugin_opts", "plugin_args",
+                                                 "plugin_mode", NULL};
 
 /* libev 3.3.5's stream ciphers, named in the refusal so the reason is clear. */
 /* clang-format off */
@@ -324,8 +326,10 @@ static const char *config_nearest_key(const char *name)
             best = config_keys[i].name;
         }
     }
-    for (const char *const *list = config_ignored_keys; list;
-         list = list == config_ignored_keys ? config_reserved_keys : NULL) {
+    const char *const *const lists[] = {config_ignored_keys, config_reserved_keys,
+                                        config_plugin_keys};
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
+        const char *const *list = lists[l];
         for (int i = 0; list[i]; i++) {
             int dist = config_edit_distance(name, list[i]);
             if (dist < best_d) {
@@ -559,6 +563,8 @@ static int config_apply_key(struct config_ctx *x, const struct config_key_token 
                            "\"%s\": reuseproxy does not implement this key yet; remove it "
                            "(running without it would not serve what clients expect)",
                            t->name);
+    if (!t->too_long && config_name_index(config_plugin_keys, t->name) >= 0)
+        return config_fail(x, &t->pos, "\"%s\": " CONFIG_PLUGIN_REFUSAL, t->name);
     if (!t->too_long && strcmp(t->name, "auth") == 0)
         return config_fail(x, &t->pos,
                            "\"auth\": one-time auth was removed in "

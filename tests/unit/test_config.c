@@ -402,17 +402,35 @@ TEST(test_config_unimplemented_libev_keys_warn)
     config_free(&c);
 }
 
-/* The keys whose shape struct config reserves (users, plugins) are refused, not ignored: a
- * server without its plugin or users would serve something its clients do not expect. */
+/* The keys whose shape struct config reserves (users) are refused, not ignored: a server
+ * without its users would serve something its clients do not expect. */
 TEST(test_config_reserved_keys_refused)
 {
     struct config c;
-    const char *keys[] = {"users", "plugin", "plugin_opts", "plugin_args", "plugin_mode"};
+    unit_capture_stderr_start();
+    int rc = load(&c, "{\"server_port\": 1,\n  \"users\": \"x\"}");
+    const char *out = unit_capture_stderr_stop();
+    CHECK_INT(rc, -1);
+    CHECK_CONTAINS(err, "t.json:2:3: \"users\": reuseproxy does not implement this key yet; "
+                        "remove it");
+    CHECK(strstr(out, "WARN") == NULL);
+    config_free(&c);
+}
+
+/* SIP003's keys are a configuration error naming FILE:LINE:COLUMN and the key, never a
+ * warning: a server without its plugin (or a local sending plain traffic where obfuscation was
+ * asked for) must not start. */
+TEST(test_config_plugin_keys_refused)
+{
+    struct config c;
+    const char *keys[] = {"plugin", "plugin_opts", "plugin_args", "plugin_mode"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char json[128], want[160];
-        snprintf(json, sizeof json, "{\"server_port\": 1,\n  \"%s\": \"x\"}", keys[i]);
+        snprintf(json, sizeof json, "{\"server_port\": 1,\n    \"%s\": \"obfs-server\"}",
+                 keys[i]);
         snprintf(want, sizeof want,
-                 "t.json:2:3: \"%s\": reuseproxy does not implement this key yet; remove it",
+                 "t.json:2:5: \"%s\": plugins are not supported yet (SIP003 support has not "
+                 "landed); remove it",
                  keys[i]);
         unit_capture_stderr_start();
         int rc = load(&c, json);
