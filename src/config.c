@@ -607,6 +607,12 @@ static int config_json_error(struct config_ctx *x, const char *text, size_t len,
     struct config_pos pos = {e->line, e->column};
     if (json_error_code(e) == json_error_duplicate_key)
         return config_duplicate_error(x, text, len, e);
+    /* Columns are 1-based: jansson's 0 means it had just read a newline, as at the end of a
+     * truncated file; point at the last character it read before it instead. */
+    if (pos.column < 1)
+        pos = config_scan_last_token(text, e->position > 0 && (size_t)e->position < len
+                                               ? (size_t)e->position
+                                               : len);
     return config_fail(x, &pos, "invalid JSON: %s", e->text);
 }
 

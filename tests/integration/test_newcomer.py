@@ -71,3 +71,13 @@ def test_server_role_names_local_options_it_ignores():
     cfg["local_port"] = 1080
     out = _start_output(cfg, [], "\"local_port\": ignored in the server role")
     assert "\"local_port\": ignored in the server role, which listens on \"server_port\"" in out
+
+
+def test_truncated_file_reports_a_one_based_column():
+    path = harness.write_config({})
+    with open(path, "w") as f:
+        f.write('{\n  "server": "127.0.0.1",\n  "server_port": 8488,\n')
+    rc, out, err = _run(["-c", path, "--check"])
+    assert rc == 1, (rc, out, err)
+    assert "reuseproxy: %s:3:22: invalid JSON: string or '}' expected near end of file" % path \
+        in err, err

@@ -251,6 +251,29 @@ TEST(test_config_syntax_error_trailing_comma)
     config_free(&c);
 }
 
+/* Issue 13 item 11: a file cut short after a newline is reported where the text stops, with a
+ * 1-based column, never at column 0 of the line after it (jansson's position there). */
+TEST(test_config_truncated_file_column_is_one_based)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n  \"server\": \"x\",\n"), -1);
+    CHECK_STR(err, "t.json:2:16: invalid JSON: string or '}' expected near end of file");
+    CHECK_INT(load(&c, "{\"server\": \"x\"\n\n\r\n  \n"), -1);
+    CHECK_STR(err, "t.json:1:14: invalid JSON: '}' expected near end of file");
+    CHECK_INT(load(&c, "{\n \"password\": \"\xc3\xa9t\xc3\xa9\"\n"), -1);
+    CHECK_STR(err, "t.json:2:18: invalid JSON: '}' expected near end of file");
+    CHECK_INT(load(&c, "{\n"), -1);
+    CHECK_STR(err, "t.json:1:1: invalid JSON: string or '}' expected near end of file");
+    /* without the final newline jansson's own column stands */
+    CHECK_INT(load(&c, "{\"server\": \"x\""), -1);
+    CHECK_STR(err, "t.json:1:14: invalid JSON: '}' expected near end of file");
+    /* a newline inside a string: the error is on that line, after its last character */
+    CHECK_INT(load(&c, "{\"a\": \"abc\n\"}"), -1);
+    CHECK_CONTAINS(err, "t.json:1:");
+    CHECK(strstr(err, "t.json:1:0:") == NULL && strstr(err, "t.json:2:0:") == NULL);
+    config_free(&c);
+}
+
 TEST(test_config_syntax_error_missing_comma)
 {
     struct config c;
