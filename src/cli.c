@@ -311,7 +311,7 @@ static int cli_getopt_error(int opt, const char *arg, char *err, size_t errlen)
     else if (optopt != 0 && strncmp(arg, "--", 2) == 0)
         snprintf(err, errlen, "%s: takes no argument", name);
     else
-        snprintf(err, errlen, "unknown option \"%s\" (see --help)", name);
+        snprintf(err, errlen, "unknown option \"%s\"", name); /* main() adds the one hint */
     return CLI_ERROR;
 }
 
@@ -497,7 +497,7 @@ void cli_usage(FILE *out, const char *prog)
             "usage: %s [-c FILE] [options]\n"
             "\n"
             "A shadowsocks AEAD proxy (server, SOCKS5 local or tunnel) with one process per CPU.\n"
-            "Options override the same settings in the file (see docs/CONFIG.md).\n"
+            "Options override the same settings in the file.\n"
             "\n"
             "  -c FILE            JSON configuration file (shadowsocks-libev format)\n"
             "  -s ADDR            server address, repeatable (server role: where to listen)\n"
@@ -527,6 +527,9 @@ void cli_usage(FILE *out, const char *prog)
             "  -v                 more logging (repeatable)\n"
             "      --check        check the configuration and exit\n"
             "  -h, --help         this help\n"
-            "      --version      version and crypto backend\n",
+            "      --version      version and crypto backend\n"
+            "\n"
+            "Documentation: man reuseproxy (options, signals, examples) and\n"
+            "man reuseproxy.json (every configuration key).\n",
             prog);
 }

@@ -99,8 +99,12 @@ int main(int argc, char **argv)
     if (!cfg)
         return 1;
     config_defaults(cfg);
+    if (argc <= 1) { /* nothing to do without a file or options: say how to give them */
+        cli_usage(stderr, "reuseproxy");
+        return done(cfg, 1);
+    }
     if (cli_parse(&opts, argc, argv, err, sizeof err) != CLI_OK) {
-        fprintf(stderr, "reuseproxy: %s\nTry 'reuseproxy -h' for help.\n", err);
+        fprintf(stderr, "reuseproxy: %s\nTry 'reuseproxy --help' for help.\n", err);
         return done(cfg, 1);
     }
     if (opts.help) {

@@ -81,3 +81,25 @@ def test_truncated_file_reports_a_one_based_column():
     assert rc == 1, (rc, out, err)
     assert "reuseproxy: %s:3:22: invalid JSON: string or '}' expected near end of file" % path \
         in err, err
+
+
+def test_no_arguments_prints_the_usage():
+    rc, out, err = _run([])
+    assert rc == 1, (rc, out, err)
+    assert out == "", out
+    assert err.startswith("usage: reuseproxy [-c FILE] [options]\n"), err
+    assert "man reuseproxy.json" in err, err
+
+
+def test_unknown_option_gives_one_hint():
+    rc, out, err = _run(["--frobnicate"])
+    assert rc == 1, (rc, out, err)
+    assert err == ("reuseproxy: unknown option \"--frobnicate\"\n"
+                   "Try 'reuseproxy --help' for help.\n"), err
+
+
+def test_help_points_at_the_installed_manual():
+    rc, out, err = _run(["--help"])
+    assert rc == 0 and err == "", (rc, err)
+    assert "man reuseproxy (options" in out and "man reuseproxy.json" in out, out
+    assert "docs/CONFIG.md" not in out, out
