@@ -163,7 +163,7 @@ static void session_close(struct session *s)
 {
     struct worker *w = s->w;
 
-    if (s->client.fd >= 0 && !s->up.eof)
+    if (s->client.fd >= 0 && !s->up.eof && !s->aborted)
         side_discard_unread(s->client.fd);
 
     if (s->query)
@@ -185,6 +185,25 @@ static void session_close(struct session *s)
     free(s);
     if (w->draining && w->nsessions == 0 && w->on_sessions_done)
         w->on_sessions_done(w->on_sessions_done_ctx);
+}
+
+/* A relay that ends in an error (a side reset us, a write failed, a chunk failed to open, the
+ * encrypted stream ended inside a chunk) must not look like a complete transfer to the other
+ * side: a FIN would tell it "that was everything", and a truncated upload would pass for whole
+ * (issue 20 item 6). SO_LINGER with a zero timeout makes close() send a RST instead (socket(7)),
+ * on both sides: the one that failed is gone anyway. A clean EOF still ends with a FIN
+ * (pipe_pump's half-close). */
+static void session_abort(struct session *s, const char *why)
+{
+    static const struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+    log_debug("relay aborted: %s", why);
+    if (s->client.fd >= 0)
+        setsockopt(s->client.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    if (s->remote.fd >= 0)
+        setsockopt(s->remote.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    s->aborted = true;
+    session_close(s);
 }
 
 void relay_close_all(struct worker *w)
@@ -584,7 +603,7 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
     for (int round = 0;; round++) {
         int r = pipe_flush(s, p, dst);
         if (r < 0) {
-            session_close(s);
+            session_abort(s, "write failed");
             return -1;
         }
         if (r == 0) { /* backpressure: wait for dst, stop reading src */
@@ -597,11 +616,15 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
         if (!p->seal && !p->plain && p->buf && p->buf->start < p->buf->end) {
             int k = pipe_open_chunks(s, p);
             if (k < 0) {
-                session_close(s);
+                session_abort(s, "a chunk failed to open");
                 return -1;
             }
             if (k > 0)
                 continue;
+            if (p->eof) { /* the stream ended inside a chunk: truncated, not complete */
+                session_abort(s, "the stream ended inside a chunk");
+                return -1;
+            }
         }
         if (p->eof) {
             if (p->buf && p->buf->start == p->buf->end)
@@ -636,7 +659,7 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
             return 0;
         }
         if (n == -2) {
-            session_close(s);
+            session_abort(s, "read failed or a chunk failed to open");
             return -1;
         }
         if (n == 0)
