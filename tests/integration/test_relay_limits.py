@@ -2,6 +2,10 @@
 
   a reset is not a clean end    a side that resets, or a chunk that fails to open mid-stream,
                                 reaches the other side as a reset; a clean EOF stays a FIN
+  failed connects are told      a target that refuses, a name that does not resolve, a dead
+                                server, a target the policy refuses: logged with the target and
+                                the reason (and the key that refused), the client closed at
+                                once, the SOCKS5 client given the reply code
 Every test runs reuseproxy at both ends (tunnel or SOCKS5 client, and server) on loopback, with
 free ports and bounded waits.
 """
@@ -227,3 +231,105 @@ def test_corrupted_chunk_mid_stream_reaches_the_target_as_a_reset():
         assert how == "reset", "the target saw %s after a chunk failed to open" % how
     finally:
         target.close()
+
+
+# ---- failed connects are told (issue 13 item 10) ------------------------------------------------
+
+def socks5_request(lport, host, port, timeout=10):
+    """Greeting and CONNECT through the SOCKS5 proxy at lport; returns (socket, reply code) once
+    the reply arrived, or (socket, None) when the proxy closed without one."""
+    import ipaddress
+    s = socket.create_connection(("127.0.0.1", lport), timeout=timeout)
+    s.sendall(b"\x05\x01\x00")
+    assert h.recv_exact(s, 2) == b"\x05\x00", "SOCKS5 method selection refused"
+    try:
+        addr = b"\x01" + ipaddress.ip_address(host).packed
+    except ValueError:
+        addr = b"\x03" + bytes([len(host)]) + host.encode()
+    s.sendall(b"\x05\x01\x00" + addr + port.to_bytes(2, "big"))
+    rep = b""
+    try:
+        while len(rep) < 10:
+            d = s.recv(10 - len(rep))
+            if not d:
+                break
+            rep += d
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return s, (rep[1] if len(rep) >= 2 else None)
+
+
+def closed_promptly(s, what, within=2.5):
+    """The proxy closes s (FIN, nothing more to read) within `within` seconds."""
+    t0 = time.monotonic()
+    how, data = outcome(s, 10)
+    took = time.monotonic() - t0
+    s.close()
+    assert how == "eof", "%s: the client saw %s, not a close" % (what, how)
+    assert took <= within, "%s: closed after %.1f s, not at once" % (what, took)
+    return data
+
+
+def log_has(proc, *words, timeout=3.0):
+    return h.wait_for(lambda: all(w in proc.output() for w in words), timeout, 0.05)
+
+
+def test_target_refuses_logged_with_target_and_reason_client_closed_at_once():
+    """Server role, nothing listens on the target port: the SOCKS5 client (through a local) is
+    closed at once, not after the 30 s timeout, and the server logs the target and the reason
+    at the default verbosity."""
+    closed_port = h.free_port()
+    server, sport = start_server(timeout=30)
+    local, lport = start_client("local", sport)
+    s, rep = socks5_request(lport, "127.0.0.1", closed_port)
+    assert rep == 0, "the local could reach its server, yet answered %r" % rep
+    closed_promptly(s, "target refuses")
+    assert log_has(server, "127.0.0.1:%d" % closed_port, "Connection refused"), \
+        "the server did not log the refused target: %s" % server.output()[-1500:]
+
+
+def test_unknown_host_logged_client_closed_at_once():
+    """Server role, a name the resolver says does not exist: closed at once, and logged with
+    the name and the reason."""
+    dns = h.FakeDns({})
+    try:
+        server, sport = start_server(timeout=30, nameserver="127.0.0.1:%d" % dns.port)
+        local, lport = start_client("local", sport)
+        s, rep = socks5_request(lport, "no-such-host.test", 80)
+        closed_promptly(s, "unknown host")
+        assert log_has(server, "no-such-host.test:80", "did not resolve"), \
+            "the server did not log the unknown host: %s" % server.output()[-1500:]
+    finally:
+        dns.stop()
+
+
+def test_block_private_refusal_names_the_key_client_closed_at_once():
+    """The first test a newcomer runs (curl through SOCKS5 to a service on 127.0.0.1) against a
+    server with the default block_private: the client is closed at once rather than after the
+    timeout, and the server's log says block_private refused it and how to allow it."""
+    target = Target()
+    try:
+        server, sport = start_server(timeout=30, block_private=True)
+        local, lport = start_client("local", sport)
+        s, rep = socks5_request(lport, "127.0.0.1", target.port)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        closed_promptly(s, "refused by block_private")
+        assert log_has(server, "127.0.0.1:%d" % target.port, "block_private",
+                       '"block_private": false'), \
+            "the refusal does not name block_private: %s" % server.output()[-1500:]
+    finally:
+        target.close()
+
+
+def test_dead_server_socks5_client_gets_connection_refused_reply():
+    """Local role whose server is down: the CONNECT is answered with reply 5 (connection
+    refused, RFC 1928 section 6) instead of a success followed by an empty stream, the client
+    is closed, and the local logs the server and the reason."""
+    dead = h.free_port()
+    local, lport = start_client("local", dead)
+    t0 = time.monotonic()
+    s, rep = socks5_request(lport, "192.0.2.1", 80)
+    assert rep == 5, "the SOCKS5 reply code is %r, not 5 (connection refused)" % rep
+    closed_promptly(s, "dead server", within=max(0.5, 2.5 - (time.monotonic() - t0)))
+    assert log_has(local, "server 127.0.0.1:%d" % dead, "Connection refused"), \
+        "the local did not log its dead server: %s" % local.output()[-1500:]
