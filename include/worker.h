@@ -69,6 +69,8 @@ struct worker {
     struct log_ratelimit rl_handshake; /* failed handshakes, summarized */
     struct log_ratelimit rl_accept;    /* accept errors (EMFILE...), summarized */
     struct log_ratelimit rl_udp;       /* dropped datagrams, summarized */
+    struct log_ratelimit rl_connect;   /* outbound connects and lookups that failed */
+    struct log_ratelimit rl_refused;   /* targets the server's policy refused */
 };
 
 /* Runs a worker until it is told to stop (SIGTERM/SIGINT: drain, then exit) or its master dies.

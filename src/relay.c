@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,6 +41,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void session_start_relay(struct session *s);
 static void session_handshake_begin(struct session *s);
 static void session_connect_target(struct session *s);
+static void session_connect_failed(struct session *s, int err, const char *reason);
 
 /* ---- watchers ---- */
 
@@ -163,7 +165,7 @@ static void session_close(struct session *s)
 {
     struct worker *w = s->w;
 
-    if (s->client.fd >= 0 && !s->up.eof)
+    if (s->client.fd >= 0 && !s->up.eof && !s->aborted)
         side_discard_unread(s->client.fd);
 
     if (s->query)
@@ -185,6 +187,25 @@ static void session_close(struct session *s)
     free(s);
     if (w->draining && w->nsessions == 0 && w->on_sessions_done)
         w->on_sessions_done(w->on_sessions_done_ctx);
+}
+
+/* A relay that ends in an error (a side reset us, a write failed, a chunk failed to open, the
+ * encrypted stream ended inside a chunk) must not look like a complete transfer to the other
+ * side: a FIN would tell it "that was everything", and a truncated upload would pass for whole
+ * (issue 20 item 6). SO_LINGER with a zero timeout makes close() send a RST instead (socket(7)),
+ * on both sides: the one that failed is gone anyway. A clean EOF still ends with a FIN
+ * (pipe_pump's half-close). */
+static void session_abort(struct session *s, const char *why)
+{
+    static const struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+    log_debug("relay aborted: %s", why);
+    if (s->client.fd >= 0)
+        setsockopt(s->client.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    if (s->remote.fd >= 0)
+        setsockopt(s->remote.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    s->aborted = true;
+    session_close(s);
 }
 
 void relay_close_all(struct worker *w)
@@ -245,11 +266,15 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     }
     if (s->stage == STAGE_CONNECT) {
         /* try the next address, if any */
+        s->connect_err = ETIMEDOUT;
         side_close(s, &s->remote);
         session_connect_target(s);
         return;
     }
-    session_close(s);
+    if (s->stage == STAGE_RESOLVE)
+        session_connect_failed(s, ETIMEDOUT, "the resolver did not answer in time");
+    else
+        session_close(s);
 }
 
 /* The moves a session may make: from[row] to[bit]. Anything else is a bug in this file. */
@@ -336,9 +361,84 @@ static ssize_t session_read_client(struct session *s, size_t max)
 
 /* ---- connecting ---- */
 
-static bool address_allowed(struct session *s, const struct sockaddr *sa)
+static int write_all_small(int fd, const uint8_t *b, size_t n)
 {
-    return s->w->cfg->role != ROLE_SERVER || !s->w->acl || acl_address_allowed(s->w->acl, sa);
+    /* Replies are a few bytes on a fresh socket: a short write means the client is broken. */
+    return write(fd, b, n) == (ssize_t)n ? 0 : -1;
+}
+
+/* Local role: answers the SOCKS5 CONNECT once the connection is up (err 0) or has failed
+ * (RFC 1928 section 6). Returns 0, or -1 when the client cannot take the reply. */
+static int session_socks_reply(struct session *s, int err)
+{
+    uint8_t out[16];
+
+    if (!s->socks_reply_pending)
+        return 0;
+    s->socks_reply_pending = false;
+    int n = handshake_connect_reply(err, out, sizeof out);
+    return n < 0 ? -1 : write_all_small(s->client.fd, out, (size_t)n);
+}
+
+/* "host:port" of the target for a log line, an IPv6 literal in brackets. */
+static const char *target_text(const struct netaddr_target *t, char *buf, size_t len)
+{
+    snprintf(buf, len, strchr(t->host, ':') ? "[%s]:%u" : "%s:%u", t->host, (unsigned)t->port);
+    return buf;
+}
+
+/* Why the server's policy refuses a target (issue 13 item 10: say which key, and how to change
+ * it). */
+enum refusal {
+    REFUSE_NONE,
+    REFUSE_PRIVATE, /* block_private */
+    REFUSE_ACL,     /* the ACL file's [outbound_block_list] */
+};
+
+static enum refusal address_refusal(struct session *s, const struct sockaddr *sa)
+{
+    const struct config *c = s->w->cfg;
+
+    if (c->role != ROLE_SERVER || !s->w->acl || acl_address_allowed(s->w->acl, sa))
+        return REFUSE_NONE;
+    return c->block_private && acl_is_private(sa) ? REFUSE_PRIVATE : REFUSE_ACL;
+}
+
+/* An authenticated request for a target the policy refuses. The client holds the key, so
+ * nothing here is a probe's business: it is told at once (closed, not left to the timeout),
+ * and the log names the key that refused. Counted with the failed handshakes. */
+static void session_refuse(struct session *s, enum refusal why)
+{
+    struct worker *w = s->w;
+    char t[300];
+
+    metrics_add(&w->stats->failed_handshakes, 1);
+    target_text(&s->target, t, sizeof t);
+    if (why == REFUSE_PRIVATE)
+        log_event(&w->rl_refused,
+                  "%s is a private address, refused by block_private (set \"block_private\": "
+                  "false to allow private targets)",
+                  t);
+    else
+        log_event(&w->rl_refused,
+                  "%s refused by the [outbound_block_list] of the acl file %s (remove its rule "
+                  "to allow it)",
+                  t, w->cfg->acl ? w->cfg->acl : "");
+    session_close(s);
+}
+
+/* The target (server role, or a bypassed target) or the server (local roles) could not be
+ * reached: logged (rate-limited) with the reason, the SOCKS5 client told by the reply code, and
+ * the client's connection closed at once. reason: a text instead of strerror(err), or NULL. */
+static void session_connect_failed(struct session *s, int err, const char *reason)
+{
+    bool to_server = s->w->cfg->role != ROLE_SERVER && !s->direct;
+    char t[300];
+
+    log_event(&s->w->rl_connect, "%s %s: %s", to_server ? "server" : "target",
+              target_text(&s->target, t, sizeof t), reason ? reason : strerror(err));
+    session_socks_reply(s, err);
+    session_close(s);
 }
 
 /* Tries the next resolved address; closes the session when none is left. */
@@ -347,7 +447,7 @@ static void connect_next(struct session *s)
     struct worker *w = s->w;
     unsigned flags = (w->cfg->no_delay ? NETADDR_NODELAY : 0) |
                      (w->cfg->fast_open ? NETADDR_FASTOPEN : 0);
-    bool refused_by_policy = false;
+    enum refusal refused = REFUSE_NONE;
 
     int count = s->addrs ? s->addrs->count : 1;
     while (s->addr_next < count) {
@@ -357,13 +457,16 @@ static void connect_next(struct session *s)
         socklen_t len = s->addrs ? s->addrs->len[s->addr_next] : s->target.addrlen;
         s->addr_next++;
         netaddr_set_port(sa, s->target.port);
-        if (!address_allowed(s, sa)) {
-            refused_by_policy = true;
+        enum refusal r = address_refusal(s, sa);
+        if (r != REFUSE_NONE) {
+            refused = r;
             continue;
         }
         int fd = netaddr_connect_tcp(sa, len, flags);
-        if (fd < 0)
+        if (fd < 0) {
+            s->connect_err = errno;
             continue;
+        }
         side_init(s, &s->remote, fd, false);
         session_set_stage(s, STAGE_CONNECT);
         /* A peer that answers inside connect() (any on this host) has completed the handshake
@@ -376,16 +479,17 @@ static void connect_next(struct session *s)
             return;
         }
         if (errno != EALREADY && errno != EINPROGRESS && errno != EINTR) {
+            s->connect_err = errno;
             side_close(s, &s->remote); /* refused at once: the next address, if any */
             continue;
         }
         io_set(s, &s->remote.wio, true);
         return;
     }
-    if (refused_by_policy && s->w->cfg->role == ROLE_SERVER)
-        session_probe(s, "target refused by policy");
+    if (refused != REFUSE_NONE && s->connect_err == 0)
+        session_refuse(s, refused);
     else
-        session_close(s);
+        session_connect_failed(s, s->connect_err ? s->connect_err : EHOSTUNREACH, NULL);
 }
 
 static void resolved_cb(void *arg, int status, const struct resolve_result *result)
@@ -393,8 +497,7 @@ static void resolved_cb(void *arg, int status, const struct resolve_result *resu
     struct session *s = arg;
     s->query = NULL;
     if (status != 0) {
-        log_debug("cannot resolve %s", s->target.host);
-        session_close(s);
+        session_connect_failed(s, ENOENT, "the name did not resolve");
         return;
     }
     *s->addrs = *result;
@@ -415,7 +518,7 @@ static void session_connect_target(struct session *s)
         return;
     }
     if (s->w->cfg->role == ROLE_SERVER && acl_host_blocked(s->w->acl, s->target.host)) {
-        session_probe(s, "target refused by policy");
+        session_refuse(s, REFUSE_ACL);
         return;
     }
     if (!s->addrs && !(s->addrs = malloc(sizeof *s->addrs))) {
@@ -428,7 +531,7 @@ static void session_connect_target(struct session *s)
         s->addr_next = 0;
         connect_next(s);
     } else if (r < 0) {
-        session_close(s);
+        session_connect_failed(s, ENOENT, "the name did not resolve");
     }
 }
 
@@ -442,6 +545,7 @@ static void connect_done(struct session *s)
         return;
     io_set(s, &s->remote.wio, false);
     if (err) {
+        s->connect_err = err;
         side_close(s, &s->remote);
         connect_next(s);
         return;
@@ -584,7 +688,7 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
     for (int round = 0;; round++) {
         int r = pipe_flush(s, p, dst);
         if (r < 0) {
-            session_close(s);
+            session_abort(s, "write failed");
             return -1;
         }
         if (r == 0) { /* backpressure: wait for dst, stop reading src */
@@ -597,11 +701,15 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
         if (!p->seal && !p->plain && p->buf && p->buf->start < p->buf->end) {
             int k = pipe_open_chunks(s, p);
             if (k < 0) {
-                session_close(s);
+                session_abort(s, "a chunk failed to open");
                 return -1;
             }
             if (k > 0)
                 continue;
+            if (p->eof) { /* the stream ended inside a chunk: truncated, not complete */
+                session_abort(s, "the stream ended inside a chunk");
+                return -1;
+            }
         }
         if (p->eof) {
             if (p->buf && p->buf->start == p->buf->end)
@@ -636,7 +744,7 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
             return 0;
         }
         if (n == -2) {
-            session_close(s);
+            session_abort(s, "read failed or a chunk failed to open");
             return -1;
         }
         if (n == 0)
@@ -687,6 +795,10 @@ static void session_start_relay(struct session *s)
         session_close(s);
         return;
     }
+    if (session_socks_reply(s, 0) < 0) {
+        session_close(s);
+        return;
+    }
     free(s->addrs); /* connected: the other addresses are not needed any more */
     s->addrs = NULL;
     s->last_activity = ev_now(s->w->loop);
@@ -697,12 +809,6 @@ static void session_start_relay(struct session *s)
 }
 
 /* ---- the handshake's verdicts ---- */
-
-static int write_all_small(int fd, const uint8_t *b, size_t n)
-{
-    /* Replies are a few bytes on a fresh socket: a short write means the client is broken. */
-    return write(fd, b, n) == (ssize_t)n ? 0 : -1;
-}
 
 /* Local roles: connect to the server, the address header waiting for the first flight. */
 static void session_connect_server(struct session *s, const struct handshake_out *out)
@@ -777,10 +883,12 @@ static void session_on_verdict(struct session *s, const struct handshake_out *ou
     case HANDSHAKE_NEED_MORE:
         break;
     case HANDSHAKE_TARGET:
-        if (s->w->cfg->role == ROLE_SERVER)
+        if (s->w->cfg->role == ROLE_SERVER) {
             session_connect_request(s, out);
-        else
+        } else {
+            s->socks_reply_pending = s->w->cfg->role == ROLE_LOCAL;
             session_connect_server(s, out);
+        }
         break;
     case HANDSHAKE_UDP_ASSOCIATE:
         session_udp_associate(s);

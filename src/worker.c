@@ -65,6 +65,10 @@ static int worker_init(struct worker *w, const struct worker_env *env)
                                                                LOG_LEVEL_WARN, 10.0);
     w->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
     w->rl_udp = (struct log_ratelimit)LOG_RATELIMIT_INIT("dropped datagrams", LOG_LEVEL_INFO, 10.0);
+    w->rl_connect = (struct log_ratelimit)LOG_RATELIMIT_INIT("outbound connect failed",
+                                                             LOG_LEVEL_WARN, 10.0);
+    w->rl_refused = (struct log_ratelimit)LOG_RATELIMIT_INIT("target refused", LOG_LEVEL_WARN,
+                                                             10.0);
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
@@ -172,6 +176,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     log_event_poll(&w->rl_handshake);
     log_event_poll(&w->rl_accept);
     log_event_poll(&w->rl_udp);
+    log_event_poll(&w->rl_connect);
+    log_event_poll(&w->rl_refused);
     if (w->draining && worker_drained(worker_proc_of(w)))
         ev_break(loop, EVBREAK_ALL);
 }
@@ -259,6 +265,8 @@ int worker_run(const struct worker_env *env)
     log_event_flush(&w->rl_handshake);
     log_event_flush(&w->rl_accept);
     log_event_flush(&w->rl_udp);
+    log_event_flush(&w->rl_connect);
+    log_event_flush(&w->rl_refused);
     worker_cleanup(w);
     ev_loop_destroy(w->loop);
     free(wp);

@@ -3,6 +3,7 @@
  * time; each verdict (need more, target known, UDP associate, fail) is checked with the exact
  * bytes to answer and to keep. The SIP004 first flight the protocol seals is the one ss_stream
  * builds by hand (salt, then one chunk of address header and early data). */
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -210,8 +211,9 @@ TEST(test_handshake_server_replayed_flight_fails_silently)
 /* greeting (no auth offered), CONNECT 192.0.2.1:80, then early data */
 static const uint8_t socks_connect[] = {5, 1, 0, 5,  1,   0,  NETADDR_ATYP_IPV4, 192, 0,
                                         2, 1, 0, 80, 'h', 'i'};
-/* method NOAUTH, then succeeded with 0.0.0.0:0 */
-static const uint8_t socks_replies[] = {5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+/* method NOAUTH; the CONNECT is answered by the relay once connected
+ * (handshake_connect_reply) */
+static const uint8_t socks_replies[] = {5, 0};
 
 /* What the relay would do: drop what is consumed, send the replies, keep the rest. */
 struct socks_run {
@@ -283,6 +285,31 @@ TEST(test_handshake_socks5_one_byte_at_a_time)
     CHECK_INT(r.replies_len, sizeof socks_replies);
     CHECK_MEM(r.replies, socks_replies, sizeof socks_replies);
     CHECK_INT(r.start, 13);
+}
+
+/* RFC 1928 section 6: the reply once the relay knows how the connection went. */
+TEST(test_handshake_socks5_connect_reply_codes)
+{
+    static const struct {
+        int err;
+        uint8_t rep;
+    } cases[] = {
+        {0, SOCKS5_REP_SUCCEEDED},
+        {ECONNREFUSED, SOCKS5_REP_CONNECTION_REFUSED},
+        {ENETUNREACH, SOCKS5_REP_NETWORK_UNREACHABLE},
+        {EHOSTUNREACH, SOCKS5_REP_HOST_UNREACHABLE},
+        {ETIMEDOUT, SOCKS5_REP_HOST_UNREACHABLE},
+        {ENOENT, SOCKS5_REP_HOST_UNREACHABLE},
+        {EMFILE, SOCKS5_REP_GENERAL_FAILURE},
+    };
+    uint8_t out[16];
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint8_t want[] = {5, cases[i].rep, 0, NETADDR_ATYP_IPV4, 0, 0, 0, 0, 0, 0};
+        CHECK_INT(handshake_connect_reply(cases[i].err, out, sizeof out), sizeof want);
+        CHECK_MEM(out, want, sizeof want);
+    }
+    CHECK_INT(handshake_connect_reply(0, out, 5), -1);
 }
 
 TEST(test_handshake_socks5_udp_associate_verdict)
