@@ -111,3 +111,48 @@ def test_metrics_busy_port_error_names_metrics_address():
         assert "metrics_address" in out and "127.0.0.1:%d" % mport in out, out[-500:]
     finally:
         busy.close()
+
+
+# ---- balance "dispatch": the master out of descriptors ----
+
+def lowest_free_fd(pid):
+    used = {int(fd) for fd in os.listdir("/proc/%d/fd" % pid)}
+    return next(n for n in range(len(used) + 1) if n not in used)
+
+
+def test_dispatch_master_backs_off_when_out_of_descriptors():
+    import resource
+    echo = h.TcpEcho()
+    port = h.free_port()
+    p = h.reuseproxy(h.server_config(port, method=M, password=PW, workers=1, balance="dispatch"))
+    assert h.wait_for(lambda: len(h.children_of(p.pid)) == 1, 10), "the worker did not start"
+    lport = h.free_port()
+    h.reuseproxy({"role": "tunnel", "server": "127.0.0.1", "server_port": port,
+                  "local_address": "127.0.0.1", "local_port": lport, "password": PW,
+                  "method": M, "workers": 0, "tunnel_address": "127.0.0.1:%d" % echo.port},
+                 name="tunnel")
+    data = h.pattern(20000)
+    assert h.transfer("127.0.0.1", lport, data, timeout=10) == data
+
+    # The master's next descriptor would be past its limit: every accept fails with EMFILE
+    # while the connection stays queued and the listening socket readable.
+    soft, hard = resource.prlimit(p.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (lowest_free_fd(p.pid), hard))
+    waiting = []
+    try:
+        waiting = connect_all(port, 3)
+        time.sleep(0.3)
+        c0, t0 = cpu_seconds(p.pid), time.monotonic()
+        time.sleep(2.0)
+        used, took = cpu_seconds(p.pid) - c0, time.monotonic() - t0
+        # before: the master spun on the readable socket, a whole core (about 2 s of 2 s)
+        assert used < 0.3, "the master used %.2fs of CPU in %.1fs out of descriptors" % (used,
+                                                                                        took)
+    finally:
+        resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        for s in waiting:
+            s.close()
+    # Descriptors again: accepting resumes by itself.
+    data = h.pattern(30000, seed=3)
+    assert h.transfer("127.0.0.1", lport, data, timeout=10) == data
+    assert p.alive()
