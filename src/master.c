@@ -68,6 +68,8 @@ struct master {
     int nslots;
     enum config_balance balance;
     ev_io accept_io[WORKER_MAX_LISTEN]; /* dispatch mode */
+    struct listener_backoff accept_backoff[WORKER_MAX_LISTEN]; /* pauses accept_io on EMFILE */
+    struct log_ratelimit rl_accept;
     int next_slot;
     struct replay_store *replay;
     struct metrics_shared *metrics;
@@ -379,8 +381,10 @@ static void dispatch_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop, (void)revents;
     for (int k = 0; k < 64; k++) {
         int fd = accept4(io->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) { /* out of descriptors: pause as the workers do, or this loop spins */
+            listener_backoff_on_error(&m->accept_backoff[io - m->accept_io], errno);
             return;
+        }
         bool sent = false;
         for (int tries = 0; tries < m->nslots && !sent; tries++) {
             struct slot *sl = &m->slots[m->next_slot];
@@ -489,8 +493,7 @@ static void master_stop(struct master *m, const char *why, bool handover)
         sdnotify_send("STOPPING=1");
     m->stopping = true;
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
-        if (ev_is_active(&m->accept_io[a]))
-            ev_io_stop(m->loop, &m->accept_io[a]);
+        listener_backoff_stop(&m->accept_backoff[a]);
     for (int i = 0; i < m->nslots; i++) {
         ev_timer_stop(m->loop, &m->slots[i].restart);
         if (m->slots[i].pid > 0)
@@ -580,6 +583,10 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         snprintf(err, errlen, "cannot allocate the shared state");
         return -1;
     }
+    m->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
+    for (int a = 0; a < WORKER_MAX_LISTEN; a++)
+        listener_backoff_init(&m->accept_backoff[a], m->loop, &m->accept_io[a],
+                              LISTENER_ACCEPT_PAUSE, &m->rl_accept);
     for (int i = 0; i < m->nslots; i++) {
         m->slots[i] = (struct slot){.ready_fd = -1, .dispatch_fd = -1, .m = m};
         ev_init(&m->slots[i].restart, restart_cb);
