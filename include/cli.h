@@ -40,6 +40,7 @@ struct cli_options {
     int check;                 /* --check */
     int help;                  /* -h / --help */
     int version;               /* --version */
+    const char *genkey;        /* --genkey METHOD: the method's canonical name, or NULL */
 };
 
 enum cli_result { CLI_OK = 0, CLI_ERROR = -1 };

@@ -55,6 +55,7 @@ enum config_key {
     CONFIG_KEY_REPLAY_PROTECTION,
     CONFIG_KEY_REPLAY_CAPACITY,
     CONFIG_KEY_VERBOSE,
+    CONFIG_KEY_USERS,
     CONFIG_KEY_COUNT
 };
 
@@ -65,28 +66,39 @@ struct config_pos {
     int column;
 };
 
-/* ---- Shapes reserved for what comes next ----
+/* ---- Ports, users, and shapes reserved for what comes next ----
  * Today a configuration has exactly one listening port, whose method and key are the file's
- * "method" and "password"/"key"; the keys "users", "plugin", "plugin_opts", "plugin_args" and
- * "plugin_mode" are refused with a configuration error naming the key and its position. The
- * types below are what they will fill, so that the features land without reshaping the rest:
- *  - several listen ports, each with its own method, key and users (libev's port_password, and
- *    SIP022's multi-user servers): config_validate() fills ports[0] today;
- *  - users (name + key) per port: SIP022's identity headers; n_users 0 today;
+ * "method" and "password"/"key", and whose users are the file's "users" (SIP022 servers with an
+ * AES method: SIP023 identity headers, one uPSK per user); the keys "plugin", "plugin_opts",
+ * "plugin_args" and "plugin_mode" are refused with a configuration error naming the key and
+ * its position. The types below are what they will fill, so that the features land without
+ * reshaping the rest:
+ *  - several listen ports, each with its own method, key and users (libev's port_password):
+ *    config_validate() fills ports[0] today;
  *  - a SIP003 plugin (plugin, plugin_opts, plugin_args, plugin_mode): unset today. */
 #define CONFIG_MAX_PORTS 1
 #define CONFIG_MAX_NAMESERVERS 8
+/* A SIP022 client's "iPSK:...:uPSK" password: identity PSKs in front of the user PSK. */
+#define CONFIG_MAX_IDENTITY_KEYS 4
+/* Users of one SIP022 server port. */
+#define CONFIG_MAX_USERS 65536
 
 struct config_user {
-    char *name;
-    struct crypto_key key;
+    char *name;            /* as written; appears in logs */
+    char *password;        /* the uPSK as written (base64) */
+    struct crypto_key key; /* the uPSK, derived by config_validate() */
 };
 
 struct config_port {
     uint16_t port;             /* where this port's listen addresses listen */
     enum crypto_method method; /* its method, and so its protocol (crypto_method_info) */
-    struct crypto_key key;     /* the master key, derived once by config_validate() */
-    struct config_user *users; /* reserved: NULL today */
+    /* The master key, derived once by config_validate(). SIP022: the PSK; a server with users:
+     * its identity PSK; a client with "iPSK:uPSK": the uPSK, its session key. */
+    struct crypto_key key;
+    /* A SIP022 client's identity PSKs, in the order of its password; 0 without EIH. */
+    struct crypto_key identity_keys[CONFIG_MAX_IDENTITY_KEYS];
+    int n_identity_keys;
+    struct config_user *users; /* a SIP022 server's "users", or NULL */
     int n_users;
 };
 

@@ -13,7 +13,14 @@ enum crypto_method {
     CRYPTO_AES_192_GCM,
     CRYPTO_AES_256_GCM,
     CRYPTO_CHACHA20_POLY1305,
-    CRYPTO_METHOD_COUNT
+    /* Shadowsocks 2022 (SIP022): the PSK is the key; the TCP chunks and the AES methods' UDP
+     * bodies run on the AEAD named by their info's aead. */
+    CRYPTO_2022_AES_128_GCM,
+    CRYPTO_2022_AES_256_GCM,
+    CRYPTO_2022_CHACHA20_POLY1305,
+    CRYPTO_METHOD_COUNT,
+    /* The SIP004 methods are the first ones: 0 .. CRYPTO_SIP004_COUNT - 1. */
+    CRYPTO_SIP004_COUNT = CRYPTO_2022_AES_128_GCM
 };
 
 #define CRYPTO_MAX_KEY 32
@@ -22,17 +29,18 @@ enum crypto_method {
 #define CRYPTO_TAG_LEN 16
 
 /* The wire protocol a method runs: the rest of the program selects it from the method.
- * SIP004 (shadowsocks AEAD) for every method today; SIP022 (Shadowsocks 2022) methods,
- * "2022-blake3-*", will be CRYPTO_PROTO_SIP022. */
+ * SIP004 (shadowsocks AEAD) for the four classic methods; SIP022 (Shadowsocks 2022) for the
+ * "2022-blake3-*" methods. */
 enum crypto_proto { CRYPTO_PROTO_SIP004 = 0, CRYPTO_PROTO_SIP022 };
 
 /* The one method table of reuseproxy (crypto.c): the configuration's list of valid names, key
  * lengths and protocols all come from it. */
 struct crypto_method_info {
-    const char *name;        /* "aes-128-gcm", ... "chacha20-ietf-poly1305" */
-    size_t key_len;          /* 16, 24, 32, 32 */
-    size_t salt_len;         /* equal to key_len for every SIP004 method */
-    enum crypto_proto proto; /* CRYPTO_PROTO_SIP004 for all four */
+    const char *name;         /* "aes-128-gcm", ... "2022-blake3-chacha20-poly1305" */
+    size_t key_len;           /* 16, 24, 32, 32; SIP022: the PSK's length, 16, 32, 32 */
+    size_t salt_len;          /* equal to key_len for every method */
+    enum crypto_proto proto;  /* which protocol runs it */
+    enum crypto_method aead;  /* the AEAD cipher of its chunks: itself for SIP004 */
 };
 
 /* Returns the method for its exact (canonical) name, or -1. */
@@ -56,7 +64,8 @@ struct crypto_key {
     uint8_t bytes[CRYPTO_MAX_KEY];
 };
 
-/* EVP_BytesToKey(MD5, no salt, 1 round) over the password, as every shadowsocks does. */
+/* EVP_BytesToKey(MD5, no salt, 1 round) over the password, as every shadowsocks does. -1 for a
+ * SIP022 method, whose password is the base64 PSK itself (crypto_key_from_base64). */
 int crypto_key_from_password(struct crypto_key *k, enum crypto_method m, const char *password);
 /* Standard or URL-safe base64 (padding optional); -1 when it does not decode to key_len bytes. */
 int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const char *b64);
@@ -74,11 +83,13 @@ int crypto_random(void *buf, size_t len);
 
 /* One keyed AEAD context. A connection holds one per direction. */
 struct crypto_aead;
+/* A SIP022 method gets the context of its info's aead. */
 struct crypto_aead *crypto_aead_new(enum crypto_method m, const uint8_t *key);
 /* Re-keys an existing context (no allocation). */
 int crypto_aead_rekey(struct crypto_aead *a, const uint8_t *key);
 void crypto_aead_free(struct crypto_aead *a);
-/* The method a context was created for (re-keying keeps it). */
+/* The AEAD method a context runs (crypto_method_info(m)->aead of the one it was created for;
+ * re-keying keeps it). */
 enum crypto_method crypto_aead_method(const struct crypto_aead *a);
 /* out may equal in (in place). Writes len bytes to out and CRYPTO_TAG_LEN bytes to tag.
  * Returns 0, or -1 on an internal error. */

@@ -26,6 +26,7 @@ enum {
     OPT_BALANCE,
     OPT_METRICS,
     OPT_KEY,
+    OPT_GENKEY,
     /* libev's: refused until SIP003 plugins are supported */
     OPT_PLUGIN,
     OPT_PLUGIN_OPTS,
@@ -48,6 +49,7 @@ static const struct option cli_long_options[] = {
     {"balance", required_argument, NULL, OPT_BALANCE},
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"key", required_argument, NULL, OPT_KEY},
+    {"genkey", required_argument, NULL, OPT_GENKEY},
     {"plugin", required_argument, NULL, OPT_PLUGIN},
     {"plugin-opts", required_argument, NULL, OPT_PLUGIN_OPTS},
     {"mtu", required_argument, NULL, OPT_MTU},
@@ -98,7 +100,7 @@ struct cli_ctx {
 
 static int cli_bad_value(struct cli_ctx *x, int opt, const char *value)
 {
-    if (opt == 'm') /* the names come from crypto.c's method table */
+    if (opt == 'm' || opt == OPT_GENKEY) /* the names come from crypto.c's method table */
         snprintf(x->err, x->errlen, "%s: expected one of %s, got \"%.64s\"", x->name,
                  crypto_method_names(), value);
     else
@@ -170,7 +172,8 @@ static int cli_choice(struct cli_ctx *x, int opt, const char *value)
         method = crypto_method_lookup(value);
         if (method < 0)
             return cli_bad_value(x, opt, value);
-        x->o->method = crypto_method_info((enum crypto_method)method)->name;
+        *(opt == OPT_GENKEY ? &x->o->genkey : &x->o->method) =
+            crypto_method_info((enum crypto_method)method)->name;
     }
     return CLI_OK;
 }
@@ -229,6 +232,7 @@ static int cli_option_value(struct cli_ctx *x, int opt, const char *arg)
     case OPT_METRICS:
         return cli_address(x, opt, arg, 0, &o->metrics_address);
     case 'm':
+    case OPT_GENKEY:
     case OPT_ROLE:
     case OPT_BALANCE:
         return cli_choice(x, opt, arg);
@@ -506,8 +510,10 @@ void cli_usage(FILE *out, const char *prog)
             "  -b ADDR            local address (default 127.0.0.1)\n"
             "  -k PASSWORD        password\n"
             "      --key BASE64   key instead of a password\n"
-            "  -m METHOD          aes-128-gcm, aes-192-gcm, aes-256-gcm or\n"
-            "                     chacha20-ietf-poly1305 (default)\n"
+            "  -m METHOD          aes-128-gcm, aes-192-gcm, aes-256-gcm,\n"
+            "                     chacha20-ietf-poly1305 (default), or Shadowsocks 2022:\n"
+            "                     2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm,\n"
+            "                     2022-blake3-chacha20-poly1305\n"
             "  -t SECONDS         idle timeout (default 60)\n"
             "  -u                 TCP and UDP\n"
             "  -U                 UDP only\n"
@@ -526,6 +532,8 @@ void cli_usage(FILE *out, const char *prog)
             "      --metrics HOST:PORT  serve Prometheus metrics there\n"
             "  -v                 more logging (repeatable)\n"
             "      --check        check the configuration and exit\n"
+            "      --genkey METHOD  print a new random key for METHOD (base64): the password\n"
+            "                     of the 2022-blake3-* methods, or \"key\" of the others\n"
             "  -h, --help         this help\n"
             "      --version      version and crypto backend\n"
             "\n"

@@ -43,6 +43,7 @@ enum config_value_type {
     VALUE_BOOL,      /* true or false only (libev's check_json_value_type) */
     VALUE_SERVER,    /* a string or an array of strings */
     VALUE_METHOD,
+    VALUE_USERS, /* an array of {"name": string, "password": string} */
     VALUE_MODE,
     VALUE_ROLE,
     VALUE_BALANCE
@@ -94,6 +95,7 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_REPLAY_CAPACITY] = {"replay_capacity", VALUE_INT, FIELD(replay_capacity), 1,
                                     16777216},
     [CONFIG_KEY_VERBOSE] = {"verbose", VALUE_INT, FIELD(verbose), 0, 2},
+    [CONFIG_KEY_USERS] = {"users", VALUE_USERS, 0, 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -105,12 +107,8 @@ static const char *const config_ignored_keys[] = {
     "remote_dns", NULL};
 /* clang-format on */
 
-/* Keys whose place in struct config is reserved (struct config_port's users, struct
- * config_plugin) but which reuseproxy does not implement yet. Ignoring them would be wrong:
- * a server without its plugin or its users serves something other than what its clients
- * expect, so each is a configuration error naming the key. */
-static const char *const config_reserved_keys[] = {"users", NULL};
-/* SIP003's keys (libev 3.3.5 and its master branch), refused with CONFIG_PLUGIN_REFUSAL. */
+/* SIP003's keys (libev 3.3.5 and its master branch), refused with CONFIG_PLUGIN_REFUSAL:
+ * a server without its plugin serves something other than what its clients expect. */
 static const char *const config_plugin_keys[] = {"plugin", "plugin_opts", "plugin_args",
                                                  "plugin_mode", NULL};
 
@@ -226,6 +224,19 @@ void config_defaults(struct config *c)
     c->replay_capacity = 1048576;
 }
 
+static void config_users_free(struct config_user *u, int n)
+{
+    for (int i = 0; u && i < n; i++) {
+        free(u[i].name);
+        if (u[i].password)
+            explicit_bzero(u[i].password, strlen(u[i].password));
+        free(u[i].password);
+    }
+    if (u)
+        crypto_wipe(u, (size_t)n * sizeof *u);
+    free(u);
+}
+
 void config_free(struct config *c)
 {
     free(c->path);
@@ -237,6 +248,7 @@ void config_free(struct config *c)
     free(c->user);
     free(c->acl);
     free(c->metrics_address);
+    config_users_free(c->ports[0].users, c->ports[0].n_users);
     crypto_wipe(c->ports, sizeof c->ports); /* the derived master keys */
     memset(c, 0, sizeof *c);
 }
@@ -327,8 +339,7 @@ static const char *config_nearest_key(const char *name)
             best = config_keys[i].name;
         }
     }
-    const char *const *const lists[] = {config_ignored_keys, config_reserved_keys,
-                                        config_plugin_keys};
+    const char *const *const lists[] = {config_ignored_keys, config_plugin_keys};
     for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
         const char *const *list = lists[l];
         for (int i = 0; list[i]; i++) {
@@ -487,6 +498,65 @@ static int config_set_method(struct config_ctx *x, const struct config_key_token
     return 0;
 }
 
+/* One member of a user: a non-empty string, copied. */
+static int config_user_text(struct config_ctx *x, const struct config_key_token *t, size_t i,
+                            const json_t *user, const char *member, char **out)
+{
+    const json_t *v = json_object_get(user, member);
+    char desc[80];
+
+    if (!json_is_string(v) || !*json_string_value(v))
+        return config_fail(x, &t->pos, "\"users\"[%zu]: expected \"%s\" as a non-empty string, got %s",
+                           i, member, v ? config_describe(v, desc, sizeof desc) : "nothing");
+    *out = strdup(json_string_value(v));
+    return *out ? 0 : config_out_of_memory(x);
+}
+
+/* "users": [{"name": "alice", "password": "<uPSK, base64>"}, ...]: a SIP022 server's users
+ * (SIP023 identity headers). Only the shape is checked here; config_validate() derives the
+ * keys once the method is known, and checks that names and keys are unique. */
+static int config_set_users(struct config_ctx *x, const struct config_key_token *t,
+                            const json_t *v)
+{
+    struct config_port *p = &x->c->ports[0];
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    char desc[80];
+
+    config_users_free(p->users, p->n_users);
+    p->users = NULL;
+    p->n_users = 0;
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_array(v) || n == 0 || n > CONFIG_MAX_USERS)
+        return config_fail(x, &t->pos,
+                           "\"users\": expected an array of 1 to %d objects {\"name\": ..., "
+                           "\"password\": ...}, got %s",
+                           CONFIG_MAX_USERS, config_describe(v, desc, sizeof desc));
+    p->users = calloc(n, sizeof *p->users);
+    if (!p->users)
+        return config_out_of_memory(x);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *u = json_array_get(v, i);
+        const char *k;
+        json_t *member;
+        if (!json_is_object(u))
+            return config_fail(x, &t->pos, "\"users\"[%zu]: expected an object, got %s", i,
+                               config_describe(u, desc, sizeof desc));
+        json_object_foreach((json_t *)u, k, member) {
+            if (strcmp(k, "name") != 0 && strcmp(k, "password") != 0)
+                return config_fail(x, &t->pos,
+                                   "\"users\"[%zu]: unknown member %s; a user has \"name\" and "
+                                   "\"password\"",
+                                   i, config_quote(k, desc, sizeof desc));
+        }
+        p->n_users = (int)i + 1;
+        if (config_user_text(x, t, i, u, "name", &p->users[i].name) != 0 ||
+            config_user_text(x, t, i, u, "password", &p->users[i].password) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int config_set_choice(struct config_ctx *x, const struct config_key_token *t,
                              const struct config_key_spec *k, const json_t *v)
 {
@@ -531,6 +601,8 @@ static int config_set_value(struct config_ctx *x, const struct config_key_token 
         return config_set_server(x, t, v);
     case VALUE_METHOD:
         return config_set_method(x, t, v);
+    case VALUE_USERS:
+        return config_set_users(x, t, v);
     default:
         return config_set_choice(x, t, k, v);
     }
@@ -559,11 +631,6 @@ static int config_apply_key(struct config_ctx *x, const struct config_key_token 
                  x->name, t->pos.line, t->pos.column, t->name);
         return 0;
     }
-    if (!t->too_long && config_name_index(config_reserved_keys, t->name) >= 0)
-        return config_fail(x, &t->pos,
-                           "\"%s\": reuseproxy does not implement this key yet; remove it "
-                           "(running without it would not serve what clients expect)",
-                           t->name);
     if (!t->too_long && config_name_index(config_plugin_keys, t->name) >= 0)
         return config_fail(x, &t->pos, "\"%s\": " CONFIG_PLUGIN_REFUSAL, t->name);
     if (!t->too_long && strcmp(t->name, "auth") == 0)

@@ -178,6 +178,115 @@ int config_user_ids(const char *user, uid_t *uid, gid_t *gid)
     return 0;
 }
 
+/* One SIP022 PSK (SIP022 section 2.1: the base64 of exactly the method's key length) from
+ * text[0..len) of key k, for messages called what. */
+static int config_psk(const struct config *c, int k, const char *what, const char *text,
+                      size_t len, struct crypto_key *out, char *err, size_t errlen)
+{
+    const struct crypto_method_info *info = crypto_method_info(c->method);
+    char b64[128];
+    uint8_t raw[96];
+    size_t got = 0;
+    int rc = -1;
+
+    if (len < sizeof b64) {
+        memcpy(b64, text, len);
+        b64[len] = '\0';
+        rc = crypto_base64_decode(b64, raw, sizeof raw, &got);
+        if (rc == 0 && got == info->key_len)
+            rc = crypto_key_from_base64(out, c->method, b64);
+        else if (rc == 0)
+            rc = 1;
+        explicit_bzero(b64, sizeof b64);
+    }
+    explicit_bzero(raw, sizeof raw);
+    if (rc == 0)
+        return 0;
+    if (rc == 1)
+        return config_invalid(c, k, err, errlen,
+                              "%s: decodes to %zu bytes, but %s needs a key of %zu bytes "
+                              "(reuseproxy --genkey %s makes one)",
+                              what, got, info->name, info->key_len, info->name);
+    return config_invalid(c, k, err, errlen,
+                          "%s: expected the base64 of a %zu-byte key for %s "
+                          "(reuseproxy --genkey %s makes one)",
+                          what, info->key_len, info->name, info->name);
+}
+
+/* A SIP022 port's keys. The password (or "key") is the base64 PSK; a client with identity
+ * headers (SIP023) gives "iPSK:uPSK" (more identity PSKs may precede, as shadowsocks-rust and
+ * sing-box take them), a server names its users in "users", each with its uPSK. */
+static int config_derive_psks(struct config *c, char *err, size_t errlen)
+{
+    const struct crypto_method_info *info = crypto_method_info(c->method);
+    struct config_port *p = &c->ports[0];
+    int k = c->key ? CONFIG_KEY_KEY : CONFIG_KEY_PASSWORD;
+    const char *text = c->key ? c->key : c->password ? c->password : "";
+    const char *what = c->key ? "\"key\"" : "\"password\"";
+    bool eih_method = info->aead != CRYPTO_CHACHA20_POLY1305; /* SIP023: AES methods only */
+    int n = 0;
+
+    for (const char *part = text;; n++) {
+        const char *colon = strchr(part, ':');
+        size_t len = colon ? (size_t)(colon - part) : strlen(part);
+        if (colon && (c->role == ROLE_SERVER || !eih_method))
+            return config_invalid(c, k, err, errlen,
+                                  "%s: \"iPSK:uPSK\" is for clients of %s servers with identity "
+                                  "headers; %s",
+                                  what, "2022-blake3-aes-*",
+                                  c->role == ROLE_SERVER ? "a server takes one PSK and names its "
+                                                           "users in \"users\""
+                                                         : "this method has none");
+        if (colon && n >= CONFIG_MAX_IDENTITY_KEYS)
+            return config_invalid(c, k, err, errlen, "%s: at most %d identity keys", what,
+                                  CONFIG_MAX_IDENTITY_KEYS);
+        struct crypto_key *out = colon ? &p->identity_keys[n] : &p->key;
+        if (config_psk(c, k, what, part, len, out, err, errlen) != 0)
+            return -1;
+        if (!colon)
+            break;
+        p->n_identity_keys = n + 1;
+        part = colon + 1;
+    }
+    return 0;
+}
+
+/* A SIP022 server's users: their uPSKs, unique names and keys. */
+static int config_derive_users(struct config *c, char *err, size_t errlen)
+{
+    const struct crypto_method_info *info = crypto_method_info(c->method);
+    struct config_port *p = &c->ports[0];
+    char what[64], q[96];
+
+    if (p->n_users == 0)
+        return 0;
+    if (c->role != ROLE_SERVER || info->proto != CRYPTO_PROTO_SIP022 ||
+        info->aead == CRYPTO_CHACHA20_POLY1305)
+        return config_invalid(c, CONFIG_KEY_USERS, err, errlen,
+                              "\"users\": only a server with 2022-blake3-aes-128-gcm or "
+                              "2022-blake3-aes-256-gcm has users (SIP023 identity headers)");
+    for (int i = 0; i < p->n_users; i++) {
+        struct config_user *u = &p->users[i];
+        snprintf(what, sizeof what, "\"users\"[%d].password", i);
+        if (config_psk(c, CONFIG_KEY_USERS, what, u->password, strlen(u->password), &u->key, err,
+                       errlen) != 0)
+            return -1;
+        /* Quadratic, but once per load; the worker's lookup is a hash. */
+        for (int j = 0; j < i; j++) {
+            if (strcmp(p->users[j].name, u->name) == 0)
+                return config_invalid(c, CONFIG_KEY_USERS, err, errlen,
+                                      "\"users\"[%d]: the name %s is also users[%d]'s", i,
+                                      config_quote(u->name, q, sizeof q), j);
+            if (memcmp(p->users[j].key.bytes, u->key.bytes, u->key.len) == 0)
+                return config_invalid(c, CONFIG_KEY_USERS, err, errlen,
+                                      "\"users\"[%d]: the same password as users[%d]; each user "
+                                      "needs a key of their own",
+                                      i, j);
+        }
+    }
+    return 0;
+}
+
 /* The master key of ports[0], derived once here. libev lets "key" win over "password" when
  * both are set (crypto_init); so does reuseproxy. */
 static int config_derive_key(struct config *c, char *err, size_t errlen)
@@ -188,6 +297,10 @@ static int config_derive_key(struct config *c, char *err, size_t errlen)
     size_t got = 0;
     int rc;
 
+    if (info->proto == CRYPTO_PROTO_SIP022)
+        return config_derive_psks(c, err, errlen) != 0 ? -1 : config_derive_users(c, err, errlen);
+    if (c->ports[0].n_users > 0)
+        return config_derive_users(c, err, errlen);
     if (!c->key)
         return crypto_key_from_password(k, c->method, c->password ? c->password : "") == 0
                    ? 0
@@ -214,7 +327,8 @@ static int config_check_placeholder(const struct config *c, char *err, size_t er
     const char *exposed = NULL;
     char q[96];
 
-    if (c->key || !config_is_placeholder_password(c->password))
+    if (c->key || !config_is_placeholder_password(c->password) ||
+        crypto_method_info(c->method)->proto == CRYPTO_PROTO_SIP022)
         return 0;
     if (c->role == ROLE_SERVER) {
         for (int i = 0; i < c->n_server && !exposed; i++)

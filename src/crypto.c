@@ -46,13 +46,21 @@
 #define backend_version crypto_mbedtls_version
 #endif
 
-/* SIP004 "AEAD ciphers": the four methods every implementation shares. The salt is as long as
- * the key for each of them. */
+/* SIP004 "AEAD ciphers": the four methods every implementation shares; then the three of
+ * Shadowsocks 2022 (SIP022 section 2.1: the PSK, salt and session subkey are as long as the
+ * AEAD's key). The salt is as long as the key for each of them. */
 static const struct crypto_method_info crypto_methods[CRYPTO_METHOD_COUNT] = {
-    [CRYPTO_AES_128_GCM] = {"aes-128-gcm", 16, 16, CRYPTO_PROTO_SIP004},
-    [CRYPTO_AES_192_GCM] = {"aes-192-gcm", 24, 24, CRYPTO_PROTO_SIP004},
-    [CRYPTO_AES_256_GCM] = {"aes-256-gcm", 32, 32, CRYPTO_PROTO_SIP004},
-    [CRYPTO_CHACHA20_POLY1305] = {"chacha20-ietf-poly1305", 32, 32, CRYPTO_PROTO_SIP004},
+    [CRYPTO_AES_128_GCM] = {"aes-128-gcm", 16, 16, CRYPTO_PROTO_SIP004, CRYPTO_AES_128_GCM},
+    [CRYPTO_AES_192_GCM] = {"aes-192-gcm", 24, 24, CRYPTO_PROTO_SIP004, CRYPTO_AES_192_GCM},
+    [CRYPTO_AES_256_GCM] = {"aes-256-gcm", 32, 32, CRYPTO_PROTO_SIP004, CRYPTO_AES_256_GCM},
+    [CRYPTO_CHACHA20_POLY1305] = {"chacha20-ietf-poly1305", 32, 32, CRYPTO_PROTO_SIP004,
+                                  CRYPTO_CHACHA20_POLY1305},
+    [CRYPTO_2022_AES_128_GCM] = {"2022-blake3-aes-128-gcm", 16, 16, CRYPTO_PROTO_SIP022,
+                                 CRYPTO_AES_128_GCM},
+    [CRYPTO_2022_AES_256_GCM] = {"2022-blake3-aes-256-gcm", 32, 32, CRYPTO_PROTO_SIP022,
+                                 CRYPTO_AES_256_GCM},
+    [CRYPTO_2022_CHACHA20_POLY1305] = {"2022-blake3-chacha20-poly1305", 32, 32,
+                                       CRYPTO_PROTO_SIP022, CRYPTO_CHACHA20_POLY1305},
 };
 
 /* Room for every name of the table joined by ", ". */
@@ -156,7 +164,7 @@ int crypto_key_from_password(struct crypto_key *k, enum crypto_method m, const c
 {
     const struct crypto_method_info *info = crypto_method_info(m);
 
-    if (!info || !password)
+    if (!info || !password || info->proto != CRYPTO_PROTO_SIP004)
         return -1;
     k->method = m;
     k->len = info->key_len;
@@ -387,9 +395,10 @@ int crypto_random(void *buf, size_t len)
 
 struct crypto_aead *crypto_aead_new(enum crypto_method m, const uint8_t *key)
 {
-    if (!crypto_method_info(m) || !key)
+    const struct crypto_method_info *info = crypto_method_info(m);
+    if (!info || !key)
         return NULL;
-    return (struct crypto_aead *)backend_new(m, key);
+    return (struct crypto_aead *)backend_new(info->aead, key);
 }
 
 int crypto_aead_rekey(struct crypto_aead *a, const uint8_t *key)

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "master.h"
 #include "single.h"
+#include "ss2022.h"
 
 static void print_version(void)
 {
@@ -30,6 +31,27 @@ static void print_version(void)
     printf("c-ares %s\n", ares_version(NULL));
     printf("jansson %s\n", jansson_version_str());
     printf("AEAD backend: %s (%s)\n", crypto_backend_name(), crypto_backend_version());
+}
+
+/* --genkey METHOD: a random key of the method's length in standard base64, as the SIP022
+ * methods take it for "password" (and the others for "key"). */
+static int print_genkey(const char *method)
+{
+    int m = crypto_method_by_name(method);
+    uint8_t key[CRYPTO_MAX_KEY];
+    char b64[SS2022_KEY_B64_MAX];
+
+    if (m < 0)
+        return 1;
+    size_t len = crypto_method_info((enum crypto_method)m)->key_len;
+    if (crypto_random(key, len) != 0) {
+        fprintf(stderr, "reuseproxy: --genkey: no random bytes\n");
+        return 1;
+    }
+    ss2022_base64_encode(key, len, b64);
+    crypto_wipe(key, sizeof key);
+    printf("%s\n", b64);
+    return 0;
 }
 
 /* Descriptors 0-2 must exist, or the first socket would become "stdin" and be closed or
@@ -115,6 +137,8 @@ int main(int argc, char **argv)
         print_version();
         return done(cfg, 0);
     }
+    if (opts.genkey)
+        return done(cfg, print_genkey(opts.genkey));
     if ((opts.config_path && config_load(cfg, opts.config_path, err, sizeof err) < 0) ||
         cli_apply(&opts, cfg, err, sizeof err) < 0 || config_validate(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "reuseproxy: %s\n", err);

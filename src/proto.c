@@ -8,14 +8,15 @@
 
 const struct proto_ops *proto_for_method(enum crypto_method m)
 {
-    switch (m) {
-    case CRYPTO_AES_128_GCM:
-    case CRYPTO_AES_192_GCM:
-    case CRYPTO_AES_256_GCM:
-    case CRYPTO_CHACHA20_POLY1305:
+    const struct crypto_method_info *info = crypto_method_info(m);
+
+    if (!info)
+        return NULL;
+    switch (info->proto) {
+    case CRYPTO_PROTO_SIP004:
         return &proto_sip004;
-    case CRYPTO_METHOD_COUNT:
-        break;
+    case CRYPTO_PROTO_SIP022:
+        break; /* not served yet */
     }
     return NULL;
 }

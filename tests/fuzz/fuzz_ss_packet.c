@@ -22,9 +22,9 @@
 
 static struct ss_packet_ctx *fuzz_ctx(enum crypto_method m)
 {
-    static struct crypto_key keys[CRYPTO_METHOD_COUNT];
-    static struct ss_packet_ctx ctx[CRYPTO_METHOD_COUNT];
-    static bool ready[CRYPTO_METHOD_COUNT];
+    static struct crypto_key keys[CRYPTO_SIP004_COUNT];
+    static struct ss_packet_ctx ctx[CRYPTO_SIP004_COUNT];
+    static bool ready[CRYPTO_SIP004_COUNT];
 
     if (!ready[m]) {
         FUZZ_CHECK(crypto_key_from_password(&keys[m], m, PASSWORD) == 0);
@@ -94,7 +94,7 @@ out:
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_input in = {data, size};
-    enum crypto_method m = (enum crypto_method)(fuzz_u8(&in) % CRYPTO_METHOD_COUNT);
+    enum crypto_method m = (enum crypto_method)(fuzz_u8(&in) % CRYPTO_SIP004_COUNT);
     uint8_t mode = fuzz_u8(&in) % 2;
     struct ss_packet_ctx *p = fuzz_ctx(m);
 

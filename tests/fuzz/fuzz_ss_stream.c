@@ -55,8 +55,8 @@ struct expect {
 
 static const struct crypto_key *fuzz_key(enum crypto_method m)
 {
-    static struct crypto_key keys[CRYPTO_METHOD_COUNT];
-    static bool ready[CRYPTO_METHOD_COUNT];
+    static struct crypto_key keys[CRYPTO_SIP004_COUNT];
+    static bool ready[CRYPTO_SIP004_COUNT];
 
     if (!ready[m]) {
         FUZZ_CHECK(crypto_key_from_password(&keys[m], m, PASSWORD) == 0);
@@ -273,7 +273,7 @@ static void mode_seal(enum crypto_method m, size_t step, struct fuzz_input *in, 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_input in = {data, size};
-    enum crypto_method m = (enum crypto_method)(fuzz_u8(&in) % CRYPTO_METHOD_COUNT);
+    enum crypto_method m = (enum crypto_method)(fuzz_u8(&in) % CRYPTO_SIP004_COUNT);
     uint8_t mode = fuzz_u8(&in) % 4;
     size_t step = step_size(fuzz_u8(&in));
 

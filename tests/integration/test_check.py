@@ -91,6 +91,27 @@ def test_check_and_start_refuse_bad_base64_key():
     _agree(cfg, accepted=False, contains="\"key\": expected base64")
 
 
+def test_check_and_start_refuse_sip022_password_of_wrong_length():
+    cfg = _server(method="2022-blake3-aes-256-gcm", password="AAECAwQFBgcICQoLDA0ODw==")
+    _agree(cfg, accepted=False,
+           contains="\"password\": decodes to 16 bytes, but 2022-blake3-aes-256-gcm needs a key "
+                    "of 32 bytes")
+
+
+def test_genkey_prints_a_key_of_the_method():
+    import base64
+    for method, length in (("2022-blake3-aes-128-gcm", 16), ("2022-BLAKE3-aes-256-gcm", 32),
+                           ("2022-blake3-chacha20-poly1305", 32)):
+        r = subprocess.run([harness.BINARY, "--genkey", method], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=EXIT_TIMEOUT, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        key = r.stdout.decode().strip()
+        assert len(base64.b64decode(key, validate=True)) == length, key
+    r = subprocess.run([harness.BINARY, "--genkey", "rc4-md5"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=EXIT_TIMEOUT, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and b"--genkey: expected one of" in r.stderr
+
+
 def test_check_and_start_refuse_plugin_key():
     _agree(_server(plugin="obfs-server"), accepted=False,
            contains="\"plugin\": reuseproxy does not implement this key yet")

@@ -146,7 +146,23 @@ TEST(test_cli_method_canonical_and_refused)
     CHECK_STR(o.method, "aes-256-gcm");
     CHECK_INT(PARSE(&o, "-m", "aes-256-cfb"), CLI_ERROR);
     CHECK_STR(err, "-m: expected one of aes-128-gcm, aes-192-gcm, aes-256-gcm, "
-                   "chacha20-ietf-poly1305, got \"aes-256-cfb\"");
+                   "chacha20-ietf-poly1305, 2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm, "
+                   "2022-blake3-chacha20-poly1305, got \"aes-256-cfb\"");
+    CHECK_INT(PARSE(&o, "-m", "2022-BLAKE3-chacha20-poly1305"), CLI_OK);
+    CHECK_STR(o.method, "2022-blake3-chacha20-poly1305");
+}
+
+/* --genkey METHOD names a method of the table (any case), kept in its canonical spelling. */
+TEST(test_cli_genkey_takes_a_method)
+{
+    struct cli_options o = {0};
+    CHECK_INT(PARSE(&o, "--genkey", "2022-Blake3-AES-128-GCM"), CLI_OK);
+    CHECK_STR(o.genkey, "2022-blake3-aes-128-gcm");
+    CHECK_INT(PARSE(&o, "--genkey", "rc4"), CLI_ERROR);
+    CHECK_CONTAINS(err, "--genkey: expected one of aes-128-gcm");
+    CHECK_INT(PARSE(&o, "--genkey"), CLI_ERROR);
+    CHECK_INT(PARSE(&o, "-v"), CLI_OK);
+    CHECK(o.genkey == NULL);
 }
 
 TEST(test_cli_bad_numbers)
@@ -292,7 +308,7 @@ TEST(test_cli_usage_lists_options)
                           "-d ADDR", "-6 ", "-a USER", "-n NUMBER", "--acl FILE", "--fast-open",
                           "--reuse-port", "--no-delay", "--role ROLE", "-w, --workers N",
                           "--balance MODE", "--metrics HOST:PORT", "-v ", "--check",
-                          "-h, --help", "--version"};
+                          "-h, --help", "--version", "--genkey METHOD"};
     /* clang-format on */
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         CHECK_CONTAINS(text, opts[i]);

@@ -425,21 +425,6 @@ TEST(test_config_unimplemented_libev_keys_warn)
     config_free(&c);
 }
 
-/* The keys whose shape struct config reserves (users) are refused, not ignored: a server
- * without its users would serve something its clients do not expect. */
-TEST(test_config_reserved_keys_refused)
-{
-    struct config c;
-    unit_capture_stderr_start();
-    int rc = load(&c, "{\"server_port\": 1,\n  \"users\": \"x\"}");
-    const char *out = unit_capture_stderr_stop();
-    CHECK_INT(rc, -1);
-    CHECK_CONTAINS(err, "t.json:2:3: \"users\": reuseproxy does not implement this key yet; "
-                        "remove it");
-    CHECK(strstr(out, "WARN") == NULL);
-    config_free(&c);
-}
-
 /* SIP003's keys are a configuration error naming FILE:LINE:COLUMN and the key, never a
  * warning: a server without its plugin (or a local sending plain traffic where obfuscation was
  * asked for) must not start. */
@@ -637,7 +622,9 @@ TEST(test_config_stream_method_refused)
     struct config c;
     CHECK_INT(load(&c, "{\n\"method\": \"aes-256-cfb\"}"), -1);
     CHECK_STR(err, "t.json:2:1: \"method\": \"aes-256-cfb\" is not supported; reuseproxy supports "
-                   "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305 (stream "
+                   "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305, "
+                   "2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm, "
+                   "2022-blake3-chacha20-poly1305 (stream "
                    "ciphers are insecure and were replaced by the AEAD methods of SIP004)");
     config_free(&c);
 }
@@ -648,8 +635,9 @@ TEST(test_config_other_methods_refused)
     CHECK_INT(load(&c, "{\"method\": \"xchacha20-ietf-poly1305\"}"), -1);
     CHECK_STR(err, "t.json:1:2: \"method\": \"xchacha20-ietf-poly1305\" is not supported; "
                    "reuseproxy supports aes-128-gcm, aes-192-gcm, aes-256-gcm, "
-                   "chacha20-ietf-poly1305");
-    CHECK_INT(load(&c, "{\"method\": \"2022-blake3-aes-128-gcm\"}"), -1);
+                   "chacha20-ietf-poly1305, 2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm, "
+                   "2022-blake3-chacha20-poly1305");
+    CHECK_INT(load(&c, "{\"method\": \"2022-blake3-aes-192-gcm\"}"), -1);
     CHECK_CONTAINS(err, "is not supported; reuseproxy supports aes-128-gcm");
     CHECK_INT(load(&c, "{\"method\": 5}"), -1);
     CHECK_STR(err, "t.json:1:2: \"method\": expected a method name such as "
@@ -1256,9 +1244,156 @@ TEST(test_config_method_helpers)
 TEST(test_config_method_table)
 {
     CHECK_STR(crypto_method_names(),
-              "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305");
+              "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305, "
+              "2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm, 2022-blake3-chacha20-poly1305");
     for (int m = 0; m < CRYPTO_METHOD_COUNT; m++)
-        CHECK_INT(crypto_method_info((enum crypto_method)m)->proto, CRYPTO_PROTO_SIP004);
+        CHECK_INT(crypto_method_info((enum crypto_method)m)->proto,
+                  m < CRYPTO_SIP004_COUNT ? CRYPTO_PROTO_SIP004 : CRYPTO_PROTO_SIP022);
+}
+
+/* ---- Shadowsocks 2022: methods, PSKs, users ---- */
+
+#define PSK16_A "AAECAwQFBgcICQoLDA0ODw=="
+#define PSK16_B "EBESExQVFhcYGRobHB0eHw=="
+#define PSK16_C "ICEiIyQlJicoKSorLC0uLw=="
+#define PSK32_A "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define SIP022_SERVER(method, password, rest)                                                      \
+    "{\"server\": \"0.0.0.0\", \"server_port\": 8488, \"method\": \"" method "\",\n"               \
+    "\"password\": \"" password "\"" rest "}"
+#define SIP022_LOCAL(method, password)                                                             \
+    "{\"role\": \"local\", \"server\": \"192.0.2.1\", \"server_port\": 8488, \"local_port\": 1080, " \
+    "\"method\": \"" method "\",\n\"password\": \"" password "\"}"
+
+/* The three methods of SIP022, in any case, with their protocol. */
+TEST(test_config_sip022_methods_any_case)
+{
+    struct config c;
+    static const char *const names[] = {"2022-BLAKE3-AES-128-GCM", "2022-blake3-aes-256-gcm",
+                                        "2022-Blake3-ChaCha20-Poly1305"};
+    static const enum crypto_method want[] = {CRYPTO_2022_AES_128_GCM, CRYPTO_2022_AES_256_GCM,
+                                              CRYPTO_2022_CHACHA20_POLY1305};
+    for (size_t i = 0; i < 3; i++) {
+        char json[128];
+        snprintf(json, sizeof json, "{\"method\": \"%s\"}", names[i]);
+        CHECK_INT(load(&c, json), 0);
+        CHECK_INT(c.method, want[i]);
+        CHECK_INT(crypto_method_info(c.method)->proto, CRYPTO_PROTO_SIP022);
+    }
+    config_free(&c);
+}
+
+/* The password of a SIP022 method is its base64 PSK, of exactly the key's length. */
+TEST(test_validate_sip022_psk)
+{
+    struct config c;
+    CHECK_STR(validate(SIP022_SERVER("2022-blake3-aes-128-gcm", PSK16_A, "")), "OK");
+    CHECK_STR(validate(SIP022_SERVER("2022-blake3-aes-256-gcm", PSK32_A, "")), "OK");
+    CHECK_STR(validate(SIP022_SERVER("2022-blake3-chacha20-poly1305", PSK32_A, "")), "OK");
+    CHECK_STR(validate(SIP022_SERVER("2022-blake3-aes-256-gcm", PSK16_A, "")),
+              "t.json:2:1: \"password\": decodes to 16 bytes, but 2022-blake3-aes-256-gcm needs a "
+              "key of 32 bytes (reuseproxy --genkey 2022-blake3-aes-256-gcm makes one)");
+    CHECK_STR(validate(SIP022_SERVER("2022-blake3-aes-128-gcm", "not base64!", "")),
+              "t.json:2:1: \"password\": expected the base64 of a 16-byte key for "
+              "2022-blake3-aes-128-gcm (reuseproxy --genkey 2022-blake3-aes-128-gcm makes one)");
+    CHECK_STR(validate(SIP022_SERVER("2022-blake3-aes-128-gcm", "", "")),
+              "t.json:2:1: \"password\": expected the base64 of a 16-byte key for "
+              "2022-blake3-aes-128-gcm (reuseproxy --genkey 2022-blake3-aes-128-gcm makes one)");
+    /* the key itself, not EVP_BytesToKey of the text */
+    config_defaults(&c);
+    CHECK_INT(config_load_string(&c, SIP022_SERVER("2022-blake3-aes-128-gcm", PSK16_A, ""), "t.json",
+                                 err, sizeof err),
+              0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.ports[0].key.len, 16);
+    for (int i = 0; i < 16; i++)
+        CHECK_INT(c.ports[0].key.bytes[i], i);
+    CHECK_INT(c.ports[0].n_identity_keys, 0);
+    config_free(&c);
+}
+
+/* A client's "iPSK:uPSK" (SIP023, AES methods): the identity keys in order, the last the
+ * session key. Refused on a server and with chacha20. */
+TEST(test_validate_sip022_client_identity_keys)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK_INT(config_load_string(&c, SIP022_LOCAL("2022-blake3-aes-128-gcm", PSK16_A ":" PSK16_B),
+                                 "t.json", err, sizeof err),
+              0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.ports[0].n_identity_keys, 1);
+    CHECK_INT(c.ports[0].identity_keys[0].bytes[0], 0);
+    CHECK_INT(c.ports[0].key.bytes[0], 16);
+    config_free(&c);
+    CHECK_STR(validate(SIP022_LOCAL("2022-blake3-aes-128-gcm", PSK16_A ":" PSK32_A)),
+              "t.json:2:1: \"password\": decodes to 32 bytes, but 2022-blake3-aes-128-gcm needs a "
+              "key of 16 bytes (reuseproxy --genkey 2022-blake3-aes-128-gcm makes one)");
+    CHECK_CONTAINS(validate(SIP022_LOCAL("2022-blake3-chacha20-poly1305", PSK32_A ":" PSK32_A)),
+                   "t.json:2:1: \"password\": \"iPSK:uPSK\" is for clients");
+    CHECK_CONTAINS(validate(SIP022_SERVER("2022-blake3-aes-128-gcm", PSK16_A ":" PSK16_B, "")),
+                   "a server takes one PSK and names its users in \"users\"");
+}
+
+/* "users": names and uPSKs of an EIH server; each name and key once; AES methods, server. */
+TEST(test_validate_sip022_users)
+{
+    struct config c;
+    const char *two = ",\n\"users\": [{\"name\": \"alice\", \"password\": \"" PSK16_B "\"},\n"
+                      "{\"name\": \"bob\", \"password\": \"" PSK16_C "\"}]";
+    char json[512];
+    snprintf(json, sizeof json, SIP022_SERVER("2022-blake3-aes-128-gcm", PSK16_A, "%s"), two);
+    config_defaults(&c);
+    CHECK_INT(config_load_string(&c, json, "t.json", err, sizeof err), 0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.ports[0].n_users, 2);
+    CHECK_STR(c.ports[0].users[0].name, "alice");
+    CHECK_STR(c.ports[0].users[1].name, "bob");
+    CHECK_INT(c.ports[0].users[1].key.bytes[0], 32);
+    CHECK_INT(c.ports[0].users[1].key.len, 16);
+    config_free(&c);
+    CHECK_STR(validate(SIP022_SERVER("2022-blake3-aes-128-gcm", PSK16_A,
+                                     ",\n\"users\": [{\"name\": \"a\", \"password\": \"" PSK32_A
+                                     "\"}]")),
+              "t.json:3:1: \"users\"[0].password: decodes to 32 bytes, but 2022-blake3-aes-128-gcm "
+              "needs a key of 16 bytes (reuseproxy --genkey 2022-blake3-aes-128-gcm makes one)");
+    CHECK_STR(validate(SIP022_SERVER("2022-blake3-aes-128-gcm", PSK16_A,
+                                     ",\n\"users\": [{\"name\": \"a\", \"password\": \"" PSK16_B
+                                     "\"}, {\"name\": \"a\", \"password\": \"" PSK16_C "\"}]")),
+              "t.json:3:1: \"users\"[1]: the name \"a\" is also users[0]'s");
+    CHECK_STR(validate(SIP022_SERVER("2022-blake3-aes-128-gcm", PSK16_A,
+                                     ",\n\"users\": [{\"name\": \"a\", \"password\": \"" PSK16_B
+                                     "\"}, {\"name\": \"b\", \"password\": \"" PSK16_B "\"}]")),
+              "t.json:3:1: \"users\"[1]: the same password as users[0]; each user needs a key of "
+              "their own");
+    CHECK_CONTAINS(validate(SIP022_SERVER("2022-blake3-chacha20-poly1305", PSK32_A,
+                                          ",\n\"users\": [{\"name\": \"a\", \"password\": \"" PSK32_A
+                                          "\"}]")),
+                   "t.json:3:1: \"users\": only a server with 2022-blake3-aes-128-gcm");
+    CHECK_CONTAINS(validate("{\"server\": \"0.0.0.0\", \"server_port\": 1, \"password\": \"xyzzy-1\",\n"
+                            "\"users\": [{\"name\": \"a\", \"password\": \"" PSK16_B "\"}]}"),
+                   "t.json:2:1: \"users\": only a server with");
+}
+
+/* The shape of "users", checked as the file is loaded. */
+TEST(test_config_users_shape)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n\"users\": \"x\"}"), -1);
+    CHECK_STR(err, "t.json:2:1: \"users\": expected an array of 1 to 65536 objects {\"name\": ..., "
+                   "\"password\": ...}, got \"x\"");
+    CHECK_INT(load(&c, "{\"users\": [1]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"users\"[0]: expected an object, got 1");
+    CHECK_INT(load(&c, "{\"users\": [{\"name\": \"a\"}]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"users\"[0]: expected \"password\" as a non-empty string, got "
+                   "nothing");
+    CHECK_INT(load(&c, "{\"users\": [{\"name\": \"a\", \"password\": \"b\", \"pw\": 1}]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"users\"[0]: unknown member \"pw\"; a user has \"name\" and "
+                   "\"password\"");
+    CHECK_INT(load(&c, "{\"users\": [{\"name\": \"\", \"password\": \"b\"}]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"users\"[0]: expected \"name\" as a non-empty string, got \"\"");
+    CHECK_INT(load(&c, "{\"users\": null}"), 0);
+    CHECK_INT(c.ports[0].n_users, 0);
+    config_free(&c);
 }
 
 /* A "server" entry as the configuration reads it (libev's parse_addr). */

@@ -103,8 +103,8 @@ TEST(test_ss_packet_context_rekeys_per_packet)
 
 TEST(test_ss_packet_overhead)
 {
-    static const size_t want[CRYPTO_METHOD_COUNT] = {32, 40, 48, 48};
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+    static const size_t want[CRYPTO_SIP004_COUNT] = {32, 40, 48, 48};
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++) {
         struct crypto_key key;
         CHECK_INT(crypto_key_from_password(&key, (enum crypto_method)m, "x"), 0);
         CHECK_INT(ss_packet_overhead(&key), want[m]);
@@ -115,7 +115,7 @@ TEST(test_ss_packet_overhead)
  * primitives alone, then through ss_packet_open. */
 TEST(test_ss_packet_seal_layout)
 {
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++) {
         struct crypto_key key;
         struct ss_packet_ctx ctx;
         static const uint8_t msg[] = "\x03\x0bexample.com\x00\x35query";
@@ -147,7 +147,7 @@ TEST(test_ss_packet_round_trips_sizes)
 {
     static uint8_t in[65507], pkt[65507 + 48], *plain;
     static const size_t sizes[] = {1, 2, 16, 17, 1200, 1500, 0x3FFF, 0x4000, 65507 - 48};
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++) {
         struct crypto_key key;
         struct ss_packet_ctx ctx;
         CHECK_INT(crypto_key_from_password(&key, (enum crypto_method)m, "sizes"), 0);
@@ -168,7 +168,7 @@ TEST(test_ss_packet_round_trips_sizes)
  * tag) an empty payload, which shadowsocks-libev refuses too. Sealing nothing is refused. */
 TEST(test_ss_packet_rejects_truncated)
 {
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++) {
         struct crypto_key key;
         struct ss_packet_ctx ctx;
         uint8_t pkt[128], *plain = NULL;
@@ -221,7 +221,7 @@ TEST(test_ss_packet_rejects_wrong_key)
 /* Any single flipped bit, in the salt (another subkey), the payload or the tag, is refused. */
 TEST(test_ss_packet_rejects_every_bit_flip)
 {
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++) {
         struct crypto_key key;
         struct ss_packet_ctx ctx;
         uint8_t good[64], bad[64], *plain;

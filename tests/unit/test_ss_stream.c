@@ -132,7 +132,7 @@ TEST(test_ss_stream_rejects_capture_with_wrong_password)
 
 /* Password "foobar", salt 80 81 82 ...; ss_stream_seal of the address header 127.0.0.1:8080,
  * then of "ping": the chunks as an independent python3 SIP004 implementation sealed them. */
-static const char *const seal_vectors[CRYPTO_METHOD_COUNT] = {
+static const char *const seal_vectors[CRYPTO_SIP004_COUNT] = {
     "7bbaf600c1bbcf2ffcd047feb5017f4ab6231d1dfcba7a5f7b5bd906385c36758c1192f15bf9650f2ee0bd3e"
     "73559d0a6c693269a6964fd037ee2963235539990ed1663a208ba036fbff074d00578a",
     "47cffb5e41d04d2b03ca5258e924146f27ccdc152e1d0ab3e6902b74ba6c2b2c45f48009d74daf352639af48"
@@ -146,7 +146,7 @@ static const char *const seal_vectors[CRYPTO_METHOD_COUNT] = {
 TEST(test_ss_stream_seal_matches_reference)
 {
     static const uint8_t addr[] = {0x01, 0x7f, 0x00, 0x00, 0x01, 0x1f, 0x90};
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++) {
         struct crypto_key key;
         struct ss_stream s = {0};
         uint8_t salt[CRYPTO_MAX_SALT], want[128], out[128];
@@ -202,7 +202,7 @@ TEST(test_ss_stream_sealed_size)
 
 TEST(test_ss_stream_one_byte_payload)
 {
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++) {
         struct pair p;
         uint8_t chunk[64], *plain;
         size_t consumed, plain_len;
@@ -284,7 +284,7 @@ TEST(test_ss_stream_seal_slots_in_place)
     static uint8_t buf[SLOTS * SS_SEAL_SLOT], want[(SLOTS - 1) * SS_SEAL_CHUNK + TAIL];
     CHECK_INT(SS_SEAL_CHUNK % 128, 0);
     CHECK(SS_SEAL_CHUNK <= SS_CHUNK_MAX);
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++) {
         struct pair p;
         CHECK_INT(pair_init(&p, (enum crypto_method)m), 0);
         CHECK_INT(crypto_random(want, sizeof want), 0);
@@ -328,7 +328,7 @@ TEST(test_ss_stream_seal_of_nothing_writes_nothing)
  * as soon as its 18 bytes are there, and kept in pending_len (the nonce moves once). */
 TEST(test_ss_stream_chunk_arriving_byte_by_byte)
 {
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++) {
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++) {
         struct pair p;
         uint8_t chunk[100 + SS_CHUNK_OVERHEAD], want[100], *plain;
         size_t consumed = 0, plain_len = 0;
@@ -542,13 +542,13 @@ TEST(test_ss_stream_round_trips_many_sizes)
     static const size_t sizes[] = {0,      1,      2,      15,         16,     17,
                                    100,    1000,   0x3FFE, 0x3FFF,     0x4000, 0x4001,
                                    0x7FFE, 0x7FFF, 0x8000, 3 * 0x3FFF, 65535,  100000};
-    for (int m = 0; m < CRYPTO_METHOD_COUNT; m++)
+    for (int m = 0; m < CRYPTO_SIP004_COUNT; m++)
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
             round_trip((enum crypto_method)m, sizes[i]);
     for (int i = 0; i < 20; i++) {
         uint8_t r[3];
         CHECK_INT(crypto_random(r, sizeof r), 0);
-        round_trip((enum crypto_method)(r[2] % CRYPTO_METHOD_COUNT),
+        round_trip((enum crypto_method)(r[2] % CRYPTO_SIP004_COUNT),
                    ((size_t)r[0] << 8 | r[1]) + r[2]);
     }
 }
