@@ -74,6 +74,7 @@ struct session {
     uint8_t header[NETADDR_HEADER_MAX];
     size_t header_len;
     int udp_handle;                 /* SOCKS5 UDP ASSOCIATE handle, or -1 */
+    bool hs_counted;                /* counted in w->hs_limit (a handshake stage) */
     struct sockaddr_storage peer;
 };
 
