@@ -56,6 +56,7 @@ enum config_key {
     CONFIG_KEY_REPLAY_CAPACITY,
     CONFIG_KEY_VERBOSE,
     CONFIG_KEY_USERS,
+    CONFIG_KEY_MAX_HANDSHAKES_PER_SOURCE,
     CONFIG_KEY_COUNT
 };
 
@@ -157,6 +158,7 @@ struct config {
     bool replay_protection;      /* default true */
     int replay_capacity;         /* salts remembered, default 1048576 */
     int verbose;                 /* 0..2 from -v / "verbose" */
+    int max_handshakes_per_source; /* per worker and source host, 0 = no limit (default) */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 

@@ -23,6 +23,7 @@ struct replay_store;
 struct udp_relay;
 struct listener;
 struct session;
+struct handshake_limit;
 
 /* Everything the master sets up before fork and passes to one worker. */
 struct worker_env {
@@ -49,6 +50,7 @@ struct worker {
     struct proto_ctx proto;          /* the protocol the method runs, its key set (key) */
     struct resolver *resolver;
     struct acl *acl;                 /* server: limits; local, tunnel: routes; or NULL */
+    struct handshake_limit *hs_limit; /* max_handshakes_per_source, or NULL (no limit) */
     struct replay_store *replay;
     struct metrics_worker *stats;
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */

@@ -96,6 +96,8 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
                                     16777216},
     [CONFIG_KEY_VERBOSE] = {"verbose", VALUE_INT, FIELD(verbose), 0, 2},
     [CONFIG_KEY_USERS] = {"users", VALUE_USERS, 0, 0, 0},
+    [CONFIG_KEY_MAX_HANDSHAKES_PER_SOURCE] = {"max_handshakes_per_source", VALUE_INT,
+                                              FIELD(max_handshakes_per_source), 0, 1048576},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a

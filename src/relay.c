@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "handshake_limit.h"
 #include "relay.h"
 #include "rp_assert.h"
 #include "session.h"
@@ -84,11 +85,23 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
         close(fd);
         return 0;
     }
+    /* max_handshakes_per_source: one source cannot hold every slot with connections that
+     * never finish their handshake; beyond its share, closed at once (handshake_limit.h). */
+    bool counted = w->hs_limit && peer && peerlen <= sizeof(struct sockaddr_storage);
+    if (counted && !handshake_limit_enter(w->hs_limit, peer)) {
+        metrics_add(&w->stats->accepted, 1);
+        metrics_add(&w->stats->handshake_limited, 1);
+        close(fd);
+        return 0;
+    }
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
+        if (counted)
+            handshake_limit_leave(w->hs_limit, peer);
         close(fd);
         return -1;
     }
+    s->hs_counted = counted;
     s->w = w;
     s->stage = STAGE_NEW;
     s->udp_handle = -1;
@@ -161,9 +174,27 @@ static void side_discard_unread(int fd)
             return;
 }
 
+/* The stages of a session that has not (or not successfully) finished its handshake: those
+ * max_handshakes_per_source counts. A failed handshake is held until its deadline (PROBE), so
+ * it still holds its source's share. */
+static bool stage_in_handshake(enum session_stage stage)
+{
+    return stage == STAGE_NEW || stage == STAGE_HANDSHAKE || stage == STAGE_PROBE;
+}
+
+static void session_uncount(struct session *s)
+{
+    if (s->hs_counted) {
+        handshake_limit_leave(s->w->hs_limit, (struct sockaddr *)&s->peer);
+        s->hs_counted = false;
+    }
+}
+
 static void session_close(struct session *s)
 {
     struct worker *w = s->w;
+
+    session_uncount(s);
 
     if (s->client.fd >= 0 && !s->up.eof && !s->aborted)
         side_discard_unread(s->client.fd);
@@ -296,6 +327,8 @@ static void session_set_stage(struct session *s, enum session_stage stage)
     RP_ASSERT((unsigned)s->stage < STAGE_COUNT && (unsigned)stage < STAGE_COUNT);
     RP_ASSERT(stage_moves[s->stage] & (1u << stage));
     s->stage = stage;
+    if (!stage_in_handshake(stage))
+        session_uncount(s);
     timer_arm(s);
 }
 

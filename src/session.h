@@ -77,6 +77,7 @@ struct session {
     bool aborted;                   /* closing with a reset on both sides (session_abort) */
     bool socks_reply_pending;       /* local role: the CONNECT is answered once connected */
     int connect_err;                /* errno of the last failed connect, for the log and reply */
+    bool hs_counted;                /* counted in w->hs_limit (a handshake stage) */
     struct sockaddr_storage peer;
 };
 

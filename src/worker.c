@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "handshake_limit.h"
 #include "listener.h"
 #include "relay.h"
 #include "resolve.h"
@@ -92,6 +93,16 @@ static int worker_init(struct worker *w, const struct worker_env *env)
             return -1;
         }
     }
+    if (c->max_handshakes_per_source > 0) {
+        w->hs_limit = malloc(sizeof *w->hs_limit);
+        if (!w->hs_limit ||
+            handshake_limit_init(w->hs_limit, (unsigned)c->max_handshakes_per_source) < 0) {
+            free(w->hs_limit);
+            w->hs_limit = NULL;
+            log_error("max_handshakes_per_source: out of memory or randomness");
+            return -1;
+        }
+    }
     enum listener_kind kind = env->shared_accept ? LISTENER_SHARED : LISTENER_REUSEPORT;
     for (int i = 0; i < env->ntcp && w->nlisteners < WORKER_MAX_LISTEN; i++)
         if ((w->listeners[w->nlisteners] = listener_new(w, env->tcp[i], kind)))
@@ -120,6 +131,11 @@ static void worker_cleanup(struct worker *w)
         resolver_free(w->resolver);
     if (w->acl)
         acl_free(w->acl);
+    if (w->hs_limit) { /* after relay_close_all(): every session has left it */
+        RP_ASSERT(handshake_limit_sources(w->hs_limit) == 0);
+        handshake_limit_destroy(w->hs_limit);
+        free(w->hs_limit);
+    }
     buf_pool_destroy(&w->pool);
     buf_pool_destroy(&w->bulk_pool);
 }

@@ -156,3 +156,111 @@ def test_dispatch_master_backs_off_when_out_of_descriptors():
     data = h.pattern(30000, seed=3)
     assert h.transfer("127.0.0.1", lport, data, timeout=10) == data
     assert p.alive()
+
+
+# ---- max_handshakes_per_source ----
+
+class SourceForwarder:
+    """Accepts on 127.0.0.1 and forwards each connection to host:port from the source address
+    source, so that a client seems to come from there. Threads end with their sockets."""
+
+    def __init__(self, host, port, source):
+        import threading
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.target, self.source = (host, port), source
+        self.done = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    b.shutdown(socket.SHUT_WR)
+                    return
+                b.sendall(d)
+        except OSError:
+            pass
+
+    def _run(self):
+        import threading
+        while not self.done:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            u = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            u.bind((self.source, 0))
+            try:
+                u.connect(self.target)
+            except OSError:
+                c.close()
+                u.close()
+                continue
+            for a, b in ((c, u), (u, c)):
+                a.settimeout(30)
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def close(self):
+        self.done = True
+        self.lsock.close()
+
+
+def tunnel_to(server_port, echo_port, name):
+    lport = h.free_port()
+    h.reuseproxy({"role": "tunnel", "server": "127.0.0.1", "server_port": server_port,
+                  "local_address": "127.0.0.1", "local_port": lport, "password": PW,
+                  "method": M, "workers": 0, "tunnel_address": "127.0.0.1:%d" % echo_port},
+                 name=name)
+    return lport
+
+
+def test_max_handshakes_per_source_caps_one_source_not_others():
+    echo = h.TcpEcho()
+    p = start_server(workers=1, max_handshakes_per_source=4)
+    idle = connect_all(p.port, 10, source="127.0.0.1")
+    fwd = SourceForwarder("127.0.0.1", p.port, "127.0.0.2")
+    try:
+        # 4 stay in the handshake; the 6 beyond are closed at once
+        still_open = [s for s in idle if not closed_by_peer(s, 1.0)]
+        assert len(still_open) == 4, "%d of 10 idle connections stayed open" % len(still_open)
+        assert metric_sum(scrape(p.mport), "handshake_limited_total") == 6
+
+        # another source is not limited by the first one's connections
+        lport = tunnel_to(fwd.port, echo.port, "tunnel-other-source")
+        data = h.pattern(40000, seed=5)
+        assert h.transfer("127.0.0.1", lport, data, timeout=10) == data
+
+        # the first source's share comes back as its connections leave the handshake
+        for s in still_open:
+            s.close()
+        lport = tunnel_to(p.port, echo.port, "tunnel-same-source")
+        def relays():
+            try:
+                return h.transfer("127.0.0.1", lport, data, timeout=5) == data
+            except OSError:
+                return False
+        assert h.wait_for(relays, 10, 0.2), "the first source is still refused after leaving"
+    finally:
+        fwd.close()
+        for s in idle:
+            s.close()
+
+
+def test_max_handshakes_per_source_off_by_default():
+    p = start_server(workers=1)
+    idle = connect_all(p.port, 10)
+    try:
+        assert not any(closed_by_peer(s, 0.3) for s in idle), "an idle connection was closed"
+        assert metric_sum(scrape(p.mport), "handshake_limited_total") == 0
+    finally:
+        for s in idle:
+            s.close()

@@ -766,6 +766,21 @@ TEST(test_config_own_keys_ranges)
     config_free(&c);
 }
 
+/* max_handshakes_per_source: off (0) unless set; an integer, strictly. */
+TEST(test_config_max_handshakes_per_source)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{}"), 0);
+    CHECK_INT(c.max_handshakes_per_source, 0);
+    CHECK_INT(load(&c, "{\"max_handshakes_per_source\": 16}"), 0);
+    CHECK_INT(c.max_handshakes_per_source, 16);
+    CHECK_INT(load(&c, "{\"max_handshakes_per_source\": -1}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"max_handshakes_per_source\": expected an integer from 0 to "
+                   "1048576, got -1");
+    CHECK_INT(load(&c, "{\"max_handshakes_per_source\": \"4\"}"), -1);
+    config_free(&c);
+}
+
 TEST(test_config_own_choices)
 {
     struct config c;

@@ -45,6 +45,7 @@ static void fill_worker(struct metrics_worker *w, uint64_t base)
     w->udp_evicted = base + 1;
     w->failed_handshakes = base + 4;
     w->replays = base + 2;
+    w->handshake_limited = base + 6;
     w->udp_dropped = base + 9;
     w->restarts = base;
     w->pid = base + 4242;
@@ -83,6 +84,10 @@ static const char expected_one_worker[] =
     "handshakes).\n"
     "# TYPE reuseproxy_replays_total counter\n"
     "reuseproxy_replays_total{worker=\"0\"} 2\n"
+    "# HELP reuseproxy_handshake_limited_total TCP connections closed at accept: their source "
+    "had max_handshakes_per_source connections in the handshake.\n"
+    "# TYPE reuseproxy_handshake_limited_total counter\n"
+    "reuseproxy_handshake_limited_total{worker=\"0\"} 6\n"
     "# HELP reuseproxy_udp_dropped_total UDP datagrams dropped: bad tag, malformed or refused.\n"
     "# TYPE reuseproxy_udp_dropped_total counter\n"
     "reuseproxy_udp_dropped_total{worker=\"0\"} 9\n"
@@ -120,11 +125,11 @@ TEST(test_metrics_render_one_line_per_worker)
                         "reuseproxy_bytes_in_total{worker=\"2\"} 1100\n"
                         "# HELP reuseproxy_bytes_out_total ");
     CHECK_CONTAINS(out, "reuseproxy_worker_pid{worker=\"2\"} 4342\n");
-    /* 13 fields: 2 comment lines and 3 series each. */
+    /* 14 fields: 2 comment lines and 3 series each. */
     int lines = 0;
     for (const char *p = out; *p; p++)
         lines += *p == '\n';
-    CHECK_INT(lines, 13 * 5);
+    CHECK_INT(lines, 14 * 5);
     metrics_free_shared(m);
 }
 
