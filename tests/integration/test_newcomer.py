@@ -103,3 +103,19 @@ def test_help_points_at_the_installed_manual():
     assert rc == 0 and err == "", (rc, err)
     assert "man reuseproxy (options" in out and "man reuseproxy.json" in out, out
     assert "docs/CONFIG.md" not in out, out
+
+
+def test_bad_tag_log_says_what_it_most_likely_means():
+    import os
+    import socket
+    port = harness.free_port()
+    p = harness.reuseproxy(harness.server_config(port))
+    try:
+        # what a client with another password sends looks, to the server, like random bytes
+        s = socket.create_connection(("127.0.0.1", port), timeout=EXIT_TIMEOUT)
+        s.sendall(os.urandom(200))
+        want = "bad tag (wrong password or method, or a probe) from 127.0.0.1:"
+        assert harness.wait_for(lambda: want in p.output(), EXIT_TIMEOUT, 0.05), p.output()
+        s.close()
+    finally:
+        p.stop()
