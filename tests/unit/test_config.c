@@ -1034,6 +1034,30 @@ TEST(test_validate_server_role_warns_unused_keys)
     CHECK(strstr(out, "WARN") == NULL);
 }
 
+/* Issue 13 item 12: the example passwords the docs use are placeholders too, whatever their
+ * case and punctuation; a real password that merely contains one is not. */
+TEST(test_validate_placeholder_list_from_the_docs)
+{
+    const char *refused[] = {"SECRET",      "secret",    "your-password", "Your_Password",
+                             "$PASSWORD",   "barfoo!",   "BarFoo",        "CHANGE-ME",
+                             "change_me",   "changeit",  "password",      "a long random password",
+                             "my password", "foobar!",   "Secret!",       "pass-wd"};
+    const char *accepted[] = {"Kx9-real-secret", "my-secret-is-long-7f3a", "passwords-are-fun-2",
+                              "!!!",             "xchangeme",              "S3CR3T-q81"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (!config_is_placeholder_password(refused[i]))
+            unit_fail(__FILE__, __LINE__, "\"%s\" should be a placeholder", refused[i]);
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+        if (config_is_placeholder_password(accepted[i]))
+            unit_fail(__FILE__, __LINE__, "\"%s\" should not be a placeholder", accepted[i]);
+    CHECK(config_is_placeholder_password(""));
+    CHECK(!config_is_placeholder_password(NULL));
+    CHECK_CONTAINS(validate("{\"server\": \"0.0.0.0\", \"server_port\": 8488, \"password\": "
+                            "\"SECRET\"}"),
+                   "t.json:1:44: the password \"SECRET\" is a placeholder, and reuseproxy would "
+                   "listen on 0.0.0.0");
+}
+
 TEST(test_validate_placeholder_on_loopback_allowed)
 {
     CHECK_STR(validate("{\"server\": [\"127.0.0.1\", \"::1\", \"localhost\", \"127.8.9.10\"], "
