@@ -238,8 +238,9 @@ int config_parse_int(const char *s, int min, int max, int *out);
 /* True for an address that only this machine can reach: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104
  * or "localhost". */
 bool config_is_loopback(const char *host);
-/* True for a password that is a known placeholder ("", "barfoo!", "password", "changeme",
- * anything starting with "change", case-insensitive). */
+/* True for a password that is a known placeholder: empty, an example password of the docs or
+ * of shadowsocks ("SECRET", "barfoo!", "password", "your-password", ...) or anything starting
+ * with "change", with case and all but letters and digits ignored. */
 bool config_is_placeholder_password(const char *password);
 
 #endif

@@ -40,15 +40,38 @@ bool config_is_loopback(const char *host)
     return false;
 }
 
+/* The example passwords of the documentation and of shadowsocks' own (README's "-k SECRET",
+ * libev's "barfoo!", the man page's "a long random password", conf/'s "CHANGE-ME..."), and
+ * the obvious others, compared with case and everything but letters and digits ignored, so
+ * that "your-password", "Your_Password" and "$PASSWORD" (a variable the shell did not expand)
+ * are one. Besides these, anything that begins with "change" (CHANGE-ME, changeit) is one. */
+/* clang-format off */
+static const char *const config_placeholders[] = {
+    "password", "passwd", "secret", "yoursecret", "mysecret", "yourpassword", "mypassword",
+    "examplepassword", "placeholder", "barfoo", "foobar", "alongrandompassword", NULL};
+/* clang-format on */
+
 bool config_is_placeholder_password(const char *password)
 {
-    static const char *const placeholders[] = {"", "barfoo!", "password", "changeme", NULL};
+    char folded[64];
+    size_t n = 0;
+
     if (!password)
         return false;
-    for (int i = 0; placeholders[i]; i++)
-        if (strcasecmp(password, placeholders[i]) == 0)
+    if (!password[0])
+        return true;
+    for (const char *p = password; *p; p++) {
+        if (!isalnum((unsigned char)*p))
+            continue;
+        if (n + 1 >= sizeof folded)
+            return false; /* longer than any placeholder */
+        folded[n++] = (char)tolower((unsigned char)*p);
+    }
+    folded[n] = '\0';
+    for (int i = 0; config_placeholders[i]; i++)
+        if (strcmp(folded, config_placeholders[i]) == 0)
             return true;
-    return strncasecmp(password, "change", 6) == 0;
+    return strncmp(folded, "change", 6) == 0;
 }
 
 /* ---- Checks across keys, after the file and the command line are merged ---- */

@@ -130,7 +130,9 @@ static int sip004_open_request(struct proto_conn *c, struct proto_dir *d, uint8_
     }
     if (r == SS_OPEN_NEED_MORE)
         return PROTO_NEED_MORE;
-    out->reason = "bad tag";
+    /* What a failed tag on the first chunk most likely means, for the operator reading the log:
+     * a client with another password or method, or someone probing the port. */
+    out->reason = "bad tag (wrong password or method, or a probe)";
     if (r == SS_OPEN_ERROR)
         return PROTO_BAD;
     size_t salt_len = sip004_salt_len(sip004_key(c));

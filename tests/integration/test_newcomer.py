@@ -103,3 +103,51 @@ def test_help_points_at_the_installed_manual():
     assert rc == 0 and err == "", (rc, err)
     assert "man reuseproxy (options" in out and "man reuseproxy.json" in out, out
     assert "docs/CONFIG.md" not in out, out
+
+
+def test_bad_tag_log_says_what_it_most_likely_means():
+    import os
+    import socket
+    port = harness.free_port()
+    p = harness.reuseproxy(harness.server_config(port))
+    try:
+        # what a client with another password sends looks, to the server, like random bytes
+        s = socket.create_connection(("127.0.0.1", port), timeout=EXIT_TIMEOUT)
+        s.sendall(os.urandom(200))
+        want = "bad tag (wrong password or method, or a probe) from 127.0.0.1:"
+        assert harness.wait_for(lambda: want in p.output(), EXIT_TIMEOUT, 0.05), p.output()
+        s.close()
+    finally:
+        p.stop()
+
+
+def _readme():
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "README.md")) as f:
+        return f.read()
+
+
+def test_example_passwords_refused_where_others_can_connect():
+    port = str(harness.free_port())
+    for password in ("SECRET", "your-password", "CHANGE-ME", "barfoo!", "$PASSWORD"):
+        rc, out, err = _run(["-s", "0.0.0.0", "-p", port, "-k", password, "-m", "aes-256-gcm",
+                             "--check"])
+        assert rc == 1, (password, rc, out, err)
+        assert ("reuseproxy: command line: the password \"%s\" is a placeholder, and reuseproxy "
+                "would listen on 0.0.0.0" % password.replace("\\", "\\\\")) in err, err
+    # the README's command copied without setting $PASSWORD: the shell passes ""
+    rc, out, err = _run(["-s", "0.0.0.0", "-p", port, "-k", "", "-m", "aes-256-gcm", "--check"])
+    assert rc == 1 and "reuseproxy: -k: expected a non-empty value, got \"\"" in err, err
+
+
+def test_readme_examples_use_no_literal_password():
+    import re
+    import shlex
+    for line in _readme().splitlines():
+        if not line.startswith("reuseproxy ") or " -k " not in line:
+            continue
+        args = shlex.split(line.split("#")[0], posix=False)
+        password = args[args.index("-k") + 1]
+        # a literal would be copied as is; the examples take it from a variable
+        assert password.strip('"').startswith("$"), line

@@ -819,6 +819,15 @@ static const char *validate(const char *json)
     return verr;
 }
 
+/* config_validate() over json, with what it logged in *logged (valid until the next call). */
+static const char *validate_logged(const char *json, const char **logged)
+{
+    unit_capture_stderr_start();
+    const char *r = validate(json);
+    *logged = unit_capture_stderr_stop();
+    return r;
+}
+
 TEST(test_validate_server_ok)
 {
     CHECK_STR(validate("{\"server\": \"0.0.0.0\", \"server_port\": 8488, \"password\": "
@@ -905,10 +914,13 @@ TEST(test_validate_tunnel_address_form)
                        "\"password\": \"x\", \"local_port\": 5353, \"tunnel_address\": "
                        "\"[2001:4860:4860::8888]:53\"}"),
               "OK");
-    /* A server role does not look at tunnel_address. */
-    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\", "
-                       "\"tunnel_address\": \"junk\"}"),
+    /* A server role does not look at tunnel_address, beyond saying that it ignores it. */
+    const char *out;
+    CHECK_STR(validate_logged("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\", "
+                              "\"tunnel_address\": \"junk\"}",
+                              &out),
               "OK");
+    CHECK_CONTAINS(out, "t.json:1:54: \"tunnel_address\": ignored in the server role");
 }
 
 TEST(test_validate_metrics_address_form)
@@ -964,15 +976,6 @@ TEST(test_validate_placeholder_on_public_address_refused)
     CHECK_CONTAINS(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": "
                             "\"Password\"}"),
                    "is a placeholder");
-}
-
-/* config_validate() over json, with what it logged in *logged (valid until the next call). */
-static const char *validate_logged(const char *json, const char **logged)
-{
-    unit_capture_stderr_start();
-    const char *r = validate(json);
-    *logged = unit_capture_stderr_stop();
-    return r;
 }
 
 /* Issue 13 item 9: the local roles connect to the first server only; the rest is named. */
@@ -1035,6 +1038,30 @@ TEST(test_validate_server_role_warns_unused_keys)
                               &out),
               "OK");
     CHECK(strstr(out, "WARN") == NULL);
+}
+
+/* Issue 13 item 12: the example passwords the docs use are placeholders too, whatever their
+ * case and punctuation; a real password that merely contains one is not. */
+TEST(test_validate_placeholder_list_from_the_docs)
+{
+    const char *refused[] = {"SECRET",      "secret",    "your-password", "Your_Password",
+                             "$PASSWORD",   "barfoo!",   "BarFoo",        "CHANGE-ME",
+                             "change_me",   "changeit",  "password",      "a long random password",
+                             "my password", "foobar!",   "Secret!",       "pass-wd"};
+    const char *accepted[] = {"Kx9-real-secret", "my-secret-is-long-7f3a", "passwords-are-fun-2",
+                              "!!!",             "xchangeme",              "S3CR3T-q81"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (!config_is_placeholder_password(refused[i]))
+            unit_fail(__FILE__, __LINE__, "\"%s\" should be a placeholder", refused[i]);
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+        if (config_is_placeholder_password(accepted[i]))
+            unit_fail(__FILE__, __LINE__, "\"%s\" should not be a placeholder", accepted[i]);
+    CHECK(config_is_placeholder_password(""));
+    CHECK(!config_is_placeholder_password(NULL));
+    CHECK_CONTAINS(validate("{\"server\": \"0.0.0.0\", \"server_port\": 8488, \"password\": "
+                            "\"SECRET\"}"),
+                   "t.json:1:44: the password \"SECRET\" is a placeholder, and reuseproxy would "
+                   "listen on 0.0.0.0");
 }
 
 TEST(test_validate_placeholder_on_loopback_allowed)

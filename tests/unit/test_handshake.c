@@ -158,7 +158,7 @@ static void check_tampered(const uint8_t *wire, size_t len, size_t at)
     CHECK_INT(handshake_feed(&s.hs, copy, len, false, &out), HANDSHAKE_FAIL);
     CHECK(out.silent);
     CHECK(!out.replayed);
-    CHECK_STR(out.reason, "bad tag");
+    CHECK_STR(out.reason, "bad tag (wrong password or method, or a probe)");
     CHECK_INT(out.reply_len, 0);
     server_free(&s);
 }
