@@ -68,7 +68,8 @@ size_t handshake_read_max(const struct handshake *h);
 enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t len, bool full,
                                       struct handshake_out *out);
 /* The answer to a UDP ASSOCIATE: succeeded with the address the client sends datagrams to, or
- * (bound NULL) command not supported. Returns its length or -1. */
-int handshake_udp_reply(const struct sockaddr *bound, uint8_t *out, size_t cap);
+ * (bound NULL) command not supported when UDP is not enabled, general failure when it is.
+ * Returns its length or -1. */
+int handshake_udp_reply(bool enabled, const struct sockaddr *bound, uint8_t *out, size_t cap);
 
 #endif

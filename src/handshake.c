@@ -171,9 +171,12 @@ enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t 
     return fail(out, "the tunnel role reads no handshake");
 }
 
-int handshake_udp_reply(const struct sockaddr *bound, uint8_t *out, size_t cap)
+int handshake_udp_reply(bool enabled, const struct sockaddr *bound, uint8_t *out, size_t cap)
 {
+    /* RFC 1928 section 6: X'07' when UDP is off, X'01' when it is on but failed here */
     if (!bound)
-        return socks5_write_reply(out, cap, SOCKS5_REP_COMMAND_NOT_SUPPORTED, NULL);
+        return socks5_write_reply(
+            out, cap, enabled ? SOCKS5_REP_GENERAL_FAILURE : SOCKS5_REP_COMMAND_NOT_SUPPORTED,
+            NULL);
     return socks5_write_reply(out, cap, SOCKS5_REP_SUCCEEDED, bound);
 }

@@ -742,24 +742,27 @@ static void session_connect_request(struct session *s, const struct handshake_ou
     session_connect_target(s);
 }
 
-/* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to where this connection arrived. */
+/* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to a UDP socket of this worker's own,
+ * on the address this connection arrived at (udp_relay.h). */
 static void session_udp_associate(struct session *s)
 {
     struct worker *w = s->w;
-    struct sockaddr_storage bound;
-    socklen_t len = sizeof bound;
+    struct sockaddr_storage local, bound;
+    socklen_t len = sizeof local;
     uint8_t out[32];
-    bool ok = w->nudp > 0 && getsockname(s->client.fd, (struct sockaddr *)&bound, &len) == 0;
 
-    int n = handshake_udp_reply(ok ? (struct sockaddr *)&bound : NULL, out, sizeof out);
-    if (!ok) { /* answered, then closed */
+    if (w->nudp > 0 && getsockname(s->client.fd, (struct sockaddr *)&local, &len) == 0)
+        s->udp_handle = udp_relay_socks5_open(w->udp[0], (struct sockaddr *)&s->peer,
+                                              (struct sockaddr *)&local, &bound);
+    int n = handshake_udp_reply(w->nudp > 0, s->udp_handle >= 0 ? (struct sockaddr *)&bound : NULL,
+                                out, sizeof out);
+    if (s->udp_handle < 0) { /* answered, then closed */
         if (n > 0)
             write_all_small(s->client.fd, out, n);
         session_close(s);
         return;
     }
-    s->udp_handle = udp_relay_socks5_open(w->udp[0], (struct sockaddr *)&s->peer);
-    if (s->udp_handle < 0 || n < 0 || write_all_small(s->client.fd, out, n) < 0) {
+    if (n < 0 || write_all_small(s->client.fd, out, n) < 0) {
         session_close(s);
         return;
     }
