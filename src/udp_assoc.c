@@ -242,6 +242,8 @@ static void udp_emit(struct udp_assoc *a, const struct sockaddr *to, const uint8
         udp_drop(u, from, "no outbound socket");
         return;
     }
+    if (u->role != ROLE_SERVER) /* a client's sockets send to the server alone */
+        memcpy(&a->server[to->sa_family == AF_INET6], to, netaddr_len(to));
     udp_tx_add(u, fd, to, data, len, NULL);
 }
 

@@ -75,6 +75,9 @@ struct udp_assoc {
     struct udp_relay *relay;
     int fd[2];
     ev_io io[2];
+    /* tunnel, local: where fd[i] last sent (the server): the only source its replies may come
+     * from, so a reply captured and sent again by anyone else is not taken */
+    struct sockaddr_storage server[2];
     LIST_HEAD(udp_lookups, udp_lookup) lookups;
     unsigned nlookups;
     unsigned nqueued;

@@ -287,12 +287,20 @@ static void udp_server_out(struct udp_assoc *a, const struct sockaddr *from, uin
 
 /* Tunnel and local: the server's packet. The tunnel hands the app the data alone; SOCKS5 puts
  * RSV FRAG before the header, which names the remote that answered. */
-static void udp_client_out(struct udp_assoc *a, const struct sockaddr *from, uint8_t *data,
-                           size_t len)
+static void udp_client_out(struct udp_assoc *a, int family, const struct sockaddr *from,
+                           uint8_t *data, size_t len)
 {
     struct udp_relay *u = a->relay;
     struct netaddr_target t;
     uint8_t *plain;
+
+    /* Only the server's address may answer: anyone can send a reply captured on the way back
+     * again, from elsewhere, and it would open (RFC 4787's address-and-port-dependent
+     * filtering, which a client towards one server can afford). */
+    if (!netaddr_equal(from, (struct sockaddr *)&a->server[family == AF_INET6])) {
+        udp_drop(u, from, "reply from another address than the server's");
+        return;
+    }
     long plen = udp_open(u, a, data, len, &plain);
 
     if (plen < 0) {
@@ -324,6 +332,7 @@ void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct udp_assoc *a = io->data;
     struct udp_relay *u = a->relay;
+    int family = io == &a->io[1] ? AF_INET6 : AF_INET;
 
     (void)loop;
     (void)revents;
@@ -341,7 +350,7 @@ void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents)
             else if (u->role == ROLE_SERVER)
                 udp_server_out(a, from, data, m->msg_len);
             else
-                udp_client_out(a, from, data, m->msg_len);
+                udp_client_out(a, family, from, data, m->msg_len);
         }
         udp_assoc_touch(a);
         udp_tx_flush(u);
