@@ -12,8 +12,10 @@ struct udp_relay;
  * server: shadowsocks packets in; tunnel: plain datagrams in, sent to cfg tunnel_address through
  * the server; local: SOCKS5 UDP requests in). NULL on failure. The fd stays the caller's (the
  * master holds it across worker restarts): udp_relay_free() does not close it.
- * udp_timeout and udp_max_associations apply to each relay's own table. */
-struct udp_relay *udp_relay_new(struct worker *w, int fd);
+ * udp_timeout and udp_max_associations apply to each relay's own table. nrelays: how many
+ * relays the worker runs; they share half its descriptor limit (RLIMIT_NOFILE) less a reserve,
+ * which may lower udp_max_associations (logged once per worker). */
+struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays);
 /* Stops reading and frees every association and its sockets. */
 void udp_relay_free(struct udp_relay *u);
 /* Drain: stops reading the bound socket (the worker replacing this one reads it now) while the
@@ -33,5 +35,8 @@ int udp_relay_socks5_open(struct udp_relay *u, const struct sockaddr *client,
  * association there belongs to the newest control connection from its IP that has none yet,
  * else to the newest: applications open their control connection, then send.) */
 void udp_relay_socks5_close(struct udp_relay *u, int handle);
+/* Seconds before the control connection has moved no datagram either way for udp_timeout
+ * (<= 0: it has: close it). */
+double udp_relay_socks5_idle_left(struct udp_relay *u, int handle);
 
 #endif

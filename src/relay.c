@@ -224,6 +224,9 @@ static void timer_arm(struct session *s)
     case STAGE_RELAY:
         at = s->last_activity + c->timeout;
         break;
+    case STAGE_UDP_HOLD: /* idle once its datagrams have stopped for udp_timeout */
+        at = now + udp_relay_socks5_idle_left(s->w->udp[0], s->udp_handle);
+        break;
     default:
         ev_timer_stop(s->w->loop, &s->timer);
         return;
@@ -239,7 +242,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     /* Idle time is tracked lazily: reads only stamp last_activity; the timer, when it fires
      * early, just re-arms for the rest (libev's recommended way for busy connections). */
-    if (s->stage == STAGE_RELAY && ev_now(loop) - s->last_activity < s->w->cfg->timeout) {
+    if ((s->stage == STAGE_RELAY && ev_now(loop) - s->last_activity < s->w->cfg->timeout) ||
+        (s->stage == STAGE_UDP_HOLD &&
+         udp_relay_socks5_idle_left(s->w->udp[0], s->udp_handle) > 0)) {
         timer_arm(s);
         return;
     }

@@ -153,6 +153,8 @@ void udp_assoc_touch(struct udp_assoc *a)
     struct udp_relay *u = a->relay;
 
     udp_nat_touch(&u->nat, &a->nat, u->now);
+    if (a->ctl >= 0)
+        u->ctls[a->ctl]->last_active = u->now;
 }
 
 int udp_assoc_in_fd(const struct udp_assoc *a)
@@ -208,8 +210,8 @@ static int udp_assoc_socket(struct udp_assoc *a, int family)
 
     if (a->fd[i] >= 0)
         return a->fd[i];
-    /* At the most sockets UDP may take, or out of descriptors: the least recently used flow
-     * gives its sockets up to a live one. */
+    /* At the share of descriptors UDP may take (udp_relay.c), or out of descriptors: the least
+     * recently used flow gives its sockets up to a live one. */
     if (udp_socket_room(u, a) < 0)
         return -1;
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

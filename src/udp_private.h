@@ -99,6 +99,7 @@ struct udp_ctl {
     struct sockaddr_storage ip;        /* the client's IP, port zero, IPv4-mapped as IPv4 */
     int fd;                            /* its own socket */
     ev_io io;
+    double last_active;                /* monotonic: opened, or a datagram of it moved */
     LIST_HEAD(udp_ctl_assocs, udp_assoc) assocs; /* associations that end with it */
     unsigned nassocs;
 };
@@ -199,7 +200,7 @@ struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *clie
 /* The socket a's client sends to, which its replies leave by. */
 int udp_assoc_in_fd(const struct udp_assoc *a);
 void udp_assoc_free(struct udp_assoc *a);
-/* Traffic either way: a is the most recently used. */
+/* Traffic either way: a is the most recently used, and its control connection is not idle. */
 void udp_assoc_touch(struct udp_assoc *a);
 /* Makes room for one more socket under u->max_sockets by evicting the least recently used
  * association other than keep. Returns 0 when there is room. */

@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -39,6 +40,9 @@
 #define UDP_DEFAULT_TIMEOUT 300
 #define UDP_DEFAULT_MAX_ASSOCIATIONS 65536
 #define UDP_SOCKS5_PREFIX 3            /* RSV(2) FRAG(1) before the address (RFC 1928 section 7) */
+/* UDP takes at most half the descriptors (the RLIMIT_NOFILE soft limit) less this, so that
+ * associations can never starve TCP accepts, whose sessions hold two descriptors each. */
+#define UDP_FD_RESERVE 16
 
 void udp_drop(struct udp_relay *u, const struct sockaddr *from, const char *why)
 {
@@ -452,6 +456,7 @@ int udp_relay_socks5_open(struct udp_relay *u, const struct sockaddr *client,
     c->handle = h;
     LIST_INIT(&c->assocs);
     c->serial = ++u->ctl_serial;
+    c->last_active = u->now;
     udp_ip_only(client, &c->ip);
     ev_io_init(&c->io, udp_ctl_cb, c->fd, EV_READ);
     c->io.data = c;
@@ -477,16 +482,53 @@ void udp_relay_socks5_close(struct udp_relay *u, int handle)
     free(c);
 }
 
+double udp_relay_socks5_idle_left(struct udp_relay *u, int handle)
+{
+    if (!u || handle < 0 || handle >= u->nctls || !u->ctls[handle])
+        return 0;
+    return u->ctls[handle]->last_active + u->timeout - udp_clock();
+}
+
 /* ---- Life cycle --------------------------------------------------------------------------- */
 
-static int udp_relay_setup(struct udp_relay *u, struct worker *w)
+/* The sockets (associations' and control connections') one of a worker's nrelays relays may
+ * hold: its share of half the descriptor limit, less UDP_FD_RESERVE. */
+static size_t udp_socket_budget(int nrelays, unsigned long long *nofile)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    *nofile = (unsigned long long)rl.rlim_cur;
+    size_t half = (size_t)(rl.rlim_cur / 2);
+    size_t budget = (half > UDP_FD_RESERVE ? half - UDP_FD_RESERVE : 1) / (size_t)nrelays;
+    return budget > 0 ? budget : 1;
+}
+
+/* udp_max_associations, lowered to what the descriptor limit allows (said once per worker). */
+static void udp_relay_limits(struct udp_relay *u, struct worker *w, int nrelays)
+{
+    const struct config *cfg = w->cfg;
+    unsigned long long nofile = 0;
+
+    u->max_assocs = cfg->udp_max_associations > 0 ? (size_t)cfg->udp_max_associations
+                                                  : UDP_DEFAULT_MAX_ASSOCIATIONS;
+    u->max_sockets = udp_socket_budget(nrelays > 0 ? nrelays : 1, &nofile);
+    if (u->max_sockets >= u->max_assocs)
+        return;
+    if (w->slot == 0 && w->nudp == 0)
+        log_info("udp: at most %zu associations per UDP address (udp_max_associations %zu): "
+                 "UDP may take half of nofile %llu less %d descriptors; raise nofile for more",
+                 u->max_sockets, u->max_assocs, nofile, UDP_FD_RESERVE);
+    u->max_assocs = u->max_sockets;
+}
+
+static int udp_relay_setup(struct udp_relay *u, struct worker *w, int nrelays)
 {
     const struct config *cfg = w->cfg;
 
     u->timeout = cfg->udp_timeout > 0 ? cfg->udp_timeout : UDP_DEFAULT_TIMEOUT;
-    u->max_assocs = cfg->udp_max_associations > 0 ? (size_t)cfg->udp_max_associations
-                                                  : UDP_DEFAULT_MAX_ASSOCIATIONS;
-    u->max_sockets = SIZE_MAX;
+    udp_relay_limits(u, w, nrelays);
     if (u->role != ROLE_SERVER && w->server.atyp != NETADDR_ATYP_IPV4 &&
         w->server.atyp != NETADDR_ATYP_IPV6 && w->server.atyp != NETADDR_ATYP_DOMAIN)
         return -1;
@@ -509,7 +551,7 @@ static int udp_relay_setup(struct udp_relay *u, struct worker *w)
     return 0;
 }
 
-struct udp_relay *udp_relay_new(struct worker *w, int fd)
+struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays)
 {
     struct udp_relay *u = calloc(1, sizeof *u);
 
@@ -522,7 +564,7 @@ struct udp_relay *udp_relay_new(struct worker *w, int fd)
     u->now = udp_clock();
     ev_init(&u->expiry, udp_assoc_expiry_cb);
     u->expiry.data = u;
-    if (udp_relay_setup(u, w) < 0) {
+    if (udp_relay_setup(u, w, nrelays) < 0) {
         udp_relay_free(u);
         return NULL;
     }

@@ -1,16 +1,21 @@
-"""test_udp_assoc.py: UDP associations against attack (issue 13, items 2 and 3):
+"""test_udp_assoc.py: UDP associations against attack and under limits (issue 13, items 2, 3
+and 16):
   - SOCKS5 UDP ASSOCIATE works whichever worker holds the control connection: each gets a UDP
     socket of its own, named in the reply (RFC 1928 section 6);
   - a server's reply captured on the way and sent back to the server by a stranger is refused
     in silence (the server remembers its own reply salts), and a client takes replies only from
-    its server's address.
+    its server's address;
+  - a control connection whose association moves no datagram for udp_timeout is closed;
+  - associations leave descriptors for TCP when nofile is low.
 The tap in the reflection tests is a UDP man-in-the-middle of ours standing in for the server's
 address, so the test sees every sealed packet.
 """
+import shutil
+import socket
 import time
 
 import harness
-from harness import reuseproxy, wait_for
+from harness import free_port, reuseproxy, wait_for, wait_tcp
 import test_udp as u
 
 
@@ -76,6 +81,46 @@ def test_udp_socks5_associate_socket_serves_its_client_ip_only():
         assert echo.received == 1
         other.close()
         s.close()
+    finally:
+        echo.stop()
+
+
+def connection_closed(sock, timeout):
+    """True when the peer closes sock within timeout seconds (EOF or reset)."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def test_udp_socks5_idle_control_connection_closes_after_udp_timeout():
+    """udp_timeout 3: a control connection whose association goes quiet, and one that never
+    sends, are closed; one whose client keeps sending (every 0.3 s) stays open."""
+    echo = harness.UdpEcho()
+    try:
+        _, sport = u.ss_server()
+        cfg = u.client_config("local", sport, udp_timeout=3)
+        reuseproxy(cfg)
+        quiet, quiet_relay = u.socks5_udp_associate("127.0.0.1", cfg["local_port"])
+        never, _ = u.socks5_udp_associate("127.0.0.1", cfg["local_port"])
+        busy, busy_relay = u.socks5_udp_associate("127.0.0.1", cfg["local_port"])
+        qs, bs = u.udp_socket(), u.udp_socket()
+        assert socks5_roundtrip(qs, quiet_relay, echo.port, b"once")
+        t0 = time.monotonic()
+        k = 0
+        while time.monotonic() - t0 < 5.0:
+            assert socks5_roundtrip(bs, busy_relay, echo.port, b"busy %d" % k), "busy flow lost"
+            k += 1
+            time.sleep(0.3)
+        assert connection_closed(quiet, 8.0), "an idle control connection stayed open"
+        assert connection_closed(never, 3.0), "a control connection that never sent stayed open"
+        assert not connection_closed(busy, 0.2), "a busy control connection was closed"
+        assert socks5_roundtrip(bs, busy_relay, echo.port, b"still served")
+        for x in (quiet, never, busy, qs, bs):
+            x.close()
     finally:
         echo.stop()
 
@@ -166,3 +211,59 @@ def test_udp_client_takes_replies_only_from_its_server():
         tap.close()
     finally:
         echo.stop()
+
+
+def limited_reuseproxy(cfg, nofile):
+    """reuseproxy under prlimit --nofile=N:N (prlimit execs it: the PID is reuseproxy's)."""
+    prlimit = shutil.which("prlimit")
+    if not prlimit:
+        raise harness.Skip("no prlimit (util-linux)")
+    path = harness.write_config(cfg)
+    p = harness.Proc([prlimit, "--nofile=%d:%d" % (nofile, nofile), harness.BINARY, "-c", path],
+                     "reuseproxy")
+    try:
+        wait_tcp("127.0.0.1", cfg["server_port"])
+    except AssertionError:
+        raise AssertionError("reuseproxy did not start: %s" % p.output()[-2000:])
+    return p
+
+
+def test_udp_associations_leave_descriptors_for_tcp():
+    """nofile 64 and the default udp_max_associations: 60 UDP flows, then 8 TCP connections at
+    once through the same server all echo (before, the associations took every descriptor and
+    TCP accepts failed with EMFILE); the lowered cap is said at start."""
+    uecho, techo = harness.UdpEcho(), harness.TcpEcho()
+    try:
+        sport = free_port()
+        cfg = harness.server_config(sport, method=u.METHOD, password=u.PASSWORD,
+                                    mode="tcp_and_udp", udp_timeout=60)
+        p = limited_reuseproxy(cfg, 64)
+        assert wait_for(lambda: "at most" in p.output() and "nofile 64" in p.output(), 3.0), \
+            "the lowered association cap was not logged: %s" % p.output()[-1000:]
+        ucfg = u.client_config("tunnel", sport, tunnel_address="127.0.0.1:%d" % uecho.port,
+                               mode="udp_only")
+        reuseproxy(ucfg)
+        dest = ("127.0.0.1", ucfg["local_port"])
+        flows = [u.udp_socket() for _ in range(60)]
+        for i, s in enumerate(flows):
+            u.exchange(s, dest, u.tagged(i, 0), timeout=1.0)
+        tcfg = u.client_config("tunnel", sport, tunnel_address="127.0.0.1:%d" % techo.port,
+                               mode="tcp_only")
+        reuseproxy(tcfg)
+        conns = [socket.create_connection(("127.0.0.1", tcfg["local_port"]), timeout=5)
+                 for _ in range(8)]
+        for i, c in enumerate(conns):
+            c.sendall(b"tcp %d" % i)
+        for i, c in enumerate(conns):
+            c.settimeout(5.0)
+            try:
+                got = harness.recv_exact(c, len(b"tcp %d" % i))
+            except (socket.timeout, AssertionError, OSError) as e:
+                raise AssertionError("TCP connection %d got no echo: %r" % (i, e))
+            assert got == b"tcp %d" % i
+        assert p.alive()
+        for x in flows + conns:
+            x.close()
+    finally:
+        uecho.stop()
+        techo.stop()
