@@ -74,7 +74,8 @@ enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t 
  * or -1. */
 int handshake_connect_reply(int err, uint8_t *out, size_t cap);
 /* The answer to a UDP ASSOCIATE: succeeded with the address the client sends datagrams to, or
- * (bound NULL) command not supported. Returns its length or -1. */
-int handshake_udp_reply(const struct sockaddr *bound, uint8_t *out, size_t cap);
+ * (bound NULL) command not supported when UDP is not enabled, general failure when it is.
+ * Returns its length or -1. */
+int handshake_udp_reply(bool enabled, const struct sockaddr *bound, uint8_t *out, size_t cap);
 
 #endif

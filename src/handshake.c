@@ -199,9 +199,12 @@ int handshake_connect_reply(int err, uint8_t *out, size_t cap)
     return socks5_write_reply(out, cap, rep, NULL);
 }
 
-int handshake_udp_reply(const struct sockaddr *bound, uint8_t *out, size_t cap)
+int handshake_udp_reply(bool enabled, const struct sockaddr *bound, uint8_t *out, size_t cap)
 {
+    /* RFC 1928 section 6: X'07' when UDP is off, X'01' when it is on but failed here */
     if (!bound)
-        return socks5_write_reply(out, cap, SOCKS5_REP_COMMAND_NOT_SUPPORTED, NULL);
+        return socks5_write_reply(
+            out, cap, enabled ? SOCKS5_REP_GENERAL_FAILURE : SOCKS5_REP_COMMAND_NOT_SUPPORTED,
+            NULL);
     return socks5_write_reply(out, cap, SOCKS5_REP_SUCCEEDED, bound);
 }

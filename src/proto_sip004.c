@@ -203,7 +203,13 @@ static long sip004_seal_datagram(struct proto_udp *p, struct proto_udp_state *st
     struct ss_packet_ctx pc = {&p->ctx->keys[0], p->aead};
 
     (void)st;
-    return ss_packet_seal(&pc, in, len, out);
+    long n = ss_packet_seal(&pc, in, len, out);
+    /* Our own salt is remembered as TCP's are (seal_begin): a reply of ours, captured and sent
+     * back to us, would open under the same key and be taken for a request, relayed, and
+     * answered to whoever sent it. The answer does not matter: a fresh random salt is new. */
+    if (n > 0)
+        (void)sip004_replayed(p->ctx, REPLAY_UDP, out, sip004_salt_len(pc.key));
+    return n;
 }
 
 /* A packet captured and sent again, from anywhere, must not make us send on its behalf, nor

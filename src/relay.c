@@ -276,6 +276,9 @@ static void timer_arm(struct session *s)
     case STAGE_RELAY:
         at = s->last_activity + c->timeout;
         break;
+    case STAGE_UDP_HOLD: /* idle once its datagrams have stopped for udp_timeout */
+        at = now + udp_relay_socks5_idle_left(s->w->udp[0], s->udp_handle);
+        break;
     default:
         ev_timer_stop(s->w->loop, &s->timer);
         return;
@@ -291,7 +294,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     /* Idle time is tracked lazily: reads only stamp last_activity; the timer, when it fires
      * early, just re-arms for the rest (libev's recommended way for busy connections). */
-    if (s->stage == STAGE_RELAY && ev_now(loop) - s->last_activity < s->w->cfg->timeout) {
+    if ((s->stage == STAGE_RELAY && ev_now(loop) - s->last_activity < s->w->cfg->timeout) ||
+        (s->stage == STAGE_UDP_HOLD &&
+         udp_relay_socks5_idle_left(s->w->udp[0], s->udp_handle) > 0)) {
         timer_arm(s);
         return;
     }
@@ -881,24 +886,27 @@ static void session_connect_request(struct session *s, const struct handshake_ou
     session_connect_target(s);
 }
 
-/* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to where this connection arrived. */
+/* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to a UDP socket of this worker's own,
+ * on the address this connection arrived at (udp_relay.h). */
 static void session_udp_associate(struct session *s)
 {
     struct worker *w = s->w;
-    struct sockaddr_storage bound;
-    socklen_t len = sizeof bound;
+    struct sockaddr_storage local, bound;
+    socklen_t len = sizeof local;
     uint8_t out[32];
-    bool ok = w->nudp > 0 && getsockname(s->client.fd, (struct sockaddr *)&bound, &len) == 0;
 
-    int n = handshake_udp_reply(ok ? (struct sockaddr *)&bound : NULL, out, sizeof out);
-    if (!ok) { /* answered, then closed */
+    if (w->nudp > 0 && getsockname(s->client.fd, (struct sockaddr *)&local, &len) == 0)
+        s->udp_handle = udp_relay_socks5_open(w->udp[0], (struct sockaddr *)&s->peer,
+                                              (struct sockaddr *)&local, &bound);
+    int n = handshake_udp_reply(w->nudp > 0, s->udp_handle >= 0 ? (struct sockaddr *)&bound : NULL,
+                                out, sizeof out);
+    if (s->udp_handle < 0) { /* answered, then closed */
         if (n > 0)
             write_all_small(s->client.fd, out, n);
         session_close(s);
         return;
     }
-    s->udp_handle = udp_relay_socks5_open(w->udp[0], (struct sockaddr *)&s->peer);
-    if (s->udp_handle < 0 || n < 0 || write_all_small(s->client.fd, out, n) < 0) {
+    if (n < 0 || write_all_small(s->client.fd, out, n) < 0) {
         session_close(s);
         return;
     }

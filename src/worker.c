@@ -111,7 +111,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
         if ((w->listeners[w->nlisteners] = listener_new(w, env->dispatch_fd, LISTENER_DISPATCH)))
             w->nlisteners++;
     for (int i = 0; i < env->nudp && w->nudp < WORKER_MAX_LISTEN; i++)
-        if ((w->udp[w->nudp] = udp_relay_new(w, env->udp[i])))
+        if ((w->udp[w->nudp] = udp_relay_new(w, env->udp[i], env->nudp)))
             w->nudp++;
     if (w->nlisteners == 0 && w->nudp == 0) {
         log_error("worker %d has nothing to serve", env->slot);

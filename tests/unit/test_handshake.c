@@ -324,10 +324,12 @@ TEST(test_handshake_socks5_udp_associate_verdict)
     sin.sin_addr.s_addr = htonl(0x7f000001);
     uint8_t out[32];
     static const uint8_t ok[] = {5, 0, 0, NETADDR_ATYP_IPV4, 127, 0, 0, 1, 0x04, 0x38};
-    CHECK_INT(handshake_udp_reply((struct sockaddr *)&sin, out, sizeof out), sizeof ok);
+    CHECK_INT(handshake_udp_reply(true, (struct sockaddr *)&sin, out, sizeof out), sizeof ok);
     CHECK_MEM(out, ok, sizeof ok);
-    CHECK_INT(handshake_udp_reply(NULL, out, sizeof out), 10);
-    CHECK_INT(out[1], 7); /* command not supported */
+    CHECK_INT(handshake_udp_reply(false, NULL, out, sizeof out), 10);
+    CHECK_INT(out[1], 7); /* command not supported: UDP is off */
+    CHECK_INT(handshake_udp_reply(true, NULL, out, sizeof out), 10);
+    CHECK_INT(out[1], 1); /* general failure: UDP is on, this association could not be made */
 }
 
 TEST(test_handshake_socks5_no_acceptable_method_answers_then_fails)
