@@ -52,6 +52,58 @@ static void worker_targets(struct worker *w, const struct config *c)
         w->tunnel = c->tunnel.target;
 }
 
+/* The resolver: the configured nameservers, or the system's resolv.conf. */
+static struct resolver *worker_open_resolver(struct ev_loop *loop, const struct config *c,
+                                             char *err, size_t errlen)
+{
+    return resolver_new_servers(loop, c->nameservers, c->n_nameserver, c->ipv6_first, err, errlen);
+}
+
+/* The address policy: a server's limits (block_private) and, in any role, the acl file's rules
+ * (a client's routes: bypass or proxy). *out stays NULL when the role needs none. */
+static int worker_open_acl(const struct config *c, struct acl **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (c->role != ROLE_SERVER && !c->acl)
+        return 0;
+    struct acl *a = acl_new(c->role == ROLE_SERVER && c->block_private);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (c->acl && acl_load_file(a, c->acl, err, errlen) < 0) {
+        acl_free(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+int worker_preflight(const struct config *c, char *err, size_t errlen)
+{
+    char why[512];
+    struct acl *a;
+
+    if (!proto_for_method(c->ports[0].key.method)) {
+        snprintf(err, errlen, "no protocol for %s", crypto_method_info(c->method)->name);
+        return -1;
+    }
+    if (worker_open_acl(c, &a, why, sizeof why) < 0) {
+        snprintf(err, errlen, "acl: %s", why);
+        return -1;
+    }
+    acl_free(a);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_NOENV);
+    struct resolver *r = loop ? worker_open_resolver(loop, c, why, sizeof why) : NULL;
+    if (!r)
+        snprintf(err, errlen, "resolver: %s", loop ? why : "cannot create an event loop");
+    else
+        resolver_free(r);
+    if (loop)
+        ev_loop_destroy(loop);
+    return r ? 0 : -1;
+}
+
 static int worker_init(struct worker *w, const struct worker_env *env)
 {
     const struct config *c = env->cfg;
@@ -75,18 +127,14 @@ static int worker_init(struct worker *w, const struct worker_env *env)
         log_error("no protocol for %s", crypto_method_info(w->key.method)->name);
         return -1;
     }
-    w->resolver = resolver_new_servers(w->loop, c->nameservers, c->n_nameserver, c->ipv6_first, err,
-                                       sizeof err);
+    w->resolver = worker_open_resolver(w->loop, c, err, sizeof err);
     if (!w->resolver) {
         log_error("resolver: %s", err);
         return -1;
     }
-    if (c->role == ROLE_SERVER || c->acl) { /* a client's ACL routes: bypass or proxy */
-        w->acl = acl_new(c->role == ROLE_SERVER && c->block_private);
-        if (!w->acl || (c->acl && acl_load_file(w->acl, c->acl, err, sizeof err) < 0)) {
-            log_error("acl: %s", w->acl ? err : "out of memory");
-            return -1;
-        }
+    if (worker_open_acl(c, &w->acl, err, sizeof err) < 0) {
+        log_error("acl: %s", err);
+        return -1;
     }
     enum listener_kind kind = env->shared_accept ? LISTENER_SHARED : LISTENER_REUSEPORT;
     for (int i = 0; i < env->ntcp && w->nlisteners < WORKER_MAX_LISTEN; i++)
@@ -215,8 +263,35 @@ static int worker_drop_privileges(const struct config *c, bool has_parent)
     return 0;
 }
 
+/* Test hook, for tests/integration/test_master_failure.py only: when $REUSEPROXY_TEST_WORKER_HOOK
+ * names a file that exists, a starting worker reads it: "fail" exits with status 1 before it is
+ * ready, "hang" waits 60 s before it goes on. A test creates the file before a SIGHUP to make
+ * only that reload's workers fail. Without the variable (any real use) it does nothing. */
+static int worker_test_hook(void)
+{
+    const char *path = getenv("REUSEPROXY_TEST_WORKER_HOOK");
+    char what[8] = "";
+    FILE *f = path ? fopen(path, "r") : NULL;
+
+    if (!f)
+        return 0;
+    if (!fgets(what, sizeof what, f))
+        what[0] = '\0';
+    fclose(f);
+    if (strncmp(what, "fail", 4) == 0) {
+        log_error("test hook %s: failing", path);
+        return -1;
+    }
+    if (strncmp(what, "hang", 4) == 0)
+        sleep(60);
+    return 0;
+}
+
 int worker_run(const struct worker_env *env)
 {
+    if (worker_test_hook() < 0)
+        return 1;
+
     struct worker_proc *wp = calloc(1, sizeof *wp);
     struct worker *w = &wp->w;
     int status = 1;
