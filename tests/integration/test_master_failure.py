@@ -108,3 +108,131 @@ def test_sighup_bursts_leave_exactly_workers_and_rotated_password_applies_everyw
     assert count_ok(old, 4, timeout=1) == 0, "the old password is still accepted by some worker"
     echo.stop()
 
+
+def notify_socket():
+    """A unix datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+    path = os.path.join(h.TMPDIR, "notify-%d.sock" % time.monotonic_ns())
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(path)
+    ns.setblocking(False)
+    return ns, path
+
+
+def notices(ns):
+    out = []
+    while True:
+        try:
+            out.append(ns.recv(4096).decode())
+        except BlockingIOError:
+            return out
+
+
+def reload_and_wait(p, word, timeout=20):
+    """Sends SIGHUP and waits for one more log line containing word."""
+    before = log_count(p, word)
+    os.kill(p.pid, signal.SIGHUP)
+    assert h.wait_for(lambda: log_count(p, word) > before, timeout), \
+        "no %r after SIGHUP: %s" % (word, p.output()[-1500:])
+
+
+def check_config(cfg):
+    """Runs --check on cfg; returns (exit status, output)."""
+    import subprocess
+    path = h.write_config(cfg, "check")
+    r = subprocess.run([h.BINARY, "--check", "-c", path], capture_output=True, timeout=30)
+    return r.returncode, (r.stdout + r.stderr).decode()
+
+
+def test_check_refuses_what_a_worker_start_refuses():
+    acl = os.path.join(h.TMPDIR, "bad.acl")
+    with open(acl, "w") as f:
+        f.write("[outbound_block_list]\n300.1.2.3/40\n")
+    base = h.server_config(h.free_port(), method=M, password=PW, workers=2)
+    for change, word in (({"acl": "/nonexistent/reuseproxy.acl"}, "acl"),
+                         ({"acl": acl}, "acl"),
+                         ({"nameserver": "not-an-ip"}, "nameserver"),
+                         ({"nameserver": "127.0.0.1:0"}, "nameserver")):
+        cfg = dict(base, **change)
+        rc, out = check_config(cfg)
+        assert rc == 1 and word in out, "--check accepted %r: %r" % (change, out)
+        # and a start refuses it at once, naming the reason, without a worker
+        r = h.reuseproxy(cfg, wait=False)
+        assert r.wait(15) == 1, "a start with %r did not exit 1" % change
+        assert word in r.output(), r.output()
+        assert "[worker" not in r.output(), "a worker was started: %s" % r.output()
+
+
+def test_reload_that_cannot_start_is_rolled_back_and_the_master_stays_responsive():
+    echo = h.TcpEcho()
+    ns, npath = notify_socket()
+    hook = os.path.join(h.TMPDIR, "worker-hook")
+    p = start_master(2, env={"NOTIFY_SOCKET": npath, "REUSEPROXY_TEST_WORKER_HOOK": hook},
+                     drain_timeout=3)
+    tport = tunnel(p.port, echo.port)
+    kids = h.children_of(p.pid)
+    assert count_ok(tport) == 20
+    acl = os.path.join(h.TMPDIR, "vanishing.acl")
+    with open(acl, "w") as f:
+        f.write("[outbound_block_list]\n10.0.0.0/8\n")
+    cases = [({"acl": "/nonexistent/reuseproxy.acl"}, "reload refused"),
+             ({"nameserver": "not-an-ip"}, "reload refused"),
+             ({"nameserver": "127.0.0.1:0"}, "reload refused"),
+             ({"acl": acl}, "reload refused"),     # deleted after --check, below
+             ({}, "reload failed")]                # the new workers themselves fail (hook)
+    for change, word in cases:
+        cfg = rewrite(p, **change)
+        if change.get("acl") == acl:
+            assert check_config(cfg)[0] == 0, "--check refused the ACL file"
+            os.unlink(acl)
+        if not change:
+            with open(hook, "w") as f:
+                f.write("fail\n")
+        notices(ns)
+        reload_and_wait(p, word)
+        if not change:
+            os.unlink(hook)
+        # the old workers keep serving, all of them, and nothing else runs
+        assert h.wait_for(lambda: h.children_of(p.pid) == kids, 10), \
+            "%r: workers %r, were %r" % (change, h.children_of(p.pid), kids)
+        assert count_ok(tport) == 20, "%r: the old workers did not serve every connection" % change
+        assert h.wait_for(lambda: any("STATUS=reload" in n for n in notices(ns)), 5), \
+            "%r: no STATUS= notice" % change
+    assert p.alive()
+    # a good configuration then applies by SIGHUP
+    rewrite(p, password="rotated-" + PW, acl=None, nameserver=None)
+    reload_and_wait(p, "reload complete")
+    new = tunnel(p.port, echo.port, password="rotated-" + PW)
+    assert count_ok(new) == 20
+    # and SIGTERM stops the master within drain_timeout + 2 s, even with a worker that cannot
+    # drain (stopped)
+    kids = settled_workers(p, 2)
+    os.kill(kids[0], signal.SIGSTOP)
+    t0 = time.monotonic()
+    p.signal(signal.SIGTERM)
+    rc = p.wait(3 + 2 + 5)
+    took = time.monotonic() - t0
+    assert rc is not None, "the master still runs %.1f s after SIGTERM" % took
+    assert took < 3 + 2 + 1, "the master took %.1f s to stop (drain_timeout 3)" % took
+    ns.close()
+    echo.stop()
+
+
+def test_reload_whose_workers_hang_is_rolled_back_at_the_ready_timeout():
+    echo = h.TcpEcho()
+    hook = os.path.join(h.TMPDIR, "worker-hook")
+    p = start_master(2, env={"REUSEPROXY_TEST_WORKER_HOOK": hook})
+    tport = tunnel(p.port, echo.port)
+    kids = h.children_of(p.pid)
+    with open(hook, "w") as f:
+        f.write("hang\n")
+    rewrite(p, password="rotated-" + PW)
+    reload_and_wait(p, "reload failed", timeout=40)
+    os.unlink(hook)
+    assert "did not report ready" in p.output()
+    assert h.wait_for(lambda: h.children_of(p.pid) == kids, 10), h.children_of(p.pid)
+    assert count_ok(tport) == 20
+    # SIGHUPs during the hang were queued, not lost: the next one applies
+    reload_and_wait(p, "reload complete")
+    new = tunnel(p.port, echo.port, password="rotated-" + PW)
+    assert count_ok(new) == 20
+    echo.stop()
