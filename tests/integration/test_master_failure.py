@@ -236,3 +236,106 @@ def test_reload_whose_workers_hang_is_rolled_back_at_the_ready_timeout():
     new = tunnel(p.port, echo.port, password="rotated-" + PW)
     assert count_ok(new) == 20
     echo.stop()
+
+
+# ---- failed forks (issue 20 item 2): a real process limit, from a pids cgroup ----
+
+PIDS_CGROUP_V1 = "/sys/fs/cgroup/pids"
+
+
+class PidsCgroup:
+    """A pids cgroup (v1 hierarchy) of this test's own, removed at the end. Skips where the
+    machine refuses: not root, no pids controller mounted, or no right to make a group."""
+
+    def __init__(self):
+        if os.geteuid() != 0:
+            raise h.Skip("needs root to make a pids cgroup")
+        if not os.path.exists(os.path.join(PIDS_CGROUP_V1, "cgroup.procs")):
+            raise h.Skip("no cgroup v1 pids controller at %s" % PIDS_CGROUP_V1)
+        self.path = os.path.join(PIDS_CGROUP_V1, "rp-test-%d-%d" % (os.getpid(),
+                                                                    time.monotonic_ns()))
+        try:
+            os.mkdir(self.path)
+        except OSError as e:
+            raise h.Skip("cannot make a pids cgroup: %s" % e)
+
+    def write(self, name, value):
+        with open(os.path.join(self.path, name), "w") as f:
+            f.write(str(value))
+
+    def add(self, pid):
+        self.write("cgroup.procs", pid)
+
+    def remove(self):
+        """Moves what is left back to the root group, then removes the group."""
+        try:
+            with open(os.path.join(self.path, "cgroup.procs")) as f:
+                left = [int(x) for x in f.read().split()]
+        except OSError:
+            left = []
+        for pid in left:
+            try:
+                with open(os.path.join(PIDS_CGROUP_V1, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except OSError:
+                pass
+        h.wait_for(lambda: not self._rmdir(), 5, 0.1)
+
+    def _rmdir(self):
+        try:
+            os.rmdir(self.path)
+            return False
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+
+
+def fork_failures(mport):
+    import re
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        text = r.read().decode()
+    return sum(int(v) for v in re.findall(r'reuseproxy_fork_failures_total\{[^}]*\} (\d+)', text))
+
+
+def test_failed_fork_is_retried_with_backoff_and_counted():
+    cg = PidsCgroup()
+    echo = h.TcpEcho()
+    mport = h.free_port()
+    try:
+        p = start_master(2, metrics_address="127.0.0.1:%d" % mport)
+        tport = tunnel(p.port, echo.port)
+        kids = h.children_of(p.pid)
+        for pid in [p.pid] + kids:
+            cg.add(pid)
+        cg.write("pids.max", 2)  # the master and one worker: a replacement cannot fork
+        os.kill(kids[0], signal.SIGKILL)
+        assert h.wait_for(lambda: fork_failures(mport) >= 3, 20), \
+            "no failed forks counted: %s" % p.output()[-1500:]
+        assert "fork: Resource temporarily unavailable" in p.output()
+        assert p.alive() and len(h.children_of(p.pid)) == 1
+        cg.write("pids.max", "max")  # the limit is lifted: the next try (<= 5 s) succeeds
+        assert h.wait_for(lambda: len(h.children_of(p.pid)) == 2, 15), \
+            "the slot was never restarted: %s" % p.output()[-1500:]
+        assert count_ok(tport) == 20, "some connections failed after the limit was lifted"
+    finally:
+        cg.remove()
+    echo.stop()
+
+
+def test_no_worker_can_run_master_exits_nonzero_with_the_reason():
+    cg = PidsCgroup()
+    try:
+        p = start_master(1)
+        kids = h.children_of(p.pid)
+        for pid in [p.pid] + kids:
+            cg.add(pid)
+        cg.write("pids.max", 1)  # the master alone: no worker can ever fork
+        os.kill(kids[0], signal.SIGKILL)
+        rc = p.wait(30)
+        assert rc not in (None, 0), "master did not give up (status %r)" % rc
+        out = p.output()
+        assert "no worker can run" in out and "fork" in out, out[-1500:]
+    finally:
+        cg.remove()
