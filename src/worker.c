@@ -32,6 +32,10 @@ struct worker_proc {
     ev_timer drain_timer;
     ev_timer tick;           /* once a second: pending rate-limited summaries, drain check */
     ev_tstamp drain_started;
+    /* The listening descriptors this worker was handed (TCP sockets, dispatch socket): closed
+     * when it drains (worker_close_listening). */
+    int listen_fds[WORKER_MAX_LISTEN + 1];
+    int nlisten_fds;
 };
 
 /* The worker_proc holding w (container_of): worker_run allocates every worker inside one. */
@@ -191,6 +195,19 @@ static void drain_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* A draining worker gives its listening descriptors up. While the master lives it holds every
+ * listening socket too, so this changes nothing for the SO_REUSEPORT group. When the master is
+ * dead (killed; the workers are orphans draining on PR_SET_PDEATHSIG), these are the last
+ * descriptors of the sockets: closing them takes them out of the group, and new connections
+ * are refused at once instead of being queued to a worker that no longer accepts and left to
+ * hang until its drain ends (issue 13 item 16). */
+static void worker_close_listening(struct worker_proc *wp)
+{
+    for (int i = 0; i < wp->nlisten_fds; i++)
+        close(wp->listen_fds[i]);
+    wp->nlisten_fds = 0;
+}
+
 void worker_drain(struct worker *w)
 {
     struct worker_proc *wp = worker_proc_of(w);
@@ -198,6 +215,7 @@ void worker_drain(struct worker *w)
         w->draining = true;
         for (int i = 0; i < w->nlisteners; i++)
             listener_stop(w->listeners[i]);
+        worker_close_listening(wp);
         /* UDP: the next worker on this slot reads the socket from now on; associations stay a
          * little (worker_drained) so replies already on their way still reach their clients. */
         for (int i = 0; i < w->nudp; i++)
@@ -320,6 +338,10 @@ int worker_run(const struct worker_env *env)
     ev_timer_start(w->loop, &wp->tick);
     ev_unref(w->loop); /* the tick alone does not keep the loop running */
 
+    for (int i = 0; i < env->ntcp && wp->nlisten_fds < WORKER_MAX_LISTEN; i++)
+        wp->listen_fds[wp->nlisten_fds++] = env->tcp[i];
+    if (env->dispatch_fd >= 0)
+        wp->listen_fds[wp->nlisten_fds++] = env->dispatch_fd;
     if (worker_init(w, env) == 0 && worker_drop_privileges(env->cfg, env->parent_fd >= 0) == 0) {
         if (env->ready_fd >= 0) {
             char one = 'R';
@@ -328,6 +350,9 @@ int worker_run(const struct worker_env *env)
             close(env->ready_fd);
         }
         log_debug("worker %d accepting", env->slot);
+        /* The master died before PR_SET_PDEATHSIG was (re)armed: an orphan from the start. */
+        if (env->master_pid > 0 && getppid() != env->master_pid)
+            worker_drain(w);
         ev_run(w->loop, 0);
         status = 0;
     }

@@ -339,3 +339,53 @@ def test_no_worker_can_run_master_exits_nonzero_with_the_reason():
         assert "no worker can run" in out and "fork" in out, out[-1500:]
     finally:
         cg.remove()
+
+
+# ---- workers left behind by a dead master (issue 13 item 16) ----
+
+def refused(port):
+    """True when a connect to port is refused; False when it connects (and would hang, as no
+    worker accepts) or times out."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    s.close()
+    return False
+
+
+def test_orphaned_workers_close_their_listeners_and_finish_open_connections():
+    echo = h.TcpEcho()
+    p = start_master(2)
+    tport = tunnel(p.port, echo.port)
+    kids = h.children_of(p.pid)
+    c = socket.create_connection(("127.0.0.1", tport), timeout=10)
+    c.settimeout(10)
+    first, second = h.pattern(1000, 1), h.pattern(1000, 2)
+    c.sendall(first)
+    assert h.recv_exact(c, len(first)) == first
+    try:
+        p.signal(signal.SIGKILL)
+        p.wait(5)
+        # nobody accepts any more: every connect must be refused, none left to hang
+        assert h.wait_for(lambda: refused(p.port), 10, 0.1), \
+            "the port still takes connections after the master died"
+        hung = [i for i in range(10) if not refused(p.port)]
+        assert not hung, "%d of 10 connects were not refused" % len(hung)
+        # the connection that was open goes on to its end
+        c.sendall(second)
+        assert h.recv_exact(c, len(second)) == second
+        c.close()
+        gone = h.wait_for(lambda: not any(os.path.exists("/proc/%d" % k) and
+                                          open("/proc/%d/stat" % k).read().split()[2] != "Z"
+                                          for k in kids), 15)
+        assert gone, "orphaned workers did not exit after their last connection"
+    finally:
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+    echo.stop()
