@@ -28,7 +28,8 @@ struct session;
 struct worker_env {
     const struct config *cfg;
     int slot;                        /* 0..workers-1 */
-    int tcp[WORKER_MAX_LISTEN];      /* listening sockets this worker accepts on */
+    int tcp[WORKER_MAX_LISTEN];      /* listening sockets this worker accepts on; worker_run
+                                      * closes them (and dispatch_fd) when it drains */
     int ntcp;
     int udp[WORKER_MAX_LISTEN];      /* bound UDP sockets this worker serves */
     int nudp;

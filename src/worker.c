@@ -29,6 +29,8 @@
 struct worker_proc {
     struct worker w;
     ev_signal sigterm, sigint;
+    ev_signal sighup, sigusr2; /* without a master only: logged as ignored */
+    bool has_master;
     ev_timer drain_timer;
     ev_timer tick;           /* once a second: pending rate-limited summaries, drain check */
     ev_tstamp drain_started;
@@ -251,8 +253,22 @@ static void sessions_done(void *ctx)
 static void signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
     struct worker *w = sig->data;
+    struct worker_proc *wp = worker_proc_of(w);
     (void)loop, (void)revents;
+    /* a master logs its own stop; a single process (workers: 0) says it here */
+    if (!wp->has_master && !w->draining)
+        log_info("signal %d: stopping; connections in progress may finish within %d s",
+                 sig->signum, w->cfg->drain_timeout);
     worker_drain(w);
+}
+
+/* workers: 0: no master to reload or upgrade. Say so rather than ignore the signal silently. */
+static void ignored_signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+    (void)loop, (void)revents;
+    log_warn("%s ignored: with workers: 0 there is no master to %s; restart the process instead",
+             sig->signum == SIGHUP ? "SIGHUP" : "SIGUSR2",
+             sig->signum == SIGHUP ? "reload the configuration" : "run a binary upgrade");
 }
 
 /* "user": as nginx's workers do, a worker started as root gives root up once its sockets, ACL
@@ -332,6 +348,13 @@ int worker_run(const struct worker_env *env)
     wp->sigterm.data = wp->sigint.data = w;
     ev_signal_start(w->loop, &wp->sigterm);
     ev_signal_start(w->loop, &wp->sigint);
+    wp->has_master = env->parent_fd >= 0;
+    if (!wp->has_master) {
+        ev_signal_init(&wp->sighup, ignored_signal_cb, SIGHUP);
+        ev_signal_init(&wp->sigusr2, ignored_signal_cb, SIGUSR2);
+        ev_signal_start(w->loop, &wp->sighup);
+        ev_signal_start(w->loop, &wp->sigusr2);
+    }
 
     ev_timer_init(&wp->tick, tick_cb, 1.0, 1.0);
     wp->tick.data = w;
@@ -360,6 +383,7 @@ int worker_run(const struct worker_env *env)
     log_event_flush(&w->rl_accept);
     log_event_flush(&w->rl_udp);
     worker_cleanup(w);
+    worker_close_listening(wp); /* if it never drained */
     ev_loop_destroy(w->loop);
     free(wp);
     return status;

@@ -389,3 +389,72 @@ def test_orphaned_workers_close_their_listeners_and_finish_open_connections():
             except OSError:
                 pass
     echo.stop()
+
+
+# ---- what the master says (issue 13 item 11) ----
+
+def metric_sums(mport):
+    import re
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for name, v in re.findall(r'reuseproxy_(\w+)\{worker="\d+"\} (\d+)', text):
+        out[name] = out.get(name, 0) + int(v)
+    return out
+
+
+def test_startup_line_names_role_address_method_and_one_worker():
+    p = start_master(1)
+    line = "server on 127.0.0.1:%d, %s: 1 worker accepting" % (p.port, M)
+    assert h.wait_for(lambda: line in p.output(), 5), p.output()
+    assert "1 workers" not in p.output()
+
+
+def test_refused_reload_names_the_key_that_changed():
+    p = start_master(1)
+    rewrite(p, server_port=h.free_port())
+    reload_and_wait(p, "reload refused")
+    assert '"server_port" changed' in p.output(), p.output()
+
+
+def test_reloads_are_not_counted_as_restarts():
+    mport = h.free_port()
+    p = start_master(2, metrics_address="127.0.0.1:%d" % mport)
+    reload_and_wait(p, "reload complete")
+    m = metric_sums(mport)
+    assert m["reloads_total"] == 2 and m["worker_restarts_total"] == 0, m
+    kids = settled_workers(p, 2)
+    os.kill(kids[0], signal.SIGKILL)
+    assert h.wait_for(lambda: metric_sums(mport)["worker_restarts_total"] == 1, 10), \
+        metric_sums(mport)
+    assert metric_sums(mport)["reloads_total"] == 2
+
+
+def test_single_process_logs_ignored_signals_and_its_stop():
+    port = h.free_port()
+    p = h.reuseproxy(h.server_config(port, method=M, password=PW, workers=0))
+    p.signal(signal.SIGHUP)
+    assert h.wait_for(lambda: "SIGHUP ignored" in p.output(), 5), p.output()
+    p.signal(signal.SIGUSR2)
+    assert h.wait_for(lambda: "SIGUSR2 ignored" in p.output(), 5), p.output()
+    p.signal(signal.SIGTERM)
+    assert p.wait(10) == 0
+    assert "stopping" in p.output(), p.output()
+
+
+def test_process_group_ctrl_c_is_a_clean_stop_without_worker_warnings():
+    # The race (the workers' exits reaped before the master's own SIGINT) is won about half the
+    # time: six tries.
+    for attempt in range(6):
+        port = h.free_port()
+        path = h.write_config(h.server_config(port, method=M, password=PW, workers=2))
+        # setsid: the master leads its own process group, as a shell's foreground job does
+        p = h.Proc(["setsid", h.BINARY, "-c", path], "reuseproxy")
+        h.wait_tcp("127.0.0.1", port)
+        assert h.wait_for(lambda: len(h.children_of(p.pid)) == 2, 10)
+        time.sleep(0.2)
+        os.killpg(p.pid, signal.SIGINT)
+        assert p.wait(15) == 0, p.output()
+        out = p.output()
+        assert "stopping" in out and "WARN" not in out, "try %d: %s" % (attempt, out)
