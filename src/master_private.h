@@ -20,12 +20,12 @@
 
 /* One worker process, from fork until it is reaped: the master never forgets a child it forked. */
 struct master_child {
-    pid_t pid;             /* 0: none */
-    bool ready;            /* it wrote its ready byte */
-    int ready_fd;          /* read end of its ready pipe, or -1 */
+    pid_t pid;    /* 0: none */
+    bool ready;   /* it wrote its ready byte */
+    int ready_fd; /* read end of its ready pipe, or -1 */
     ev_io ready_io;
-    ev_timer ready_timer;  /* kills it when it is not ready in time */
-    int dispatch_fd;       /* dispatch mode: the master's end of its socketpair, or -1 */
+    ev_timer ready_timer; /* kills it when it is not ready in time */
+    int dispatch_fd;      /* dispatch mode: the master's end of its socketpair, or -1 */
     ev_tstamp started;
     struct master_slot *sl;
 };
@@ -35,8 +35,8 @@ struct master_slot {
      * when the new workers of every slot are ready. */
     struct master_child child[2];
     int cur;
-    ev_timer restart;  /* a replacement after a death or a failed fork, with backoff */
-    int failures;      /* consecutive failed starts: fork failed, died unready or quickly */
+    ev_timer restart; /* a replacement after a death or a failed fork, with backoff */
+    int failures;     /* consecutive failed starts: fork failed, died unready or quickly */
     int index;
     struct master *m;
 };

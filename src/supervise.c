@@ -111,9 +111,14 @@ static void close_all_but(int *keep, int nkeep)
 
 static void worker_child(struct master *m, int i, int ready_w, int dispatch_w, pid_t master)
 {
-    struct worker_env env = {.cfg = m->cfg, .slot = i, .dispatch_fd = dispatch_w,
-                             .replay = m->replay, .stats = &m->metrics->worker[i],
-                             .ready_fd = ready_w, .parent_fd = 0, .master_pid = master};
+    struct worker_env env = {.cfg = m->cfg,
+                             .slot = i,
+                             .dispatch_fd = dispatch_w,
+                             .replay = m->replay,
+                             .stats = &m->metrics->worker[i],
+                             .ready_fd = ready_w,
+                             .parent_fd = 0,
+                             .master_pid = master};
     int *keep, nkeep = 0;
     char tag[32];
 
@@ -233,10 +238,10 @@ static void announce_if_ready(struct master *m)
         return;
     m->announced = true;
     sdnotify_send("READY=1\nSTATUS=%d worker%s accepting", m->nslots, m->nslots == 1 ? "" : "s");
-    log_info("%s on %s%s%s:%u%s, %s: %d worker%s accepting (balance %s)",
-             config_role_name(c->role), v6 ? "[" : "", t->host, v6 ? "]" : "", t->port,
-             c->n_listen > 1 ? " and more" : "", crypto_method_info(c->method)->name,
-             m->nslots, m->nslots == 1 ? "" : "s", config_balance_name(m->balance));
+    log_info("%s on %s%s%s:%u%s, %s: %d worker%s accepting (balance %s)", config_role_name(c->role),
+             v6 ? "[" : "", t->host, v6 ? "]" : "", t->port, c->n_listen > 1 ? " and more" : "",
+             crypto_method_info(c->method)->name, m->nslots, m->nslots == 1 ? "" : "s",
+             config_balance_name(m->balance));
 }
 
 /* Every slot's new worker is ready: the old ones drain, the new configuration is the one. */
