@@ -226,13 +226,20 @@ def test_reload_whose_workers_hang_is_rolled_back_at_the_ready_timeout():
     with open(hook, "w") as f:
         f.write("hang\n")
     rewrite(p, password="rotated-" + PW)
-    reload_and_wait(p, "reload failed", timeout=40)
+    os.kill(p.pid, signal.SIGHUP)
+    # the new workers hang before they are ready: the old ones serve meanwhile
+    assert h.wait_for(lambda: len(h.children_of(p.pid)) == 4, 10), h.children_of(p.pid)
     os.unlink(hook)
+    assert count_ok(tport) == 20, "the old workers did not serve during the hung reload"
+    # a SIGHUP during the reload is queued, not lost, and not run on top of it
+    os.kill(p.pid, signal.SIGHUP)
+    assert h.wait_for(lambda: "it follows when this one ends" in p.output(), 5), p.output()
+    assert h.wait_for(lambda: log_count(p, "reload failed") == 1, 40), p.output()[-1500:]
     assert "did not report ready" in p.output()
-    assert h.wait_for(lambda: h.children_of(p.pid) == kids, 10), h.children_of(p.pid)
-    assert count_ok(tport) == 20
-    # SIGHUPs during the hang were queued, not lost: the next one applies
-    reload_and_wait(p, "reload complete")
+    # then the queued reload runs, and applies
+    assert h.wait_for(lambda: log_count(p, "reload complete") == 1, 20), p.output()[-1500:]
+    settled_workers(p, 2)
+    assert not set(h.children_of(p.pid)) & set(kids)
     new = tunnel(p.port, echo.port, password="rotated-" + PW)
     assert count_ok(new) == 20
     echo.stop()
