@@ -48,6 +48,8 @@ static void fill_worker(struct metrics_worker *w, uint64_t base)
     w->handshake_limited = base + 6;
     w->udp_dropped = base + 9;
     w->restarts = base;
+    w->reloads = base + 5;
+    w->fork_failures = base + 6;
     w->pid = base + 4242;
 }
 
@@ -91,9 +93,17 @@ static const char expected_one_worker[] =
     "# HELP reuseproxy_udp_dropped_total UDP datagrams dropped: bad tag, malformed or refused.\n"
     "# TYPE reuseproxy_udp_dropped_total counter\n"
     "reuseproxy_udp_dropped_total{worker=\"0\"} 9\n"
-    "# HELP reuseproxy_worker_restarts_total Times this worker slot was restarted.\n"
+    "# HELP reuseproxy_worker_restarts_total Times this slot's worker was replaced after it died "
+    "(reloads not counted).\n"
     "# TYPE reuseproxy_worker_restarts_total counter\n"
     "reuseproxy_worker_restarts_total{worker=\"0\"} 0\n"
+    "# HELP reuseproxy_reloads_total Reloads that replaced this slot's worker.\n"
+    "# TYPE reuseproxy_reloads_total counter\n"
+    "reuseproxy_reloads_total{worker=\"0\"} 5\n"
+    "# HELP reuseproxy_fork_failures_total Forks of this slot's worker that failed (each is "
+    "retried with a backoff).\n"
+    "# TYPE reuseproxy_fork_failures_total counter\n"
+    "reuseproxy_fork_failures_total{worker=\"0\"} 6\n"
     "# HELP reuseproxy_worker_pid Process id of the worker in this slot.\n"
     "# TYPE reuseproxy_worker_pid gauge\n"
     "reuseproxy_worker_pid{worker=\"0\"} 4242\n";
@@ -125,11 +135,11 @@ TEST(test_metrics_render_one_line_per_worker)
                         "reuseproxy_bytes_in_total{worker=\"2\"} 1100\n"
                         "# HELP reuseproxy_bytes_out_total ");
     CHECK_CONTAINS(out, "reuseproxy_worker_pid{worker=\"2\"} 4342\n");
-    /* 14 fields: 2 comment lines and 3 series each. */
+    /* 16 fields: 2 comment lines and 3 series each. */
     int lines = 0;
     for (const char *p = out; *p; p++)
         lines += *p == '\n';
-    CHECK_INT(lines, 14 * 5);
+    CHECK_INT(lines, 16 * 5);
     metrics_free_shared(m);
 }
 
