@@ -18,6 +18,7 @@ struct metrics_worker {
     uint64_t udp_evicted;        /* associations evicted because the table was full */
     uint64_t failed_handshakes;  /* bad tag, malformed header, refused target (TCP) */
     uint64_t replays;            /* salts refused as replays (subset of failed_handshakes) */
+    uint64_t loops_refused;      /* targets that were the server's own listener (a proxy loop) */
     uint64_t udp_dropped;        /* datagrams dropped: bad tag, malformed, refused */
     uint64_t restarts;           /* times this slot's worker was (re)started, minus one */
     uint64_t pid;                /* current worker pid */

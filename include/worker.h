@@ -19,6 +19,7 @@
 struct ev_loop;
 struct resolver;
 struct acl;
+struct relay_addrs;
 struct replay_store;
 struct udp_relay;
 struct listener;
@@ -49,6 +50,7 @@ struct worker {
     struct proto_ctx proto;          /* the protocol the method runs, its key set (key) */
     struct resolver *resolver;
     struct acl *acl;                 /* server: limits; local, tunnel: routes; or NULL */
+    struct relay_addrs *own_addrs;   /* server: its listening endpoints, refused as targets */
     struct replay_store *replay;
     struct metrics_worker *stats;
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */

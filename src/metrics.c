@@ -49,6 +49,10 @@ static const struct metrics_field metrics_fields[] = {
           "TCP handshakes failed: bad tag, malformed header or refused target.", failed_handshakes),
     FIELD("replays_total", METRICS_COUNTER,
           "Salts refused as replays (also counted as failed handshakes).", replays),
+    FIELD("loops_refused_total", METRICS_COUNTER,
+          "Targets refused as this server's own listening address and port (a proxy loop; also "
+          "counted as failed handshakes).",
+          loops_refused),
     FIELD("udp_dropped_total", METRICS_COUNTER,
           "UDP datagrams dropped: bad tag, malformed or refused.", udp_dropped),
     FIELD("worker_restarts_total", METRICS_COUNTER, "Times this worker slot was restarted.",

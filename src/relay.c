@@ -26,6 +26,7 @@
 
 #include "acl.h"
 #include "relay.h"
+#include "relay_addrs.h"
 #include "rp_assert.h"
 #include "session.h"
 #include "udp_relay.h"
@@ -33,6 +34,9 @@
 
 /* Reads per pipe per event before yielding to other connections (fairness). */
 #define PIPE_ROUNDS 4
+/* Seconds a worker trusts its list of local addresses (for wildcard listeners) before it reads
+ * them again: an address added to an interface is refused as a target within this time. */
+#define OWN_ADDRS_MAX_AGE 10.0
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -393,13 +397,21 @@ enum refusal {
     REFUSE_NONE,
     REFUSE_PRIVATE, /* block_private */
     REFUSE_ACL,     /* the ACL file's [outbound_block_list] */
+    REFUSE_LOOP,    /* the server's own listening address and port, whatever the policy */
 };
 
 static enum refusal address_refusal(struct session *s, const struct sockaddr *sa)
 {
     const struct config *c = s->w->cfg;
 
-    if (c->role != ROLE_SERVER || !s->w->acl || acl_address_allowed(s->w->acl, sa))
+    if (c->role != ROLE_SERVER)
+        return REFUSE_NONE;
+    if (s->w->own_addrs) {
+        relay_addrs_refresh(s->w->own_addrs, ev_now(s->w->loop), OWN_ADDRS_MAX_AGE);
+        if (relay_addrs_contains(s->w->own_addrs, sa))
+            return REFUSE_LOOP;
+    }
+    if (!s->w->acl || acl_address_allowed(s->w->acl, sa))
         return REFUSE_NONE;
     return c->block_private && acl_is_private(sa) ? REFUSE_PRIVATE : REFUSE_ACL;
 }
@@ -414,16 +426,23 @@ static void session_refuse(struct session *s, enum refusal why)
 
     metrics_add(&w->stats->failed_handshakes, 1);
     target_text(&s->target, t, sizeof t);
-    if (why == REFUSE_PRIVATE)
+    if (why == REFUSE_LOOP) {
+        metrics_add(&w->stats->loops_refused, 1);
+        log_event(&w->rl_refused,
+                  "%s is this server's own listening address (a proxy loop), refused whatever "
+                  "the policy says",
+                  t);
+    } else if (why == REFUSE_PRIVATE) {
         log_event(&w->rl_refused,
                   "%s is a private address, refused by block_private (set \"block_private\": "
                   "false to allow private targets)",
                   t);
-    else
+    } else {
         log_event(&w->rl_refused,
                   "%s refused by the [outbound_block_list] of the acl file %s (remove its rule "
                   "to allow it)",
                   t, w->cfg->acl ? w->cfg->acl : "");
+    }
     session_close(s);
 }
 

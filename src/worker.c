@@ -17,6 +17,7 @@
 #include "acl.h"
 #include "listener.h"
 #include "relay.h"
+#include "relay_addrs.h"
 #include "resolve.h"
 #include "rp_assert.h"
 #include "udp_relay.h"
@@ -50,6 +51,23 @@ static void worker_targets(struct worker *w, const struct config *c)
     w->server = c->upstream.target;
     if (c->role == ROLE_TUNNEL)
         w->tunnel = c->tunnel.target;
+}
+
+/* The server's own listening endpoints, which relay.c refuses as targets (a proxy loop): from
+ * the sockets this worker accepts on, or (dispatch: it has none) the configured addresses. */
+static int worker_own_addrs(struct worker *w, const struct worker_env *env)
+{
+    const struct config *c = env->cfg;
+
+    if (!(w->own_addrs = relay_addrs_new()))
+        return -1;
+    for (int i = 0; i < env->ntcp; i++)
+        relay_addrs_add_socket(w->own_addrs, env->tcp[i]);
+    for (int i = 0; env->ntcp == 0 && i < c->n_listen; i++)
+        if (c->listen[i].target.addrlen)
+            relay_addrs_add_listener(w->own_addrs, (struct sockaddr *)&c->listen[i].target.addr);
+    relay_addrs_refresh(w->own_addrs, ev_now(w->loop), 0);
+    return 0;
 }
 
 static int worker_init(struct worker *w, const struct worker_env *env)
@@ -92,6 +110,10 @@ static int worker_init(struct worker *w, const struct worker_env *env)
             return -1;
         }
     }
+    if (c->role == ROLE_SERVER && worker_own_addrs(w, env) < 0) {
+        log_error("out of memory");
+        return -1;
+    }
     enum listener_kind kind = env->shared_accept ? LISTENER_SHARED : LISTENER_REUSEPORT;
     for (int i = 0; i < env->ntcp && w->nlisteners < WORKER_MAX_LISTEN; i++)
         if ((w->listeners[w->nlisteners] = listener_new(w, env->tcp[i], kind)))
@@ -120,6 +142,7 @@ static void worker_cleanup(struct worker *w)
         resolver_free(w->resolver);
     if (w->acl)
         acl_free(w->acl);
+    relay_addrs_free(w->own_addrs);
     buf_pool_destroy(&w->pool);
     buf_pool_destroy(&w->bulk_pool);
 }

@@ -6,11 +6,17 @@
                                 server, a target the policy refuses: logged with the target and
                                 the reason (and the key that refused), the client closed at
                                 once, the SOCKS5 client given the reply code
+  proxy loops                   a target that is the server's own listening address and port
+                                is refused whatever block_private says, and counted
 Every test runs reuseproxy at both ends (tunnel or SOCKS5 client, and server) on loopback, with
 free ports and bounded waits.
 """
+import os
+import re
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -333,3 +339,112 @@ def test_dead_server_socks5_client_gets_connection_refused_reply():
     closed_promptly(s, "dead server", within=max(0.5, 2.5 - (time.monotonic() - t0)))
     assert log_has(local, "server 127.0.0.1:%d" % dead, "Connection refused"), \
         "the local did not log its dead server: %s" % local.output()[-1500:]
+
+
+# ---- proxy loops (issue 20 item 3) --------------------------------------------------------------
+
+def test_loop_to_own_loopback_listener_refused_with_block_private_off():
+    """block_private off, the server on 127.0.0.1: a request whose target is the server's own
+    address and port is refused at once and logged as a loop; the server never connects to
+    itself."""
+    server, sport = start_server(timeout=30, block_private=False)
+    tunnel, tport = start_tunnel(sport, ("127.0.0.1", sport))
+    c = socket.create_connection(("127.0.0.1", tport), timeout=10)
+    c.sendall(b"hello, myself" * 100)
+    closed_promptly(c, "a loop to the server itself")
+    assert log_has(server, "127.0.0.1:%d" % sport, "proxy loop"), \
+        "the loop was not refused: %s" % server.output()[-1500:]
+    assert "failed handshakes" not in server.output(), \
+        "the server connected to itself (a nested session failed its handshake)"
+
+
+class LoopNetns:
+    """A network namespace joined by a veth pair, with public-looking addresses (RFC 2544's
+    benchmarking range): the namespace side NS_IP/24 is the server's address, the host side
+    HOST_IP/24. Root and iproute2 only; deleted by close()."""
+
+    def __init__(self):
+        tag = os.getpid() % 100000
+        n = 1 + tag % 200
+        self.name = "rp-loop-%d" % tag
+        self.host_if, self.ns_if = "rpl%da" % tag, "rpl%db" % tag
+        self.host_ip, self.ns_ip = "198.18.%d.2" % n, "198.18.%d.1" % n
+        self.up = False
+        try:
+            self._ip("netns", "add", self.name)
+            self.up = True
+            self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+            self._ip("link", "set", self.ns_if, "netns", self.name)
+            self._ip("addr", "add", self.host_ip + "/24", "dev", self.host_if)
+            self._ip("link", "set", self.host_if, "up")
+            self._ip("-n", self.name, "addr", "add", self.ns_ip + "/24", "dev", self.ns_if)
+            self._ip("-n", self.name, "link", "set", self.ns_if, "up")
+            self._ip("-n", self.name, "link", "set", "lo", "up")
+        except Exception:
+            self.close()
+            raise
+
+    @staticmethod
+    def _ip(*args):
+        r = subprocess.run(["ip"] + list(args), capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise RuntimeError("ip %s: %s" % (" ".join(args), r.stderr.strip()))
+
+    def close(self):
+        if self.up:
+            subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+            self.up = False
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=10)
+
+
+def scrape(host, port):
+    """The metrics endpoint's counters, summed over the workers."""
+    import urllib.request
+    with urllib.request.urlopen("http://%s:%d/metrics" % (host, port), timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'(reuseproxy_\w+)\{worker="\d+"\} (-?\d+)', line)
+        if m:
+            out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
+def test_loop_to_own_public_address_refused_and_counted_in_a_namespace():
+    """A server in a network namespace, bound to the wildcard, whose interface has a
+    public-looking address, block_private off: a first flight whose target is that address and
+    the server's port is refused at once and counted (loops_refused_total), and no nested
+    session is opened (accepted_total grows by one). Skipped where namespaces cannot be made."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        raise h.Skip("not root or no iproute2: cannot make a network namespace")
+    try:
+        ns = LoopNetns()
+    except (RuntimeError, OSError) as e:
+        raise h.Skip("cannot create a network namespace: %s" % e)
+    try:
+        sport, mport = h.free_port(), h.free_port()
+        cfg = h.server_config(sport, method=M, password=PW, server="0.0.0.0", workers=1,
+                              block_private=False, timeout=30,
+                              metrics_address="%s:%d" % (ns.ns_ip, mport))
+        path = h.write_config(cfg)
+        server = h.Proc(["ip", "netns", "exec", ns.name, h.BINARY, "-c", path], "server")
+        up = h.wait_for(lambda: h.tcp_open(ns.ns_ip, mport), 10, 0.05)
+        assert up, "the server in the namespace did not start: %s" % server.output()[-2000:]
+        tunnel, tport = start_tunnel(sport, (ns.ns_ip, sport), server=ns.ns_ip, timeout=30)
+        before = scrape(ns.ns_ip, mport)
+        c = socket.create_connection(("127.0.0.1", tport), timeout=10)
+        c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        closed_promptly(c, "a loop through the server's public address")
+        time.sleep(0.3)
+        after = scrape(ns.ns_ip, mport)
+        loops = after.get("reuseproxy_loops_refused_total", 0) - \
+            before.get("reuseproxy_loops_refused_total", 0)
+        accepted = after["reuseproxy_accepted_total"] - before["reuseproxy_accepted_total"]
+        assert loops == 1, "loops refused: %d, expected 1" % loops
+        assert accepted == 1, "the server accepted %d connections for one request: a nested " \
+            "session" % accepted
+        assert log_has(server, "%s:%d" % (ns.ns_ip, sport), "proxy loop"), \
+            "the refusal was not logged: %s" % server.output()[-1500:]
+    finally:
+        h.cleanup_all()
+        ns.close()
