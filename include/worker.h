@@ -55,6 +55,7 @@ struct worker {
     struct metrics_worker *stats;
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
+    struct buf_pool stall_pool;     /* RELAY_STALL_CAP buffers, for stalled directions */
     struct netaddr_target server;    /* local and tunnel roles: the shadowsocks server */
     struct netaddr_target tunnel;    /* tunnel role: the fixed target */
     struct listener *listeners[WORKER_MAX_LISTEN];
@@ -63,6 +64,7 @@ struct worker {
     int nudp;
     LIST_HEAD(worker_sessions, session) sessions; /* every open TCP session */
     unsigned nsessions;
+    size_t released;                 /* relay_release_idle: bytes freed since the last trim */
     /* Called by relay.c when a draining worker's last session closed. Set by whoever owns the
      * process (worker_run), so relay.c needs to know nothing of it. */
     void (*on_sessions_done)(void *ctx);

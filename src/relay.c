@@ -16,11 +16,16 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -121,31 +126,92 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     return 0;
 }
 
+/* The pool a buffer of this capacity belongs to. */
+static struct buf_pool *pool_of(struct worker *w, size_t cap)
+{
+    return cap == RELAY_BULK_CAP ? &w->bulk_pool : cap == RELAY_STALL_CAP ? &w->stall_pool
+                                                                         : &w->pool;
+}
+
 /* Gives the pipe's buffer back to the pool it came from. */
 static void pipe_buf_put(struct session *s, struct pipe *p)
 {
     if (p->buf)
-        buf_put(p->buf->cap == RELAY_BULK_CAP ? &s->w->bulk_pool : &s->w->pool, p->buf);
+        buf_put(pool_of(s->w, p->buf->cap), p->buf);
     p->buf = NULL;
 }
 
-/* The pipe's buffer, taken from the pool when it has none. A bulk pipe still holding a small
- * buffer moves what it holds into a large one (only between flushes: no iov points into it). */
+/* Moves what the pipe holds (payloads not yet written, wire bytes not yet opened) into an
+ * empty buffer from the other pool, its iov following. Returns 0, or -1 when it does not fit,
+ * a payload lies outside the buffer, or no buffer is to be had: the pipe keeps its own. */
+static int pipe_rebuffer(struct session *s, struct pipe *p, size_t cap)
+{
+    struct buf *b = p->buf, *nb;
+    struct buf_pool *to = pool_of(s->w, cap);
+    uint8_t *lo = b->data + b->start, *end = b->data + b->end;
+
+    for (int i = p->iov_i; i < p->iov_n; i++) {
+        uint8_t *base = p->iov[i].iov_base;
+        if (base < b->data || base + p->iov[i].iov_len > end)
+            return -1;
+        if (base < lo)
+            lo = base;
+    }
+    size_t n = (size_t)(end - lo);
+    if (n > to->buf_cap || !(nb = buf_get(to)))
+        return -1;
+    if (n)
+        memcpy(nb->data, lo, n);
+    for (int i = p->iov_i; i < p->iov_n; i++)
+        p->iov[i].iov_base = nb->data + ((uint8_t *)p->iov[i].iov_base - lo);
+    nb->start = (size_t)(b->data + b->start - lo);
+    nb->end = n;
+    pipe_buf_put(s, p);
+    p->buf = nb;
+    return 0;
+}
+
+/* The pipe's buffer to read into, taken from the pool when it has none, of the size its mode
+ * wants: a pipe that turned bulk moves what it holds into a large buffer, one that fell back or
+ * waited in a stall buffer moves into a small one (without one of that size, it carries on
+ * with its own; a stall buffer always has room for a chunk). */
 static struct buf *pipe_buf(struct session *s, struct pipe *p)
 {
-    if (!p->buf) {
-        p->buf = buf_get(p->bulk ? &s->w->bulk_pool : &s->w->pool);
-    } else if (p->bulk && p->buf->cap != RELAY_BULK_CAP && p->iov_i == p->iov_n) {
-        struct buf *big = buf_get(&s->w->bulk_pool);
-        if (big) { /* without one, the small buffer carries on */
-            size_t n = buf_len(p->buf);
-            memcpy(big->data, p->buf->data + p->buf->start, n);
-            big->end = n;
-            pipe_buf_put(s, p);
-            p->buf = big;
-        }
-    }
+    size_t want = p->bulk ? RELAY_BULK_CAP : RELAY_BUF_CAP;
+
+    if (!p->buf)
+        p->buf = buf_get(pool_of(s->w, want));
+    else if (p->buf->cap != want)
+        pipe_rebuffer(s, p, want);
     return p->buf;
+}
+
+/* How many bytes a read for a bulk or stalled pipe may take: what the destination's kernel
+ * will accept now. A read larger than that leaves the rest in user space, where a client that stops
+ * reading pins it for as long as it stays (issue 13 item 4: 1 MiB per stalled download).
+ * SO_SNDBUF is the kernel's budget for the socket's send queue, counted with its bookkeeping
+ * (a few percent of a large segment); what is queued (SIOCOUTQ, tcp(7)) is payload. The budget
+ * less a sixteenth for that bookkeeping, less what is queued, is room the kernel takes at once.
+ * (Half the budget, tried first, cost 12% more CPU per byte on loopback: reads shrink to a
+ * chunk whenever a slower reader keeps the queue half full.) SIZE_MAX when the socket will not
+ * say. */
+static size_t dst_room(int fd)
+{
+    int sndbuf = 0, queued = 0;
+    socklen_t len = sizeof sndbuf;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) < 0 ||
+        ioctl(fd, SIOCOUTQ, &queued) < 0 || sndbuf <= 0 || queued < 0)
+        return SIZE_MAX;
+    size_t budget = (size_t)sndbuf - (size_t)sndbuf / 16;
+    return (size_t)queued >= budget ? 0 : budget - (size_t)queued;
+}
+
+/* Gives the buffer back when it holds nothing: no payload to write, no wire byte to open. */
+static void pipe_buf_put_if_empty(struct session *s, struct pipe *p)
+{
+    if (p->buf && p->buf->start == p->buf->end && p->iov_i == p->iov_n)
+        pipe_buf_put(s, p);
 }
 
 static void pipe_release(struct session *s, struct pipe *p)
@@ -217,6 +283,28 @@ void relay_close_all(struct worker *w)
     while (!LIST_EMPTY(&w->sessions))
         session_close(LIST_FIRST(&w->sessions));
     RP_ASSERT(w->nsessions == 0);
+}
+
+/* Bytes given back to malloc after which glibc is asked to return free pages to the system. */
+#define RELAY_TRIM_BYTES (4u << 20)
+
+void relay_release_idle(struct worker *w)
+{
+    struct buf_pool *pools[] = {&w->pool, &w->bulk_pool, &w->stall_pool};
+
+    for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
+        buf_pool_trim(pools[i]);
+        w->released += buf_pool_take_released(pools[i]);
+    }
+    if (w->released < RELAY_TRIM_BYTES && !(w->released && w->nsessions == 0))
+        return;
+    w->released = 0;
+#if defined(__GLIBC__)
+    /* free() keeps a burst's memory in the heap (glibc's brk heap, and large blocks there once
+     * its mmap threshold has grown); malloc_trim gives the free pages back (issue 13 item 4:
+     * RSS within 2x of idle once a burst of stalled connections is gone). */
+    malloc_trim(0);
+#endif
 }
 
 void relay_close_probes(struct worker *w)
@@ -634,9 +722,10 @@ static int pipe_open_chunks(struct session *s, struct pipe *p)
     return n;
 }
 
-/* Reads once from src into the pipe and transforms what came in. Returns bytes read (> 0),
- * 0 at EOF, -1 when src would block, -2 on error. */
-static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
+/* Reads once from src into the pipe, at most max bytes (or one chunk's payload), and
+ * transforms what came in. A read that takes all it was offered makes the pipe bulk. Returns
+ * bytes read (> 0), 0 at EOF, -1 when src would block, -2 on error. */
+static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src, size_t max)
 {
     struct buf *b = pipe_buf(s, p);
     ssize_t n;
@@ -645,10 +734,11 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
         return -2;
     if (p->plain) {
         /* b is empty here, as below: read from its start */
-        n = read(src->fd, b->data, b->cap);
+        size_t want = b->cap < max ? b->cap : max;
+        n = read(src->fd, b->data, want);
         if (n <= 0)
             return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        if ((size_t)n == b->cap)
+        if ((size_t)n == want)
             p->bulk = true;
         b->start = 0;
         b->end = (size_t)n;
@@ -658,7 +748,8 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
         size_t base = ops->seal_head_len(&s->conn, &p->pd);
         struct iovec iov[RELAY_BULK_CHUNKS];
         int slots = 0;
-        for (size_t at = base; at + PROTO_SLOT <= b->cap && slots < RELAY_BULK_CHUNKS;
+        for (size_t at = base; at + PROTO_SLOT <= b->cap && slots < RELAY_BULK_CHUNKS &&
+                               (slots == 0 || (size_t)slots * PROTO_SLOT_PAYLOAD < max);
              at += PROTO_SLOT)
             iov[slots++] = (struct iovec){b->data + at + PROTO_SLOT_HEAD, PROTO_SLOT_PAYLOAD};
         n = readv(src->fd, iov, slots);
@@ -678,7 +769,7 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
             b->start = b->end = 0;
         else if (buf_room(b) < PROTO_CHUNK_WIRE_MAX)
             buf_compact(b);
-        size_t room = buf_room(b);
+        size_t room = buf_room(b) < max ? buf_room(b) : max;
         n = read(src->fd, b->data + b->end, room);
         if (n <= 0)
             return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
@@ -711,6 +802,14 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
             return -1;
         }
         if (r == 0) { /* backpressure: wait for dst, stop reading src */
+            /* A destination that does not drain needs no bulk buffer: the kernel's socket
+             * buffers hold what is in flight. What is left moves to a small buffer when it
+             * fits, and the bulk one goes back to the pool (issue 13 item 4). */
+            p->bulk = false;
+            p->stalled = true;
+            if (p->buf && p->buf->cap != RELAY_STALL_CAP &&
+                pipe_rebuffer(s, p, RELAY_STALL_CAP) < 0 && p->buf->cap == RELAY_BULK_CAP)
+                pipe_rebuffer(s, p, RELAY_BUF_CAP);
             io_set(s, &dst->wio, true);
             io_set(s, &src->rio, false);
             return 0;
@@ -750,15 +849,24 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
         }
         if (round == PIPE_ROUNDS) {
             /* Everything read so far is written; yield to other connections. The source is
-             * level-triggered, so its remaining bytes bring us back. */
+             * level-triggered, so its remaining bytes bring us back; if none come, an empty
+             * buffer must not stay pinned until they do. */
+            pipe_buf_put_if_empty(s, p);
             io_set(s, &src->rio, true);
             return 0;
         }
-        ssize_t n = pipe_fill(s, p, src);
+        /* A bulk or stalled pipe reads no more than the destination accepts now (at least a
+         * chunk's payload); less room than a small buffer ends bulk mode, more ends the stall. */
+        size_t max = SIZE_MAX;
+        if (p->bulk || p->stalled) {
+            size_t room = dst_room(dst->fd);
+            p->stalled = p->stalled && room < RELAY_BUF_CAP;
+            p->bulk = p->bulk && room >= RELAY_BUF_CAP;
+            max = room < PROTO_SLOT_PAYLOAD ? PROTO_SLOT_PAYLOAD : room;
+        }
+        ssize_t n = pipe_fill(s, p, src, max);
         if (n == -1) {
-            /* nothing to read: give the buffer back if it holds nothing */
-            if (p->buf && p->buf->start == p->buf->end && p->iov_n == 0)
-                pipe_buf_put(s, p);
+            pipe_buf_put_if_empty(s, p); /* nothing to read */
             io_set(s, &src->rio, true);
             return 0;
         }

@@ -46,6 +46,7 @@ struct pipe {
     bool eof;           /* the source has ended */
     bool shut;          /* the end was passed on (shutdown(SHUT_WR) of the destination) */
     bool bulk;          /* a read filled the buffer: take RELAY_BULK_CAP buffers from now on */
+    bool stalled;       /* the destination stopped taking bytes: reads are cut to its room */
     bool plain;         /* neither seals nor opens: bytes pass as they are (a bypassed target) */
     /* open: plaintext payloads inside buf waiting to be written */
     struct iovec iov[PIPE_IOV];

@@ -89,6 +89,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
                                                              10.0);
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
+    buf_pool_init(&w->stall_pool, RELAY_STALL_CAP, 64);
     RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
     worker_targets(w, c);
     w->proto = (struct proto_ctx){
@@ -145,6 +146,7 @@ static void worker_cleanup(struct worker *w)
     relay_addrs_free(w->own_addrs);
     buf_pool_destroy(&w->pool);
     buf_pool_destroy(&w->bulk_pool);
+    buf_pool_destroy(&w->stall_pool);
 }
 
 /* A draining worker is done when its TCP sessions are, and its UDP associations have expired
@@ -201,6 +203,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     log_event_poll(&w->rl_udp);
     log_event_poll(&w->rl_connect);
     log_event_poll(&w->rl_refused);
+    relay_release_idle(w);
     if (w->draining && worker_drained(worker_proc_of(w)))
         ev_break(loop, EVBREAK_ALL);
 }
