@@ -543,7 +543,7 @@ def test_300_stalled_downloads_at_most_64_kib_each_memory_returns():
     grown by at most 64 KiB per connection (4x under ASan), where a bulk buffer each made 1 MiB;
     after the clients leave, each proxy's private memory (RssAnon: VmRSS without code pages and
     the replay store, which keeps the salts it was given) comes back within 2x of its idle
-    figure."""
+    figure (not checked under ASan, whose quarantine holds freed memory back)."""
     count, per_conn = 300, 2 << 20
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, 8192) if hard != resource.RLIM_INFINITY else 8192
@@ -599,7 +599,9 @@ def test_300_stalled_downloads_at_most_64_kib_each_memory_returns():
             per = (during[p.pid][0] - idle[p.pid][0]) / count
             assert per <= 64 * slack, "%s: %.1f KiB per stalled connection (bound %d)" % (
                 p.name, per, 64 * slack)
-            assert after[p.pid][1] <= 2 * idle[p.pid][1] * slack, \
+            if slack > 1:
+                continue  # ASan's quarantine keeps freed memory on purpose: nothing to check
+            assert after[p.pid][1] <= 2 * idle[p.pid][1], \
                 "%s: RssAnon %d KiB after the connections closed, idle was %d KiB" % (
                     p.name, after[p.pid][1], idle[p.pid][1])
     finally:
