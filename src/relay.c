@@ -1,5 +1,6 @@
 /* relay.c: the one TCP session every role runs: its lifetime and timers, connecting to the
- * target, and the two pipes that move bytes between client and remote.
+ * target, and the two pipes that move bytes between client and remote (relay_pipe.c runs
+ * them; this file acts on what they report).
  *
  * A pipe either seals (plaintext in, shadowsocks chunks out) or opens (chunks in, plaintext
  * out), through the protocol's ops (proto.h): this file never knows which protocol runs. It
@@ -16,16 +17,11 @@
 #include "autoconfig.h"
 
 #include <errno.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,8 +33,6 @@
 #include "udp_relay.h"
 #include "worker.h"
 
-/* Reads per pipe per event before yielding to other connections (fairness). */
-#define PIPE_ROUNDS 4
 /* Seconds a worker trusts its list of local addresses (for wildcard listeners) before it reads
  * them again: an address added to an interface is refused as a target within this time. */
 #define OWN_ADDRS_MAX_AGE 10.0
@@ -54,14 +48,6 @@ static void session_connect_failed(struct session *s, int err, const char *reaso
 
 /* ---- watchers ---- */
 
-static void io_set(struct session *s, ev_io *io, bool on)
-{
-    if (on && !ev_is_active(io) && io->fd >= 0)
-        ev_io_start(s->w->loop, io);
-    else if (!on && ev_is_active(io))
-        ev_io_stop(s->w->loop, io);
-}
-
 static void side_init(struct session *s, struct side *side, int fd, bool client)
 {
     side->fd = fd;
@@ -72,8 +58,8 @@ static void side_init(struct session *s, struct side *side, int fd, bool client)
 
 static void side_close(struct session *s, struct side *side)
 {
-    io_set(s, &side->rio, false);
-    io_set(s, &side->wio, false);
+    session_io_set(s, &side->rio, false);
+    session_io_set(s, &side->wio, false);
     if (side->fd >= 0)
         close(side->fd);
     side->fd = -1;
@@ -124,100 +110,6 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     }
     session_handshake_begin(s);
     return 0;
-}
-
-/* The pool a buffer of this capacity belongs to. */
-static struct buf_pool *pool_of(struct worker *w, size_t cap)
-{
-    return cap == RELAY_BULK_CAP ? &w->bulk_pool : cap == RELAY_STALL_CAP ? &w->stall_pool
-                                                                         : &w->pool;
-}
-
-/* Gives the pipe's buffer back to the pool it came from. */
-static void pipe_buf_put(struct session *s, struct pipe *p)
-{
-    if (p->buf)
-        buf_put(pool_of(s->w, p->buf->cap), p->buf);
-    p->buf = NULL;
-}
-
-/* Moves what the pipe holds (payloads not yet written, wire bytes not yet opened) into an
- * empty buffer from the other pool, its iov following. Returns 0, or -1 when it does not fit,
- * a payload lies outside the buffer, or no buffer is to be had: the pipe keeps its own. */
-static int pipe_rebuffer(struct session *s, struct pipe *p, size_t cap)
-{
-    struct buf *b = p->buf, *nb;
-    struct buf_pool *to = pool_of(s->w, cap);
-    uint8_t *lo = b->data + b->start, *end = b->data + b->end;
-
-    for (int i = p->iov_i; i < p->iov_n; i++) {
-        uint8_t *base = p->iov[i].iov_base;
-        if (base < b->data || base + p->iov[i].iov_len > end)
-            return -1;
-        if (base < lo)
-            lo = base;
-    }
-    size_t n = (size_t)(end - lo);
-    if (n > to->buf_cap || !(nb = buf_get(to)))
-        return -1;
-    if (n)
-        memcpy(nb->data, lo, n);
-    for (int i = p->iov_i; i < p->iov_n; i++)
-        p->iov[i].iov_base = nb->data + ((uint8_t *)p->iov[i].iov_base - lo);
-    nb->start = (size_t)(b->data + b->start - lo);
-    nb->end = n;
-    pipe_buf_put(s, p);
-    p->buf = nb;
-    return 0;
-}
-
-/* The pipe's buffer to read into, taken from the pool when it has none, of the size its mode
- * wants: a pipe that turned bulk moves what it holds into a large buffer, one that fell back or
- * waited in a stall buffer moves into a small one (without one of that size, it carries on
- * with its own; a stall buffer always has room for a chunk). */
-static struct buf *pipe_buf(struct session *s, struct pipe *p)
-{
-    size_t want = p->bulk ? RELAY_BULK_CAP : RELAY_BUF_CAP;
-
-    if (!p->buf)
-        p->buf = buf_get(pool_of(s->w, want));
-    else if (p->buf->cap != want)
-        pipe_rebuffer(s, p, want);
-    return p->buf;
-}
-
-/* How many bytes a read for a bulk or stalled pipe may take: what the destination's kernel
- * will accept now. A read larger than that leaves the rest in user space, where a client that stops
- * reading pins it for as long as it stays (issue 13 item 4: 1 MiB per stalled download).
- * SO_SNDBUF is the kernel's budget for the socket's send queue, counted with its bookkeeping
- * (a few percent of a large segment); what is queued (SIOCOUTQ, tcp(7)) is payload. The budget
- * less a sixteenth for that bookkeeping, less what is queued, is room the kernel takes at once.
- * (Half the budget, tried first, cost 12% more CPU per byte on loopback: reads shrink to a
- * chunk whenever a slower reader keeps the queue half full.) SIZE_MAX when the socket will not
- * say. */
-static size_t dst_room(int fd)
-{
-    int sndbuf = 0, queued = 0;
-    socklen_t len = sizeof sndbuf;
-
-    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) < 0 ||
-        ioctl(fd, SIOCOUTQ, &queued) < 0 || sndbuf <= 0 || queued < 0)
-        return SIZE_MAX;
-    size_t budget = (size_t)sndbuf - (size_t)sndbuf / 16;
-    return (size_t)queued >= budget ? 0 : budget - (size_t)queued;
-}
-
-/* Gives the buffer back when it holds nothing: no payload to write, no wire byte to open. */
-static void pipe_buf_put_if_empty(struct session *s, struct pipe *p)
-{
-    if (p->buf && p->buf->start == p->buf->end && p->iov_i == p->iov_n)
-        pipe_buf_put(s, p);
-}
-
-static void pipe_release(struct session *s, struct pipe *p)
-{
-    pipe_buf_put(s, p);
-    proto_dir_free(&p->pd);
 }
 
 /* close() on a socket with unread bytes sends a reset instead of a FIN. A client whose session
@@ -283,28 +175,6 @@ void relay_close_all(struct worker *w)
     while (!LIST_EMPTY(&w->sessions))
         session_close(LIST_FIRST(&w->sessions));
     RP_ASSERT(w->nsessions == 0);
-}
-
-/* Bytes given back to malloc after which glibc is asked to return free pages to the system. */
-#define RELAY_TRIM_BYTES (4u << 20)
-
-void relay_release_idle(struct worker *w)
-{
-    struct buf_pool *pools[] = {&w->pool, &w->bulk_pool, &w->stall_pool};
-
-    for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
-        buf_pool_trim(pools[i]);
-        w->released += buf_pool_take_released(pools[i]);
-    }
-    if (w->released < RELAY_TRIM_BYTES && !(w->released && w->nsessions == 0))
-        return;
-    w->released = 0;
-#if defined(__GLIBC__)
-    /* free() keeps a burst's memory in the heap (glibc's brk heap, and large blocks there once
-     * its mmap threshold has grown); malloc_trim gives the free pages back (issue 13 item 4:
-     * RSS within 2x of idle once a burst of stalled connections is gone). */
-    malloc_trim(0);
-#endif
 }
 
 void relay_close_probes(struct worker *w)
@@ -410,8 +280,8 @@ static void session_probe(struct session *s, const char *why)
     pipe_release(s, &s->up);
     pipe_release(s, &s->down);
     session_set_stage(s, STAGE_PROBE);
-    io_set(s, &s->client.wio, false);
-    io_set(s, &s->client.rio, true);
+    session_io_set(s, &s->client.wio, false);
+    session_io_set(s, &s->client.rio, true);
 }
 
 static void probe_on_read(struct session *s)
@@ -590,7 +460,7 @@ static void connect_next(struct session *s)
             side_close(s, &s->remote); /* refused at once: the next address, if any */
             continue;
         }
-        io_set(s, &s->remote.wio, true);
+        session_io_set(s, &s->remote.wio, true);
         return;
     }
     if (refused != REFUSE_NONE && s->connect_err == 0)
@@ -650,7 +520,7 @@ static void connect_done(struct session *s)
         err = errno;
     if (err == EINPROGRESS || err == EALREADY)
         return;
-    io_set(s, &s->remote.wio, false);
+    session_io_set(s, &s->remote.wio, false);
     if (err) {
         s->connect_err = err;
         side_close(s, &s->remote);
@@ -660,233 +530,32 @@ static void connect_done(struct session *s)
     session_start_relay(s);
 }
 
-/* ---- pipes ---- */
-
-/* Writes what the pipe holds. Returns 1 when all is written, 0 when dst would block, -1. */
-static int pipe_flush(struct session *s, struct pipe *p, struct side *dst)
+/* Runs one pipe and acts on what it says. Returns -1 when the session was closed. */
+static int pump(struct session *s, struct pipe *p, struct side *src, struct side *dst)
 {
-    bool to_client = p == &s->down;
-    ssize_t n;
+    const char *why = NULL;
 
-    if (p->seal || p->plain) {
-        struct buf *b = p->buf;
-        while (b && b->start < b->end) {
-            n = write(dst->fd, b->data + b->start, b->end - b->start);
-            if (n < 0)
-                return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-            b->start += n;
-            if (to_client)
-                metrics_add(&s->w->stats->bytes_out, n);
-        }
-        if (b)
-            b->start = b->end = 0;
-        return 1;
-    }
-    while (p->iov_i < p->iov_n) {
-        n = writev(dst->fd, p->iov + p->iov_i, p->iov_n - p->iov_i);
-        if (n < 0)
-            return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-        if (to_client)
-            metrics_add(&s->w->stats->bytes_out, n);
-        while (n > 0) {
-            struct iovec *v = &p->iov[p->iov_i];
-            size_t k = (size_t)n < v->iov_len ? (size_t)n : v->iov_len;
-            v->iov_base = (uint8_t *)v->iov_base + k;
-            v->iov_len -= k;
-            n -= k;
-            if (v->iov_len == 0)
-                p->iov_i++;
-        }
-    }
-    p->iov_n = p->iov_i = 0;
-    return 1;
-}
-
-/* Opens the complete chunks held in the buffer into iov[]. Returns the number of payloads
- * ready, or -1 when the stream fails authentication. */
-static int pipe_open_chunks(struct session *s, struct pipe *p)
-{
-    struct buf *b = p->buf;
-    size_t used;
-
-    p->iov_n = p->iov_i = 0;
-    if (!b)
+    switch (relay_pipe_pump(s, p, src, dst, &why)) {
+    case RELAY_PUMP_WAIT:
         return 0;
-    int n = s->conn.ctx->ops->open_stream(&s->conn, &p->pd, b->data + b->start, buf_len(b), &used,
-                                          p->iov, PIPE_IOV);
-    if (n < 0)
-        return -1;
-    RP_ASSERT(n <= PIPE_IOV && used <= buf_len(b));
-    b->start += used;
-    p->iov_n = n;
-    return n;
-}
-
-/* Reads once from src into the pipe, at most max bytes (or one chunk's payload), and
- * transforms what came in. A read that takes all it was offered makes the pipe bulk. Returns
- * bytes read (> 0), 0 at EOF, -1 when src would block, -2 on error. */
-static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src, size_t max)
-{
-    struct buf *b = pipe_buf(s, p);
-    ssize_t n;
-
-    if (!b)
-        return -2;
-    if (p->plain) {
-        /* b is empty here, as below: read from its start */
-        size_t want = b->cap < max ? b->cap : max;
-        n = read(src->fd, b->data, want);
-        if (n <= 0)
-            return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        if ((size_t)n == want)
-            p->bulk = true;
-        b->start = 0;
-        b->end = (size_t)n;
-    } else if (p->seal) {
-        /* b is empty here: pipe_pump reads only after everything was flushed. */
-        const struct proto_ops *ops = s->conn.ctx->ops;
-        size_t base = ops->seal_head_len(&s->conn, &p->pd);
-        struct iovec iov[RELAY_BULK_CHUNKS];
-        int slots = 0;
-        for (size_t at = base; at + PROTO_SLOT <= b->cap && slots < RELAY_BULK_CHUNKS &&
-                               (slots == 0 || (size_t)slots * PROTO_SLOT_PAYLOAD < max);
-             at += PROTO_SLOT)
-            iov[slots++] = (struct iovec){b->data + at + PROTO_SLOT_HEAD, PROTO_SLOT_PAYLOAD};
-        n = readv(src->fd, iov, slots);
-        if (n <= 0)
-            return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        if ((size_t)n == (size_t)slots * PROTO_SLOT_PAYLOAD)
-            p->bulk = true;
-        size_t start;
-        long end = ops->seal_slots(&s->conn, &p->pd, b->data, (size_t)n, &start);
-        if (end < 0)
-            return -2;
-        RP_ASSERT((size_t)end <= b->cap && start <= (size_t)end);
-        b->start = start;
-        b->end = (size_t)end;
-    } else {
-        if (b->start == b->end)
-            b->start = b->end = 0;
-        else if (buf_room(b) < PROTO_CHUNK_WIRE_MAX)
-            buf_compact(b);
-        size_t room = buf_room(b) < max ? buf_room(b) : max;
-        n = read(src->fd, b->data + b->end, room);
-        if (n <= 0)
-            return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        if ((size_t)n == room)
-            p->bulk = true;
-        b->end += n;
-        if (pipe_open_chunks(s, p) < 0)
-            return -2;
-    }
-    if (p == &s->up)
-        metrics_add(&s->w->stats->bytes_in, n);
-    s->last_activity = ev_now(s->w->loop);
-    return n;
-}
-
-static void session_check_done(struct session *s)
-{
-    if (s->up.shut && s->down.shut)
+    case RELAY_PUMP_DONE:
         session_close(s);
-}
-
-/* Moves bytes from src to dst until src would block, dst would block, or the round limit.
- * Returns -1 when the session was closed. */
-static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct side *dst)
-{
-    for (int round = 0;; round++) {
-        int r = pipe_flush(s, p, dst);
-        if (r < 0) {
-            session_abort(s, "write failed");
-            return -1;
-        }
-        if (r == 0) { /* backpressure: wait for dst, stop reading src */
-            /* A destination that does not drain needs no bulk buffer: the kernel's socket
-             * buffers hold what is in flight. What is left moves to a small buffer when it
-             * fits, and the bulk one goes back to the pool (issue 13 item 4). */
-            p->bulk = false;
-            p->stalled = true;
-            if (p->buf && p->buf->cap != RELAY_STALL_CAP &&
-                pipe_rebuffer(s, p, RELAY_STALL_CAP) < 0 && p->buf->cap == RELAY_BULK_CAP)
-                pipe_rebuffer(s, p, RELAY_BUF_CAP);
-            io_set(s, &dst->wio, true);
-            io_set(s, &src->rio, false);
-            return 0;
-        }
-        io_set(s, &dst->wio, false);
-        /* an opening pipe may hold more complete chunks than one iov batch */
-        if (!p->seal && !p->plain && p->buf && p->buf->start < p->buf->end) {
-            int k = pipe_open_chunks(s, p);
-            if (k < 0) {
-                session_abort(s, "a chunk failed to open");
-                return -1;
-            }
-            if (k > 0)
-                continue;
-            if (p->eof) { /* the stream ended inside a chunk: truncated, not complete */
-                session_abort(s, "the stream ended inside a chunk");
-                return -1;
-            }
-        }
-        if (p->eof) {
-            if (p->buf && p->buf->start == p->buf->end)
-                pipe_buf_put(s, p);
-            if (!p->shut) {
-                p->shut = true;
-                /* When the other direction has ended too, close() sends this FIN as well:
-                 * one system call fewer for every connection. */
-                struct pipe *other = p == &s->up ? &s->down : &s->up;
-                if (other->shut) {
-                    session_close(s);
-                    return -1;
-                }
-                shutdown(dst->fd, SHUT_WR);
-            }
-            io_set(s, &src->rio, false);
-            session_check_done(s);
-            return 0;
-        }
-        if (round == PIPE_ROUNDS) {
-            /* Everything read so far is written; yield to other connections. The source is
-             * level-triggered, so its remaining bytes bring us back; if none come, an empty
-             * buffer must not stay pinned until they do. */
-            pipe_buf_put_if_empty(s, p);
-            io_set(s, &src->rio, true);
-            return 0;
-        }
-        /* A bulk or stalled pipe reads no more than the destination accepts now (at least a
-         * chunk's payload); less room than a small buffer ends bulk mode, more ends the stall. */
-        size_t max = SIZE_MAX;
-        if (p->bulk || p->stalled) {
-            size_t room = dst_room(dst->fd);
-            p->stalled = p->stalled && room < RELAY_BUF_CAP;
-            p->bulk = p->bulk && room >= RELAY_BUF_CAP;
-            max = room < PROTO_SLOT_PAYLOAD ? PROTO_SLOT_PAYLOAD : room;
-        }
-        ssize_t n = pipe_fill(s, p, src, max);
-        if (n == -1) {
-            pipe_buf_put_if_empty(s, p); /* nothing to read */
-            io_set(s, &src->rio, true);
-            return 0;
-        }
-        if (n == -2) {
-            session_abort(s, "read failed or a chunk failed to open");
-            return -1;
-        }
-        if (n == 0)
-            p->eof = true;
+        return -1;
+    case RELAY_PUMP_ABORT:
+        session_abort(s, why);
+        return -1;
     }
+    return 0;
 }
 
 static int pump_up(struct session *s)
 {
-    return pipe_pump(s, &s->up, &s->client, &s->remote);
+    return pump(s, &s->up, &s->client, &s->remote);
 }
 
 static int pump_down(struct session *s)
 {
-    return pipe_pump(s, &s->down, &s->remote, &s->client);
+    return pump(s, &s->down, &s->remote, &s->client);
 }
 
 /* The local roles' first flight: the target's address header followed by whatever the client
@@ -955,7 +624,7 @@ static void session_connect_server(struct session *s, const struct handshake_out
         }
     }
     /* until connected, the client is not read: its bytes wait in the kernel */
-    io_set(s, &s->client.rio, false);
+    session_io_set(s, &s->client.rio, false);
     session_connect_target(s);
 }
 
@@ -971,7 +640,7 @@ static void session_connect_request(struct session *s, const struct handshake_ou
         p->iov[0].iov_len = out->early_len;
         p->iov_n = 1;
     }
-    io_set(s, &s->client.rio, false);
+    session_io_set(s, &s->client.rio, false);
     session_connect_target(s);
 }
 
@@ -1037,7 +706,7 @@ static void session_handshake_begin(struct session *s)
 
     if (handshake_begin(&s->hs, &s->w->tunnel, &out) == HANDSHAKE_NEED_MORE) {
         session_set_stage(s, STAGE_HANDSHAKE);
-        io_set(s, &s->client.rio, true);
+        session_io_set(s, &s->client.rio, true);
         return;
     }
     session_on_verdict(s, &out);
@@ -1081,7 +750,7 @@ static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         pump_up(s);
         break;
     default:
-        io_set(s, io, false);
+        session_io_set(s, io, false);
     }
 }
 
@@ -1093,7 +762,7 @@ static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents)
     if (s->stage == STAGE_RELAY)
         pump_down(s);
     else
-        io_set(s, io, false);
+        session_io_set(s, io, false);
 }
 
 static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -1105,5 +774,5 @@ static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     else if (s->stage == STAGE_RELAY)
         pump_up(s);
     else
-        io_set(s, io, false);
+        session_io_set(s, io, false);
 }
