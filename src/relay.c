@@ -246,9 +246,10 @@ static const unsigned stage_moves[STAGE_COUNT] = {
     [STAGE_NEW] = TO(STAGE_HANDSHAKE) | TO(STAGE_RESOLVE) | TO(STAGE_CONNECT),
     [STAGE_HANDSHAKE] =
         TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROBE) | TO(STAGE_UDP_HOLD),
-    [STAGE_RESOLVE] = TO(STAGE_CONNECT) | TO(STAGE_PROBE),
+    /* a refused or unreachable target closes at once: no probe after the handshake */
+    [STAGE_RESOLVE] = TO(STAGE_CONNECT),
     /* CONNECT to CONNECT: the next address */
-    [STAGE_CONNECT] = TO(STAGE_CONNECT) | TO(STAGE_RELAY) | TO(STAGE_PROBE),
+    [STAGE_CONNECT] = TO(STAGE_CONNECT) | TO(STAGE_RELAY),
 };
 #undef TO
 
@@ -261,7 +262,7 @@ static void session_set_stage(struct session *s, enum session_stage stage)
     timer_arm(s);
 }
 
-/* A failed handshake (bad tag, replay, malformed header, refused target): send nothing,
+/* A failed handshake (bad tag, replay, malformed header): send nothing,
  * keep reading and discarding, close when the client closes or the handshake deadline passes.
  * Counted and summarized, never logged one line per probe. */
 static void session_probe(struct session *s, const char *why)
