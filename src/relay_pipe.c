@@ -96,8 +96,8 @@ struct buf *pipe_buf(struct session *s, struct pipe *p)
 }
 
 /* How many bytes a read for a bulk or stalled pipe may take: what the destination's kernel
- * will accept now. A read larger than that leaves the rest in user space, where a client that stops
- * reading pins it for as long as it stays (issue 13 item 4: 1 MiB per stalled download).
+ * will accept now. A read larger than that leaves the rest in user space, where a client that
+ * stops reading pins it for as long as it stays (issue 13 item 4: 1 MiB per stalled download).
  * SO_SNDBUF is the kernel's budget for the socket's send queue, counted with its bookkeeping
  * (a few percent of a large segment); what is queued (SIOCOUTQ, tcp(7)) is payload. The budget
  * less a sixteenth for that bookkeeping, less what is queued, is room the kernel takes at once.
