@@ -21,12 +21,22 @@ struct worker;
 #define RELAY_BUF_CAP (66 * 1024)
 #define RELAY_BULK_CHUNKS 64
 #define RELAY_BULK_CAP (RELAY_BULK_CHUNKS * PROTO_SLOT + 64)
+/* A direction whose destination stopped taking bytes (a client that stops reading while its
+ * target keeps sending) keeps what is left in a buffer of this size while it waits: a chunk's
+ * worth, with room for a first flight's head. Its reads are cut to what the destination's
+ * kernel accepts (at least one chunk), so that is all it holds: with the session, about 20 KiB
+ * of user space per stalled connection, where a bulk buffer would pin 1 MiB (issue 13 item 4).
+ * The kernel's socket buffers hold the rest of what is in flight. */
+#define RELAY_STALL_CAP (PROTO_CHUNK_WIRE_MAX + 1024)
 
 /* Starts a session on an accepted, non-blocking client socket; takes ownership of fd.
  * Returns 0, or -1 (fd closed) when memory is exhausted. */
 int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
 /* Closes every session at once (worker exit). */
 void relay_close_all(struct worker *w);
+/* From a periodic timer (once a second): frees the pool buffers that were idle since the last
+ * call and, after a burst released enough, returns the free heap to the system. */
+void relay_release_idle(struct worker *w);
 /* Drain: sessions whose handshake failed will never become useful; close them now. (Sessions
  * still in their handshake stay: their first bytes may be on the way, and a reload must not
  * lose a connection the kernel already handed to this worker.) */

@@ -19,6 +19,7 @@
 struct ev_loop;
 struct resolver;
 struct acl;
+struct relay_addrs;
 struct replay_store;
 struct udp_relay;
 struct listener;
@@ -53,10 +54,12 @@ struct worker {
     struct resolver *resolver;
     struct acl *acl;                 /* server: limits; local, tunnel: routes; or NULL */
     struct handshake_limit *hs_limit; /* max_handshakes_per_source, or NULL (no limit) */
+    struct relay_addrs *own_addrs;   /* server: its listening endpoints, refused as targets */
     struct replay_store *replay;
     struct metrics_worker *stats;
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
+    struct buf_pool stall_pool;     /* RELAY_STALL_CAP buffers, for stalled directions */
     struct netaddr_target server;    /* local and tunnel roles: the shadowsocks server */
     struct netaddr_target tunnel;    /* tunnel role: the fixed target */
     struct listener *listeners[WORKER_MAX_LISTEN];
@@ -65,6 +68,7 @@ struct worker {
     int nudp;
     LIST_HEAD(worker_sessions, session) sessions; /* every open TCP session */
     unsigned nsessions;
+    size_t released;                 /* relay_release_idle: bytes freed since the last trim */
     /* Called by relay.c when a draining worker's last session closed. Set by whoever owns the
      * process (worker_run), so relay.c needs to know nothing of it. */
     void (*on_sessions_done)(void *ctx);

@@ -11,6 +11,28 @@ void buf_pool_init(struct buf_pool *p, size_t buf_cap, size_t max_free)
     p->max_free = max_free;
 }
 
+size_t buf_pool_trim(struct buf_pool *p)
+{
+    size_t n = p->min_free < p->nfree ? p->min_free : p->nfree, freed = 0;
+    for (size_t i = 0; i < n && p->free; i++) {
+        struct buf *b = p->free;
+        p->free = b->next;
+        p->nfree--;
+        freed += sizeof *b + p->buf_cap;
+        free(b);
+    }
+    p->released += freed;
+    p->min_free = p->nfree;
+    return freed;
+}
+
+size_t buf_pool_take_released(struct buf_pool *p)
+{
+    size_t n = p->released;
+    p->released = 0;
+    return n;
+}
+
 void buf_pool_destroy(struct buf_pool *p)
 {
     while (p->free) {
@@ -27,6 +49,8 @@ struct buf *buf_get(struct buf_pool *p)
     if (b) {
         p->free = b->next;
         p->nfree--;
+        if (p->nfree < p->min_free)
+            p->min_free = p->nfree;
     } else {
         b = malloc(sizeof *b + p->buf_cap);
         if (!b)
@@ -45,6 +69,7 @@ void buf_put(struct buf_pool *p, struct buf *b)
         return;
     p->in_use--;
     if (p->nfree >= p->max_free) {
+        p->released += sizeof *b + p->buf_cap;
         free(b);
         return;
     }

@@ -53,6 +53,10 @@ static const struct metrics_field metrics_fields[] = {
           "TCP connections closed at accept: their source had max_handshakes_per_source "
           "connections in the handshake.",
           handshake_limited),
+    FIELD("loops_refused_total", METRICS_COUNTER,
+          "Targets refused as this server's own listening address and port (a proxy loop; also "
+          "counted as failed handshakes).",
+          loops_refused),
     FIELD("udp_dropped_total", METRICS_COUNTER,
           "UDP datagrams dropped: bad tag, malformed or refused.", udp_dropped),
     FIELD("worker_restarts_total", METRICS_COUNTER,

@@ -1,5 +1,6 @@
 /* relay.c: the one TCP session every role runs: its lifetime and timers, connecting to the
- * target, and the two pipes that move bytes between client and remote.
+ * target, and the two pipes that move bytes between client and remote (relay_pipe.c runs
+ * them; this file acts on what they report).
  *
  * A pipe either seals (plaintext in, shadowsocks chunks out) or opens (chunks in, plaintext
  * out), through the protocol's ops (proto.h): this file never knows which protocol runs. It
@@ -27,13 +28,15 @@
 #include "acl.h"
 #include "handshake_limit.h"
 #include "relay.h"
+#include "relay_addrs.h"
 #include "rp_assert.h"
 #include "session.h"
 #include "udp_relay.h"
 #include "worker.h"
 
-/* Reads per pipe per event before yielding to other connections (fairness). */
-#define PIPE_ROUNDS 4
+/* Seconds a worker trusts its list of local addresses (for wildcard listeners) before it reads
+ * them again: an address added to an interface is refused as a target within this time. */
+#define OWN_ADDRS_MAX_AGE 10.0
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -46,14 +49,6 @@ static void session_connect_failed(struct session *s, int err, const char *reaso
 
 /* ---- watchers ---- */
 
-static void io_set(struct session *s, ev_io *io, bool on)
-{
-    if (on && !ev_is_active(io) && io->fd >= 0)
-        ev_io_start(s->w->loop, io);
-    else if (!on && ev_is_active(io))
-        ev_io_stop(s->w->loop, io);
-}
-
 static void side_init(struct session *s, struct side *side, int fd, bool client)
 {
     side->fd = fd;
@@ -64,8 +59,8 @@ static void side_init(struct session *s, struct side *side, int fd, bool client)
 
 static void side_close(struct session *s, struct side *side)
 {
-    io_set(s, &side->rio, false);
-    io_set(s, &side->wio, false);
+    session_io_set(s, &side->rio, false);
+    session_io_set(s, &side->wio, false);
     if (side->fd >= 0)
         close(side->fd);
     side->fd = -1;
@@ -128,39 +123,6 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     }
     session_handshake_begin(s);
     return 0;
-}
-
-/* Gives the pipe's buffer back to the pool it came from. */
-static void pipe_buf_put(struct session *s, struct pipe *p)
-{
-    if (p->buf)
-        buf_put(p->buf->cap == RELAY_BULK_CAP ? &s->w->bulk_pool : &s->w->pool, p->buf);
-    p->buf = NULL;
-}
-
-/* The pipe's buffer, taken from the pool when it has none. A bulk pipe still holding a small
- * buffer moves what it holds into a large one (only between flushes: no iov points into it). */
-static struct buf *pipe_buf(struct session *s, struct pipe *p)
-{
-    if (!p->buf) {
-        p->buf = buf_get(p->bulk ? &s->w->bulk_pool : &s->w->pool);
-    } else if (p->bulk && p->buf->cap != RELAY_BULK_CAP && p->iov_i == p->iov_n) {
-        struct buf *big = buf_get(&s->w->bulk_pool);
-        if (big) { /* without one, the small buffer carries on */
-            size_t n = buf_len(p->buf);
-            memcpy(big->data, p->buf->data + p->buf->start, n);
-            big->end = n;
-            pipe_buf_put(s, p);
-            p->buf = big;
-        }
-    }
-    return p->buf;
-}
-
-static void pipe_release(struct session *s, struct pipe *p)
-{
-    pipe_buf_put(s, p);
-    proto_dir_free(&p->pd);
 }
 
 /* close() on a socket with unread bytes sends a reset instead of a FIN. A client whose session
@@ -320,9 +282,10 @@ static const unsigned stage_moves[STAGE_COUNT] = {
     [STAGE_NEW] = TO(STAGE_HANDSHAKE) | TO(STAGE_RESOLVE) | TO(STAGE_CONNECT),
     [STAGE_HANDSHAKE] =
         TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROBE) | TO(STAGE_UDP_HOLD),
-    [STAGE_RESOLVE] = TO(STAGE_CONNECT) | TO(STAGE_PROBE),
+    /* a refused or unreachable target closes at once: no probe after the handshake */
+    [STAGE_RESOLVE] = TO(STAGE_CONNECT),
     /* CONNECT to CONNECT: the next address */
-    [STAGE_CONNECT] = TO(STAGE_CONNECT) | TO(STAGE_RELAY) | TO(STAGE_PROBE),
+    [STAGE_CONNECT] = TO(STAGE_CONNECT) | TO(STAGE_RELAY),
 };
 #undef TO
 
@@ -337,7 +300,7 @@ static void session_set_stage(struct session *s, enum session_stage stage)
     timer_arm(s);
 }
 
-/* A failed handshake (bad tag, replay, malformed header, refused target): send nothing,
+/* A failed handshake (bad tag, replay, malformed header): send nothing,
  * keep reading and discarding, close when the client closes or the handshake deadline passes.
  * Counted and summarized, never logged one line per probe. */
 static void session_probe(struct session *s, const char *why)
@@ -356,8 +319,8 @@ static void session_probe(struct session *s, const char *why)
     pipe_release(s, &s->up);
     pipe_release(s, &s->down);
     session_set_stage(s, STAGE_PROBE);
-    io_set(s, &s->client.wio, false);
-    io_set(s, &s->client.rio, true);
+    session_io_set(s, &s->client.wio, false);
+    session_io_set(s, &s->client.rio, true);
 }
 
 static void probe_on_read(struct session *s)
@@ -431,13 +394,21 @@ enum refusal {
     REFUSE_NONE,
     REFUSE_PRIVATE, /* block_private */
     REFUSE_ACL,     /* the ACL file's [outbound_block_list] */
+    REFUSE_LOOP,    /* the server's own listening address and port, whatever the policy */
 };
 
 static enum refusal address_refusal(struct session *s, const struct sockaddr *sa)
 {
     const struct config *c = s->w->cfg;
 
-    if (c->role != ROLE_SERVER || !s->w->acl || acl_address_allowed(s->w->acl, sa))
+    if (c->role != ROLE_SERVER)
+        return REFUSE_NONE;
+    if (s->w->own_addrs) {
+        relay_addrs_refresh(s->w->own_addrs, ev_now(s->w->loop), OWN_ADDRS_MAX_AGE);
+        if (relay_addrs_contains(s->w->own_addrs, sa))
+            return REFUSE_LOOP;
+    }
+    if (!s->w->acl || acl_address_allowed(s->w->acl, sa))
         return REFUSE_NONE;
     return c->block_private && acl_is_private(sa) ? REFUSE_PRIVATE : REFUSE_ACL;
 }
@@ -452,16 +423,23 @@ static void session_refuse(struct session *s, enum refusal why)
 
     metrics_add(&w->stats->failed_handshakes, 1);
     target_text(&s->target, t, sizeof t);
-    if (why == REFUSE_PRIVATE)
+    if (why == REFUSE_LOOP) {
+        metrics_add(&w->stats->loops_refused, 1);
+        log_event(&w->rl_refused,
+                  "%s is this server's own listening address (a proxy loop), refused whatever "
+                  "the policy says",
+                  t);
+    } else if (why == REFUSE_PRIVATE) {
         log_event(&w->rl_refused,
                   "%s is a private address, refused by block_private (set \"block_private\": "
                   "false to allow private targets)",
                   t);
-    else
+    } else {
         log_event(&w->rl_refused,
                   "%s refused by the [outbound_block_list] of the acl file %s (remove its rule "
                   "to allow it)",
                   t, w->cfg->acl ? w->cfg->acl : "");
+    }
     session_close(s);
 }
 
@@ -521,7 +499,7 @@ static void connect_next(struct session *s)
             side_close(s, &s->remote); /* refused at once: the next address, if any */
             continue;
         }
-        io_set(s, &s->remote.wio, true);
+        session_io_set(s, &s->remote.wio, true);
         return;
     }
     if (refused != REFUSE_NONE && s->connect_err == 0)
@@ -581,7 +559,7 @@ static void connect_done(struct session *s)
         err = errno;
     if (err == EINPROGRESS || err == EALREADY)
         return;
-    io_set(s, &s->remote.wio, false);
+    session_io_set(s, &s->remote.wio, false);
     if (err) {
         s->connect_err = err;
         side_close(s, &s->remote);
@@ -591,213 +569,32 @@ static void connect_done(struct session *s)
     session_start_relay(s);
 }
 
-/* ---- pipes ---- */
-
-/* Writes what the pipe holds. Returns 1 when all is written, 0 when dst would block, -1. */
-static int pipe_flush(struct session *s, struct pipe *p, struct side *dst)
+/* Runs one pipe and acts on what it says. Returns -1 when the session was closed. */
+static int pump(struct session *s, struct pipe *p, struct side *src, struct side *dst)
 {
-    bool to_client = p == &s->down;
-    ssize_t n;
+    const char *why = NULL;
 
-    if (p->seal || p->plain) {
-        struct buf *b = p->buf;
-        while (b && b->start < b->end) {
-            n = write(dst->fd, b->data + b->start, b->end - b->start);
-            if (n < 0)
-                return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-            b->start += n;
-            if (to_client)
-                metrics_add(&s->w->stats->bytes_out, n);
-        }
-        if (b)
-            b->start = b->end = 0;
-        return 1;
-    }
-    while (p->iov_i < p->iov_n) {
-        n = writev(dst->fd, p->iov + p->iov_i, p->iov_n - p->iov_i);
-        if (n < 0)
-            return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-        if (to_client)
-            metrics_add(&s->w->stats->bytes_out, n);
-        while (n > 0) {
-            struct iovec *v = &p->iov[p->iov_i];
-            size_t k = (size_t)n < v->iov_len ? (size_t)n : v->iov_len;
-            v->iov_base = (uint8_t *)v->iov_base + k;
-            v->iov_len -= k;
-            n -= k;
-            if (v->iov_len == 0)
-                p->iov_i++;
-        }
-    }
-    p->iov_n = p->iov_i = 0;
-    return 1;
-}
-
-/* Opens the complete chunks held in the buffer into iov[]. Returns the number of payloads
- * ready, or -1 when the stream fails authentication. */
-static int pipe_open_chunks(struct session *s, struct pipe *p)
-{
-    struct buf *b = p->buf;
-    size_t used;
-
-    p->iov_n = p->iov_i = 0;
-    if (!b)
+    switch (relay_pipe_pump(s, p, src, dst, &why)) {
+    case RELAY_PUMP_WAIT:
         return 0;
-    int n = s->conn.ctx->ops->open_stream(&s->conn, &p->pd, b->data + b->start, buf_len(b), &used,
-                                          p->iov, PIPE_IOV);
-    if (n < 0)
-        return -1;
-    RP_ASSERT(n <= PIPE_IOV && used <= buf_len(b));
-    b->start += used;
-    p->iov_n = n;
-    return n;
-}
-
-/* Reads once from src into the pipe and transforms what came in. Returns bytes read (> 0),
- * 0 at EOF, -1 when src would block, -2 on error. */
-static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src)
-{
-    struct buf *b = pipe_buf(s, p);
-    ssize_t n;
-
-    if (!b)
-        return -2;
-    if (p->plain) {
-        /* b is empty here, as below: read from its start */
-        n = read(src->fd, b->data, b->cap);
-        if (n <= 0)
-            return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        if ((size_t)n == b->cap)
-            p->bulk = true;
-        b->start = 0;
-        b->end = (size_t)n;
-    } else if (p->seal) {
-        /* b is empty here: pipe_pump reads only after everything was flushed. */
-        const struct proto_ops *ops = s->conn.ctx->ops;
-        size_t base = ops->seal_head_len(&s->conn, &p->pd);
-        struct iovec iov[RELAY_BULK_CHUNKS];
-        int slots = 0;
-        for (size_t at = base; at + PROTO_SLOT <= b->cap && slots < RELAY_BULK_CHUNKS;
-             at += PROTO_SLOT)
-            iov[slots++] = (struct iovec){b->data + at + PROTO_SLOT_HEAD, PROTO_SLOT_PAYLOAD};
-        n = readv(src->fd, iov, slots);
-        if (n <= 0)
-            return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        if ((size_t)n == (size_t)slots * PROTO_SLOT_PAYLOAD)
-            p->bulk = true;
-        size_t start;
-        long end = ops->seal_slots(&s->conn, &p->pd, b->data, (size_t)n, &start);
-        if (end < 0)
-            return -2;
-        RP_ASSERT((size_t)end <= b->cap && start <= (size_t)end);
-        b->start = start;
-        b->end = (size_t)end;
-    } else {
-        if (b->start == b->end)
-            b->start = b->end = 0;
-        else if (buf_room(b) < PROTO_CHUNK_WIRE_MAX)
-            buf_compact(b);
-        size_t room = buf_room(b);
-        n = read(src->fd, b->data + b->end, room);
-        if (n <= 0)
-            return n == 0 ? 0 : (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-        if ((size_t)n == room)
-            p->bulk = true;
-        b->end += n;
-        if (pipe_open_chunks(s, p) < 0)
-            return -2;
-    }
-    if (p == &s->up)
-        metrics_add(&s->w->stats->bytes_in, n);
-    s->last_activity = ev_now(s->w->loop);
-    return n;
-}
-
-static void session_check_done(struct session *s)
-{
-    if (s->up.shut && s->down.shut)
+    case RELAY_PUMP_DONE:
         session_close(s);
-}
-
-/* Moves bytes from src to dst until src would block, dst would block, or the round limit.
- * Returns -1 when the session was closed. */
-static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct side *dst)
-{
-    for (int round = 0;; round++) {
-        int r = pipe_flush(s, p, dst);
-        if (r < 0) {
-            session_abort(s, "write failed");
-            return -1;
-        }
-        if (r == 0) { /* backpressure: wait for dst, stop reading src */
-            io_set(s, &dst->wio, true);
-            io_set(s, &src->rio, false);
-            return 0;
-        }
-        io_set(s, &dst->wio, false);
-        /* an opening pipe may hold more complete chunks than one iov batch */
-        if (!p->seal && !p->plain && p->buf && p->buf->start < p->buf->end) {
-            int k = pipe_open_chunks(s, p);
-            if (k < 0) {
-                session_abort(s, "a chunk failed to open");
-                return -1;
-            }
-            if (k > 0)
-                continue;
-            if (p->eof) { /* the stream ended inside a chunk: truncated, not complete */
-                session_abort(s, "the stream ended inside a chunk");
-                return -1;
-            }
-        }
-        if (p->eof) {
-            if (p->buf && p->buf->start == p->buf->end)
-                pipe_buf_put(s, p);
-            if (!p->shut) {
-                p->shut = true;
-                /* When the other direction has ended too, close() sends this FIN as well:
-                 * one system call fewer for every connection. */
-                struct pipe *other = p == &s->up ? &s->down : &s->up;
-                if (other->shut) {
-                    session_close(s);
-                    return -1;
-                }
-                shutdown(dst->fd, SHUT_WR);
-            }
-            io_set(s, &src->rio, false);
-            session_check_done(s);
-            return 0;
-        }
-        if (round == PIPE_ROUNDS) {
-            /* Everything read so far is written; yield to other connections. The source is
-             * level-triggered, so its remaining bytes bring us back. */
-            io_set(s, &src->rio, true);
-            return 0;
-        }
-        ssize_t n = pipe_fill(s, p, src);
-        if (n == -1) {
-            /* nothing to read: give the buffer back if it holds nothing */
-            if (p->buf && p->buf->start == p->buf->end && p->iov_n == 0)
-                pipe_buf_put(s, p);
-            io_set(s, &src->rio, true);
-            return 0;
-        }
-        if (n == -2) {
-            session_abort(s, "read failed or a chunk failed to open");
-            return -1;
-        }
-        if (n == 0)
-            p->eof = true;
+        return -1;
+    case RELAY_PUMP_ABORT:
+        session_abort(s, why);
+        return -1;
     }
+    return 0;
 }
 
 static int pump_up(struct session *s)
 {
-    return pipe_pump(s, &s->up, &s->client, &s->remote);
+    return pump(s, &s->up, &s->client, &s->remote);
 }
 
 static int pump_down(struct session *s)
 {
-    return pipe_pump(s, &s->down, &s->remote, &s->client);
+    return pump(s, &s->down, &s->remote, &s->client);
 }
 
 /* The local roles' first flight: the target's address header followed by whatever the client
@@ -866,7 +663,7 @@ static void session_connect_server(struct session *s, const struct handshake_out
         }
     }
     /* until connected, the client is not read: its bytes wait in the kernel */
-    io_set(s, &s->client.rio, false);
+    session_io_set(s, &s->client.rio, false);
     session_connect_target(s);
 }
 
@@ -882,7 +679,7 @@ static void session_connect_request(struct session *s, const struct handshake_ou
         p->iov[0].iov_len = out->early_len;
         p->iov_n = 1;
     }
-    io_set(s, &s->client.rio, false);
+    session_io_set(s, &s->client.rio, false);
     session_connect_target(s);
 }
 
@@ -951,7 +748,7 @@ static void session_handshake_begin(struct session *s)
 
     if (handshake_begin(&s->hs, &s->w->tunnel, &out) == HANDSHAKE_NEED_MORE) {
         session_set_stage(s, STAGE_HANDSHAKE);
-        io_set(s, &s->client.rio, true);
+        session_io_set(s, &s->client.rio, true);
         return;
     }
     session_on_verdict(s, &out);
@@ -995,7 +792,7 @@ static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         pump_up(s);
         break;
     default:
-        io_set(s, io, false);
+        session_io_set(s, io, false);
     }
 }
 
@@ -1007,7 +804,7 @@ static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents)
     if (s->stage == STAGE_RELAY)
         pump_down(s);
     else
-        io_set(s, io, false);
+        session_io_set(s, io, false);
 }
 
 static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -1019,5 +816,5 @@ static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     else if (s->stage == STAGE_RELAY)
         pump_up(s);
     else
-        io_set(s, io, false);
+        session_io_set(s, io, false);
 }

@@ -1,5 +1,6 @@
-/* session.h: the TCP session of relay.c, which alone creates, moves and closes it. Kept apart
- * from relay.c only so that the struct can be read in one place. Private to relay.c. */
+/* session.h: the TCP session of relay.c, which alone creates, moves and closes it, and the
+ * interface of its pipes (relay_pipe.c), which move its bytes and report what happened.
+ * Private to relay.c and relay_pipe.c. */
 #ifndef RP_SESSION_H
 #define RP_SESSION_H
 
@@ -34,6 +35,8 @@ struct side {
 };
 
 #define PIPE_IOV 16
+/* Reads per pipe (or probe) per event before yielding to other connections (fairness). */
+#define PIPE_ROUNDS 4
 
 /* One direction. A sealing pipe reads plaintext and writes chunks; an opening pipe reads chunks
  * and writes plaintext. Its buffer is borrowed from the worker's pool only while bytes are in
@@ -46,6 +49,7 @@ struct pipe {
     bool eof;           /* the source has ended */
     bool shut;          /* the end was passed on (shutdown(SHUT_WR) of the destination) */
     bool bulk;          /* a read filled the buffer: take RELAY_BULK_CAP buffers from now on */
+    bool stalled;       /* the destination stopped taking bytes: reads are cut to its room */
     bool plain;         /* neither seals nor opens: bytes pass as they are (a bypassed target) */
     /* open: plaintext payloads inside buf waiting to be written */
     struct iovec iov[PIPE_IOV];
@@ -80,5 +84,28 @@ struct session {
     bool hs_counted;                /* counted in w->hs_limit (a handshake stage) */
     struct sockaddr_storage peer;
 };
+
+/* ---- relay_pipe.c ---- */
+
+/* Starts or stops a watcher of the session (a side without a descriptor stays stopped). */
+void session_io_set(struct session *s, ev_io *io, bool on);
+
+/* What a pump of one pipe came to. */
+enum relay_pump {
+    RELAY_PUMP_WAIT,  /* waiting for the source or the destination (watchers set) */
+    RELAY_PUMP_DONE,  /* both directions have ended: close the session */
+    RELAY_PUMP_ABORT, /* a reset, a failed write, a chunk that failed to open: abort (RST) */
+};
+
+/* Moves bytes from src to dst until src would block, dst would block, or the round limit;
+ * passes a clean end on (half-close). *why: the reason of RELAY_PUMP_ABORT. */
+enum relay_pump relay_pipe_pump(struct session *s, struct pipe *p, struct side *src,
+                                struct side *dst, const char **why);
+/* The pipe's buffer to read into, of the size its mode wants (taken from the pool), or NULL. */
+struct buf *pipe_buf(struct session *s, struct pipe *p);
+/* Gives the pipe's buffer back to its pool. */
+void pipe_buf_put(struct session *s, struct pipe *p);
+/* The pipe's buffer and protocol state, released. */
+void pipe_release(struct session *s, struct pipe *p);
 
 #endif

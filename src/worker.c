@@ -18,6 +18,7 @@
 #include "handshake_limit.h"
 #include "listener.h"
 #include "relay.h"
+#include "relay_addrs.h"
 #include "resolve.h"
 #include "rp_assert.h"
 #include "udp_relay.h"
@@ -111,6 +112,23 @@ int worker_preflight(const struct config *c, char *err, size_t errlen)
     return r ? 0 : -1;
 }
 
+/* The server's own listening endpoints, which relay.c refuses as targets (a proxy loop): from
+ * the sockets this worker accepts on, or (dispatch: it has none) the configured addresses. */
+static int worker_own_addrs(struct worker *w, const struct worker_env *env)
+{
+    const struct config *c = env->cfg;
+
+    if (!(w->own_addrs = relay_addrs_new()))
+        return -1;
+    for (int i = 0; i < env->ntcp; i++)
+        relay_addrs_add_socket(w->own_addrs, env->tcp[i]);
+    for (int i = 0; env->ntcp == 0 && i < c->n_listen; i++)
+        if (c->listen[i].target.addrlen)
+            relay_addrs_add_listener(w->own_addrs, (struct sockaddr *)&c->listen[i].target.addr);
+    relay_addrs_refresh(w->own_addrs, ev_now(w->loop), 0);
+    return 0;
+}
+
 static int worker_init(struct worker *w, const struct worker_env *env)
 {
     const struct config *c = env->cfg;
@@ -130,6 +148,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
                                                              10.0);
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
+    buf_pool_init(&w->stall_pool, RELAY_STALL_CAP, 64);
     RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
     worker_targets(w, c);
     w->proto = (struct proto_ctx){
@@ -156,6 +175,10 @@ static int worker_init(struct worker *w, const struct worker_env *env)
             log_error("max_handshakes_per_source: out of memory or randomness");
             return -1;
         }
+    }
+    if (c->role == ROLE_SERVER && worker_own_addrs(w, env) < 0) {
+        log_error("out of memory");
+        return -1;
     }
     enum listener_kind kind = env->shared_accept ? LISTENER_SHARED : LISTENER_REUSEPORT;
     for (int i = 0; i < env->ntcp && w->nlisteners < WORKER_MAX_LISTEN; i++)
@@ -190,8 +213,10 @@ static void worker_cleanup(struct worker *w)
         handshake_limit_destroy(w->hs_limit);
         free(w->hs_limit);
     }
+    relay_addrs_free(w->own_addrs);
     buf_pool_destroy(&w->pool);
     buf_pool_destroy(&w->bulk_pool);
+    buf_pool_destroy(&w->stall_pool);
 }
 
 /* A draining worker is done when its TCP sessions are, and its UDP associations have expired
@@ -262,6 +287,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     log_event_poll(&w->rl_udp);
     log_event_poll(&w->rl_connect);
     log_event_poll(&w->rl_refused);
+    relay_release_idle(w);
     if (w->draining && worker_drained(worker_proc_of(w)))
         ev_break(loop, EVBREAK_ALL);
 }

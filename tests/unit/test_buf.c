@@ -67,3 +67,37 @@ TEST(test_buf_compact_moves_held_bytes_to_front)
     buf_put(&p, b);
     buf_pool_destroy(&p);
 }
+
+TEST(test_buf_pool_trim_frees_what_stayed_idle_since_the_last_trim)
+{
+    struct buf_pool p;
+    struct buf *b[4];
+    buf_pool_init(&p, 100, 8);
+    for (int i = 0; i < 4; i++)
+        b[i] = buf_get(&p);
+    for (int i = 0; i < 4; i++)
+        buf_put(&p, b[i]);
+    CHECK_INT(p.nfree, 4);
+    CHECK_INT(buf_pool_trim(&p), 0); /* just returned: not idle for a whole interval yet */
+    CHECK_INT(p.nfree, 4);
+    buf_put(&p, buf_get(&p)); /* one in use during this interval */
+    CHECK_INT(buf_pool_trim(&p), 3 * (sizeof(struct buf) + 100));
+    CHECK_INT(p.nfree, 1);
+    CHECK_INT(buf_pool_take_released(&p), 3 * (sizeof(struct buf) + 100));
+    CHECK_INT(buf_pool_take_released(&p), 0);
+    CHECK_INT(buf_pool_trim(&p), sizeof(struct buf) + 100); /* idle for a whole interval */
+    CHECK_INT(p.nfree, 0);
+    buf_pool_destroy(&p);
+}
+
+TEST(test_buf_put_beyond_max_free_counts_as_released)
+{
+    struct buf_pool p;
+    buf_pool_init(&p, 100, 1);
+    struct buf *a = buf_get(&p), *b = buf_get(&p);
+    buf_put(&p, a);
+    buf_put(&p, b);
+    CHECK_INT(p.nfree, 1);
+    CHECK_INT(buf_pool_take_released(&p), sizeof(struct buf) + 100);
+    buf_pool_destroy(&p);
+}

@@ -46,6 +46,7 @@ static void fill_worker(struct metrics_worker *w, uint64_t base)
     w->failed_handshakes = base + 4;
     w->replays = base + 2;
     w->handshake_limited = base + 6;
+    w->loops_refused = base + 6;
     w->udp_dropped = base + 9;
     w->restarts = base;
     w->reloads = base + 5;
@@ -90,6 +91,10 @@ static const char expected_one_worker[] =
     "had max_handshakes_per_source connections in the handshake.\n"
     "# TYPE reuseproxy_handshake_limited_total counter\n"
     "reuseproxy_handshake_limited_total{worker=\"0\"} 6\n"
+    "# HELP reuseproxy_loops_refused_total Targets refused as this server's own listening address "
+    "and port (a proxy loop; also counted as failed handshakes).\n"
+    "# TYPE reuseproxy_loops_refused_total counter\n"
+    "reuseproxy_loops_refused_total{worker=\"0\"} 6\n"
     "# HELP reuseproxy_udp_dropped_total UDP datagrams dropped: bad tag, malformed or refused.\n"
     "# TYPE reuseproxy_udp_dropped_total counter\n"
     "reuseproxy_udp_dropped_total{worker=\"0\"} 9\n"
@@ -135,11 +140,11 @@ TEST(test_metrics_render_one_line_per_worker)
                         "reuseproxy_bytes_in_total{worker=\"2\"} 1100\n"
                         "# HELP reuseproxy_bytes_out_total ");
     CHECK_CONTAINS(out, "reuseproxy_worker_pid{worker=\"2\"} 4342\n");
-    /* 16 fields: 2 comment lines and 3 series each. */
+    /* 17 fields: 2 comment lines and 3 series each. */
     int lines = 0;
     for (const char *p = out; *p; p++)
         lines += *p == '\n';
-    CHECK_INT(lines, 16 * 5);
+    CHECK_INT(lines, 17 * 5);
     metrics_free_shared(m);
 }
 
