@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "netaddr.h"
+#include "plugin.h"
 #include "replay.h"
 #include "rp_assert.h"
 #include "sdnotify.h"
@@ -81,6 +82,7 @@ struct master {
     bool stopping, reloading, announced;
     int exit_status;
     struct upgrade upgrade; /* SIGUSR2, and the hand-over when this master is the new one */
+    struct plugin *plugin;  /* the SIP003 plugin's supervisor (does nothing without one) */
 };
 
 /* ---- signals ---- */
@@ -361,7 +363,7 @@ static void reap_children(struct master *m)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         if (upgrade_reaped(&m->upgrade, pid))
             continue;
-        if (remove_draining(m, pid))
+        if (remove_draining(m, pid) || plugin_reaped(m->plugin, pid, status))
             continue;
         for (int i = 0; i < m->nslots; i++) {
             if (m->slots[i].replaces == pid)
@@ -433,6 +435,10 @@ static void master_reload(struct master *m)
                   "change with a restart or a binary upgrade (SIGUSR2)");
         goto keep;
     }
+    if (plugin_reload(m->plugin, nc, err, sizeof err) < 0) {
+        log_error("reload refused: %s", err);
+        goto keep;
+    }
     config_free(m->cfg);
     free(m->cfg);
     m->cfg = nc;
@@ -464,7 +470,11 @@ static void master_check_done(struct master *m)
     for (int i = 0; i < m->nslots; i++)
         if (m->slots[i].pid > 0 || m->slots[i].replaces > 0)
             return;
-    if (m->ndraining == 0)
+    if (m->ndraining > 0)
+        return;
+    /* The plugin carried the workers' connections until now; the master leaves after it. */
+    plugin_stop(m->plugin);
+    if (!plugin_running(m->plugin))
         ev_break(m->loop, EVBREAK_ALL);
 }
 
@@ -503,10 +513,20 @@ static void master_stop(struct master *m, const char *why, bool handover)
     }
     for (int i = 0; i < m->ndraining; i++)
         kill(m->draining[i], SIGTERM);
+    if (handover) /* the new master's plugin needs the public port now */
+        plugin_stop(m->plugin);
     ev_timer_init(&m->stop_timer, stop_timer_cb, m->cfg->drain_timeout + 2.0, 0.);
     m->stop_timer.data = m;
     ev_timer_start(m->loop, &m->stop_timer);
     master_check_done(m);
+}
+
+/* The plugin died too often in a row: as when a worker does, the master stops. */
+static void master_plugin_gave_up(void *arg)
+{
+    struct master *m = arg;
+    m->exit_status = 1;
+    master_stop(m, "the plugin keeps dying", false);
 }
 
 /* The new master is ready: this one leaves. */
@@ -574,12 +594,14 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         m->balance = BALANCE_SHARED;
     }
 #endif
-    if (sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
+    if (plugin_prepare(m->cfg, err, errlen) < 0 ||
+        sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
         return -1;
+    m->plugin = plugin_new(m->loop, c, master_plugin_gave_up, m);
     m->metrics = metrics_new_shared(m->nslots);
     m->replay = master_replay_store(c, m->upgrade.inherited_replay_fd);
     m->slots = calloc(m->nslots, sizeof *m->slots);
-    if (!m->metrics || (c->replay_protection && !m->replay) || !m->slots) {
+    if (!m->metrics || (c->replay_protection && !m->replay) || !m->slots || !m->plugin) {
         snprintf(err, errlen, "cannot allocate the shared state");
         return -1;
     }
@@ -615,6 +637,7 @@ static void master_free(struct master *m)
     if (m->metrics_server)
         metrics_server_stop(m->metrics_server);
     sockets_close(&m->socks);
+    plugin_free(m->plugin);
     for (int i = 0; m->slots && i < m->nslots; i++) {
         if (m->slots[i].dispatch_fd >= 0)
             close(m->slots[i].dispatch_fd);
@@ -661,6 +684,7 @@ int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
     ev_io_start(m->loop, &m->sig_io);
     for (int i = 0; i < m->nslots; i++)
         spawn_worker(m, i);
+    plugin_start(m->plugin);
     ev_run(m->loop, 0);
 
     status = m->exit_status;

