@@ -153,6 +153,76 @@ def test_plugin_server_v2ray_websocket_tls():
     _check_server_role("v2ray-wss")
 
 
+# ---- Client roles: reuseproxy's workers connect to the plugin's loopback port -----------------
+
+def _client_with_plugin(kind, role, **kw):
+    """A libev ss-server with the server plugin of kind, and a reuseproxy tunnel or SOCKS5
+    local (2 workers) with the client plugin; returns (master, local port, echo)."""
+    splugin, sopts, cplugin, copts = _plugin(kind)
+    echo = harness.TcpEcho()
+    port, lport = free_port(), free_port()
+    ss_libev("ss-server", ["-s", "127.0.0.1", "-p", str(port), "-k", PASSWORD, "-m", METHOD]
+             + _plugin_args(splugin, sopts))
+    cfg = {"role": role, "server": "127.0.0.1", "server_port": port, "password": PASSWORD,
+           "method": METHOD, "local_address": "127.0.0.1", "local_port": lport, "workers": 2,
+           "plugin": cplugin}
+    if copts:
+        cfg["plugin_opts"] = copts
+    if role == "tunnel":
+        cfg["tunnel_address"] = "127.0.0.1:%d" % echo.port
+    cfg.update(kw)
+    master = reuseproxy(cfg)
+    master.server_port = port
+    return master, lport, echo
+
+
+def _plugin_connects_to(master, port):
+    """True when the master's plugin holds a TCP connection to port (from /proc/net/tcp): the
+    traffic goes through it (obfs-server lets plain shadowsocks through too, so an echo alone
+    would not tell)."""
+    pid = plugin_pid(master)
+    inodes = harness.socket_inodes_of(pid) if pid else set()
+    return any(cols[3] == "01" and int(cols[2].rsplit(":", 1)[1], 16) == port and
+               int(cols[9]) in inodes for cols in harness.proc_net_rows("tcp", "tcp6"))
+
+
+def _check_client_roles(kind):
+    for role in ("tunnel", "local"):
+        master, lport, echo = _client_with_plugin(kind, role)
+        if role == "tunnel":
+            connect = _tcp(lport)
+        else:
+            def connect(port=echo.port):
+                return harness.socks5_connect("127.0.0.1", lport, "127.0.0.1", port)
+        assert _echo_soon(connect), "%s: no echo: %s" % (role, master.output()[-2000:])
+        for seed in range(3):
+            assert _echo_ok(connect, seed=seed), "%s: payload %d differs" % (role, seed)
+        held = connect()
+        held.sendall(b"x")
+        assert harness.recv_exact(held, 1) == b"x"
+        assert _plugin_connects_to(master, master.server_port), \
+            "%s: the connection does not go through the plugin" % role
+        held.close()
+        master.stop()
+        echo.stop()
+
+
+def test_plugin_client_roles_obfs_http():
+    _check_client_roles("obfs-http")
+
+
+def test_plugin_client_roles_obfs_tls():
+    _check_client_roles("obfs-tls")
+
+
+def test_plugin_client_roles_v2ray_websocket():
+    _check_client_roles("v2ray-ws")
+
+
+def test_plugin_client_roles_v2ray_websocket_tls():
+    _check_client_roles("v2ray-wss")
+
+
 # ---- Supervision ------------------------------------------------------------------------------
 
 def test_plugin_killed_is_restarted():
