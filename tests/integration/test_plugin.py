@@ -294,3 +294,88 @@ def test_plugin_reload_keeps_or_restarts_it():
     assert master.stop() == 0
     assert plugin_pid(master) is None
     echo.stop()
+
+
+# ---- The SIP003 environment, privileges, stopping and giving up -------------------------------
+
+FORWARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sip003_forward.py")
+
+
+def _forward_server(**kw):
+    """A reuseproxy server (2 workers) whose plugin is sip003_forward.py; returns (master, port,
+    path of the plugin's report)."""
+    import sys
+    report = os.path.join(harness.TMPDIR, "sip003-%d.json" % free_port())
+    port = free_port()
+    cfg = harness.server_config(port, METHOD, PASSWORD, workers=2, plugin=sys.executable,
+                                plugin_opts="server;x=1",
+                                plugin_args=[FORWARD, report, "extra arg"])
+    cfg.update(kw)
+    master = reuseproxy(cfg)
+    assert wait_for(lambda: os.path.exists(report), 10.0), master.output()[-2000:]
+    import json
+    with open(report) as f:
+        return master, port, json.load(f), report
+
+
+def test_plugin_gets_the_sip003_environment():
+    master, port, rep, _ = _forward_server()
+    env = rep["env"]
+    assert env["SS_REMOTE_HOST"] == "127.0.0.1" and env["SS_REMOTE_PORT"] == str(port), env
+    assert env["SS_LOCAL_HOST"] == "127.0.0.1", env
+    lport = int(env["SS_LOCAL_PORT"])
+    assert lport != port and harness.listening(lport), env  # the workers listen there
+    assert env["SS_PLUGIN_OPTIONS"] == "server;x=1", env
+    assert rep["argv"][1:] == ["extra arg"], rep["argv"]
+    assert wait_for(lambda: "[plugin] sip003_forward: " in master.output(), 10.0), \
+        master.output()[-2000:]
+    # the workers' TCP slot sockets are on the loopback port, not the public one
+    for w in harness.children_of(master.pid):
+        if w == plugin_pid(master):
+            continue
+        inodes = harness.socket_inodes_of(w)
+        ports = {int(c[1].rsplit(":", 1)[1], 16) for c in harness.proc_net_rows("tcp", "tcp6")
+                 if c[3] == "0A" and int(c[9]) in inodes}
+        assert ports == {lport}, "worker %d listens on %s" % (w, ports)
+
+
+def test_plugin_runs_as_user():
+    """As the workers, the plugin gives root up for "user"."""
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root to switch users")
+    import pwd
+    nobody = pwd.getpwnam("nobody").pw_uid
+    master, tport, echo = _server_with_plugin("obfs-http", user="nobody")
+    assert _echo_soon(_tcp(tport)), master.output()[-2000:]
+    with open("/proc/%d/status" % plugin_pid(master)) as f:
+        uids = [ln.split()[1:] for ln in f if ln.startswith("Uid:")][0]
+    assert all(int(u) == nobody for u in uids), uids
+    echo.stop()
+
+
+def test_plugin_that_keeps_dying_is_given_up():
+    # /bin/false: found in PATH, exits at once; restarts after 0.1, 0.2, 0.4, 0.8, 1.6 s
+    cfg = harness.server_config(free_port(), METHOD, PASSWORD, workers=1, plugin="false")
+    p = reuseproxy(cfg, wait=False)
+    started = time.monotonic()
+    assert p.wait(60) == 1, "the master did not give up: %s" % p.output()[-2000:]
+    took = time.monotonic() - started
+    out = p.output()
+    assert "plugin false died 6 times in a row within 2 s of starting: giving up" in out, out
+    assert out.count("plugin false started") == 6, out
+    assert took >= 0.1 + 0.2 + 0.4 + 0.8 + 1.6, "restarted without backoff (%.2f s)" % took
+
+
+def test_plugin_stopped_with_sigkill_when_it_ignores_sigterm():
+    import sys
+    cfg = harness.server_config(free_port(), METHOD, PASSWORD, workers=1, plugin=sys.executable,
+                                plugin_args=["-c", "import signal, time; signal.signal("
+                                             "signal.SIGTERM, signal.SIG_IGN); print('up', "
+                                             "flush=True); time.sleep(120)"])
+    p = reuseproxy(cfg, wait=False)
+    assert wait_for(lambda: "[plugin] up" in p.output(), 10.0), p.output()[-2000:]
+    pid = plugin_pid(p)
+    p.signal(signal.SIGTERM)
+    assert p.wait(30) == 0, p.output()[-2000:]
+    assert "plugin still running 5 s after SIGTERM: killing it" in p.output()
+    assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z"
