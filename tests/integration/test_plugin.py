@@ -379,3 +379,91 @@ def test_plugin_stopped_with_sigkill_when_it_ignores_sigterm():
     assert p.wait(30) == 0, p.output()[-2000:]
     assert "plugin still running 5 s after SIGTERM: killing it" in p.output()
     assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z"
+
+
+# ---- UDP: directly, or through the plugin with "plugin_mode": "tcp_and_udp" ---------------------
+
+def _udp_echo_ok(port, n=20, seed=0):
+    """n byte-checked datagrams through the UDP path at 127.0.0.1:port, each retried a few
+    times (UDP may drop); True when every one came back."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    try:
+        for i in range(n):
+            data = harness.pattern(100 + i * 37, seed * 1000 + i)
+            for _ in range(10):
+                s.sendto(data, ("127.0.0.1", port))
+                try:
+                    if s.recv(65536) == data:
+                        break
+                except socket.timeout:
+                    continue
+            else:
+                return False
+        return True
+    finally:
+        s.close()
+
+
+def _udp_bound_by(pid, port):
+    inodes = harness.socket_inodes_of(pid)
+    return any(int(c[1].rsplit(":", 1)[1], 16) == port and int(c[9]) in inodes
+               for c in harness.proc_net_rows("udp", "udp6"))
+
+
+def test_plugin_udp_goes_directly_without_tcp_and_udp():
+    """Server role: the workers' UDP slot sockets stay on the public address, the plugin
+    (obfs, TCP only) never sees UDP; a reuseproxy tunnel's UDP goes to the server directly."""
+    _need("obfs-server", "obfs-local")
+    uecho = harness.UdpEcho()
+    port, tport = free_port(), free_port()
+    server = reuseproxy(harness.server_config(port, METHOD, PASSWORD, workers=2,
+                                              mode="tcp_and_udp", plugin="obfs-server",
+                                              plugin_opts="obfs=http"))
+    workers = [w for w in harness.children_of(server.pid) if w != plugin_pid(server)]
+    assert workers and all(_udp_bound_by(w, port) for w in workers), \
+        "the workers' UDP sockets are not on the public port"
+    client = reuseproxy({"role": "tunnel", "server": "127.0.0.1", "server_port": port,
+                         "password": PASSWORD, "method": METHOD, "local_port": tport,
+                         "mode": "tcp_and_udp", "workers": 1, "plugin": "obfs-local",
+                         "plugin_opts": "obfs=http;obfs-host=www.example.com",
+                         "tunnel_address": "127.0.0.1:%d" % uecho.port}, name="tunnel")
+    assert _udp_echo_ok(tport), "no UDP echo: %s" % client.output()[-1500:]
+    uecho.stop()
+
+
+def _forward_cfg(report, opts):
+    import sys
+    return {"plugin": sys.executable, "plugin_args": [FORWARD, report],
+            "plugin_opts": opts, "plugin_mode": "tcp_and_udp", "mode": "tcp_and_udp"}
+
+
+def _forwarded(report):
+    try:
+        with open(report + ".udp") as f:
+            return int(f.read() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def test_plugin_udp_through_plugin_with_tcp_and_udp():
+    """"plugin_mode": "tcp_and_udp" (a SIP003u plugin, here sip003_forward.py): on the server
+    the workers' UDP moves to the loopback port behind the plugin; on a client the workers send
+    UDP to the plugin's port. The plugin counts what it forwarded."""
+    uecho = harness.UdpEcho()
+    port, tport = free_port(), free_port()
+    sreport = os.path.join(harness.TMPDIR, "udp-server-%d.json" % port)
+    creport = os.path.join(harness.TMPDIR, "udp-client-%d.json" % port)
+    cfg = harness.server_config(port, METHOD, PASSWORD, workers=2)
+    cfg.update(_forward_cfg(sreport, "server"))
+    server = reuseproxy(cfg)
+    ccfg = {"role": "tunnel", "server": "127.0.0.1", "server_port": port, "password": PASSWORD,
+            "method": METHOD, "local_port": tport, "workers": 1,
+            "tunnel_address": "127.0.0.1:%d" % uecho.port}
+    ccfg.update(_forward_cfg(creport, "client"))
+    client = reuseproxy(ccfg, name="tunnel")
+    assert wait_for(lambda: _udp_echo_ok(tport), 10.0), \
+        "no UDP echo: %s\n%s" % (server.output()[-1500:], client.output()[-1500:])
+    assert _forwarded(creport) >= 20, "the client's UDP did not go through its plugin"
+    assert _forwarded(sreport) >= 20, "the server's UDP did not come through its plugin"
+    uecho.stop()
