@@ -467,3 +467,43 @@ def test_plugin_udp_through_plugin_with_tcp_and_udp():
     assert _forwarded(creport) >= 20, "the client's UDP did not go through its plugin"
     assert _forwarded(sreport) >= 20, "the server's UDP did not come through its plugin"
     uecho.stop()
+
+
+def test_plugin_binary_upgrade_hands_over():
+    """SIGUSR2: the new master starts its own plugin, which gets the public port once the old
+    master has handed over and stopped its plugin (obfs-server binds with SO_REUSEPORT at once;
+    v2ray-plugin is restarted until the port is free); new connections then work."""
+    for kind in ("obfs-http", "v2ray-ws"):
+        _check_upgrade(kind)
+
+
+def _check_upgrade(kind):
+    import re
+    master, tport, echo = _server_with_plugin(kind)
+    assert _echo_soon(_tcp(tport)), master.output()[-2000:]
+    old_plugin = plugin_pid(master)
+    master.signal(signal.SIGUSR2)
+    mm = wait_for(lambda: re.search(r"binary upgrade: started .* as (\d+)", master.output()), 10.0)
+    assert mm, "no new master: %s" % master.output()[-2000:]
+    new_pid = int(mm.group(1))
+    try:
+        assert master.wait(30) == 0, master.output()[-2000:]
+        assert not os.path.exists("/proc/%d" % old_plugin) or \
+            open("/proc/%d/stat" % old_plugin).read().split()[2] == "Z"
+
+        class New:
+            pid = new_pid
+        assert wait_for(lambda: plugin_pid(New), 10.0), "the new master runs no plugin"
+        assert _echo_soon(_tcp(tport), timeout=15.0, seed=9), master.output()[-3000:]
+        assert os.path.exists("/proc/%d" % new_pid), "the new master gave up: %s" % \
+            master.output()[-3000:]
+    finally:
+        kids = harness.children_of(new_pid)
+        os.kill(new_pid, signal.SIGTERM)
+        wait_for(lambda: not os.path.exists("/proc/%d" % new_pid), 15.0)
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+    echo.stop()
