@@ -525,6 +525,24 @@ static void config_warn_role_unused(const struct config *c)
                     "ignored in the %s role; it is the tunnel role's destination", role);
 }
 
+/* The plugin's companions mean nothing without "plugin" (libev ignores them the same way). */
+static void config_warn_plugin_unused(const struct config *c)
+{
+    static const struct {
+        int key;
+        const char *name, *option;
+    } keys[] = {{CONFIG_KEY_PLUGIN_OPTS, "plugin_opts", "--plugin-opts"},
+                {CONFIG_KEY_PLUGIN_ARGS, "plugin_args", "plugin_args"},
+                {CONFIG_KEY_PLUGIN_MODE, "plugin_mode", "plugin_mode"}};
+    bool set[] = {c->plugin.plugin_opts != NULL, c->plugin.n_plugin_args > 0,
+                  c->plugin.plugin_mode != CONFIG_PLUGIN_TCP_ONLY};
+
+    for (size_t i = 0; !c->plugin.plugin && i < sizeof keys / sizeof keys[0]; i++)
+        if (set[i])
+            config_warn(c, keys[i].key, keys[i].name, keys[i].option,
+                        "ignored without \"plugin\" (--plugin)");
+}
+
 int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
@@ -534,5 +552,6 @@ int config_validate(struct config *c, char *err, size_t errlen)
     config_derive_listen(c);
     config_warn_extra_servers(c);
     config_warn_role_unused(c);
+    config_warn_plugin_unused(c);
     return 0;
 }

@@ -1617,3 +1617,23 @@ TEST(test_config_plugin_path_searches_path)
         setenv("PATH", saved, 1);
     free(saved);
 }
+
+/* plugin_opts, plugin_args and plugin_mode without "plugin" are named as ignored. */
+TEST(test_validate_plugin_companions_without_plugin_warn)
+{
+    const char *logged;
+    CHECK_STR(validate_logged("{\"server\": \"127.0.0.1\", \"server_port\": 8488, \"password\": "
+                              "\"Vq3-long-random\",\n \"plugin_opts\": \"obfs=http\", "
+                              "\"plugin_mode\": \"tcp_and_udp\"}",
+                              &logged),
+              "OK");
+    CHECK_CONTAINS(logged, "t.json:2:2: \"plugin_opts\": ignored without \"plugin\" (--plugin)");
+    CHECK_CONTAINS(logged, "t.json:2:30: \"plugin_mode\": ignored without \"plugin\"");
+    CHECK(strstr(logged, "plugin_args") == NULL);
+    CHECK_STR(validate_logged("{\"server\": \"127.0.0.1\", \"server_port\": 8488, \"password\": "
+                              "\"Vq3-long-random\", \"workers\": 1, \"plugin\": \"sh\", "
+                              "\"plugin_opts\": \"x\"}",
+                              &logged),
+              "OK");
+    CHECK(strstr(logged, "ignored") == NULL);
+}
