@@ -55,8 +55,8 @@ struct worker {
     struct metrics_worker *stats;
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
-    struct netaddr_target server;    /* local and tunnel roles: the shadowsocks server (TCP), or
-                                      * the SIP003 plugin's loopback port */
+    struct netaddr_target server;   /* local and tunnel roles: the shadowsocks server (TCP), or
+                                     * the SIP003 plugin's loopback port */
     struct netaddr_target udp_server; /* where their UDP goes: the server, or the plugin's port
                                        * with "plugin_mode": "tcp_and_udp" */
     struct netaddr_target tunnel;    /* tunnel role: the fixed target */

@@ -591,8 +591,9 @@ static int config_set_plugin_args(struct config_ctx *x, const struct config_key_
     for (size_t i = 0; i < n; i++) {
         const json_t *a = json_is_array(v) ? json_array_get(v, i) : v;
         if (!json_is_string(a))
-            return config_fail(x, &t->pos, "\"plugin_args\": expected a string at index %zu, "
-                               "got %s", i, config_describe(a, desc, sizeof desc));
+            return config_fail(x, &t->pos,
+                               "\"plugin_args\": expected a string at index %zu, got %s", i,
+                               config_describe(a, desc, sizeof desc));
         p->plugin_args[i] = strdup(json_string_value(a));
         if (!p->plugin_args[i])
             return config_out_of_memory(x);
@@ -604,8 +605,8 @@ static int config_set_plugin_args(struct config_ctx *x, const struct config_key_
 static int config_set_plugin_mode(struct config_ctx *x, const struct config_key_token *t,
                                   const json_t *v)
 {
-    int i = json_is_string(v) ? config_name_index(config_plugin_mode_names, json_string_value(v))
-                              : -1;
+    int i =
+        json_is_string(v) ? config_name_index(config_plugin_mode_names, json_string_value(v)) : -1;
     if (json_is_null(v)) {
         x->c->plugin.plugin_mode = CONFIG_PLUGIN_TCP_ONLY;
         return 0;

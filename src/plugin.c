@@ -53,11 +53,11 @@ struct plugin {
     struct ev_loop *loop;
     struct plugin_settings set; /* set.plugin NULL: no plugin, every call does nothing */
     struct netaddr_endpoint local;
-    pid_t pid;           /* the running plugin, or 0 */
-    pid_t old_pid;       /* a reload's previous plugin, stopping, or 0 */
-    bool start_on_exit;  /* start pid when old_pid has exited (it holds the port) */
-    bool stopping;       /* the master stops: no restarts */
-    int out[2];          /* the pipe the plugin's stdout and stderr write to */
+    pid_t pid;          /* the running plugin, or 0 */
+    pid_t old_pid;      /* a reload's previous plugin, stopping, or 0 */
+    bool start_on_exit; /* start pid when old_pid has exited (it holds the port) */
+    bool stopping;      /* the master stops: no restarts */
+    int out[2];         /* the pipe the plugin's stdout and stderr write to */
     ev_io out_io;
     char line[PLUGIN_LINE_MAX];
     size_t line_len;
@@ -406,8 +406,9 @@ int plugin_reload(struct plugin *p, struct config *nc, char *err, size_t errlen)
 
     if (!p->set.plugin != !nc->plugin.plugin ||
         (p->set.plugin && p->set.mode != nc->plugin.plugin_mode)) {
-        snprintf(err, errlen, "a plugin is added or removed, or its plugin_mode changed, only with "
-                              "a restart: the sockets between it and the workers change");
+        snprintf(err, errlen,
+                 "a plugin is added or removed, or its plugin_mode changed, only with "
+                 "a restart: the sockets between it and the workers change");
         return -1;
     }
     if (!p->set.plugin)

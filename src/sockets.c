@@ -152,8 +152,8 @@ static int open_one(struct inherit_list *l, int type, int slot, const struct soc
  * address, as libev's does. Returns how many of the n listen addresses TCP (*ntcp) and UDP
  * (*nudp) use; the loopback one replaces addr[0] in udp_addr or tcp_addr when used. */
 static void plugin_addrs(const struct config *c, int n, struct sockaddr_storage *tcp_addr,
-                         socklen_t *tcp_len, struct sockaddr_storage *udp_addr,
-                         socklen_t *udp_len, int *ntcp, int *nudp)
+                         socklen_t *tcp_len, struct sockaddr_storage *udp_addr, socklen_t *udp_len,
+                         int *ntcp, int *nudp)
 {
     const struct netaddr_target *loop = &c->plugin.local.target;
 

@@ -273,7 +273,8 @@ int worker_run(const struct worker_env *env)
     ev_timer_start(w->loop, &wp->tick);
     ev_unref(w->loop); /* the tick alone does not keep the loop running */
 
-    if (worker_init(w, env) == 0 && worker_drop_privileges(env->cfg->user, env->parent_fd >= 0) == 0) {
+    if (worker_init(w, env) == 0 &&
+        worker_drop_privileges(env->cfg->user, env->parent_fd >= 0) == 0) {
         if (env->ready_fd >= 0) {
             char one = 'R';
             if (write(env->ready_fd, &one, 1) != 1)

@@ -1594,7 +1594,8 @@ TEST(test_validate_plugin_binary)
     snprintf(json, sizeof json, "%s\"sh\"}", head);
     memcpy(strstr(json, "\"workers\": 2"), "\"workers\": 0", 12);
     CHECK_CONTAINS(validate(json), "t.json:2:3: \"plugin\": needs \"workers\" of 1 or more");
-    snprintf(json, sizeof json, "{\"server\": [\"127.0.0.1\", \"::1\"], \"server_port\": 8488, "
+    snprintf(json, sizeof json,
+             "{\"server\": [\"127.0.0.1\", \"::1\"], \"server_port\": 8488, "
              "\"password\": \"Vq3-long-random\", \"workers\": 2,\n  \"plugin\": \"sh\"}");
     CHECK_CONTAINS(validate(json), "t.json:2:3: \"plugin\": a server with a plugin listens on "
                                    "one address");
