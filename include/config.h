@@ -57,6 +57,10 @@ enum config_key {
     CONFIG_KEY_VERBOSE,
     CONFIG_KEY_USERS,
     CONFIG_KEY_MAX_HANDSHAKES_PER_SOURCE,
+    CONFIG_KEY_PLUGIN,
+    CONFIG_KEY_PLUGIN_OPTS,
+    CONFIG_KEY_PLUGIN_ARGS,
+    CONFIG_KEY_PLUGIN_MODE,
     CONFIG_KEY_COUNT
 };
 
@@ -67,16 +71,13 @@ struct config_pos {
     int column;
 };
 
-/* ---- Ports, users, and shapes reserved for what comes next ----
+/* ---- Ports, users and the plugin ----
  * Today a configuration has exactly one listening port, whose method and key are the file's
  * "method" and "password"/"key", and whose users are the file's "users" (SIP022 servers with an
- * AES method: SIP023 identity headers, one uPSK per user); the keys "plugin", "plugin_opts",
- * "plugin_args" and "plugin_mode" are refused with a configuration error naming the key and
- * its position. The types below are what they will fill, so that the features land without
- * reshaping the rest:
- *  - several listen ports, each with its own method, key and users (libev's port_password):
- *    config_validate() fills ports[0] today;
- *  - a SIP003 plugin (plugin, plugin_opts, plugin_args, plugin_mode): unset today. */
+ * AES method: SIP023 identity headers, one uPSK per user). The type below is what several
+ * listen ports, each with its own method, key and users (libev's port_password), will fill:
+ * config_validate() fills ports[0] today. The SIP003 plugin ("plugin", "plugin_opts",
+ * "plugin_args", "plugin_mode") is struct config_plugin, run by plugin.c. */
 #define CONFIG_MAX_PORTS 1
 #define CONFIG_MAX_NAMESERVERS 8
 /* A SIP022 client's "iPSK:...:uPSK" password: identity PSKs in front of the user PSK. */
@@ -105,11 +106,20 @@ struct config_port {
 
 enum config_plugin_mode { CONFIG_PLUGIN_TCP_ONLY = 0, CONFIG_PLUGIN_TCP_AND_UDP };
 
+/* Arguments of "plugin_args" (shadowsocks-rust's key), at most. */
+#define CONFIG_MAX_PLUGIN_ARGS 32
+
 struct config_plugin {
-    char *plugin; /* reserved: NULL today (the keys are refused) */
-    char *plugin_opts;
-    char *plugin_args;
-    enum config_plugin_mode plugin_mode;
+    char *plugin;      /* "plugin" / --plugin as written (a name searched in PATH, or a path);
+                        * NULL: no plugin */
+    char *plugin_opts; /* "plugin_opts" / --plugin-opts: SS_PLUGIN_OPTIONS, or NULL */
+    char *plugin_args[CONFIG_MAX_PLUGIN_ARGS]; /* "plugin_args": extra argv, in order */
+    int n_plugin_args;
+    enum config_plugin_mode plugin_mode; /* "plugin_mode": whether UDP goes through it too */
+    /* Set by plugin_prepare() in the master before any fork, not by the file: the loopback
+     * address between the plugin and the workers (SS_LOCAL_HOST/SS_LOCAL_PORT). The server
+     * role's workers listen there; the local roles' workers connect there. */
+    struct netaddr_endpoint local;
 };
 
 /* How to read the fields: the text a person wrote is kept (char *) for messages and for
@@ -178,7 +188,7 @@ struct config {
     int n_nameserver; /* 0: the system's resolv.conf */
     struct config_port ports[CONFIG_MAX_PORTS];
     int n_port;
-    struct config_plugin plugin; /* reserved, see above */
+    struct config_plugin plugin; /* "plugin" and its companions, see above */
 };
 
 /* Fills c with every default. */
@@ -211,6 +221,7 @@ void config_free(struct config *c);
 const char *config_role_name(enum config_role r);
 const char *config_balance_name(enum config_balance b);
 const char *config_mode_name(enum config_mode m);
+const char *config_plugin_mode_name(enum config_plugin_mode m);
 
 /* Online CPUs (sysconf(_SC_NPROCESSORS_ONLN)) clamped to 1..CONFIG_MAX_WORKERS. */
 #define CONFIG_MAX_WORKERS 256
@@ -222,6 +233,10 @@ int config_balance_from_name(const char *name, enum config_balance *out);
 int config_mode_from_name(const char *name, enum config_mode *out);
 /* A decimal integer in min..max, digits only (no sign, no spaces). Returns 0 or -1. */
 int config_parse_int(const char *s, int min, int max, int *out);
+/* The file that exec would run for "plugin": a name with a '/' as it is, any other name looked
+ * up in $PATH as execvp() does. Writes it into out (cap bytes) and returns 0, or -1 when there
+ * is no such executable file. */
+int config_plugin_path(const char *plugin, char *out, size_t cap);
 /* The netaddr_parse_hostport() flags each address key is read with, so the command line
  * checks its options exactly as the file's keys are checked. */
 #define CONFIG_SERVER_FLAGS NETADDR_PORT_OPTIONAL
@@ -229,12 +244,6 @@ int config_parse_int(const char *s, int min, int max, int *out);
 #define CONFIG_METRICS_FLAGS NETADDR_NUMERIC
 #define CONFIG_NAMESERVER_FLAGS (NETADDR_PORT_OPTIONAL | NETADDR_NUMERIC)
 #define CONFIG_LOCAL_ADDRESS_FLAGS NETADDR_PORT_OPTIONAL
-/* Why "plugin" and --plugin (and their companions) are refused, for the file's message and the
- * command line's alike: a server started without the plugin its clients use, or a local that
- * sends plain traffic where the user asked for obfuscation, must not start. */
-#define CONFIG_PLUGIN_REFUSAL                                                                      \
-    "plugins are not supported yet (SIP003 support has not landed); remove it: running without "  \
-    "the plugin would not speak what the other side expects"
 /* True for an address that only this machine can reach: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104
  * or "localhost". */
 bool config_is_loopback(const char *host);

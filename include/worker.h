@@ -60,7 +60,10 @@ struct worker {
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
     struct buf_pool stall_pool;     /* RELAY_STALL_CAP buffers, for stalled directions */
-    struct netaddr_target server;    /* local and tunnel roles: the shadowsocks server */
+    struct netaddr_target server;   /* local and tunnel roles: the shadowsocks server (TCP), or
+                                     * the SIP003 plugin's loopback port */
+    struct netaddr_target udp_server; /* where their UDP goes: the server, or the plugin's port
+                                       * with "plugin_mode": "tcp_and_udp" */
     struct netaddr_target tunnel;    /* tunnel role: the fixed target */
     struct listener *listeners[WORKER_MAX_LISTEN];
     int nlisteners;
@@ -90,6 +93,11 @@ int worker_preflight(const struct config *c, char *err, size_t errlen);
 /* Runs a worker until it is told to stop (SIGTERM/SIGINT: drain, then exit) or its master dies.
  * Returns the process exit status. */
 int worker_run(const struct worker_env *env);
+
+/* "user": gives root up for user (a name or a numeric uid), as a worker and the SIP003 plugin
+ * do once set up; nothing when user is NULL or the process is not root. has_parent: set the
+ * parent-death signal again, which a change of credentials clears. 0, or -1 (logged). */
+int worker_drop_privileges(const char *user, bool has_parent);
 
 /* Stops accepting and lets open sessions finish within drain_timeout. */
 void worker_drain(struct worker *w);

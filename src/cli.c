@@ -27,7 +27,6 @@ enum {
     OPT_METRICS,
     OPT_KEY,
     OPT_GENKEY,
-    /* libev's: refused until SIP003 plugins are supported */
     OPT_PLUGIN,
     OPT_PLUGIN_OPTS,
     /* libev's, accepted and ignored with a warning */
@@ -181,10 +180,6 @@ static int cli_choice(struct cli_ctx *x, int opt, const char *value)
 /* libev options that reuseproxy does not implement: the same treatment as their keys. */
 static int cli_unimplemented(struct cli_ctx *x, int opt)
 {
-    if (opt == OPT_PLUGIN || opt == OPT_PLUGIN_OPTS) {
-        snprintf(x->err, x->errlen, "%s: " CONFIG_PLUGIN_REFUSAL, x->name);
-        return CLI_ERROR;
-    }
     if (opt == 'f') {
         snprintf(x->err, x->errlen,
                  "%s: reuseproxy does not daemonize; run it under systemd or a supervisor",
@@ -231,6 +226,10 @@ static int cli_option_value(struct cli_ctx *x, int opt, const char *arg)
         return cli_address(x, opt, arg, CONFIG_TUNNEL_FLAGS, &o->tunnel_address);
     case OPT_METRICS:
         return cli_address(x, opt, arg, 0, &o->metrics_address);
+    case OPT_PLUGIN:
+        return cli_text(x, opt, arg, &o->plugin);
+    case OPT_PLUGIN_OPTS:
+        return cli_text(x, opt, arg, &o->plugin_opts);
     case 'm':
     case OPT_GENKEY:
     case OPT_ROLE:
@@ -399,6 +398,8 @@ static int cli_apply_strings(const struct cli_options *o, struct config *c)
         {o->user, &c->user, CONFIG_KEY_USER},
         {o->acl, &c->acl, CONFIG_KEY_ACL},
         {o->metrics_address, &c->metrics_address, CONFIG_KEY_METRICS_ADDRESS},
+        {o->plugin, &c->plugin.plugin, CONFIG_KEY_PLUGIN},
+        {o->plugin_opts, &c->plugin.plugin_opts, CONFIG_KEY_PLUGIN_OPTS},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
         if (!list[i].value)
@@ -530,6 +531,8 @@ void cli_usage(FILE *out, const char *prog)
             "  -w, --workers N    worker processes (default: online CPUs; 0: one process)\n"
             "      --balance MODE reuseport (default), shared or dispatch\n"
             "      --metrics HOST:PORT  serve Prometheus metrics there\n"
+            "      --plugin PLUGIN   SIP003 plugin to run (obfs-server, ss-v2ray-plugin...)\n"
+            "      --plugin-opts OPTS  its options (SS_PLUGIN_OPTIONS)\n"
             "  -v                 more logging (repeatable)\n"
             "      --check        check the configuration and exit\n"
             "      --genkey METHOD  print a new random key for METHOD (base64): the password\n"

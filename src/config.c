@@ -44,6 +44,8 @@ enum config_value_type {
     VALUE_SERVER,    /* a string or an array of strings */
     VALUE_METHOD,
     VALUE_USERS, /* an array of {"name": string, "password": string} */
+    VALUE_ARGS,  /* a string (one argument) or an array of strings */
+    VALUE_PLUGIN_MODE,
     VALUE_MODE,
     VALUE_ROLE,
     VALUE_BALANCE
@@ -98,6 +100,10 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_USERS] = {"users", VALUE_USERS, 0, 0, 0},
     [CONFIG_KEY_MAX_HANDSHAKES_PER_SOURCE] = {"max_handshakes_per_source", VALUE_INT,
                                               FIELD(max_handshakes_per_source), 0, 1048576},
+    [CONFIG_KEY_PLUGIN] = {"plugin", VALUE_TEXT, FIELD(plugin.plugin), 0, 0},
+    [CONFIG_KEY_PLUGIN_OPTS] = {"plugin_opts", VALUE_TEXT, FIELD(plugin.plugin_opts), 0, 0},
+    [CONFIG_KEY_PLUGIN_ARGS] = {"plugin_args", VALUE_ARGS, 0, 0, 0},
+    [CONFIG_KEY_PLUGIN_MODE] = {"plugin_mode", VALUE_PLUGIN_MODE, 0, 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -108,11 +114,6 @@ static const char *const config_ignored_keys[] = {
     "tcp_incoming_sndbuf", "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
     "remote_dns", NULL};
 /* clang-format on */
-
-/* SIP003's keys (libev 3.3.5 and its master branch), refused with CONFIG_PLUGIN_REFUSAL:
- * a server without its plugin serves something other than what its clients expect. */
-static const char *const config_plugin_keys[] = {"plugin", "plugin_opts", "plugin_args",
-                                                 "plugin_mode", NULL};
 
 /* libev 3.3.5's stream ciphers, named in the refusal so the reason is clear. */
 /* clang-format off */
@@ -125,6 +126,7 @@ static const char *const config_stream_methods[] = {
 static const char *const config_role_names[] = {"server", "local", "tunnel", NULL};
 static const char *const config_balance_names[] = {"reuseport", "shared", "dispatch", NULL};
 static const char *const config_mode_names[] = {"tcp_only", "tcp_and_udp", "udp_only", NULL};
+static const char *const config_plugin_mode_names[] = {"tcp_only", "tcp_and_udp", NULL};
 
 /* ---- Names of the choices, shared with the command line ---- */
 
@@ -149,6 +151,11 @@ const char *config_balance_name(enum config_balance b)
 const char *config_mode_name(enum config_mode m)
 {
     return (unsigned)m < 3 ? config_mode_names[m] : "?";
+}
+
+const char *config_plugin_mode_name(enum config_plugin_mode m)
+{
+    return (unsigned)m < 2 ? config_plugin_mode_names[m] : "?";
 }
 
 int config_role_from_name(const char *name, enum config_role *out)
@@ -239,6 +246,13 @@ static void config_users_free(struct config_user *u, int n)
     free(u);
 }
 
+static void config_plugin_args_free(struct config_plugin *p)
+{
+    for (int i = 0; i < p->n_plugin_args; i++)
+        free(p->plugin_args[i]);
+    p->n_plugin_args = 0;
+}
+
 void config_free(struct config *c)
 {
     free(c->path);
@@ -250,6 +264,9 @@ void config_free(struct config *c)
     free(c->user);
     free(c->acl);
     free(c->metrics_address);
+    free(c->plugin.plugin);
+    free(c->plugin.plugin_opts);
+    config_plugin_args_free(&c->plugin);
     config_users_free(c->ports[0].users, c->ports[0].n_users);
     crypto_wipe(c->ports, sizeof c->ports); /* the derived master keys */
     memset(c, 0, sizeof *c);
@@ -341,15 +358,11 @@ static const char *config_nearest_key(const char *name)
             best = config_keys[i].name;
         }
     }
-    const char *const *const lists[] = {config_ignored_keys, config_plugin_keys};
-    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
-        const char *const *list = lists[l];
-        for (int i = 0; list[i]; i++) {
-            int dist = config_edit_distance(name, list[i]);
-            if (dist < best_d) {
-                best_d = dist;
-                best = list[i];
-            }
+    for (int i = 0; config_ignored_keys[i]; i++) {
+        int dist = config_edit_distance(name, config_ignored_keys[i]);
+        if (dist < best_d) {
+            best_d = dist;
+            best = config_ignored_keys[i];
         }
     }
     return best;
@@ -559,6 +572,51 @@ static int config_set_users(struct config_ctx *x, const struct config_key_token 
     return 0;
 }
 
+/* "plugin_args": shadowsocks-rust's extra arguments of the plugin, as an array of strings (a
+ * single string is one argument, never split: no shell reads it). */
+static int config_set_plugin_args(struct config_ctx *x, const struct config_key_token *t,
+                                  const json_t *v)
+{
+    struct config_plugin *p = &x->c->plugin;
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    char desc[80];
+
+    config_plugin_args_free(p);
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_string(v) && (!json_is_array(v) || n > CONFIG_MAX_PLUGIN_ARGS))
+        return config_fail(x, &t->pos,
+                           "\"plugin_args\": expected an array of at most %d strings, got %s",
+                           CONFIG_MAX_PLUGIN_ARGS, config_describe(v, desc, sizeof desc));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *a = json_is_array(v) ? json_array_get(v, i) : v;
+        if (!json_is_string(a))
+            return config_fail(x, &t->pos,
+                               "\"plugin_args\": expected a string at index %zu, got %s", i,
+                               config_describe(a, desc, sizeof desc));
+        p->plugin_args[i] = strdup(json_string_value(a));
+        if (!p->plugin_args[i])
+            return config_out_of_memory(x);
+        p->n_plugin_args = (int)i + 1;
+    }
+    return 0;
+}
+
+static int config_set_plugin_mode(struct config_ctx *x, const struct config_key_token *t,
+                                  const json_t *v)
+{
+    int i =
+        json_is_string(v) ? config_name_index(config_plugin_mode_names, json_string_value(v)) : -1;
+    if (json_is_null(v)) {
+        x->c->plugin.plugin_mode = CONFIG_PLUGIN_TCP_ONLY;
+        return 0;
+    }
+    if (i < 0)
+        return config_expected(x, t, "\"tcp_only\" or \"tcp_and_udp\"", v);
+    x->c->plugin.plugin_mode = (enum config_plugin_mode)i;
+    return 0;
+}
+
 static int config_set_choice(struct config_ctx *x, const struct config_key_token *t,
                              const struct config_key_spec *k, const json_t *v)
 {
@@ -605,6 +663,10 @@ static int config_set_value(struct config_ctx *x, const struct config_key_token 
         return config_set_method(x, t, v);
     case VALUE_USERS:
         return config_set_users(x, t, v);
+    case VALUE_ARGS:
+        return config_set_plugin_args(x, t, v);
+    case VALUE_PLUGIN_MODE:
+        return config_set_plugin_mode(x, t, v);
     default:
         return config_set_choice(x, t, k, v);
     }
@@ -633,8 +695,6 @@ static int config_apply_key(struct config_ctx *x, const struct config_key_token 
                  x->name, t->pos.line, t->pos.column, t->name);
         return 0;
     }
-    if (!t->too_long && config_name_index(config_plugin_keys, t->name) >= 0)
-        return config_fail(x, &t->pos, "\"%s\": " CONFIG_PLUGIN_REFUSAL, t->name);
     if (!t->too_long && strcmp(t->name, "auth") == 0)
         return config_fail(x, &t->pos,
                            "\"auth\": one-time auth was removed in "

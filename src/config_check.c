@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config_private.h"
 #include "crypto.h"
@@ -405,6 +407,69 @@ static void config_derive_listen(struct config *c)
     c->n_port = 1;
 }
 
+/* ---- The SIP003 plugin ---- */
+
+static bool config_is_executable(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* As execvp() finds it (POSIX exec, "PATH"): a name with a '/' is a path; otherwise each
+ * directory of $PATH in turn (an empty entry is the current directory), or the default
+ * "/bin:/usr/bin" that glibc's execvp() uses when PATH is unset. */
+int config_plugin_path(const char *plugin, char *out, size_t cap)
+{
+    const char *path = getenv("PATH");
+
+    if (!plugin || !*plugin)
+        return -1;
+    if (strchr(plugin, '/')) {
+        if (strlen(plugin) >= cap || !config_is_executable(plugin))
+            return -1;
+        snprintf(out, cap, "%s", plugin);
+        return 0;
+    }
+    if (!path)
+        path = "/bin:/usr/bin";
+    for (const char *p = path;; p++) {
+        size_t dir = strcspn(p, ":");
+        int n = snprintf(out, cap, "%.*s%s%s", (int)dir, p, dir ? "/" : "", plugin);
+        if (n > 0 && (size_t)n < cap && config_is_executable(out))
+            return 0;
+        p += dir;
+        if (!*p)
+            return -1;
+    }
+}
+
+/* A plugin that cannot be run is a configuration error at a start, at a reload and in --check,
+ * not a crash loop of the supervisor. The master runs the plugin, so a single process has
+ * none; a server's plugin takes one public address (SS_REMOTE_HOST is one host, SIP003). */
+static int config_check_plugin(const struct config *c, char *err, size_t errlen)
+{
+    char path[4096], q[96];
+
+    if (!c->plugin.plugin)
+        return 0;
+    if (config_plugin_path(c->plugin.plugin, path, sizeof path) != 0)
+        return config_invalid(c, CONFIG_KEY_PLUGIN, err, errlen,
+                              "\"plugin\": %s is not an executable file%s; install the plugin "
+                              "(Debian: simple-obfs, shadowsocks-v2ray-plugin) or give its path",
+                              config_quote(c->plugin.plugin, q, sizeof q),
+                              strchr(c->plugin.plugin, '/') ? "" : " in any directory of PATH");
+    if (c->workers == 0)
+        return config_invalid(c, CONFIG_KEY_PLUGIN, err, errlen,
+                              "\"plugin\": needs \"workers\" of 1 or more: the master starts "
+                              "and supervises the plugin, and workers: 0 runs without one");
+    if (c->role == ROLE_SERVER && c->n_server > 1)
+        return config_invalid(c, CONFIG_KEY_PLUGIN, err, errlen,
+                              "\"plugin\": a server with a plugin listens on one address (the "
+                              "plugin's SS_REMOTE_HOST), but \"server\" lists %d",
+                              c->n_server);
+    return 0;
+}
+
 /* ---- Warnings about settings the role ignores (at a start, a reload and in --check) ---- */
 
 /* "PATH:LINE:COLUMN: "KEY": message" when key k came from the file, "OPTION: message" when it
@@ -460,14 +525,33 @@ static void config_warn_role_unused(const struct config *c)
                     "ignored in the %s role; it is the tunnel role's destination", role);
 }
 
+/* The plugin's companions mean nothing without "plugin" (libev ignores them the same way). */
+static void config_warn_plugin_unused(const struct config *c)
+{
+    static const struct {
+        int key;
+        const char *name, *option;
+    } keys[] = {{CONFIG_KEY_PLUGIN_OPTS, "plugin_opts", "--plugin-opts"},
+                {CONFIG_KEY_PLUGIN_ARGS, "plugin_args", "plugin_args"},
+                {CONFIG_KEY_PLUGIN_MODE, "plugin_mode", "plugin_mode"}};
+    bool set[] = {c->plugin.plugin_opts != NULL, c->plugin.n_plugin_args > 0,
+                  c->plugin.plugin_mode != CONFIG_PLUGIN_TCP_ONLY};
+
+    for (size_t i = 0; !c->plugin.plugin && i < sizeof keys / sizeof keys[0]; i++)
+        if (set[i])
+            config_warn(c, keys[i].key, keys[i].name, keys[i].option,
+                        "ignored without \"plugin\" (--plugin)");
+}
+
 int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
         config_check_addresses(c, err, errlen) != 0 || config_derive_key(c, err, errlen) != 0 ||
-        config_check_placeholder(c, err, errlen) != 0)
+        config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0)
         return -1;
     config_derive_listen(c);
     config_warn_extra_servers(c);
     config_warn_role_unused(c);
+    config_warn_plugin_unused(c);
     return 0;
 }

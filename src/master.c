@@ -33,6 +33,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "netaddr.h"
+#include "plugin.h"
 #include "replay.h"
 #include "rp_assert.h"
 #include "sdnotify.h"
@@ -192,6 +193,8 @@ void master_reload(struct master *m)
                  "change with a restart or a binary upgrade (SIGUSR2)",
                  changed);
         reload_refused(err);
+    } else if (plugin_reload(m->plugin, nc, err, sizeof err) < 0) {
+        reload_refused(err);
     } else {
         m->prev_cfg = m->cfg;
         m->cfg = nc;
@@ -205,7 +208,11 @@ void master_reload(struct master *m)
 
 void master_check_done(struct master *m)
 {
-    if (m->stopping && !supervise_any_child(m))
+    if (!m->stopping || supervise_any_child(m))
+        return;
+    /* The plugin carried the workers' connections until now; the master leaves after it. */
+    plugin_stop(m->plugin);
+    if (!plugin_running(m->plugin))
         ev_break(m->loop, EVBREAK_ALL);
 }
 
@@ -231,6 +238,8 @@ void master_stop(struct master *m, const char *why, bool handover)
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_stop(&m->accept_backoff[a]);
     supervise_signal_all(m, SIGTERM, true);
+    if (handover) /* the new master's plugin needs the public port now */
+        plugin_stop(m->plugin);
     /* The workers end their own drain at drain_timeout; one second more for a worker that
      * cannot (stopped, or stuck before it was ready), so the master is gone within
      * drain_timeout + 2 s whatever happens. */
@@ -238,6 +247,14 @@ void master_stop(struct master *m, const char *why, bool handover)
     m->stop_timer.data = m;
     ev_timer_start(m->loop, &m->stop_timer);
     master_check_done(m);
+}
+
+/* The plugin died too often in a row: as when a worker does, the master stops. */
+static void master_plugin_gave_up(void *arg)
+{
+    struct master *m = arg;
+    m->exit_status = 1;
+    master_stop(m, "the plugin keeps dying", false);
 }
 
 /* The new master is ready: this one leaves. */
@@ -306,12 +323,14 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         m->balance = BALANCE_SHARED;
     }
 #endif
-    if (sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
+    if (plugin_prepare(m->cfg, err, errlen) < 0 ||
+        sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
         return -1;
+    m->plugin = plugin_new(m->loop, c, master_plugin_gave_up, m);
     m->metrics = metrics_new_shared(m->nslots);
     m->replay = master_replay_store(c, m->upgrade.inherited_replay_fd);
     m->slots = calloc(m->nslots, sizeof *m->slots);
-    if (!m->metrics || (c->replay_protection && !m->replay) || !m->slots) {
+    if (!m->metrics || (c->replay_protection && !m->replay) || !m->slots || !m->plugin) {
         snprintf(err, errlen, "cannot allocate the shared state");
         return -1;
     }
@@ -343,6 +362,7 @@ static void master_free(struct master *m)
     if (m->metrics_server)
         metrics_server_stop(m->metrics_server);
     sockets_close(&m->socks);
+    plugin_free(m->plugin);
     supervise_free(m);
     if (m->replay)
         replay_free(m->replay);
@@ -387,6 +407,7 @@ int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
     m->sig_io.data = m;
     ev_io_start(m->loop, &m->sig_io);
     supervise_start(m);
+    plugin_start(m->plugin);
     ev_run(m->loop, 0);
 
     status = m->exit_status;

@@ -69,6 +69,7 @@ struct master {
     int exit_status;
     char last_failure[256]; /* why the last worker start failed, for the give-up message */
     struct upgrade upgrade; /* SIGUSR2, and the hand-over when this master is the new one */
+    struct plugin *plugin;  /* the SIP003 plugin's supervisor (does nothing without one) */
 };
 
 /* master.c */

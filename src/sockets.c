@@ -146,13 +146,38 @@ static int open_one(struct inherit_list *l, int type, int slot, const struct soc
     return fd;
 }
 
+/* A server with a SIP003 plugin (plugin.h): the plugin listens on the public address, the
+ * workers' TCP on the loopback address the master chose, and their UDP there too only when the
+ * plugin carries it ("plugin_mode": "tcp_and_udp"); otherwise UDP stays on the public
+ * address, as libev's does. Returns how many of the n listen addresses TCP (*ntcp) and UDP
+ * (*nudp) use; the loopback one replaces addr[0] in udp_addr or tcp_addr when used. */
+static void plugin_addrs(const struct config *c, int n, struct sockaddr_storage *tcp_addr,
+                         socklen_t *tcp_len, struct sockaddr_storage *udp_addr, socklen_t *udp_len,
+                         int *ntcp, int *nudp)
+{
+    const struct netaddr_target *loop = &c->plugin.local.target;
+
+    *ntcp = *nudp = n;
+    if (!c->plugin.plugin || c->role != ROLE_SERVER)
+        return;
+    memcpy(&tcp_addr[0], &loop->addr, loop->addrlen);
+    tcp_len[0] = loop->addrlen;
+    *ntcp = 1;
+    if (c->plugin.plugin_mode == CONFIG_PLUGIN_TCP_AND_UDP) {
+        memcpy(&udp_addr[0], &loop->addr, loop->addrlen);
+        udp_len[0] = loop->addrlen;
+        *nudp = 1;
+    }
+}
+
 int sockets_open(struct socket_set *s, const struct config *c, int nslots,
                  enum config_balance balance, char *err, size_t errlen)
 {
-    struct sockaddr_storage addr[WORKER_MAX_LISTEN];
-    socklen_t len[WORKER_MAX_LISTEN];
+    struct sockaddr_storage addr[WORKER_MAX_LISTEN], uaddr[WORKER_MAX_LISTEN];
+    socklen_t len[WORKER_MAX_LISTEN], ulen[WORKER_MAX_LISTEN];
     struct inherit_list *l = calloc(1, sizeof *l);
     bool tcp = c->mode != MODE_UDP_ONLY, udp = c->mode != MODE_TCP_ONLY;
+    int ntcp_addr, nudp_addr;
 
     memset(s, 0, sizeof *s);
     if (!l || nslots < 1 || nslots > SOCKETS_MAX_SLOTS) {
@@ -171,13 +196,17 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
         goto fail;
     RP_ASSERT(n <= WORKER_MAX_LISTEN); /* the set's arrays hold one socket per address */
     s->naddrs = n;
+    memcpy(uaddr, addr, sizeof addr);
+    memcpy(ulen, len, sizeof len);
+    plugin_addrs(c, n, addr, len, uaddr, ulen, &ntcp_addr, &nudp_addr);
     /* Several slots always need one SO_REUSEPORT group; a single process sets it on request so
      * that independent instances (systemd template units) can share the port. */
     unsigned group = (nslots > 1 || c->reuse_port) ? NETADDR_REUSEPORT : 0;
     unsigned tfo = c->fast_open ? NETADDR_FASTOPEN : 0;
     for (int a = 0; a < n; a++) {
         struct sockaddr *sa = (struct sockaddr *)&addr[a];
-        if (tcp && balance != BALANCE_REUSEPORT) {
+        bool tcp_here = tcp && a < ntcp_addr, udp_here = udp && a < nudp_addr;
+        if (tcp_here && balance != BALANCE_REUSEPORT) {
             int fd = open_one(l, SOCK_STREAM, -1, sa, len[a],
                               tfo | (c->reuse_port ? NETADDR_REUSEPORT : 0), err, errlen);
             if (fd < 0)
@@ -185,22 +214,23 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
             s->shared[s->nshared++] = fd;
         }
         for (int i = 0; i < nslots; i++) {
-            if (tcp && balance == BALANCE_REUSEPORT) {
+            if (tcp_here && balance == BALANCE_REUSEPORT) {
                 int fd = open_one(l, SOCK_STREAM, i, sa, len[a], group | tfo, err, errlen);
                 if (fd < 0)
                     goto fail;
                 s->tcp[i][a] = fd;
             }
-            if (udp) {
-                int fd = open_one(l, SOCK_DGRAM, i, sa, len[a], group, err, errlen);
+            if (udp_here) {
+                int fd = open_one(l, SOCK_DGRAM, i, (struct sockaddr *)&uaddr[a], ulen[a], group,
+                                  err, errlen);
                 if (fd < 0)
                     goto fail;
                 s->udp[i][a] = fd;
             }
         }
-        if (tcp && balance == BALANCE_REUSEPORT)
+        if (tcp_here && balance == BALANCE_REUSEPORT)
             s->ntcp++;
-        if (udp)
+        if (udp_here)
             s->nudp++;
     }
     if (c->has_metrics) {

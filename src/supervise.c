@@ -27,6 +27,7 @@
 #include "log.h"
 #include "master_private.h"
 #include "netaddr.h"
+#include "plugin.h"
 #include "rp_assert.h"
 #include "sdnotify.h"
 
@@ -466,7 +467,8 @@ void supervise_reap(struct master *m)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (upgrade_reaped(&m->upgrade, pid) || remove_draining(m, pid))
+        if (upgrade_reaped(&m->upgrade, pid) || remove_draining(m, pid) ||
+            plugin_reaped(m->plugin, pid, status))
             continue;
         struct master_child *c = child_by_pid(m, pid);
         if (c)

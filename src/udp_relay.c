@@ -67,7 +67,7 @@ static void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t
         udp_drop(u, from, "could not seal");
         return;
     }
-    udp_assoc_send(a, &u->w->server, out, (size_t)n, from);
+    udp_assoc_send(a, &u->w->udp_server, out, (size_t)n, from);
 }
 
 /* Opens a shadowsocks packet in place (a: the sender's association, NULL if it has none yet).
@@ -529,8 +529,8 @@ static int udp_relay_setup(struct udp_relay *u, struct worker *w, int nrelays)
 
     u->timeout = cfg->udp_timeout > 0 ? cfg->udp_timeout : UDP_DEFAULT_TIMEOUT;
     udp_relay_limits(u, w, nrelays);
-    if (u->role != ROLE_SERVER && w->server.atyp != NETADDR_ATYP_IPV4 &&
-        w->server.atyp != NETADDR_ATYP_IPV6 && w->server.atyp != NETADDR_ATYP_DOMAIN)
+    if (u->role != ROLE_SERVER && w->udp_server.atyp != NETADDR_ATYP_IPV4 &&
+        w->udp_server.atyp != NETADDR_ATYP_IPV6 && w->udp_server.atyp != NETADDR_ATYP_DOMAIN)
         return -1;
     if (u->role == ROLE_TUNNEL) {
         int n = netaddr_write_header(&w->tunnel, u->tunnel_header, sizeof u->tunnel_header);

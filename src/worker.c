@@ -55,7 +55,13 @@ static void worker_targets(struct worker *w, const struct config *c)
     w->key = c->ports[0].key;
     if (c->role == ROLE_SERVER)
         return;
-    w->server = c->upstream.target;
+    /* With a SIP003 plugin, TCP goes to the plugin's loopback port (plugin.h); UDP too only
+     * when the plugin carries it ("plugin_mode": "tcp_and_udp"), else straight to the server
+     * as libev does. */
+    w->server = c->plugin.plugin ? c->plugin.local.target : c->upstream.target;
+    w->udp_server = c->plugin.plugin && c->plugin.plugin_mode == CONFIG_PLUGIN_TCP_AND_UDP
+                        ? c->plugin.local.target
+                        : c->upstream.target;
     if (c->role == ROLE_TUNNEL)
         w->tunnel = c->tunnel.target;
 }
@@ -323,21 +329,21 @@ static void ignored_signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
  * and resolver files are open. The master stays root, to start replacements on the same
  * sockets and to reload. A change of credentials clears the parent-death signal, so it is set
  * again. Started as anyone else, the process runs as that user (main() said so once). */
-static int worker_drop_privileges(const struct config *c, bool has_parent)
+int worker_drop_privileges(const char *user, bool has_parent)
 {
     uid_t uid;
     gid_t gid;
 
-    if (!c->user || geteuid() != 0)
+    if (!user || geteuid() != 0)
         return 0;
-    if (config_user_ids(c->user, &uid, &gid) != 0) {
-        log_error("user %s: no such user", c->user);
+    if (config_user_ids(user, &uid, &gid) != 0) {
+        log_error("user %s: no such user", user);
         return -1;
     }
     if (uid == 0)
         return 0;
     if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
-        log_error("cannot switch to user %s: %s", c->user, strerror(errno));
+        log_error("cannot switch to user %s: %s", user, strerror(errno));
         return -1;
     }
     if (has_parent)
@@ -413,7 +419,8 @@ int worker_run(const struct worker_env *env)
         wp->listen_fds[wp->nlisten_fds++] = env->tcp[i];
     if (env->dispatch_fd >= 0)
         wp->listen_fds[wp->nlisten_fds++] = env->dispatch_fd;
-    if (worker_init(w, env) == 0 && worker_drop_privileges(env->cfg, env->parent_fd >= 0) == 0) {
+    if (worker_init(w, env) == 0 &&
+        worker_drop_privileges(env->cfg->user, env->parent_fd >= 0) == 0) {
         if (env->ready_fd >= 0) {
             char one = 'R';
             if (write(env->ready_fd, &one, 1) != 1)

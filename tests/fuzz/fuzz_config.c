@@ -40,6 +40,12 @@ static void check_loaded(const struct config *c)
     FUZZ_CHECK(c->timeout >= 1);
     FUZZ_CHECK(c->workers >= 0 && c->workers <= CONFIG_MAX_WORKERS);
     FUZZ_CHECK(c->verbose >= 0 && c->verbose <= 2);
+    FUZZ_CHECK(c->plugin.n_plugin_args >= 0 && c->plugin.n_plugin_args <= CONFIG_MAX_PLUGIN_ARGS);
+    for (int i = 0; i < c->plugin.n_plugin_args; i++)
+        FUZZ_CHECK(c->plugin.plugin_args[i] != NULL);
+    FUZZ_CHECK(c->plugin.plugin_mode == CONFIG_PLUGIN_TCP_ONLY ||
+               c->plugin.plugin_mode == CONFIG_PLUGIN_TCP_AND_UDP);
+    FUZZ_CHECK(!c->plugin.plugin || c->plugin.plugin[0] != '\0');
     for (int k = 0; k < CONFIG_KEY_COUNT; k++)
         FUZZ_CHECK(c->pos[k].line >= 0 && c->pos[k].column >= 0);
 }
@@ -58,6 +64,9 @@ static void check_validated(const struct config *c)
     FUZZ_CHECK(c->n_nameserver >= 0 && c->n_nameserver <= CONFIG_MAX_NAMESERVERS);
     for (int i = 0; i < c->n_nameserver; i++)
         FUZZ_CHECK(c->nameservers[i].target.addrlen > 0);
+    /* a plugin the master can run: found, with a master, facing one address */
+    FUZZ_CHECK(!c->plugin.plugin || (c->workers >= 1 && (c->role != ROLE_SERVER ||
+                                                        c->n_listen == 1)));
 }
 
 static void check_helpers(const char *text)

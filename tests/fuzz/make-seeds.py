@@ -194,6 +194,9 @@ CONFIGS = {
     "bad-server-entries": '{"server":["[::1]","[::1]:","host:0","host:65536","::1:80",""]}',
     "nulls": '{"server":null,"server_port":null,"password":null,"mode":null}',
     "metrics-bad": '{"metrics_address":"127.0.0.1"}',
+    "plugin-keys": '{"plugin":"obfs-server","plugin_opts":"obfs=http","plugin_args":["-v",'
+                   '"x"],"plugin_mode":"tcp_and_udp","workers":2}',
+    "plugin-bad": '{"plugin":"","plugin_args":[1,{}],"plugin_mode":"udp_only"}',
     "tunnel-missing-address": '{"role":"tunnel","server":"127.0.0.1","server_port":1,'
                               '"local_port":2,"password":"p"}',
 }

@@ -112,9 +112,21 @@ def test_genkey_prints_a_key_of_the_method():
     assert r.returncode == 1 and b"--genkey: expected one of" in r.stderr
 
 
-def test_check_and_start_refuse_plugin_key():
-    _agree(_server(plugin="obfs-server"), accepted=False,
-           contains="\"plugin\": plugins are not supported yet")
+def test_check_and_start_refuse_a_missing_plugin():
+    _agree(_server(plugin="no-such-plugin-rp", workers=1), accepted=False,
+           contains="\"plugin\": \"no-such-plugin-rp\" is not an executable file")
+
+
+def test_check_and_start_refuse_a_plugin_without_workers():
+    _agree(_server(plugin="sh"), accepted=False,
+           contains="\"plugin\": needs \"workers\" of 1 or more")
+
+
+def test_check_and_start_accept_a_plugin():
+    import shutil
+    if not shutil.which("obfs-server"):
+        raise harness.Skip("obfs-server is not installed (Debian: simple-obfs)")
+    _agree(_server(plugin="obfs-server", plugin_opts="obfs=http", workers=1))
 
 
 def test_check_and_start_refuse_tunnel_address_without_port():

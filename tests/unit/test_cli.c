@@ -257,20 +257,29 @@ TEST(test_cli_unimplemented_libev_options_warn)
     CHECK_CONTAINS(out, "--manager-address: a shadowsocks-libev option");
 }
 
-/* As the "plugin" keys: refused, not ignored, until SIP003 plugins are supported. */
-TEST(test_cli_plugin_options_refused)
+static int load_file(struct config *c);
+
+/* libev's --plugin and --plugin-opts set the "plugin" and "plugin_opts" keys (command line
+ * wins, and messages then name the option, not the file). */
+TEST(test_cli_plugin_options_apply)
 {
+    struct config c;
     struct cli_options o = {0};
     unit_capture_stderr_start();
-    int rc = PARSE(&o, "-p", "1", "--plugin", "obfs-server");
+    int rc = PARSE(&o, "-p", "1", "--plugin", "obfs-server", "--plugin-opts=obfs=http");
     const char *out = unit_capture_stderr_stop();
-    CHECK_INT(rc, CLI_ERROR);
-    CHECK_STR(err, "--plugin: plugins are not supported yet (SIP003 support has not landed); "
-                   "remove it: running without the plugin would not speak what the other side "
-                   "expects");
+    CHECK_INT(rc, CLI_OK);
     CHECK(strstr(out, "WARN") == NULL);
-    CHECK_INT(PARSE(&o, "--plugin-opts=obfs=http"), CLI_ERROR);
-    CHECK_CONTAINS(err, "--plugin-opts: plugins are not supported yet");
+    CHECK_STR(o.plugin, "obfs-server");
+    CHECK_STR(o.plugin_opts, "obfs=http");
+    CHECK_INT(load_file(&c), 0);
+    CHECK_INT(cli_apply(&o, &c, err, sizeof err), 0);
+    CHECK_STR(c.plugin.plugin, "obfs-server");
+    CHECK_STR(c.plugin.plugin_opts, "obfs=http");
+    CHECK_INT(c.pos[CONFIG_KEY_PLUGIN].line, 0);
+    config_free(&c);
+    CHECK_INT(PARSE(&o, "--plugin="), CLI_ERROR);
+    CHECK_STR(err, "--plugin: expected a non-empty value, got \"\"");
 }
 
 TEST(test_cli_parse_twice_starts_over)

@@ -425,29 +425,37 @@ TEST(test_config_unimplemented_libev_keys_warn)
     config_free(&c);
 }
 
-/* SIP003's keys are a configuration error naming FILE:LINE:COLUMN and the key, never a
- * warning: a server without its plugin (or a local sending plain traffic where obfuscation was
- * asked for) must not start. */
-TEST(test_config_plugin_keys_refused)
+/* SIP003's keys, typed: "plugin" and "plugin_opts" as libev reads them, "plugin_args" as
+ * shadowsocks-rust's array (a string is one argument), "plugin_mode" one of two names. */
+TEST(test_config_plugin_keys_parsed)
 {
     struct config c;
-    const char *keys[] = {"plugin", "plugin_opts", "plugin_args", "plugin_mode"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        char json[128], want[160];
-        snprintf(json, sizeof json, "{\"server_port\": 1,\n    \"%s\": \"obfs-server\"}",
-                 keys[i]);
-        snprintf(want, sizeof want,
-                 "t.json:2:5: \"%s\": plugins are not supported yet (SIP003 support has not "
-                 "landed); remove it",
-                 keys[i]);
-        unit_capture_stderr_start();
-        int rc = load(&c, json);
-        const char *out = unit_capture_stderr_stop();
-        CHECK_INT(rc, -1);
-        CHECK_CONTAINS(err, want);
-        CHECK(strstr(out, "WARN") == NULL);
-        config_free(&c);
-    }
+    CHECK_INT(load(&c, "{\"plugin\": \"obfs-server\", \"plugin_opts\": \"obfs=http\",\n"
+                       " \"plugin_args\": [\"-v\", \"--fast-open\"], \"plugin_mode\": "
+                       "\"tcp_and_udp\"}"),
+              0);
+    CHECK_STR(c.plugin.plugin, "obfs-server");
+    CHECK_STR(c.plugin.plugin_opts, "obfs=http");
+    CHECK_INT(c.plugin.n_plugin_args, 2);
+    CHECK_STR(c.plugin.plugin_args[0], "-v");
+    CHECK_STR(c.plugin.plugin_args[1], "--fast-open");
+    CHECK_INT(c.plugin.plugin_mode, CONFIG_PLUGIN_TCP_AND_UDP);
+    CHECK_INT(c.pos[CONFIG_KEY_PLUGIN_ARGS].line, 2);
+    config_free(&c);
+    CHECK_INT(load(&c, "{\"plugin_args\": \"-v x\"}"), 0);
+    CHECK_INT(c.plugin.n_plugin_args, 1);
+    CHECK_STR(c.plugin.plugin_args[0], "-v x");
+    config_free(&c);
+    CHECK_INT(load(&c, "{\"server_port\": 1,\n    \"plugin_mode\": \"udp_only\"}"), -1);
+    CHECK_STR(err, "t.json:2:5: \"plugin_mode\": expected \"tcp_only\" or \"tcp_and_udp\", "
+                   "got \"udp_only\"");
+    config_free(&c);
+    CHECK_INT(load(&c, "{\"plugin_args\": [\"a\", 1]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"plugin_args\": expected a string at index 1, got 1");
+    config_free(&c);
+    CHECK_INT(load(&c, "{\"plugin\": \"\"}"), -1);
+    CHECK_CONTAINS(err, "t.json:1:2: \"plugin\": expected a non-empty string");
+    config_free(&c);
 }
 
 TEST(test_config_more_libev_keys_warn)
@@ -1146,6 +1154,7 @@ TEST(test_validate_derives_listen_list_and_key)
     CHECK_INT(c.ports[0].method, CRYPTO_AES_128_GCM);
     CHECK_INT(c.ports[0].n_users, 0);
     CHECK(c.plugin.plugin == NULL);
+    CHECK_INT(c.plugin.n_plugin_args, 0);
     CHECK_INT(crypto_key_from_password(&want, CRYPTO_AES_128_GCM, "s3cret"), 0);
     CHECK_INT(c.ports[0].key.len, 16);
     CHECK_MEM(c.ports[0].key.bytes, want.bytes, 16);
@@ -1559,4 +1568,73 @@ TEST(test_conf_server_json_refuses_its_placeholder)
     CHECK_CONTAINS(err, "conf/server.json:");
     CHECK_CONTAINS(err, "is a placeholder, and reuseproxy would listen on 0.0.0.0");
     config_free(&c);
+}
+
+/* A plugin that cannot be run is refused where the key stands, at a start, a reload and in
+ * --check alike (all run config_validate()), not left to a crash loop of the supervisor. */
+TEST(test_validate_plugin_binary)
+{
+    const char *head = "{\"server\": \"127.0.0.1\", \"server_port\": 8488, \"password\": "
+                       "\"Vq3-long-random\", \"workers\": 2,\n  \"plugin\": ";
+    char json[512];
+
+    snprintf(json, sizeof json, "%s\"no-such-plugin-rp\"}", head);
+    CHECK_STR(validate(json), "t.json:2:3: \"plugin\": \"no-such-plugin-rp\" is not an executable "
+                              "file in any directory of PATH; install the plugin (Debian: "
+                              "simple-obfs, shadowsocks-v2ray-plugin) or give its path");
+    snprintf(json, sizeof json, "%s\"/nonexistent/obfs-server\"}", head);
+    CHECK_CONTAINS(validate(json), "t.json:2:3: \"plugin\": \"/nonexistent/obfs-server\" is not "
+                                   "an executable file; install");
+    snprintf(json, sizeof json, "%s\"/etc/passwd\"}", head); /* there, but not executable */
+    CHECK_CONTAINS(validate(json), "is not an executable file;");
+    snprintf(json, sizeof json, "%s\"sh\"}", head); /* found in PATH, as execvp would */
+    CHECK_STR(validate(json), "OK");
+    snprintf(json, sizeof json, "%s\"/bin/sh\"}", head);
+    CHECK_STR(validate(json), "OK");
+    snprintf(json, sizeof json, "%s\"sh\"}", head);
+    memcpy(strstr(json, "\"workers\": 2"), "\"workers\": 0", 12);
+    CHECK_CONTAINS(validate(json), "t.json:2:3: \"plugin\": needs \"workers\" of 1 or more");
+    snprintf(json, sizeof json,
+             "{\"server\": [\"127.0.0.1\", \"::1\"], \"server_port\": 8488, "
+             "\"password\": \"Vq3-long-random\", \"workers\": 2,\n  \"plugin\": \"sh\"}");
+    CHECK_CONTAINS(validate(json), "t.json:2:3: \"plugin\": a server with a plugin listens on "
+                                   "one address");
+}
+
+TEST(test_config_plugin_path_searches_path)
+{
+    char out[256], *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+
+    setenv("PATH", "/nonexistent:/bin", 1);
+    CHECK_INT(config_plugin_path("sh", out, sizeof out), 0);
+    CHECK_STR(out, "/bin/sh");
+    CHECK_INT(config_plugin_path("no-such-plugin-rp", out, sizeof out), -1);
+    CHECK_INT(config_plugin_path("", out, sizeof out), -1);
+    CHECK_INT(config_plugin_path("/bin", out, sizeof out), -1); /* a directory */
+    setenv("PATH", "/nonexistent", 1);
+    CHECK_INT(config_plugin_path("sh", out, sizeof out), -1);
+    CHECK_INT(config_plugin_path("/bin/sh", out, sizeof out), 0);
+    if (saved)
+        setenv("PATH", saved, 1);
+    free(saved);
+}
+
+/* plugin_opts, plugin_args and plugin_mode without "plugin" are named as ignored. */
+TEST(test_validate_plugin_companions_without_plugin_warn)
+{
+    const char *logged;
+    CHECK_STR(validate_logged("{\"server\": \"127.0.0.1\", \"server_port\": 8488, \"password\": "
+                              "\"Vq3-long-random\",\n \"plugin_opts\": \"obfs=http\", "
+                              "\"plugin_mode\": \"tcp_and_udp\"}",
+                              &logged),
+              "OK");
+    CHECK_CONTAINS(logged, "t.json:2:2: \"plugin_opts\": ignored without \"plugin\" (--plugin)");
+    CHECK_CONTAINS(logged, "t.json:2:30: \"plugin_mode\": ignored without \"plugin\"");
+    CHECK(strstr(logged, "plugin_args") == NULL);
+    CHECK_STR(validate_logged("{\"server\": \"127.0.0.1\", \"server_port\": 8488, \"password\": "
+                              "\"Vq3-long-random\", \"workers\": 1, \"plugin\": \"sh\", "
+                              "\"plugin_opts\": \"x\"}",
+                              &logged),
+              "OK");
+    CHECK(strstr(logged, "ignored") == NULL);
 }
