@@ -226,8 +226,11 @@ def tunnel_to(server_port, echo_port, name):
 def test_max_handshakes_per_source_caps_one_source_not_others():
     echo = h.TcpEcho()
     p = start_server(workers=1, max_handshakes_per_source=4)
-    idle = connect_all(p.port, 10, source="127.0.0.1")
+    # The limited source is 127.0.0.3, not 127.0.0.1: the harness's readiness check connected
+    # from 127.0.0.1, and a slow worker (ASan) may count that connection until it reads its EOF.
+    idle = connect_all(p.port, 10, source="127.0.0.3")
     fwd = SourceForwarder("127.0.0.1", p.port, "127.0.0.2")
+    fwd3 = SourceForwarder("127.0.0.1", p.port, "127.0.0.3")
     try:
         # 4 stay in the handshake; the 6 beyond are closed at once
         still_open = [s for s in idle if not closed_by_peer(s, 1.0)]
@@ -242,7 +245,7 @@ def test_max_handshakes_per_source_caps_one_source_not_others():
         # the first source's share comes back as its connections leave the handshake
         for s in still_open:
             s.close()
-        lport = tunnel_to(p.port, echo.port, "tunnel-same-source")
+        lport = tunnel_to(fwd3.port, echo.port, "tunnel-same-source")
         def relays():
             try:
                 return h.transfer("127.0.0.1", lport, data, timeout=5) == data
@@ -251,6 +254,7 @@ def test_max_handshakes_per_source_caps_one_source_not_others():
         assert h.wait_for(relays, 10, 0.2), "the first source is still refused after leaving"
     finally:
         fwd.close()
+        fwd3.close()
         for s in idle:
             s.close()
 
