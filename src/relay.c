@@ -503,6 +503,13 @@ static int pipe_open_chunks(struct session *s, struct pipe *p)
         return 0;
     int n = s->conn.ctx->ops->open_stream(&s->conn, &p->pd, b->data + b->start, buf_len(b), &used,
                                           p->iov, PIPE_IOV);
+    if (n < 0 && s->conn.reason) {
+        /* A client's view of a bad response head (SIP022: wrong echoed salt, stale
+         * timestamp): counted as a failed handshake; nothing of it is relayed. */
+        metrics_add(&s->w->stats->failed_handshakes, 1);
+        log_event(&s->w->rl_handshake, "%s in the server's response", s->conn.reason);
+        s->conn.reason = NULL;
+    }
     if (n < 0)
         return -1;
     RP_ASSERT(n <= PIPE_IOV && used <= buf_len(b));
@@ -732,6 +739,12 @@ static void session_connect_request(struct session *s, const struct handshake_ou
     struct pipe *p = &s->up;
 
     s->target = out->target;
+    if (s->conn.user) { /* SIP023: which user asked, by the name the configuration gives */
+        char addr[64];
+        log_debug("user \"%s\" from %s: request for %s port %u", s->conn.user,
+                  netaddr_format((struct sockaddr *)&s->peer, addr, sizeof addr), s->target.host,
+                  (unsigned)s->target.port);
+    }
     p->iov_n = p->iov_i = 0;
     if (out->early_len) {
         p->iov[0].iov_base = (void *)out->early;
