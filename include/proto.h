@@ -90,13 +90,16 @@ struct proto_request {
 /* Opaque per-association UDP state of the largest protocol; proto_ops.udp_state_size says
  * how much of it one protocol uses (SIP004: none). */
 struct proto_udp_state {
-    _Alignas(8) uint8_t bytes[128]; /* SIP022: session ids, packet counter, replay window */
+    /* SIP022: session ids, packet counter, user, and the packet-id window of 4032 packets
+     * (SIP022 section 3.2.4 asks for at least 2048) */
+    _Alignas(8) uint8_t bytes[640];
 };
 
 /* A worker's datagram scratch: one AEAD context re-keyed per packet or session. */
 struct proto_udp {
     const struct proto_ctx *ctx;
     struct crypto_aead *aead;
+    void *priv; /* the protocol's own scratch (ops->udp_init), or NULL */
     /* what the last open with no association state learned, for udp_state_init to adopt */
     struct proto_udp_state learned;
 };
@@ -137,6 +140,9 @@ struct proto_ops {
                        size_t *consumed, struct iovec *iov, int max);
 
     /* ---- UDP ---- */
+    /* A datagram scratch's own state beyond its aead (NULL: none); returns 0 or -1. */
+    int (*udp_init)(struct proto_udp *p);
+    void (*udp_free)(struct proto_udp *p);
     size_t udp_state_size;
     /* Bytes a datagram adds to its plaintext, at most. */
     size_t (*datagram_overhead)(const struct proto_ctx *ctx);

@@ -77,11 +77,15 @@ int proto_udp_init(struct proto_udp *p, const struct proto_ctx *ctx)
         return -1;
     p->ctx = ctx;
     p->aead = crypto_aead_new(ctx->keys[0].method, placeholder);
-    return p->aead ? 0 : -1;
+    if (!p->aead)
+        return -1;
+    return ctx->ops->udp_init ? ctx->ops->udp_init(p) : 0;
 }
 
 void proto_udp_free(struct proto_udp *p)
 {
+    if (p->ctx && p->ctx->ops->udp_free)
+        p->ctx->ops->udp_free(p);
     crypto_aead_free(p->aead);
     memset(p, 0, sizeof *p);
 }

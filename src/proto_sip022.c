@@ -303,32 +303,283 @@ static int sip022_open_stream(struct proto_conn *c, struct proto_dir *d, uint8_t
     return proto_open_chunks(&d->ss, buf, len, at, consumed, iov, n, max);
 }
 
-/* ---- UDP: not yet; every datagram is refused ---- */
+/* ---- UDP (sections 3.2 and 4.1) ----
+ *
+ * An association (udp_assoc.c: one per client address) carries one session each way: our
+ * session id and packet counter, the peer's session id and a sliding window over its packet
+ * ids. A server's association is made for a packet that opened, and adopts that packet's
+ * session (udp_state_init with adopt); a packet of another session on an existing association
+ * is dropped. A server also records every packet's (session id, packet id) in the replay
+ * store's UDP region, so a packet replayed from another source address, which would meet a new
+ * association and a fresh window, is refused too. The session subkey is derived per packet
+ * (BLAKE3 over 24 or 40 bytes) unless the scratch is keyed for that session already. */
 
+struct sip022_udp_state {
+    uint64_t session_id; /* ours */
+    uint64_t packet_id;  /* the next one we send */
+    uint64_t peer_session_id;
+    bool peer_known;
+    uint32_t key; /* server: the client's key (index in ctx->keys) */
+    struct ss2022_window window;
+};
+
+_Static_assert(sizeof(struct sip022_udp_state) <= sizeof(struct proto_udp_state),
+               "proto_udp_state too small for SIP022");
+
+/* One datagram scratch: the AES block of the key last used, XChaCha under the PSK, and which
+ * session the aead is keyed for. */
+struct sip022_udp {
+    struct crypto_block *block;
+    size_t block_key; /* index of the key block is keyed with */
+    struct crypto_xchacha *xchacha;
+    bool aead_keyed;
+    size_t aead_key;
+    uint64_t aead_session;
+};
+
+static bool sip022_is_chacha(const struct proto_ctx *ctx)
+{
+    return sip022_priv(ctx)->psks[0].method == SS2022_CHACHA20_POLY1305;
+}
+
+static int sip022_udp_init(struct proto_udp *p)
+{
+    const struct sip022_ctx *x = sip022_priv(p->ctx);
+    struct sip022_udp *q = calloc(1, sizeof *q);
+
+    p->priv = q;
+    if (!q)
+        return -1;
+    if (sip022_is_chacha(p->ctx))
+        q->xchacha = crypto_xchacha_new(x->psks[0].bytes);
+    else
+        q->block = crypto_block_new(x->psks[0].bytes, x->psks[0].len);
+    return q->xchacha || q->block ? 0 : -1;
+}
+
+static void sip022_udp_free(struct proto_udp *p)
+{
+    struct sip022_udp *q = p->priv;
+    if (!q)
+        return;
+    crypto_block_free(q->block);
+    crypto_xchacha_free(q->xchacha);
+    free(q);
+    p->priv = NULL;
+}
+
+/* Keys the AES block with key k (the separate header's key). */
+static int sip022_udp_block(struct proto_udp *p, size_t k)
+{
+    struct sip022_udp *q = p->priv;
+    const struct ss2022_psk *psk = &sip022_priv(p->ctx)->psks[k];
+    if (q->block_key == k)
+        return 0;
+    if (crypto_block_rekey(q->block, psk->bytes, psk->len) != 0)
+        return -1;
+    q->block_key = k;
+    return 0;
+}
+
+/* Keys the aead with the session subkey of (key k, session id): section 3.2.1. */
+static int sip022_udp_aead(struct proto_udp *p, size_t k, uint64_t session)
+{
+    struct sip022_udp *q = p->priv;
+    uint8_t id[8], subkey[SS2022_MAX_KEY];
+    if (q->aead_keyed && q->aead_key == k && q->aead_session == session)
+        return 0;
+    uint64_t v = session;
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        id[i] = (uint8_t)v; /* the session id as it travels: big-endian */
+    const struct ss2022_psk *psk = &sip022_priv(p->ctx)->psks[k];
+    ss2022_session_subkey(psk, id, sizeof id, subkey);
+    int rc = crypto_aead_rekey(p->aead, subkey);
+    crypto_wipe(subkey, sizeof subkey);
+    q->aead_keyed = rc == 0;
+    q->aead_key = k;
+    q->aead_session = session;
+    return rc;
+}
+
+static struct ss2022_udp_keys sip022_udp_keys(const struct proto_udp *p)
+{
+    const struct sip022_udp *q = p->priv;
+    return (struct ss2022_udp_keys){sip022_priv(p->ctx)->psks[0].method, q->block, p->aead,
+                                    q->xchacha};
+}
+
+/* AES separate header + identity header + tag + type, timestamp, padding length, and the
+ * server's client session id; chacha: its 24-byte nonce instead of the separate header. */
 static size_t sip022_datagram_overhead(const struct proto_ctx *ctx)
 {
-    (void)ctx;
-    return PROTO_DATAGRAM_OVERHEAD_MAX;
+    size_t body = 1 + 8 + 8 + 2 + CRYPTO_TAG_LEN;
+    if (sip022_is_chacha(ctx))
+        return SS2022_UDP_NONCE + 16 + body;
+    return SS2022_UDP_SEPARATE + CRYPTO_BLOCK_LEN + body;
 }
 
 static void sip022_udp_state_init(struct proto_udp *p, struct proto_udp_state *st, bool adopt)
 {
-    (void)p, (void)adopt;
-    memset(st, 0, sizeof *st);
+    struct sip022_udp_state *s = (struct sip022_udp_state *)st;
+
+    if (adopt)
+        memcpy(s, &p->learned, sizeof *s);
+    else
+        memset(s, 0, sizeof *s);
+    /* a new session of ours: a random id, packets counted from 0 (section 3.2.1) */
+    if (crypto_random(&s->session_id, sizeof s->session_id) < 0)
+        s->session_id = (uint64_t)time(NULL);
+    s->packet_id = 0;
+}
+
+/* DNS gets padding (section 3.2.3 suggests it for port 53, as sing-box and shadowsocks-rust
+ * do): 1..(900 - payload) bytes when the payload is shorter than 900. */
+static size_t sip022_udp_padding(const struct netaddr_target *t, size_t payload_len)
+{
+    uint16_t r = 0;
+    if (t->port != 53 || payload_len >= SS2022_MAX_PADDING)
+        return 0;
+    if (crypto_random(&r, sizeof r) < 0)
+        r = 0;
+    return 1 + r % (SS2022_MAX_PADDING - payload_len);
 }
 
 static long sip022_seal_datagram(struct proto_udp *p, struct proto_udp_state *st, const uint8_t *in,
                                  size_t len, uint8_t *out)
 {
-    (void)p, (void)st, (void)in, (void)len, (void)out;
-    return -1;
+    struct sip022_udp_state *s = (struct sip022_udp_state *)st;
+    const struct sip022_ctx *x = sip022_priv(p->ctx);
+    bool client = p->ctx->client;
+    struct ss2022_udp_packet pkt = {.session_id = s->session_id,
+                                    .packet_id = s->packet_id,
+                                    .type = client ? SS2022_TYPE_CLIENT : SS2022_TYPE_SERVER,
+                                    .timestamp = sip022_now(),
+                                    .client_session_id = s->peer_session_id};
+    uint8_t nonce[SS2022_UDP_NONCE], hash[CRYPTO_BLOCK_LEN];
+    const uint8_t *identity = NULL;
+    /* client: the first key heads the packet, the last keys the body; server: the user's */
+    size_t head_key = client ? 0 : s->key, body_key = client ? x->npsks - 1 : s->key;
+
+    int hl = netaddr_parse_header(in, len, &pkt.target);
+    if (hl <= 0)
+        return -1;
+    pkt.payload = in + hl;
+    pkt.payload_len = len - (size_t)hl;
+    pkt.padding_len = sip022_udp_padding(&pkt.target, pkt.payload_len);
+    if (sip022_is_chacha(p->ctx)) {
+        if (crypto_random(nonce, sizeof nonce) < 0)
+            return -1;
+    } else {
+        if (client && x->npsks > 1) { /* SIP023: one identity header, for the user's key */
+            ss2022_psk_hash(&x->psks[body_key], hash);
+            identity = hash;
+        }
+        if (sip022_udp_block(p, head_key) != 0 || sip022_udp_aead(p, body_key, s->session_id) != 0)
+            return -1;
+    }
+    struct ss2022_udp_keys keys = sip022_udp_keys(p);
+    long n = ss2022_udp_seal(&keys, &pkt, identity, nonce, out,
+                             len + sip022_datagram_overhead(p->ctx) + SS2022_MAX_PADDING);
+    if (n >= 0)
+        s->packet_id++;
+    return n;
+}
+
+/* Opens what the peer sent: the separate header first (AES: the session says which subkey;
+ * an EIH server also learns the user from the identity header), then the body. *key: the key
+ * the body opened under. Returns the ss2022 result. */
+static int sip022_udp_unseal(struct proto_udp *p, uint8_t *pkt, size_t len,
+                             struct ss2022_udp_packet *out, size_t *key)
+{
+    const struct sip022_ctx *x = sip022_priv(p->ctx);
+    bool client = p->ctx->client, users = !client && x->npsks > 1;
+    uint64_t session, packet;
+    uint8_t hash[CRYPTO_BLOCK_LEN];
+    void *user;
+
+    /* a client opens with its user key (the last); a server heads with its (identity) PSK */
+    *key = client ? x->npsks - 1 : 0;
+    if (!sip022_is_chacha(p->ctx)) {
+        struct ss2022_udp_keys head = sip022_udp_keys(p);
+        if (sip022_udp_block(p, *key) != 0 ||
+            ss2022_udp_peek(&head, pkt, len, &session, &packet, users ? hash : NULL) != 0)
+            return SS2022_BAD;
+        if (users) {
+            const struct ss2022_psk *k = sip022_find_user((void *)x, hash, &user);
+            if (!k) {
+                out->error = SS2022_ERR_USER;
+                return SS2022_BAD;
+            }
+            *key = (size_t)(k - x->psks);
+        }
+        if (sip022_udp_aead(p, *key, session) != 0)
+            return SS2022_BAD;
+    }
+    struct ss2022_udp_keys keys = sip022_udp_keys(p);
+    return ss2022_udp_open(&keys, pkt, len, users ? 1 : 0,
+                           client ? SS2022_TYPE_SERVER : SS2022_TYPE_CLIENT, sip022_now(), out);
+}
+
+/* The opened packet as udp_relay.c takes it: the address header, then the data. */
+static long sip022_plain(const struct ss2022_udp_packet *pkt, uint8_t **plain)
+{
+    uint8_t hdr[NETADDR_HEADER_MAX];
+    int hl = netaddr_write_header(&pkt->target, hdr, sizeof hdr);
+    if (hl <= 0)
+        return PROTO_BAD;
+    *plain = (uint8_t *)pkt->payload - hl;
+    return (long)((size_t)hl + pkt->payload_len);
+}
+
+/* Server: a packet's ids, offered to the replay store: a packet seen on any association, by
+ * any worker, is refused. */
+static bool sip022_udp_replayed(const struct proto_ctx *ctx, const struct ss2022_udp_packet *pkt)
+{
+    uint8_t ids[16];
+    if (!ctx->replay || ctx->client)
+        return false;
+    memcpy(ids, &pkt->session_id, 8);
+    memcpy(ids + 8, &pkt->packet_id, 8);
+    return replay_check_and_add(ctx->replay, REPLAY_UDP, ids, sizeof ids) != 0;
 }
 
 static long sip022_open_datagram(struct proto_udp *p, struct proto_udp_state *st, uint8_t *pkt,
                                  size_t len, uint8_t **plain)
 {
-    (void)p, (void)st, (void)pkt, (void)len, (void)plain;
-    return PROTO_BAD;
+    struct sip022_udp_state *s = (struct sip022_udp_state *)st;
+    struct ss2022_udp_packet in;
+    size_t key;
+
+    memset(&in, 0, sizeof in);
+    if (sip022_udp_unseal(p, pkt, len, &in, &key) != SS2022_DONE)
+        return PROTO_BAD;
+    if (!s) { /* a server's new association: what it adopts */
+        struct sip022_udp_state *l = (struct sip022_udp_state *)&p->learned;
+        if (p->ctx->client || sip022_udp_replayed(p->ctx, &in))
+            return p->ctx->client ? PROTO_BAD : PROTO_REPLAYED;
+        memset(l, 0, sizeof *l);
+        l->peer_session_id = in.session_id;
+        l->peer_known = true;
+        l->key = (uint32_t)key;
+        ss2022_window_accept(&l->window, in.packet_id);
+        return sip022_plain(&in, plain);
+    }
+    if (p->ctx->client) {
+        if (in.client_session_id != s->session_id)
+            return PROTO_BAD; /* an answer to another session */
+        if (!s->peer_known || in.session_id != s->peer_session_id) {
+            /* the server's session (new, or the server restarted): its own window */
+            memset(&s->window, 0, sizeof s->window);
+            s->peer_session_id = in.session_id;
+            s->peer_known = true;
+        }
+    } else if (in.session_id != s->peer_session_id || key != s->key) {
+        return PROTO_BAD; /* a foreign session on this client's association */
+    }
+    if (!ss2022_window_check(&s->window, in.packet_id) || sip022_udp_replayed(p->ctx, &in))
+        return PROTO_REPLAYED;
+    ss2022_window_accept(&s->window, in.packet_id);
+    return sip022_plain(&in, plain);
 }
 
 const struct proto_ops proto_sip022 = {
@@ -341,7 +592,9 @@ const struct proto_ops proto_sip022 = {
     .seal_slots = sip022_seal_slots,
     .open_request = sip022_open_request,
     .open_stream = sip022_open_stream,
-    .udp_state_size = 0,
+    .udp_init = sip022_udp_init,
+    .udp_free = sip022_udp_free,
+    .udp_state_size = sizeof(struct sip022_udp_state),
     .datagram_overhead = sip022_datagram_overhead,
     .udp_state_init = sip022_udp_state_init,
     .seal_datagram = sip022_seal_datagram,

@@ -35,10 +35,10 @@ def psk(method):
     return base64.b64encode(os.urandom(KEY_LEN[method])).decode()
 
 
-def ref_server(method, password, users=None):
+def ref_server(method, password, users=None, udp=False):
     port = h.free_port()
     argv = [ref_binary(), "server", "-listen", "127.0.0.1:%d" % port, "-method", method,
-            "-password", password]
+            "-password", password] + (["-udp"] if udp else [])
     if users:
         argv += ["-users", ",".join("%s:%s" % u for u in users)]
     p = h.Proc(argv, "ss2022ref-server")
@@ -47,14 +47,18 @@ def ref_server(method, password, users=None):
     return p
 
 
-def ref_tunnel(method, password, server_port, target_port):
+def ref_tunnel(method, password, server_port, target_port, udp=False):
     port = h.free_port()
     p = h.Proc([ref_binary(), "tunnel", "-server", "127.0.0.1:%d" % server_port, "-method",
                 method, "-password", password, "-listen", "127.0.0.1:%d" % port, "-target",
-                "127.0.0.1:%d" % target_port], "ss2022ref-tunnel")
+                "127.0.0.1:%d" % target_port] + (["-udp"] if udp else []), "ss2022ref-tunnel")
     h.wait_tcp("127.0.0.1", port)
     p.port = port
     return p
+
+
+def ref_tunnel_udp(method, password, server_port, target_port):
+    return ref_tunnel(method, password, server_port, target_port, udp=True)
 
 
 def rp_server(method, password, users=None, workers=0, **kw):
@@ -72,7 +76,7 @@ def rp_server(method, password, users=None, workers=0, **kw):
     return p
 
 
-def rp_client(role, method, password, server_port, target_port=None, **kw):
+def rp_client(role, method, password, server_port, target_port=None, name=None, **kw):
     port = h.free_port()
     cfg = {"role": role, "server": "127.0.0.1", "server_port": server_port,
            "local_address": "127.0.0.1", "local_port": port, "password": password,
@@ -80,7 +84,7 @@ def rp_client(role, method, password, server_port, target_port=None, **kw):
     if role == "tunnel":
         cfg["tunnel_address"] = "127.0.0.1:%d" % target_port
     cfg.update(kw)
-    p = h.reuseproxy(cfg, name="rp-" + role)
+    p = h.reuseproxy(cfg, name=name or "rp-" + role)
     p.port = port
     return p
 
@@ -376,3 +380,145 @@ def test_sip022_client_refuses_a_response_echoing_another_salt():
     s.close()
     assert got == b"", "the client relayed a response bound to another request: %r" % got[:40]
     assert h.wait_for(lambda: failed_handshakes(tunnel) > before, 5), metrics(tunnel)
+
+
+# ---- UDP (sections 3.2 and 4.1) ----
+
+def udp_sock():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def udp_exchange(sock, dest, data, timeout=2.0, tries=3):
+    """Sends data and returns the first answer (None after tries timeouts: UDP may drop)."""
+    sock.settimeout(timeout)
+    for _ in range(tries):
+        sock.sendto(data, dest)
+        try:
+            return sock.recv(65536)
+        except socket.timeout:
+            continue
+    return None
+
+
+def udp_round_trips(port, sizes=(1, 100, 1400, 30000), wrap=None, unwrap=None):
+    s = udp_sock()
+    for n in sizes:
+        data = h.pattern(n, n)
+        got = udp_exchange(s, ("127.0.0.1", port), wrap(data) if wrap else data)
+        if got is not None and unwrap:
+            got = unwrap(got)
+        assert got == data, "a datagram of %d bytes came back as %r" % (n, (got or b"")[:20])
+    s.close()
+
+
+def test_sip022_udp_reuseproxy_server_with_ss2022ref_tunnel_every_method():
+    ref_binary()
+    echo = h.UdpEcho()
+    for method in METHODS:
+        key = psk(method)
+        server = rp_server(method, key, mode="tcp_and_udp")
+        tunnel = ref_tunnel_udp(method, key, server.port, echo.port)
+        udp_round_trips(tunnel.port)
+    echo.stop()
+
+
+def test_sip022_udp_ss2022ref_server_with_reuseproxy_tunnel_and_local_every_method():
+    from test_udp import socks5_udp_associate, socks5_udp_header, socks5_udp_parse
+    ref_binary()
+    echo = h.UdpEcho()
+    for method in METHODS:
+        key = psk(method)
+        server = ref_server(method, key, udp=True)
+        tunnel = rp_client("tunnel", method, key, server.port, echo.port, mode="tcp_and_udp")
+        udp_round_trips(tunnel.port)
+        local = rp_client("local", method, key, server.port, mode="tcp_and_udp")
+        ctl, relay = socks5_udp_associate("127.0.0.1", local.port)
+        head = socks5_udp_header("127.0.0.1", echo.port)
+        s = udp_sock()
+        for n in (1, 1400):
+            data = h.pattern(n, n)
+            got = udp_exchange(s, relay, head + data)
+            assert got is not None and socks5_udp_parse(got) == ("127.0.0.1", echo.port, data), \
+                "%s: SOCKS5 UDP answer %r" % (method, (got or b"")[:24])
+        s.close()
+        ctl.close()
+    echo.stop()
+
+
+def test_sip022_udp_eih_two_users_and_an_unknown_one_both_ways():
+    ref_binary()
+    echo = h.UdpEcho()
+    for method in AES:
+        ipsk, alice, bob = psk(method), psk(method), psk(method)
+        server = rp_server(method, ipsk, users=[("alice", alice), ("bob", bob)],
+                           mode="tcp_and_udp")
+        for upsk in (alice, bob):
+            udp_round_trips(ref_tunnel_udp(method, "%s:%s" % (ipsk, upsk), server.port,
+                                           echo.port).port, sizes=(10, 1400))
+        stranger = ref_tunnel_udp(method, "%s:%s" % (ipsk, psk(method)), server.port, echo.port)
+        s = udp_sock()
+        assert udp_exchange(s, ("127.0.0.1", stranger.port), b"who", timeout=1.0) is None, \
+            "an unknown user's datagram was answered"
+        s.close()
+        ref = ref_server(method, ipsk, users=[("alice", alice), ("bob", bob)], udp=True)
+        for upsk in (alice, bob):
+            tunnel = rp_client("tunnel", method, "%s:%s" % (ipsk, upsk), ref.port, echo.port,
+                               mode="tcp_and_udp")
+            udp_round_trips(tunnel.port, sizes=(10, 1400))
+        assert "udp session" in ref.output() and "user=bob" in ref.output(), ref.output()[-800:]
+    echo.stop()
+
+
+def capture_udp(method, key, target_port, count, payload=b"captured"):
+    """count genuine client packets of one session, sealed by a reuseproxy tunnel towards a
+    socket of ours standing in for the server."""
+    fake = udp_sock()
+    fake.settimeout(3.0)
+    tunnel = rp_client("tunnel", method, key, fake.getsockname()[1], target_port,
+                       mode="udp_only", name="capture")
+    app = udp_sock()
+    packets = []
+    while len(packets) < count:
+        burst = min(64, count - len(packets))
+        for i in range(burst):
+            app.sendto(payload, ("127.0.0.1", tunnel.port))
+        for i in range(burst):
+            packets.append(fake.recv(65536))
+    app.close()
+    fake.close()
+    tunnel.stop()
+    return packets
+
+
+def test_sip022_udp_replayed_foreign_and_stale_packets_are_dropped():
+    echo = h.UdpEcho()
+    method = "2022-blake3-aes-128-gcm"
+    key = psk(method)
+    server = rp_server(method, key, mode="tcp_and_udp", workers=1)
+    dest = ("127.0.0.1", server.port)
+    session = capture_udp(method, key, echo.port, 4100)
+    other = capture_udp(method, key, echo.port, 1)
+    s = udp_sock()
+    # the newest packet first: it is answered, and its session is this address's
+    assert udp_exchange(s, dest, session[-1], tries=1) is not None, "a genuine packet was refused"
+    refused = {
+        "a replayed packet": session[-1],
+        "a packet out of the window (4099 behind)": session[0],
+        "a packet of another session on this association": other[0],
+    }
+    before = sum(metrics(server)["reuseproxy_udp_dropped_total"].values())
+    for what, pkt in refused.items():
+        assert udp_exchange(s, dest, pkt, timeout=0.5, tries=1) is None, "%s was answered" % what
+    assert h.wait_for(lambda: sum(metrics(server)["reuseproxy_udp_dropped_total"].values())
+                      >= before + len(refused), 5), metrics(server)
+    # inside the window and never seen: accepted
+    assert udp_exchange(s, dest, session[-2], tries=1) is not None
+    s.close()
+    # the replayed packet from another address: refused there too (the replay store)
+    s2 = udp_sock()
+    assert udp_exchange(s2, dest, session[-2], timeout=0.5, tries=1) is None, \
+        "a packet replayed from another address was answered"
+    s2.close()
+    echo.stop()
