@@ -12,8 +12,11 @@ import subprocess
 import threading
 import time
 
+import json
+import signal
+
 import harness as h
-from test_process import metrics, wait_workers
+from test_process import metrics, stop_master, upgrade, wait_workers
 
 METHODS = ("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm", "2022-blake3-chacha20-poly1305")
 AES = METHODS[:2]
@@ -280,6 +283,52 @@ def test_sip022_replayed_first_flight_refused_on_every_worker():
     assert echo.connections == 1
     assert h.wait_for(lambda: sum(metrics(server)["reuseproxy_replays_total"].values()) >= 6, 5), \
         metrics(server)
+
+
+def test_sip022_replayed_first_flight_refused_after_binary_upgrade():
+    echo = h.TcpEcho()
+    method = "2022-blake3-aes-128-gcm"
+    key = psk(method)
+    server = rp_server(method, key, workers=2)
+    flight = h.record_first_packet(key, method, echo.port, b"recorded before the upgrade")
+    assert sent(server.port, flight, echo, 0), "the genuine first flight was refused"
+    pid = upgrade(server)
+    try:
+        assert server.wait(15) == 0, "no hand-over: %s" % server.output()[-1000:]
+        h.wait_for(lambda: len(h.children_of(pid)) == 2, 5)
+        assert not sent(server.port, flight, echo, 1), \
+            "a first flight seen before the upgrade was accepted after it"
+        assert echo.connections == 1
+    finally:
+        stop_master(pid)
+
+
+def test_sip022_user_removed_by_reload_cannot_start_sessions():
+    """SIGHUP with bob gone: bob's new connections are refused, alice's keep working, and the
+    connection alice had open across the reload is not disturbed."""
+    echo = h.TcpEcho()
+    method = "2022-blake3-aes-256-gcm"
+    ipsk, alice, bob = psk(method), psk(method), psk(method)
+    server = rp_server(method, ipsk, users=[("alice", alice), ("bob", bob)], workers=1)
+    t_alice = rp_client("tunnel", method, "%s:%s" % (ipsk, alice), server.port, echo.port)
+    t_bob = rp_client("tunnel", method, "%s:%s" % (ipsk, bob), server.port, echo.port)
+    round_trip(t_alice.port, size=4096)
+    round_trip(t_bob.port, size=4096)
+    held = socket.create_connection(("127.0.0.1", t_alice.port), timeout=10)
+    held.sendall(b"before")
+    assert h.recv_exact(held, 6) == b"before"
+    with open(server.cfg_path) as f:
+        cfg = json.load(f)
+    cfg["users"] = [u for u in cfg["users"] if u["name"] != "bob"]
+    with open(server.cfg_path, "w") as f:
+        json.dump(cfg, f)
+    server.signal(signal.SIGHUP)
+    assert h.wait_for(lambda: "reload complete" in server.output(), 10), server.output()[-800:]
+    assert refused(t_bob.port), "a removed user started a session"
+    round_trip(t_alice.port, size=4096)
+    held.sendall(b"after")
+    assert h.recv_exact(held, 5) == b"after", "the reload broke alice's open connection"
+    held.close()
 
 
 class ResponseSwapper:
