@@ -216,26 +216,25 @@ static long sip022_seal_slots(struct proto_conn *c, struct proto_dir *d, uint8_t
     long wire = 0;
 
     *start = 0;
-    if (!d->keyed && head == 0)
-        return -1; /* a client seals nothing before its request */
+    if ((!d->keyed && head == 0) || len == 0)
+        return -1; /* a client seals nothing before its request; nothing is never sealed */
     if (head) {
         /* The first slot's payload goes in the response's first chunk, whose length the
          * fixed header carries (SIP022 section 3.1.3); the other slots follow as chunks. */
         const struct ss2022_psk *key = sip022_session_key(c);
         size_t first = len < PROTO_SLOT_PAYLOAD ? len : PROTO_SLOT_PAYLOAD;
         size_t at = head + PROTO_SLOT_HEAD;
-        if (len == 0 ||
-            ss2022_response_head(&d->ss, key, d->salt, c->req_salt, sip022_now(), first, buf) < 0 ||
+        if (ss2022_response_head(&d->ss, key, d->salt, c->req_salt, sip022_now(), first, buf) < 0 ||
             ss2022_stream_seal_payload(&d->ss, buf + at, first) != 0)
             return -1;
         d->keyed = true;
         d->head_pending = false;
         wire = (long)(at + first + CRYPTO_TAG_LEN);
-        if (len == first)
-            return wire;
         buf += head + PROTO_SLOT;
         len -= first;
     }
+    if (len == 0)
+        return wire;
     long rest = ss_stream_seal_slots(&d->ss, buf, len);
     return rest < 0 ? -1 : wire + rest;
 }
@@ -461,7 +460,8 @@ static long sip022_seal_datagram(struct proto_udp *p, struct proto_udp_state *st
     size_t head_key = client ? 0 : s->key, body_key = client ? x->npsks - 1 : s->key;
 
     int hl = netaddr_parse_header(in, len, &pkt.target);
-    if (hl <= 0)
+    /* SIP023 UDP carries one identity header: a chain of several identity keys is TCP only */
+    if (hl <= 0 || (client && x->npsks > 2))
         return -1;
     pkt.payload = in + hl;
     pkt.payload_len = len - (size_t)hl;
@@ -494,13 +494,13 @@ static int sip022_udp_unseal(struct proto_udp *p, uint8_t *pkt, size_t len,
     const struct sip022_ctx *x = sip022_priv(p->ctx);
     bool client = p->ctx->client, users = !client && x->npsks > 1;
     uint64_t session, packet;
-    uint8_t hash[CRYPTO_BLOCK_LEN];
-    void *user;
 
     /* a client opens with its user key (the last); a server heads with its (identity) PSK */
     *key = client ? x->npsks - 1 : 0;
     if (!sip022_is_chacha(p->ctx)) {
         struct ss2022_udp_keys head = sip022_udp_keys(p);
+        uint8_t hash[CRYPTO_BLOCK_LEN] = {0};
+        void *user;
         if (sip022_udp_block(p, *key) != 0 ||
             ss2022_udp_peek(&head, pkt, len, &session, &packet, users ? hash : NULL) != 0)
             return SS2022_BAD;
