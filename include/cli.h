@@ -46,10 +46,10 @@ struct cli_options {
 enum cli_result { CLI_OK = 0, CLI_ERROR = -1 };
 
 /* Returns CLI_OK or CLI_ERROR with a message naming the bad option in err. The strings in o
- * point into argv. Options of shadowsocks-libev that reuseproxy does not implement (--plugin,
- * --plugin-opts, --mtu, --mptcp, -i, --manager-address) are warned about with log_warn and
- * ignored; -f (daemonize) is refused, since a caller that expects the command to return would
- * wait forever. */
+ * point into argv. Options of shadowsocks-libev that reuseproxy does not implement (--mtu,
+ * --mptcp, -i, --manager-address) are warned about with log_warn and ignored; --plugin and
+ * --plugin-opts are refused (CONFIG_PLUGIN_REFUSAL), as are their keys; -f (daemonize) is
+ * refused, since a caller that expects the command to return would wait forever. */
 int cli_parse(struct cli_options *o, int argc, char **argv, char *err, size_t errlen);
 /* Applies the given options over c (-s read into the typed server list, -m as the method
  * enum). The other address options are read into their typed fields by config_validate(), which

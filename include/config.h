@@ -56,6 +56,7 @@ enum config_key {
     CONFIG_KEY_REPLAY_CAPACITY,
     CONFIG_KEY_VERBOSE,
     CONFIG_KEY_USERS,
+    CONFIG_KEY_MAX_HANDSHAKES_PER_SOURCE,
     CONFIG_KEY_COUNT
 };
 
@@ -136,7 +137,7 @@ struct config {
     bool no_delay;
     bool ipv6_first;
     char *nameserver;     /* as written: "1.1.1.1" or "1.1.1.1,[::1]:5353", NULL */
-    char *local_address;  /* as written, default "127.0.0.1" */
+    char *local_address;  /* as written; NULL: not given (the local roles use 127.0.0.1) */
     int local_port;       /* 0 = unset */
     char *tunnel_address; /* as written: "host:port", tunnel role */
     char *user;
@@ -157,6 +158,7 @@ struct config {
     bool replay_protection;      /* default true */
     int replay_capacity;         /* salts remembered, default 1048576 */
     int verbose;                 /* 0..2 from -v / "verbose" */
+    int max_handshakes_per_source; /* per worker and source host, 0 = no limit (default) */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 
@@ -227,11 +229,18 @@ int config_parse_int(const char *s, int min, int max, int *out);
 #define CONFIG_METRICS_FLAGS NETADDR_NUMERIC
 #define CONFIG_NAMESERVER_FLAGS (NETADDR_PORT_OPTIONAL | NETADDR_NUMERIC)
 #define CONFIG_LOCAL_ADDRESS_FLAGS NETADDR_PORT_OPTIONAL
+/* Why "plugin" and --plugin (and their companions) are refused, for the file's message and the
+ * command line's alike: a server started without the plugin its clients use, or a local that
+ * sends plain traffic where the user asked for obfuscation, must not start. */
+#define CONFIG_PLUGIN_REFUSAL                                                                      \
+    "plugins are not supported yet (SIP003 support has not landed); remove it: running without "  \
+    "the plugin would not speak what the other side expects"
 /* True for an address that only this machine can reach: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104
  * or "localhost". */
 bool config_is_loopback(const char *host);
-/* True for a password that is a known placeholder ("", "barfoo!", "password", "changeme",
- * anything starting with "change", case-insensitive). */
+/* True for a password that is a known placeholder: empty, an example password of the docs or
+ * of shadowsocks ("SECRET", "barfoo!", "password", "your-password", ...) or anything starting
+ * with "change", with case and all but letters and digits ignored. */
 bool config_is_placeholder_password(const char *password);
 
 #endif

@@ -67,8 +67,15 @@ size_t handshake_read_max(const struct handshake *h);
  * more. The server's input must start where the client's first byte is, on every call. */
 enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t len, bool full,
                                       struct handshake_out *out);
+/* The answer to a CONNECT (RFC 1928 section 6), sent once the relay's connection is up (err 0:
+ * succeeded) or has failed: err is the errno of the failure, ECONNREFUSED -> 5 connection
+ * refused, ENETUNREACH -> 3, EHOSTUNREACH, ETIMEDOUT or ENOENT (a name that did not resolve)
+ * -> 4 host unreachable, anything else 1 general failure. BND is 0.0.0.0:0. Returns its length
+ * or -1. */
+int handshake_connect_reply(int err, uint8_t *out, size_t cap);
 /* The answer to a UDP ASSOCIATE: succeeded with the address the client sends datagrams to, or
- * (bound NULL) command not supported. Returns its length or -1. */
-int handshake_udp_reply(const struct sockaddr *bound, uint8_t *out, size_t cap);
+ * (bound NULL) command not supported when UDP is not enabled, general failure when it is.
+ * Returns its length or -1. */
+int handshake_udp_reply(bool enabled, const struct sockaddr *bound, uint8_t *out, size_t cap);
 
 #endif

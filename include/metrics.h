@@ -18,8 +18,11 @@ struct metrics_worker {
     uint64_t udp_evicted;        /* associations evicted because the table was full */
     uint64_t failed_handshakes;  /* bad tag, malformed header, refused target (TCP) */
     uint64_t replays;            /* salts refused as replays (subset of failed_handshakes) */
+    uint64_t handshake_limited;  /* accepts refused: max_handshakes_per_source reached */
     uint64_t udp_dropped;        /* datagrams dropped: bad tag, malformed, refused */
-    uint64_t restarts;           /* times this slot's worker was (re)started, minus one */
+    uint64_t restarts;           /* times this slot's worker was replaced after it died */
+    uint64_t reloads;            /* reloads that replaced this slot's worker */
+    uint64_t fork_failures;      /* forks for this slot that failed (each is retried) */
     uint64_t pid;                /* current worker pid */
 };
 

@@ -82,6 +82,10 @@ uint16_t netaddr_port(const struct sockaddr *sa);
 void netaddr_set_port(struct sockaddr *sa, uint16_t port);
 socklen_t netaddr_len(const struct sockaddr *sa);
 bool netaddr_equal(const struct sockaddr *a, const struct sockaddr *b); /* address and port */
+/* The host part of sa, port left out, as 16 bytes: IPv6 as it is, IPv4 as ::ffff:a.b.c.d, so
+ * a client is the same source whichever family its socket showed. 0, or -1 for other families.
+ * For per-source limits (metrics_http.c, handshake_limit.c). */
+int netaddr_host_key(const struct sockaddr *sa, uint8_t key[16]);
 
 /* Socket options and helpers. Each returns 0 (or an fd) on success, -1 with errno set. */
 #define NETADDR_REUSEPORT 0x1   /* SO_REUSEPORT: one socket per worker slot, kernel balances */

@@ -4,15 +4,16 @@
  * replay_attach), so it survives that too.
  *
  * Two regions, each with its own capacity: TCP salts (clients' and the server's own) and UDP
- * salts (clients' datagrams and, later, the server's own replies), so a flood of datagrams can
- * never push a recorded TCP handshake out of memory.
+ * salts (clients' datagrams and the server's own replies), so a flood of datagrams can never
+ * push a recorded TCP handshake out of memory.
  *
  * The guarantee, per region: once replay_check_and_add has returned 0 for a salt, the same salt
  * is refused until at least `capacity` further salts have been recorded in that region (it is
  * forgotten after at most 2 * capacity). With the default replay_capacity of 1,048,576 that is
  * at least 60 s at up to 8,700 TCP sessions/s (two salts each: the client's and ours) and at
- * least 60 s at up to 17,400 datagrams/s. A process stopped at any instruction inside the store
- * (SIGSTOP, a debugger, a page fault) never makes another one wait: there is no lock. */
+ * least 60 s at up to 17,400 datagrams/s, counting both ways (a request and our reply). A
+ * process stopped at any instruction inside the store (SIGSTOP, a debugger, a page fault) never
+ * makes another one wait: there is no lock. */
 #ifndef RP_REPLAY_H
 #define RP_REPLAY_H
 

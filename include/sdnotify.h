@@ -7,7 +7,8 @@
 /* Socket activation passes its descriptors from this one on (SD_LISTEN_FDS_START). */
 #define SDNOTIFY_LISTEN_FDS_START 3
 
-/* Sends a message to systemd's $NOTIFY_SOCKET if there is one (sd_notify(3) protocol). */
+/* Sends a message to systemd's $NOTIFY_SOCKET if there is one (sd_notify(3) protocol). One
+ * beyond 1023 bytes is cut: put STATUS= last. */
 void sdnotify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* CLOCK_MONOTONIC in microseconds, as RELOADING=1 wants it in MONOTONIC_USEC=. */
 unsigned long long sdnotify_monotonic_usec(void);

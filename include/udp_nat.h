@@ -1,5 +1,6 @@
 /* udp_nat.h: the UDP association table (the relay's NAT). Entries are keyed by the client's
- * socket address in a hash table (O(1) lookup) and kept in order of last activity (O(1)
+ * socket address and a scope (the relay socket the client sends to: a SOCKS5 association's own
+ * socket, or the shared one) in a hash table (O(1) lookup) and kept in order of last activity (O(1)
  * refresh; both from lru.h), so expiry and eviction always find the least recently used entry
  * first. No I/O and no allocation per entry: the relay embeds a struct udp_nat_entry in each
  * association and owns its memory. */
@@ -14,6 +15,8 @@
 
 struct udp_nat_entry {
     struct sockaddr_storage client; /* the key: address and port (IPv4 or IPv6) */
+    uint32_t scope;                 /* and the socket it arrived on: 0 shared, else a SOCKS5
+                                     * control connection's own (its handle + 1) */
     double last_active;             /* monotonic time of the last datagram either way */
     struct lru_node node;
 };
@@ -28,12 +31,13 @@ int udp_nat_init(struct udp_nat *t, uint64_t seed);
 /* Frees the buckets; the entries belong to the caller (remove them first). */
 void udp_nat_destroy(struct udp_nat *t);
 
-/* The entry for client (IPv4 or IPv6 socket address), or NULL. */
-struct udp_nat_entry *udp_nat_find(const struct udp_nat *t, const struct sockaddr *client);
-/* Adds e (not in the table) for client as the most recently used, active at now. Never fails:
- * when the bucket array cannot grow, chains just get longer. */
+/* The entry for client (IPv4 or IPv6 socket address) in scope, or NULL. */
+struct udp_nat_entry *udp_nat_find(const struct udp_nat *t, const struct sockaddr *client,
+                                   uint32_t scope);
+/* Adds e (not in the table) for client in scope as the most recently used, active at now.
+ * Never fails: when the bucket array cannot grow, chains just get longer. */
 void udp_nat_insert(struct udp_nat *t, struct udp_nat_entry *e, const struct sockaddr *client,
-                    double now);
+                    uint32_t scope, double now);
 /* Takes e (which must be in the table) out. */
 void udp_nat_remove(struct udp_nat *t, struct udp_nat_entry *e);
 /* Marks e active at now: it becomes the most recently used. */

@@ -23,12 +23,14 @@ struct replay_store;
 struct udp_relay;
 struct listener;
 struct session;
+struct handshake_limit;
 
 /* Everything the master sets up before fork and passes to one worker. */
 struct worker_env {
     const struct config *cfg;
     int slot;                        /* 0..workers-1 */
-    int tcp[WORKER_MAX_LISTEN];      /* listening sockets this worker accepts on */
+    int tcp[WORKER_MAX_LISTEN];      /* listening sockets this worker accepts on; worker_run
+                                      * closes them (and dispatch_fd) when it drains */
     int ntcp;
     int udp[WORKER_MAX_LISTEN];      /* bound UDP sockets this worker serves */
     int nudp;
@@ -38,6 +40,7 @@ struct worker_env {
     struct metrics_worker *stats;    /* this slot's shared counters */
     int ready_fd;                    /* one byte is written here once accepting, or -1 */
     int parent_fd;                   /* reads EOF when the master dies, or -1 (no master) */
+    pid_t master_pid;                /* the master, to notice it died before the worker watched */
 };
 
 /* The per-process context every module of a worker is handed. */
@@ -51,6 +54,7 @@ struct worker {
     const char **key_names;          /* the users' names, beside keys */
     struct resolver *resolver;
     struct acl *acl;                 /* server: limits; local, tunnel: routes; or NULL */
+    struct handshake_limit *hs_limit; /* max_handshakes_per_source, or NULL (no limit) */
     struct replay_store *replay;
     struct metrics_worker *stats;
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
@@ -71,7 +75,15 @@ struct worker {
     struct log_ratelimit rl_handshake; /* failed handshakes, summarized */
     struct log_ratelimit rl_accept;    /* accept errors (EMFILE...), summarized */
     struct log_ratelimit rl_udp;       /* dropped datagrams, summarized */
+    struct log_ratelimit rl_connect;   /* outbound connects and lookups that failed */
+    struct log_ratelimit rl_refused;   /* targets the server's policy refused */
 };
+
+/* Every check a worker's start runs, without starting one: the method has a protocol, the
+ * resolver opens with the configured nameservers, the ACL file opens and parses. --check, a
+ * start and every reload run it, so a configuration they accept also starts its workers.
+ * Returns 0, or -1 with the reason in err. */
+int worker_preflight(const struct config *c, char *err, size_t errlen);
 
 /* Runs a worker until it is told to stop (SIGTERM/SIGINT: drain, then exit) or its master dies.
  * Returns the process exit status. */

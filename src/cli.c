@@ -27,9 +27,10 @@ enum {
     OPT_METRICS,
     OPT_KEY,
     OPT_GENKEY,
-    /* libev's, accepted and ignored with a warning */
+    /* libev's: refused until SIP003 plugins are supported */
     OPT_PLUGIN,
     OPT_PLUGIN_OPTS,
+    /* libev's, accepted and ignored with a warning */
     OPT_MTU,
     OPT_MPTCP,
     OPT_MANAGER_ADDRESS
@@ -180,6 +181,10 @@ static int cli_choice(struct cli_ctx *x, int opt, const char *value)
 /* libev options that reuseproxy does not implement: the same treatment as their keys. */
 static int cli_unimplemented(struct cli_ctx *x, int opt)
 {
+    if (opt == OPT_PLUGIN || opt == OPT_PLUGIN_OPTS) {
+        snprintf(x->err, x->errlen, "%s: " CONFIG_PLUGIN_REFUSAL, x->name);
+        return CLI_ERROR;
+    }
     if (opt == 'f') {
         snprintf(x->err, x->errlen,
                  "%s: reuseproxy does not daemonize; run it under systemd or a supervisor",
@@ -310,7 +315,7 @@ static int cli_getopt_error(int opt, const char *arg, char *err, size_t errlen)
     else if (optopt != 0 && strncmp(arg, "--", 2) == 0)
         snprintf(err, errlen, "%s: takes no argument", name);
     else
-        snprintf(err, errlen, "unknown option \"%s\" (see --help)", name);
+        snprintf(err, errlen, "unknown option \"%s\"", name); /* main() adds the one hint */
     return CLI_ERROR;
 }
 
@@ -496,7 +501,7 @@ void cli_usage(FILE *out, const char *prog)
             "usage: %s [-c FILE] [options]\n"
             "\n"
             "A shadowsocks AEAD proxy (server, SOCKS5 local or tunnel) with one process per CPU.\n"
-            "Options override the same settings in the file (see docs/CONFIG.md).\n"
+            "Options override the same settings in the file.\n"
             "\n"
             "  -c FILE            JSON configuration file (shadowsocks-libev format)\n"
             "  -s ADDR            server address, repeatable (server role: where to listen)\n"
@@ -530,6 +535,9 @@ void cli_usage(FILE *out, const char *prog)
             "      --genkey METHOD  print a new random key for METHOD (base64): the password\n"
             "                     of the 2022-blake3-* methods, or \"key\" of the others\n"
             "  -h, --help         this help\n"
-            "      --version      version and crypto backend\n",
+            "      --version      version and crypto backend\n"
+            "\n"
+            "Documentation: man reuseproxy (options, signals, examples) and\n"
+            "man reuseproxy.json (every configuration key).\n",
             prog);
 }

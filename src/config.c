@@ -96,6 +96,8 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
                                     16777216},
     [CONFIG_KEY_VERBOSE] = {"verbose", VALUE_INT, FIELD(verbose), 0, 2},
     [CONFIG_KEY_USERS] = {"users", VALUE_USERS, 0, 0, 0},
+    [CONFIG_KEY_MAX_HANDSHAKES_PER_SOURCE] = {"max_handshakes_per_source", VALUE_INT,
+                                              FIELD(max_handshakes_per_source), 0, 1048576},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -107,12 +109,10 @@ static const char *const config_ignored_keys[] = {
     "remote_dns", NULL};
 /* clang-format on */
 
-/* Keys whose place in struct config is reserved (struct config_plugin) but which reuseproxy
- * does not implement yet. Ignoring them would be wrong: a server without its plugin serves
- * something other than what its clients expect, so each is a configuration error naming the
- * key. */
-static const char *const config_reserved_keys[] = {"plugin", "plugin_opts", "plugin_args",
-                                                   "plugin_mode", NULL};
+/* SIP003's keys (libev 3.3.5 and its master branch), refused with CONFIG_PLUGIN_REFUSAL:
+ * a server without its plugin serves something other than what its clients expect. */
+static const char *const config_plugin_keys[] = {"plugin", "plugin_opts", "plugin_args",
+                                                 "plugin_mode", NULL};
 
 /* libev 3.3.5's stream ciphers, named in the refusal so the reason is clear. */
 /* clang-format off */
@@ -212,7 +212,8 @@ void config_defaults(struct config *c)
     c->method = CRYPTO_CHACHA20_POLY1305; /* libev 3.3.5's default method */
     c->timeout = 60;
     c->mode = MODE_TCP_ONLY;
-    c->local_address = strdup("127.0.0.1");
+    /* local_address stays NULL until given, so that the server role can tell it was set (and
+     * warn that it ignores it); the local roles then listen on libev's default, 127.0.0.1. */
     c->role = ROLE_SERVER;
     c->workers = config_default_workers();
     c->balance = BALANCE_REUSEPORT;
@@ -340,8 +341,9 @@ static const char *config_nearest_key(const char *name)
             best = config_keys[i].name;
         }
     }
-    for (const char *const *list = config_ignored_keys; list;
-         list = list == config_ignored_keys ? config_reserved_keys : NULL) {
+    const char *const *const lists[] = {config_ignored_keys, config_plugin_keys};
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
+        const char *const *list = lists[l];
         for (int i = 0; list[i]; i++) {
             int dist = config_edit_distance(name, list[i]);
             if (dist < best_d) {
@@ -631,11 +633,8 @@ static int config_apply_key(struct config_ctx *x, const struct config_key_token 
                  x->name, t->pos.line, t->pos.column, t->name);
         return 0;
     }
-    if (!t->too_long && config_name_index(config_reserved_keys, t->name) >= 0)
-        return config_fail(x, &t->pos,
-                           "\"%s\": reuseproxy does not implement this key yet; remove it "
-                           "(running without it would not serve what clients expect)",
-                           t->name);
+    if (!t->too_long && config_name_index(config_plugin_keys, t->name) >= 0)
+        return config_fail(x, &t->pos, "\"%s\": " CONFIG_PLUGIN_REFUSAL, t->name);
     if (!t->too_long && strcmp(t->name, "auth") == 0)
         return config_fail(x, &t->pos,
                            "\"auth\": one-time auth was removed in "
@@ -677,6 +676,12 @@ static int config_json_error(struct config_ctx *x, const char *text, size_t len,
     struct config_pos pos = {e->line, e->column};
     if (json_error_code(e) == json_error_duplicate_key)
         return config_duplicate_error(x, text, len, e);
+    /* Columns are 1-based: jansson's 0 means it had just read a newline, as at the end of a
+     * truncated file; point at the last character it read before it instead. */
+    if (pos.column < 1)
+        pos = config_scan_last_token(text, e->position > 0 && (size_t)e->position < len
+                                               ? (size_t)e->position
+                                               : len);
     return config_fail(x, &pos, "invalid JSON: %s", e->text);
 }
 

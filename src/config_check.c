@@ -19,6 +19,7 @@
 
 #include "config_private.h"
 #include "crypto.h"
+#include "log.h"
 
 bool config_is_loopback(const char *host)
 {
@@ -39,15 +40,38 @@ bool config_is_loopback(const char *host)
     return false;
 }
 
+/* The example passwords of the documentation and of shadowsocks' own (README's "-k SECRET",
+ * libev's "barfoo!", the man page's "a long random password", conf/'s "CHANGE-ME..."), and
+ * the obvious others, compared with case and everything but letters and digits ignored, so
+ * that "your-password", "Your_Password" and "$PASSWORD" (a variable the shell did not expand)
+ * are one. Besides these, anything that begins with "change" (CHANGE-ME, changeit) is one. */
+/* clang-format off */
+static const char *const config_placeholders[] = {
+    "password", "passwd", "secret", "yoursecret", "mysecret", "yourpassword", "mypassword",
+    "examplepassword", "placeholder", "barfoo", "foobar", "alongrandompassword", NULL};
+/* clang-format on */
+
 bool config_is_placeholder_password(const char *password)
 {
-    static const char *const placeholders[] = {"", "barfoo!", "password", "changeme", NULL};
+    char folded[64];
+    size_t n = 0;
+
     if (!password)
         return false;
-    for (int i = 0; placeholders[i]; i++)
-        if (strcasecmp(password, placeholders[i]) == 0)
+    if (!password[0])
+        return true;
+    for (const char *p = password; *p; p++) {
+        if (!isalnum((unsigned char)*p))
+            continue;
+        if (n + 1 >= sizeof folded)
+            return false; /* longer than any placeholder */
+        folded[n++] = (char)tolower((unsigned char)*p);
+    }
+    folded[n] = '\0';
+    for (int i = 0; config_placeholders[i]; i++)
+        if (strcmp(folded, config_placeholders[i]) == 0)
             return true;
-    return strncasecmp(password, "change", 6) == 0;
+    return strncmp(folded, "change", 6) == 0;
 }
 
 /* ---- Checks across keys, after the file and the command line are merged ---- */
@@ -381,6 +405,61 @@ static void config_derive_listen(struct config *c)
     c->n_port = 1;
 }
 
+/* ---- Warnings about settings the role ignores (at a start, a reload and in --check) ---- */
+
+/* "PATH:LINE:COLUMN: "KEY": message" when key k came from the file, "OPTION: message" when it
+ * came from the command line (cli_apply() forgets the file position of what it replaced). */
+__attribute__((format(printf, 5, 6))) static void
+config_warn(const struct config *c, int k, const char *key, const char *option, const char *fmt,
+            ...)
+{
+    char msg[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->path && c->pos[k].line > 0)
+        log_warn("%s:%d:%d: \"%s\": %s", c->path, c->pos[k].line, c->pos[k].column, key, msg);
+    else
+        log_warn("%s: %s", option, msg);
+}
+
+/* The local roles connect to server[0] only: until failover between servers exists, the rest
+ * of a list is named as ignored rather than dropped without a word. */
+static void config_warn_extra_servers(const struct config *c)
+{
+    int extra = c->n_server - 1;
+    char q[96];
+
+    if (c->role == ROLE_SERVER || extra < 1)
+        return;
+    config_warn(c, CONFIG_KEY_SERVER, "server", "-s",
+                "the %s role uses only the first server, %s; %d more %s ignored (failover "
+                "between servers is not implemented yet)",
+                config_role_name(c->role), config_quote(c->server[0].target.host, q, sizeof q),
+                extra, extra == 1 ? "is" : "are");
+}
+
+/* Keys of the local roles given to the server role (which listens on "server" and
+ * "server_port"), and the tunnel's destination given to the local role. */
+static void config_warn_role_unused(const struct config *c)
+{
+    const char *role = config_role_name(c->role);
+
+    if (c->role == ROLE_SERVER && c->local_address)
+        config_warn(c, CONFIG_KEY_LOCAL_ADDRESS, "local_address", "-b",
+                    "ignored in the server role, which listens on \"server\" (-s); it sets "
+                    "where the local and tunnel roles listen");
+    if (c->role == ROLE_SERVER && c->local_port)
+        config_warn(c, CONFIG_KEY_LOCAL_PORT, "local_port", "-l",
+                    "ignored in the server role, which listens on \"server_port\" (-p); it sets "
+                    "where the local and tunnel roles listen");
+    if (c->role != ROLE_TUNNEL && c->tunnel_address)
+        config_warn(c, CONFIG_KEY_TUNNEL_ADDRESS, "tunnel_address", "-L",
+                    "ignored in the %s role; it is the tunnel role's destination", role);
+}
+
 int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
@@ -388,5 +467,7 @@ int config_validate(struct config *c, char *err, size_t errlen)
         config_check_placeholder(c, err, errlen) != 0)
         return -1;
     config_derive_listen(c);
+    config_warn_extra_servers(c);
+    config_warn_role_unused(c);
     return 0;
 }

@@ -35,6 +35,11 @@ int config_scan_keys(const char *text, size_t len, struct config_key_token **tok
  * after them. A result of len means the text holds nothing but whitespace. */
 size_t config_scan_leading_space(const char *text, size_t len, struct config_pos *pos);
 
+/* The line and column of the last character of text that is not JSON whitespace (1:1 if there
+ * is none). jansson reports an error after a final newline (a truncated file) at column 0 of
+ * the line after it; messages point here instead, where the text stops. */
+struct config_pos config_scan_last_token(const char *text, size_t len);
+
 /* ---- config_msg.c: messages ---- */
 
 /* Where a message goes and which file it names. */

@@ -196,3 +196,17 @@ size_t config_scan_leading_space(const char *text, size_t len, struct config_pos
     pos->column = s.column;
     return (size_t)(s.p - text);
 }
+
+struct config_pos config_scan_last_token(const char *text, size_t len)
+{
+    struct config_scan s = {text, text + len, 1, 1};
+    struct config_pos last = {1, 1};
+    int ch;
+
+    while ((ch = config_scan_peek(&s)) >= 0) {
+        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r' && (ch & 0xc0) != 0x80)
+            last = (struct config_pos){s.line, s.column};
+        config_scan_next(&s);
+    }
+    return last;
+}

@@ -5,6 +5,7 @@
 
 #include "handshake.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "socks5.h"
@@ -133,9 +134,10 @@ static enum handshake_verdict socks5_request(struct handshake *h, const uint8_t 
         reply_add(out, SOCKS5_REP_COMMAND_NOT_SUPPORTED);
         return fail(out, "unsupported SOCKS5 command");
     }
-    /* Reply at once, before the server is reached (as ss-local does): the client's first bytes
-     * then travel in the same chunk as the address header. */
-    reply_add(out, SOCKS5_REP_SUCCEEDED);
+    /* No reply yet: the relay answers with handshake_connect_reply once it knows whether the
+     * server (or a bypassed target) could be reached, so that a client learns of a dead server
+     * from the reply code rather than from an empty stream (issue 13 item 10). Bytes the client
+     * sent before the reply still travel in the first chunk with the address header. */
     memcpy(out->header, buf + req.header_offset, req.header_len);
     out->header_len = req.header_len;
     out->target = req.target;
@@ -171,9 +173,38 @@ enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t 
     return fail(out, "the tunnel role reads no handshake");
 }
 
-int handshake_udp_reply(const struct sockaddr *bound, uint8_t *out, size_t cap)
+int handshake_connect_reply(int err, uint8_t *out, size_t cap)
 {
+    uint8_t rep;
+
+    switch (err) {
+    case 0:
+        rep = SOCKS5_REP_SUCCEEDED;
+        break;
+    case ECONNREFUSED:
+        rep = SOCKS5_REP_CONNECTION_REFUSED;
+        break;
+    case ENETUNREACH:
+        rep = SOCKS5_REP_NETWORK_UNREACHABLE;
+        break;
+    case EHOSTUNREACH:
+    case ETIMEDOUT:
+    case EHOSTDOWN:
+    case ENOENT: /* the name did not resolve */
+        rep = SOCKS5_REP_HOST_UNREACHABLE;
+        break;
+    default:
+        rep = SOCKS5_REP_GENERAL_FAILURE;
+    }
+    return socks5_write_reply(out, cap, rep, NULL);
+}
+
+int handshake_udp_reply(bool enabled, const struct sockaddr *bound, uint8_t *out, size_t cap)
+{
+    /* RFC 1928 section 6: X'07' when UDP is off, X'01' when it is on but failed here */
     if (!bound)
-        return socks5_write_reply(out, cap, SOCKS5_REP_COMMAND_NOT_SUPPORTED, NULL);
+        return socks5_write_reply(
+            out, cap, enabled ? SOCKS5_REP_GENERAL_FAILURE : SOCKS5_REP_COMMAND_NOT_SUPPORTED,
+            NULL);
     return socks5_write_reply(out, cap, SOCKS5_REP_SUCCEEDED, bound);
 }

@@ -17,9 +17,6 @@
 
 /* Connections accepted per readiness event before other work gets a turn. */
 #define ACCEPT_BATCH 64
-/* After EMFILE/ENFILE, accepting pauses this long instead of spinning on a socket that stays
- * readable while no descriptor is free. */
-#define ACCEPT_PAUSE 0.1
 
 struct listener {
     struct worker *w;
@@ -27,25 +24,51 @@ struct listener {
     int fd;           /* listening socket or dispatch socket (not owned) */
     int epfd;         /* shared mode: private epoll instance holding fd with EPOLLEXCLUSIVE */
     ev_io io;
-    ev_timer pause;
-    bool stopped;
+    struct listener_backoff backoff;
 };
 
-static void listener_pause(struct listener *l, int err)
+/* ---- the pause after a shortage of resources ---- */
+
+static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    log_event(&l->w->rl_accept, "accept: %s", strerror(err));
-    ev_io_stop(l->w->loop, &l->io);
-    ev_timer_set(&l->pause, ACCEPT_PAUSE, 0.);
-    ev_timer_start(l->w->loop, &l->pause);
+    struct listener_backoff *b = t->data;
+    (void)revents;
+    if (!b->stopped)
+        ev_io_start(loop, b->io);
 }
 
-static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
+void listener_backoff_init(struct listener_backoff *b, struct ev_loop *loop, ev_io *io,
+                           double pause, struct log_ratelimit *rl)
 {
-    struct listener *l = t->data;
-    (void)revents;
-    if (!l->stopped)
-        ev_io_start(loop, &l->io);
+    *b = (struct listener_backoff){.loop = loop, .io = io, .pause = pause, .rl = rl};
+    ev_init(&b->timer, backoff_cb);
+    b->timer.data = b;
 }
+
+bool listener_backoff_on_error(struct listener_backoff *b, int err)
+{
+    bool shortage = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED)
+        return false;
+    if (b->rl)
+        log_event(b->rl, "accept: %s", strerror(err));
+    if (shortage && !b->stopped) {
+        ev_io_stop(b->loop, b->io);
+        ev_timer_stop(b->loop, &b->timer);
+        ev_timer_set(&b->timer, b->pause, 0.);
+        ev_timer_start(b->loop, &b->timer);
+    }
+    return shortage;
+}
+
+void listener_backoff_stop(struct listener_backoff *b)
+{
+    b->stopped = true;
+    ev_io_stop(b->loop, b->io);
+    ev_timer_stop(b->loop, &b->timer);
+}
+
+/* ---- accepting in a worker ---- */
 
 static void accept_batch(struct listener *l)
 {
@@ -54,10 +77,7 @@ static void accept_batch(struct listener *l)
         socklen_t len = sizeof peer;
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                listener_pause(l, errno);
-            else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                log_event(&l->w->rl_accept, "accept: %s", strerror(errno));
+            listener_backoff_on_error(&l->backoff, errno);
             return;
         }
         relay_accept(l->w, fd, (struct sockaddr *)&peer, len);
@@ -145,17 +165,14 @@ struct listener *listener_new(struct worker *w, int fd, enum listener_kind kind)
     }
     ev_io_init(&l->io, io_cb, watch, EV_READ);
     l->io.data = l;
-    ev_init(&l->pause, pause_cb);
-    l->pause.data = l;
+    listener_backoff_init(&l->backoff, w->loop, &l->io, LISTENER_ACCEPT_PAUSE, &w->rl_accept);
     ev_io_start(w->loop, &l->io);
     return l;
 }
 
 void listener_stop(struct listener *l)
 {
-    l->stopped = true;
-    ev_io_stop(l->w->loop, &l->io);
-    ev_timer_stop(l->w->loop, &l->pause);
+    listener_backoff_stop(&l->backoff);
 }
 
 void listener_free(struct listener *l)

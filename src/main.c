@@ -22,6 +22,7 @@
 #include "master.h"
 #include "single.h"
 #include "ss2022.h"
+#include "worker.h"
 
 static void print_version(void)
 {
@@ -83,19 +84,16 @@ static int done(struct config *cfg, int status)
     return status;
 }
 
-/* Loads the ACL file once before any worker starts, so the user learns what the file does in
- * this role (--check prints it) and --check refuses a bad line with FILE:LINE. At a real start a
- * load error is left to the workers, which report it (and do at every reload). */
-static int acl_report(const struct config *cfg, bool check)
+/* Says what the ACL file does in this role (--check prints it). worker_preflight() has loaded it
+ * already, and refused a bad line with FILE:LINE. */
+static void acl_report(const struct config *cfg, bool check)
 {
     char err[1024], what[200];
     bool server = cfg->role == ROLE_SERVER;
     struct acl *a = acl_new(false);
     if (!a || acl_load_file(a, cfg->acl, err, sizeof err) < 0) {
-        if (check)
-            fprintf(stderr, "reuseproxy: acl: %s\n", a ? err : "out of memory");
         acl_free(a);
-        return -1;
+        return;
     }
     const char *note = acl_role_note(a, server);
     if (note)
@@ -106,7 +104,6 @@ static int acl_report(const struct config *cfg, bool check)
     else
         log_info("acl %s: %s", cfg->acl, what);
     acl_free(a);
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -121,8 +118,12 @@ int main(int argc, char **argv)
     if (!cfg)
         return 1;
     config_defaults(cfg);
+    if (argc <= 1) { /* nothing to do without a file or options: say how to give them */
+        cli_usage(stderr, "reuseproxy");
+        return done(cfg, 1);
+    }
     if (cli_parse(&opts, argc, argv, err, sizeof err) != CLI_OK) {
-        fprintf(stderr, "reuseproxy: %s\nTry 'reuseproxy -h' for help.\n", err);
+        fprintf(stderr, "reuseproxy: %s\nTry 'reuseproxy --help' for help.\n", err);
         return done(cfg, 1);
     }
     if (opts.help) {
@@ -136,12 +137,14 @@ int main(int argc, char **argv)
     if (opts.genkey)
         return done(cfg, print_genkey(opts.genkey));
     if ((opts.config_path && config_load(cfg, opts.config_path, err, sizeof err) < 0) ||
-        cli_apply(&opts, cfg, err, sizeof err) < 0 || config_validate(cfg, err, sizeof err) < 0) {
+        cli_apply(&opts, cfg, err, sizeof err) < 0 || config_validate(cfg, err, sizeof err) < 0 ||
+        worker_preflight(cfg, err, sizeof err) < 0) {
+        /* the preflight: what --check accepts, the workers start with (issue 20) */
         fprintf(stderr, "reuseproxy: %s\n", err);
         return done(cfg, 1);
     }
-    if (cfg->acl && acl_report(cfg, opts.check) < 0 && opts.check)
-        return done(cfg, 1);
+    if (cfg->acl)
+        acl_report(cfg, opts.check);
     if (opts.check) {
         printf("configuration OK\n");
         return done(cfg, 0);

@@ -49,10 +49,18 @@ static const struct metrics_field metrics_fields[] = {
           "TCP handshakes failed: bad tag, malformed header or refused target.", failed_handshakes),
     FIELD("replays_total", METRICS_COUNTER,
           "Salts refused as replays (also counted as failed handshakes).", replays),
+    FIELD("handshake_limited_total", METRICS_COUNTER,
+          "TCP connections closed at accept: their source had max_handshakes_per_source "
+          "connections in the handshake.",
+          handshake_limited),
     FIELD("udp_dropped_total", METRICS_COUNTER,
           "UDP datagrams dropped: bad tag, malformed or refused.", udp_dropped),
-    FIELD("worker_restarts_total", METRICS_COUNTER, "Times this worker slot was restarted.",
-          restarts),
+    FIELD("worker_restarts_total", METRICS_COUNTER,
+          "Times this slot's worker was replaced after it died (reloads not counted).", restarts),
+    FIELD("reloads_total", METRICS_COUNTER, "Reloads that replaced this slot's worker.", reloads),
+    FIELD("fork_failures_total", METRICS_COUNTER,
+          "Forks of this slot's worker that failed (each is retried with a backoff).",
+          fork_failures),
     FIELD("worker_pid", METRICS_GAUGE, "Process id of the worker in this slot.", pid),
 };
 #undef FIELD

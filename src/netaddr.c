@@ -454,6 +454,20 @@ bool netaddr_equal(const struct sockaddr *a, const struct sockaddr *b)
     return false;
 }
 
+int netaddr_host_key(const struct sockaddr *sa, uint8_t key[16])
+{
+    if (sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 0;
+    }
+    if (sa->sa_family != AF_INET)
+        return -1;
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memcpy(key, v4mapped, sizeof v4mapped);
+    memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    return 0;
+}
+
 /* ---- Sockets ------------------------------------------------------------------------------ */
 
 int netaddr_set_nonblock(int fd)

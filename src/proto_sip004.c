@@ -130,7 +130,9 @@ static int sip004_open_request(struct proto_conn *c, struct proto_dir *d, uint8_
     }
     if (r == SS_OPEN_NEED_MORE)
         return PROTO_NEED_MORE;
-    out->reason = "bad tag";
+    /* What a failed tag on the first chunk most likely means, for the operator reading the log:
+     * a client with another password or method, or someone probing the port. */
+    out->reason = "bad tag (wrong password or method, or a probe)";
     if (r == SS_OPEN_ERROR)
         return PROTO_BAD;
     size_t salt_len = sip004_salt_len(sip004_key(c));
@@ -187,7 +189,13 @@ static long sip004_seal_datagram(struct proto_udp *p, struct proto_udp_state *st
     struct ss_packet_ctx pc = {&p->ctx->keys[0], p->aead};
 
     (void)st;
-    return ss_packet_seal(&pc, in, len, out);
+    long n = ss_packet_seal(&pc, in, len, out);
+    /* Our own salt is remembered as TCP's are (seal_begin): a reply of ours, captured and sent
+     * back to us, would open under the same key and be taken for a request, relayed, and
+     * answered to whoever sent it. The answer does not matter: a fresh random salt is new. */
+    if (n > 0)
+        (void)sip004_replayed(p->ctx, REPLAY_UDP, out, sip004_salt_len(pc.key));
+    return n;
 }
 
 /* A packet captured and sent again, from anywhere, must not make us send on its behalf, nor

@@ -18,12 +18,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "acl.h"
+#include "handshake_limit.h"
 #include "relay.h"
 #include "rp_assert.h"
 #include "session.h"
@@ -40,6 +42,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void session_start_relay(struct session *s);
 static void session_handshake_begin(struct session *s);
 static void session_connect_target(struct session *s);
+static void session_connect_failed(struct session *s, int err, const char *reason);
 
 /* ---- watchers ---- */
 
@@ -82,11 +85,23 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
         close(fd);
         return 0;
     }
+    /* max_handshakes_per_source: one source cannot hold every slot with connections that
+     * never finish their handshake; beyond its share, closed at once (handshake_limit.h). */
+    bool counted = w->hs_limit && peer && peerlen <= sizeof(struct sockaddr_storage);
+    if (counted && !handshake_limit_enter(w->hs_limit, peer)) {
+        metrics_add(&w->stats->accepted, 1);
+        metrics_add(&w->stats->handshake_limited, 1);
+        close(fd);
+        return 0;
+    }
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
+        if (counted)
+            handshake_limit_leave(w->hs_limit, peer);
         close(fd);
         return -1;
     }
+    s->hs_counted = counted;
     s->w = w;
     s->stage = STAGE_NEW;
     s->udp_handle = -1;
@@ -159,11 +174,29 @@ static void side_discard_unread(int fd)
             return;
 }
 
+/* The stages of a session that has not (or not successfully) finished its handshake: those
+ * max_handshakes_per_source counts. A failed handshake is held until its deadline (PROBE), so
+ * it still holds its source's share. */
+static bool stage_in_handshake(enum session_stage stage)
+{
+    return stage == STAGE_NEW || stage == STAGE_HANDSHAKE || stage == STAGE_PROBE;
+}
+
+static void session_uncount(struct session *s)
+{
+    if (s->hs_counted) {
+        handshake_limit_leave(s->w->hs_limit, (struct sockaddr *)&s->peer);
+        s->hs_counted = false;
+    }
+}
+
 static void session_close(struct session *s)
 {
     struct worker *w = s->w;
 
-    if (s->client.fd >= 0 && !s->up.eof)
+    session_uncount(s);
+
+    if (s->client.fd >= 0 && !s->up.eof && !s->aborted)
         side_discard_unread(s->client.fd);
 
     if (s->query)
@@ -185,6 +218,25 @@ static void session_close(struct session *s)
     free(s);
     if (w->draining && w->nsessions == 0 && w->on_sessions_done)
         w->on_sessions_done(w->on_sessions_done_ctx);
+}
+
+/* A relay that ends in an error (a side reset us, a write failed, a chunk failed to open, the
+ * encrypted stream ended inside a chunk) must not look like a complete transfer to the other
+ * side: a FIN would tell it "that was everything", and a truncated upload would pass for whole
+ * (issue 20 item 6). SO_LINGER with a zero timeout makes close() send a RST instead (socket(7)),
+ * on both sides: the one that failed is gone anyway. A clean EOF still ends with a FIN
+ * (pipe_pump's half-close). */
+static void session_abort(struct session *s, const char *why)
+{
+    static const struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+    log_debug("relay aborted: %s", why);
+    if (s->client.fd >= 0)
+        setsockopt(s->client.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    if (s->remote.fd >= 0)
+        setsockopt(s->remote.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    s->aborted = true;
+    session_close(s);
 }
 
 void relay_close_all(struct worker *w)
@@ -224,6 +276,9 @@ static void timer_arm(struct session *s)
     case STAGE_RELAY:
         at = s->last_activity + c->timeout;
         break;
+    case STAGE_UDP_HOLD: /* idle once its datagrams have stopped for udp_timeout */
+        at = now + udp_relay_socks5_idle_left(s->w->udp[0], s->udp_handle);
+        break;
     default:
         ev_timer_stop(s->w->loop, &s->timer);
         return;
@@ -239,17 +294,23 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     /* Idle time is tracked lazily: reads only stamp last_activity; the timer, when it fires
      * early, just re-arms for the rest (libev's recommended way for busy connections). */
-    if (s->stage == STAGE_RELAY && ev_now(loop) - s->last_activity < s->w->cfg->timeout) {
+    if ((s->stage == STAGE_RELAY && ev_now(loop) - s->last_activity < s->w->cfg->timeout) ||
+        (s->stage == STAGE_UDP_HOLD &&
+         udp_relay_socks5_idle_left(s->w->udp[0], s->udp_handle) > 0)) {
         timer_arm(s);
         return;
     }
     if (s->stage == STAGE_CONNECT) {
         /* try the next address, if any */
+        s->connect_err = ETIMEDOUT;
         side_close(s, &s->remote);
         session_connect_target(s);
         return;
     }
-    session_close(s);
+    if (s->stage == STAGE_RESOLVE)
+        session_connect_failed(s, ETIMEDOUT, "the resolver did not answer in time");
+    else
+        session_close(s);
 }
 
 /* The moves a session may make: from[row] to[bit]. Anything else is a bug in this file. */
@@ -271,6 +332,8 @@ static void session_set_stage(struct session *s, enum session_stage stage)
     RP_ASSERT((unsigned)s->stage < STAGE_COUNT && (unsigned)stage < STAGE_COUNT);
     RP_ASSERT(stage_moves[s->stage] & (1u << stage));
     s->stage = stage;
+    if (!stage_in_handshake(stage))
+        session_uncount(s);
     timer_arm(s);
 }
 
@@ -336,9 +399,84 @@ static ssize_t session_read_client(struct session *s, size_t max)
 
 /* ---- connecting ---- */
 
-static bool address_allowed(struct session *s, const struct sockaddr *sa)
+static int write_all_small(int fd, const uint8_t *b, size_t n)
 {
-    return s->w->cfg->role != ROLE_SERVER || !s->w->acl || acl_address_allowed(s->w->acl, sa);
+    /* Replies are a few bytes on a fresh socket: a short write means the client is broken. */
+    return write(fd, b, n) == (ssize_t)n ? 0 : -1;
+}
+
+/* Local role: answers the SOCKS5 CONNECT once the connection is up (err 0) or has failed
+ * (RFC 1928 section 6). Returns 0, or -1 when the client cannot take the reply. */
+static int session_socks_reply(struct session *s, int err)
+{
+    uint8_t out[16];
+
+    if (!s->socks_reply_pending)
+        return 0;
+    s->socks_reply_pending = false;
+    int n = handshake_connect_reply(err, out, sizeof out);
+    return n < 0 ? -1 : write_all_small(s->client.fd, out, (size_t)n);
+}
+
+/* "host:port" of the target for a log line, an IPv6 literal in brackets. */
+static const char *target_text(const struct netaddr_target *t, char *buf, size_t len)
+{
+    snprintf(buf, len, strchr(t->host, ':') ? "[%s]:%u" : "%s:%u", t->host, (unsigned)t->port);
+    return buf;
+}
+
+/* Why the server's policy refuses a target (issue 13 item 10: say which key, and how to change
+ * it). */
+enum refusal {
+    REFUSE_NONE,
+    REFUSE_PRIVATE, /* block_private */
+    REFUSE_ACL,     /* the ACL file's [outbound_block_list] */
+};
+
+static enum refusal address_refusal(struct session *s, const struct sockaddr *sa)
+{
+    const struct config *c = s->w->cfg;
+
+    if (c->role != ROLE_SERVER || !s->w->acl || acl_address_allowed(s->w->acl, sa))
+        return REFUSE_NONE;
+    return c->block_private && acl_is_private(sa) ? REFUSE_PRIVATE : REFUSE_ACL;
+}
+
+/* An authenticated request for a target the policy refuses. The client holds the key, so
+ * nothing here is a probe's business: it is told at once (closed, not left to the timeout),
+ * and the log names the key that refused. Counted with the failed handshakes. */
+static void session_refuse(struct session *s, enum refusal why)
+{
+    struct worker *w = s->w;
+    char t[300];
+
+    metrics_add(&w->stats->failed_handshakes, 1);
+    target_text(&s->target, t, sizeof t);
+    if (why == REFUSE_PRIVATE)
+        log_event(&w->rl_refused,
+                  "%s is a private address, refused by block_private (set \"block_private\": "
+                  "false to allow private targets)",
+                  t);
+    else
+        log_event(&w->rl_refused,
+                  "%s refused by the [outbound_block_list] of the acl file %s (remove its rule "
+                  "to allow it)",
+                  t, w->cfg->acl ? w->cfg->acl : "");
+    session_close(s);
+}
+
+/* The target (server role, or a bypassed target) or the server (local roles) could not be
+ * reached: logged (rate-limited) with the reason, the SOCKS5 client told by the reply code, and
+ * the client's connection closed at once. reason: a text instead of strerror(err), or NULL. */
+static void session_connect_failed(struct session *s, int err, const char *reason)
+{
+    bool to_server = s->w->cfg->role != ROLE_SERVER && !s->direct;
+    char t[300];
+
+    log_event(&s->w->rl_connect, "%s %s: %s", to_server ? "server" : "target",
+              target_text(&s->target, t, sizeof t), reason ? reason : strerror(err));
+    session_socks_reply(s, err);
+    session_close(s);
 }
 
 /* Tries the next resolved address; closes the session when none is left. */
@@ -347,7 +485,7 @@ static void connect_next(struct session *s)
     struct worker *w = s->w;
     unsigned flags = (w->cfg->no_delay ? NETADDR_NODELAY : 0) |
                      (w->cfg->fast_open ? NETADDR_FASTOPEN : 0);
-    bool refused_by_policy = false;
+    enum refusal refused = REFUSE_NONE;
 
     int count = s->addrs ? s->addrs->count : 1;
     while (s->addr_next < count) {
@@ -357,13 +495,16 @@ static void connect_next(struct session *s)
         socklen_t len = s->addrs ? s->addrs->len[s->addr_next] : s->target.addrlen;
         s->addr_next++;
         netaddr_set_port(sa, s->target.port);
-        if (!address_allowed(s, sa)) {
-            refused_by_policy = true;
+        enum refusal r = address_refusal(s, sa);
+        if (r != REFUSE_NONE) {
+            refused = r;
             continue;
         }
         int fd = netaddr_connect_tcp(sa, len, flags);
-        if (fd < 0)
+        if (fd < 0) {
+            s->connect_err = errno;
             continue;
+        }
         side_init(s, &s->remote, fd, false);
         session_set_stage(s, STAGE_CONNECT);
         /* A peer that answers inside connect() (any on this host) has completed the handshake
@@ -376,16 +517,17 @@ static void connect_next(struct session *s)
             return;
         }
         if (errno != EALREADY && errno != EINPROGRESS && errno != EINTR) {
+            s->connect_err = errno;
             side_close(s, &s->remote); /* refused at once: the next address, if any */
             continue;
         }
         io_set(s, &s->remote.wio, true);
         return;
     }
-    if (refused_by_policy && s->w->cfg->role == ROLE_SERVER)
-        session_probe(s, "target refused by policy");
+    if (refused != REFUSE_NONE && s->connect_err == 0)
+        session_refuse(s, refused);
     else
-        session_close(s);
+        session_connect_failed(s, s->connect_err ? s->connect_err : EHOSTUNREACH, NULL);
 }
 
 static void resolved_cb(void *arg, int status, const struct resolve_result *result)
@@ -393,8 +535,7 @@ static void resolved_cb(void *arg, int status, const struct resolve_result *resu
     struct session *s = arg;
     s->query = NULL;
     if (status != 0) {
-        log_debug("cannot resolve %s", s->target.host);
-        session_close(s);
+        session_connect_failed(s, ENOENT, "the name did not resolve");
         return;
     }
     *s->addrs = *result;
@@ -415,7 +556,7 @@ static void session_connect_target(struct session *s)
         return;
     }
     if (s->w->cfg->role == ROLE_SERVER && acl_host_blocked(s->w->acl, s->target.host)) {
-        session_probe(s, "target refused by policy");
+        session_refuse(s, REFUSE_ACL);
         return;
     }
     if (!s->addrs && !(s->addrs = malloc(sizeof *s->addrs))) {
@@ -428,7 +569,7 @@ static void session_connect_target(struct session *s)
         s->addr_next = 0;
         connect_next(s);
     } else if (r < 0) {
-        session_close(s);
+        session_connect_failed(s, ENOENT, "the name did not resolve");
     }
 }
 
@@ -442,6 +583,7 @@ static void connect_done(struct session *s)
         return;
     io_set(s, &s->remote.wio, false);
     if (err) {
+        s->connect_err = err;
         side_close(s, &s->remote);
         connect_next(s);
         return;
@@ -591,7 +733,7 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
     for (int round = 0;; round++) {
         int r = pipe_flush(s, p, dst);
         if (r < 0) {
-            session_close(s);
+            session_abort(s, "write failed");
             return -1;
         }
         if (r == 0) { /* backpressure: wait for dst, stop reading src */
@@ -604,11 +746,15 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
         if (!p->seal && !p->plain && p->buf && p->buf->start < p->buf->end) {
             int k = pipe_open_chunks(s, p);
             if (k < 0) {
-                session_close(s);
+                session_abort(s, "a chunk failed to open");
                 return -1;
             }
             if (k > 0)
                 continue;
+            if (p->eof) { /* the stream ended inside a chunk: truncated, not complete */
+                session_abort(s, "the stream ended inside a chunk");
+                return -1;
+            }
         }
         if (p->eof) {
             if (p->buf && p->buf->start == p->buf->end)
@@ -643,7 +789,7 @@ static int pipe_pump(struct session *s, struct pipe *p, struct side *src, struct
             return 0;
         }
         if (n == -2) {
-            session_close(s);
+            session_abort(s, "read failed or a chunk failed to open");
             return -1;
         }
         if (n == 0)
@@ -694,6 +840,10 @@ static void session_start_relay(struct session *s)
         session_close(s);
         return;
     }
+    if (session_socks_reply(s, 0) < 0) {
+        session_close(s);
+        return;
+    }
     free(s->addrs); /* connected: the other addresses are not needed any more */
     s->addrs = NULL;
     s->last_activity = ev_now(s->w->loop);
@@ -704,12 +854,6 @@ static void session_start_relay(struct session *s)
 }
 
 /* ---- the handshake's verdicts ---- */
-
-static int write_all_small(int fd, const uint8_t *b, size_t n)
-{
-    /* Replies are a few bytes on a fresh socket: a short write means the client is broken. */
-    return write(fd, b, n) == (ssize_t)n ? 0 : -1;
-}
 
 /* Local roles: connect to the server, the address header waiting for the first flight. */
 static void session_connect_server(struct session *s, const struct handshake_out *out)
@@ -755,24 +899,27 @@ static void session_connect_request(struct session *s, const struct handshake_ou
     session_connect_target(s);
 }
 
-/* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to where this connection arrived. */
+/* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to a UDP socket of this worker's own,
+ * on the address this connection arrived at (udp_relay.h). */
 static void session_udp_associate(struct session *s)
 {
     struct worker *w = s->w;
-    struct sockaddr_storage bound;
-    socklen_t len = sizeof bound;
+    struct sockaddr_storage local, bound;
+    socklen_t len = sizeof local;
     uint8_t out[32];
-    bool ok = w->nudp > 0 && getsockname(s->client.fd, (struct sockaddr *)&bound, &len) == 0;
 
-    int n = handshake_udp_reply(ok ? (struct sockaddr *)&bound : NULL, out, sizeof out);
-    if (!ok) { /* answered, then closed */
+    if (w->nudp > 0 && getsockname(s->client.fd, (struct sockaddr *)&local, &len) == 0)
+        s->udp_handle = udp_relay_socks5_open(w->udp[0], (struct sockaddr *)&s->peer,
+                                              (struct sockaddr *)&local, &bound);
+    int n = handshake_udp_reply(w->nudp > 0, s->udp_handle >= 0 ? (struct sockaddr *)&bound : NULL,
+                                out, sizeof out);
+    if (s->udp_handle < 0) { /* answered, then closed */
         if (n > 0)
             write_all_small(s->client.fd, out, n);
         session_close(s);
         return;
     }
-    s->udp_handle = udp_relay_socks5_open(w->udp[0], (struct sockaddr *)&s->peer);
-    if (s->udp_handle < 0 || n < 0 || write_all_small(s->client.fd, out, n) < 0) {
+    if (n < 0 || write_all_small(s->client.fd, out, n) < 0) {
         session_close(s);
         return;
     }
@@ -790,10 +937,12 @@ static void session_on_verdict(struct session *s, const struct handshake_out *ou
     case HANDSHAKE_NEED_MORE:
         break;
     case HANDSHAKE_TARGET:
-        if (s->w->cfg->role == ROLE_SERVER)
+        if (s->w->cfg->role == ROLE_SERVER) {
             session_connect_request(s, out);
-        else
+        } else {
+            s->socks_reply_pending = s->w->cfg->role == ROLE_LOCAL;
             session_connect_server(s, out);
+        }
         break;
     case HANDSHAKE_UDP_ASSOCIATE:
         session_udp_associate(s);

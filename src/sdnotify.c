@@ -23,7 +23,7 @@ void sdnotify_send(const char *fmt, ...)
 {
     const char *path = getenv("NOTIFY_SOCKET");
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    char msg[256];
+    char msg[1024];
     va_list ap;
 
     if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof sun.sun_path)
@@ -31,8 +31,12 @@ void sdnotify_send(const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof msg)
+    if (n < 0)
         return;
+    /* A long STATUS= (a reload's reason names a file and a line) is cut rather than dropped:
+     * callers put STATUS= last, so the assignments before it arrive whole. */
+    if ((size_t)n >= sizeof msg)
+        n = (int)sizeof msg - 1;
     strcpy(sun.sun_path, path);
     if (path[0] == '@') /* abstract namespace */
         sun.sun_path[0] = 0;

@@ -74,6 +74,10 @@ struct session {
     uint8_t header[NETADDR_HEADER_MAX];
     size_t header_len;
     int udp_handle;                 /* SOCKS5 UDP ASSOCIATE handle, or -1 */
+    bool aborted;                   /* closing with a reset on both sides (session_abort) */
+    bool socks_reply_pending;       /* local role: the CONNECT is answered once connected */
+    int connect_err;                /* errno of the last failed connect, for the log and reply */
+    bool hs_counted;                /* counted in w->hs_limit (a handshake stage) */
     struct sockaddr_storage peer;
 };
 

@@ -47,6 +47,8 @@ int single_run(struct config *cfg)
     sdnotify_send("READY=1");
     log_info("single process accepting");
     int status = worker_run(&env);
+    for (int a = 0; a < env.ntcp; a++) /* the worker closed them when it began to drain */
+        socks->tcp[0][a] = -1;
     sockets_close(socks);
     free(socks);
     if (env.replay)

@@ -208,6 +208,11 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
         s->metrics = open_one(l, SOCK_STREAM, -2, (const struct sockaddr *)&t->addr, t->addrlen, 0,
                               err, errlen);
         if (s->metrics < 0) {
+            /* say which key the address came from: a busy port is a metrics_address to
+             * change, not a listening address (issue 13 item 11) */
+            char why[256];
+            snprintf(why, sizeof why, "%s", err);
+            snprintf(err, errlen, "metrics_address: %s", why);
             s->metrics = 0;
             goto fail;
         }

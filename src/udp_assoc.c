@@ -67,20 +67,20 @@ void udp_assoc_expiry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void udp_queue_free(struct udp_relay *u, struct udp_assoc *a, struct udp_lookup *l)
 {
-    while (l->head) {
-        struct udp_queued *q = l->head;
-        l->head = q->next;
+    struct udp_queued *q;
+
+    while ((q = STAILQ_FIRST(&l->queue))) {
+        STAILQ_REMOVE_HEAD(&l->queue, link);
         u->queued_bytes -= q->len;
         a->nqueued--;
         free(q);
     }
-    l->tail = NULL;
 }
 
 static void udp_ctl_unlink(struct udp_relay *u, struct udp_assoc *a)
 {
-    RP_ASSERT(a->ctl >= 0 && a->ctl < u->nctls);
-    struct udp_ctl *c = &u->ctls[a->ctl];
+    RP_ASSERT(a->ctl >= 0 && a->ctl < u->nctls && u->ctls[a->ctl]);
+    struct udp_ctl *c = u->ctls[a->ctl];
 
     /* in its control connection's list, and the count agrees */
     RP_ASSERT(c->nassocs > 0 && *a->ctl_link.le_prev == a);
@@ -91,10 +91,10 @@ static void udp_ctl_unlink(struct udp_relay *u, struct udp_assoc *a)
 void udp_assoc_free(struct udp_assoc *a)
 {
     struct udp_relay *u = a->relay;
+    struct udp_lookup *l;
 
-    while (a->lookups) {
-        struct udp_lookup *l = a->lookups;
-        a->lookups = l->next;
+    while ((l = LIST_FIRST(&a->lookups))) {
+        LIST_REMOVE(l, link);
         if (l->query)
             resolve_cancel(l->query);
         udp_queue_free(u, a, l);
@@ -106,6 +106,7 @@ void udp_assoc_free(struct udp_assoc *a)
         ev_io_stop(u->w->loop, &a->io[i]);
         udp_tx_forget(u, a->fd[i]);
         close(a->fd[i]);
+        u->nsockets--;
     }
     if (a->ctl >= 0)
         udp_ctl_unlink(u, a);
@@ -139,7 +140,33 @@ static int udp_evict_oldest(struct udp_relay *u, const struct udp_assoc *keep)
     return 0;
 }
 
-struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *client, int ctl)
+int udp_socket_room(struct udp_relay *u, const struct udp_assoc *keep)
+{
+    while (u->nsockets >= u->max_sockets)
+        if (udp_evict_oldest(u, keep) < 0)
+            return -1;
+    return 0;
+}
+
+void udp_assoc_touch(struct udp_assoc *a)
+{
+    struct udp_relay *u = a->relay;
+
+    udp_nat_touch(&u->nat, &a->nat, u->now);
+    if (a->ctl >= 0)
+        u->ctls[a->ctl]->last_active = u->now;
+}
+
+int udp_assoc_in_fd(const struct udp_assoc *a)
+{
+    const struct udp_relay *u = a->relay;
+    uint32_t scope = a->nat.scope;
+
+    return scope == UDP_SCOPE_SHARED ? u->fd : u->ctls[scope - 1]->fd;
+}
+
+struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *client, int ctl,
+                                uint32_t scope)
 {
     if (udp_nat_count(&u->nat) >= u->max_assocs)
         udp_evict_oldest(u, NULL);
@@ -149,26 +176,28 @@ struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *clie
         return NULL;
     a->relay = u;
     a->fd[0] = a->fd[1] = -1;
+    LIST_INIT(&a->lookups);
     a->ctl = ctl;
     a->proto_state = (struct proto_udp_state *)(a + 1);
     /* A server makes an association only for a packet that opened: the protocol's state
      * starts from what that packet said. Clients start a fresh session. */
     ops->udp_state_init(&u->proto, a->proto_state, u->role == ROLE_SERVER);
     if (ctl >= 0) {
-        RP_ASSERT(ctl < u->nctls && u->ctls[ctl].live);
-        struct udp_ctl *c = &u->ctls[ctl];
+        RP_ASSERT(ctl < u->nctls && u->ctls[ctl]);
+        struct udp_ctl *c = u->ctls[ctl];
         LIST_INSERT_HEAD(&c->assocs, a, ctl_link);
         c->nassocs++;
     }
-    udp_nat_insert(&u->nat, &a->nat, client, u->now);
+    RP_ASSERT(scope == UDP_SCOPE_SHARED || scope == UDP_SCOPE_OF_CTL(ctl));
+    udp_nat_insert(&u->nat, &a->nat, client, scope, u->now);
     metrics_add(&u->stats->udp_associations, 1);
     udp_expiry_arm(u);
     return a;
 }
 
-struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *client)
+struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *client, uint32_t scope)
 {
-    struct udp_nat_entry *e = udp_nat_find(&u->nat, client);
+    struct udp_nat_entry *e = udp_nat_find(&u->nat, client, scope);
     return e ? udp_assoc_of(e) : NULL;
 }
 
@@ -181,12 +210,16 @@ static int udp_assoc_socket(struct udp_assoc *a, int family)
 
     if (a->fd[i] >= 0)
         return a->fd[i];
+    /* At the share of descriptors UDP may take (udp_relay.c), or out of descriptors: the least
+     * recently used flow gives its sockets up to a live one. */
+    if (udp_socket_room(u, a) < 0)
+        return -1;
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    /* Out of descriptors: the least recently used flow gives its sockets up to a live one. */
     if (fd < 0 && (errno == EMFILE || errno == ENFILE) && udp_evict_oldest(u, a) == 0)
         fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    u->nsockets++;
     ev_io_init(&a->io[i], udp_outbound_cb, fd, EV_READ);
     a->io[i].data = a;
     ev_io_start(u->w->loop, &a->io[i]);
@@ -211,6 +244,8 @@ static void udp_emit(struct udp_assoc *a, const struct sockaddr *to, const uint8
         udp_drop(u, from, "no outbound socket");
         return;
     }
+    if (u->role != ROLE_SERVER) /* a client's sockets send to the server alone */
+        memcpy(&a->server[to->sa_family == AF_INET6], to, netaddr_len(to));
     udp_tx_add(u, fd, to, data, len, NULL);
 }
 
@@ -241,28 +276,13 @@ static int udp_enqueue(struct udp_assoc *a, struct udp_lookup *l, uint16_t port,
     struct udp_queued *q = malloc(sizeof *q + len);
     if (!q)
         return -1;
-    q->next = NULL;
     q->port = port;
     q->len = len;
     memcpy(q->data, data, len);
-    if (l->tail)
-        l->tail->next = q;
-    else
-        l->head = q;
-    l->tail = q;
+    STAILQ_INSERT_TAIL(&l->queue, q, link);
     a->nqueued++;
     u->queued_bytes += len;
     return 0;
-}
-
-static void udp_lookup_unlink(struct udp_assoc *a, struct udp_lookup *l)
-{
-    for (struct udp_lookup **p = &a->lookups; *p; p = &(*p)->next)
-        if (*p == l) {
-            *p = l->next;
-            a->nlookups--;
-            return;
-        }
 }
 
 /* The resolver's answer for a pending lookup: the queued datagrams leave, in order. */
@@ -282,8 +302,9 @@ static void udp_lookup_cb(void *arg, int status, const struct resolve_result *re
     struct udp_assoc *a = l->assoc;
     struct udp_relay *u = a->relay;
     u->now = udp_clock();
-    udp_lookup_unlink(a, l);
-    for (struct udp_queued *q = l->head; q; q = q->next) {
+    LIST_REMOVE(l, link);
+    a->nlookups--;
+    for (struct udp_queued *q = STAILQ_FIRST(&l->queue); q; q = STAILQ_NEXT(q, link)) {
         if (status == 0 && result)
             udp_emit_resolved(a, result, q->port, q->data, q->len, NULL);
         else
@@ -327,11 +348,10 @@ static void udp_resolve_start(struct udp_assoc *a, const struct netaddr_target *
     }
     u->spare = NULL; /* pending: the spare becomes this association's lookup */
     l->assoc = a;
-    l->head = l->tail = NULL;
+    STAILQ_INIT(&l->queue);
     memcpy(l->host, dest->host, sizeof l->host);
     l->host[sizeof l->host - 1] = '\0';
-    l->next = a->lookups;
-    a->lookups = l;
+    LIST_INSERT_HEAD(&a->lookups, l, link);
     a->nlookups++;
     if (udp_enqueue(a, l, dest->port, data, len) < 0)
         udp_drop(u, from, "DNS wait queue full");
@@ -351,7 +371,7 @@ void udp_assoc_send(struct udp_assoc *a, const struct netaddr_target *dest, cons
         return;
     }
     /* A datagram for a name already being resolved queues behind it: order is kept. */
-    for (struct udp_lookup *l = a->lookups; l; l = l->next)
+    for (struct udp_lookup *l = LIST_FIRST(&a->lookups); l; l = LIST_NEXT(l, link))
         if (strcmp(l->host, dest->host) == 0) {
             if (udp_enqueue(a, l, dest->port, data, len) < 0)
                 udp_drop(u, from, "DNS wait queue full");

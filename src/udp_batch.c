@@ -225,7 +225,7 @@ void udp_tx_flush(struct udp_relay *u)
             }
             done++;
         }
-        if (fd == u->fd)
+        if (b->to_client[i])
             metrics_add(&u->stats->udp_packets_out, out);
         i += run;
     }
@@ -255,6 +255,7 @@ void udp_tx_add(struct udp_relay *u, int fd, const struct sockaddr *to, const vo
                                         .msg_iov = &b->iov[k],
                                         .msg_iovlen = 1};
     b->fd[k] = fd;
+    b->to_client[k] = from != NULL;
     memset(&b->local[k], 0, sizeof b->local[k]);
     if (from && from->family) {
         b->local[k] = *from;

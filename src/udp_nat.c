@@ -37,9 +37,10 @@ static uint64_t udp_nat_mix(uint64_t h)
 
 /* Folds the address words into the seeded state one at a time. The seed is random per table,
  * so a client choosing source ports cannot aim for one chain without knowing it. */
-static uint64_t udp_nat_hash(uint64_t seed, const struct sockaddr *sa)
+static uint64_t udp_nat_hash(uint64_t seed, const struct sockaddr *sa, uint32_t scope)
 {
-    uint64_t h = udp_nat_mix(seed ^ ((uint64_t)sa->sa_family << 16 | netaddr_port(sa)));
+    uint64_t h = udp_nat_mix(
+        seed ^ ((uint64_t)scope << 32 | (uint64_t)sa->sa_family << 16 | netaddr_port(sa)));
 
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
@@ -56,24 +57,34 @@ static uint64_t udp_nat_hash(uint64_t seed, const struct sockaddr *sa)
     return h;
 }
 
-static bool udp_nat_same(const struct lru_node *n, const void *client)
+struct udp_nat_key {
+    const struct sockaddr *client;
+    uint32_t scope;
+};
+
+static bool udp_nat_same(const struct lru_node *n, const void *key)
 {
     const struct udp_nat_entry *e = LRU_ENTRY(n, struct udp_nat_entry, node);
-    return netaddr_equal((const struct sockaddr *)&e->client, client);
+    const struct udp_nat_key *k = key;
+    return e->scope == k->scope && netaddr_equal((const struct sockaddr *)&e->client, k->client);
 }
 
-struct udp_nat_entry *udp_nat_find(const struct udp_nat *t, const struct sockaddr *client)
+struct udp_nat_entry *udp_nat_find(const struct udp_nat *t, const struct sockaddr *client,
+                                   uint32_t scope)
 {
-    return udp_nat_entry_of(lru_find(&t->lru, udp_nat_hash(t->seed, client), udp_nat_same, client));
+    struct udp_nat_key k = {client, scope};
+    return udp_nat_entry_of(
+        lru_find(&t->lru, udp_nat_hash(t->seed, client, scope), udp_nat_same, &k));
 }
 
 void udp_nat_insert(struct udp_nat *t, struct udp_nat_entry *e, const struct sockaddr *client,
-                    double now)
+                    uint32_t scope, double now)
 {
     memset(&e->client, 0, sizeof e->client);
     memcpy(&e->client, client, netaddr_len(client));
+    e->scope = scope;
     e->last_active = now;
-    lru_insert(&t->lru, &e->node, udp_nat_hash(t->seed, client));
+    lru_insert(&t->lru, &e->node, udp_nat_hash(t->seed, client, scope));
 }
 
 void udp_nat_remove(struct udp_nat *t, struct udp_nat_entry *e)

@@ -37,7 +37,7 @@ struct worker;
 
 /* A datagram waiting for its target's name to resolve. */
 struct udp_queued {
-    struct udp_queued *next;
+    STAILQ_ENTRY(udp_queued) link; /* in its lookup's queue, in arrival order */
     uint16_t port;
     size_t len;
     uint8_t data[];
@@ -45,10 +45,10 @@ struct udp_queued {
 
 /* One name being resolved for one association, with the datagrams that wait for it. */
 struct udp_lookup {
-    struct udp_lookup *next;
+    LIST_ENTRY(udp_lookup) link;       /* in its association's lookups */
     struct udp_assoc *assoc;
     struct resolve_query *query;
-    struct udp_queued *head, *tail;
+    STAILQ_HEAD(udp_queue, udp_queued) queue;
     bool starting;                     /* inside resolve_lookup(): see udp_resolve_start */
     bool done;                         /* answered while starting */
     int status;
@@ -75,7 +75,10 @@ struct udp_assoc {
     struct udp_relay *relay;
     int fd[2];
     ev_io io[2];
-    struct udp_lookup *lookups;
+    /* tunnel, local: where fd[i] last sent (the server): the only source its replies may come
+     * from, so a reply captured and sent again by anyone else is not taken */
+    struct sockaddr_storage server[2];
+    LIST_HEAD(udp_lookups, udp_lookup) lookups;
     unsigned nlookups;
     unsigned nqueued;
     int ctl;                           /* local role: the SOCKS5 control connection, else -1 */
@@ -85,11 +88,18 @@ struct udp_assoc {
     struct proto_udp_state *proto_state;
 };
 
-/* Local role: one live UDP ASSOCIATE control connection. */
+/* Local role: one live UDP ASSOCIATE control connection, and the UDP socket of its own that
+ * the reply named (RFC 1928 section 6: BND.ADDR/BND.PORT), which this worker alone reads: the
+ * kernel's SO_REUSEPORT hashing of the shared socket could hand the client's datagrams to a
+ * worker that does not hold the control connection. */
 struct udp_ctl {
-    bool live;
+    struct udp_relay *relay;
+    int handle;                        /* its index in relay->ctls */
     uint64_t serial;                   /* order of opening */
     struct sockaddr_storage ip;        /* the client's IP, port zero, IPv4-mapped as IPv4 */
+    int fd;                            /* its own socket */
+    ev_io io;
+    double last_active;                /* monotonic: opened, or a datagram of it moved */
     LIST_HEAD(udp_ctl_assocs, udp_assoc) assocs; /* associations that end with it */
     unsigned nassocs;
 };
@@ -115,6 +125,7 @@ struct udp_batch {
     struct iovec iov[UDP_BATCH];
     struct sockaddr_storage addr[UDP_BATCH];
     int fd[UDP_BATCH];
+    bool to_client[UDP_BATCH];         /* tx: leaves by a socket clients send to (counted) */
     uint8_t *buf[UDP_BATCH];
     uint8_t *mem;
     /* rx: where each datagram was sent to (u->fd with pktinfo on); tx: where it leaves from */
@@ -138,6 +149,8 @@ struct udp_relay {
     double now;                        /* monotonic seconds, refreshed per wakeup */
     double timeout;
     size_t max_assocs;
+    size_t max_sockets;                /* of associations and control connections together */
+    size_t nsockets;
     struct udp_nat nat;
     struct proto_udp proto;            /* the protocol's datagram scratch */
     struct metrics_worker *stats;
@@ -146,7 +159,7 @@ struct udp_relay {
     size_t tunnel_header_len;
     size_t queued_bytes;
     struct udp_lookup *spare;          /* reused by lookups answered at once: no malloc */
-    struct udp_ctl *ctls;
+    struct udp_ctl **ctls;             /* by handle; NULL: free */
     int nctls;
     uint64_t ctl_serial;
     struct udp_batch rx, tx;
@@ -165,6 +178,11 @@ static inline bool udp_family_ok(const struct sockaddr *sa)
     return sa->sa_family == AF_INET || sa->sa_family == AF_INET6;
 }
 
+/* The NAT scope of a socket the clients send to: 0 for the relay's shared one, handle + 1 for
+ * the own socket of the SOCKS5 control connection handle. */
+#define UDP_SCOPE_SHARED 0u
+#define UDP_SCOPE_OF_CTL(handle) ((uint32_t)(handle) + 1u)
+
 /* udp_relay.c */
 /* Counts a dropped datagram and adds it to the rate-limited log summary. */
 void udp_drop(struct udp_relay *u, const struct sockaddr *from, const char *why);
@@ -172,11 +190,21 @@ void udp_drop(struct udp_relay *u, const struct sockaddr *from, const char *why)
 void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents);
 
 /* udp_assoc.c */
-struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *client);
-/* A new association for client (local role: ending with control connection ctl, else -1). When
- * the table is full the least recently used one makes room. NULL when out of memory. */
-struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *client, int ctl);
+struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *client,
+                                 uint32_t scope);
+/* A new association for client sending to the socket of scope (local role: ending with
+ * control connection ctl, else -1). When the table is full the least recently used one makes
+ * room. NULL when out of memory. */
+struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *client, int ctl,
+                                uint32_t scope);
+/* The socket a's client sends to, which its replies leave by. */
+int udp_assoc_in_fd(const struct udp_assoc *a);
 void udp_assoc_free(struct udp_assoc *a);
+/* Traffic either way: a is the most recently used, and its control connection is not idle. */
+void udp_assoc_touch(struct udp_assoc *a);
+/* Makes room for one more socket under u->max_sockets by evicting the least recently used
+ * association other than keep. Returns 0 when there is room. */
+int udp_socket_room(struct udp_relay *u, const struct udp_assoc *keep);
 /* Frees every association of the relay (at exit). */
 void udp_assoc_free_all(struct udp_relay *u);
 /* Sends data from a's outbound socket to dest: an IP address at once, a name once resolved
@@ -194,8 +222,9 @@ void udp_batch_free(struct udp_batch *b);
 int udp_rx_batch(struct udp_relay *u, int fd);
 /* The buffer the next tx entry may seal into (UDP_SEALED_MAX bytes). */
 uint8_t *udp_tx_buf(struct udp_relay *u);
-/* Queues one datagram for sending by fd to `to`, from the local address `from` if that is
- * known (else NULL); data must stay valid until the flush. */
+/* Queues one datagram for sending by fd to `to`; data must stay valid until the flush. from:
+ * towards a client, the local address it sent to (family 0 when none is known); NULL towards a
+ * target or the server. */
 void udp_tx_add(struct udp_relay *u, int fd, const struct sockaddr *to, const void *data,
                 size_t len, const struct udp_local *from);
 /* Turns IP_PKTINFO / IPV6_RECVPKTINFO on when fd is bound to a wildcard address. */

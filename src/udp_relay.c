@@ -28,6 +28,8 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "rp_assert.h"
@@ -38,6 +40,9 @@
 #define UDP_DEFAULT_TIMEOUT 300
 #define UDP_DEFAULT_MAX_ASSOCIATIONS 65536
 #define UDP_SOCKS5_PREFIX 3            /* RSV(2) FRAG(1) before the address (RFC 1928 section 7) */
+/* UDP takes at most half the descriptors (the RLIMIT_NOFILE soft limit) less this, so that
+ * associations can never starve TCP accepts, whose sessions hold two descriptors each. */
+#define UDP_FD_RESERVE 16
 
 void udp_drop(struct udp_relay *u, const struct sockaddr *from, const char *why)
 {
@@ -78,7 +83,7 @@ static long udp_open(struct udp_relay *u, struct udp_assoc *a, uint8_t *pkt, siz
  * replies leave from the address the datagram was sent to. */
 static void udp_client_seen(struct udp_relay *u, struct udp_assoc *a)
 {
-    udp_nat_touch(&u->nat, &a->nat, u->now);
+    udp_assoc_touch(a);
     a->local = u->rx.local[u->rx_current];
 }
 
@@ -89,7 +94,7 @@ static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, ui
 {
     uint8_t *plain;
     struct netaddr_target t;
-    struct udp_assoc *a = udp_assoc_find(u, client);
+    struct udp_assoc *a = udp_assoc_find(u, client, UDP_SCOPE_SHARED);
     long plen = udp_open(u, a, data, len, &plain);
 
     if (plen < 0) {
@@ -103,7 +108,7 @@ static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, ui
         return;
     }
     /* a new association adopts what this packet told the protocol (udp_assoc_new) */
-    if (!a && !(a = udp_assoc_new(u, client, -1))) {
+    if (!a && !(a = udp_assoc_new(u, client, -1, UDP_SCOPE_SHARED))) {
         udp_drop(u, client, "out of memory");
         return;
     }
@@ -114,9 +119,9 @@ static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, ui
 static void udp_tunnel_in(struct udp_relay *u, const struct sockaddr *client, uint8_t *data,
                           size_t len)
 {
-    struct udp_assoc *a = udp_assoc_find(u, client);
+    struct udp_assoc *a = udp_assoc_find(u, client, UDP_SCOPE_SHARED);
 
-    if (!a && !(a = udp_assoc_new(u, client, -1))) {
+    if (!a && !(a = udp_assoc_new(u, client, -1, UDP_SCOPE_SHARED))) {
         udp_drop(u, client, "out of memory");
         return;
     }
@@ -150,24 +155,33 @@ static void udp_ip_only(const struct sockaddr *sa, struct sockaddr_storage *out)
     }
 }
 
-/* The control connection a new association from client belongs to: one from the same IP,
- * preferring the newest that has no association yet (an application opens its control
- * connection, then sends), else the newest. -1 when the IP holds none. */
-static int udp_ctl_pick(const struct udp_relay *u, const struct sockaddr *client)
+/* Whether client's IP is the one that opened control connection c. */
+static bool udp_ctl_ip_is(const struct udp_ctl *c, const struct sockaddr *client)
 {
     struct sockaddr_storage ip;
-    int best = -1;
 
     udp_ip_only(client, &ip);
+    return netaddr_equal((const struct sockaddr *)&c->ip, (struct sockaddr *)&ip);
+}
+
+/* For a client that sends to the shared socket rather than to the address the reply named (it
+ * works when the kernel hashes its datagrams to this worker): the control connection a new
+ * association from client belongs to: one from the same IP, preferring the newest that has no
+ * association yet (an application opens its control connection, then sends), else the newest.
+ * -1 when the IP holds none. */
+static int udp_ctl_pick(const struct udp_relay *u, const struct sockaddr *client)
+{
+    int best = -1;
+
     for (int i = 0; i < u->nctls; i++) {
-        const struct udp_ctl *c = &u->ctls[i];
-        if (!c->live || !netaddr_equal((struct sockaddr *)&c->ip, (struct sockaddr *)&ip))
+        const struct udp_ctl *c = u->ctls[i];
+        if (!c || !udp_ctl_ip_is(c, client))
             continue;
         if (best < 0) {
             best = i;
             continue;
         }
-        const struct udp_ctl *b = &u->ctls[best];
+        const struct udp_ctl *b = u->ctls[best];
         bool c_idle = c->nassocs == 0, b_idle = b->nassocs == 0;
         if ((c_idle && !b_idle) || (c_idle == b_idle && c->serial > b->serial))
             best = i;
@@ -175,15 +189,21 @@ static int udp_ctl_pick(const struct udp_relay *u, const struct sockaddr *client
     return best;
 }
 
+/* A SOCKS5 request sent to the socket of scope: a control connection's own socket, which only
+ * the IP that opened it may use (RFC 1928 section 6), or the shared one. */
 static void udp_socks5_in(struct udp_relay *u, const struct sockaddr *client, uint8_t *data,
-                          size_t len)
+                          size_t len, uint32_t scope)
 {
     struct netaddr_target t;
-    struct udp_assoc *a = udp_assoc_find(u, client);
-    int ctl = a ? a->ctl : udp_ctl_pick(u, client);
+    struct udp_assoc *a = udp_assoc_find(u, client, scope);
+    int ctl = a ? a->ctl : scope == UDP_SCOPE_SHARED ? udp_ctl_pick(u, client) : (int)scope - 1;
 
     if (ctl < 0) {
         udp_drop(u, client, "SOCKS5 datagram without a UDP ASSOCIATE");
+        return;
+    }
+    if (scope != UDP_SCOPE_SHARED && !a && !udp_ctl_ip_is(u->ctls[ctl], client)) {
+        udp_drop(u, client, "SOCKS5 datagram from another IP than its UDP ASSOCIATE's");
         return;
     }
     /* Fragments (FRAG != 0) are dropped: RFC 1928 section 7 makes reassembly optional. */
@@ -191,7 +211,7 @@ static void udp_socks5_in(struct udp_relay *u, const struct sockaddr *client, ui
         udp_drop(u, client, "malformed or fragmented SOCKS5 UDP request");
         return;
     }
-    if (!a && !(a = udp_assoc_new(u, client, ctl))) {
+    if (!a && !(a = udp_assoc_new(u, client, ctl, scope))) {
         udp_drop(u, client, "out of memory");
         return;
     }
@@ -219,7 +239,7 @@ static void udp_inbound_one(struct udp_relay *u, unsigned i)
         udp_tunnel_in(u, client, data, m->msg_len);
         break;
     case ROLE_LOCAL:
-        udp_socks5_in(u, client, data, m->msg_len);
+        udp_socks5_in(u, client, data, m->msg_len, UDP_SCOPE_SHARED);
         break;
     }
 }
@@ -266,17 +286,25 @@ static void udp_server_out(struct udp_assoc *a, const struct sockaddr *from, uin
         udp_drop(u, from, "could not seal");
         return;
     }
-    udp_tx_add(u, u->fd, (struct sockaddr *)&a->nat.client, out, (size_t)n, &a->local);
+    udp_tx_add(u, udp_assoc_in_fd(a), (struct sockaddr *)&a->nat.client, out, (size_t)n, &a->local);
 }
 
 /* Tunnel and local: the server's packet. The tunnel hands the app the data alone; SOCKS5 puts
  * RSV FRAG before the header, which names the remote that answered. */
-static void udp_client_out(struct udp_assoc *a, const struct sockaddr *from, uint8_t *data,
-                           size_t len)
+static void udp_client_out(struct udp_assoc *a, int family, const struct sockaddr *from,
+                           uint8_t *data, size_t len)
 {
     struct udp_relay *u = a->relay;
     struct netaddr_target t;
     uint8_t *plain;
+
+    /* Only the server's address may answer: anyone can send a reply captured on the way back
+     * again, from elsewhere, and it would open (RFC 4787's address-and-port-dependent
+     * filtering, which a client towards one server can afford). */
+    if (!netaddr_equal(from, (struct sockaddr *)&a->server[family == AF_INET6])) {
+        udp_drop(u, from, "reply from another address than the server's");
+        return;
+    }
     long plen = udp_open(u, a, data, len, &plain);
 
     if (plen < 0) {
@@ -290,8 +318,9 @@ static void udp_client_out(struct udp_assoc *a, const struct sockaddr *from, uin
         return;
     }
     const struct sockaddr *client = (const struct sockaddr *)&a->nat.client;
+    int out_fd = udp_assoc_in_fd(a);
     if (u->role == ROLE_TUNNEL) {
-        udp_tx_add(u, u->fd, client, plain + hl, (size_t)plen - (size_t)hl, &a->local);
+        udp_tx_add(u, out_fd, client, plain + hl, (size_t)plen - (size_t)hl, &a->local);
         return;
     }
     if (plain - data < UDP_SOCKS5_PREFIX) { /* the protocol's head precedes plain */
@@ -300,13 +329,14 @@ static void udp_client_out(struct udp_assoc *a, const struct sockaddr *from, uin
     }
     plain -= UDP_SOCKS5_PREFIX;
     memset(plain, 0, UDP_SOCKS5_PREFIX);
-    udp_tx_add(u, u->fd, client, plain, (size_t)plen + UDP_SOCKS5_PREFIX, &a->local);
+    udp_tx_add(u, out_fd, client, plain, (size_t)plen + UDP_SOCKS5_PREFIX, &a->local);
 }
 
 void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct udp_assoc *a = io->data;
     struct udp_relay *u = a->relay;
+    int family = io == &a->io[1] ? AF_INET6 : AF_INET;
 
     (void)loop;
     (void)revents;
@@ -324,9 +354,9 @@ void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents)
             else if (u->role == ROLE_SERVER)
                 udp_server_out(a, from, data, m->msg_len);
             else
-                udp_client_out(a, from, data, m->msg_len);
+                udp_client_out(a, family, from, data, m->msg_len);
         }
-        udp_nat_touch(&u->nat, &a->nat, u->now);
+        udp_assoc_touch(a);
         udp_tx_flush(u);
         if (n < UDP_BATCH)
             break;
@@ -335,56 +365,170 @@ void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 /* ---- SOCKS5 control connections ------------------------------------------------------------ */
 
-int udp_relay_socks5_open(struct udp_relay *u, const struct sockaddr *client)
+/* The own socket of a control connection is readable: its client's requests. */
+static void udp_ctl_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct udp_ctl *c = io->data;
+    struct udp_relay *u = c->relay;
+
+    (void)loop;
+    (void)revents;
+    u->now = udp_clock();
+    for (int round = 0; round < UDP_BATCHES_PER_WAKEUP; round++) {
+        int n = udp_rx_batch(u, c->fd);
+        if (n <= 0)
+            break;
+        metrics_add(&u->stats->udp_packets_in, (uint64_t)n);
+        for (int i = 0; i < n; i++) {
+            struct mmsghdr *m = &u->rx.msg[i];
+            const struct sockaddr *client = (const struct sockaddr *)&u->rx.addr[i];
+            u->rx_current = (unsigned)i;
+            if ((m->msg_hdr.msg_flags & MSG_TRUNC) || !udp_family_ok(client))
+                udp_drop(u, client, "oversized datagram");
+            else
+                udp_socks5_in(u, client, u->rx.buf[i] + UDP_HEADROOM, m->msg_len,
+                              UDP_SCOPE_OF_CTL(c->handle));
+        }
+        udp_tx_flush(u);
+        if (n < UDP_BATCH)
+            break;
+    }
+}
+
+/* The control connection's own socket, bound to the address its TCP connection arrived on
+ * (port 0: the kernel picks one), IPv4-mapped as IPv4. Returns the fd or -1. */
+static int udp_ctl_socket(struct udp_relay *u, const struct sockaddr *local,
+                          struct sockaddr_storage *bound)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof *bound;
+
+    udp_ip_only(local, &addr);
+    if (!udp_family_ok((struct sockaddr *)&addr) || udp_socket_room(u, NULL) < 0)
+        return -1;
+    int fd = socket(addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&addr, netaddr_len((struct sockaddr *)&addr)) < 0 ||
+        getsockname(fd, (struct sockaddr *)bound, &len) < 0) {
+        close(fd);
+        return -1;
+    }
+    u->nsockets++;
+    return fd;
+}
+
+/* A free handle, growing the array when all are taken; -1 when out of memory. */
+static int udp_ctl_handle(struct udp_relay *u)
 {
     int h;
 
-    if (!u || !client || !udp_family_ok(client))
-        return -1;
-    for (h = 0; h < u->nctls && u->ctls[h].live; h++)
+    for (h = 0; h < u->nctls && u->ctls[h]; h++)
         ;
     if (h == u->nctls) {
         int n = u->nctls ? u->nctls * 2 : 8;
-        struct udp_ctl *c = realloc(u->ctls, (size_t)n * sizeof *c);
+        struct udp_ctl **c = realloc(u->ctls, (size_t)n * sizeof *c);
         if (!c)
             return -1;
-        /* The list heads moved with the array: each first element's back pointer follows. */
-        for (int i = 0; i < u->nctls; i++)
-            if (!LIST_EMPTY(&c[i].assocs))
-                LIST_FIRST(&c[i].assocs)->ctl_link.le_prev = &LIST_FIRST(&c[i].assocs);
         memset(c + u->nctls, 0, (size_t)(n - u->nctls) * sizeof *c);
         u->ctls = c;
         u->nctls = n;
     }
-    struct udp_ctl *c = &u->ctls[h];
-    memset(c, 0, sizeof *c);
+    return h;
+}
+
+int udp_relay_socks5_open(struct udp_relay *u, const struct sockaddr *client,
+                          const struct sockaddr *local, struct sockaddr_storage *bound)
+{
+    if (!u || !client || !local || !udp_family_ok(client))
+        return -1;
+    u->now = udp_clock();
+    int h = udp_ctl_handle(u);
+    struct udp_ctl *c = h >= 0 ? calloc(1, sizeof *c) : NULL;
+    if (!c)
+        return -1;
+    c->fd = udp_ctl_socket(u, local, bound);
+    if (c->fd < 0) {
+        free(c);
+        return -1;
+    }
+    c->relay = u;
+    c->handle = h;
     LIST_INIT(&c->assocs);
-    c->live = true;
     c->serial = ++u->ctl_serial;
+    c->last_active = u->now;
     udp_ip_only(client, &c->ip);
+    ev_io_init(&c->io, udp_ctl_cb, c->fd, EV_READ);
+    c->io.data = c;
+    ev_io_start(u->w->loop, &c->io);
+    u->ctls[h] = c;
     return h;
 }
 
 void udp_relay_socks5_close(struct udp_relay *u, int handle)
 {
-    if (!u || handle < 0 || handle >= u->nctls || !u->ctls[handle].live)
+    if (!u || handle < 0 || handle >= u->nctls || !u->ctls[handle])
         return;
+    struct udp_ctl *c = u->ctls[handle];
     /* RFC 1928 section 6: the association ends with the TCP connection it arrived on. */
-    while (!LIST_EMPTY(&u->ctls[handle].assocs))
-        udp_assoc_free(LIST_FIRST(&u->ctls[handle].assocs));
-    RP_ASSERT(u->ctls[handle].nassocs == 0);
-    u->ctls[handle].live = false;
+    while (!LIST_EMPTY(&c->assocs))
+        udp_assoc_free(LIST_FIRST(&c->assocs));
+    RP_ASSERT(c->nassocs == 0);
+    ev_io_stop(u->w->loop, &c->io);
+    udp_tx_forget(u, c->fd);
+    close(c->fd);
+    u->nsockets--;
+    u->ctls[handle] = NULL;
+    free(c);
+}
+
+double udp_relay_socks5_idle_left(struct udp_relay *u, int handle)
+{
+    if (!u || handle < 0 || handle >= u->nctls || !u->ctls[handle])
+        return 0;
+    return u->ctls[handle]->last_active + u->timeout - udp_clock();
 }
 
 /* ---- Life cycle --------------------------------------------------------------------------- */
 
-static int udp_relay_setup(struct udp_relay *u, struct worker *w)
+/* The sockets (associations' and control connections') one of a worker's nrelays relays may
+ * hold: its share of half the descriptor limit, less UDP_FD_RESERVE. */
+static size_t udp_socket_budget(int nrelays, unsigned long long *nofile)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    *nofile = (unsigned long long)rl.rlim_cur;
+    size_t half = (size_t)(rl.rlim_cur / 2);
+    size_t budget = (half > UDP_FD_RESERVE ? half - UDP_FD_RESERVE : 1) / (size_t)nrelays;
+    return budget > 0 ? budget : 1;
+}
+
+/* udp_max_associations, lowered to what the descriptor limit allows (said once per worker). */
+static void udp_relay_limits(struct udp_relay *u, struct worker *w, int nrelays)
+{
+    const struct config *cfg = w->cfg;
+    unsigned long long nofile = 0;
+
+    u->max_assocs = cfg->udp_max_associations > 0 ? (size_t)cfg->udp_max_associations
+                                                  : UDP_DEFAULT_MAX_ASSOCIATIONS;
+    u->max_sockets = udp_socket_budget(nrelays > 0 ? nrelays : 1, &nofile);
+    if (u->max_sockets >= u->max_assocs)
+        return;
+    if (w->slot == 0 && w->nudp == 0)
+        log_info("udp: at most %zu associations per UDP address (udp_max_associations %zu): "
+                 "UDP may take half of nofile %llu less %d descriptors; raise nofile for more",
+                 u->max_sockets, u->max_assocs, nofile, UDP_FD_RESERVE);
+    u->max_assocs = u->max_sockets;
+}
+
+static int udp_relay_setup(struct udp_relay *u, struct worker *w, int nrelays)
 {
     const struct config *cfg = w->cfg;
 
     u->timeout = cfg->udp_timeout > 0 ? cfg->udp_timeout : UDP_DEFAULT_TIMEOUT;
-    u->max_assocs = cfg->udp_max_associations > 0 ? (size_t)cfg->udp_max_associations
-                                                  : UDP_DEFAULT_MAX_ASSOCIATIONS;
+    udp_relay_limits(u, w, nrelays);
     if (u->role != ROLE_SERVER && w->server.atyp != NETADDR_ATYP_IPV4 &&
         w->server.atyp != NETADDR_ATYP_IPV6 && w->server.atyp != NETADDR_ATYP_DOMAIN)
         return -1;
@@ -407,7 +551,7 @@ static int udp_relay_setup(struct udp_relay *u, struct worker *w)
     return 0;
 }
 
-struct udp_relay *udp_relay_new(struct worker *w, int fd)
+struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays)
 {
     struct udp_relay *u = calloc(1, sizeof *u);
 
@@ -420,7 +564,7 @@ struct udp_relay *udp_relay_new(struct worker *w, int fd)
     u->now = udp_clock();
     ev_init(&u->expiry, udp_assoc_expiry_cb);
     u->expiry.data = u;
-    if (udp_relay_setup(u, w) < 0) {
+    if (udp_relay_setup(u, w, nrelays) < 0) {
         udp_relay_free(u);
         return NULL;
     }
@@ -449,6 +593,8 @@ void udp_relay_free(struct udp_relay *u)
         ev_io_stop(u->w->loop, &u->io);
         ev_timer_stop(u->w->loop, &u->expiry);
     }
+    for (int h = 0; h < u->nctls; h++)
+        udp_relay_socks5_close(u, h);
     udp_assoc_free_all(u);
     free(u->ctls);
     free(u->spare);

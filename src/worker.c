@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "handshake_limit.h"
 #include "listener.h"
 #include "relay.h"
 #include "resolve.h"
@@ -29,9 +30,15 @@
 struct worker_proc {
     struct worker w;
     ev_signal sigterm, sigint;
+    ev_signal sighup, sigusr2; /* without a master only: logged as ignored */
+    bool has_master;
     ev_timer drain_timer;
     ev_timer tick;           /* once a second: pending rate-limited summaries, drain check */
     ev_tstamp drain_started;
+    /* The listening descriptors this worker was handed (TCP sockets, dispatch socket): closed
+     * when it drains (worker_close_listening). */
+    int listen_fds[WORKER_MAX_LISTEN + 1];
+    int nlisten_fds;
 };
 
 /* The worker_proc holding w (container_of): worker_run allocates every worker inside one. */
@@ -103,6 +110,58 @@ static void worker_keys_free(struct worker *w)
     w->key_names = NULL;
 }
 
+/* The resolver: the configured nameservers, or the system's resolv.conf. */
+static struct resolver *worker_open_resolver(struct ev_loop *loop, const struct config *c,
+                                             char *err, size_t errlen)
+{
+    return resolver_new_servers(loop, c->nameservers, c->n_nameserver, c->ipv6_first, err, errlen);
+}
+
+/* The address policy: a server's limits (block_private) and, in any role, the acl file's rules
+ * (a client's routes: bypass or proxy). *out stays NULL when the role needs none. */
+static int worker_open_acl(const struct config *c, struct acl **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (c->role != ROLE_SERVER && !c->acl)
+        return 0;
+    struct acl *a = acl_new(c->role == ROLE_SERVER && c->block_private);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (c->acl && acl_load_file(a, c->acl, err, errlen) < 0) {
+        acl_free(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+int worker_preflight(const struct config *c, char *err, size_t errlen)
+{
+    char why[512];
+    struct acl *a;
+
+    if (!proto_for_method(c->ports[0].key.method)) {
+        snprintf(err, errlen, "no protocol for %s", crypto_method_info(c->method)->name);
+        return -1;
+    }
+    if (worker_open_acl(c, &a, why, sizeof why) < 0) {
+        snprintf(err, errlen, "acl: %s", why);
+        return -1;
+    }
+    acl_free(a);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_NOENV);
+    struct resolver *r = loop ? worker_open_resolver(loop, c, why, sizeof why) : NULL;
+    if (!r)
+        snprintf(err, errlen, "resolver: %s", loop ? why : "cannot create an event loop");
+    else
+        resolver_free(r);
+    if (loop)
+        ev_loop_destroy(loop);
+    return r ? 0 : -1;
+}
+
 static int worker_init(struct worker *w, const struct worker_env *env)
 {
     const struct config *c = env->cfg;
@@ -116,22 +175,32 @@ static int worker_init(struct worker *w, const struct worker_env *env)
                                                                LOG_LEVEL_WARN, 10.0);
     w->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
     w->rl_udp = (struct log_ratelimit)LOG_RATELIMIT_INIT("dropped datagrams", LOG_LEVEL_INFO, 10.0);
+    w->rl_connect = (struct log_ratelimit)LOG_RATELIMIT_INIT("outbound connect failed",
+                                                             LOG_LEVEL_WARN, 10.0);
+    w->rl_refused = (struct log_ratelimit)LOG_RATELIMIT_INIT("target refused", LOG_LEVEL_WARN,
+                                                             10.0);
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
     worker_targets(w, c);
     if (worker_keys(w, c) != 0)
         return -1;
-    w->resolver = resolver_new_servers(w->loop, c->nameservers, c->n_nameserver, c->ipv6_first, err,
-                                       sizeof err);
+    w->resolver = worker_open_resolver(w->loop, c, err, sizeof err);
     if (!w->resolver) {
         log_error("resolver: %s", err);
         return -1;
     }
-    if (c->role == ROLE_SERVER || c->acl) { /* a client's ACL routes: bypass or proxy */
-        w->acl = acl_new(c->role == ROLE_SERVER && c->block_private);
-        if (!w->acl || (c->acl && acl_load_file(w->acl, c->acl, err, sizeof err) < 0)) {
-            log_error("acl: %s", w->acl ? err : "out of memory");
+    if (worker_open_acl(c, &w->acl, err, sizeof err) < 0) {
+        log_error("acl: %s", err);
+        return -1;
+    }
+    if (c->max_handshakes_per_source > 0) {
+        w->hs_limit = malloc(sizeof *w->hs_limit);
+        if (!w->hs_limit ||
+            handshake_limit_init(w->hs_limit, (unsigned)c->max_handshakes_per_source) < 0) {
+            free(w->hs_limit);
+            w->hs_limit = NULL;
+            log_error("max_handshakes_per_source: out of memory or randomness");
             return -1;
         }
     }
@@ -143,7 +212,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
         if ((w->listeners[w->nlisteners] = listener_new(w, env->dispatch_fd, LISTENER_DISPATCH)))
             w->nlisteners++;
     for (int i = 0; i < env->nudp && w->nudp < WORKER_MAX_LISTEN; i++)
-        if ((w->udp[w->nudp] = udp_relay_new(w, env->udp[i])))
+        if ((w->udp[w->nudp] = udp_relay_new(w, env->udp[i], env->nudp)))
             w->nudp++;
     if (w->nlisteners == 0 && w->nudp == 0) {
         log_error("worker %d has nothing to serve", env->slot);
@@ -163,6 +232,11 @@ static void worker_cleanup(struct worker *w)
         resolver_free(w->resolver);
     if (w->acl)
         acl_free(w->acl);
+    if (w->hs_limit) { /* after relay_close_all(): every session has left it */
+        RP_ASSERT(handshake_limit_sources(w->hs_limit) == 0);
+        handshake_limit_destroy(w->hs_limit);
+        free(w->hs_limit);
+    }
     buf_pool_destroy(&w->pool);
     buf_pool_destroy(&w->bulk_pool);
     worker_keys_free(w);
@@ -191,6 +265,19 @@ static void drain_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* A draining worker gives its listening descriptors up. While the master lives it holds every
+ * listening socket too, so this changes nothing for the SO_REUSEPORT group. When the master is
+ * dead (killed; the workers are orphans draining on PR_SET_PDEATHSIG), these are the last
+ * descriptors of the sockets: closing them takes them out of the group, and new connections
+ * are refused at once instead of being queued to a worker that no longer accepts and left to
+ * hang until its drain ends (issue 13 item 16). */
+static void worker_close_listening(struct worker_proc *wp)
+{
+    for (int i = 0; i < wp->nlisten_fds; i++)
+        close(wp->listen_fds[i]);
+    wp->nlisten_fds = 0;
+}
+
 void worker_drain(struct worker *w)
 {
     struct worker_proc *wp = worker_proc_of(w);
@@ -198,6 +285,7 @@ void worker_drain(struct worker *w)
         w->draining = true;
         for (int i = 0; i < w->nlisteners; i++)
             listener_stop(w->listeners[i]);
+        worker_close_listening(wp);
         /* UDP: the next worker on this slot reads the socket from now on; associations stay a
          * little (worker_drained) so replies already on their way still reach their clients. */
         for (int i = 0; i < w->nudp; i++)
@@ -220,6 +308,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     log_event_poll(&w->rl_handshake);
     log_event_poll(&w->rl_accept);
     log_event_poll(&w->rl_udp);
+    log_event_poll(&w->rl_connect);
+    log_event_poll(&w->rl_refused);
     if (w->draining && worker_drained(worker_proc_of(w)))
         ev_break(loop, EVBREAK_ALL);
 }
@@ -233,8 +323,22 @@ static void sessions_done(void *ctx)
 static void signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
     struct worker *w = sig->data;
+    struct worker_proc *wp = worker_proc_of(w);
     (void)loop, (void)revents;
+    /* a master logs its own stop; a single process (workers: 0) says it here */
+    if (!wp->has_master && !w->draining)
+        log_info("signal %d: stopping; connections in progress may finish within %d s",
+                 sig->signum, w->cfg->drain_timeout);
     worker_drain(w);
+}
+
+/* workers: 0: no master to reload or upgrade. Say so rather than ignore the signal silently. */
+static void ignored_signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+    (void)loop, (void)revents;
+    log_warn("%s ignored: with workers: 0 there is no master to %s; restart the process instead",
+             sig->signum == SIGHUP ? "SIGHUP" : "SIGUSR2",
+             sig->signum == SIGHUP ? "reload the configuration" : "run a binary upgrade");
 }
 
 /* "user": as nginx's workers do, a worker started as root gives root up once its sockets, ACL
@@ -263,8 +367,35 @@ static int worker_drop_privileges(const struct config *c, bool has_parent)
     return 0;
 }
 
+/* Test hook, for tests/integration/test_master_failure.py only: when $REUSEPROXY_TEST_WORKER_HOOK
+ * names a file that exists, a starting worker reads it: "fail" exits with status 1 before it is
+ * ready, "hang" waits 60 s before it goes on. A test creates the file before a SIGHUP to make
+ * only that reload's workers fail. Without the variable (any real use) it does nothing. */
+static int worker_test_hook(void)
+{
+    const char *path = getenv("REUSEPROXY_TEST_WORKER_HOOK");
+    char what[8] = "";
+    FILE *f = path ? fopen(path, "r") : NULL;
+
+    if (!f)
+        return 0;
+    if (!fgets(what, sizeof what, f))
+        what[0] = '\0';
+    fclose(f);
+    if (strncmp(what, "fail", 4) == 0) {
+        log_error("test hook %s: failing", path);
+        return -1;
+    }
+    if (strncmp(what, "hang", 4) == 0)
+        sleep(60);
+    return 0;
+}
+
 int worker_run(const struct worker_env *env)
 {
+    if (worker_test_hook() < 0)
+        return 1;
+
     struct worker_proc *wp = calloc(1, sizeof *wp);
     struct worker *w = &wp->w;
     int status = 1;
@@ -287,12 +418,23 @@ int worker_run(const struct worker_env *env)
     wp->sigterm.data = wp->sigint.data = w;
     ev_signal_start(w->loop, &wp->sigterm);
     ev_signal_start(w->loop, &wp->sigint);
+    wp->has_master = env->parent_fd >= 0;
+    if (!wp->has_master) {
+        ev_signal_init(&wp->sighup, ignored_signal_cb, SIGHUP);
+        ev_signal_init(&wp->sigusr2, ignored_signal_cb, SIGUSR2);
+        ev_signal_start(w->loop, &wp->sighup);
+        ev_signal_start(w->loop, &wp->sigusr2);
+    }
 
     ev_timer_init(&wp->tick, tick_cb, 1.0, 1.0);
     wp->tick.data = w;
     ev_timer_start(w->loop, &wp->tick);
     ev_unref(w->loop); /* the tick alone does not keep the loop running */
 
+    for (int i = 0; i < env->ntcp && wp->nlisten_fds < WORKER_MAX_LISTEN; i++)
+        wp->listen_fds[wp->nlisten_fds++] = env->tcp[i];
+    if (env->dispatch_fd >= 0)
+        wp->listen_fds[wp->nlisten_fds++] = env->dispatch_fd;
     if (worker_init(w, env) == 0 && worker_drop_privileges(env->cfg, env->parent_fd >= 0) == 0) {
         if (env->ready_fd >= 0) {
             char one = 'R';
@@ -301,13 +443,19 @@ int worker_run(const struct worker_env *env)
             close(env->ready_fd);
         }
         log_debug("worker %d accepting", env->slot);
+        /* The master died before PR_SET_PDEATHSIG was (re)armed: an orphan from the start. */
+        if (env->master_pid > 0 && getppid() != env->master_pid)
+            worker_drain(w);
         ev_run(w->loop, 0);
         status = 0;
     }
     log_event_flush(&w->rl_handshake);
     log_event_flush(&w->rl_accept);
     log_event_flush(&w->rl_udp);
+    log_event_flush(&w->rl_connect);
+    log_event_flush(&w->rl_refused);
     worker_cleanup(w);
+    worker_close_listening(wp); /* if it never drained */
     ev_loop_destroy(w->loop);
     free(wp);
     return status;

@@ -114,7 +114,7 @@ def test_genkey_prints_a_key_of_the_method():
 
 def test_check_and_start_refuse_plugin_key():
     _agree(_server(plugin="obfs-server"), accepted=False,
-           contains="\"plugin\": reuseproxy does not implement this key yet")
+           contains="\"plugin\": plugins are not supported yet")
 
 
 def test_check_and_start_refuse_tunnel_address_without_port():

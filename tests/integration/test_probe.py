@@ -3,10 +3,15 @@
 test_relay.py already checks that bad input meets silence and that the server closes with a FIN
 only at its timeout. Here every failing handshake is timed on its own: random bytes of every
 length from 0 to 300, a genuine first packet cut at every length, the same packet with one bit
-flipped at every position, replays of it, genuine packets whose target the server's policy
-refuses, and bytes dribbled one every 100 ms. An active prober learns something whenever any of
-these is answered, closed differently (FIN or RST) or closed at a different time; so each must
-get zero bytes, a FIN, and its close at the same moment after it connected as all the others.
+flipped at every position, replays of it, and bytes dribbled one every 100 ms. An active
+prober learns something whenever any of these is answered, closed differently (FIN or RST) or
+closed at a different time; so each must get zero bytes, a FIN, and its close at the same moment
+after it connected as all the others.
+
+A genuine first packet never seen before whose target the policy refuses (block_private) is not
+a probe: only the key holder can make one, and the same packet to an allowed target would be
+relayed and answered. It is closed at once, with a FIN and nothing sent (issue 13 item 10: the
+newcomer's first test must not hang until the timeout).
 """
 import random
 import selectors
@@ -141,12 +146,13 @@ def test_probes_same_silence_same_close_same_time():
     timeout 3 s: zero bytes back, every one closed with a FIN (a dribbler may see a RST only
     when its last byte crossed the close), each 3 s after its connect, all within 1 s of
     each other, the medians of the kinds within 0.25 s of each other; nothing reaches the
-    upstream."""
+    upstream. Fresh genuine packets the policy refuses are closed at once, with a FIN and
+    zero bytes."""
     echo = h.TcpEcho()
     try:
         port = h.free_port()
         # block_private: the genuine packets (to 127.0.0.1) authenticate and are then refused
-        # by policy, which must look like any other failure
+        # by policy: closed at once (see the module's comment); their replays are probes
         cfg = h.server_config(port, method=M, password=PW, timeout=TIMEOUT, block_private=True)
         h.reuseproxy(cfg, name="server", wait=False)
         assert h.wait_for(lambda: h.listening(port), 10), "the server did not start"
@@ -161,14 +167,22 @@ def test_probes_same_silence_same_close_same_time():
             b = bytearray(genuine)
             b[pos] ^= 1 << (pos % 8)
             probes.append(Probe("modified", bytes(b)))
-        probes += [Probe("policy", p) for p in packets[1:4]]
+        refused = [Probe("policy", p) for p in packets[1:4]]
         probes += [Probe("replayed", genuine) for _ in range(3)]
         probes += [Probe("dribbled", bytes(rnd.getrandbits(8) for _ in range(100)), True)
                    for _ in range(6)]
         probes += [Probe("dribbled", p, True) for p in packets[4:6]]
         # the genuine packet's first use goes first (refused by policy), so that the copies
         # above are replays
-        run_probes(port, [Probe("first use", genuine)], 0)
+        first = Probe("first use", genuine)
+        run_probes(port, [first] + refused, TIMEOUT - 1)
+        for p in [first] + refused:
+            assert p.how == "eof" and not p.received, \
+                "a fresh genuine packet refused by policy saw %s and %d bytes" % (
+                    p.how, len(p.received))
+            assert p.closed - p.opened < TIMEOUT - 1, \
+                "a fresh genuine packet refused by policy was closed after %.2f s, not at " \
+                "once" % (p.closed - p.opened)
         time.sleep(0.2)
         run_probes(port, probes, TIMEOUT + LATE + 3)
 

@@ -35,7 +35,7 @@ TEST(test_config_defaults)
     CHECK_STR(crypto_method_info(c.method)->name, "chacha20-ietf-poly1305");
     CHECK_INT(c.timeout, 60);
     CHECK_INT(c.mode, MODE_TCP_ONLY);
-    CHECK_STR(c.local_address, "127.0.0.1");
+    CHECK(c.local_address == NULL); /* not given: the local roles listen on 127.0.0.1 */
     CHECK_INT(c.role, ROLE_SERVER);
     CHECK_INT(c.workers, config_default_workers());
     CHECK_INT(c.balance, BALANCE_REUSEPORT);
@@ -251,6 +251,29 @@ TEST(test_config_syntax_error_trailing_comma)
     config_free(&c);
 }
 
+/* Issue 13 item 11: a file cut short after a newline is reported where the text stops, with a
+ * 1-based column, never at column 0 of the line after it (jansson's position there). */
+TEST(test_config_truncated_file_column_is_one_based)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\n  \"server\": \"x\",\n"), -1);
+    CHECK_STR(err, "t.json:2:16: invalid JSON: string or '}' expected near end of file");
+    CHECK_INT(load(&c, "{\"server\": \"x\"\n\n\r\n  \n"), -1);
+    CHECK_STR(err, "t.json:1:14: invalid JSON: '}' expected near end of file");
+    CHECK_INT(load(&c, "{\n \"password\": \"\xc3\xa9t\xc3\xa9\"\n"), -1);
+    CHECK_STR(err, "t.json:2:18: invalid JSON: '}' expected near end of file");
+    CHECK_INT(load(&c, "{\n"), -1);
+    CHECK_STR(err, "t.json:1:1: invalid JSON: string or '}' expected near end of file");
+    /* without the final newline jansson's own column stands */
+    CHECK_INT(load(&c, "{\"server\": \"x\""), -1);
+    CHECK_STR(err, "t.json:1:14: invalid JSON: '}' expected near end of file");
+    /* a newline inside a string: the error is on that line, after its last character */
+    CHECK_INT(load(&c, "{\"a\": \"abc\n\"}"), -1);
+    CHECK_CONTAINS(err, "t.json:1:");
+    CHECK(strstr(err, "t.json:1:0:") == NULL && strstr(err, "t.json:2:0:") == NULL);
+    config_free(&c);
+}
+
 TEST(test_config_syntax_error_missing_comma)
 {
     struct config c;
@@ -402,17 +425,20 @@ TEST(test_config_unimplemented_libev_keys_warn)
     config_free(&c);
 }
 
-/* The keys whose shape struct config reserves (plugins) are refused, not ignored: a server
- * without its plugin would serve something its clients do not expect. */
-TEST(test_config_reserved_keys_refused)
+/* SIP003's keys are a configuration error naming FILE:LINE:COLUMN and the key, never a
+ * warning: a server without its plugin (or a local sending plain traffic where obfuscation was
+ * asked for) must not start. */
+TEST(test_config_plugin_keys_refused)
 {
     struct config c;
     const char *keys[] = {"plugin", "plugin_opts", "plugin_args", "plugin_mode"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char json[128], want[160];
-        snprintf(json, sizeof json, "{\"server_port\": 1,\n  \"%s\": \"x\"}", keys[i]);
+        snprintf(json, sizeof json, "{\"server_port\": 1,\n    \"%s\": \"obfs-server\"}",
+                 keys[i]);
         snprintf(want, sizeof want,
-                 "t.json:2:3: \"%s\": reuseproxy does not implement this key yet; remove it",
+                 "t.json:2:5: \"%s\": plugins are not supported yet (SIP003 support has not "
+                 "landed); remove it",
                  keys[i]);
         unit_capture_stderr_start();
         int rc = load(&c, json);
@@ -740,6 +766,21 @@ TEST(test_config_own_keys_ranges)
     config_free(&c);
 }
 
+/* max_handshakes_per_source: off (0) unless set; an integer, strictly. */
+TEST(test_config_max_handshakes_per_source)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{}"), 0);
+    CHECK_INT(c.max_handshakes_per_source, 0);
+    CHECK_INT(load(&c, "{\"max_handshakes_per_source\": 16}"), 0);
+    CHECK_INT(c.max_handshakes_per_source, 16);
+    CHECK_INT(load(&c, "{\"max_handshakes_per_source\": -1}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"max_handshakes_per_source\": expected an integer from 0 to "
+                   "1048576, got -1");
+    CHECK_INT(load(&c, "{\"max_handshakes_per_source\": \"4\"}"), -1);
+    config_free(&c);
+}
+
 TEST(test_config_own_choices)
 {
     struct config c;
@@ -776,6 +817,15 @@ static const char *validate(const char *json)
         snprintf(verr, sizeof verr, "OK");
     config_free(&c);
     return verr;
+}
+
+/* config_validate() over json, with what it logged in *logged (valid until the next call). */
+static const char *validate_logged(const char *json, const char **logged)
+{
+    unit_capture_stderr_start();
+    const char *r = validate(json);
+    *logged = unit_capture_stderr_stop();
+    return r;
 }
 
 TEST(test_validate_server_ok)
@@ -864,10 +914,13 @@ TEST(test_validate_tunnel_address_form)
                        "\"password\": \"x\", \"local_port\": 5353, \"tunnel_address\": "
                        "\"[2001:4860:4860::8888]:53\"}"),
               "OK");
-    /* A server role does not look at tunnel_address. */
-    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\", "
-                       "\"tunnel_address\": \"junk\"}"),
+    /* A server role does not look at tunnel_address, beyond saying that it ignores it. */
+    const char *out;
+    CHECK_STR(validate_logged("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\", "
+                              "\"tunnel_address\": \"junk\"}",
+                              &out),
               "OK");
+    CHECK_CONTAINS(out, "t.json:1:54: \"tunnel_address\": ignored in the server role");
 }
 
 TEST(test_validate_metrics_address_form)
@@ -923,6 +976,92 @@ TEST(test_validate_placeholder_on_public_address_refused)
     CHECK_CONTAINS(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": "
                             "\"Password\"}"),
                    "is a placeholder");
+}
+
+/* Issue 13 item 9: the local roles connect to the first server only; the rest is named. */
+TEST(test_validate_local_roles_warn_extra_servers)
+{
+    const char *out;
+    CHECK_STR(validate_logged("{\"role\": \"local\", \"local_port\": 1080, \"password\": \"x\",\n"
+                              " \"server\": [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\"], "
+                              "\"server_port\": 8488}",
+                              &out),
+              "OK");
+    CHECK_CONTAINS(out, "WARN t.json:2:2: \"server\": the local role uses only the first server, "
+                        "\"192.0.2.1\"; 2 more are ignored (failover between servers is not "
+                        "implemented yet)\n");
+    CHECK_STR(validate_logged("{\"role\": \"tunnel\", \"local_port\": 53, \"password\": \"x\", "
+                              "\"tunnel_address\": \"9.9.9.9:53\", \"server\": [\"[::1]:1\", "
+                              "\"192.0.2.2\"], \"server_port\": 8488}",
+                              &out),
+              "OK");
+    CHECK_CONTAINS(out, "\"server\": the tunnel role uses only the first server, \"::1\"; 1 more "
+                        "is ignored");
+    /* the server role listens on every one; a single server is no news */
+    CHECK_STR(validate_logged("{\"server\": [\"127.0.0.1\", \"::1\"], \"server_port\": 1, "
+                              "\"password\": \"x\"}",
+                              &out),
+              "OK");
+    CHECK(strstr(out, "WARN") == NULL);
+    CHECK_STR(validate_logged("{\"role\": \"local\", \"local_port\": 1080, \"password\": \"x\", "
+                              "\"server\": [\"192.0.2.1\"], \"server_port\": 8488}",
+                              &out),
+              "OK");
+    CHECK(strstr(out, "WARN") == NULL);
+}
+
+/* Issue 13 item 11: the local roles' keys given to the server role are named as ignored. */
+TEST(test_validate_server_role_warns_unused_keys)
+{
+    const char *out;
+    CHECK_STR(validate_logged("{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": "
+                              "\"x\",\n  \"local_address\": \"127.0.0.1\", \"local_port\": 1080,\n"
+                              "  \"tunnel_address\": \"9.9.9.9:53\"}",
+                              &out),
+              "OK");
+    CHECK_CONTAINS(out, "WARN t.json:2:3: \"local_address\": ignored in the server role, which "
+                        "listens on \"server\" (-s); it sets where the local and tunnel roles "
+                        "listen\n");
+    CHECK_CONTAINS(out, "WARN t.json:2:33: \"local_port\": ignored in the server role, which "
+                        "listens on \"server_port\" (-p)");
+    CHECK_CONTAINS(out, "WARN t.json:3:3: \"tunnel_address\": ignored in the server role; it is "
+                        "the tunnel role's destination\n");
+    CHECK_STR(validate_logged("{\"server\": \"127.0.0.1\", \"server_port\": 1, \"password\": "
+                              "\"x\"}",
+                              &out),
+              "OK");
+    CHECK(strstr(out, "WARN") == NULL);
+    /* the local role uses local_address and local_port, not tunnel_address */
+    CHECK_STR(validate_logged("{\"role\": \"local\", \"local_port\": 1080, \"password\": \"x\", "
+                              "\"server\": \"192.0.2.1\", \"server_port\": 8488, "
+                              "\"local_address\": \"127.0.0.1\"}",
+                              &out),
+              "OK");
+    CHECK(strstr(out, "WARN") == NULL);
+}
+
+/* Issue 13 item 12: the example passwords the docs use are placeholders too, whatever their
+ * case and punctuation; a real password that merely contains one is not. */
+TEST(test_validate_placeholder_list_from_the_docs)
+{
+    const char *refused[] = {"SECRET",      "secret",    "your-password", "Your_Password",
+                             "$PASSWORD",   "barfoo!",   "BarFoo",        "CHANGE-ME",
+                             "change_me",   "changeit",  "password",      "a long random password",
+                             "my password", "foobar!",   "Secret!",       "pass-wd"};
+    const char *accepted[] = {"Kx9-real-secret", "my-secret-is-long-7f3a", "passwords-are-fun-2",
+                              "!!!",             "xchangeme",              "S3CR3T-q81"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (!config_is_placeholder_password(refused[i]))
+            unit_fail(__FILE__, __LINE__, "\"%s\" should be a placeholder", refused[i]);
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+        if (config_is_placeholder_password(accepted[i]))
+            unit_fail(__FILE__, __LINE__, "\"%s\" should not be a placeholder", accepted[i]);
+    CHECK(config_is_placeholder_password(""));
+    CHECK(!config_is_placeholder_password(NULL));
+    CHECK_CONTAINS(validate("{\"server\": \"0.0.0.0\", \"server_port\": 8488, \"password\": "
+                            "\"SECRET\"}"),
+                   "t.json:1:44: the password \"SECRET\" is a placeholder, and reuseproxy would "
+                   "listen on 0.0.0.0");
 }
 
 TEST(test_validate_placeholder_on_loopback_allowed)

@@ -3,6 +3,7 @@
  * time; each verdict (need more, target known, UDP associate, fail) is checked with the exact
  * bytes to answer and to keep. The SIP004 first flight the protocol seals is the one ss_stream
  * builds by hand (salt, then one chunk of address header and early data). */
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -157,7 +158,7 @@ static void check_tampered(const uint8_t *wire, size_t len, size_t at)
     CHECK_INT(handshake_feed(&s.hs, copy, len, false, &out), HANDSHAKE_FAIL);
     CHECK(out.silent);
     CHECK(!out.replayed);
-    CHECK_STR(out.reason, "bad tag");
+    CHECK_STR(out.reason, "bad tag (wrong password or method, or a probe)");
     CHECK_INT(out.reply_len, 0);
     server_free(&s);
 }
@@ -210,8 +211,9 @@ TEST(test_handshake_server_replayed_flight_fails_silently)
 /* greeting (no auth offered), CONNECT 192.0.2.1:80, then early data */
 static const uint8_t socks_connect[] = {5, 1, 0, 5,  1,   0,  NETADDR_ATYP_IPV4, 192, 0,
                                         2, 1, 0, 80, 'h', 'i'};
-/* method NOAUTH, then succeeded with 0.0.0.0:0 */
-static const uint8_t socks_replies[] = {5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+/* method NOAUTH; the CONNECT is answered by the relay once connected
+ * (handshake_connect_reply) */
+static const uint8_t socks_replies[] = {5, 0};
 
 /* What the relay would do: drop what is consumed, send the replies, keep the rest. */
 struct socks_run {
@@ -285,6 +287,31 @@ TEST(test_handshake_socks5_one_byte_at_a_time)
     CHECK_INT(r.start, 13);
 }
 
+/* RFC 1928 section 6: the reply once the relay knows how the connection went. */
+TEST(test_handshake_socks5_connect_reply_codes)
+{
+    static const struct {
+        int err;
+        uint8_t rep;
+    } cases[] = {
+        {0, SOCKS5_REP_SUCCEEDED},
+        {ECONNREFUSED, SOCKS5_REP_CONNECTION_REFUSED},
+        {ENETUNREACH, SOCKS5_REP_NETWORK_UNREACHABLE},
+        {EHOSTUNREACH, SOCKS5_REP_HOST_UNREACHABLE},
+        {ETIMEDOUT, SOCKS5_REP_HOST_UNREACHABLE},
+        {ENOENT, SOCKS5_REP_HOST_UNREACHABLE},
+        {EMFILE, SOCKS5_REP_GENERAL_FAILURE},
+    };
+    uint8_t out[16];
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint8_t want[] = {5, cases[i].rep, 0, NETADDR_ATYP_IPV4, 0, 0, 0, 0, 0, 0};
+        CHECK_INT(handshake_connect_reply(cases[i].err, out, sizeof out), sizeof want);
+        CHECK_MEM(out, want, sizeof want);
+    }
+    CHECK_INT(handshake_connect_reply(0, out, 5), -1);
+}
+
 TEST(test_handshake_socks5_udp_associate_verdict)
 {
     static const uint8_t req[] = {5, 1, 0, 5, 3, 0, NETADDR_ATYP_IPV4, 0, 0, 0, 0, 0, 0};
@@ -297,10 +324,12 @@ TEST(test_handshake_socks5_udp_associate_verdict)
     sin.sin_addr.s_addr = htonl(0x7f000001);
     uint8_t out[32];
     static const uint8_t ok[] = {5, 0, 0, NETADDR_ATYP_IPV4, 127, 0, 0, 1, 0x04, 0x38};
-    CHECK_INT(handshake_udp_reply((struct sockaddr *)&sin, out, sizeof out), sizeof ok);
+    CHECK_INT(handshake_udp_reply(true, (struct sockaddr *)&sin, out, sizeof out), sizeof ok);
     CHECK_MEM(out, ok, sizeof ok);
-    CHECK_INT(handshake_udp_reply(NULL, out, sizeof out), 10);
-    CHECK_INT(out[1], 7); /* command not supported */
+    CHECK_INT(handshake_udp_reply(false, NULL, out, sizeof out), 10);
+    CHECK_INT(out[1], 7); /* command not supported: UDP is off */
+    CHECK_INT(handshake_udp_reply(true, NULL, out, sizeof out), 10);
+    CHECK_INT(out[1], 1); /* general failure: UDP is on, this association could not be made */
 }
 
 TEST(test_handshake_socks5_no_acceptable_method_answers_then_fails)

@@ -45,8 +45,11 @@ static void fill_worker(struct metrics_worker *w, uint64_t base)
     w->udp_evicted = base + 1;
     w->failed_handshakes = base + 4;
     w->replays = base + 2;
+    w->handshake_limited = base + 6;
     w->udp_dropped = base + 9;
     w->restarts = base;
+    w->reloads = base + 5;
+    w->fork_failures = base + 6;
     w->pid = base + 4242;
 }
 
@@ -83,12 +86,24 @@ static const char expected_one_worker[] =
     "handshakes).\n"
     "# TYPE reuseproxy_replays_total counter\n"
     "reuseproxy_replays_total{worker=\"0\"} 2\n"
+    "# HELP reuseproxy_handshake_limited_total TCP connections closed at accept: their source "
+    "had max_handshakes_per_source connections in the handshake.\n"
+    "# TYPE reuseproxy_handshake_limited_total counter\n"
+    "reuseproxy_handshake_limited_total{worker=\"0\"} 6\n"
     "# HELP reuseproxy_udp_dropped_total UDP datagrams dropped: bad tag, malformed or refused.\n"
     "# TYPE reuseproxy_udp_dropped_total counter\n"
     "reuseproxy_udp_dropped_total{worker=\"0\"} 9\n"
-    "# HELP reuseproxy_worker_restarts_total Times this worker slot was restarted.\n"
+    "# HELP reuseproxy_worker_restarts_total Times this slot's worker was replaced after it died "
+    "(reloads not counted).\n"
     "# TYPE reuseproxy_worker_restarts_total counter\n"
     "reuseproxy_worker_restarts_total{worker=\"0\"} 0\n"
+    "# HELP reuseproxy_reloads_total Reloads that replaced this slot's worker.\n"
+    "# TYPE reuseproxy_reloads_total counter\n"
+    "reuseproxy_reloads_total{worker=\"0\"} 5\n"
+    "# HELP reuseproxy_fork_failures_total Forks of this slot's worker that failed (each is "
+    "retried with a backoff).\n"
+    "# TYPE reuseproxy_fork_failures_total counter\n"
+    "reuseproxy_fork_failures_total{worker=\"0\"} 6\n"
     "# HELP reuseproxy_worker_pid Process id of the worker in this slot.\n"
     "# TYPE reuseproxy_worker_pid gauge\n"
     "reuseproxy_worker_pid{worker=\"0\"} 4242\n";
@@ -120,11 +135,11 @@ TEST(test_metrics_render_one_line_per_worker)
                         "reuseproxy_bytes_in_total{worker=\"2\"} 1100\n"
                         "# HELP reuseproxy_bytes_out_total ");
     CHECK_CONTAINS(out, "reuseproxy_worker_pid{worker=\"2\"} 4342\n");
-    /* 13 fields: 2 comment lines and 3 series each. */
+    /* 16 fields: 2 comment lines and 3 series each. */
     int lines = 0;
     for (const char *p = out; *p; p++)
         lines += *p == '\n';
-    CHECK_INT(lines, 13 * 5);
+    CHECK_INT(lines, 16 * 5);
     metrics_free_shared(m);
 }
 
@@ -490,6 +505,72 @@ TEST(test_metrics_server_idle_clients_do_not_block_others)
     CHECK(strncmp(resp, "HTTP/1.0 200 OK\r\n", 17) == 0);
     for (int i = 0; i < 40; i++)
         close(idle[i]);
+    unserve(&sv);
+}
+
+/* The table full of idle clients (issue 20 item 4: 80 idle connections used to lock scrapers out
+ * for the whole timeout): each new client evicts the oldest idle one of its source, so the
+ * oldest are closed, the newest stay, and a scrape is answered at once. */
+TEST(test_metrics_server_full_table_evicts_oldest_idle)
+{
+    struct served sv;
+    int idle[80];
+    char resp[65536], byte;
+    CHECK(serve(&sv, 1, 0) == 0);
+    for (int i = 0; i < 80; i++) {
+        idle[i] = client_connect(sv.port);
+        CHECK(idle[i] >= 0);
+    }
+    double start = now_mono();
+    ssize_t n = http_exchange(sv.port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp);
+    CHECK(n > 0);
+    CHECK(now_mono() - start < 1.0);
+    CHECK(strncmp(resp, "HTTP/1.0 200 OK\r\n", 17) == 0);
+    CHECK(recv(idle[0], &byte, 1, 0) <= 0); /* the oldest was evicted */
+    struct timeval tv = {0, 200000};
+    setsockopt(idle[79], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    errno = 0;
+    CHECK(recv(idle[79], &byte, 1, 0) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    for (int i = 0; i < 80; i++)
+        close(idle[i]);
+    unserve(&sv);
+}
+
+/* A flood of scrapes renders a few times a second, not once per scrape; a scrape after the
+ * short cache lifetime sees the counters as they are now. */
+TEST(test_metrics_server_reuses_rendering_briefly)
+{
+    struct served sv;
+    char resp[65536];
+    CHECK(serve(&sv, 1, 0) == 0);
+    CHECK(http_exchange(sv.port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp) > 0);
+    CHECK_CONTAINS(resp, "reuseproxy_accepted_total{worker=\"0\"} 5\n");
+    metrics_add(&sv.m->worker[0].accepted, 1);
+    CHECK(http_exchange(sv.port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp) > 0);
+    CHECK_CONTAINS(resp, "reuseproxy_accepted_total{worker=\"0\"} 5\n");
+    usleep(400000);
+    CHECK(http_exchange(sv.port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp) > 0);
+    CHECK_CONTAINS(resp, "reuseproxy_accepted_total{worker=\"0\"} 6\n");
+    unserve(&sv);
+}
+
+/* A flood of connections is accepted at a bounded rate (256 a second after a burst of 64), so
+ * it cannot take the master's core (issue 20 item 4: 0.7 of a core); the rest wait in the
+ * kernel's queue and are served in turn. */
+TEST(test_metrics_server_accepts_at_a_bounded_rate)
+{
+    struct served sv;
+    char resp[65536];
+    CHECK(serve(&sv, 1, 0) == 0);
+    int answered = 0;
+    double start = now_mono();
+    for (int i = 0; i < 5000 && now_mono() - start < 1.0; i++) {
+        CHECK(http_exchange(sv.port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp) > 0);
+        answered++;
+    }
+    /* about 64 + 256 in the second; an unbounded server answers thousands */
+    CHECK(answered >= 100);
+    CHECK(answered <= 600);
     unserve(&sv);
 }
 

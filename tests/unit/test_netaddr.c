@@ -608,3 +608,24 @@ TEST(test_netaddr_udp_roundtrip)
     CHECK_INT(recv(u, buf, sizeof buf, 0), -1);
     CHECK_INT(errno, EAGAIN);
 }
+
+/* The per-source key: the host only, the same for an IPv4 client whichever family it came by. */
+TEST(test_netaddr_host_key_ignores_port_and_maps_ipv4)
+{
+    struct sockaddr_storage a, b;
+    socklen_t len;
+    uint8_t ka[16], kb[16];
+    CHECK_INT(netaddr_from_ip("192.0.2.1", 1000, &a, &len), 0);
+    CHECK_INT(netaddr_from_ip("::ffff:192.0.2.1", 2000, &b, &len), 0);
+    CHECK_INT(netaddr_host_key((struct sockaddr *)&a, ka), 0);
+    CHECK_INT(netaddr_host_key((struct sockaddr *)&b, kb), 0);
+    CHECK(memcmp(ka, kb, 16) == 0);
+    CHECK_INT(netaddr_from_ip("192.0.2.2", 1000, &b, &len), 0);
+    CHECK_INT(netaddr_host_key((struct sockaddr *)&b, kb), 0);
+    CHECK(memcmp(ka, kb, 16) != 0);
+    CHECK_INT(netaddr_from_ip("2001:db8::1", 1, &b, &len), 0);
+    CHECK_INT(netaddr_host_key((struct sockaddr *)&b, kb), 0);
+    CHECK(kb[0] == 0x20 && kb[1] == 0x01 && kb[2] == 0x0d && kb[15] == 1);
+    struct sockaddr unix_sa = {.sa_family = AF_UNIX};
+    CHECK_INT(netaddr_host_key(&unix_sa, kb), -1);
+}

@@ -27,15 +27,15 @@ TEST(test_udp_nat_finds_by_address_and_port)
     struct sockaddr_storage other = sockaddr_of("10.0.0.2", 1000);
 
     CHECK_INT(udp_nat_init(&t, 42), 0);
-    udp_nat_insert(&t, &a, SA(ca), 1.0);
-    udp_nat_insert(&t, &b, SA(cb), 2.0);
+    udp_nat_insert(&t, &a, SA(ca), 0, 1.0);
+    udp_nat_insert(&t, &b, SA(cb), 0, 2.0);
     CHECK_INT(udp_nat_count(&t), 2);
-    CHECK(udp_nat_find(&t, SA(ca)) == &a);
-    CHECK(udp_nat_find(&t, SA(cb)) == &b);
-    CHECK(udp_nat_find(&t, SA(other)) == NULL);
+    CHECK(udp_nat_find(&t, SA(ca), 0) == &a);
+    CHECK(udp_nat_find(&t, SA(cb), 0) == &b);
+    CHECK(udp_nat_find(&t, SA(other), 0) == NULL);
     udp_nat_remove(&t, &a);
-    CHECK(udp_nat_find(&t, SA(ca)) == NULL);
-    CHECK(udp_nat_find(&t, SA(cb)) == &b);
+    CHECK(udp_nat_find(&t, SA(ca), 0) == NULL);
+    CHECK(udp_nat_find(&t, SA(cb), 0) == &b);
     CHECK_INT(udp_nat_count(&t), 1);
     udp_nat_remove(&t, &b);
     CHECK_INT(udp_nat_count(&t), 0);
@@ -54,14 +54,33 @@ TEST(test_udp_nat_tells_ipv6_from_ipv4_mapped_and_scope)
     ((struct sockaddr_in6 *)&scoped2)->sin6_scope_id = 2;
 
     CHECK_INT(udp_nat_init(&t, 7), 0);
-    udp_nat_insert(&t, &a, SA(x), 0);
-    udp_nat_insert(&t, &b, SA(mapped), 0);
-    udp_nat_insert(&t, &c, SA(scoped), 0);
-    CHECK(udp_nat_find(&t, SA(x)) == &a);
-    CHECK(udp_nat_find(&t, SA(mapped)) == &b);
-    CHECK(udp_nat_find(&t, SA(plain)) == NULL);
-    CHECK(udp_nat_find(&t, SA(scoped)) == &c);
-    CHECK(udp_nat_find(&t, SA(scoped2)) == NULL);
+    udp_nat_insert(&t, &a, SA(x), 0, 0);
+    udp_nat_insert(&t, &b, SA(mapped), 0, 0);
+    udp_nat_insert(&t, &c, SA(scoped), 0, 0);
+    CHECK(udp_nat_find(&t, SA(x), 0) == &a);
+    CHECK(udp_nat_find(&t, SA(mapped), 0) == &b);
+    CHECK(udp_nat_find(&t, SA(plain), 0) == NULL);
+    CHECK(udp_nat_find(&t, SA(scoped), 0) == &c);
+    CHECK(udp_nat_find(&t, SA(scoped2), 0) == NULL);
+    udp_nat_destroy(&t);
+}
+
+/* The same client address sending to two SOCKS5 relay sockets is two associations. */
+TEST(test_udp_nat_tells_scopes_apart)
+{
+    struct udp_nat t;
+    struct udp_nat_entry a, b;
+    struct sockaddr_storage c = sockaddr_of("10.0.0.1", 1000);
+
+    CHECK_INT(udp_nat_init(&t, 3), 0);
+    udp_nat_insert(&t, &a, SA(c), 0, 0);
+    udp_nat_insert(&t, &b, SA(c), 7, 0);
+    CHECK(udp_nat_find(&t, SA(c), 0) == &a);
+    CHECK(udp_nat_find(&t, SA(c), 7) == &b);
+    CHECK(udp_nat_find(&t, SA(c), 8) == NULL);
+    udp_nat_remove(&t, &a);
+    CHECK(udp_nat_find(&t, SA(c), 0) == NULL);
+    CHECK(udp_nat_find(&t, SA(c), 7) == &b);
     udp_nat_destroy(&t);
 }
 
@@ -74,7 +93,7 @@ TEST(test_udp_nat_touch_moves_to_newest)
     CHECK_INT(udp_nat_init(&t, 1), 0);
     for (int i = 0; i < 3; i++) {
         c[i] = sockaddr_of("192.0.2.1", (uint16_t)(100 + i));
-        udp_nat_insert(&t, &e[i], SA(c[i]), (double)i);
+        udp_nat_insert(&t, &e[i], SA(c[i]), 0, (double)i);
     }
     CHECK(udp_nat_oldest(&t) == &e[0]);
     CHECK(udp_nat_newest(&t) == &e[2]);
@@ -100,13 +119,13 @@ TEST(test_udp_nat_grows_and_keeps_every_entry)
     CHECK_INT(udp_nat_init(&t, 99), 0);
     for (int i = 0; i < N; i++) {
         struct sockaddr_storage c = sockaddr_of(i % 2 ? "198.51.100.7" : "2001:db8::7", (uint16_t)(i + 1));
-        udp_nat_insert(&t, &e[i], SA(c), (double)i);
+        udp_nat_insert(&t, &e[i], SA(c), 0, (double)i);
     }
     CHECK_INT(udp_nat_count(&t), N);
     CHECK(t.lru.nbuckets >= N);
     for (int i = 0; i < N; i++) {
         struct sockaddr_storage c = sockaddr_of(i % 2 ? "198.51.100.7" : "2001:db8::7", (uint16_t)(i + 1));
-        CHECK(udp_nat_find(&t, SA(c)) == &e[i]);
+        CHECK(udp_nat_find(&t, SA(c), 0) == &e[i]);
     }
     /* Oldest first, as expiry walks it. */
     int seen = 0;
@@ -128,8 +147,8 @@ TEST(test_udp_nat_seed_changes_placement)
     struct sockaddr_storage c = sockaddr_of("203.0.113.9", 4444);
     CHECK_INT(udp_nat_init(&a, 1), 0);
     CHECK_INT(udp_nat_init(&b, 2), 0);
-    udp_nat_insert(&a, &ea, SA(c), 0);
-    udp_nat_insert(&b, &eb, SA(c), 0);
+    udp_nat_insert(&a, &ea, SA(c), 0, 0);
+    udp_nat_insert(&b, &eb, SA(c), 0, 0);
     CHECK(ea.node.hash != eb.node.hash);
     udp_nat_destroy(&a);
     udp_nat_destroy(&b);

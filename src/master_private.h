@@ -1,0 +1,97 @@
+/* master_private.h: the master's state, shared by master.c (set-up, signals, reload requests,
+ * stop, binary upgrade) and supervise.c (the workers: fork, readiness, deaths, restarts, and a
+ * reload's switch-over or roll-back). Only those two files include it. */
+#ifndef RP_MASTER_PRIVATE_H
+#define RP_MASTER_PRIVATE_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cli.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+#include "sockets.h"
+#include "upgrade.h"
+#include "worker.h"
+
+/* Old workers still draining, at most (a reload adds one per slot; reloads are serialized). */
+#define MASTER_MAX_DRAINING 512
+
+/* One worker process, from fork until it is reaped: the master never forgets a child it forked. */
+struct master_child {
+    pid_t pid;    /* 0: none */
+    bool ready;   /* it wrote its ready byte */
+    int ready_fd; /* read end of its ready pipe, or -1 */
+    ev_io ready_io;
+    ev_timer ready_timer; /* kills it when it is not ready in time */
+    int dispatch_fd;      /* dispatch mode: the master's end of its socketpair, or -1 */
+    ev_tstamp started;
+    struct master_slot *sl;
+};
+
+struct master_slot {
+    /* child[cur] serves; during a reload child[!cur] is the new worker, which takes over only
+     * when the new workers of every slot are ready. */
+    struct master_child child[2];
+    int cur;
+    ev_timer restart; /* a replacement after a death or a failed fork, with backoff */
+    int failures;     /* consecutive failed starts: fork failed, died unready or quickly */
+    int index;
+    struct master *m;
+};
+
+struct master {
+    struct ev_loop *loop;
+    struct config *cfg;
+    struct config *prev_cfg; /* during a reload: the configuration to roll back to */
+    const struct cli_options *cli;
+    struct socket_set socks;
+    struct master_slot *slots;
+    int nslots;
+    enum config_balance balance;
+    ev_io accept_io[WORKER_MAX_LISTEN]; /* dispatch mode */
+    struct listener_backoff accept_backoff[WORKER_MAX_LISTEN]; /* pauses accept_io on EMFILE */
+    struct log_ratelimit rl_accept;
+    int next_slot;
+    struct replay_store *replay;
+    struct metrics_shared *metrics;
+    struct metrics_server *metrics_server;
+    pid_t draining[MASTER_MAX_DRAINING];
+    int ndraining;
+    ev_io sig_io;
+    ev_timer stop_timer;
+    bool stopping, announced;
+    bool reloading;      /* new workers are starting (prev_cfg is set) */
+    bool reload_pending; /* a SIGHUP came during a reload: one more reload once it ends */
+    int exit_status;
+    char last_failure[256]; /* why the last worker start failed, for the give-up message */
+    struct upgrade upgrade; /* SIGUSR2, and the hand-over when this master is the new one */
+};
+
+/* master.c */
+void master_stop(struct master *m, const char *why, bool handover);
+void master_check_done(struct master *m);
+void master_reload(struct master *m);
+void master_signals_reset_in_child(void);
+
+/* supervise.c */
+void supervise_init(struct master *m);
+/* Starts the serving worker of every slot (at start-up). */
+void supervise_start(struct master *m);
+/* Starts a new worker in every slot for m->cfg; the old ones stop once all are ready, or the
+ * new ones go and m->prev_cfg comes back if one fails (supervise_rollback). */
+void supervise_reload(struct master *m);
+/* Reaps every child that exited and acts on it (SIGCHLD). */
+void supervise_reap(struct master *m);
+/* Signals every worker (serving, starting and draining) and stops the timers. */
+void supervise_signal_all(struct master *m, int sig, bool stop_timers);
+/* True while some worker process (serving, starting or draining) still runs. */
+bool supervise_any_child(const struct master *m);
+/* The dispatch socket of slot i's serving worker, or -1. */
+int supervise_dispatch_fd(const struct master *m, int i);
+void supervise_free(struct master *m);
+
+#endif
