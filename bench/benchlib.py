@@ -20,6 +20,15 @@ import harness  # noqa: E402
 from harness import children_of, listening, wait_for  # noqa: E402
 
 PASSWORD = "bench-loopback-only-secret"
+# Shadowsocks 2022 methods take a base64 key of their length as the password (loopback only).
+SIP022_KEYS = {"2022-blake3-aes-128-gcm": "YmVuY2gtbG9vcGJhY2stMQ==",
+               "2022-blake3-aes-256-gcm": "YmVuY2gtbG9vcGJhY2stb25seS1rZXktMzItYnl0ZXM=",
+               "2022-blake3-chacha20-poly1305": "YmVuY2gtbG9vcGJhY2stb25seS1rZXktMzItYnl0ZXM="}
+
+
+def password(method):
+    """The password a method takes here: the SIP022 key, or the SIP004 passphrase."""
+    return SIP022_KEYS.get(method.lower(), PASSWORD)
 TMPDIR = None          # set by setup(): scratch directory of this run
 NOFILE = 65536
 _procs = []            # every Proc started and not yet stopped
@@ -234,7 +243,8 @@ def _wait_listening(proc, port, what):
 
 def rp_server(binary, method, port, workers=1, balance="reuseport", udp=False, metrics=None,
               name="rp-server"):
-    cfg = {"server": "127.0.0.1", "server_port": port, "password": PASSWORD, "method": method,
+    cfg = {"server": "127.0.0.1", "server_port": port, "password": password(method),
+           "method": method,
            "timeout": 120, "workers": workers, "balance": balance, "block_private": False,
            "nofile": NOFILE, "drain_timeout": 1, "mode": "tcp_and_udp" if udp else "tcp_only"}
     if metrics:
@@ -250,7 +260,7 @@ def rp_tunnel(binary, method, server_port, local_port, target, workers=1, udp=Fa
               name="rp-tunnel"):
     cfg = {"role": "tunnel", "server": "127.0.0.1", "server_port": server_port,
            "local_address": "127.0.0.1", "local_port": local_port, "tunnel_address": target,
-           "password": PASSWORD, "method": method, "timeout": 120, "workers": workers,
+           "password": password(method), "method": method, "timeout": 120, "workers": workers,
            "nofile": NOFILE, "drain_timeout": 1, "mode": "tcp_and_udp" if udp else "tcp_only"}
     p = Proc([binary, "-c", write_json(cfg, name)], name)
     _wait_listening(p, local_port, name)

@@ -191,6 +191,21 @@ def goals(res):
                         if m["case"].endswith("/1") and m["subject"] == "reuseproxy-openssl pair")
         out.append(("Throughput >= 1.5x libev for every method (libcrypto backend, 1 stream, "
                     "reuseproxy on both ends)", per, worst[1] >= 1.5))
+    # SIP022 against SIP004 with the same cipher (issue 14): within 10 %
+    same = {"2022-blake3-aes-256-gcm": "aes-256-gcm",
+            "2022-blake3-chacha20-poly1305": "chacha20-ietf-poly1305"}
+    rows = []
+    for m in sorted(res.section("bulk"), key=lambda m: m["case"]):
+        method, streams = m["case"].split("/")
+        if method in same and m["subject"] == "reuseproxy-openssl pair":
+            r = ratio(m["gbps"], res.get("bulk", same[method] + "/" + streams, m["subject"],
+                                         "gbps"))
+            if r is not None:
+                rows.append(("%s/%s %.2fx" % (method, streams, r), r))
+    if rows:
+        out.append(("SIP022 throughput within 10 % of SIP004 with the same cipher "
+                    "(reuseproxy on both ends)", ", ".join(t for t, _ in rows),
+                    min(r for _, r in rows) >= 0.9))
     rp = res.get("http", "2w", "reuseproxy 2w reuseport", "rps")
     lb = res.get("http", "2w", "libev 2p", "rps")
     if rp and lb:

@@ -35,6 +35,9 @@ import benchlib as B  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 METHODS = ["aes-128-gcm", "aes-192-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"]
+# Shadowsocks 2022 rows: reuseproxy on both ends only (libev has no SIP022), to set against the
+# SIP004 rows of the same cipher.
+SIP022_METHODS = ["2022-blake3-aes-256-gcm", "2022-blake3-chacha20-poly1305"]
 HTTP_METHOD = "chacha20-ietf-poly1305"   # libev's and reuseproxy's default
 UDP_METHOD = "aes-256-gcm"
 LIBEV = "libev"
@@ -51,6 +54,7 @@ class Settings:
         self.aead_seconds = 0.2 if quick else 0.5
         self.methods = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"] if quick \
             else METHODS
+        self.sip022_methods = SIP022_METHODS
         self.http_seconds = 2 if quick else 4
         self.stall_seconds = 3 if quick else 4
         self.wrk_connections = 64
@@ -224,12 +228,19 @@ def section_bulk(st, rec, builds):
     ip = B.free_port()
     iperf = B.iperf3_server(ip)
     target = "127.0.0.1:%d" % ip
-    for method in st.methods:
+    for method in st.methods + st.sip022_methods:
         procs = []
+        sip022 = method in SIP022_METHODS
 
         def start(p):
             procs.append(p)
             return p
+
+        if sip022:
+            section_bulk_sip022(st, rec, builds, method, target, start)
+            for p in reversed(procs):
+                p.stop()
+            continue
 
         # servers: 2 reuseproxy workers against 2 libev processes (--reuse-port)
         p_o, p_m, p_l = B.free_port(), B.free_port(), B.free_port()
@@ -262,20 +273,9 @@ def section_bulk(st, rec, builds):
             for streams, names in plan:
                 for name in names:
                     port, servers, tunnels = subjects[name]
-                    def measure():
-                        spids = [x for p in servers for x in p.tree()]
-                        tpids = [x for p in tunnels for x in p.tree()]
-                        j, (s0, t0) = iperf3_client(
-                            port, st.iperf_seconds, streams, omit=st.iperf_omit,
-                            mark=lambda: (B.cpu_seconds(spids), B.cpu_seconds(tpids)))
-                        s1, t1 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
-                        recv = j["end"]["sum_received"]
-                        gb = recv["bytes"] / 1e9
-                        return dict(gbps=recv["bits_per_second"] / 1e9,
-                                    server_cpu_s_per_GB=(s1 - s0) / gb if gb else None,
-                                    tunnel_cpu_s_per_GB=(t1 - t0) / gb if gb else None)
                     r = rec.add("bulk", "%s/%d" % (method, streams), name, run,
-                                **guarded(st, name, measure))
+                                **guarded(st, name, lambda: bulk_measure(st, port, servers,
+                                                                         tunnels, streams)))
                     log("  %-24s %d stream%s %-27s %6.2f Gbit/s  server %.2f s/GB  tunnel "
                         "%.2f s/GB" % (method, streams, "s" if streams > 1 else " ", name,
                                        r["gbps"], r["server_cpu_s_per_GB"] or 0,
@@ -283,6 +283,42 @@ def section_bulk(st, rec, builds):
         for p in reversed(procs):
             p.stop()
     iperf.stop()
+
+
+def bulk_measure(st, port, servers, tunnels, streams):
+    spids = [x for p in servers for x in p.tree()]
+    tpids = [x for p in tunnels for x in p.tree()]
+    j, (s0, t0) = iperf3_client(port, st.iperf_seconds, streams, omit=st.iperf_omit,
+                                mark=lambda: (B.cpu_seconds(spids), B.cpu_seconds(tpids)))
+    s1, t1 = B.cpu_seconds(spids), B.cpu_seconds(tpids)
+    recv = j["end"]["sum_received"]
+    gb = recv["bytes"] / 1e9
+    return dict(gbps=recv["bits_per_second"] / 1e9,
+                server_cpu_s_per_GB=(s1 - s0) / gb if gb else None,
+                tunnel_cpu_s_per_GB=(t1 - t0) / gb if gb else None)
+
+
+def section_bulk_sip022(st, rec, builds, method, target, start):
+    """A SIP022 method: reuseproxy tunnel -> reuseproxy server, both backends."""
+    subjects = {}
+    for backend in ("openssl", "mbedtls"):
+        binary = builds[backend]["binary"]
+        sport, tport = B.free_port(), B.free_port()
+        server = start(B.rp_server(binary, method, sport, workers=2,
+                                   name="rp-server-" + backend))
+        tunnel = start(B.rp_tunnel(binary, method, sport, tport, target, workers=2,
+                                   name="rp-tunnel-" + backend))
+        subjects["reuseproxy-%s pair" % backend] = (tport, [server], [tunnel])
+    for run in range(st.runs):
+        for streams in (1, 8):
+            for name, (port, servers, tunnels) in subjects.items():
+                r = rec.add("bulk", "%s/%d" % (method, streams), name, run,
+                            **guarded(st, name, lambda: bulk_measure(st, port, servers,
+                                                                     tunnels, streams)))
+                log("  %-24s %d stream%s %-27s %6.2f Gbit/s  server %.2f s/GB  tunnel "
+                    "%.2f s/GB" % (method, streams, "s" if streams > 1 else " ", name,
+                                   r["gbps"], r["server_cpu_s_per_GB"] or 0,
+                                   r["tunnel_cpu_s_per_GB"] or 0))
 
 
 # ---- http: rate, latency, CPU per request, the stalled worker, fairness --------------------

@@ -37,9 +37,15 @@ struct replay_store;
 /* What a protocol serves with, shared by every connection of a worker. */
 struct proto_ctx {
     const struct proto_ops *ops;
-    const struct crypto_key *keys; /* the key set: today one master key, later one per user */
+    /* The key set. SIP004: one master key. SIP022 server: keys[0] is the PSK (the identity
+     * PSK when there are users) and keys[1..nkeys) the users' PSKs, named by names[1..];
+     * SIP022 client: its password's keys in order, identity PSKs first, the user PSK last. */
+    const struct crypto_key *keys;
     size_t nkeys;
+    const char *const *names; /* names[k]: the user of keys[k], or NULL; names may be NULL */
+    bool client;              /* the local roles: we send requests */
     struct replay_store *replay; /* NULL: replay protection off */
+    void *priv;                  /* the protocol's own per-worker state (ops->ctx_init) */
 };
 
 /* One direction of one TCP connection. Zero it before first use; proto_dir_free at the end. */
@@ -54,6 +60,8 @@ struct proto_dir {
 struct proto_conn {
     const struct proto_ctx *ctx;
     size_t key;                        /* index in ctx->keys of the key the request used */
+    const char *user;                  /* ctx->names[key] once the request is open, or NULL */
+    const char *reason;                /* why open_stream failed, when it did */
     uint8_t req_salt[CRYPTO_MAX_SALT]; /* the request's salt (a SIP022 response echoes it) */
     size_t req_salt_len;
 };
@@ -82,19 +90,26 @@ struct proto_request {
 /* Opaque per-association UDP state of the largest protocol; proto_ops.udp_state_size says
  * how much of it one protocol uses (SIP004: none). */
 struct proto_udp_state {
-    _Alignas(8) uint8_t bytes[128]; /* SIP022: session ids, packet counter, replay window */
+    /* SIP022: session ids, packet counter, user, and the packet-id window of 4032 packets
+     * (SIP022 section 3.2.4 asks for at least 2048) */
+    _Alignas(8) uint8_t bytes[640];
 };
 
 /* A worker's datagram scratch: one AEAD context re-keyed per packet or session. */
 struct proto_udp {
     const struct proto_ctx *ctx;
     struct crypto_aead *aead;
+    void *priv; /* the protocol's own scratch (ops->udp_init), or NULL */
     /* what the last open with no association state learned, for udp_state_init to adopt */
     struct proto_udp_state learned;
 };
 
 struct proto_ops {
     const char *name;
+
+    /* A worker's per-process state from ctx's keys (NULL: none); returns 0 or -1. */
+    int (*ctx_init)(struct proto_ctx *ctx);
+    void (*ctx_free)(struct proto_ctx *ctx);
 
     /* ---- TCP, sealing ---- */
     /* Keys a sealing direction (a fresh salt; our salt goes into the replay store so a recorded
@@ -125,6 +140,9 @@ struct proto_ops {
                        size_t *consumed, struct iovec *iov, int max);
 
     /* ---- UDP ---- */
+    /* A datagram scratch's own state beyond its aead (NULL: none); returns 0 or -1. */
+    int (*udp_init)(struct proto_udp *p);
+    void (*udp_free)(struct proto_udp *p);
     size_t udp_state_size;
     /* Bytes a datagram adds to its plaintext, at most. */
     size_t (*datagram_overhead)(const struct proto_ctx *ctx);
@@ -141,9 +159,20 @@ struct proto_ops {
 
 /* SIP004 (proto_sip004.c): the "AEAD ciphers" of shadowsocks.org. */
 extern const struct proto_ops proto_sip004;
+/* SIP022 (proto_sip022.c): Shadowsocks 2022, with SIP023 identity headers. */
+extern const struct proto_ops proto_sip022;
 
-/* The protocol of a method; every method runs SIP004 today. */
+/* The protocol of a method (its crypto_method_info's proto). */
 const struct proto_ops *proto_for_method(enum crypto_method m);
+/* Runs ctx->ops->ctx_init when the protocol has one. Returns 0 or -1. */
+int proto_ctx_init(struct proto_ctx *ctx);
+void proto_ctx_free(struct proto_ctx *ctx);
+
+/* Opens the complete chunks of a keyed stream at buf[at..len) into iov[n..max) (the chunk loop
+ * every protocol's open_stream shares). *consumed: where the opened chunks end. Returns the
+ * payloads in iov in all, or -1. */
+int proto_open_chunks(struct ss_stream *s, uint8_t *buf, size_t len, size_t at, size_t *consumed,
+                      struct iovec *iov, int n, int max);
 
 /* A direction before first use. */
 void proto_dir_init(struct proto_dir *d);

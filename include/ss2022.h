@@ -33,6 +33,8 @@ struct ss2022_method_info {
 
 /* Method by name, case-insensitive (issue 14); -1 if unknown. */
 int ss2022_method_by_name(const char *name);
+/* The codec's method for a method of crypto.c's table, or -1 when it is not SIP022. */
+int ss2022_method_of(enum crypto_method m);
 const struct ss2022_method_info *ss2022_method_info(enum ss2022_method m);
 
 #define SS2022_MAX_KEY 32
@@ -50,6 +52,9 @@ struct ss2022_psk {
  * 0, or -1 (bad base64 or another length; the caller names the expected length from
  * ss2022_method_info). */
 int ss2022_psk_from_base64(struct ss2022_psk *k, enum ss2022_method m, const char *b64);
+/* The PSK of a key derived by the configuration (crypto_key_from_base64 of a SIP022 method).
+ * Returns 0, or -1 when the key is not a SIP022 method's. */
+int ss2022_psk_from_key(struct ss2022_psk *psk, const struct crypto_key *key);
 /* A new random key for a method named as in the config, printed as standard base64 with
  * padding into out (SS2022_KEY_B64_MAX bytes). Returns 0, or -1 for an unknown method or no
  * randomness. For `reuseproxy --genkey METHOD`. */
@@ -158,6 +163,17 @@ struct ss2022_request {
 int ss2022_request_parse(struct ss_stream *s, const struct ss2022_server_keys *keys, uint8_t *buf,
                          size_t len, uint64_t now, struct ss2022_request *r, size_t *consumed);
 
+/* The response's salt and sealed fixed header: salt | sealed {type 1, timestamp, request salt,
+ * length of the first payload}. */
+#define SS2022_RESPONSE_HEAD(key_len) (2 * (key_len) + 1 + 8 + 2 + CRYPTO_TAG_LEN)
+/* Writes the response head (SS2022_RESPONSE_HEAD bytes) for a first payload of payload_len
+ * (1..0xFFFF) bytes into out and keys s (nonce 1: the payload's). Returns its length or -1. */
+long ss2022_response_head(struct ss_stream *s, const struct ss2022_psk *key, const uint8_t *salt,
+                          const uint8_t *request_salt, uint64_t timestamp, size_t payload_len,
+                          uint8_t *out);
+/* Seals len bytes at payload in place with the stream's next nonce, the tag after them: the
+ * response's first payload, whose length the head carries. Returns 0 or -1. */
+int ss2022_stream_seal_payload(struct ss_stream *s, uint8_t *payload, size_t len);
 /* Builds the response start: salt | sealed {type 1, timestamp, request salt, length} | sealed
  * payload (1..0xFFFF bytes: the header always travels with data, section 3.1.3). Keys s
  * (nonce 2). Returns the length or -1. */

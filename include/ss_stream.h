@@ -38,11 +38,13 @@ struct ss_stream {
     struct crypto_aead *aead;          /* keyed with the session subkey */
     uint8_t nonce[CRYPTO_NONCE_LEN];
     int pending_len;                   /* open side: decrypted length of the next chunk, or -1 */
+    unsigned chunk_max;                /* largest payload length: SS_CHUNK_MAX (SIP004), or
+                                        * 0xFFFF (SIP022, set by ss2022_stream_init) */
 };
 
 /* Derives the subkey from (key, salt), keys s->aead (allocating it on first use, re-keying it
- * after; re-allocating if the method changed), resets the nonce and pending_len. salt holds
- * the method's salt_len bytes. Returns 0 or -1. */
+ * after; re-allocating if the method changed), resets the nonce and pending_len, and sets
+ * chunk_max to SS_CHUNK_MAX. salt holds the method's salt_len bytes. Returns 0 or -1. */
 int ss_stream_init(struct ss_stream *s, const struct crypto_key *key, const uint8_t *salt);
 /* Frees the AEAD context; the struct is zeroed and may be initialised again. */
 void ss_stream_free(struct ss_stream *s);
@@ -70,7 +72,7 @@ enum ss_open_result { SS_OPEN_NEED_MORE = 0, SS_OPEN_CHUNK = 1, SS_OPEN_ERROR = 
  * chunk's wire length and *payload / *payload_len to the plaintext inside buf. SS_OPEN_NEED_MORE:
  * the chunk is not complete yet (the length may have been decrypted and remembered in
  * pending_len; call again with the same buffer start once more bytes arrived). SS_OPEN_ERROR: a
- * tag failed or the length is out of range (0, or above SS_CHUNK_MAX); the stream is unusable. */
+ * tag failed or the length is out of range (0, or above chunk_max); the stream is unusable. */
 int ss_stream_open_chunk(struct ss_stream *s, uint8_t *buf, size_t len, size_t *consumed,
                          uint8_t **payload, size_t *payload_len);
 

@@ -50,7 +50,9 @@ struct worker {
     const struct config *cfg;
     int slot;
     struct crypto_key key;           /* the master key */
-    struct proto_ctx proto;          /* the protocol the method runs, its key set (key) */
+    struct proto_ctx proto;          /* the protocol the method runs, its key set (keys) */
+    struct crypto_key *keys;         /* the key set (struct proto_ctx says in which order) */
+    const char **key_names;          /* the users' names, beside keys */
     struct resolver *resolver;
     struct acl *acl;                 /* server: limits; local, tunnel: routes; or NULL */
     struct handshake_limit *hs_limit; /* max_handshakes_per_source, or NULL (no limit) */

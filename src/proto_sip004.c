@@ -169,21 +169,7 @@ static int sip004_open_stream(struct proto_conn *c, struct proto_dir *d, uint8_t
         d->keyed = true;
         at = salt_len;
     }
-    while (n < max && at < len) {
-        size_t used, plen;
-        uint8_t *payload;
-        int r = ss_stream_open_chunk(&d->ss, buf + at, len - at, &used, &payload, &plen);
-        if (r == SS_OPEN_NEED_MORE)
-            break;
-        if (r == SS_OPEN_ERROR)
-            return -1;
-        at += used;
-        iov[n].iov_base = payload;
-        iov[n].iov_len = plen;
-        n++;
-    }
-    *consumed = at;
-    return n;
+    return proto_open_chunks(&d->ss, buf, len, at, consumed, iov, n, max);
 }
 
 static size_t sip004_datagram_overhead(const struct proto_ctx *ctx)

@@ -673,6 +673,12 @@ static void session_connect_request(struct session *s, const struct handshake_ou
     struct pipe *p = &s->up;
 
     s->target = out->target;
+    if (s->conn.user) { /* SIP023: which user asked, by the name the configuration gives */
+        char addr[64];
+        log_debug("user \"%s\" from %s: request for %s port %u", s->conn.user,
+                  netaddr_format((struct sockaddr *)&s->peer, addr, sizeof addr), s->target.host,
+                  (unsigned)s->target.port);
+    }
     p->iov_n = p->iov_i = 0;
     if (out->early_len) {
         p->iov[0].iov_base = (void *)out->early;

@@ -21,6 +21,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "rp_assert.h"
 #include "session.h"
@@ -203,6 +205,13 @@ static int pipe_open_chunks(struct session *s, struct pipe *p)
         return 0;
     int n = s->conn.ctx->ops->open_stream(&s->conn, &p->pd, b->data + b->start, buf_len(b), &used,
                                           p->iov, PIPE_IOV);
+    if (n < 0 && s->conn.reason) {
+        /* A client's view of a bad response head (SIP022: wrong echoed salt, stale
+         * timestamp): counted as a failed handshake; nothing of it is relayed. */
+        metrics_add(&s->w->stats->failed_handshakes, 1);
+        log_event(&s->w->rl_handshake, "%s in the server's response", s->conn.reason);
+        s->conn.reason = NULL;
+    }
     if (n < 0)
         return -1;
     RP_ASSERT(n <= PIPE_IOV && used <= buf_len(b));

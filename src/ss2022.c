@@ -24,6 +24,23 @@ static const struct ss2022_method_info ss2022_methods[SS2022_METHOD_COUNT] = {
 static const char ss2022_session_context[] = "shadowsocks 2022 session subkey";
 static const char ss2022_identity_context[] = "shadowsocks 2022 identity subkey";
 
+int ss2022_method_of(enum crypto_method m)
+{
+    const struct crypto_method_info *info = crypto_method_info(m);
+    return info && info->proto == CRYPTO_PROTO_SIP022 ? ss2022_method_by_name(info->name) : -1;
+}
+
+int ss2022_psk_from_key(struct ss2022_psk *psk, const struct crypto_key *key)
+{
+    int m = ss2022_method_of(key->method);
+    if (m < 0 || key->len != ss2022_methods[m].key_len)
+        return -1;
+    psk->method = (enum ss2022_method)m;
+    psk->len = key->len;
+    memcpy(psk->bytes, key->bytes, key->len);
+    return 0;
+}
+
 int ss2022_method_by_name(const char *name)
 {
     if (!name)
@@ -182,6 +199,7 @@ int ss2022_stream_init(struct ss_stream *s, const struct ss2022_psk *key, const 
     crypto_wipe(subkey, sizeof subkey);
     memset(s->nonce, 0, sizeof s->nonce);
     s->pending_len = SS_PENDING_NONE;
+    s->chunk_max = SS2022_CHUNK_MAX;
     return ret;
 }
 
@@ -380,14 +398,13 @@ int ss2022_request_parse(struct ss_stream *s, const struct ss2022_server_keys *k
     return SS2022_DONE;
 }
 
-long ss2022_response_build(struct ss_stream *s, const struct ss2022_psk *key, const uint8_t *salt,
-                           const uint8_t *request_salt, uint64_t timestamp, const uint8_t *payload,
-                           size_t payload_len, uint8_t *out, size_t cap)
+long ss2022_response_head(struct ss_stream *s, const struct ss2022_psk *key, const uint8_t *salt,
+                          const uint8_t *request_salt, uint64_t timestamp, size_t payload_len,
+                          uint8_t *out)
 {
     size_t key_len = key->len, fixed_len = 1 + 8 + key_len + 2;
-    size_t total = key_len + fixed_len + CRYPTO_TAG_LEN + payload_len + CRYPTO_TAG_LEN;
 
-    if (payload_len == 0 || payload_len > SS2022_CHUNK_MAX || total > cap)
+    if (payload_len == 0 || payload_len > SS2022_CHUNK_MAX)
         return -1;
     if (ss2022_stream_init(s, key, salt) != 0)
         return -1;
@@ -399,9 +416,27 @@ long ss2022_response_build(struct ss_stream *s, const struct ss2022_psk *key, co
     put_be16(p + 9 + key_len, (uint16_t)payload_len);
     if (stream_seal(s, p, fixed_len) != 0)
         return -1;
-    p += fixed_len + CRYPTO_TAG_LEN;
-    memcpy(p, payload, payload_len);
-    if (stream_seal(s, p, payload_len) != 0)
+    return (long)SS2022_RESPONSE_HEAD(key_len);
+}
+
+int ss2022_stream_seal_payload(struct ss_stream *s, uint8_t *payload, size_t len)
+{
+    return stream_seal(s, payload, len);
+}
+
+long ss2022_response_build(struct ss_stream *s, const struct ss2022_psk *key, const uint8_t *salt,
+                           const uint8_t *request_salt, uint64_t timestamp, const uint8_t *payload,
+                           size_t payload_len, uint8_t *out, size_t cap)
+{
+    size_t head = SS2022_RESPONSE_HEAD(key->len);
+    size_t total = head + payload_len + CRYPTO_TAG_LEN;
+
+    if (total > cap)
+        return -1;
+    if (ss2022_response_head(s, key, salt, request_salt, timestamp, payload_len, out) < 0)
+        return -1;
+    memcpy(out + head, payload, payload_len);
+    if (stream_seal(s, out + head, payload_len) != 0)
         return -1;
     return (long)total;
 }

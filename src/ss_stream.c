@@ -39,6 +39,7 @@ int ss_stream_init(struct ss_stream *s, const struct crypto_key *key, const uint
     }
     memset(s->nonce, 0, sizeof s->nonce);
     s->pending_len = SS_PENDING_NONE;
+    s->chunk_max = SS_CHUNK_MAX;
     ret = 0;
 out:
     crypto_wipe(subkey, sizeof subkey);
@@ -133,8 +134,9 @@ static int ss_stream_open_length(struct ss_stream *s, const uint8_t *buf)
     crypto_nonce_increment(s->nonce);
     unsigned len = (unsigned)plain[0] << 8 | plain[1];
     /* SIP004: the length is capped at 0x3FFF, its two upper bits are reserved and must be
-     * zero. Zero: see the top of this file. */
-    if (len == 0 || len > SS_CHUNK_MAX)
+     * zero (SIP022 lifts the cap to 0xFFFF: chunk_max). Zero: see the top of this file. */
+    unsigned max = s->chunk_max ? s->chunk_max : SS_CHUNK_MAX;
+    if (len == 0 || len > max)
         return -1;
     s->pending_len = (int)len;
     return 0;

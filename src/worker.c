@@ -66,6 +66,57 @@ static void worker_targets(struct worker *w, const struct config *c)
         w->tunnel = c->tunnel.target;
 }
 
+/* The protocol's key set from ports[0] (see struct proto_ctx): a server's PSK then its users'
+ * keys, or a client's identity keys then its key. */
+static int worker_keys(struct worker *w, const struct config *c)
+{
+    const struct config_port *p = &c->ports[0];
+    bool client = c->role != ROLE_SERVER;
+    size_t n = 1 + (size_t)(client ? p->n_identity_keys : p->n_users);
+
+    w->keys = calloc(n, sizeof *w->keys);
+    w->key_names = calloc(n, sizeof *w->key_names);
+    if (!w->keys || !w->key_names)
+        return -1;
+    if (client) {
+        for (int i = 0; i < p->n_identity_keys; i++)
+            w->keys[i] = p->identity_keys[i];
+        w->keys[n - 1] = p->key;
+    } else {
+        w->keys[0] = p->key;
+        for (int i = 0; i < p->n_users; i++) {
+            w->keys[1 + i] = p->users[i].key;
+            w->key_names[1 + i] = p->users[i].name;
+        }
+    }
+    w->proto = (struct proto_ctx){.ops = proto_for_method(p->method),
+                                  .keys = w->keys,
+                                  .nkeys = n,
+                                  .names = w->key_names,
+                                  .client = client,
+                                  .replay = w->replay};
+    if (!w->proto.ops) {
+        log_error("no protocol for %s", crypto_method_info(p->method)->name);
+        return -1;
+    }
+    if (proto_ctx_init(&w->proto) != 0) {
+        log_error("%s: cannot set up the keys", crypto_method_info(p->method)->name);
+        return -1;
+    }
+    return 0;
+}
+
+static void worker_keys_free(struct worker *w)
+{
+    proto_ctx_free(&w->proto);
+    if (w->keys)
+        crypto_wipe(w->keys, w->proto.nkeys * sizeof *w->keys);
+    free(w->keys);
+    free(w->key_names);
+    w->keys = NULL;
+    w->key_names = NULL;
+}
+
 /* The resolver: the configured nameservers, or the system's resolv.conf. */
 static struct resolver *worker_open_resolver(struct ev_loop *loop, const struct config *c,
                                              char *err, size_t errlen)
@@ -157,12 +208,8 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     buf_pool_init(&w->stall_pool, RELAY_STALL_CAP, 64);
     RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
     worker_targets(w, c);
-    w->proto = (struct proto_ctx){
-        .ops = proto_for_method(w->key.method), .keys = &w->key, .nkeys = 1, .replay = w->replay};
-    if (!w->proto.ops) {
-        log_error("no protocol for %s", crypto_method_info(w->key.method)->name);
+    if (worker_keys(w, c) != 0)
         return -1;
-    }
     w->resolver = worker_open_resolver(w->loop, c, err, sizeof err);
     if (!w->resolver) {
         log_error("resolver: %s", err);
@@ -223,6 +270,7 @@ static void worker_cleanup(struct worker *w)
     buf_pool_destroy(&w->pool);
     buf_pool_destroy(&w->bulk_pool);
     buf_pool_destroy(&w->stall_pool);
+    worker_keys_free(w);
 }
 
 /* A draining worker is done when its TCP sessions are, and its UDP associations have expired
