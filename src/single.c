@@ -22,8 +22,14 @@ int single_run(struct config *cfg)
 
     if (!socks)
         return 1;
-    signal(SIGHUP, SIG_IGN); /* no master to reload; restart the instance instead */
-    signal(SIGUSR2, SIG_IGN);
+    /* No master to reload or upgrade: the worker loop logs SIGHUP and SIGUSR2 as ignored. Until
+     * its watchers start they are blocked, not ignored: one sent as soon as the port listens
+     * stays pending until worker_run() has its watchers and unblocks them, and is logged too. */
+    sigset_t hold;
+    sigemptyset(&hold);
+    sigaddset(&hold, SIGHUP);
+    sigaddset(&hold, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &hold, NULL);
     if (sockets_open(socks, cfg, 1, BALANCE_REUSEPORT, err, sizeof err) < 0) {
         log_error("%s", err);
         free(socks);

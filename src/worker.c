@@ -456,6 +456,12 @@ int worker_run(const struct worker_env *env)
         ev_signal_init(&wp->sigusr2, ignored_signal_cb, SIGUSR2);
         ev_signal_start(w->loop, &wp->sighup);
         ev_signal_start(w->loop, &wp->sigusr2);
+        /* single.c blocked them until their watchers run; one already pending arrives now */
+        sigset_t held;
+        sigemptyset(&held);
+        sigaddset(&held, SIGHUP);
+        sigaddset(&held, SIGUSR2);
+        sigprocmask(SIG_UNBLOCK, &held, NULL);
     }
 
     ev_timer_init(&wp->tick, tick_cb, 1.0, 1.0);
