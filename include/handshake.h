@@ -58,8 +58,8 @@ struct handshake {
 
 struct handshake_out {
     enum handshake_verdict verdict;
-    size_t consumed;   /* bytes the caller drops from the front of its input (any verdict) */
-    size_t input_len;  /* the input's length after the call: len, unless rewritten in place */
+    size_t consumed;    /* bytes the caller drops from the front of its input (any verdict) */
+    size_t input_len;   /* the input's length after the call: len, unless rewritten in place */
     uint8_t reply[192]; /* bytes to write to the client before acting on the verdict */
     size_t reply_len;
     /* HANDSHAKE_FAIL */

@@ -37,11 +37,11 @@ struct http_proxy_request {
     struct netaddr_target target; /* the host and port to connect to */
     size_t head_len;              /* request line + headers + blank line */
     /* absolute-form: the pieces http_proxy_rewrite puts together */
-    size_t method_len;            /* the method at offset 0 */
-    size_t path_off, path_len;    /* origin-form: "/path?query" (empty: "/") */
+    size_t method_len;         /* the method at offset 0 */
+    size_t path_off, path_len; /* origin-form: "/path?query" (empty: "/") */
     size_t authority_off, authority_len;
-    size_t version_off;           /* "HTTP/1.x", 8 bytes */
-    bool has_host;                /* a Host header was sent */
+    size_t version_off; /* "HTTP/1.x", 8 bytes */
+    bool has_host;      /* a Host header was sent */
     /* Proxy-Authorization: Basic <credentials>: the credentials' span, auth_len 0 when absent
      * (or another scheme) */
     size_t auth_off, auth_len;

@@ -65,7 +65,7 @@ size_t handshake_read_max(const struct handshake *h)
     if (h->role == ROLE_SERVER)
         return SIZE_MAX;
     return h->role == ROLE_LOCAL && h->protocol != PROTOCOL_SOCKS ? HTTP_PROXY_HEAD_MAX + 1
-                                                                   : HANDSHAKE_SOCKS5_READ_MAX;
+                                                                  : HANDSHAKE_SOCKS5_READ_MAX;
 }
 
 /* ---- server: the request's first flight ---- */
@@ -332,8 +332,8 @@ static enum handshake_verdict http_feed(struct handshake *h, uint8_t *buf, size_
 
 /* The first byte says what the client speaks (shadowsocks-rust's local tells them apart the
  * same way): SOCKS5 and SOCKS4 by their version byte, HTTP by the method's first letter. */
-static enum handshake_verdict local_feed(struct handshake *h, uint8_t *buf, size_t len,
-                                         size_t cap, struct handshake_out *out)
+static enum handshake_verdict local_feed(struct handshake *h, uint8_t *buf, size_t len, size_t cap,
+                                         struct handshake_out *out)
 {
     if (h->local == HANDSHAKE_LOCAL_UNKNOWN && len > 0) {
         bool socks = h->protocol != PROTOCOL_HTTP, http = h->protocol != PROTOCOL_SOCKS;

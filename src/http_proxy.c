@@ -41,8 +41,7 @@ static size_t http_line_body(const uint8_t *buf, size_t off, size_t end)
 /* RFC 9112 section 3.2.3 (CONNECT: authority-form, port required) and 3.2.2 (absolute-form,
  * http only: there is no TLS here to speak https to the origin; a client sends CONNECT for
  * that). */
-static int http_parse_target(const uint8_t *buf, size_t off, size_t n,
-                             struct http_proxy_request *r)
+static int http_parse_target(const uint8_t *buf, size_t off, size_t n, struct http_proxy_request *r)
 {
     struct netaddr_endpoint e;
     size_t auth_off = off, auth_len = n;
@@ -94,8 +93,8 @@ static int http_parse_request_line(const uint8_t *buf, size_t n, struct http_pro
 
 static bool http_name_is(const uint8_t *buf, const struct http_proxy_header *h, const char *name)
 {
-    return h->name_len == strlen(name) && strncasecmp((const char *)buf + h->off, name,
-                                                      h->name_len) == 0;
+    return h->name_len == strlen(name) &&
+           strncasecmp((const char *)buf + h->off, name, h->name_len) == 0;
 }
 
 /* The value of a header line, without leading and trailing white space. */
@@ -103,8 +102,8 @@ static void http_value(const uint8_t *buf, const struct http_proxy_header *h, si
                        size_t *len)
 {
     size_t a = h->off + h->name_len + 1, b = h->off + h->len;
-    while (b > a && (buf[b - 1] == '\n' || buf[b - 1] == '\r' || buf[b - 1] == ' ' ||
-                     buf[b - 1] == '\t'))
+    while (b > a &&
+           (buf[b - 1] == '\n' || buf[b - 1] == '\r' || buf[b - 1] == ' ' || buf[b - 1] == '\t'))
         b--;
     while (a < b && (buf[a] == ' ' || buf[a] == '\t'))
         a++;
@@ -137,8 +136,9 @@ static void http_drop_named(const uint8_t *buf, size_t off, size_t len,
 /* What the proxy itself reads from the headers, and which are hop-by-hop. */
 static void http_classify(const uint8_t *buf, struct http_proxy_request *r)
 {
-    static const char *const hop[] = {"Connection", "Proxy-Connection", "Keep-Alive",
-                                      "Proxy-Authorization", "TE", "Upgrade", NULL};
+    static const char *const hop[] = {
+        "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authorization",
+        "TE",         "Upgrade",          NULL};
     for (int k = 0; k < r->n_header; k++) {
         struct http_proxy_header *h = &r->header[k];
         size_t off, len;
@@ -272,8 +272,8 @@ int http_proxy_write_status(uint8_t *out, size_t cap, int status)
         n = snprintf((char *)out, cap, "HTTP/1.1 200 %s\r\n\r\n", http_reason(200));
     else
         n = snprintf((char *)out, cap,
-                     "HTTP/1.1 %d %s\r\n%sContent-Length: 0\r\nConnection: close\r\n\r\n",
-                     status, http_reason(status),
+                     "HTTP/1.1 %d %s\r\n%sContent-Length: 0\r\nConnection: close\r\n\r\n", status,
+                     http_reason(status),
                      status == 407 ? "Proxy-Authenticate: Basic realm=\"reuseproxy\"\r\n" : "");
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }

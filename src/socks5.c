@@ -1,6 +1,7 @@
-/* socks5.c: the SOCKS5 handshake (RFC 1928, RFC 1929) and SOCKS4/4a CONNECT as pure parsers and writers over bytes. The caller
- * owns the socket and the buffer; each parser says NEED_MORE, DONE (with what it consumed) or
- * BAD, so the same code serves a stream that arrives one byte at a time and a fuzz target. */
+/* socks5.c: the SOCKS5 handshake (RFC 1928, RFC 1929) and SOCKS4/4a CONNECT as pure parsers and
+ * writers over bytes. The caller owns the socket and the buffer; each parser says NEED_MORE, DONE
+ * (with what it consumed) or BAD, so the same code serves a stream that arrives one byte at a time
+ * and a fuzz target. */
 #include "autoconfig.h"
 
 #include "socks5.h"
@@ -148,8 +149,7 @@ static long socks4_field(const uint8_t *buf, size_t len, size_t off, size_t max)
 
 /* SOCKS4 (Ying-Da Lee, "SOCKS 4A: A Simple Extension to SOCKS 4 Protocol"): a DSTIP of
  * 0.0.0.x with x != 0 says a host name follows the user id. */
-int socks4_parse_request(const uint8_t *buf, size_t len, size_t *consumed,
-                         struct socks4_request *r)
+int socks4_parse_request(const uint8_t *buf, size_t len, size_t *consumed, struct socks4_request *r)
 {
     if (len < 1)
         return SOCKS5_NEED_MORE;

@@ -42,8 +42,8 @@ static void check_spans(const struct http_proxy_request *r, size_t len)
 /* The head's lines, each name compared to the hop-by-hop names. */
 static void check_no_hop_by_hop(const uint8_t *out, size_t n)
 {
-    static const char *const hop[] = {"Proxy-Connection:", "Proxy-Authorization:", "Keep-Alive:",
-                                      NULL};
+    static const char *const hop[] = {
+        "Proxy-Connection:", "Proxy-Authorization:", "Keep-Alive:", NULL};
     const uint8_t *p = out, *end = out + n;
     while (p < end) {
         const uint8_t *lf = memchr(p, '\n', (size_t)(end - p));

@@ -207,4 +207,3 @@ TEST(test_http_proxy_status_replies)
     CHECK_CONTAINS((char *)out, "Connection: close\r\n\r\n");
     CHECK_INT(http_proxy_write_status(out, 10, 502), -1);
 }
-
