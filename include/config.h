@@ -15,6 +15,8 @@
 enum config_role { ROLE_SERVER = 0, ROLE_LOCAL, ROLE_TUNNEL };
 enum config_balance { BALANCE_REUSEPORT = 0, BALANCE_SHARED, BALANCE_DISPATCH };
 enum config_mode { MODE_TCP_ONLY = 0, MODE_TCP_AND_UDP, MODE_UDP_ONLY };
+/* What the local role's port speaks: both (told apart by the first byte), SOCKS only, HTTP only. */
+enum config_protocol { PROTOCOL_MIXED = 0, PROTOCOL_SOCKS, PROTOCOL_HTTP };
 
 #define CONFIG_MAX_SERVERS 8
 /* Listen addresses one process serves (one per "server" entry, or the local address): sizes a
@@ -61,6 +63,8 @@ enum config_key {
     CONFIG_KEY_PLUGIN_OPTS,
     CONFIG_KEY_PLUGIN_ARGS,
     CONFIG_KEY_PLUGIN_MODE,
+    CONFIG_KEY_PROTOCOL,
+    CONFIG_KEY_LOCAL_USERS,
     CONFIG_KEY_COUNT
 };
 
@@ -169,6 +173,11 @@ struct config {
     int replay_capacity;         /* salts remembered, default 1048576 */
     int verbose;                 /* 0..2 from -v / "verbose" */
     int max_handshakes_per_source; /* per worker and source host, 0 = no limit (default) */
+    enum config_protocol protocol; /* local role: "mixed" (default), "socks" or "http" */
+    /* local role: "local_users", the names and passwords a SOCKS5 (RFC 1929) or HTTP (Basic)
+     * client must give; NULL: no authentication (key unused) */
+    struct config_user *local_users;
+    int n_local_users;
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 
@@ -222,6 +231,7 @@ const char *config_role_name(enum config_role r);
 const char *config_balance_name(enum config_balance b);
 const char *config_mode_name(enum config_mode m);
 const char *config_plugin_mode_name(enum config_plugin_mode m);
+const char *config_protocol_name(enum config_protocol p);
 
 /* Online CPUs (sysconf(_SC_NPROCESSORS_ONLN)) clamped to 1..CONFIG_MAX_WORKERS. */
 #define CONFIG_MAX_WORKERS 256

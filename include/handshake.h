@@ -2,7 +2,10 @@
  * No I/O and no session state inside: handshake_feed says what it found (a verdict) and what to
  * answer; relay.c alone acts on it (connects, holds a UDP association, probes or closes).
  *   server: the request's first flight, opened by the protocol (proto.h);
- *   local:  SOCKS5 (RFC 1928): method selection, then CONNECT or UDP ASSOCIATE;
+ *   local:  told apart by the first byte (as shadowsocks-rust's local does): 0x05 SOCKS5
+ *           (RFC 1928: method selection, RFC 1929 username/password when local_users are
+ *           set, then CONNECT or UDP ASSOCIATE), 0x04 SOCKS4/4a CONNECT, a letter an HTTP
+ *           proxy request (http_proxy.h: CONNECT, or one absolute-form request);
  *   tunnel: nothing to read: the target is the configured tunnel_address. */
 #ifndef RP_HANDSHAKE_H
 #define RP_HANDSHAKE_H
@@ -23,24 +26,41 @@ enum handshake_verdict {
     HANDSHAKE_FAIL,          /* send reply (if any), then probe (silent) or close */
 };
 
-/* Where a SOCKS5 client is in RFC 1928: section 3 first, then section 4. */
+/* Where a SOCKS5 client is in RFC 1928: section 3 first, RFC 1929 when a method needs it,
+ * then section 4. */
 enum handshake_socks {
     HANDSHAKE_SOCKS_GREETING = 0,
+    HANDSHAKE_SOCKS_AUTH,
     HANDSHAKE_SOCKS_REQUEST,
     HANDSHAKE_SOCKS_DONE,
+};
+
+/* What the local role's client speaks, known from its first byte. */
+enum handshake_local {
+    HANDSHAKE_LOCAL_UNKNOWN = 0,
+    HANDSHAKE_LOCAL_SOCKS5,
+    HANDSHAKE_LOCAL_SOCKS4,
+    HANDSHAKE_LOCAL_HTTP,         /* an HTTP request whose head is not complete yet */
+    HANDSHAKE_LOCAL_HTTP_CONNECT, /* an HTTP CONNECT: 200 once connected */
+    HANDSHAKE_LOCAL_HTTP_FORWARD, /* an absolute-form request: the origin's response answers */
 };
 
 struct handshake {
     enum config_role role;
     enum handshake_socks socks;
+    enum handshake_local local;
+    enum config_protocol protocol;   /* local: what the port accepts */
+    const struct config_user *users; /* local: local_users, NULL: no authentication */
+    int n_users;
     struct proto_conn *conn; /* server: the connection's protocol state */
     struct proto_dir *dir;   /* server: the client -> server direction */
 };
 
 struct handshake_out {
     enum handshake_verdict verdict;
-    size_t consumed;   /* bytes the caller drops from the front of its input (any verdict) */
-    uint8_t reply[32]; /* bytes to write to the client before acting on the verdict */
+    size_t consumed;    /* bytes the caller drops from the front of its input (any verdict) */
+    size_t input_len;   /* the input's length after the call: len, unless rewritten in place */
+    uint8_t reply[192]; /* bytes to write to the client before acting on the verdict */
     size_t reply_len;
     /* HANDSHAKE_FAIL */
     const char *reason;
@@ -56,6 +76,9 @@ struct handshake_out {
 
 void handshake_init(struct handshake *h, enum config_role role, struct proto_conn *conn,
                     struct proto_dir *dir);
+/* The local role's settings: what the port accepts and who may use it (users NULL: anyone). */
+void handshake_set_local(struct handshake *h, enum config_protocol protocol,
+                         const struct config_user *users, int n_users);
 /* Before reading: the tunnel role knows its target at once (HANDSHAKE_TARGET, header of
  * tunnel); the others need bytes (HANDSHAKE_NEED_MORE). HANDSHAKE_FAIL if tunnel cannot be
  * written as an address header. */
@@ -63,16 +86,21 @@ enum handshake_verdict handshake_begin(struct handshake *h, const struct netaddr
                                        struct handshake_out *out);
 /* Bytes worth reading in one go for this role. */
 size_t handshake_read_max(const struct handshake *h);
-/* buf[0..len): what the client sent so far that was not consumed; full: no room is left to read
- * more. The server's input must start where the client's first byte is, on every call. */
-enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t len, bool full,
-                                      struct handshake_out *out);
-/* The answer to a CONNECT (RFC 1928 section 6), sent once the relay's connection is up (err 0:
- * succeeded) or has failed: err is the errno of the failure, ECONNREFUSED -> 5 connection
- * refused, ENETUNREACH -> 3, EHOSTUNREACH, ETIMEDOUT or ENOENT (a name that did not resolve)
- * -> 4 host unreachable, anything else 1 general failure. BND is 0.0.0.0:0. Returns its length
- * or -1. */
-int handshake_connect_reply(int err, uint8_t *out, size_t cap);
+/* buf[0..len): what the client sent so far that was not consumed; buf has room for cap bytes
+ * (cap >= len): an HTTP request is rewritten in place (it may grow by
+ * HTTP_PROXY_REWRITE_EXTRA), and stays in buf, consumed 0, to go first to the server; full: no
+ * room is left to read more. The server's input must start where the client's first byte is,
+ * on every call. */
+enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t len, size_t cap,
+                                      bool full, struct handshake_out *out);
+/* The answer to a CONNECT, sent once the relay's connection is up (err 0: succeeded) or has
+ * failed: err is the errno of the failure. SOCKS5 (RFC 1928 section 6): ECONNREFUSED -> 5
+ * connection refused, ENETUNREACH -> 3, EHOSTUNREACH, ETIMEDOUT or ENOENT (a name that did not
+ * resolve) -> 4 host unreachable, anything else 1 general failure; BND is 0.0.0.0:0. SOCKS4:
+ * 0x5A or 0x5B. HTTP: 200 for a CONNECT, nothing for a forwarded request (the origin answers),
+ * 504 for a timeout and 502 for any other failure. Returns its length (0: nothing to send) or
+ * -1. */
+int handshake_connect_reply(const struct handshake *h, int err, uint8_t *out, size_t cap);
 /* The answer to a UDP ASSOCIATE: succeeded with the address the client sends datagrams to, or
  * (bound NULL) command not supported when UDP is not enabled, general failure when it is.
  * Returns its length or -1. */

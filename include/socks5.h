@@ -1,8 +1,10 @@
 /* socks5.h: the SOCKS5 handshake (RFC 1928) as a parser over bytes: no I/O inside.
- * Only the no-authentication method (0x00), CONNECT and UDP ASSOCIATE are served. */
+ * The no-authentication (0x00) and username/password (0x02, RFC 1929) methods, CONNECT and UDP
+ * ASSOCIATE are served; so is SOCKS4/4a CONNECT, which some tools still send. */
 #ifndef RP_SOCKS5_H
 #define RP_SOCKS5_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -11,6 +13,7 @@
 
 #define SOCKS5_VERSION 5
 #define SOCKS5_METHOD_NOAUTH 0x00
+#define SOCKS5_METHOD_USERPASS 0x02
 #define SOCKS5_METHOD_NONE 0xFF
 #define SOCKS5_CMD_CONNECT 1
 #define SOCKS5_CMD_BIND 2
@@ -29,6 +32,38 @@ enum socks5_result { SOCKS5_NEED_MORE = 0, SOCKS5_DONE = 1, SOCKS5_BAD = -1 };
 /* Method selection (section 3). On SOCKS5_DONE, *consumed is set and *method is the method to
  * answer with: SOCKS5_METHOD_NOAUTH if offered, else SOCKS5_METHOD_NONE. */
 int socks5_parse_greeting(const uint8_t *buf, size_t len, size_t *consumed, uint8_t *method);
+/* The same when the server wants the method `wanted`: *method is wanted if offered, else
+ * SOCKS5_METHOD_NONE. */
+int socks5_parse_greeting_for(const uint8_t *buf, size_t len, uint8_t wanted, size_t *consumed,
+                              uint8_t *method);
+
+/* RFC 1929 section 2: VER(1) ULEN UNAME PLEN PASSWD. The spans point into buf. */
+#define SOCKS5_USERPASS_VERSION 1
+struct socks5_userpass {
+    const uint8_t *user, *pass;
+    size_t user_len, pass_len;
+};
+int socks5_parse_userpass(const uint8_t *buf, size_t len, size_t *consumed,
+                          struct socks5_userpass *up);
+/* The subnegotiation's reply: VER 1, STATUS 0 (success) or 1 (failure). Returns 2 or -1. */
+int socks5_write_userpass_reply(uint8_t *out, size_t cap, bool ok);
+
+/* SOCKS4 (and 4a's host name) CONNECT: VN=4 CD DSTPORT DSTIP USERID NUL [HOST NUL]. A user id
+ * or a 4a host of more than 255 bytes is refused (SOCKS5_BAD) without waiting for its end. */
+#define SOCKS4_VERSION 4
+#define SOCKS4_USERID_MAX 255
+#define SOCKS4_REP_GRANTED 0x5A
+#define SOCKS4_REP_REJECTED 0x5B
+struct socks4_request {
+    uint8_t cmd;
+    struct netaddr_target target;
+    uint8_t header[NETADDR_HEADER_MAX]; /* the target as a SOCKS5 address header */
+    size_t header_len;
+};
+int socks4_parse_request(const uint8_t *buf, size_t len, size_t *consumed,
+                         struct socks4_request *r);
+/* VN 0, CD granted or rejected, DSTPORT and DSTIP zero. Returns 8 or -1. */
+int socks4_write_reply(uint8_t *out, size_t cap, bool granted);
 
 struct socks5_request {
     uint8_t cmd;

@@ -48,7 +48,8 @@ enum config_value_type {
     VALUE_PLUGIN_MODE,
     VALUE_MODE,
     VALUE_ROLE,
-    VALUE_BALANCE
+    VALUE_BALANCE,
+    VALUE_PROTOCOL
 };
 
 struct config_key_spec {
@@ -104,6 +105,8 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_PLUGIN_OPTS] = {"plugin_opts", VALUE_TEXT, FIELD(plugin.plugin_opts), 0, 0},
     [CONFIG_KEY_PLUGIN_ARGS] = {"plugin_args", VALUE_ARGS, 0, 0, 0},
     [CONFIG_KEY_PLUGIN_MODE] = {"plugin_mode", VALUE_PLUGIN_MODE, 0, 0, 0},
+    [CONFIG_KEY_PROTOCOL] = {"protocol", VALUE_PROTOCOL, 0, 0, 0},
+    [CONFIG_KEY_LOCAL_USERS] = {"local_users", VALUE_USERS, 0, 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -127,6 +130,7 @@ static const char *const config_role_names[] = {"server", "local", "tunnel", NUL
 static const char *const config_balance_names[] = {"reuseport", "shared", "dispatch", NULL};
 static const char *const config_mode_names[] = {"tcp_only", "tcp_and_udp", "udp_only", NULL};
 static const char *const config_plugin_mode_names[] = {"tcp_only", "tcp_and_udp", NULL};
+static const char *const config_protocol_names[] = {"mixed", "socks", "http", NULL};
 
 /* ---- Names of the choices, shared with the command line ---- */
 
@@ -156,6 +160,11 @@ const char *config_mode_name(enum config_mode m)
 const char *config_plugin_mode_name(enum config_plugin_mode m)
 {
     return (unsigned)m < 2 ? config_plugin_mode_names[m] : "?";
+}
+
+const char *config_protocol_name(enum config_protocol p)
+{
+    return (unsigned)p < 3 ? config_protocol_names[p] : "?";
 }
 
 int config_role_from_name(const char *name, enum config_role *out)
@@ -268,6 +277,7 @@ void config_free(struct config *c)
     free(c->plugin.plugin_opts);
     config_plugin_args_free(&c->plugin);
     config_users_free(c->ports[0].users, c->ports[0].n_users);
+    config_users_free(c->local_users, c->n_local_users);
     crypto_wipe(c->ports, sizeof c->ports); /* the derived master keys */
     memset(c, 0, sizeof *c);
 }
@@ -521,52 +531,55 @@ static int config_user_text(struct config_ctx *x, const struct config_key_token 
     char desc[80];
 
     if (!json_is_string(v) || !*json_string_value(v))
-        return config_fail(x, &t->pos, "\"users\"[%zu]: expected \"%s\" as a non-empty string, got %s",
-                           i, member, v ? config_describe(v, desc, sizeof desc) : "nothing");
+        return config_fail(x, &t->pos, "\"%s\"[%zu]: expected \"%s\" as a non-empty string, got %s",
+                           t->name, i, member, v ? config_describe(v, desc, sizeof desc) : "nothing");
     *out = strdup(json_string_value(v));
     return *out ? 0 : config_out_of_memory(x);
 }
 
 /* "users": [{"name": "alice", "password": "<uPSK, base64>"}, ...]: a SIP022 server's users
- * (SIP023 identity headers). Only the shape is checked here; config_validate() derives the
- * keys once the method is known, and checks that names and keys are unique. */
+ * (SIP023 identity headers); "local_users", of the same shape: the local port's SOCKS5 and HTTP
+ * proxy users. Only the shape is checked here; config_validate() derives the keys once the
+ * method is known, and checks that names and keys are unique. */
 static int config_set_users(struct config_ctx *x, const struct config_key_token *t,
-                            const json_t *v)
+                            const struct config_key_spec *spec, const json_t *v)
 {
-    struct config_port *p = &x->c->ports[0];
+    bool local = spec == &config_keys[CONFIG_KEY_LOCAL_USERS];
+    struct config_user **users = local ? &x->c->local_users : &x->c->ports[0].users;
+    int *n_users = local ? &x->c->n_local_users : &x->c->ports[0].n_users;
     size_t n = json_is_array(v) ? json_array_size(v) : 0;
     char desc[80];
 
-    config_users_free(p->users, p->n_users);
-    p->users = NULL;
-    p->n_users = 0;
+    config_users_free(*users, *n_users);
+    *users = NULL;
+    *n_users = 0;
     if (json_is_null(v))
         return 0;
     if (!json_is_array(v) || n == 0 || n > CONFIG_MAX_USERS)
         return config_fail(x, &t->pos,
-                           "\"users\": expected an array of 1 to %d objects {\"name\": ..., "
+                           "\"%s\": expected an array of 1 to %d objects {\"name\": ..., "
                            "\"password\": ...}, got %s",
-                           CONFIG_MAX_USERS, config_describe(v, desc, sizeof desc));
-    p->users = calloc(n, sizeof *p->users);
-    if (!p->users)
+                           spec->name, CONFIG_MAX_USERS, config_describe(v, desc, sizeof desc));
+    *users = calloc(n, sizeof **users);
+    if (!*users)
         return config_out_of_memory(x);
     for (size_t i = 0; i < n; i++) {
         const json_t *u = json_array_get(v, i);
         const char *k;
         json_t *member;
         if (!json_is_object(u))
-            return config_fail(x, &t->pos, "\"users\"[%zu]: expected an object, got %s", i,
-                               config_describe(u, desc, sizeof desc));
+            return config_fail(x, &t->pos, "\"%s\"[%zu]: expected an object, got %s",
+                               spec->name, i, config_describe(u, desc, sizeof desc));
         json_object_foreach((json_t *)u, k, member) {
             if (strcmp(k, "name") != 0 && strcmp(k, "password") != 0)
                 return config_fail(x, &t->pos,
-                                   "\"users\"[%zu]: unknown member %s; a user has \"name\" and "
+                                   "\"%s\"[%zu]: unknown member %s; a user has \"name\" and "
                                    "\"password\"",
-                                   i, config_quote(k, desc, sizeof desc));
+                                   spec->name, i, config_quote(k, desc, sizeof desc));
         }
-        p->n_users = (int)i + 1;
-        if (config_user_text(x, t, i, u, "name", &p->users[i].name) != 0 ||
-            config_user_text(x, t, i, u, "password", &p->users[i].password) != 0)
+        *n_users = (int)i + 1;
+        if (config_user_text(x, t, i, u, "name", &(*users)[i].name) != 0 ||
+            config_user_text(x, t, i, u, "password", &(*users)[i].password) != 0)
             return -1;
     }
     return 0;
@@ -620,9 +633,10 @@ static int config_set_plugin_mode(struct config_ctx *x, const struct config_key_
 static int config_set_choice(struct config_ctx *x, const struct config_key_token *t,
                              const struct config_key_spec *k, const json_t *v)
 {
-    const char *const *names = k->type == VALUE_MODE   ? config_mode_names
-                               : k->type == VALUE_ROLE ? config_role_names
-                                                       : config_balance_names;
+    const char *const *names = k->type == VALUE_MODE       ? config_mode_names
+                               : k->type == VALUE_ROLE     ? config_role_names
+                               : k->type == VALUE_PROTOCOL ? config_protocol_names
+                                                           : config_balance_names;
     int i;
 
     if (k->type == VALUE_MODE && json_is_null(v)) {
@@ -640,6 +654,8 @@ static int config_set_choice(struct config_ctx *x, const struct config_key_token
         x->c->mode = (enum config_mode)i;
     else if (k->type == VALUE_ROLE)
         x->c->role = (enum config_role)i;
+    else if (k->type == VALUE_PROTOCOL)
+        x->c->protocol = (enum config_protocol)i;
     else
         x->c->balance = (enum config_balance)i;
     return 0;
@@ -662,7 +678,7 @@ static int config_set_value(struct config_ctx *x, const struct config_key_token 
     case VALUE_METHOD:
         return config_set_method(x, t, v);
     case VALUE_USERS:
-        return config_set_users(x, t, v);
+        return config_set_users(x, t, k, v);
     case VALUE_ARGS:
         return config_set_plugin_args(x, t, v);
     case VALUE_PLUGIN_MODE:

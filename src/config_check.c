@@ -543,15 +543,58 @@ static void config_warn_plugin_unused(const struct config *c)
                         "ignored without \"plugin\" (--plugin)");
 }
 
+/* "local_users": RFC 1929 carries a name and a password of 1 to 255 bytes each; names unique. */
+static int config_check_local_users(const struct config *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->n_local_users; i++) {
+        const struct config_user *u = &c->local_users[i];
+        if (strlen(u->name) > 255 || strlen(u->password) > 255)
+            return config_invalid(c, CONFIG_KEY_LOCAL_USERS, err, errlen,
+                                  "\"local_users\"[%d]: a name or password longer than 255 "
+                                  "bytes cannot be sent in SOCKS5 (RFC 1929)",
+                                  i);
+        for (int j = 0; j < i; j++)
+            if (strcmp(c->local_users[j].name, u->name) == 0)
+                return config_invalid(c, CONFIG_KEY_LOCAL_USERS, err, errlen,
+                                      "\"local_users\"[%d]: the name %s is also local_users[%d]'s",
+                                      i, config_quote(u->name, (char[80]){0}, 80), j);
+    }
+    return 0;
+}
+
+/* The local port's settings: meaningless in the other roles; and an open proxy on the network
+ * when it listens beyond loopback without users. */
+static void config_warn_local_port(const struct config *c)
+{
+    if (c->role != ROLE_LOCAL) {
+        if (c->n_local_users)
+            config_warn(c, CONFIG_KEY_LOCAL_USERS, "local_users", "local_users",
+                        "ignored in the %s role; it protects the local role's port",
+                        config_role_name(c->role));
+        if (c->pos[CONFIG_KEY_PROTOCOL].line && c->protocol != PROTOCOL_MIXED)
+            config_warn(c, CONFIG_KEY_PROTOCOL, "protocol", "protocol",
+                        "ignored in the %s role; it sets what the local role's port speaks",
+                        config_role_name(c->role));
+        return;
+    }
+    if (c->n_local_users == 0 && c->local_address && !config_is_loopback(c->local_address))
+        config_warn(c, CONFIG_KEY_LOCAL_ADDRESS, "local_address", "-b",
+                    "the local port listens on %s, which is not a loopback address, without "
+                    "\"local_users\": anyone on the network can use it as a proxy",
+                    c->local_address);
+}
+
 int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
         config_check_addresses(c, err, errlen) != 0 || config_derive_key(c, err, errlen) != 0 ||
-        config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0)
+        config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0 ||
+        config_check_local_users(c, err, errlen) != 0)
         return -1;
     config_derive_listen(c);
     config_warn_extra_servers(c);
     config_warn_role_unused(c);
     config_warn_plugin_unused(c);
+    config_warn_local_port(c);
     return 0;
 }

@@ -8,9 +8,12 @@
 #include <errno.h>
 #include <string.h>
 
+#include "crypto.h"
+#include "http_proxy.h"
 #include "socks5.h"
 
-/* SOCKS5 requests are small; early data beyond this waits for the relay. */
+/* SOCKS5 requests are small; early data beyond this waits for the relay. An HTTP head may be
+ * longer: the local role reads up to one byte past the longest head it accepts. */
 #define HANDSHAKE_SOCKS5_READ_MAX 4096
 
 void handshake_init(struct handshake *h, enum config_role role, struct proto_conn *conn,
@@ -21,6 +24,14 @@ void handshake_init(struct handshake *h, enum config_role role, struct proto_con
     h->socks = HANDSHAKE_SOCKS_GREETING;
     h->conn = conn;
     h->dir = dir;
+}
+
+void handshake_set_local(struct handshake *h, enum config_protocol protocol,
+                         const struct config_user *users, int n_users)
+{
+    h->protocol = protocol;
+    h->users = n_users > 0 ? users : NULL;
+    h->n_users = n_users > 0 ? n_users : 0;
 }
 
 static void out_reset(struct handshake_out *out)
@@ -51,7 +62,10 @@ enum handshake_verdict handshake_begin(struct handshake *h, const struct netaddr
 
 size_t handshake_read_max(const struct handshake *h)
 {
-    return h->role == ROLE_SERVER ? SIZE_MAX : HANDSHAKE_SOCKS5_READ_MAX;
+    if (h->role == ROLE_SERVER)
+        return SIZE_MAX;
+    return h->role == ROLE_LOCAL && h->protocol != PROTOCOL_SOCKS ? HTTP_PROXY_HEAD_MAX + 1
+                                                                  : HANDSHAKE_SOCKS5_READ_MAX;
 }
 
 /* ---- server: the request's first flight ---- */
@@ -92,20 +106,61 @@ static void reply_add(struct handshake_out *out, uint8_t rep)
 static enum handshake_verdict socks5_greeting(struct handshake *h, const uint8_t *buf, size_t len,
                                               struct handshake_out *out)
 {
-    uint8_t method;
+    uint8_t method, wanted = h->users ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NOAUTH;
     size_t used;
-    int r = socks5_parse_greeting(buf, len, &used, &method);
+    int r = socks5_parse_greeting_for(buf, len, wanted, &used, &method);
 
     if (r == SOCKS5_NEED_MORE)
         return HANDSHAKE_NEED_MORE;
     if (r == SOCKS5_BAD)
         return fail(out, "malformed SOCKS5 greeting");
-    out->reply[0] = SOCKS5_VERSION;
-    out->reply[1] = method;
-    out->reply_len = 2;
-    if (method != SOCKS5_METHOD_NOAUTH)
-        return fail(out, "no acceptable SOCKS5 method");
-    out->consumed = used;
+    out->reply[out->reply_len++] = SOCKS5_VERSION;
+    out->reply[out->reply_len++] = method;
+    if (method != wanted)
+        return fail(out, h->users ? "SOCKS5 client offers no username/password (local_users)"
+                                  : "no acceptable SOCKS5 method");
+    out->consumed += used;
+    h->socks = h->users ? HANDSHAKE_SOCKS_AUTH : HANDSHAKE_SOCKS_REQUEST;
+    return HANDSHAKE_NEED_MORE;
+}
+
+/* One of local_users. The password is compared in time that does not depend on where it
+ * differs, so a client cannot learn it byte by byte from the answer's delay. */
+static bool local_user_ok(const struct handshake *h, const uint8_t *name, size_t name_len,
+                          const uint8_t *pass, size_t pass_len)
+{
+    for (int i = 0; i < h->n_users; i++) {
+        const struct config_user *u = &h->users[i];
+        size_t ulen = strlen(u->password);
+        if (strlen(u->name) != name_len || memcmp(u->name, name, name_len) != 0)
+            continue;
+        uint8_t diff = ulen != pass_len;
+        for (size_t k = 0; k < pass_len; k++)
+            diff |= (uint8_t)((uint8_t)u->password[k < ulen ? k : 0] ^ pass[k]);
+        return diff == 0;
+    }
+    return false;
+}
+
+/* RFC 1929 section 2: one answer, success or failure; a failure closes the connection. */
+static enum handshake_verdict socks5_auth(struct handshake *h, const uint8_t *buf, size_t len,
+                                          struct handshake_out *out)
+{
+    struct socks5_userpass up;
+    size_t used;
+    int r = socks5_parse_userpass(buf, len, &used, &up);
+
+    if (r == SOCKS5_NEED_MORE)
+        return HANDSHAKE_NEED_MORE;
+    bool ok = r == SOCKS5_DONE && local_user_ok(h, up.user, up.user_len, up.pass, up.pass_len);
+    int n = socks5_write_userpass_reply(out->reply + out->reply_len,
+                                        sizeof out->reply - out->reply_len, ok);
+    if (n > 0)
+        out->reply_len += (size_t)n;
+    if (!ok)
+        return fail(out, r == SOCKS5_BAD ? "malformed SOCKS5 username/password"
+                                         : "wrong SOCKS5 username or password");
+    out->consumed += used;
     h->socks = HANDSHAKE_SOCKS_REQUEST;
     return HANDSHAKE_NEED_MORE;
 }
@@ -145,37 +200,199 @@ static enum handshake_verdict socks5_request(struct handshake *h, const uint8_t 
     return out->verdict;
 }
 
+/* The stages in order, as far as the bytes go: greeting, authentication, request. */
 static enum handshake_verdict socks5_feed(struct handshake *h, const uint8_t *buf, size_t len,
                                           struct handshake_out *out)
 {
-    if (h->socks == HANDSHAKE_SOCKS_GREETING) {
-        enum handshake_verdict v = socks5_greeting(h, buf, len, out);
-        if (v != HANDSHAKE_NEED_MORE || h->socks == HANDSHAKE_SOCKS_GREETING)
+    for (;;) {
+        enum handshake_socks before = h->socks;
+        const uint8_t *at = buf + out->consumed;
+        size_t left = len - out->consumed;
+        enum handshake_verdict v;
+        if (before == HANDSHAKE_SOCKS_GREETING)
+            v = socks5_greeting(h, at, left, out);
+        else if (before == HANDSHAKE_SOCKS_AUTH)
+            v = socks5_auth(h, at, left, out);
+        else if (before == HANDSHAKE_SOCKS_REQUEST)
+            return socks5_request(h, at, left, out);
+        else
+            return fail(out, "SOCKS5 handshake already done");
+        if (v != HANDSHAKE_NEED_MORE || h->socks == before)
             return v;
     }
-    if (h->socks != HANDSHAKE_SOCKS_REQUEST)
-        return fail(out, "SOCKS5 handshake already done");
-    return socks5_request(h, buf + out->consumed, len - out->consumed, out);
 }
 
-enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t len, bool full,
-                                      struct handshake_out *out)
+/* ---- local: SOCKS4/4a CONNECT ---- */
+
+static enum handshake_verdict socks4_feed(struct handshake *h, const uint8_t *buf, size_t len,
+                                          struct handshake_out *out)
+{
+    struct socks4_request req;
+    size_t used;
+    int r = socks4_parse_request(buf, len, &used, &req);
+    const char *why = NULL;
+
+    if (r == SOCKS5_NEED_MORE)
+        return HANDSHAKE_NEED_MORE;
+    if (r == SOCKS5_BAD)
+        why = "malformed SOCKS4 request, or a user id or host over 255 bytes";
+    else if (req.cmd != SOCKS5_CMD_CONNECT)
+        why = "unsupported SOCKS4 command";
+    else if (h->users) /* SOCKS4 has a user id but no password */
+        why = "SOCKS4 carries no password, and local_users are set";
+    if (why) {
+        out->reply_len = (size_t)socks4_write_reply(out->reply, sizeof out->reply, false);
+        return fail(out, why);
+    }
+    memcpy(out->header, req.header, req.header_len);
+    out->header_len = req.header_len;
+    out->target = req.target;
+    out->consumed = used;
+    out->verdict = HANDSHAKE_TARGET;
+    return out->verdict;
+}
+
+/* ---- local: HTTP proxy ---- */
+
+static enum handshake_verdict http_refuse(struct handshake_out *out, int status, const char *why)
+{
+    int n = http_proxy_write_status(out->reply, sizeof out->reply, status);
+    out->reply_len = n > 0 ? (size_t)n : 0;
+    return fail(out, why);
+}
+
+/* RFC 7617 section 2: base64 of "name:password". */
+static bool http_auth_ok(const struct handshake *h, const uint8_t *buf,
+                         const struct http_proxy_request *req)
+{
+    char b64[4 * ((255 + 1 + 255 + 2) / 3) + 1];
+    uint8_t plain[sizeof b64];
+    size_t n;
+
+    if (req->auth_len == 0 || req->auth_len >= sizeof b64)
+        return false;
+    memcpy(b64, buf + req->auth_off, req->auth_len);
+    b64[req->auth_len] = '\0';
+    if (crypto_base64_decode(b64, plain, sizeof plain, &n) != 0)
+        return false;
+    const uint8_t *colon = memchr(plain, ':', n);
+    if (!colon)
+        return false;
+    size_t name_len = (size_t)(colon - plain);
+    return local_user_ok(h, plain, name_len, colon + 1, n - name_len - 1);
+}
+
+/* An absolute-form request, rewritten in place: origin-form and its hop-by-hop headers gone
+ * (http_proxy_rewrite), followed by whatever body bytes came with it. */
+static int http_rewrite_in_place(uint8_t *buf, size_t len, size_t cap,
+                                 const struct http_proxy_request *req, size_t *new_len)
+{
+    uint8_t head[HTTP_PROXY_HEAD_MAX + HTTP_PROXY_REWRITE_EXTRA];
+    long n = http_proxy_rewrite(buf, req, head, sizeof head);
+    size_t body = len - req->head_len;
+
+    if (n < 0 || (size_t)n > cap - body)
+        return -1;
+    memmove(buf + n, buf + req->head_len, body);
+    memcpy(buf, head, (size_t)n);
+    *new_len = (size_t)n + body;
+    return 0;
+}
+
+static enum handshake_verdict http_feed(struct handshake *h, uint8_t *buf, size_t len, size_t cap,
+                                        struct handshake_out *out)
+{
+    struct http_proxy_request req;
+    int r = http_proxy_parse(buf, len, &req);
+
+    if (r == HTTP_PROXY_NEED_MORE)
+        return HANDSHAKE_NEED_MORE;
+    if (r == HTTP_PROXY_BAD)
+        return http_refuse(out, req.status,
+                           req.status == 400 ? "malformed HTTP proxy request"
+                                             : "HTTP proxy request line or headers too large");
+    if (h->users && !http_auth_ok(h, buf, &req))
+        return http_refuse(out, 407, "HTTP proxy credentials missing or wrong");
+    int n = netaddr_write_header(&req.target, out->header, sizeof out->header);
+    if (n < 0)
+        return http_refuse(out, 400, "HTTP proxy target cannot be sent");
+    out->header_len = (size_t)n;
+    out->target = req.target;
+    if (req.connect) {
+        h->local = HANDSHAKE_LOCAL_HTTP_CONNECT;
+        out->consumed = req.head_len;
+    } else {
+        if (http_rewrite_in_place(buf, len, cap, &req, &out->input_len) != 0)
+            return http_refuse(out, 431, "HTTP proxy request too large to rewrite");
+        h->local = HANDSHAKE_LOCAL_HTTP_FORWARD;
+    }
+    out->verdict = HANDSHAKE_TARGET;
+    return out->verdict;
+}
+
+/* The first byte says what the client speaks (shadowsocks-rust's local tells them apart the
+ * same way): SOCKS5 and SOCKS4 by their version byte, HTTP by the method's first letter. */
+static enum handshake_verdict local_feed(struct handshake *h, uint8_t *buf, size_t len, size_t cap,
+                                         struct handshake_out *out)
+{
+    if (h->local == HANDSHAKE_LOCAL_UNKNOWN && len > 0) {
+        bool socks = h->protocol != PROTOCOL_HTTP, http = h->protocol != PROTOCOL_SOCKS;
+        uint8_t b = buf[0] | 0x20;
+        if (buf[0] == SOCKS5_VERSION && socks)
+            h->local = HANDSHAKE_LOCAL_SOCKS5;
+        else if (buf[0] == SOCKS4_VERSION && socks)
+            h->local = HANDSHAKE_LOCAL_SOCKS4;
+        else if (b >= 'a' && b <= 'z' && http)
+            h->local = HANDSHAKE_LOCAL_HTTP;
+        else
+            return fail(out, "neither a SOCKS nor an HTTP request this port accepts");
+    }
+    switch (h->local) {
+    case HANDSHAKE_LOCAL_UNKNOWN:
+        return HANDSHAKE_NEED_MORE;
+    case HANDSHAKE_LOCAL_SOCKS5:
+        return socks5_feed(h, buf, len, out);
+    case HANDSHAKE_LOCAL_SOCKS4:
+        return socks4_feed(h, buf, len, out);
+    case HANDSHAKE_LOCAL_HTTP:
+        return http_feed(h, buf, len, cap, out);
+    default:
+        return fail(out, "HTTP proxy handshake already done");
+    }
+}
+
+enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t len, size_t cap,
+                                      bool full, struct handshake_out *out)
 {
     out_reset(out);
+    out->input_len = len;
     switch (h->role) {
     case ROLE_SERVER:
         return server_feed(h, buf, len, full, out);
     case ROLE_LOCAL:
-        return socks5_feed(h, buf, len, out);
+        return local_feed(h, buf, len, cap < len ? len : cap, out);
     case ROLE_TUNNEL:
         break;
     }
     return fail(out, "the tunnel role reads no handshake");
 }
 
-int handshake_connect_reply(int err, uint8_t *out, size_t cap)
+int handshake_connect_reply(const struct handshake *h, int err, uint8_t *out, size_t cap)
 {
     uint8_t rep;
+
+    switch (h->local) {
+    case HANDSHAKE_LOCAL_SOCKS4:
+        return socks4_write_reply(out, cap, err == 0);
+    case HANDSHAKE_LOCAL_HTTP_FORWARD:
+        if (err == 0)
+            return 0; /* the origin's response is the answer */
+        /* fall through */
+    case HANDSHAKE_LOCAL_HTTP_CONNECT:
+        return http_proxy_write_status(out, cap, err == 0 ? 200 : err == ETIMEDOUT ? 504 : 502);
+    default:
+        break;
+    }
 
     switch (err) {
     case 0:

@@ -104,6 +104,7 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     proto_dir_init(&s->down.pd);
     s->conn.ctx = &w->proto;
     handshake_init(&s->hs, w->cfg->role, &s->conn, &s->up.pd);
+    handshake_set_local(&s->hs, w->cfg->protocol, w->cfg->local_users, w->cfg->n_local_users);
     if (peer && peerlen <= sizeof s->peer)
         memcpy(&s->peer, peer, peerlen);
     side_init(s, &s->client, fd, true);
@@ -368,16 +369,18 @@ static int write_all_small(int fd, const uint8_t *b, size_t n)
     return write(fd, b, n) == (ssize_t)n ? 0 : -1;
 }
 
-/* Local role: answers the SOCKS5 CONNECT once the connection is up (err 0) or has failed
- * (RFC 1928 section 6). Returns 0, or -1 when the client cannot take the reply. */
+/* Local role: answers the SOCKS5, SOCKS4 or HTTP CONNECT once the connection is up (err 0) or
+ * has failed (RFC 1928 section 6). Returns 0, or -1 when the client cannot take the reply. */
 static int session_socks_reply(struct session *s, int err)
 {
-    uint8_t out[16];
+    uint8_t out[128];
 
     if (!s->socks_reply_pending)
         return 0;
     s->socks_reply_pending = false;
-    int n = handshake_connect_reply(err, out, sizeof out);
+    int n = handshake_connect_reply(&s->hs, err, out, sizeof out);
+    if (n == 0) /* a forwarded HTTP request: the origin's response answers */
+        return 0;
     return n < 0 ? -1 : write_all_small(s->client.fd, out, (size_t)n);
 }
 
@@ -738,6 +741,10 @@ static void session_on_verdict(struct session *s, const struct handshake_out *ou
         session_udp_associate(s);
         break;
     case HANDSHAKE_FAIL:
+        /* the local port's refusals (bad SOCKS or HTTP requests, wrong credentials) were
+         * answered above; closed at once, counted apart from the server's failed handshakes */
+        if (s->w->cfg->role == ROLE_LOCAL)
+            metrics_add(&s->w->stats->local_refused, 1);
         if (out->replayed)
             metrics_add(&s->w->stats->replays, 1);
         if (out->silent)
@@ -774,8 +781,11 @@ static void session_handshake_read(struct session *s)
     struct buf *b = s->up.buf;
     /* the server's first flight is opened from the client's first byte every time: nothing is
      * consumed before it is complete */
-    handshake_feed(&s->hs, b->data + b->start, buf_len(b), buf_room(b) == 0, &out);
-    RP_ASSERT(out.consumed <= buf_len(b));
+    handshake_feed(&s->hs, b->data + b->start, buf_len(b), b->cap - b->start, buf_room(b) == 0,
+                   &out);
+    /* an HTTP request rewritten in place may have changed its length */
+    RP_ASSERT(out.input_len <= b->cap - b->start && out.consumed <= out.input_len);
+    b->end = b->start + out.input_len;
     b->start += out.consumed;
     session_on_verdict(s, &out);
 }

@@ -8,7 +8,9 @@
  *  - a stream parser gives the same answer however the bytes were split: every shorter prefix
  *    of an accepted message is "need more", and a refused prefix stays refused;
  *  - the address inside a request is the address header parser's answer for those bytes;
- *  - a reply written for a parsed IP target has the documented length. */
+ *  - a reply written for a parsed IP target has the documented length;
+ *  - RFC 1929 credentials and SOCKS4/4a requests stay inside the input, a SOCKS4 user id or 4a
+ *    host is at most 255 bytes, and its address header parses to the same target. */
 #include "autoconfig.h"
 
 #include <string.h>
@@ -103,6 +105,37 @@ static void check_udp(const uint8_t *buf, size_t len)
     }
 }
 
+/* RFC 1929 credentials and SOCKS4/4a requests: inside the input, and split-independent. */
+static void check_userpass_and_socks4(const uint8_t *buf, size_t len)
+{
+    struct socks5_userpass up;
+    size_t used = 0;
+    int r = socks5_parse_userpass(buf, len, &used, &up);
+    if (r == SOCKS5_DONE) {
+        FUZZ_CHECK(used == 3 + up.user_len + up.pass_len && used <= len);
+        FUZZ_CHECK(up.user == buf + 2 && up.pass == buf + 3 + up.user_len);
+    }
+    struct socks4_request q;
+    size_t used4 = 0;
+    int r4 = socks4_parse_request(buf, len, &used4, &q);
+    if (r4 == SOCKS5_DONE) {
+        FUZZ_CHECK(used4 >= 9 && used4 <= len && used4 <= 8 + 2 * (SOCKS4_USERID_MAX + 1));
+        FUZZ_CHECK(buf[used4 - 1] == 0);
+        struct netaddr_target t;
+        FUZZ_CHECK(netaddr_parse_header(q.header, q.header_len, &t) == (int)q.header_len);
+        FUZZ_CHECK(t.port == q.target.port && strcmp(t.host, q.target.host) == 0);
+    }
+    size_t limit = r4 == SOCKS5_DONE ? used4 : (len < 600 ? len : 600);
+    for (size_t k = 0; k < limit; k++) {
+        size_t c2;
+        int q2 = socks4_parse_request(buf, k, &c2, &q);
+        if (r4 == SOCKS5_DONE)
+            FUZZ_CHECK(q2 == SOCKS5_NEED_MORE);
+        if (q2 == SOCKS5_BAD)
+            FUZZ_CHECK(r4 == SOCKS5_BAD);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *buf = fuzz_dup(data, size);
@@ -112,6 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_request(buf + used, size - used);
     check_request(buf, size);
     check_udp(buf, size);
+    check_userpass_and_socks4(buf, size);
     free(buf);
     return 0;
 }

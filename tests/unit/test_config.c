@@ -1638,3 +1638,49 @@ TEST(test_validate_plugin_companions_without_plugin_warn)
               "OK");
     CHECK(strstr(logged, "ignored") == NULL);
 }
+
+/* ---- The local port: protocol and local_users (issue 16) ---- */
+
+#define LOCAL_CFG(extra)                                                                           \
+    "{\"role\": \"local\", \"server\": \"192.0.2.1\", \"server_port\": 8388,\n"                    \
+    "\"local_port\": 1080, \"password\": \"a real secret\", \"method\": \"aes-256-gcm\"" extra "}"
+
+TEST(test_config_local_protocol_and_users)
+{
+    struct config c;
+    CHECK_INT(load(&c, LOCAL_CFG("")), 0);
+    CHECK_INT(c.protocol, PROTOCOL_MIXED);
+    CHECK_INT(c.n_local_users, 0);
+    CHECK_INT(load(&c, LOCAL_CFG(",\n\"protocol\": \"http\",\n\"local_users\": [{\"name\": "
+                                 "\"alice\", \"password\": \"pw\"}]")),
+              0);
+    CHECK_INT(c.protocol, PROTOCOL_HTTP);
+    CHECK_INT(c.n_local_users, 1);
+    CHECK_STR(c.local_users[0].name, "alice");
+    CHECK_STR(c.local_users[0].password, "pw");
+    CHECK_STR(config_protocol_name(c.protocol), "http");
+    CHECK_INT(load(&c, LOCAL_CFG(",\n\"protocol\": \"https\"")), -1);
+    CHECK_CONTAINS(err, "t.json:3:1: \"protocol\": expected one of \"mixed\", \"socks\", \"http\"");
+    CHECK_INT(load(&c, LOCAL_CFG(",\n\"local_users\": [{\"name\": \"a\"}]")), -1);
+    CHECK_CONTAINS(err, "t.json:3:1: \"local_users\"[0]: expected \"password\"");
+    config_free(&c);
+    loaded = NULL;
+    CHECK_STR(validate(LOCAL_CFG(",\n\"local_users\": [{\"name\": \"a\", \"password\": \"1\"}, "
+                                 "{\"name\": \"a\", \"password\": \"2\"}]")),
+              "t.json:3:1: \"local_users\"[1]: the name \"a\" is also local_users[0]'s");
+}
+
+/* A local port beyond loopback without users: said at start and in --check. */
+TEST(test_config_open_local_port_warns)
+{
+    const char *logged;
+    CHECK_STR(validate_logged(LOCAL_CFG(",\n\"local_address\": \"0.0.0.0\""), &logged), "OK");
+    CHECK_CONTAINS(logged, "anyone on the network can use it as a proxy");
+    CHECK_STR(validate_logged(LOCAL_CFG(",\n\"local_address\": \"127.0.0.1\""), &logged), "OK");
+    CHECK(strstr(logged, "anyone on the network") == NULL);
+    CHECK_STR(validate_logged(LOCAL_CFG(",\n\"local_address\": \"0.0.0.0\",\n\"local_users\": "
+                                        "[{\"name\": \"a\", \"password\": \"b\"}]"),
+                              &logged),
+              "OK");
+    CHECK(strstr(logged, "anyone on the network") == NULL);
+}

@@ -103,10 +103,10 @@ static void check_server_split(const uint8_t *wire, size_t len, size_t cut)
     struct handshake_out out;
 
     CHECK_INT(server_init(&s, NULL), 0);
-    CHECK_INT(handshake_feed(&s.hs, (uint8_t *)wire, cut, false, &out), HANDSHAKE_NEED_MORE);
+    CHECK_INT(handshake_feed(&s.hs, (uint8_t *)wire, cut, cut, false, &out), HANDSHAKE_NEED_MORE);
     CHECK_INT(out.consumed, 0);
     CHECK_INT(out.reply_len, 0);
-    CHECK_INT(handshake_feed(&s.hs, (uint8_t *)wire, len, false, &out), HANDSHAKE_TARGET);
+    CHECK_INT(handshake_feed(&s.hs, (uint8_t *)wire, len, len, false, &out), HANDSHAKE_TARGET);
     CHECK_INT(out.consumed, len);
     CHECK_INT(out.reply_len, 0);
     CHECK_INT(out.target.atyp, NETADDR_ATYP_IPV4);
@@ -138,8 +138,8 @@ TEST(test_handshake_server_first_flight_one_byte_at_a_time)
 
     CHECK_INT(flight_init(&f, NULL), 0);
     for (size_t len = 1; len < f.len; len++)
-        CHECK_INT(handshake_feed(&f.s.hs, f.wire, len, false, &out), HANDSHAKE_NEED_MORE);
-    CHECK_INT(handshake_feed(&f.s.hs, f.wire, f.len, false, &out), HANDSHAKE_TARGET);
+        CHECK_INT(handshake_feed(&f.s.hs, f.wire, len, len, false, &out), HANDSHAKE_NEED_MORE);
+    CHECK_INT(handshake_feed(&f.s.hs, f.wire, f.len, f.len, false, &out), HANDSHAKE_TARGET);
     CHECK_INT(out.target.port, 80);
     CHECK_INT(out.consumed, f.len);
     server_free(&f.s);
@@ -155,7 +155,7 @@ static void check_tampered(const uint8_t *wire, size_t len, size_t at)
     memcpy(copy, wire, len);
     copy[at] ^= 0x01;
     CHECK_INT(server_init(&s, NULL), 0);
-    CHECK_INT(handshake_feed(&s.hs, copy, len, false, &out), HANDSHAKE_FAIL);
+    CHECK_INT(handshake_feed(&s.hs, copy, len, len, false, &out), HANDSHAKE_FAIL);
     CHECK(out.silent);
     CHECK(!out.replayed);
     CHECK_STR(out.reason, "bad tag (wrong password or method, or a probe)");
@@ -179,7 +179,7 @@ TEST(test_handshake_server_oversized_first_chunk_fails_when_full)
     struct handshake_out out;
 
     CHECK_INT(flight_init(&f, NULL), 0);
-    CHECK_INT(handshake_feed(&f.s.hs, f.wire, f.len - 1, true, &out), HANDSHAKE_FAIL);
+    CHECK_INT(handshake_feed(&f.s.hs, f.wire, f.len - 1, f.len - 1, true, &out), HANDSHAKE_FAIL);
     CHECK(out.silent);
     CHECK_STR(out.reason, "oversized first chunk");
     server_free(&f.s);
@@ -195,10 +195,10 @@ TEST(test_handshake_server_replayed_flight_fails_silently)
     CHECK(r != NULL);
     CHECK_INT(flight_init(&f, r), 0);
     memcpy(copy, f.wire, f.len); /* opening is in place */
-    CHECK_INT(handshake_feed(&f.s.hs, copy, f.len, false, &out), HANDSHAKE_TARGET);
+    CHECK_INT(handshake_feed(&f.s.hs, copy, f.len, f.len, false, &out), HANDSHAKE_TARGET);
     server_free(&f.s);
     CHECK_INT(server_init(&f.s, r), 0);
-    CHECK_INT(handshake_feed(&f.s.hs, f.wire, f.len, false, &out), HANDSHAKE_FAIL);
+    CHECK_INT(handshake_feed(&f.s.hs, f.wire, f.len, f.len, false, &out), HANDSHAKE_FAIL);
     CHECK(out.silent);
     CHECK(out.replayed);
     CHECK_STR(out.reason, "replayed salt");
@@ -230,7 +230,7 @@ static enum handshake_verdict socks_feed(struct handshake *h, struct socks_run *
     memcpy(r->buf + r->end, more, n);
     r->end += n;
     enum handshake_verdict v =
-        handshake_feed(h, r->buf + r->start, r->end - r->start, false, &r->out);
+        handshake_feed(h, r->buf + r->start, r->end - r->start, r->end - r->start, false, &r->out);
     r->start += r->out.consumed;
     memcpy(r->replies + r->replies_len, r->out.reply, r->out.reply_len);
     r->replies_len += r->out.reply_len;
@@ -303,13 +303,15 @@ TEST(test_handshake_socks5_connect_reply_codes)
         {EMFILE, SOCKS5_REP_GENERAL_FAILURE},
     };
     uint8_t out[16];
+    struct handshake h;
 
+    handshake_init(&h, ROLE_LOCAL, NULL, NULL);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const uint8_t want[] = {5, cases[i].rep, 0, NETADDR_ATYP_IPV4, 0, 0, 0, 0, 0, 0};
-        CHECK_INT(handshake_connect_reply(cases[i].err, out, sizeof out), sizeof want);
+        CHECK_INT(handshake_connect_reply(&h, cases[i].err, out, sizeof out), sizeof want);
         CHECK_MEM(out, want, sizeof want);
     }
-    CHECK_INT(handshake_connect_reply(0, out, 5), -1);
+    CHECK_INT(handshake_connect_reply(&h, 0, out, 5), -1);
 }
 
 TEST(test_handshake_socks5_udp_associate_verdict)
@@ -356,7 +358,8 @@ TEST(test_handshake_socks5_bind_is_not_supported)
 
 TEST(test_handshake_socks5_wrong_version_fails_without_answer)
 {
-    static const uint8_t greeting[] = {4, 1, 0};
+    /* 4 and 5 are SOCKS versions, a letter starts an HTTP request: anything else is neither */
+    static const uint8_t greeting[] = {3, 1, 0};
     struct socks_run r;
 
     CHECK_INT(socks_once(&r, greeting, sizeof greeting), HANDSHAKE_FAIL);
@@ -379,4 +382,160 @@ TEST(test_handshake_tunnel_knows_its_target_at_once)
     CHECK_MEM(out.header, expect, sizeof expect);
     handshake_init(&h, ROLE_LOCAL, NULL, NULL);
     CHECK_INT(handshake_begin(&h, &t, &out), HANDSHAKE_NEED_MORE);
+}
+
+/* ---- local: authentication, SOCKS4, HTTP (issue 16) ---- */
+
+static struct config_user local_users[] = {{.name = "alice", .password = "s3cret"}};
+
+struct local_run {
+    struct handshake h;
+    uint8_t buf[1024];
+    size_t len;
+    struct handshake_out out;
+};
+
+/* A fresh local handshake fed everything at once, as the relay would: input rewritten in place
+ * is then buf[consumed..input_len). */
+static enum handshake_verdict local_once(struct local_run *r, enum config_protocol protocol,
+                                         bool auth, const void *in, size_t n)
+{
+    memset(r, 0, sizeof *r);
+    handshake_init(&r->h, ROLE_LOCAL, NULL, NULL);
+    handshake_set_local(&r->h, protocol, auth ? local_users : NULL, auth ? 1 : 0);
+    memcpy(r->buf, in, n);
+    r->len = n;
+    return handshake_feed(&r->h, r->buf, n, sizeof r->buf, false, &r->out);
+}
+
+TEST(test_handshake_socks5_userpass_accepted)
+{
+    static const uint8_t in[] = {5, 1, 2, 1, 5, 'a', 'l', 'i', 'c', 'e', 6, 's', '3', 'c', 'r',
+                                 'e', 't', 5, 1, 0, NETADDR_ATYP_IPV4, 192, 0, 2, 1, 0, 80};
+    static const uint8_t replies[] = {5, 2, 1, 0};
+    struct local_run r;
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, true, in, sizeof in), HANDSHAKE_TARGET);
+    CHECK_INT(r.out.reply_len, sizeof replies);
+    CHECK_MEM(r.out.reply, replies, sizeof replies);
+    CHECK_INT(r.out.consumed, sizeof in);
+    CHECK_INT(r.out.target.port, 80);
+}
+
+/* Issue 16, bad input: wrong credentials get RFC 1929's failure status, then close. */
+TEST(test_handshake_socks5_userpass_wrong_password)
+{
+    static const uint8_t in[] = {5, 1, 2, 1, 5, 'a', 'l', 'i', 'c', 'e', 6, 's', '3', 'c', 'r',
+                                 'e', 'T', 5, 1, 0, NETADDR_ATYP_IPV4, 192, 0, 2, 1, 0, 80};
+    static const uint8_t replies[] = {5, 2, 1, 1};
+    struct local_run r;
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, true, in, sizeof in), HANDSHAKE_FAIL);
+    CHECK(!r.out.silent);
+    CHECK_INT(r.out.reply_len, sizeof replies);
+    CHECK_MEM(r.out.reply, replies, sizeof replies);
+    /* a prefix of the password does not pass either */
+    static const uint8_t shorter[] = {5, 1, 2, 1, 5, 'a', 'l', 'i', 'c', 'e', 1, 's'};
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, true, shorter, sizeof shorter), HANDSHAKE_FAIL);
+}
+
+TEST(test_handshake_socks5_noauth_refused_when_users_set)
+{
+    static const uint8_t in[] = {5, 1, 0};
+    static const uint8_t reply[] = {5, SOCKS5_METHOD_NONE};
+    struct local_run r;
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, true, in, sizeof in), HANDSHAKE_FAIL);
+    CHECK_INT(r.out.reply_len, 2);
+    CHECK_MEM(r.out.reply, reply, 2);
+}
+
+TEST(test_handshake_socks4a_connect_and_replies)
+{
+    static const uint8_t in[] = {4, 1, 0, 80, 0, 0, 0, 1, 'u', 0, 'a', '.', 't', 'e', 's', 't', 0};
+    struct local_run r;
+    uint8_t out[16];
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, false, in, sizeof in), HANDSHAKE_TARGET);
+    CHECK_INT(r.out.reply_len, 0); /* answered once connected */
+    CHECK_STR(r.out.target.host, "a.test");
+    CHECK_INT(handshake_connect_reply(&r.h, 0, out, sizeof out), 8);
+    CHECK_INT(out[1], SOCKS4_REP_GRANTED);
+    CHECK_INT(handshake_connect_reply(&r.h, ECONNREFUSED, out, sizeof out), 8);
+    CHECK_INT(out[1], SOCKS4_REP_REJECTED);
+    /* SOCKS4 has no password: refused when local_users are set */
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, true, in, sizeof in), HANDSHAKE_FAIL);
+    CHECK_INT(r.out.reply_len, 8);
+    CHECK_INT(r.out.reply[1], SOCKS4_REP_REJECTED);
+}
+
+TEST(test_handshake_http_connect_then_200)
+{
+    static const char in[] = "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: x\r\n\r\nEARLY";
+    struct local_run r;
+    uint8_t out[128];
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, false, in, strlen(in)), HANDSHAKE_TARGET);
+    CHECK_INT(r.out.consumed, strlen(in) - 5);
+    CHECK_INT(r.out.input_len, strlen(in));
+    CHECK_INT(r.out.target.port, 443);
+    int n = handshake_connect_reply(&r.h, 0, out, sizeof out);
+    CHECK_INT(n, strlen("HTTP/1.1 200 Connection established\r\n\r\n"));
+    n = handshake_connect_reply(&r.h, ECONNREFUSED, out, sizeof out);
+    CHECK(n > 12);
+    CHECK_MEM(out, "HTTP/1.1 502", 12);
+    n = handshake_connect_reply(&r.h, ETIMEDOUT, out, sizeof out);
+    CHECK_MEM(out, "HTTP/1.1 504", 12);
+}
+
+TEST(test_handshake_http_forward_rewritten_in_place)
+{
+    static const char in[] = "POST http://a.test:8080/p HTTP/1.1\r\nHost: a.test:8080\r\n"
+                             "Proxy-Connection: keep-alive\r\nContent-Length: 4\r\n\r\nbody";
+    static const char want[] = "POST /p HTTP/1.1\r\nHost: a.test:8080\r\nContent-Length: 4\r\n"
+                               "Connection: close\r\n\r\nbody";
+    struct local_run r;
+    uint8_t out[128];
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, false, in, strlen(in)), HANDSHAKE_TARGET);
+    CHECK_INT(r.out.consumed, 0);
+    CHECK_INT(r.out.input_len, strlen(want));
+    CHECK_MEM(r.buf, want, strlen(want));
+    CHECK_STR(r.out.target.host, "a.test");
+    CHECK_INT(r.out.target.port, 8080);
+    CHECK_INT(handshake_connect_reply(&r.h, 0, out, sizeof out), 0); /* the origin answers */
+    CHECK(handshake_connect_reply(&r.h, ECONNREFUSED, out, sizeof out) > 0);
+}
+
+TEST(test_handshake_http_basic_auth)
+{
+    /* "alice:s3cret" and "alice:wrong" */
+    static const char good[] = "CONNECT h.test:1 HTTP/1.1\r\n"
+                               "Proxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n\r\n";
+    static const char wrong[] = "CONNECT h.test:1 HTTP/1.1\r\n"
+                                "Proxy-Authorization: Basic YWxpY2U6d3Jvbmc=\r\n\r\n";
+    static const char none[] = "CONNECT h.test:1 HTTP/1.1\r\n\r\n";
+    struct local_run r;
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, true, good, strlen(good)), HANDSHAKE_TARGET);
+    const char *bad[] = {wrong, none};
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(local_once(&r, PROTOCOL_MIXED, true, bad[i], strlen(bad[i])), HANDSHAKE_FAIL);
+        r.out.reply[r.out.reply_len < sizeof r.out.reply ? r.out.reply_len : 0] = '\0';
+        CHECK_CONTAINS((char *)r.out.reply, "HTTP/1.1 407 ");
+        CHECK_CONTAINS((char *)r.out.reply, "Proxy-Authenticate: Basic");
+    }
+}
+
+TEST(test_handshake_http_bad_request_answered)
+{
+    static const char in[] = "GET /no-proxy-form HTTP/1.1\r\n\r\n";
+    struct local_run r;
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, false, in, strlen(in)), HANDSHAKE_FAIL);
+    CHECK_MEM(r.out.reply, "HTTP/1.1 400 ", 13);
+}
+
+TEST(test_handshake_local_protocol_chooses_by_first_byte)
+{
+    static const uint8_t socks[] = {5, 1, 0};
+    static const char http[] = "CONNECT h.test:1 HTTP/1.1\r\n\r\n";
+    struct local_run r;
+    CHECK_INT(local_once(&r, PROTOCOL_SOCKS, false, socks, sizeof socks), HANDSHAKE_NEED_MORE);
+    CHECK_INT(local_once(&r, PROTOCOL_SOCKS, false, http, strlen(http)), HANDSHAKE_FAIL);
+    CHECK_INT(local_once(&r, PROTOCOL_HTTP, false, socks, sizeof socks), HANDSHAKE_FAIL);
+    CHECK_INT(local_once(&r, PROTOCOL_HTTP, false, http, strlen(http)), HANDSHAKE_TARGET);
+    CHECK_INT(local_once(&r, PROTOCOL_MIXED, false, "\x16\x03", 2), HANDSHAKE_FAIL);
 }

@@ -311,3 +311,88 @@ TEST(test_socks5_udp_header_writes)
     CHECK_INT(socks5_parse_udp_header(out, 22, &t), 22);
     CHECK_STR(t.host, "2606:4700::1111");
 }
+
+/* ---- Username/password (RFC 1929) ---- */
+
+TEST(test_socks5_greeting_for_userpass)
+{
+    static const uint8_t g[] = {5, 2, 0x00, 0x02};
+    size_t used = 0;
+    uint8_t method = 0x77;
+    CHECK_INT(socks5_parse_greeting_for(g, sizeof g, SOCKS5_METHOD_USERPASS, &used, &method),
+              SOCKS5_DONE);
+    CHECK_INT(method, SOCKS5_METHOD_USERPASS);
+    static const uint8_t noauth[] = {5, 1, 0x00};
+    CHECK_INT(socks5_parse_greeting_for(noauth, sizeof noauth, SOCKS5_METHOD_USERPASS, &used,
+                                        &method),
+              SOCKS5_DONE);
+    CHECK_INT(method, SOCKS5_METHOD_NONE); /* only "no authentication" offered */
+}
+
+TEST(test_socks5_userpass_parse)
+{
+    static const uint8_t m[] = {1, 5, 'a', 'l', 'i', 'c', 'e', 2, 'p', 'w', 0xEE};
+    struct socks5_userpass up;
+    size_t used = 0;
+    for (size_t k = 0; k < 10; k++)
+        CHECK_INT(socks5_parse_userpass(m, k, &used, &up), SOCKS5_NEED_MORE);
+    CHECK_INT(socks5_parse_userpass(m, sizeof m, &used, &up), SOCKS5_DONE);
+    CHECK_INT(used, 10);
+    CHECK_INT(up.user_len, 5);
+    CHECK_MEM(up.user, "alice", 5);
+    CHECK_INT(up.pass_len, 2);
+    CHECK_MEM(up.pass, "pw", 2);
+    static const uint8_t v5[] = {5, 1, 'a', 1, 'b'};
+    CHECK_INT(socks5_parse_userpass(v5, sizeof v5, &used, &up), SOCKS5_BAD);
+    uint8_t out[2];
+    CHECK_INT(socks5_write_userpass_reply(out, 2, false), 2);
+    CHECK_INT(out[0], 1);
+    CHECK_INT(out[1], 1);
+}
+
+/* ---- SOCKS4 and 4a ---- */
+
+TEST(test_socks4_connect_ipv4)
+{
+    static const uint8_t m[] = {4, 1, 0, 80, 192, 0, 2, 1, 'b', 'o', 'b', 0, 0xEE};
+    struct socks4_request r;
+    size_t used = 0;
+    for (size_t k = 0; k < 12; k++)
+        CHECK_INT(socks4_parse_request(m, k, &used, &r), SOCKS5_NEED_MORE);
+    CHECK_INT(socks4_parse_request(m, sizeof m, &used, &r), SOCKS5_DONE);
+    CHECK_INT(used, 12);
+    CHECK_INT(r.cmd, 1);
+    CHECK_STR(r.target.host, "192.0.2.1");
+    CHECK_INT(r.target.port, 80);
+    static const uint8_t header[] = {NETADDR_ATYP_IPV4, 192, 0, 2, 1, 0, 80};
+    CHECK_INT(r.header_len, sizeof header);
+    CHECK_MEM(r.header, header, sizeof header);
+}
+
+TEST(test_socks4a_connect_host_name)
+{
+    static const uint8_t m[] = {4, 1, 1, 187, 0, 0, 0, 9, 0, 'a', '.', 't', 'e', 's', 't', 0};
+    struct socks4_request r;
+    size_t used = 0;
+    CHECK_INT(socks4_parse_request(m, sizeof m - 1, &used, &r), SOCKS5_NEED_MORE);
+    CHECK_INT(socks4_parse_request(m, sizeof m, &used, &r), SOCKS5_DONE);
+    CHECK_INT(used, sizeof m);
+    CHECK_STR(r.target.host, "a.test");
+    CHECK_INT(r.target.port, 443);
+    CHECK_INT(r.header[0], NETADDR_ATYP_DOMAIN);
+}
+
+/* Issue 16, bad input: a 1 KiB user id is refused once 256 bytes came without its end. */
+TEST(test_socks4_user_id_over_255_bytes)
+{
+    uint8_t m[8 + 1024 + 1] = {4, 1, 0, 80, 127, 0, 0, 1};
+    struct socks4_request r;
+    size_t used = 0;
+    memset(m + 8, 'u', 1024);
+    CHECK_INT(socks4_parse_request(m, 8 + 255, &used, &r), SOCKS5_NEED_MORE);
+    CHECK_INT(socks4_parse_request(m, 8 + 256, &used, &r), SOCKS5_BAD);
+    CHECK_INT(socks4_parse_request(m, sizeof m, &used, &r), SOCKS5_BAD);
+    uint8_t out[8];
+    CHECK_INT(socks4_write_reply(out, sizeof out, false), 8);
+    CHECK_INT(out[1], SOCKS4_REP_REJECTED);
+}
