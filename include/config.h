@@ -61,6 +61,7 @@ enum config_key {
     CONFIG_KEY_PLUGIN_OPTS,
     CONFIG_KEY_PLUGIN_ARGS,
     CONFIG_KEY_PLUGIN_MODE,
+    CONFIG_KEY_SERVER_URL,
     CONFIG_KEY_COUNT
 };
 
@@ -169,6 +170,8 @@ struct config {
     int replay_capacity;         /* salts remembered, default 1048576 */
     int verbose;                 /* 0..2 from -v / "verbose" */
     int max_handshakes_per_source; /* per worker and source host, 0 = no limit (default) */
+    char *server_url; /* "server_url" as written (a SIP002 URI), or NULL; config_load() has
+                       * filled server, server_port, method, password and plugin from it */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 
@@ -237,6 +240,14 @@ int config_parse_int(const char *s, int min, int max, int *out);
  * up in $PATH as execvp() does. Writes it into out (cap bytes) and returns 0, or -1 when there
  * is no such executable file. */
 int config_plugin_path(const char *plugin, char *out, size_t cap);
+/* A SIP002 URI (ss_uri.h) into c: server (a list of one), server_port, method, password (the
+ * "key" dropped) and, when the URI names one, plugin and plugin_opts. "server_url",
+ * --server-url and -s ss://... all go through it. Returns 0, or -1 with what is wrong in err. */
+int config_apply_server_url(struct config *c, const char *uri, char *err, size_t errlen);
+/* The SIP002 URI a client imports for this server configuration (--print-uri): server[0],
+ * its port, the method, the password, and the plugin as its client end runs it. Returns 0, or
+ * -1 with the reason in err (no password, a wildcard address, too long). */
+int config_server_url(const struct config *c, char *out, size_t cap, char *err, size_t errlen);
 /* The netaddr_parse_hostport() flags each address key is read with, so the command line
  * checks its options exactly as the file's keys are checked. */
 #define CONFIG_SERVER_FLAGS NETADDR_PORT_OPTIONAL

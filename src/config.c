@@ -104,6 +104,7 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_PLUGIN_OPTS] = {"plugin_opts", VALUE_TEXT, FIELD(plugin.plugin_opts), 0, 0},
     [CONFIG_KEY_PLUGIN_ARGS] = {"plugin_args", VALUE_ARGS, 0, 0, 0},
     [CONFIG_KEY_PLUGIN_MODE] = {"plugin_mode", VALUE_PLUGIN_MODE, 0, 0, 0},
+    [CONFIG_KEY_SERVER_URL] = {"server_url", VALUE_STRING, FIELD(server_url), 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -266,6 +267,7 @@ void config_free(struct config *c)
     free(c->metrics_address);
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
+    free(c->server_url);
     config_plugin_args_free(&c->plugin);
     config_users_free(c->ports[0].users, c->ports[0].n_users);
     crypto_wipe(c->ports, sizeof c->ports); /* the derived master keys */
@@ -762,6 +764,30 @@ static int config_apply_object(struct config_ctx *x, const char *text, size_t le
     return rc;
 }
 
+/* "server_url": the URI stands for the keys it fills, so giving one of them too is a
+ * contradiction, named at the key; once applied, messages about those keys point at the URI. */
+static int config_apply_url(struct config_ctx *x)
+{
+    static const enum config_key filled[] = {
+        CONFIG_KEY_SERVER, CONFIG_KEY_SERVER_PORT, CONFIG_KEY_PASSWORD,   CONFIG_KEY_KEY,
+        CONFIG_KEY_METHOD, CONFIG_KEY_PLUGIN,      CONFIG_KEY_PLUGIN_OPTS};
+    struct config *c = x->c;
+    struct config_pos at = c->pos[CONFIG_KEY_SERVER_URL];
+    char why[400];
+
+    for (size_t i = 0; i < sizeof filled / sizeof filled[0]; i++)
+        if (c->pos[filled[i]].line > 0)
+            return config_fail(x, &c->pos[filled[i]],
+                               "\"%s\": given with \"server_url\" (line %d), whose URI sets "
+                               "it too; keep one of them",
+                               config_keys[filled[i]].name, at.line);
+    if (config_apply_server_url(c, c->server_url, why, sizeof why) != 0)
+        return config_fail(x, &at, "\"server_url\": %s", why);
+    for (size_t i = 0; i < sizeof filled / sizeof filled[0]; i++)
+        c->pos[filled[i]] = at;
+    return 0;
+}
+
 static int config_load_text(struct config *c, const char *text, size_t len, const char *name,
                             char *err, size_t errlen)
 {
@@ -788,6 +814,8 @@ static int config_load_text(struct config *c, const char *text, size_t len, cons
         return config_json_error(&x, text, len, &e);
     if (json_is_object(root)) {
         rc = config_apply_object(&x, text, len, root);
+        if (rc == 0 && c->server_url && c->pos[CONFIG_KEY_SERVER_URL].line > 0)
+            rc = config_apply_url(&x);
     } else {
         char desc[80];
         rc = config_fail(&x, &start, "expected a JSON object ({...}) at the top level, got %s",
