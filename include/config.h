@@ -15,6 +15,8 @@
 enum config_role { ROLE_SERVER = 0, ROLE_LOCAL, ROLE_TUNNEL };
 enum config_balance { BALANCE_REUSEPORT = 0, BALANCE_SHARED, BALANCE_DISPATCH };
 enum config_mode { MODE_TCP_ONLY = 0, MODE_TCP_AND_UDP, MODE_UDP_ONLY };
+/* How the local roles choose among several servers ("balance_servers"). */
+enum config_balance_servers { BALANCE_SERVERS_LATENCY = 0, BALANCE_SERVERS_ROUND_ROBIN };
 
 #define CONFIG_MAX_SERVERS 8
 /* Listen addresses one process serves (one per "server" entry, or the local address): sizes a
@@ -62,6 +64,9 @@ enum config_key {
     CONFIG_KEY_PLUGIN_ARGS,
     CONFIG_KEY_PLUGIN_MODE,
     CONFIG_KEY_SERVER_URL,
+    CONFIG_KEY_SERVERS,
+    CONFIG_KEY_SERVER_CHECK_INTERVAL,
+    CONFIG_KEY_BALANCE_SERVERS,
     CONFIG_KEY_COUNT
 };
 
@@ -123,6 +128,15 @@ struct config_plugin {
     struct netaddr_endpoint local;
 };
 
+/* One server of the local and tunnel roles: where it is and how to speak to it. From a
+ * "servers" entry (its own method and password), or from a "server" entry with the file's
+ * "server_port", "method" and "password"/"key". config_validate() derives them. */
+struct config_upstream {
+    struct netaddr_endpoint addr; /* with its port */
+    enum crypto_method method;
+    struct crypto_key key; /* the master key of its method and password */
+};
+
 /* How to read the fields: the text a person wrote is kept (char *) for messages and for
  * comparing on reload; everything the program acts on is typed, parsed once, either when the
  * file is loaded (server, method) or by config_validate() after the command line is merged
@@ -170,6 +184,15 @@ struct config {
     int replay_capacity;         /* salts remembered, default 1048576 */
     int verbose;                 /* 0..2 from -v / "verbose" */
     int max_handshakes_per_source; /* per worker and source host, 0 = no limit (default) */
+    /* "servers" (shadowsocks-rust's shape): per entry, a "method" (server_method_set) and a
+     * "password" (NULL: the file's), beside server[i]. n_servers_entries: how many came from
+     * "servers" (0: the servers are "server"'s). */
+    enum crypto_method server_method[CONFIG_MAX_SERVERS];
+    bool server_method_set[CONFIG_MAX_SERVERS];
+    char *server_password[CONFIG_MAX_SERVERS];
+    int n_servers_entries;
+    int server_check_interval;                   /* seconds between probes, default 10 */
+    enum config_balance_servers balance_servers; /* default latency */
     char *server_url; /* "server_url" as written (a SIP002 URI), or NULL; config_load() has
                        * filled server, server_port, method, password and plugin from it */
 
@@ -183,6 +206,10 @@ struct config {
     int n_listen;
     /* The local roles' server: server[0] with its port. */
     struct netaddr_endpoint upstream;
+    /* The local roles' servers, in order (upstream is upstreams[0].addr); n_upstream 0 in the
+     * server role. */
+    struct config_upstream upstreams[CONFIG_MAX_SERVERS];
+    int n_upstream;
     struct netaddr_endpoint tunnel; /* tunnel role: tunnel_address */
     bool has_metrics;
     struct netaddr_endpoint metrics; /* metrics_address, an IP literal (the master does not

@@ -48,7 +48,9 @@ enum config_value_type {
     VALUE_PLUGIN_MODE,
     VALUE_MODE,
     VALUE_ROLE,
-    VALUE_BALANCE
+    VALUE_BALANCE,
+    VALUE_SERVERS,        /* an array of {"server", "server_port", "method", "password"} */
+    VALUE_BALANCE_SERVERS /* "latency" or "round-robin" */
 };
 
 struct config_key_spec {
@@ -105,6 +107,10 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_PLUGIN_ARGS] = {"plugin_args", VALUE_ARGS, 0, 0, 0},
     [CONFIG_KEY_PLUGIN_MODE] = {"plugin_mode", VALUE_PLUGIN_MODE, 0, 0, 0},
     [CONFIG_KEY_SERVER_URL] = {"server_url", VALUE_STRING, FIELD(server_url), 0, 0},
+    [CONFIG_KEY_SERVERS] = {"servers", VALUE_SERVERS, 0, 0, 0},
+    [CONFIG_KEY_SERVER_CHECK_INTERVAL] = {"server_check_interval", VALUE_INT,
+                                          FIELD(server_check_interval), 1, 86400},
+    [CONFIG_KEY_BALANCE_SERVERS] = {"balance_servers", VALUE_BALANCE_SERVERS, 0, 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -230,6 +236,7 @@ void config_defaults(struct config *c)
     c->udp_max_associations = 65536;
     c->drain_timeout = 30;
     c->connect_timeout = 10;
+    c->server_check_interval = 10;
     c->replay_protection = true;
     c->replay_capacity = 1048576;
 }
@@ -268,6 +275,7 @@ void config_free(struct config *c)
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
     free(c->server_url);
+    config_servers_free(c);
     config_plugin_args_free(&c->plugin);
     config_users_free(c->ports[0].users, c->ports[0].n_users);
     crypto_wipe(c->ports, sizeof c->ports); /* the derived master keys */
@@ -464,6 +472,8 @@ static int config_set_server(struct config_ctx *x, const struct config_key_token
 
     if (json_is_null(v))
         return 0; /* libev skips a server that is neither a string nor an array */
+    if (x->c->n_servers_entries > 0)
+        return config_fail(x, &t->pos, "\"server\": given with \"servers\"; keep one list");
     if (json_is_string(v)) {
         items[n++] = v;
     } else if (json_is_array(v) && json_array_size(v) > 0) {
@@ -622,9 +632,11 @@ static int config_set_plugin_mode(struct config_ctx *x, const struct config_key_
 static int config_set_choice(struct config_ctx *x, const struct config_key_token *t,
                              const struct config_key_spec *k, const json_t *v)
 {
-    const char *const *names = k->type == VALUE_MODE   ? config_mode_names
-                               : k->type == VALUE_ROLE ? config_role_names
-                                                       : config_balance_names;
+    static const char *const balance_servers_names[] = {"latency", "round-robin", NULL};
+    const char *const *names = k->type == VALUE_MODE              ? config_mode_names
+                               : k->type == VALUE_ROLE            ? config_role_names
+                               : k->type == VALUE_BALANCE_SERVERS ? balance_servers_names
+                                                                  : config_balance_names;
     int i;
 
     if (k->type == VALUE_MODE && json_is_null(v)) {
@@ -634,14 +646,19 @@ static int config_set_choice(struct config_ctx *x, const struct config_key_token
     i = json_is_string(v) ? config_name_index(names, json_string_value(v)) : -1;
     if (i < 0) {
         char expected[96];
-        snprintf(expected, sizeof expected, "one of \"%s\", \"%s\", \"%s\"", names[0], names[1],
-                 names[2]);
+        if (names[2])
+            snprintf(expected, sizeof expected, "one of \"%s\", \"%s\", \"%s\"", names[0],
+                     names[1], names[2]);
+        else
+            snprintf(expected, sizeof expected, "\"%s\" or \"%s\"", names[0], names[1]);
         return config_expected(x, t, expected, v);
     }
     if (k->type == VALUE_MODE)
         x->c->mode = (enum config_mode)i;
     else if (k->type == VALUE_ROLE)
         x->c->role = (enum config_role)i;
+    else if (k->type == VALUE_BALANCE_SERVERS)
+        x->c->balance_servers = (enum config_balance_servers)i;
     else
         x->c->balance = (enum config_balance)i;
     return 0;
@@ -669,6 +686,8 @@ static int config_set_value(struct config_ctx *x, const struct config_key_token 
         return config_set_plugin_args(x, t, v);
     case VALUE_PLUGIN_MODE:
         return config_set_plugin_mode(x, t, v);
+    case VALUE_SERVERS:
+        return config_set_servers(x, &t->pos, v);
     default:
         return config_set_choice(x, t, k, v);
     }
