@@ -22,6 +22,7 @@
 #include "resolve.h"
 #include "rp_assert.h"
 #include "udp_relay.h"
+#include "upstream.h"
 #include "worker.h"
 
 /* Seconds a draining worker keeps its UDP associations for replies still on their way. */
@@ -55,6 +56,17 @@ static void worker_targets(struct worker *w, const struct config *c)
     w->key = c->ports[0].key;
     if (c->role == ROLE_SERVER)
         return;
+    /* UDP speaks to the first server, with its key (w->proto); TCP chooses among them all */
+    w->key = c->upstreams[0].key;
+    w->nupstream = c->plugin.plugin ? 1 : c->n_upstream;
+    for (int i = 0; i < w->nupstream; i++) {
+        w->upstream_target[i] =
+            c->plugin.plugin ? c->plugin.local.target : c->upstreams[i].addr.target;
+        w->upstream_proto[i] = (struct proto_ctx){.ops = proto_for_method(c->upstreams[i].method),
+                                                  .keys = &c->upstreams[i].key,
+                                                  .nkeys = 1,
+                                                  .replay = w->replay};
+    }
     /* With a SIP003 plugin, TCP goes to the plugin's loopback port (plugin.h); UDP too only
      * when the plugin carries it ("plugin_mode": "tcp_and_udp"), else straight to the server
      * as libev does. */
@@ -156,7 +168,17 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     buf_pool_init(&w->stall_pool, RELAY_STALL_CAP, 64);
     RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
+    RP_ASSERT(c->role == ROLE_SERVER || c->n_upstream >= 1);
     worker_targets(w, c);
+    /* the shared probe results, whoever probes (the master, or this process: workers 0) */
+    w->upstream_stats = env->shared && env->shared->nupstreams == w->nupstream
+                            ? env->shared->upstream
+                            : w->upstream_local;
+    if (env->run_prober && env->shared && c->role != ROLE_SERVER && w->nupstream > 1) {
+        if (!(w->prober = upstream_prober_new(w->loop, c, env->shared)))
+            return -1;
+        w->upstream_stats = env->shared->upstream;
+    }
     w->proto = (struct proto_ctx){
         .ops = proto_for_method(w->key.method), .keys = &w->key, .nkeys = 1, .replay = w->replay};
     if (!w->proto.ops) {
@@ -210,6 +232,7 @@ static void worker_cleanup(struct worker *w)
         udp_relay_free(w->udp[i]);
     for (int i = 0; i < w->nlisteners; i++)
         listener_free(w->listeners[i]);
+    upstream_prober_free(w->prober);
     if (w->resolver)
         resolver_free(w->resolver);
     if (w->acl)
