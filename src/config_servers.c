@@ -199,5 +199,11 @@ int config_derive_upstreams(struct config *c, char *err, size_t errlen)
             return -1;
     }
     c->n_upstream = c->n_server;
+    /* every server has its own password and the file none: the first server's method and
+     * key stand for the file's (ports[0], which the UDP relay and the checks read) */
+    if (!c->password && !c->key) {
+        c->method = c->upstreams[0].method;
+        c->ports[0].key = c->upstreams[0].key;
+    }
     return 0;
 }

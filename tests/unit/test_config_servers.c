@@ -46,6 +46,10 @@ TEST(test_config_servers_each_with_its_method_and_password)
     CHECK(memcmp(c.upstreams[0].key.bytes, c.upstreams[1].key.bytes, 16) != 0);
     CHECK_INT(c.server_check_interval, 1);
     CHECK_INT(c.balance_servers, BALANCE_SERVERS_ROUND_ROBIN);
+    /* no file password: the first server's method and key stand for the file's */
+    CHECK_STR(crypto_method_info(c.method)->name, "aes-128-gcm");
+    CHECK(c.ports[0].key.len == 16 &&
+          memcmp(c.ports[0].key.bytes, c.upstreams[0].key.bytes, 16) == 0);
     config_free(&c);
 }
 
