@@ -282,7 +282,6 @@ static bool put_base64url(char *out, size_t cap, size_t *n, const char *s, size_
 int ss_uri_format(const struct ss_uri *u, bool plain, char *out, size_t cap)
 {
     char userinfo[sizeof u->method + sizeof u->password + 2];
-    char plugin[sizeof u->plugin + sizeof u->plugin_opts + 2];
     size_t n = 0;
     char port[8];
     bool v6 = strchr(u->host, ':') != NULL;
@@ -299,6 +298,7 @@ int ss_uri_format(const struct ss_uri *u, bool plain, char *out, size_t cap)
               put(out, cap, &n, "@[", v6 ? 2 : 1) && put(out, cap, &n, u->host, strlen(u->host)) &&
               put(out, cap, &n, "]", v6 ? 1 : 0) && put(out, cap, &n, port, strlen(port));
     if (ok && u->plugin[0]) {
+        char plugin[sizeof u->plugin + sizeof u->plugin_opts + 2];
         snprintf(plugin, sizeof plugin, "%s%s%s", u->plugin, u->plugin_opts[0] ? ";" : "",
                  u->plugin_opts);
         ok = put(out, cap, &n, "/?plugin=", 9) && put_pct(out, cap, &n, plugin, "");

@@ -106,10 +106,10 @@ static void probe_first_flight(struct probe *pr)
     struct proto_ctx ctx = {.ops = proto_for_method(up->method), .keys = &up->key, .nkeys = 1};
     struct proto_conn conn = {.ctx = &ctx};
     struct proto_dir d;
-    uint8_t out[2048]; /* SIP022 pads a request without data up to 900 bytes */
 
     proto_dir_init(&d);
     if (ctx.ops && ctx.ops->seal_begin(&conn, &d) == 0) {
+        uint8_t out[2048]; /* SIP022 pads a request without data up to 900 bytes */
         long n = ctx.ops->seal_request(&conn, &d, header, sizeof header, NULL, 0, out, sizeof out);
         if (n > 0 && write(pr->fd, out, (size_t)n) < 0)
             log_debug("probe: write: %s", strerror(errno));
