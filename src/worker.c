@@ -114,6 +114,12 @@ int worker_preflight(const struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "no protocol for %s", crypto_method_info(c->method)->name);
         return -1;
     }
+    for (int i = 0; i < c->n_upstream; i++) /* each server has its own method */
+        if (!proto_for_method(c->upstreams[i].method)) {
+            snprintf(err, errlen, "no protocol for %s (server %d)",
+                     crypto_method_info(c->upstreams[i].method)->name, i + 1);
+            return -1;
+        }
     if (worker_open_acl(c, &a, why, sizeof why) < 0) {
         snprintf(err, errlen, "acl: %s", why);
         return -1;
