@@ -43,6 +43,8 @@ struct cli_options {
     const char *genkey;        /* --genkey METHOD: the method's canonical name, or NULL */
     const char *plugin;        /* --plugin, as libev's (the "plugin" key) */
     const char *plugin_opts;   /* --plugin-opts (the "plugin_opts" key) */
+    const char *server_url;    /* --server-url or -s ss://...: a SIP002 URI, checked */
+    int print_uri;             /* --print-uri */
 };
 
 enum cli_result { CLI_OK = 0, CLI_ERROR = -1 };

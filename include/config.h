@@ -17,6 +17,8 @@ enum config_balance { BALANCE_REUSEPORT = 0, BALANCE_SHARED, BALANCE_DISPATCH };
 enum config_mode { MODE_TCP_ONLY = 0, MODE_TCP_AND_UDP, MODE_UDP_ONLY };
 /* What the local role's port speaks: both (told apart by the first byte), SOCKS only, HTTP only. */
 enum config_protocol { PROTOCOL_MIXED = 0, PROTOCOL_SOCKS, PROTOCOL_HTTP };
+/* How the local roles choose among several servers ("balance_servers"). */
+enum config_balance_servers { BALANCE_SERVERS_LATENCY = 0, BALANCE_SERVERS_ROUND_ROBIN };
 
 #define CONFIG_MAX_SERVERS 8
 /* Listen addresses one process serves (one per "server" entry, or the local address): sizes a
@@ -65,6 +67,10 @@ enum config_key {
     CONFIG_KEY_PLUGIN_MODE,
     CONFIG_KEY_PROTOCOL,
     CONFIG_KEY_LOCAL_USERS,
+    CONFIG_KEY_SERVER_URL,
+    CONFIG_KEY_SERVERS,
+    CONFIG_KEY_SERVER_CHECK_INTERVAL,
+    CONFIG_KEY_BALANCE_SERVERS,
     CONFIG_KEY_COUNT
 };
 
@@ -126,6 +132,15 @@ struct config_plugin {
     struct netaddr_endpoint local;
 };
 
+/* One server of the local and tunnel roles: where it is and how to speak to it. From a
+ * "servers" entry (its own method and password), or from a "server" entry with the file's
+ * "server_port", "method" and "password"/"key". config_validate() derives them. */
+struct config_upstream {
+    struct netaddr_endpoint addr; /* with its port */
+    enum crypto_method method;
+    struct crypto_key key; /* the master key of its method and password */
+};
+
 /* How to read the fields: the text a person wrote is kept (char *) for messages and for
  * comparing on reload; everything the program acts on is typed, parsed once, either when the
  * file is loaded (server, method) or by config_validate() after the command line is merged
@@ -178,6 +193,17 @@ struct config {
      * client must give; NULL: no authentication (key unused) */
     struct config_user *local_users;
     int n_local_users;
+    /* "servers" (shadowsocks-rust's shape): per entry, a "method" (server_method_set) and a
+     * "password" (NULL: the file's), beside server[i]. n_servers_entries: how many came from
+     * "servers" (0: the servers are "server"'s). */
+    enum crypto_method server_method[CONFIG_MAX_SERVERS];
+    bool server_method_set[CONFIG_MAX_SERVERS];
+    char *server_password[CONFIG_MAX_SERVERS];
+    int n_servers_entries;
+    int server_check_interval;                   /* seconds between probes, default 10 */
+    enum config_balance_servers balance_servers; /* default latency */
+    char *server_url; /* "server_url" as written (a SIP002 URI), or NULL; config_load() has
+                       * filled server, server_port, method, password and plugin from it */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 
@@ -189,6 +215,10 @@ struct config {
     int n_listen;
     /* The local roles' server: server[0] with its port. */
     struct netaddr_endpoint upstream;
+    /* The local roles' servers, in order (upstream is upstreams[0].addr); n_upstream 0 in the
+     * server role. */
+    struct config_upstream upstreams[CONFIG_MAX_SERVERS];
+    int n_upstream;
     struct netaddr_endpoint tunnel; /* tunnel role: tunnel_address */
     bool has_metrics;
     struct netaddr_endpoint metrics; /* metrics_address, an IP literal (the master does not
@@ -247,6 +277,14 @@ int config_parse_int(const char *s, int min, int max, int *out);
  * up in $PATH as execvp() does. Writes it into out (cap bytes) and returns 0, or -1 when there
  * is no such executable file. */
 int config_plugin_path(const char *plugin, char *out, size_t cap);
+/* A SIP002 URI (ss_uri.h) into c: server (a list of one), server_port, method, password (the
+ * "key" dropped) and, when the URI names one, plugin and plugin_opts. "server_url",
+ * --server-url and -s ss://... all go through it. Returns 0, or -1 with what is wrong in err. */
+int config_apply_server_url(struct config *c, const char *uri, char *err, size_t errlen);
+/* The SIP002 URI a client imports for this server configuration (--print-uri): server[0],
+ * its port, the method, the password, and the plugin as its client end runs it. Returns 0, or
+ * -1 with the reason in err (no password, a wildcard address, too long). */
+int config_server_url(const struct config *c, char *out, size_t cap, char *err, size_t errlen);
 /* The netaddr_parse_hostport() flags each address key is read with, so the command line
  * checks its options exactly as the file's keys are checked. */
 #define CONFIG_SERVER_FLAGS NETADDR_PORT_OPTIONAL

@@ -28,10 +28,29 @@ struct metrics_worker {
     uint64_t pid;                /* current worker pid */
 };
 
+/* One server of the local roles (several servers, failover): probed by whoever runs the
+ * prober (upstream.h: the master, or the single process), read by every worker to choose, and
+ * counted by the workers. Bounded by the number of servers a configuration may list. */
+#define METRICS_MAX_SERVERS 8
+struct metrics_upstream {
+    uint64_t up;          /* 1: the last probe answered (gauge) */
+    uint64_t latency_us;  /* recent probe latency, a moving average; 0: not measured yet */
+    uint64_t checks;      /* probe results so far: a worker's own "down" lasts until it moves */
+    uint64_t connections; /* connections sent to it (counter) */
+    uint64_t connect_failures; /* connects to it that failed and went to another (counter) */
+    char name[280];            /* the server label, "host:port" ("[v6]:port") */
+};
+
 struct metrics_shared {
     int nworkers;
+    int nupstreams; /* servers in upstream[] (0: the server role, or a single server) */
+    struct metrics_upstream upstream[METRICS_MAX_SERVERS];
     struct metrics_worker worker[];
 };
+
+/* Names the servers' series (n of them, at most METRICS_MAX_SERVERS) and zeroes their values:
+ * at start and when a reload changes the list. */
+void metrics_set_upstreams(struct metrics_shared *m, const char *const *names, int n);
 
 /* Makes the MAP_SHARED block for nworkers slots (at least 1). NULL on failure. */
 struct metrics_shared *metrics_new_shared(int nworkers);

@@ -42,6 +42,8 @@ struct worker_env {
     int ready_fd;                    /* one byte is written here once accepting, or -1 */
     int parent_fd;                   /* reads EOF when the master dies, or -1 (no master) */
     pid_t master_pid;                /* the master, to notice it died before the worker watched */
+    struct metrics_shared *shared;   /* the whole shared block: the servers' probe results */
+    bool run_prober;                 /* workers: 0: this process probes the servers itself */
 };
 
 /* The per-process context every module of a worker is handed. */
@@ -67,6 +69,16 @@ struct worker {
     struct netaddr_target udp_server; /* where their UDP goes: the server, or the plugin's port
                                        * with "plugin_mode": "tcp_and_udp" */
     struct netaddr_target tunnel;    /* tunnel role: the fixed target */
+    /* Local and tunnel roles: their servers (several: failover, upstream.h). Each has its own
+     * method and key, so its own protocol context. */
+    struct proto_ctx upstream_proto[CONFIG_MAX_SERVERS];
+    struct netaddr_target upstream_target[CONFIG_MAX_SERVERS];
+    int nupstream;
+    struct metrics_upstream *upstream_stats; /* shared probe results and counters */
+    struct metrics_upstream upstream_local[CONFIG_MAX_SERVERS]; /* without a shared block */
+    uint64_t upstream_down[CONFIG_MAX_SERVERS]; /* failed here: upstream_pick's down[] */
+    unsigned upstream_rr;                       /* upstream_pick's turn */
+    struct upstream_prober *prober;             /* workers: 0 only (env.run_prober) */
     struct listener *listeners[WORKER_MAX_LISTEN];
     int nlisteners;
     struct udp_relay *udp[WORKER_MAX_LISTEN];

@@ -10,10 +10,12 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "crypto.h"
 #include "log.h"
 #include "netaddr.h"
+#include "ss_uri.h"
 
 enum {
     OPT_VERSION = 256,
@@ -29,6 +31,8 @@ enum {
     OPT_GENKEY,
     OPT_PLUGIN,
     OPT_PLUGIN_OPTS,
+    OPT_SERVER_URL,
+    OPT_PRINT_URI,
     /* libev's, accepted and ignored with a warning */
     OPT_MTU,
     OPT_MPTCP,
@@ -51,6 +55,8 @@ static const struct option cli_long_options[] = {
     {"genkey", required_argument, NULL, OPT_GENKEY},
     {"plugin", required_argument, NULL, OPT_PLUGIN},
     {"plugin-opts", required_argument, NULL, OPT_PLUGIN_OPTS},
+    {"server-url", required_argument, NULL, OPT_SERVER_URL},
+    {"print-uri", no_argument, NULL, OPT_PRINT_URI},
     {"mtu", required_argument, NULL, OPT_MTU},
     {"mptcp", no_argument, NULL, OPT_MPTCP},
     {"manager-address", required_argument, NULL, OPT_MANAGER_ADDRESS},
@@ -136,11 +142,44 @@ static int cli_text(struct cli_ctx *x, int opt, const char *value, const char **
     return CLI_OK;
 }
 
+/* A SIP002 URI (--server-url, or -s ss://...): checked here, applied by cli_apply(). One URI
+ * stands for the whole server list, so it mixes with no other -s. */
+static int cli_server_url(struct cli_ctx *x, const char *value)
+{
+    struct cli_options *o = x->o;
+    struct ss_uri u;
+    char why[200];
+
+    if (o->server_url || o->n_server > 0) {
+        snprintf(x->err, x->errlen,
+                 "%s: a URI gives the one server; it cannot be mixed with another -s or "
+                 "--server-url",
+                 x->name);
+        return CLI_ERROR;
+    }
+    if (ss_uri_parse(value, &u, why, sizeof why) != 0) {
+        snprintf(x->err, x->errlen,
+                 "%s: not a SIP002 URI (ss://userinfo@host:port/?plugin=...): "
+                 "%s",
+                 x->name, why);
+        return CLI_ERROR;
+    }
+    memset(&u, 0, sizeof u);
+    o->server_url = value;
+    return CLI_OK;
+}
+
 static int cli_server(struct cli_ctx *x, const char *value)
 {
     struct cli_options *o = x->o;
     struct netaddr_endpoint e;
 
+    if (strncasecmp(value, "ss://", 5) == 0)
+        return cli_server_url(x, value);
+    if (o->server_url) {
+        snprintf(x->err, x->errlen, "%s: an address cannot be mixed with a URI's server", x->name);
+        return CLI_ERROR;
+    }
     if (o->n_server >= CONFIG_MAX_SERVERS) {
         snprintf(x->err, x->errlen, "%s: at most %d servers may be given", x->name,
                  CONFIG_MAX_SERVERS);
@@ -230,6 +269,8 @@ static int cli_option_value(struct cli_ctx *x, int opt, const char *arg)
         return cli_text(x, opt, arg, &o->plugin);
     case OPT_PLUGIN_OPTS:
         return cli_text(x, opt, arg, &o->plugin_opts);
+    case OPT_SERVER_URL:
+        return cli_server_url(x, arg);
     case 'm':
     case OPT_GENKEY:
     case OPT_ROLE:
@@ -274,6 +315,9 @@ static int cli_option_flag(struct cli_ctx *x, int opt)
         break;
     case OPT_NO_DELAY:
         o->no_delay = true;
+        break;
+    case OPT_PRINT_URI:
+        o->print_uri = 1;
         break;
     default:
         return cli_unimplemented(x, opt);
@@ -378,6 +422,26 @@ static int cli_apply_servers(const struct cli_options *o, struct config *c)
     memcpy(c->server, parsed, (size_t)o->n_server * sizeof parsed[0]);
     c->n_server = o->n_server;
     c->pos[CONFIG_KEY_SERVER] = (struct config_pos){0, 0};
+    /* the file's "servers" entries go with it: their methods and passwords no longer apply */
+    c->n_servers_entries = 0;
+    memset(c->server_method_set, 0, sizeof c->server_method_set);
+    return 0;
+}
+
+/* --server-url / -s ss://...: the URI's keys, their file positions forgotten. */
+static int cli_apply_url(const struct cli_options *o, struct config *c, char *err, size_t errlen)
+{
+    static const enum config_key filled[] = {
+        CONFIG_KEY_SERVER, CONFIG_KEY_SERVER_PORT, CONFIG_KEY_PASSWORD,   CONFIG_KEY_KEY,
+        CONFIG_KEY_METHOD, CONFIG_KEY_PLUGIN,      CONFIG_KEY_PLUGIN_OPTS};
+    char why[400];
+
+    if (config_apply_server_url(c, o->server_url, why, sizeof why) != 0) {
+        snprintf(err, errlen, "--server-url: %s", why);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof filled / sizeof filled[0]; i++)
+        c->pos[filled[i]] = (struct config_pos){0, 0};
     return 0;
 }
 
@@ -472,6 +536,9 @@ int cli_apply(const struct cli_options *o, struct config *c, char *err, size_t e
                  o->method);
         return -1;
     }
+    /* the URI first: -k, -m, -p and --plugin given beside it are typed later, so they win */
+    if (o->server_url && cli_apply_url(o, c, err, errlen) != 0)
+        return -1;
     if (o->n_server > 0 && cli_apply_servers(o, c) != 0) {
         snprintf(err, errlen, "-s: expected %s", cli_expected('s'));
         return -1;
@@ -505,7 +572,10 @@ void cli_usage(FILE *out, const char *prog)
             "Options override the same settings in the file.\n"
             "\n"
             "  -c FILE            JSON configuration file (shadowsocks-libev format)\n"
-            "  -s ADDR            server address, repeatable (server role: where to listen)\n"
+            "  -s ADDR            server address, repeatable (server role: where to listen),\n"
+            "                     or an ss:// URI (as --server-url)\n"
+            "      --server-url URI  server, port, method, password and plugin from a SIP002\n"
+            "                     URI (ss://...)\n"
             "  -p PORT            server port\n"
             "  -l PORT            local port (local and tunnel roles)\n"
             "  -b ADDR            local address (default 127.0.0.1)\n"
@@ -535,6 +605,7 @@ void cli_usage(FILE *out, const char *prog)
             "      --plugin-opts OPTS  its options (SS_PLUGIN_OPTIONS)\n"
             "  -v                 more logging (repeatable)\n"
             "      --check        check the configuration and exit\n"
+            "      --print-uri    print the ss:// URI clients import for this server\n"
             "      --genkey METHOD  print a new random key for METHOD (base64): the password\n"
             "                     of the 2022-blake3-* methods, or \"key\" of the others\n"
             "  -h, --help         this help\n"

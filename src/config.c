@@ -49,7 +49,9 @@ enum config_value_type {
     VALUE_MODE,
     VALUE_ROLE,
     VALUE_BALANCE,
-    VALUE_PROTOCOL
+    VALUE_PROTOCOL,
+    VALUE_SERVERS,        /* an array of {"server", "server_port", "method", "password"} */
+    VALUE_BALANCE_SERVERS /* "latency" or "round-robin" */
 };
 
 struct config_key_spec {
@@ -107,6 +109,11 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_PLUGIN_MODE] = {"plugin_mode", VALUE_PLUGIN_MODE, 0, 0, 0},
     [CONFIG_KEY_PROTOCOL] = {"protocol", VALUE_PROTOCOL, 0, 0, 0},
     [CONFIG_KEY_LOCAL_USERS] = {"local_users", VALUE_USERS, 0, 0, 0},
+    [CONFIG_KEY_SERVER_URL] = {"server_url", VALUE_STRING, FIELD(server_url), 0, 0},
+    [CONFIG_KEY_SERVERS] = {"servers", VALUE_SERVERS, 0, 0, 0},
+    [CONFIG_KEY_SERVER_CHECK_INTERVAL] = {"server_check_interval", VALUE_INT,
+                                          FIELD(server_check_interval), 1, 86400},
+    [CONFIG_KEY_BALANCE_SERVERS] = {"balance_servers", VALUE_BALANCE_SERVERS, 0, 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -238,6 +245,7 @@ void config_defaults(struct config *c)
     c->udp_max_associations = 65536;
     c->drain_timeout = 30;
     c->connect_timeout = 10;
+    c->server_check_interval = 10;
     c->replay_protection = true;
     c->replay_capacity = 1048576;
 }
@@ -275,6 +283,8 @@ void config_free(struct config *c)
     free(c->metrics_address);
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
+    free(c->server_url);
+    config_servers_free(c);
     config_plugin_args_free(&c->plugin);
     config_users_free(c->ports[0].users, c->ports[0].n_users);
     config_users_free(c->local_users, c->n_local_users);
@@ -472,6 +482,8 @@ static int config_set_server(struct config_ctx *x, const struct config_key_token
 
     if (json_is_null(v))
         return 0; /* libev skips a server that is neither a string nor an array */
+    if (x->c->n_servers_entries > 0)
+        return config_fail(x, &t->pos, "\"server\": given with \"servers\"; keep one list");
     if (json_is_string(v)) {
         items[n++] = v;
     } else if (json_is_array(v) && json_array_size(v) > 0) {
@@ -633,10 +645,12 @@ static int config_set_plugin_mode(struct config_ctx *x, const struct config_key_
 static int config_set_choice(struct config_ctx *x, const struct config_key_token *t,
                              const struct config_key_spec *k, const json_t *v)
 {
-    const char *const *names = k->type == VALUE_MODE       ? config_mode_names
-                               : k->type == VALUE_ROLE     ? config_role_names
-                               : k->type == VALUE_PROTOCOL ? config_protocol_names
-                                                           : config_balance_names;
+    static const char *const balance_servers_names[] = {"latency", "round-robin", NULL};
+    const char *const *names = k->type == VALUE_MODE              ? config_mode_names
+                               : k->type == VALUE_ROLE            ? config_role_names
+                               : k->type == VALUE_PROTOCOL        ? config_protocol_names
+                               : k->type == VALUE_BALANCE_SERVERS ? balance_servers_names
+                                                                  : config_balance_names;
     int i;
 
     if (k->type == VALUE_MODE && json_is_null(v)) {
@@ -646,8 +660,11 @@ static int config_set_choice(struct config_ctx *x, const struct config_key_token
     i = json_is_string(v) ? config_name_index(names, json_string_value(v)) : -1;
     if (i < 0) {
         char expected[96];
-        snprintf(expected, sizeof expected, "one of \"%s\", \"%s\", \"%s\"", names[0], names[1],
-                 names[2]);
+        if (names[2])
+            snprintf(expected, sizeof expected, "one of \"%s\", \"%s\", \"%s\"", names[0],
+                     names[1], names[2]);
+        else
+            snprintf(expected, sizeof expected, "\"%s\" or \"%s\"", names[0], names[1]);
         return config_expected(x, t, expected, v);
     }
     if (k->type == VALUE_MODE)
@@ -656,6 +673,8 @@ static int config_set_choice(struct config_ctx *x, const struct config_key_token
         x->c->role = (enum config_role)i;
     else if (k->type == VALUE_PROTOCOL)
         x->c->protocol = (enum config_protocol)i;
+    else if (k->type == VALUE_BALANCE_SERVERS)
+        x->c->balance_servers = (enum config_balance_servers)i;
     else
         x->c->balance = (enum config_balance)i;
     return 0;
@@ -683,6 +702,8 @@ static int config_set_value(struct config_ctx *x, const struct config_key_token 
         return config_set_plugin_args(x, t, v);
     case VALUE_PLUGIN_MODE:
         return config_set_plugin_mode(x, t, v);
+    case VALUE_SERVERS:
+        return config_set_servers(x, &t->pos, v);
     default:
         return config_set_choice(x, t, k, v);
     }
@@ -778,6 +799,30 @@ static int config_apply_object(struct config_ctx *x, const char *text, size_t le
     return rc;
 }
 
+/* "server_url": the URI stands for the keys it fills, so giving one of them too is a
+ * contradiction, named at the key; once applied, messages about those keys point at the URI. */
+static int config_apply_url(struct config_ctx *x)
+{
+    static const enum config_key filled[] = {
+        CONFIG_KEY_SERVER, CONFIG_KEY_SERVER_PORT, CONFIG_KEY_PASSWORD,   CONFIG_KEY_KEY,
+        CONFIG_KEY_METHOD, CONFIG_KEY_PLUGIN,      CONFIG_KEY_PLUGIN_OPTS};
+    struct config *c = x->c;
+    struct config_pos at = c->pos[CONFIG_KEY_SERVER_URL];
+    char why[400];
+
+    for (size_t i = 0; i < sizeof filled / sizeof filled[0]; i++)
+        if (c->pos[filled[i]].line > 0)
+            return config_fail(x, &c->pos[filled[i]],
+                               "\"%s\": given with \"server_url\" (line %d), whose URI sets "
+                               "it too; keep one of them",
+                               config_keys[filled[i]].name, at.line);
+    if (config_apply_server_url(c, c->server_url, why, sizeof why) != 0)
+        return config_fail(x, &at, "\"server_url\": %s", why);
+    for (size_t i = 0; i < sizeof filled / sizeof filled[0]; i++)
+        c->pos[filled[i]] = at;
+    return 0;
+}
+
 static int config_load_text(struct config *c, const char *text, size_t len, const char *name,
                             char *err, size_t errlen)
 {
@@ -804,6 +849,8 @@ static int config_load_text(struct config *c, const char *text, size_t len, cons
         return config_json_error(&x, text, len, &e);
     if (json_is_object(root)) {
         rc = config_apply_object(&x, text, len, root);
+        if (rc == 0 && c->server_url && c->pos[CONFIG_KEY_SERVER_URL].line > 0)
+            rc = config_apply_url(&x);
     } else {
         char desc[80];
         rc = config_fail(&x, &start, "expected a JSON object ({...}) at the top level, got %s",

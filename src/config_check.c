@@ -102,11 +102,11 @@ static int config_check_required(const struct config *c, char *err, size_t errle
                               server ? "no server address: set \"server\" (for example "
                                        "\"0.0.0.0\") or use -s"
                                      : "no server to connect to: set \"server\" or use -s");
-    if (c->server_port == 0)
+    if (c->server_port == 0 && (server || !config_servers_complete(c, false)))
         return config_invalid(c, -1, err, errlen, "no server port: set \"server_port\" or use -p");
     if (!server && c->local_port == 0)
         return config_invalid(c, -1, err, errlen, "no local port: set \"local_port\" or use -l");
-    if (!c->password && !c->key)
+    if (!c->password && !c->key && (server || !config_servers_complete(c, true)))
         return config_invalid(c, -1, err, errlen,
                               "no password: set \"password\" (or \"key\") or use -k");
     if (c->role == ROLE_TUNNEL && !c->tunnel_address)
@@ -352,7 +352,7 @@ static int config_check_placeholder(const struct config *c, char *err, size_t er
     const char *exposed = NULL;
     char q[96];
 
-    if (c->key || !config_is_placeholder_password(c->password) ||
+    if (c->key || !c->password || !config_is_placeholder_password(c->password) ||
         crypto_method_info(c->method)->proto == CRYPTO_PROTO_SIP022)
         return 0;
     if (c->role == ROLE_SERVER) {
@@ -490,22 +490,6 @@ config_warn(const struct config *c, int k, const char *key, const char *option, 
         log_warn("%s: %s", option, msg);
 }
 
-/* The local roles connect to server[0] only: until failover between servers exists, the rest
- * of a list is named as ignored rather than dropped without a word. */
-static void config_warn_extra_servers(const struct config *c)
-{
-    int extra = c->n_server - 1;
-    char q[96];
-
-    if (c->role == ROLE_SERVER || extra < 1)
-        return;
-    config_warn(c, CONFIG_KEY_SERVER, "server", "-s",
-                "the %s role uses only the first server, %s; %d more %s ignored (failover "
-                "between servers is not implemented yet)",
-                config_role_name(c->role), config_quote(c->server[0].target.host, q, sizeof q),
-                extra, extra == 1 ? "is" : "are");
-}
-
 /* Keys of the local roles given to the server role (which listens on "server" and
  * "server_port"), and the tunnel's destination given to the local role. */
 static void config_warn_role_unused(const struct config *c)
@@ -587,12 +571,13 @@ static void config_warn_local_port(const struct config *c)
 int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
-        config_check_addresses(c, err, errlen) != 0 || config_derive_key(c, err, errlen) != 0 ||
+        config_check_addresses(c, err, errlen) != 0 ||
+        ((c->password || c->key) && config_derive_key(c, err, errlen) != 0) ||
+        config_derive_upstreams(c, err, errlen) != 0 ||
         config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0 ||
         config_check_local_users(c, err, errlen) != 0)
         return -1;
     config_derive_listen(c);
-    config_warn_extra_servers(c);
     config_warn_role_unused(c);
     config_warn_plugin_unused(c);
     config_warn_local_port(c);

@@ -58,4 +58,19 @@ int config_fail(struct config_ctx *x, const struct config_pos *pos, const char *
  * \u00XX, cut short with "..." so a hostile file cannot flood the terminal. Returns buf. */
 const char *config_quote(const char *s, char *buf, size_t cap);
 
+/* ---- config_servers.c: the "servers" key ---- */
+
+struct json_t;
+/* "servers": [{"server", "server_port", "method", "password"}, ...] into c->server[] and its
+ * per-entry method and password. Returns 0, or -1 via config_fail() at pos. */
+int config_set_servers(struct config_ctx *x, const struct config_pos *pos, const struct json_t *v);
+/* Frees the per-entry passwords. */
+void config_servers_free(struct config *c);
+/* True when every server has its own port and, with own_password, its own password: the
+ * file's "server_port" (and "password") may then be missing. */
+bool config_servers_complete(const struct config *c, bool own_password);
+/* The local roles' typed server list, c->upstreams[] (each server's address with its port, its
+ * method and master key), after ports[0]'s key is derived. Returns 0, or -1 with the reason. */
+int config_derive_upstreams(struct config *c, char *err, size_t errlen);
+
 #endif

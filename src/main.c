@@ -55,6 +55,21 @@ static int print_genkey(const char *method)
     return 0;
 }
 
+/* --print-uri: the SIP002 URI a client imports for this server's configuration. (No QR code:
+ * Debian's libqrencode would draw one, but the build does not depend on it yet.) */
+static int print_uri(const struct config *cfg)
+{
+    char uri[4096], err[400];
+
+    if (config_server_url(cfg, uri, sizeof uri, err, sizeof err) != 0) {
+        fprintf(stderr, "reuseproxy: %s\n", err);
+        return 1;
+    }
+    printf("%s\n", uri);
+    explicit_bzero(uri, sizeof uri);
+    return 0;
+}
+
 /* Descriptors 0-2 must exist, or the first socket would become "stdin" and be closed or
  * written to by mistake (CI and daemons may start us with them closed). */
 static void ensure_std_fds(void)
@@ -138,11 +153,13 @@ int main(int argc, char **argv)
         return done(cfg, print_genkey(opts.genkey));
     if ((opts.config_path && config_load(cfg, opts.config_path, err, sizeof err) < 0) ||
         cli_apply(&opts, cfg, err, sizeof err) < 0 || config_validate(cfg, err, sizeof err) < 0 ||
-        worker_preflight(cfg, err, sizeof err) < 0) {
+        (!opts.print_uri && worker_preflight(cfg, err, sizeof err) < 0)) {
         /* the preflight: what --check accepts, the workers start with (issue 20) */
         fprintf(stderr, "reuseproxy: %s\n", err);
         return done(cfg, 1);
     }
+    if (opts.print_uri)
+        return done(cfg, print_uri(cfg));
     if (cfg->acl)
         acl_report(cfg, opts.check);
     if (opts.check) {

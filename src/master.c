@@ -34,6 +34,7 @@
 #include "metrics_http.h"
 #include "netaddr.h"
 #include "plugin.h"
+#include "upstream.h"
 #include "replay.h"
 #include "rp_assert.h"
 #include "sdnotify.h"
@@ -198,6 +199,7 @@ void master_reload(struct master *m)
     } else {
         m->prev_cfg = m->cfg;
         m->cfg = nc;
+        upstream_prober_reconfigure(m->prober, m->cfg);
         log_set_level(LOG_LEVEL_INFO + (nc->verbose > 1 ? 1 : nc->verbose));
         supervise_reload(m);
         return;
@@ -330,6 +332,12 @@ static int master_setup(struct master *m, char *err, size_t errlen)
     m->metrics = metrics_new_shared(m->nslots);
     m->replay = master_replay_store(c, m->upgrade.inherited_replay_fd);
     m->slots = calloc(m->nslots, sizeof *m->slots);
+    /* before the first fork: the workers find the servers' series already named */
+    if (m->metrics && c->role != ROLE_SERVER && !c->plugin.plugin && c->n_upstream > 1 &&
+        !(m->prober = upstream_prober_new(m->loop, c, m->metrics))) {
+        snprintf(err, errlen, "cannot allocate the server probes");
+        return -1;
+    }
     if (!m->metrics || (c->replay_protection && !m->replay) || !m->slots || !m->plugin) {
         snprintf(err, errlen, "cannot allocate the shared state");
         return -1;
@@ -363,6 +371,7 @@ static void master_free(struct master *m)
         metrics_server_stop(m->metrics_server);
     sockets_close(&m->socks);
     plugin_free(m->plugin);
+    upstream_prober_free(m->prober);
     supervise_free(m);
     if (m->replay)
         replay_free(m->replay);

@@ -70,6 +70,7 @@ struct master {
     char last_failure[256]; /* why the last worker start failed, for the give-up message */
     struct upgrade upgrade; /* SIGUSR2, and the hand-over when this master is the new one */
     struct plugin *plugin;  /* the SIP003 plugin's supervisor (does nothing without one) */
+    struct upstream_prober *prober; /* the local roles' server probes (upstream.h), or NULL */
 };
 
 /* master.c */

@@ -97,6 +97,16 @@ struct metrics_shared *metrics_new_shared(int nworkers)
     return m;
 }
 
+void metrics_set_upstreams(struct metrics_shared *m, const char *const *names, int n)
+{
+    if (n > METRICS_MAX_SERVERS)
+        n = METRICS_MAX_SERVERS;
+    memset(m->upstream, 0, sizeof m->upstream);
+    for (int i = 0; i < n; i++)
+        snprintf(m->upstream[i].name, sizeof m->upstream[i].name, "%s", names[i]);
+    __atomic_store_n(&m->nupstreams, n, __ATOMIC_RELEASE);
+}
+
 void metrics_free_shared(struct metrics_shared *m)
 {
     if (m)
@@ -125,6 +135,55 @@ out_printf(struct metrics_out *o, const char *fmt, ...)
     o->len += (size_t)n < room ? (size_t)n : room - 1;
 }
 
+/* A label value as the text format wants it: backslash, double quote and newline escaped. */
+static void out_label(struct metrics_out *o, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            out_printf(o, "\\%c", *s);
+        else if (*s == '\n')
+            out_printf(o, "\\n");
+        else
+            out_printf(o, "%c", *s);
+    }
+}
+
+/* The local roles' servers, one series each with a server="host:port" label. */
+static void metrics_render_upstreams(const struct metrics_shared *m, struct metrics_out *o)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t offset;
+    } series[] = {
+        {"server_up", "gauge", "1 when the server's last probe answered, else 0.",
+         offsetof(struct metrics_upstream, up)},
+        {"server_latency_seconds", "gauge",
+         "The server's recent probe latency (TCP connect), a moving average.",
+         offsetof(struct metrics_upstream, latency_us)},
+        {"server_connections_total", "counter", "Connections sent to the server.",
+         offsetof(struct metrics_upstream, connections)},
+        {"server_connect_failures_total", "counter",
+         "Connects to the server that failed and were retried on another.",
+         offsetof(struct metrics_upstream, connect_failures)},
+    };
+    int n = __atomic_load_n(&m->nupstreams, __ATOMIC_ACQUIRE);
+
+    for (size_t k = 0; n > 0 && k < sizeof series / sizeof series[0]; k++) {
+        out_printf(o, "# HELP reuseproxy_%s %s\n# TYPE reuseproxy_%s %s\n", series[k].name,
+                   series[k].help, series[k].name, series[k].type);
+        for (int i = 0; i < n && i < METRICS_MAX_SERVERS; i++) {
+            const struct metrics_upstream *u = &m->upstream[i];
+            uint64_t v = metrics_read((const uint64_t *)((const char *)u + series[k].offset));
+            out_printf(o, "reuseproxy_%s{server=\"", series[k].name);
+            out_label(o, u->name);
+            if (series[k].offset == offsetof(struct metrics_upstream, latency_us))
+                out_printf(o, "\"} %.6f\n", (double)v / 1e6);
+            else
+                out_printf(o, "\"} %" PRIu64 "\n", v);
+        }
+    }
+}
+
 int metrics_render(const struct metrics_shared *m, char *out, size_t cap)
 {
     if (!m || !out || cap == 0 || m->nworkers < 1 || m->nworkers > METRICS_WORKERS_MAX)
@@ -148,12 +207,13 @@ int metrics_render(const struct metrics_shared *m, char *out, size_t cap)
                 out_printf(&o, "reuseproxy_%s{worker=\"%d\"} %" PRIu64 "\n", f->name, w, v);
         }
     }
+    metrics_render_upstreams(m, &o);
     return (int)o.len;
 }
 
 char *metrics_render_alloc(const struct metrics_shared *m, size_t *len)
 {
-    size_t cap = 4096 + (size_t)m->nworkers * METRICS_NFIELDS * 80;
+    size_t cap = 8192 + (size_t)m->nworkers * METRICS_NFIELDS * 80;
     for (; cap <= METRICS_BODY_MAX; cap *= 2) {
         char *body = malloc(cap);
         if (!body)

@@ -32,6 +32,7 @@
 #include "rp_assert.h"
 #include "session.h"
 #include "udp_relay.h"
+#include "upstream.h"
 #include "worker.h"
 
 /* Seconds a worker trusts its list of local addresses (for wildcard listeners) before it reads
@@ -46,6 +47,8 @@ static void session_start_relay(struct session *s);
 static void session_handshake_begin(struct session *s);
 static void session_connect_target(struct session *s);
 static void session_connect_failed(struct session *s, int err, const char *reason);
+static void session_connect_begin(struct session *s);
+static bool session_failover(struct session *s, int err, const char *reason);
 
 /* ---- watchers ---- */
 
@@ -284,9 +287,9 @@ static const unsigned stage_moves[STAGE_COUNT] = {
     [STAGE_HANDSHAKE] =
         TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROBE) | TO(STAGE_UDP_HOLD),
     /* a refused or unreachable target closes at once: no probe after the handshake */
-    [STAGE_RESOLVE] = TO(STAGE_CONNECT),
+    [STAGE_RESOLVE] = TO(STAGE_CONNECT) | TO(STAGE_RESOLVE), /* failover: the next server's name */
     /* CONNECT to CONNECT: the next address */
-    [STAGE_CONNECT] = TO(STAGE_CONNECT) | TO(STAGE_RELAY),
+    [STAGE_CONNECT] = TO(STAGE_CONNECT) | TO(STAGE_RELAY) | TO(STAGE_RESOLVE),
 };
 #undef TO
 
@@ -454,10 +457,54 @@ static void session_connect_failed(struct session *s, int err, const char *reaso
     bool to_server = s->w->cfg->role != ROLE_SERVER && !s->direct;
     char t[300];
 
+    if (to_server && session_failover(s, err, reason))
+        return;
     log_event(&s->w->rl_connect, "%s %s: %s", to_server ? "server" : "target",
               target_text(&s->target, t, sizeof t), reason ? reason : strerror(err));
     session_socks_reply(s, err);
     session_close(s);
+}
+
+/* Local roles: the server for this session (upstream.h) becomes its target and protocol. */
+static void session_use_upstream(struct session *s, int i)
+{
+    struct worker *w = s->w;
+
+    s->upstream = i;
+    s->upstreams_tried |= 1u << i;
+    s->target = w->upstream_target[i];
+    s->conn.ctx = &w->upstream_proto[i];
+    s->addr_next = 0;
+    s->connect_err = 0;
+    metrics_add(&w->upstream_stats[i].connections, 1);
+}
+
+/* A server could not be reached: this worker skips it until its next probe result, and the
+ * session tries the next server before the client hears of it. false: none is left. */
+static bool session_failover(struct session *s, int err, const char *reason)
+{
+    struct worker *w = s->w;
+    struct metrics_upstream *u = &w->upstream_stats[s->upstream];
+    char t[300];
+
+    if (w->nupstream < 2)
+        return false;
+    w->upstream_down[s->upstream] = metrics_read(&u->checks) + 1;
+    metrics_add(&u->connect_failures, 1);
+    int next = upstream_pick(w->upstream_stats, w->nupstream, w->cfg->balance_servers,
+                             &w->upstream_rr, s->upstreams_tried, w->upstream_down);
+    if (next < 0)
+        return false;
+    log_event(&w->rl_connect, "server %s: %s; trying the next server",
+              target_text(&s->target, t, sizeof t), reason ? reason : strerror(err));
+    if (s->query) { /* the resolver's deadline passed: its late answer is not wanted */
+        resolve_cancel(s->query);
+        s->query = NULL;
+    }
+    side_close(s, &s->remote);
+    session_use_upstream(s, next);
+    session_connect_begin(s);
+    return true;
 }
 
 /* Tries the next resolved address; closes the session when none is left. */
@@ -531,6 +578,12 @@ static void session_connect_target(struct session *s)
         connect_next(s);
         return;
     }
+    session_connect_begin(s);
+}
+
+/* The first connect to s->target (or to the next server's): its name resolved first. */
+static void session_connect_begin(struct session *s)
+{
     if (s->target.addrlen) {
         s->addr_next = 0;
         connect_next(s);
@@ -651,20 +704,28 @@ static void session_start_relay(struct session *s)
 /* Local roles: connect to the server, the address header waiting for the first flight. */
 static void session_connect_server(struct session *s, const struct handshake_out *out)
 {
+    struct worker *w = s->w;
+
     memcpy(s->header, out->header, out->header_len);
     s->header_len = out->header_len;
-    s->target = s->w->server;
     /* The ACL's bypass list (libev's local/tunnel semantics): such a target is connected to
      * directly, as the server role does, and spoken to in plaintext. */
-    if (s->w->acl) {
+    if (w->acl) {
         struct netaddr_target t;
         if (netaddr_parse_header(out->header, out->header_len, &t) > 0 &&
-            (t.addrlen ? acl_route_address(s->w->acl, (struct sockaddr *)&t.addr)
-                       : acl_route_host(s->w->acl, t.host)) == ACL_BYPASS) {
+            (t.addrlen ? acl_route_address(w->acl, (struct sockaddr *)&t.addr)
+                       : acl_route_host(w->acl, t.host)) == ACL_BYPASS) {
             s->direct = true;
             s->target = t;
         }
     }
+    /* Otherwise one of the servers (upstream.h): the best alive, or the next in turn. */
+    if (!s->direct)
+        session_use_upstream(s, w->nupstream < 2
+                                    ? 0
+                                    : upstream_pick(w->upstream_stats, w->nupstream,
+                                                    w->cfg->balance_servers, &w->upstream_rr, 0,
+                                                    w->upstream_down));
     /* until connected, the client is not read: its bytes wait in the kernel */
     session_io_set(s, &s->client.rio, false);
     session_connect_target(s);

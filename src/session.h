@@ -81,6 +81,8 @@ struct session {
     bool aborted;                   /* closing with a reset on both sides (session_abort) */
     bool socks_reply_pending;       /* local role: the CONNECT is answered once connected */
     int connect_err;                /* errno of the last failed connect, for the log and reply */
+    int upstream;                   /* local roles: the index of the server connected to */
+    uint32_t upstreams_tried;       /* the servers this session has tried (a bit each) */
     bool hs_counted;                /* counted in w->hs_limit (a handshake stage) */
     struct sockaddr_storage peer;
 };

@@ -48,6 +48,8 @@ int single_run(struct config *cfg)
         return 1;
     }
     env.stats = &metrics->worker[0];
+    env.shared = metrics;
+    env.run_prober = true; /* no master: the servers are probed from this process's loop */
     if (cfg->metrics_address)
         log_warn("metrics_address is served by the master; with workers: 0 it is not served");
     sdnotify_send("READY=1");

@@ -28,6 +28,7 @@
 #include "master_private.h"
 #include "netaddr.h"
 #include "plugin.h"
+#include "upstream.h"
 #include "rp_assert.h"
 #include "sdnotify.h"
 
@@ -117,6 +118,7 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w, p
                              .dispatch_fd = dispatch_w,
                              .replay = m->replay,
                              .stats = &m->metrics->worker[i],
+                             .shared = m->metrics,
                              .ready_fd = ready_w,
                              .parent_fd = 0,
                              .master_pid = master};
@@ -290,6 +292,7 @@ static void reload_rollback(struct master *m, const char *why)
     free(m->cfg);
     m->cfg = m->prev_cfg;
     m->prev_cfg = NULL;
+    upstream_prober_reconfigure(m->prober, m->cfg);
     m->reloading = false;
     log_set_level(LOG_LEVEL_INFO + (m->cfg->verbose > 1 ? 1 : m->cfg->verbose));
     log_error("reload failed, still running the previous configuration: %s", why);

@@ -22,6 +22,7 @@
 #include "resolve.h"
 #include "rp_assert.h"
 #include "udp_relay.h"
+#include "upstream.h"
 #include "worker.h"
 
 /* Seconds a draining worker keeps its UDP associations for replies still on their way. */
@@ -55,6 +56,13 @@ static void worker_targets(struct worker *w, const struct config *c)
     w->key = c->ports[0].key;
     if (c->role == ROLE_SERVER)
         return;
+    /* UDP speaks to the first server, with its key (w->proto); TCP chooses among them all */
+    w->key = c->upstreams[0].key;
+    w->nupstream = c->plugin.plugin ? 1 : c->n_upstream;
+    for (int i = 0; i < w->nupstream; i++) {
+        w->upstream_target[i] =
+            c->plugin.plugin ? c->plugin.local.target : c->upstreams[i].addr.target;
+    }
     /* With a SIP003 plugin, TCP goes to the plugin's loopback port (plugin.h); UDP too only
      * when the plugin carries it ("plugin_mode": "tcp_and_udp"), else straight to the server
      * as libev does. */
@@ -117,6 +125,30 @@ static void worker_keys_free(struct worker *w)
     w->key_names = NULL;
 }
 
+/* Local roles: a protocol context per server (failover, upstream.h), each with its method and
+ * key. The first server's is the file's, so it takes worker_keys()' set, identity keys
+ * (SIP023 "iPSK:uPSK") included; the others have their one key. */
+static int worker_upstream_protos(struct worker *w, const struct config *c)
+{
+    for (int i = 0; i < w->nupstream; i++) {
+        const struct config_upstream *u = &c->upstreams[i];
+        bool first = i == 0 && u->method == c->ports[0].method;
+        struct proto_ctx *pc = &w->upstream_proto[i];
+        *pc = (struct proto_ctx){.ops = proto_for_method(u->method),
+                                 .keys = first ? w->keys : &u->key,
+                                 .nkeys = first ? w->proto.nkeys : 1,
+                                 .client = true,
+                                 .replay = w->replay};
+        if (!pc->ops || proto_ctx_init(pc) != 0) {
+            pc->ops = NULL;
+            log_error("server %d: no protocol for %s, or its keys cannot be set up", i + 1,
+                      crypto_method_info(u->method)->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* The resolver: the configured nameservers, or the system's resolv.conf. */
 static struct resolver *worker_open_resolver(struct ev_loop *loop, const struct config *c,
                                              char *err, size_t errlen)
@@ -153,6 +185,12 @@ int worker_preflight(const struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "no protocol for %s", crypto_method_info(c->method)->name);
         return -1;
     }
+    for (int i = 0; i < c->n_upstream; i++) /* each server has its own method */
+        if (!proto_for_method(c->upstreams[i].method)) {
+            snprintf(err, errlen, "no protocol for %s (server %d)",
+                     crypto_method_info(c->upstreams[i].method)->name, i + 1);
+            return -1;
+        }
     if (worker_open_acl(c, &a, why, sizeof why) < 0) {
         snprintf(err, errlen, "acl: %s", why);
         return -1;
@@ -207,8 +245,18 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     buf_pool_init(&w->stall_pool, RELAY_STALL_CAP, 64);
     RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
+    RP_ASSERT(c->role == ROLE_SERVER || c->n_upstream >= 1);
     worker_targets(w, c);
-    if (worker_keys(w, c) != 0)
+    /* the shared probe results, whoever probes (the master, or this process: workers 0) */
+    w->upstream_stats = env->shared && env->shared->nupstreams == w->nupstream
+                            ? env->shared->upstream
+                            : w->upstream_local;
+    if (env->run_prober && env->shared && c->role != ROLE_SERVER && w->nupstream > 1) {
+        if (!(w->prober = upstream_prober_new(w->loop, c, env->shared)))
+            return -1;
+        w->upstream_stats = env->shared->upstream;
+    }
+    if (worker_keys(w, c) != 0 || worker_upstream_protos(w, c) != 0)
         return -1;
     w->resolver = worker_open_resolver(w->loop, c, err, sizeof err);
     if (!w->resolver) {
@@ -257,6 +305,7 @@ static void worker_cleanup(struct worker *w)
         udp_relay_free(w->udp[i]);
     for (int i = 0; i < w->nlisteners; i++)
         listener_free(w->listeners[i]);
+    upstream_prober_free(w->prober);
     if (w->resolver)
         resolver_free(w->resolver);
     if (w->acl)
@@ -270,6 +319,8 @@ static void worker_cleanup(struct worker *w)
     buf_pool_destroy(&w->pool);
     buf_pool_destroy(&w->bulk_pool);
     buf_pool_destroy(&w->stall_pool);
+    for (int i = 0; i < w->nupstream; i++)
+        proto_ctx_free(&w->upstream_proto[i]);
     worker_keys_free(w);
 }
 

@@ -60,6 +60,11 @@ static void check_validated(const struct config *c)
         FUZZ_CHECK(c->listen[i].target.port != 0);
     FUZZ_CHECK(!c->has_metrics || c->metrics.target.addrlen > 0);
     FUZZ_CHECK(c->role == ROLE_SERVER || c->upstream.target.port != 0);
+    /* the local roles' servers, each with its port and a key of its method's length */
+    FUZZ_CHECK(c->role == ROLE_SERVER ? c->n_upstream == 0 : c->n_upstream == c->n_server);
+    for (int i = 0; i < c->n_upstream; i++)
+        FUZZ_CHECK(c->upstreams[i].addr.target.port != 0 &&
+                   c->upstreams[i].key.len == crypto_method_info(c->upstreams[i].method)->key_len);
     FUZZ_CHECK(c->role != ROLE_TUNNEL || c->tunnel.target.port != 0);
     FUZZ_CHECK(c->n_nameserver >= 0 && c->n_nameserver <= CONFIG_MAX_NAMESERVERS);
     for (int i = 0; i < c->n_nameserver; i++)

@@ -39,22 +39,21 @@ def _local(servers, **kw):
     return cfg
 
 
-def test_local_role_names_ignored_servers_in_check_and_at_start():
-    cfg = _local(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+def test_local_role_uses_every_server_in_check_and_at_start():
+    """Several servers are no longer "ignored" (issue 16, failover): --check is silent about
+    them, and a start probes each, naming one that does not answer."""
+    cfg = _local(["127.0.0.1", "127.0.0.2", "127.0.0.3"], server_check_interval=1)
     rc, out, err = _check(cfg)
-    want = ("\"server\": the local role uses only the first server, \"127.0.0.1\"; 2 more are "
-            "ignored")
     assert rc == 0 and "configuration OK" in out, (rc, out, err)
-    assert want in err, err
+    assert "WARN" not in err and "ignored" not in err, err
+    want = "server 127.0.0.2:%d does not answer its probe" % cfg["server_port"]
     assert want in _start_output(cfg, [], want)
 
 
-def test_tunnel_role_names_ignored_servers_given_with_s():
+def test_tunnel_role_takes_every_server_given_with_s():
     cfg = _local("127.0.0.1", role="tunnel", tunnel_address="127.0.0.1:9")
     rc, out, err = _check(cfg, ["-s", "127.0.0.1", "-s", "127.0.0.2"])
-    assert rc == 0, err
-    assert "-s: the tunnel role uses only the first server, \"127.0.0.1\"; 1 more is " \
-           "ignored" in err, err
+    assert rc == 0 and "WARN" not in err, err
 
 
 def test_single_server_says_nothing():

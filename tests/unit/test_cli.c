@@ -548,9 +548,10 @@ TEST(test_cli_warns_options_the_role_ignores)
     rc = config_validate(&c, err, sizeof err);
     out = unit_capture_stderr_stop();
     CHECK_INT(rc, 0);
-    CHECK_STR(strstr(out, "WARN"), "WARN -s: the local role uses only the first server, "
-                                   "\"192.0.2.1\"; 1 more is ignored (failover between servers "
-                                   "is not implemented yet)\n");
+    CHECK(strstr(out, "WARN") == NULL); /* both servers are used (failover) */
+    CHECK_INT(c.n_upstream, 2);
+    CHECK_STR(c.upstreams[1].addr.target.host, "192.0.2.2");
+    CHECK_INT(c.upstreams[1].addr.target.port, 8488);
     config_free(&c);
 }
 

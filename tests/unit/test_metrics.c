@@ -130,6 +130,34 @@ TEST(test_metrics_render_exact_text)
     metrics_free_shared(m);
 }
 
+/* The local roles' servers: one series each with a server label (escaped), after the workers'. */
+TEST(test_metrics_render_server_series)
+{
+    struct metrics_shared *m = metrics_new_shared(1);
+    const char *names[] = {"127.0.0.1:8388", "[::1]:8389", "odd\"name"};
+    char out[16384];
+    CHECK(m != NULL);
+    metrics_set_upstreams(m, names, 3);
+    m->upstream[0].up = 1;
+    m->upstream[0].latency_us = 1500;
+    m->upstream[0].connections = 7;
+    m->upstream[1].connect_failures = 2;
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK(strstr(out, "# TYPE reuseproxy_server_up gauge\n"
+                      "reuseproxy_server_up{server=\"127.0.0.1:8388\"} 1\n"
+                      "reuseproxy_server_up{server=\"[::1]:8389\"} 0\n"
+                      "reuseproxy_server_up{server=\"odd\\\"name\"} 0\n") != NULL);
+    CHECK(strstr(out, "reuseproxy_server_latency_seconds{server=\"127.0.0.1:8388\"} 0.001500\n"));
+    CHECK(strstr(out, "# TYPE reuseproxy_server_connections_total counter\n"
+                      "reuseproxy_server_connections_total{server=\"127.0.0.1:8388\"} 7\n"));
+    CHECK(strstr(out, "reuseproxy_server_connect_failures_total{server=\"[::1]:8389\"} 2\n"));
+    /* a new list zeroes the values; none: no server series at all */
+    metrics_set_upstreams(m, names, 0);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK(strstr(out, "reuseproxy_server_") == NULL);
+    metrics_free_shared(m);
+}
+
 TEST(test_metrics_render_one_line_per_worker)
 {
     struct metrics_shared *m = metrics_new_shared(3);

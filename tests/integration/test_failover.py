@@ -1,0 +1,176 @@
+"""test_failover.py: several servers for the client roles (issue 16): probes every
+server_check_interval, the choice among the live servers (lowest latency, or round robin), a
+failed connect retried on the next server before the client sees an error, and the per-server
+metrics. Servers are reuseproxy server roles on loopback, each with its own method and
+password; one is dead from the start (a free port nobody listens on), one is killed by PID
+mid-test."""
+import re
+import signal
+import socket
+import time
+import urllib.request
+
+import harness as h
+
+SERVERS = [("aes-256-gcm", "first-server-secret"),
+           ("chacha20-ietf-poly1305", "second-server-secret"),
+           ("aes-128-gcm", "third-server-secret")]
+
+
+def start_servers(count):
+    """count reuseproxy servers (workers 0), each with its own method and password."""
+    out = []
+    for i in range(count):
+        method, password = SERVERS[i]
+        port = h.free_port()
+        p = h.reuseproxy(h.server_config(port, method=method, password=password),
+                         name="server%d" % i)
+        out.append((port, method, password, p))
+    return out
+
+
+def start_tunnel(servers, echo, **kw):
+    """A tunnel to echo over the given (port, method, password) servers, with metrics."""
+    lport, mport = h.free_port(), h.free_port()
+    cfg = {"role": "tunnel", "local_address": "127.0.0.1", "local_port": lport,
+           "tunnel_address": "127.0.0.1:%d" % echo.port, "workers": 1,
+           "metrics_address": "127.0.0.1:%d" % mport, "server_check_interval": 1,
+           "connect_timeout": 5, "timeout": 30,
+           "servers": [{"server": "127.0.0.1", "server_port": port, "method": method,
+                        "password": password} for port, method, password in servers]}
+    cfg.update(kw)
+    return h.reuseproxy(cfg, name="tunnel"), lport, mport
+
+
+def server_metrics(mport):
+    """{"127.0.0.1:PORT": {"up": .., "connections": .., "failures": ..}} from /metrics."""
+    time.sleep(0.3)  # the master answers scrapes from a rendering up to 0.2 s old
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    names = {"server_up": "up", "server_connections_total": "connections",
+             "server_connect_failures_total": "failures",
+             "server_latency_seconds": "latency"}
+    for m in re.finditer(r'^reuseproxy_(\w+)\{server="([^"]+)"\} (\S+)$', text, re.M):
+        if m.group(1) in names:
+            out.setdefault(m.group(2), {})[names[m.group(1)]] = float(m.group(3))
+    return out
+
+
+def echo_ok(lport, i):
+    """One connection through the tunnel; its bytes must come back unchanged."""
+    data = h.pattern(2000 + i, seed=i)
+    got = h.transfer("127.0.0.1", lport, data, timeout=30)
+    assert got == data, "connection %d: %d bytes back instead of %d" % (i, len(got), len(data))
+
+
+def key(port):
+    return "127.0.0.1:%d" % port
+
+
+def test_failover_dead_and_killed_server():
+    """Latency mode: one server dead from the start, one killed mid-test. No connection fails
+    after the first probe interval (nor before: a refused connect is retried), traffic goes to
+    the live servers, and the metrics say which are up."""
+    echo = h.TcpEcho()
+    live = start_servers(2)
+    dead_port = h.free_port()
+    servers = [(p, m, pw) for p, m, pw, _ in live] + [(dead_port, "aes-128-gcm", "x-dead-pw")]
+    tunnel, lport, mport = start_tunnel(servers, echo)
+    deadline = time.time() + 15
+    while time.time() < deadline and server_metrics(mport).get(key(dead_port), {}).get(
+            "up", 1) != 0:
+        time.sleep(0.1)
+    m = server_metrics(mport)
+    assert m[key(dead_port)]["up"] == 0, m
+    assert m[key(live[0][0])]["up"] == 1 and m[key(live[1][0])]["up"] == 1, m
+    start = {k: v["connections"] for k, v in m.items()}
+    for i in range(30):
+        echo_ok(lport, i)
+    m = server_metrics(mport)
+    first = {k: v["connections"] - start[k] for k, v in m.items()}
+    assert first[key(dead_port)] == 0, m  # probed dead: never chosen
+    # both live servers answer about as fast on loopback: connections take turns among them
+    assert first[key(live[0][0])] > 0 and first[key(live[1][0])] > 0, m
+    assert first[key(live[0][0])] + first[key(live[1][0])] == 30, m
+
+    killed = live[1]
+    killed[3].signal(signal.SIGKILL)
+    killed[3].wait(5)
+    for i in range(30, 60):  # before and after the next probe: none may fail
+        echo_ok(lport, i)
+    time.sleep(2.5)  # two probe intervals: the killed server is probed dead
+    m = server_metrics(mport)
+    assert m[key(killed[0])]["up"] == 0, m
+    before = m[key(live[0][0])]["connections"]
+    for i in range(60, 70):
+        echo_ok(lport, i)
+    m = server_metrics(mport)
+    assert m[key(live[0][0])]["connections"] == before + 10, m
+    assert "does not answer its probe" in tunnel.output(), tunnel.output()[-2000:]
+
+
+def test_failover_round_robin_spreads_evenly():
+    """balance_servers "round-robin": 30 connections over three servers, 10 each."""
+    echo = h.TcpEcho()
+    live = start_servers(3)
+    tunnel, lport, mport = start_tunnel([(p, m, pw) for p, m, pw, _ in live], echo,
+                                        balance_servers="round-robin")
+    time.sleep(1.5)  # the first probe round
+    start = server_metrics(mport)
+    for i in range(30):
+        echo_ok(lport, i)
+    m = server_metrics(mport)
+    counts = sorted(m[key(p)]["connections"] - start[key(p)]["connections"]
+                    for p, _, _, _ in live)
+    assert counts == [10, 10, 10], m
+
+
+def test_failover_retry_is_invisible():
+    """A server that dies between probes (the interval is long): its connect is refused, the
+    session retries the next server, the client sees nothing; that worker then skips it."""
+    echo = h.TcpEcho()
+    live = start_servers(2)
+    tunnel, lport, mport = start_tunnel([(p, m, pw) for p, m, pw, _ in live], echo,
+                                        balance_servers="round-robin",
+                                        server_check_interval=3600)
+    time.sleep(0.5)
+    echo_ok(lport, 0)
+    victim = live[1]
+    victim[3].signal(signal.SIGKILL)
+    victim[3].wait(5)
+    for i in range(1, 21):
+        echo_ok(lport, i)
+    m = server_metrics(mport)
+    assert m[key(victim[0])]["failures"] >= 1, m
+    assert m[key(victim[0])]["up"] == 1, m  # no probe since: only the worker knows
+    # after the first refusal the worker skips it: at most one retry for it
+    assert m[key(victim[0])]["failures"] <= 1, m
+    assert m[key(live[0][0])]["connections"] >= 20, m
+
+
+def test_failover_libev_servers_and_server_list():
+    """ "server" as a list with one method and password, against Debian's ss-server; the
+    second entry is dead."""
+    import shutil
+    if not shutil.which("ss-server"):
+        raise h.Skip("ss-server not installed (Debian: shadowsocks-libev)")
+    echo = h.TcpEcho()
+    port = h.free_port()
+    h.ss_libev("ss-server", ["-s", "127.0.0.1", "-p", str(port), "-k", "list-secret",
+                             "-m", "aes-256-gcm"])
+    h.wait_tcp("127.0.0.1", port)
+    dead = h.free_port()
+    lport = h.free_port()
+    cfg = {"role": "local", "local_address": "127.0.0.1", "local_port": lport,
+           "server": ["127.0.0.1:%d" % dead, "127.0.0.1:%d" % port], "server_port": port,
+           "password": "list-secret", "method": "aes-256-gcm", "workers": 0,
+           "server_check_interval": 1}
+    h.reuseproxy(cfg, name="local")
+    for i in range(10):
+        data = h.pattern(1000 + i, seed=i)
+        s = h.socks5_connect("127.0.0.1", lport, "127.0.0.1", echo.port)
+        s.settimeout(30)
+        s.sendall(data)
+        assert h.recv_exact(s, len(data)) == data
+        s.close()
