@@ -12,7 +12,9 @@
 #include "crypto.h"
 #include "netaddr.h"
 
-enum config_role { ROLE_SERVER = 0, ROLE_LOCAL, ROLE_TUNNEL };
+enum config_role { ROLE_SERVER = 0, ROLE_LOCAL, ROLE_TUNNEL, ROLE_REDIR };
+/* The redir role's TCP: how connections were sent to it (nftables REDIRECT or TPROXY). */
+enum config_tcp_redir { TCP_REDIR_REDIRECT = 0, TCP_REDIR_TPROXY };
 enum config_balance { BALANCE_REUSEPORT = 0, BALANCE_SHARED, BALANCE_DISPATCH };
 enum config_mode { MODE_TCP_ONLY = 0, MODE_TCP_AND_UDP, MODE_UDP_ONLY };
 
@@ -61,6 +63,13 @@ enum config_key {
     CONFIG_KEY_PLUGIN_OPTS,
     CONFIG_KEY_PLUGIN_ARGS,
     CONFIG_KEY_PLUGIN_MODE,
+    CONFIG_KEY_TCP_REDIR,
+    CONFIG_KEY_LOCAL_IPV4_ADDRESS,
+    CONFIG_KEY_LOCAL_IPV6_ADDRESS,
+    CONFIG_KEY_OUTBOUND_BIND_INTERFACE,
+    CONFIG_KEY_KEEP_ALIVE,
+    CONFIG_KEY_MPTCP,
+    CONFIG_KEY_FWMARK,
     CONFIG_KEY_COUNT
 };
 
@@ -169,6 +178,15 @@ struct config {
     int replay_capacity;         /* salts remembered, default 1048576 */
     int verbose;                 /* 0..2 from -v / "verbose" */
     int max_handshakes_per_source; /* per worker and source host, 0 = no limit (default) */
+    enum config_tcp_redir tcp_redir; /* redir role: "redirect" (default) or "tproxy" */
+    /* Outgoing sockets (towards targets and the server, TCP and UDP), every role: */
+    char *local_ipv4_address;      /* libev's: the source address of IPv4 ones, NULL */
+    char *local_ipv6_address;      /* libev's: the source address of IPv6 ones, NULL */
+    char *outbound_bind_interface; /* shadowsocks-rust's: SO_BINDTODEVICE, NULL */
+    int keep_alive;                /* shadowsocks-rust's: TCP keepalive idle seconds, 0 = off
+                                    * (also on accepted connections) */
+    bool mptcp;                    /* libev's: IPPROTO_MPTCP for outgoing TCP */
+    int fwmark;                    /* SO_MARK on outgoing sockets, 0 = none */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 
@@ -181,6 +199,7 @@ struct config {
     /* The local roles' server: server[0] with its port. */
     struct netaddr_endpoint upstream;
     struct netaddr_endpoint tunnel; /* tunnel role: tunnel_address */
+    struct netaddr_outgoing outgoing; /* the outgoing-socket keys above, typed */
     bool has_metrics;
     struct netaddr_endpoint metrics; /* metrics_address, an IP literal (the master does not
                                       * resolve names) */

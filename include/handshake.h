@@ -3,7 +3,8 @@
  * answer; relay.c alone acts on it (connects, holds a UDP association, probes or closes).
  *   server: the request's first flight, opened by the protocol (proto.h);
  *   local:  SOCKS5 (RFC 1928): method selection, then CONNECT or UDP ASSOCIATE;
- *   tunnel: nothing to read: the target is the configured tunnel_address. */
+ *   tunnel: nothing to read: the target is the configured tunnel_address;
+ *   redir:  nothing to read: the target is where the connection was going (redir.h). */
 #ifndef RP_HANDSHAKE_H
 #define RP_HANDSHAKE_H
 
@@ -56,10 +57,11 @@ struct handshake_out {
 
 void handshake_init(struct handshake *h, enum config_role role, struct proto_conn *conn,
                     struct proto_dir *dir);
-/* Before reading: the tunnel role knows its target at once (HANDSHAKE_TARGET, header of
- * tunnel); the others need bytes (HANDSHAKE_NEED_MORE). HANDSHAKE_FAIL if tunnel cannot be
- * written as an address header. */
-enum handshake_verdict handshake_begin(struct handshake *h, const struct netaddr_target *tunnel,
+/* Before reading: the tunnel and redir roles know their target at once (HANDSHAKE_TARGET,
+ * header of fixed: the tunnel_address, or the connection's original destination); the others
+ * need bytes (HANDSHAKE_NEED_MORE). HANDSHAKE_FAIL if fixed cannot be written as an address
+ * header. */
+enum handshake_verdict handshake_begin(struct handshake *h, const struct netaddr_target *fixed,
                                        struct handshake_out *out);
 /* Bytes worth reading in one go for this role. */
 size_t handshake_read_max(const struct handshake *h);

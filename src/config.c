@@ -48,7 +48,8 @@ enum config_value_type {
     VALUE_PLUGIN_MODE,
     VALUE_MODE,
     VALUE_ROLE,
-    VALUE_BALANCE
+    VALUE_BALANCE,
+    VALUE_TCP_REDIR
 };
 
 struct config_key_spec {
@@ -104,13 +105,24 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_PLUGIN_OPTS] = {"plugin_opts", VALUE_TEXT, FIELD(plugin.plugin_opts), 0, 0},
     [CONFIG_KEY_PLUGIN_ARGS] = {"plugin_args", VALUE_ARGS, 0, 0, 0},
     [CONFIG_KEY_PLUGIN_MODE] = {"plugin_mode", VALUE_PLUGIN_MODE, 0, 0, 0},
+    [CONFIG_KEY_TCP_REDIR] = {"tcp_redir", VALUE_TCP_REDIR, 0, 0, 0},
+    [CONFIG_KEY_LOCAL_IPV4_ADDRESS] = {"local_ipv4_address", VALUE_TEXT, FIELD(local_ipv4_address),
+                                       0, 0},
+    [CONFIG_KEY_LOCAL_IPV6_ADDRESS] = {"local_ipv6_address", VALUE_TEXT, FIELD(local_ipv6_address),
+                                       0, 0},
+    [CONFIG_KEY_OUTBOUND_BIND_INTERFACE] = {"outbound_bind_interface", VALUE_STRING,
+                                            FIELD(outbound_bind_interface), 0, 0},
+    /* TCP_KEEPIDLE's range (tcp(7)) */
+    [CONFIG_KEY_KEEP_ALIVE] = {"keep_alive", VALUE_INT, FIELD(keep_alive), 0, 32767},
+    [CONFIG_KEY_MPTCP] = {"mptcp", VALUE_BOOL, FIELD(mptcp), 0, 0},
+    [CONFIG_KEY_FWMARK] = {"fwmark", VALUE_INT, FIELD(fwmark), 0, 2147483647},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
  * warning; "remote_dns" comes from shadowsocks-android's configs, which share the file. */
 /* clang-format off */
 static const char *const config_ignored_keys[] = {
-    "port_password", "local_ipv4_address", "local_ipv6_address", "mptcp", "mtu", "dscp", "manager_address", "workdir", "tcp_tproxy",
+    "port_password", "mtu", "dscp", "manager_address", "workdir", "tcp_tproxy",
     "tcp_incoming_sndbuf", "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
     "remote_dns", NULL};
 /* clang-format on */
@@ -123,7 +135,8 @@ static const char *const config_stream_methods[] = {
     "chacha20-ietf", "salsa20", "chacha20", "table", "rc4", NULL};
 /* clang-format on */
 
-static const char *const config_role_names[] = {"server", "local", "tunnel", NULL};
+static const char *const config_role_names[] = {"server", "local", "tunnel", "redir", NULL};
+static const char *const config_tcp_redir_names[] = {"redirect", "tproxy", NULL};
 static const char *const config_balance_names[] = {"reuseport", "shared", "dispatch", NULL};
 static const char *const config_mode_names[] = {"tcp_only", "tcp_and_udp", "udp_only", NULL};
 static const char *const config_plugin_mode_names[] = {"tcp_only", "tcp_and_udp", NULL};
@@ -140,7 +153,7 @@ static int config_name_index(const char *const *names, const char *name)
 
 const char *config_role_name(enum config_role r)
 {
-    return (unsigned)r < 3 ? config_role_names[r] : "?";
+    return (unsigned)r < 4 ? config_role_names[r] : "?";
 }
 
 const char *config_balance_name(enum config_balance b)
@@ -264,6 +277,9 @@ void config_free(struct config *c)
     free(c->user);
     free(c->acl);
     free(c->metrics_address);
+    free(c->local_ipv4_address);
+    free(c->local_ipv6_address);
+    free(c->outbound_bind_interface);
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
     config_plugin_args_free(&c->plugin);
@@ -620,9 +636,10 @@ static int config_set_plugin_mode(struct config_ctx *x, const struct config_key_
 static int config_set_choice(struct config_ctx *x, const struct config_key_token *t,
                              const struct config_key_spec *k, const json_t *v)
 {
-    const char *const *names = k->type == VALUE_MODE   ? config_mode_names
-                               : k->type == VALUE_ROLE ? config_role_names
-                                                       : config_balance_names;
+    const char *const *names = k->type == VALUE_MODE        ? config_mode_names
+                               : k->type == VALUE_ROLE      ? config_role_names
+                               : k->type == VALUE_TCP_REDIR ? config_tcp_redir_names
+                                                            : config_balance_names;
     int i;
 
     if (k->type == VALUE_MODE && json_is_null(v)) {
@@ -631,15 +648,18 @@ static int config_set_choice(struct config_ctx *x, const struct config_key_token
     }
     i = json_is_string(v) ? config_name_index(names, json_string_value(v)) : -1;
     if (i < 0) {
-        char expected[96];
-        snprintf(expected, sizeof expected, "one of \"%s\", \"%s\", \"%s\"", names[0], names[1],
-                 names[2]);
+        char expected[96] = "one of ";
+        for (int n = 0; names[n]; n++)
+            snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s\"%s\"",
+                     n ? ", " : "", names[n]);
         return config_expected(x, t, expected, v);
     }
     if (k->type == VALUE_MODE)
         x->c->mode = (enum config_mode)i;
     else if (k->type == VALUE_ROLE)
         x->c->role = (enum config_role)i;
+    else if (k->type == VALUE_TCP_REDIR)
+        x->c->tcp_redir = (enum config_tcp_redir)i;
     else
         x->c->balance = (enum config_balance)i;
     return 0;

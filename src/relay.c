@@ -27,6 +27,7 @@
 
 #include "acl.h"
 #include "handshake_limit.h"
+#include "redir.h"
 #include "relay.h"
 #include "relay_addrs.h"
 #include "rp_assert.h"
@@ -121,6 +122,7 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
+    (void)netaddr_set_keepalive(fd, w->cfg->keep_alive); /* best effort, as TCP_NODELAY */
     session_handshake_begin(s);
     return 0;
 }
@@ -478,7 +480,13 @@ static void connect_next(struct session *s)
             refused = r;
             continue;
         }
-        int fd = netaddr_connect_tcp(sa, len, flags);
+        bool mptcp_refused = false;
+        int fd = netaddr_connect_out(&w->cfg->outgoing, sa, len, flags, &mptcp_refused);
+        if (mptcp_refused && !w->mptcp_warned) {
+            w->mptcp_warned = true;
+            log_warn("mptcp: this kernel has no Multipath TCP (or net.mptcp.enabled is 0); "
+                     "connecting with plain TCP");
+        }
         if (fd < 0) {
             s->connect_err = errno;
             continue;
@@ -745,8 +753,21 @@ static void session_on_verdict(struct session *s, const struct handshake_out *ou
 static void session_handshake_begin(struct session *s)
 {
     struct handshake_out out;
+    struct netaddr_target redir;
+    const struct netaddr_target *fixed = &s->w->tunnel;
+    const char *why;
 
-    if (handshake_begin(&s->hs, &s->w->tunnel, &out) == HANDSHAKE_NEED_MORE) {
+    /* the redir role's target is where the client was going (redir.h) */
+    if (s->w->cfg->role == ROLE_REDIR) {
+        if (redir_tcp_target(s->client.fd, s->w->cfg->tcp_redir, &redir, &why) < 0) {
+            metrics_add(&s->w->stats->failed_handshakes, 1);
+            log_event(&s->w->rl_handshake, "redir: %s", why);
+            session_close(s);
+            return;
+        }
+        fixed = &redir;
+    }
+    if (handshake_begin(&s->hs, fixed, &out) == HANDSHAKE_NEED_MORE) {
         session_set_stage(s, STAGE_HANDSHAKE);
         session_io_set(s, &s->client.rio, true);
         return;
