@@ -634,3 +634,69 @@ class Netns:
         if self.up:
             subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=20)
             self.up = False
+
+
+class NetnsEcho:
+    """A TCP echo (and, with udp, a UDP server) on addr:port (0: any free port) inside ns,
+    recording every peer's address. The UDP server answers udp_answer(datagram), an echo by
+    default."""
+
+    def __init__(self, ns, family, addr, udp=False, port=0, udp_answer=None):
+        self.peers, self.udp_peers = [], []
+        self.sock = ns.socket(family, socket.SOCK_STREAM)
+        self.sock.bind((addr, port))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.usock = None
+        self.udp_answer = udp_answer or (lambda d: d)
+        if udp:
+            self.usock = ns.socket(family, socket.SOCK_DGRAM)
+            self.usock.bind((addr, self.port))
+            self.usock.settimeout(0.2)
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._tcp, daemon=True)]
+        if udp:
+            self.threads.append(threading.Thread(target=self._udp, daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def _tcp(self):
+        while not self.stopping:
+            try:
+                c, peer = self.sock.accept()
+            except OSError:
+                continue
+            self.peers.append(peer[0])
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _echo(c):
+        c.settimeout(30)
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def _udp(self):
+        while not self.stopping:
+            try:
+                d, peer = self.usock.recvfrom(65536)
+            except OSError:
+                continue
+            self.udp_peers.append(peer[0])
+            self.usock.sendto(self.udp_answer(d), peer)
+
+    def stop(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(2)
+        self.sock.close()
+        if self.usock:
+            self.usock.close()

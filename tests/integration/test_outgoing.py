@@ -18,76 +18,12 @@ target in the same namespace, checked byte for byte.
 import re
 import shutil
 import socket
-import threading
 import time
 
 import harness as h
 
 M = "aes-128-gcm"
 PW = "outgoing-secret"
-
-
-class Target:
-    """A TCP echo (and, with udp, a UDP echo) on addr inside ns, recording every peer."""
-
-    def __init__(self, ns, family, addr, udp=False):
-        self.peers, self.udp_peers = [], []
-        self.sock = ns.socket(family, socket.SOCK_STREAM)
-        self.sock.bind((addr, 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.usock = None
-        if udp:
-            self.usock = ns.socket(family, socket.SOCK_DGRAM)
-            self.usock.bind((addr, self.port))
-            self.usock.settimeout(0.2)
-        self.stopping = False
-        self.threads = [threading.Thread(target=self._tcp, daemon=True)]
-        if udp:
-            self.threads.append(threading.Thread(target=self._udp, daemon=True))
-        for t in self.threads:
-            t.start()
-
-    def _tcp(self):
-        while not self.stopping:
-            try:
-                c, peer = self.sock.accept()
-            except OSError:
-                continue
-            self.peers.append(peer[0])
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c):
-        c.settimeout(30)
-        try:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                c.sendall(d)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def _udp(self):
-        while not self.stopping:
-            try:
-                d, peer = self.usock.recvfrom(65536)
-            except OSError:
-                continue
-            self.udp_peers.append(peer[0])
-            self.usock.sendto(d, peer)
-
-    def stop(self):
-        self.stopping = True
-        for t in self.threads:
-            t.join(2)
-        self.sock.close()
-        if self.usock:
-            self.usock.close()
 
 
 def skip_without_netns():
@@ -143,8 +79,8 @@ def test_outgoing_source_addresses():
     try:
         ns.ip("addr", "add", "fd00:5::1/128", "dev", "lo", "nodad")
         ns.ip("addr", "add", "fd00:5::2/128", "dev", "lo", "nodad")
-        t4 = Target(ns, socket.AF_INET, "127.0.0.1", udp=True)
-        t6 = Target(ns, socket.AF_INET6, "fd00:5::1")
+        t4 = h.NetnsEcho(ns, socket.AF_INET, "127.0.0.1", udp=True)
+        t6 = h.NetnsEcho(ns, socket.AF_INET6, "fd00:5::1")
         targets += [t4, t6]
         _, sp = server(ns, local_ipv4_address="127.0.0.2", local_ipv6_address="fd00:5::2",
                        mode="tcp_and_udp")
@@ -172,7 +108,7 @@ def test_outgoing_bind_interface():
     ns = h.Netns("out")
     t = None
     try:
-        t = Target(ns, socket.AF_INET, "127.0.0.1")
+        t = h.NetnsEcho(ns, socket.AF_INET, "127.0.0.1")
         bad, sp = server(ns, outbound_bind_interface="rpnosuch0")
         _, p = tunnel(ns, sp, "127.0.0.1:%d" % t.port)
         assert roundtrip(ns, p, b"x" * 1000) == b""
@@ -205,7 +141,7 @@ def test_outgoing_fwmark():
     ns = h.Netns("out")
     t = None
     try:
-        t = Target(ns, socket.AF_INET, "127.0.0.1", udp=True)
+        t = h.NetnsEcho(ns, socket.AF_INET, "127.0.0.1", udp=True)
         rules = ("table inet rpmark {\n chain out {\n  type filter hook output priority 0;\n"
                  "  meta mark 77 tcp dport %d counter\n  meta mark 77 udp dport %d counter\n"
                  "  tcp dport %d counter\n }\n}\n" % (t.port, t.port, t.port))
@@ -240,7 +176,7 @@ def test_outgoing_keep_alive():
     ns = h.Netns("out")
     t = None
     try:
-        t = Target(ns, socket.AF_INET, "127.0.0.1")
+        t = h.NetnsEcho(ns, socket.AF_INET, "127.0.0.1")
         _, sp = server(ns, keep_alive=37)
         _, p = tunnel(ns, sp, "127.0.0.1:%d" % t.port)
         s = ns.socket()
@@ -274,7 +210,7 @@ def test_outgoing_mptcp():
             ns.run("sysctl", "-qw", "net.mptcp.enabled=1")
         except RuntimeError as e:
             raise h.Skip("no Multipath TCP in this kernel: %s" % e)
-        t = Target(ns, socket.AF_INET, "127.0.0.1")
+        t = h.NetnsEcho(ns, socket.AF_INET, "127.0.0.1")
         srv, sp = server(ns, mptcp=True)
         _, p = tunnel(ns, sp, "127.0.0.1:%d" % t.port)
         s = ns.socket()
