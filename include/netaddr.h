@@ -122,6 +122,9 @@ struct netaddr_outgoing {
  * caller to say so once. Returns the fd, or -1 with errno set (an option the kernel refused,
  * such as SO_MARK without CAP_NET_ADMIN). */
 int netaddr_socket_out(const struct netaddr_outgoing *o, int family, int type, bool *mptcp_refused);
+/* o's options (but MPTCP, chosen at socket()) on fd, a socket of family and type that someone
+ * else made (c-ares' DNS sockets). 0, or -1 with errno set; fd stays open either way. */
+int netaddr_set_outgoing(int fd, const struct netaddr_outgoing *o, int family, int type);
 /* netaddr_connect_tcp on a socket from netaddr_socket_out. */
 int netaddr_connect_out(const struct netaddr_outgoing *o, const struct sockaddr *sa, socklen_t len,
                         unsigned flags, bool *mptcp_refused);

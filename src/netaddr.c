@@ -623,18 +623,17 @@ static const struct sockaddr *netaddr_out_source(const struct netaddr_outgoing *
     return ss->ss_family == family ? (const struct sockaddr *)ss : NULL;
 }
 
-int netaddr_socket_out(const struct netaddr_outgoing *o, int family, int type, bool *mptcp_refused)
+int netaddr_set_outgoing(int fd, const struct netaddr_outgoing *o, int family, int type)
 {
-    int fd = netaddr_socket_proto(o, family, type, mptcp_refused);
-    if (fd < 0 || !o)
-        return fd;
+    if (!o)
+        return 0;
     /* SO_MARK lets the firewall tell our own traffic from what it redirects to us (a redir
      * role on a router would otherwise catch its own connections to the server). */
     if (o->fwmark && netaddr_setopt(fd, SOL_SOCKET, SO_MARK, (int)o->fwmark) < 0)
-        return netaddr_fail(fd);
+        return -1;
     if (o->interface[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, o->interface,
                                       (socklen_t)strlen(o->interface)) < 0)
-        return netaddr_fail(fd);
+        return -1;
     const struct sockaddr *src = netaddr_out_source(o, family);
     if (src) {
         /* Port 0 with IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect() for the whole
@@ -642,9 +641,17 @@ int netaddr_socket_out(const struct netaddr_outgoing *o, int family, int type, b
         if (type == SOCK_STREAM)
             (void)netaddr_setopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1);
         if (bind(fd, src, netaddr_len(src)) < 0)
-            return netaddr_fail(fd);
+            return -1;
     }
     if (type == SOCK_STREAM && netaddr_set_keepalive(fd, o->keepalive) < 0)
+        return -1;
+    return 0;
+}
+
+int netaddr_socket_out(const struct netaddr_outgoing *o, int family, int type, bool *mptcp_refused)
+{
+    int fd = netaddr_socket_proto(o, family, type, mptcp_refused);
+    if (fd >= 0 && netaddr_set_outgoing(fd, o, family, type) < 0)
         return netaddr_fail(fd);
     return fd;
 }

@@ -70,7 +70,11 @@ static void worker_targets(struct worker *w, const struct config *c)
 static struct resolver *worker_open_resolver(struct ev_loop *loop, const struct config *c,
                                              char *err, size_t errlen)
 {
-    return resolver_new_servers(loop, c->nameservers, c->n_nameserver, c->ipv6_first, err, errlen);
+    struct resolver *r =
+        resolver_new_servers(loop, c->nameservers, c->n_nameserver, c->ipv6_first, err, errlen);
+    if (r)
+        resolver_set_outgoing(r, &c->outgoing); /* fwmark and the rest on DNS sockets too */
+    return r;
 }
 
 /* The address policy: a server's limits (block_private) and, in any role, the acl file's rules

@@ -133,8 +133,8 @@ def nft_packets(ns, table):
 
 
 def test_outgoing_fwmark():
-    """fwmark: the server's connection and datagrams to the target carry the mark, which an
-    nftables rule counts; a server without it is not counted."""
+    """fwmark: the server's connection, datagrams and DNS queries (c-ares' sockets) carry the
+    mark, which nftables rules count; a server without it is not counted."""
     skip_without_netns()
     if not shutil.which("nft"):
         raise h.Skip("needs nft (Debian: nftables)")
@@ -142,9 +142,11 @@ def test_outgoing_fwmark():
     t = None
     try:
         t = h.NetnsEcho(ns, socket.AF_INET, "127.0.0.1", udp=True)
+        dns = h.free_port()  # nobody answers there: the query is only counted
         rules = ("table inet rpmark {\n chain out {\n  type filter hook output priority 0;\n"
                  "  meta mark 77 tcp dport %d counter\n  meta mark 77 udp dport %d counter\n"
-                 "  tcp dport %d counter\n }\n}\n" % (t.port, t.port, t.port))
+                 "  tcp dport %d counter\n  meta mark 77 udp dport %d counter\n }\n}\n"
+                 % (t.port, t.port, t.port, dns))
         try:
             ns.run("nft", "-f", "-", stdin=rules)
         except RuntimeError as e:
@@ -153,11 +155,18 @@ def test_outgoing_fwmark():
         _, pp = tunnel(ns, plain, "127.0.0.1:%d" % t.port)
         assert roundtrip(ns, pp, b"unmarked") == b"unmarked"
         assert nft_packets(ns, "rpmark")[0] == 0
-        _, sp = server(ns, fwmark=77, mode="tcp_and_udp")
+        _, sp = server(ns, fwmark=77, mode="tcp_and_udp", nameserver="127.0.0.1:%d" % dns)
         _, p = tunnel(ns, sp, "127.0.0.1:%d" % t.port, mode="tcp_and_udp")
         assert roundtrip(ns, p, b"marked") == b"marked"
         assert udp_roundtrip(ns, p, b"marked-udp") == b"marked-udp"
-        tcp_marked, udp_marked, tcp_all = nft_packets(ns, "rpmark")
+        _, pn = tunnel(ns, sp, "name.invalid:%d" % t.port)
+        s = ns.socket()
+        s.settimeout(10)
+        s.connect(("127.0.0.1", pn))
+        s.sendall(b"resolve me")
+        assert h.wait_for(lambda: nft_packets(ns, "rpmark")[3] > 0, 10)
+        s.close()
+        tcp_marked, udp_marked, tcp_all, _ = nft_packets(ns, "rpmark")
         assert tcp_marked > 0 and udp_marked > 0, (tcp_marked, udp_marked)
         assert tcp_all > tcp_marked  # the unmarked server's packets were counted apart
     finally:
