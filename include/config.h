@@ -70,6 +70,7 @@ enum config_key {
     CONFIG_KEY_KEEP_ALIVE,
     CONFIG_KEY_MPTCP,
     CONFIG_KEY_FWMARK,
+    CONFIG_KEY_TCP_TPROXY,
     CONFIG_KEY_COUNT
 };
 
@@ -179,6 +180,7 @@ struct config {
     int verbose;                 /* 0..2 from -v / "verbose" */
     int max_handshakes_per_source; /* per worker and source host, 0 = no limit (default) */
     enum config_tcp_redir tcp_redir; /* redir role: "redirect" (default) or "tproxy" */
+    bool tcp_tproxy;                 /* libev ss-redir's spelling: true = tcp_redir "tproxy" */
     /* Outgoing sockets (towards targets and the server, TCP and UDP), every role: */
     char *local_ipv4_address;      /* libev's: the source address of IPv4 ones, NULL */
     char *local_ipv6_address;      /* libev's: the source address of IPv6 ones, NULL */

@@ -116,13 +116,14 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_KEEP_ALIVE] = {"keep_alive", VALUE_INT, FIELD(keep_alive), 0, 32767},
     [CONFIG_KEY_MPTCP] = {"mptcp", VALUE_BOOL, FIELD(mptcp), 0, 0},
     [CONFIG_KEY_FWMARK] = {"fwmark", VALUE_INT, FIELD(fwmark), 0, 2147483647},
+    [CONFIG_KEY_TCP_TPROXY] = {"tcp_tproxy", VALUE_BOOL, FIELD(tcp_tproxy), 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
  * warning; "remote_dns" comes from shadowsocks-android's configs, which share the file. */
 /* clang-format off */
 static const char *const config_ignored_keys[] = {
-    "port_password", "mtu", "dscp", "manager_address", "workdir", "tcp_tproxy",
+    "port_password", "mtu", "dscp", "manager_address", "workdir",
     "tcp_incoming_sndbuf", "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
     "remote_dns", NULL};
 /* clang-format on */

@@ -198,6 +198,8 @@ static int config_check_outgoing(struct config *c, char *err, size_t errlen)
                                   err, errlen);
     if (ifname)
         snprintf(o->interface, sizeof o->interface, "%s", ifname);
+    if (c->tcp_tproxy) /* libev's ss-redir key: "tcp_redir" says the same */
+        c->tcp_redir = TCP_REDIR_TPROXY;
     o->fwmark = (uint32_t)c->fwmark;
     o->keepalive = c->keep_alive;
     o->mptcp = c->mptcp;

@@ -408,7 +408,7 @@ TEST(test_config_unimplemented_libev_keys_warn)
 {
     struct config c;
     const char *json = "{\n  \"server_port\": 8488,\n  \"workdir\": \"/tmp\",\n"
-                       "  \"remote_dns\": \"8.8.8.8\",\n  \"tcp_tproxy\": 1, \"mtu\": 1492,\n"
+                       "  \"remote_dns\": \"8.8.8.8\",\n  \"tcp_incoming_sndbuf\": 1, \"mtu\": 1492,\n"
                        "  \"dscp\": {\"8488\": \"EF\"},\n  \"port_password\": {\"8381\": \"x\"}\n}";
     unit_capture_stderr_start();
     int rc = load(&c, json);
@@ -418,8 +418,8 @@ TEST(test_config_unimplemented_libev_keys_warn)
     CHECK_CONTAINS(out, "WARN t.json:3:3: \"workdir\" is a shadowsocks-libev key that reuseproxy "
                         "does not implement; ignored\n");
     CHECK_CONTAINS(out, "t.json:4:3: \"remote_dns\" is a shadowsocks-libev key");
-    CHECK_CONTAINS(out, "t.json:5:3: \"tcp_tproxy\" is a");
-    CHECK_CONTAINS(out, "t.json:5:20: \"mtu\" is a");
+    CHECK_CONTAINS(out, "t.json:5:3: \"tcp_incoming_sndbuf\" is a");
+    CHECK_CONTAINS(out, "t.json:5:29: \"mtu\" is a");
     CHECK_CONTAINS(out, "t.json:6:3: \"dscp\" is a");
     CHECK_CONTAINS(out, "t.json:7:3: \"port_password\" is a");
     config_free(&c);
@@ -462,7 +462,7 @@ TEST(test_config_more_libev_keys_warn)
 {
     struct config c;
     /* clang-format off */
-    const char *keys[] = {"manager_address", "workdir", "tcp_tproxy", "tcp_incoming_sndbuf",
+    const char *keys[] = {"manager_address", "workdir", "tcp_incoming_sndbuf",
                           "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
                           "remote_dns"};
     /* clang-format on */
@@ -1648,6 +1648,13 @@ TEST(test_config_redir_role_and_tcp_redir)
     CHECK_STR(config_role_name(ROLE_REDIR), "redir");
     CHECK_INT(load(&c, "{\"role\": \"redir\"}"), 0);
     CHECK_INT(c.tcp_redir, TCP_REDIR_REDIRECT);
+    /* libev ss-redir's "tcp_tproxy": true means the same */
+    char verr[512];
+    CHECK_INT(load(&c, "{\"role\": \"redir\", \"tcp_tproxy\": true, \"server\": \"192.0.2.1\", "
+                       "\"server_port\": 1, \"password\": \"x\", \"local_port\": 1}"),
+              0);
+    CHECK_INT(config_validate(&c, verr, sizeof verr), 0);
+    CHECK_INT(c.tcp_redir, TCP_REDIR_TPROXY);
     CHECK_INT(load(&c, "{\"tcp_redir\": \"tproxi\"}"), -1);
     CHECK_STR(err, "t.json:1:2: \"tcp_redir\": expected one of \"redirect\", \"tproxy\", got "
                    "\"tproxi\"");
