@@ -399,17 +399,23 @@ enum refusal {
     REFUSE_LOOP,    /* the server's own listening address and port, whatever the policy */
 };
 
+/* Whether sa is one of this process's own listening endpoints (relay_addrs.h). */
+static bool own_endpoint(struct session *s, const struct sockaddr *sa)
+{
+    if (!s->w->own_addrs)
+        return false;
+    relay_addrs_refresh(s->w->own_addrs, ev_now(s->w->loop), OWN_ADDRS_MAX_AGE);
+    return relay_addrs_contains(s->w->own_addrs, sa);
+}
+
 static enum refusal address_refusal(struct session *s, const struct sockaddr *sa)
 {
     const struct config *c = s->w->cfg;
 
     if (c->role != ROLE_SERVER)
         return REFUSE_NONE;
-    if (s->w->own_addrs) {
-        relay_addrs_refresh(s->w->own_addrs, ev_now(s->w->loop), OWN_ADDRS_MAX_AGE);
-        if (relay_addrs_contains(s->w->own_addrs, sa))
-            return REFUSE_LOOP;
-    }
+    if (own_endpoint(s, sa))
+        return REFUSE_LOOP;
     if (!s->w->acl || acl_address_allowed(s->w->acl, sa))
         return REFUSE_NONE;
     return c->block_private && acl_is_private(sa) ? REFUSE_PRIVATE : REFUSE_ACL;
@@ -759,7 +765,15 @@ static void session_handshake_begin(struct session *s)
 
     /* the redir role's target is where the client was going (redir.h) */
     if (s->w->cfg->role == ROLE_REDIR) {
-        if (redir_tcp_target(s->client.fd, s->w->cfg->tcp_redir, &redir, &why) < 0) {
+        int r = redir_tcp_target(s->client.fd, s->w->cfg->tcp_redir, &redir, &why);
+        /* TPROXY cannot tell a connection made to the port itself from a diverted one: its
+         * destination would be this listener, reached again through the server, again... */
+        if (r == 0 && own_endpoint(s, (struct sockaddr *)&redir.addr)) {
+            metrics_add(&s->w->stats->loops_refused, 1);
+            why = "the destination is this redir's own listening address (a proxy loop)";
+            r = -1;
+        }
+        if (r < 0) {
             metrics_add(&s->w->stats->failed_handshakes, 1);
             log_event(&s->w->rl_handshake, "redir: %s", why);
             session_close(s);

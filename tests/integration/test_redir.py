@@ -11,7 +11,8 @@ whatever reaches the target came through the proxy (the target sees the router's
   REDIRECT   TCP: SO_ORIGINAL_DST; bytes checked both ways. The server's own connection to the
              target would be redirected again by the router's output rule, but carries fwmark,
              which that rule lets pass. A connection made to the redir port itself is refused.
-  TPROXY     TCP: the accepted socket's local address; UDP: IP_ORIGDSTADDR, and the DNS-like
+  TPROXY     TCP: the accepted socket's local address (a connection made to the redir port
+             itself is refused as a loop); UDP: IP_ORIGDSTADDR, and the DNS-like
              answer arrives from the address the client asked (198.18.N.10:53).
 Each over IPv4 and over IPv6 (fd00:215:N::/64 and fd00:216:N::/64, remote 2001:db8:18:N::10).
 """
@@ -130,6 +131,23 @@ def check_tcp(r, p, echo):
     assert echo.peers and set(echo.peers) == {p.wan}, echo.peers
 
 
+def check_direct_refused(r, p, rp, echo, why):
+    """A connection made to the redir port itself (not diverted) is closed, nothing relayed,
+    and the log says why."""
+    before = len(echo.peers)
+    s = r.client.socket(p.family)
+    s.settimeout(20)
+    s.connect((p.lan, rp))
+    try:
+        s.sendall(b"loop?")
+        assert s.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    s.close()
+    assert len(echo.peers) == before
+    assert h.wait_for(lambda: why in r.redir.output(), 10), r.redir.output()[-2000:]
+
+
 def run_tcp_redirect(family):
     r = Router()
     p = Path(r, family)
@@ -146,20 +164,7 @@ def run_tcp_redirect(family):
               % (p.table, p.daddr, p.remote, echo.port, rp, MARK, p.daddr, p.remote, echo.port,
                  rp))
         check_tcp(r, p, echo)
-        # the redir port itself, not redirected: refused, nothing relayed
-        before = len(echo.peers)
-        s = r.client.socket(family)
-        s.settimeout(20)
-        s.connect((p.lan, rp))
-        try:
-            s.sendall(b"loop?")
-            assert s.recv(100) == b""  # closed, nothing relayed
-        except ConnectionResetError:
-            pass
-        s.close()
-        assert len(echo.peers) == before
-        assert h.wait_for(lambda: "not a redirected one" in r.redir.output(), 10), \
-            r.redir.output()[-2000:]
+        check_direct_refused(r, p, rp, echo, "not a redirected one")
     finally:
         if echo:
             echo.stop()
@@ -199,6 +204,7 @@ def run_tproxy(family):
               "  iifname \"rplan\" %s %s meta l4proto { tcp, udp } "
               "tproxy to :%d meta mark set 1 accept\n }\n}\n" % (p.table, p.daddr, p.remote, rp))
         check_tcp(r, p, echo)
+        check_direct_refused(r, p, rp, echo, "own listening address (a proxy loop)")
         for i in range(8):  # separate flows: separate client ports, both workers
             u = r.client.socket(family, socket.SOCK_DGRAM)
             u.settimeout(1)
