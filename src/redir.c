@@ -25,7 +25,7 @@ static int redir_target_from(const struct sockaddr *sa, struct netaddr_target *t
 
 int redir_tcp_target(int fd, enum config_tcp_redir mode, struct netaddr_target *t, const char **why)
 {
-    struct sockaddr_storage local, dst;
+    struct sockaddr_storage local = {0}, dst = {0};
     socklen_t llen = sizeof local, dlen = sizeof dst;
 
     *why = "cannot read the socket's address";
