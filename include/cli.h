@@ -36,6 +36,7 @@ struct cli_options {
     bool fast_open;            /* --fast-open */
     bool reuse_port;           /* --reuse-port */
     bool no_delay;             /* --no-delay */
+    bool mptcp;                /* --mptcp */
     bool ipv6_first;           /* -6 */
     int check;                 /* --check */
     int help;                  /* -h / --help */
@@ -51,7 +52,7 @@ enum cli_result { CLI_OK = 0, CLI_ERROR = -1 };
 
 /* Returns CLI_OK or CLI_ERROR with a message naming the bad option in err. The strings in o
  * point into argv. Options of shadowsocks-libev that reuseproxy does not implement (--mtu,
- * --mptcp, -i, --manager-address) are warned about with log_warn and ignored; -f (daemonize) is
+ * -i, --manager-address) are warned about with log_warn and ignored; -f (daemonize) is
  * refused, since a caller that expects the command to return would wait forever. */
 int cli_parse(struct cli_options *o, int argc, char **argv, char *err, size_t errlen);
 /* Applies the given options over c (-s read into the typed server list, -m as the method

@@ -12,7 +12,9 @@
 #include "crypto.h"
 #include "netaddr.h"
 
-enum config_role { ROLE_SERVER = 0, ROLE_LOCAL, ROLE_TUNNEL };
+enum config_role { ROLE_SERVER = 0, ROLE_LOCAL, ROLE_TUNNEL, ROLE_REDIR };
+/* The redir role's TCP: how connections were sent to it (nftables REDIRECT or TPROXY). */
+enum config_tcp_redir { TCP_REDIR_REDIRECT = 0, TCP_REDIR_TPROXY };
 enum config_balance { BALANCE_REUSEPORT = 0, BALANCE_SHARED, BALANCE_DISPATCH };
 enum config_mode { MODE_TCP_ONLY = 0, MODE_TCP_AND_UDP, MODE_UDP_ONLY };
 /* What the local role's port speaks: both (told apart by the first byte), SOCKS only, HTTP only. */
@@ -71,6 +73,14 @@ enum config_key {
     CONFIG_KEY_SERVERS,
     CONFIG_KEY_SERVER_CHECK_INTERVAL,
     CONFIG_KEY_BALANCE_SERVERS,
+    CONFIG_KEY_TCP_REDIR,
+    CONFIG_KEY_LOCAL_IPV4_ADDRESS,
+    CONFIG_KEY_LOCAL_IPV6_ADDRESS,
+    CONFIG_KEY_OUTBOUND_BIND_INTERFACE,
+    CONFIG_KEY_KEEP_ALIVE,
+    CONFIG_KEY_MPTCP,
+    CONFIG_KEY_FWMARK,
+    CONFIG_KEY_TCP_TPROXY,
     CONFIG_KEY_COUNT
 };
 
@@ -204,6 +214,16 @@ struct config {
     enum config_balance_servers balance_servers; /* default latency */
     char *server_url; /* "server_url" as written (a SIP002 URI), or NULL; config_load() has
                        * filled server, server_port, method, password and plugin from it */
+    enum config_tcp_redir tcp_redir; /* redir role: "redirect" (default) or "tproxy" */
+    bool tcp_tproxy;                 /* libev ss-redir's spelling: true = tcp_redir "tproxy" */
+    /* Outgoing sockets (towards targets and the server, TCP and UDP), every role: */
+    char *local_ipv4_address;      /* libev's: the source address of IPv4 ones, NULL */
+    char *local_ipv6_address;      /* libev's: the source address of IPv6 ones, NULL */
+    char *outbound_bind_interface; /* shadowsocks-rust's: SO_BINDTODEVICE, NULL */
+    int keep_alive;                /* shadowsocks-rust's: TCP keepalive idle seconds, 0 = off
+                                    * (also on accepted connections) */
+    bool mptcp;                    /* libev's: IPPROTO_MPTCP for outgoing TCP */
+    int fwmark;                    /* SO_MARK on outgoing sockets, 0 = none */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 
@@ -220,6 +240,7 @@ struct config {
     struct config_upstream upstreams[CONFIG_MAX_SERVERS];
     int n_upstream;
     struct netaddr_endpoint tunnel; /* tunnel role: tunnel_address */
+    struct netaddr_outgoing outgoing; /* the outgoing-socket keys above, typed */
     bool has_metrics;
     struct netaddr_endpoint metrics; /* metrics_address, an IP literal (the master does not
                                       * resolve names) */

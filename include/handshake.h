@@ -6,7 +6,8 @@
  *           (RFC 1928: method selection, RFC 1929 username/password when local_users are
  *           set, then CONNECT or UDP ASSOCIATE), 0x04 SOCKS4/4a CONNECT, a letter an HTTP
  *           proxy request (http_proxy.h: CONNECT, or one absolute-form request);
- *   tunnel: nothing to read: the target is the configured tunnel_address. */
+ *   tunnel: nothing to read: the target is the configured tunnel_address;
+ *   redir:  nothing to read: the target is where the connection was going (redir.h). */
 #ifndef RP_HANDSHAKE_H
 #define RP_HANDSHAKE_H
 
@@ -79,10 +80,11 @@ void handshake_init(struct handshake *h, enum config_role role, struct proto_con
 /* The local role's settings: what the port accepts and who may use it (users NULL: anyone). */
 void handshake_set_local(struct handshake *h, enum config_protocol protocol,
                          const struct config_user *users, int n_users);
-/* Before reading: the tunnel role knows its target at once (HANDSHAKE_TARGET, header of
- * tunnel); the others need bytes (HANDSHAKE_NEED_MORE). HANDSHAKE_FAIL if tunnel cannot be
- * written as an address header. */
-enum handshake_verdict handshake_begin(struct handshake *h, const struct netaddr_target *tunnel,
+/* Before reading: the tunnel and redir roles know their target at once (HANDSHAKE_TARGET,
+ * header of fixed: the tunnel_address, or the connection's original destination); the others
+ * need bytes (HANDSHAKE_NEED_MORE). HANDSHAKE_FAIL if fixed cannot be written as an address
+ * header. */
+enum handshake_verdict handshake_begin(struct handshake *h, const struct netaddr_target *fixed,
                                        struct handshake_out *out);
 /* Bytes worth reading in one go for this role. */
 size_t handshake_read_max(const struct handshake *h);

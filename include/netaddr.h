@@ -92,6 +92,8 @@ int netaddr_host_key(const struct sockaddr *sa, uint8_t key[16]);
 #define NETADDR_FASTOPEN 0x2    /* TCP_FASTOPEN on a listener */
 #define NETADDR_V6ONLY 0x4      /* IPV6_V6ONLY on an IPv6 socket */
 #define NETADDR_NODELAY 0x8     /* TCP_NODELAY */
+#define NETADDR_TRANSPARENT 0x10 /* IP(V6)_TRANSPARENT: TPROXY'd traffic (the redir role) */
+#define NETADDR_ORIGDST 0x20     /* UDP: IP(V6)_RECVORIGDSTADDR, each datagram's destination */
 int netaddr_set_nonblock(int fd);
 int netaddr_set_cloexec(int fd, bool on);
 /* A non-blocking listening TCP socket bound to sa. */
@@ -105,5 +107,29 @@ int netaddr_bind_udp(const struct sockaddr *sa, socklen_t len, unsigned flags);
  * handshake. Either way the caller does the same: wait for writability, read SO_ERROR, write
  * (the deferred socket is writable at once). Returns the fd or -1 with errno set. */
 int netaddr_connect_tcp(const struct sockaddr *sa, socklen_t len, unsigned flags);
+
+/* ---- Outgoing sockets: towards a target or the server, in every role ---- */
+struct netaddr_outgoing {
+    struct sockaddr_storage bind4, bind6; /* source address per family (port 0); family 0: any */
+    char interface[16];                   /* SO_BINDTODEVICE (IFNAMSIZ); "" = none */
+    uint32_t fwmark;                      /* SO_MARK, 0 = none */
+    int keepalive;                        /* TCP keepalive idle seconds, 0 = off */
+    bool mptcp;                           /* TCP as IPPROTO_MPTCP where the kernel has it */
+};
+/* The one place every outgoing socket is made: a non-blocking, close-on-exec socket of family
+ * and type (SOCK_STREAM or SOCK_DGRAM) with o's options (o NULL: none). A kernel without MPTCP
+ * (or with net.mptcp.enabled=0) gives a plain TCP socket and sets *mptcp_refused, for the
+ * caller to say so once. Returns the fd, or -1 with errno set (an option the kernel refused,
+ * such as SO_MARK without CAP_NET_ADMIN). */
+int netaddr_socket_out(const struct netaddr_outgoing *o, int family, int type, bool *mptcp_refused);
+/* o's options (but MPTCP, chosen at socket()) on fd, a socket of family and type that someone
+ * else made (c-ares' DNS sockets). 0, or -1 with errno set; fd stays open either way. */
+int netaddr_set_outgoing(int fd, const struct netaddr_outgoing *o, int family, int type);
+/* netaddr_connect_tcp on a socket from netaddr_socket_out. */
+int netaddr_connect_out(const struct netaddr_outgoing *o, const struct sockaddr *sa, socklen_t len,
+                        unsigned flags, bool *mptcp_refused);
+/* SO_KEEPALIVE with the first probe after idle seconds (and probes idle seconds apart); 0
+ * leaves the socket alone. */
+int netaddr_set_keepalive(int fd, int idle);
 
 #endif

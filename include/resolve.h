@@ -36,6 +36,9 @@ struct resolver *resolver_new(struct ev_loop *loop, const char *nameservers, boo
  * 0 meaning 53; n 0 means the system's resolv.conf. */
 struct resolver *resolver_new_servers(struct ev_loop *loop, const struct netaddr_endpoint *ns,
                                       int n, bool ipv6_first, char *err, size_t errlen);
+/* The outgoing-socket options (netaddr.h) for the DNS sockets made from now on; o must outlive
+ * the resolver (the configuration's). */
+void resolver_set_outgoing(struct resolver *r, const struct netaddr_outgoing *o);
 /* Cancels every pending query (their callbacks are never called, their handles become invalid)
  * and frees everything. From inside a resolve callback it takes effect when that returns. */
 void resolver_free(struct resolver *r);

@@ -96,6 +96,7 @@ struct worker {
     struct log_ratelimit rl_udp;       /* dropped datagrams, summarized */
     struct log_ratelimit rl_connect;   /* outbound connects and lookups that failed */
     struct log_ratelimit rl_refused;   /* targets the server's policy refused */
+    bool mptcp_warned;                 /* "mptcp" asked for, the kernel has none: said once */
 };
 
 /* Every check a worker's start runs, without starting one: the method has a protocol, the

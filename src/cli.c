@@ -33,9 +33,9 @@ enum {
     OPT_PLUGIN_OPTS,
     OPT_SERVER_URL,
     OPT_PRINT_URI,
+    OPT_MPTCP,
     /* libev's, accepted and ignored with a warning */
     OPT_MTU,
-    OPT_MPTCP,
     OPT_MANAGER_ADDRESS
 };
 
@@ -88,7 +88,7 @@ static const char *cli_expected(int opt)
     case 'd':
         return "ip[:port][,ip[:port]...], at most 8";
     case OPT_ROLE:
-        return "server, local or tunnel";
+        return "server, local, tunnel or redir";
     case OPT_BALANCE:
         return "reuseport, shared or dispatch";
     default:
@@ -319,6 +319,9 @@ static int cli_option_flag(struct cli_ctx *x, int opt)
     case OPT_PRINT_URI:
         o->print_uri = 1;
         break;
+    case OPT_MPTCP:
+        o->mptcp = true;
+        break;
     default:
         return cli_unimplemented(x, opt);
     }
@@ -509,6 +512,7 @@ static void cli_apply_numbers(const struct cli_options *o, struct config *c)
     cli_apply_bool(o->fast_open, &c->fast_open, c, CONFIG_KEY_FAST_OPEN);
     cli_apply_bool(o->reuse_port, &c->reuse_port, c, CONFIG_KEY_REUSE_PORT);
     cli_apply_bool(o->no_delay, &c->no_delay, c, CONFIG_KEY_NO_DELAY);
+    cli_apply_bool(o->mptcp, &c->mptcp, c, CONFIG_KEY_MPTCP);
     cli_apply_bool(o->ipv6_first, &c->ipv6_first, c, CONFIG_KEY_IPV6_FIRST);
     if (o->mode >= 0) {
         c->mode = (enum config_mode)o->mode;
@@ -568,7 +572,8 @@ void cli_usage(FILE *out, const char *prog)
     fprintf(out,
             "usage: %s [-c FILE] [options]\n"
             "\n"
-            "A shadowsocks AEAD proxy (server, SOCKS5 local or tunnel) with one process per CPU.\n"
+            "A shadowsocks AEAD proxy (server, SOCKS5 local, tunnel or transparent redir) with one\n"
+            "process per CPU.\n"
             "Options override the same settings in the file.\n"
             "\n"
             "  -c FILE            JSON configuration file (shadowsocks-libev format)\n"
@@ -577,7 +582,7 @@ void cli_usage(FILE *out, const char *prog)
             "      --server-url URI  server, port, method, password and plugin from a SIP002\n"
             "                     URI (ss://...)\n"
             "  -p PORT            server port\n"
-            "  -l PORT            local port (local and tunnel roles)\n"
+            "  -l PORT            local port (local, tunnel and redir roles)\n"
             "  -b ADDR            local address (default 127.0.0.1)\n"
             "  -k PASSWORD        password\n"
             "      --key BASE64   key instead of a password\n"
@@ -597,7 +602,8 @@ void cli_usage(FILE *out, const char *prog)
             "      --fast-open    TCP Fast Open\n"
             "      --reuse-port   SO_REUSEPORT on listeners\n"
             "      --no-delay     TCP_NODELAY\n"
-            "      --role ROLE    server (default), local (SOCKS5) or tunnel\n"
+            "      --mptcp        Multipath TCP for outgoing connections\n"
+            "      --role ROLE    server (default), local (SOCKS5), tunnel or redir\n"
             "  -w, --workers N    worker processes (default: online CPUs; 0: one process)\n"
             "      --balance MODE reuseport (default), shared or dispatch\n"
             "      --metrics HOST:PORT  serve Prometheus metrics there\n"

@@ -51,7 +51,8 @@ enum config_value_type {
     VALUE_BALANCE,
     VALUE_PROTOCOL,
     VALUE_SERVERS,        /* an array of {"server", "server_port", "method", "password"} */
-    VALUE_BALANCE_SERVERS /* "latency" or "round-robin" */
+    VALUE_BALANCE_SERVERS, /* "latency" or "round-robin" */
+    VALUE_TCP_REDIR
 };
 
 struct config_key_spec {
@@ -114,13 +115,25 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_SERVER_CHECK_INTERVAL] = {"server_check_interval", VALUE_INT,
                                           FIELD(server_check_interval), 1, 86400},
     [CONFIG_KEY_BALANCE_SERVERS] = {"balance_servers", VALUE_BALANCE_SERVERS, 0, 0, 0},
+    [CONFIG_KEY_TCP_REDIR] = {"tcp_redir", VALUE_TCP_REDIR, 0, 0, 0},
+    [CONFIG_KEY_LOCAL_IPV4_ADDRESS] = {"local_ipv4_address", VALUE_TEXT, FIELD(local_ipv4_address),
+                                       0, 0},
+    [CONFIG_KEY_LOCAL_IPV6_ADDRESS] = {"local_ipv6_address", VALUE_TEXT, FIELD(local_ipv6_address),
+                                       0, 0},
+    [CONFIG_KEY_OUTBOUND_BIND_INTERFACE] = {"outbound_bind_interface", VALUE_STRING,
+                                            FIELD(outbound_bind_interface), 0, 0},
+    /* TCP_KEEPIDLE's range (tcp(7)) */
+    [CONFIG_KEY_KEEP_ALIVE] = {"keep_alive", VALUE_INT, FIELD(keep_alive), 0, 32767},
+    [CONFIG_KEY_MPTCP] = {"mptcp", VALUE_BOOL, FIELD(mptcp), 0, 0},
+    [CONFIG_KEY_FWMARK] = {"fwmark", VALUE_INT, FIELD(fwmark), 0, 2147483647},
+    [CONFIG_KEY_TCP_TPROXY] = {"tcp_tproxy", VALUE_BOOL, FIELD(tcp_tproxy), 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
  * warning; "remote_dns" comes from shadowsocks-android's configs, which share the file. */
 /* clang-format off */
 static const char *const config_ignored_keys[] = {
-    "port_password", "local_ipv4_address", "local_ipv6_address", "mptcp", "mtu", "dscp", "manager_address", "workdir", "tcp_tproxy",
+    "port_password", "mtu", "dscp", "manager_address", "workdir",
     "tcp_incoming_sndbuf", "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
     "remote_dns", NULL};
 /* clang-format on */
@@ -133,7 +146,8 @@ static const char *const config_stream_methods[] = {
     "chacha20-ietf", "salsa20", "chacha20", "table", "rc4", NULL};
 /* clang-format on */
 
-static const char *const config_role_names[] = {"server", "local", "tunnel", NULL};
+static const char *const config_role_names[] = {"server", "local", "tunnel", "redir", NULL};
+static const char *const config_tcp_redir_names[] = {"redirect", "tproxy", NULL};
 static const char *const config_balance_names[] = {"reuseport", "shared", "dispatch", NULL};
 static const char *const config_mode_names[] = {"tcp_only", "tcp_and_udp", "udp_only", NULL};
 static const char *const config_plugin_mode_names[] = {"tcp_only", "tcp_and_udp", NULL};
@@ -151,7 +165,7 @@ static int config_name_index(const char *const *names, const char *name)
 
 const char *config_role_name(enum config_role r)
 {
-    return (unsigned)r < 3 ? config_role_names[r] : "?";
+    return (unsigned)r < 4 ? config_role_names[r] : "?";
 }
 
 const char *config_balance_name(enum config_balance b)
@@ -281,6 +295,9 @@ void config_free(struct config *c)
     free(c->user);
     free(c->acl);
     free(c->metrics_address);
+    free(c->local_ipv4_address);
+    free(c->local_ipv6_address);
+    free(c->outbound_bind_interface);
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
     free(c->server_url);
@@ -650,6 +667,7 @@ static int config_set_choice(struct config_ctx *x, const struct config_key_token
                                : k->type == VALUE_ROLE            ? config_role_names
                                : k->type == VALUE_PROTOCOL        ? config_protocol_names
                                : k->type == VALUE_BALANCE_SERVERS ? balance_servers_names
+                               : k->type == VALUE_TCP_REDIR       ? config_tcp_redir_names
                                                                   : config_balance_names;
     int i;
 
@@ -659,12 +677,13 @@ static int config_set_choice(struct config_ctx *x, const struct config_key_token
     }
     i = json_is_string(v) ? config_name_index(names, json_string_value(v)) : -1;
     if (i < 0) {
-        char expected[96];
-        if (names[2])
-            snprintf(expected, sizeof expected, "one of \"%s\", \"%s\", \"%s\"", names[0],
-                     names[1], names[2]);
-        else
+        char expected[96] = "one of ";
+        if (!names[2]) /* two: "a" or "b" */
             snprintf(expected, sizeof expected, "\"%s\" or \"%s\"", names[0], names[1]);
+        else
+            for (int n = 0; names[n]; n++)
+                snprintf(expected + strlen(expected), sizeof expected - strlen(expected),
+                         "%s\"%s\"", n ? ", " : "", names[n]);
         return config_expected(x, t, expected, v);
     }
     if (k->type == VALUE_MODE)
@@ -675,6 +694,8 @@ static int config_set_choice(struct config_ctx *x, const struct config_key_token
         x->c->protocol = (enum config_protocol)i;
     else if (k->type == VALUE_BALANCE_SERVERS)
         x->c->balance_servers = (enum config_balance_servers)i;
+    else if (k->type == VALUE_TCP_REDIR)
+        x->c->tcp_redir = (enum config_tcp_redir)i;
     else
         x->c->balance = (enum config_balance)i;
     return 0;

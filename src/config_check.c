@@ -169,6 +169,43 @@ static int config_check_addresses(struct config *c, char *err, size_t errlen)
     return 0;
 }
 
+/* The outgoing-socket keys into c->outgoing (netaddr.h): the source addresses must be IP
+ * literals of their family; an interface name must fit IFNAMSIZ. */
+static int config_check_outgoing(struct config *c, char *err, size_t errlen)
+{
+    struct netaddr_outgoing *o = &c->outgoing;
+    const struct {
+        const char *value, *name, *expected;
+        int key, family;
+        struct sockaddr_storage *out;
+    } src[] = {{c->local_ipv4_address, "local_ipv4_address", "an IPv4 address (\"192.0.2.1\")",
+                CONFIG_KEY_LOCAL_IPV4_ADDRESS, AF_INET, &o->bind4},
+               {c->local_ipv6_address, "local_ipv6_address", "an IPv6 address (\"2001:db8::1\")",
+                CONFIG_KEY_LOCAL_IPV6_ADDRESS, AF_INET6, &o->bind6}};
+
+    memset(o, 0, sizeof *o);
+    for (size_t i = 0; i < sizeof src / sizeof src[0]; i++) {
+        socklen_t len;
+        if (src[i].value && (netaddr_from_ip(src[i].value, 0, src[i].out, &len) != 0 ||
+                             src[i].out->ss_family != src[i].family))
+            return config_bad_address(c, src[i].key, src[i].name, src[i].expected, src[i].value,
+                                      err, errlen);
+    }
+    const char *ifname = c->outbound_bind_interface;
+    if (ifname && (!*ifname || strlen(ifname) >= sizeof o->interface || strchr(ifname, '/')))
+        return config_bad_address(c, CONFIG_KEY_OUTBOUND_BIND_INTERFACE, "outbound_bind_interface",
+                                  "an interface name of 1 to 15 characters (\"eth1\")", ifname,
+                                  err, errlen);
+    if (ifname)
+        snprintf(o->interface, sizeof o->interface, "%s", ifname);
+    if (c->tcp_tproxy) /* libev's ss-redir key: "tcp_redir" says the same */
+        c->tcp_redir = TCP_REDIR_TPROXY;
+    o->fwmark = (uint32_t)c->fwmark;
+    o->keepalive = c->keep_alive;
+    o->mptcp = c->mptcp;
+    return 0;
+}
+
 static int config_check_formats(const struct config *c, char *err, size_t errlen)
 {
     if (!crypto_method_info(c->method))
@@ -571,7 +608,7 @@ static void config_warn_local_port(const struct config *c)
 int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
-        config_check_addresses(c, err, errlen) != 0 ||
+        config_check_addresses(c, err, errlen) != 0 || config_check_outgoing(c, err, errlen) != 0 ||
         ((c->password || c->key) && config_derive_key(c, err, errlen) != 0) ||
         config_derive_upstreams(c, err, errlen) != 0 ||
         config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0 ||

@@ -46,15 +46,15 @@ static enum handshake_verdict fail(struct handshake_out *out, const char *reason
     return out->verdict;
 }
 
-enum handshake_verdict handshake_begin(struct handshake *h, const struct netaddr_target *tunnel,
+enum handshake_verdict handshake_begin(struct handshake *h, const struct netaddr_target *fixed,
                                        struct handshake_out *out)
 {
     out_reset(out);
-    if (h->role != ROLE_TUNNEL)
+    if (h->role != ROLE_TUNNEL && h->role != ROLE_REDIR)
         return HANDSHAKE_NEED_MORE;
-    int n = netaddr_write_header(tunnel, out->header, sizeof out->header);
+    int n = netaddr_write_header(fixed, out->header, sizeof out->header);
     if (n < 0)
-        return fail(out, "tunnel address cannot be sent");
+        return fail(out, "the destination cannot be sent");
     out->header_len = (size_t)n;
     out->verdict = HANDSHAKE_TARGET;
     return out->verdict;
@@ -372,9 +372,10 @@ enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t 
     case ROLE_LOCAL:
         return local_feed(h, buf, len, cap < len ? len : cap, out);
     case ROLE_TUNNEL:
+    case ROLE_REDIR:
         break;
     }
-    return fail(out, "the tunnel role reads no handshake");
+    return fail(out, "the tunnel and redir roles read no handshake");
 }
 
 int handshake_connect_reply(const struct handshake *h, int err, uint8_t *out, size_t cap)

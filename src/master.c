@@ -146,6 +146,8 @@ static const char *listen_setting_changed(const struct config *a, const struct c
         return "local_address";
     if (a->mode != b->mode)
         return "mode";
+    if (a->tcp_redir != b->tcp_redir) /* TPROXY needs transparent listeners (sockets.c) */
+        return "tcp_redir";
     if (a->workers != b->workers)
         return "workers";
     return a->balance != b->balance ? "balance" : NULL;

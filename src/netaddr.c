@@ -511,6 +511,18 @@ static int netaddr_bind_options(int fd, const struct sockaddr *sa, unsigned flag
     if (sa->sa_family == AF_INET6 &&
         netaddr_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, (flags & NETADDR_V6ONLY) ? 1 : 0) < 0)
         return -1;
+    bool v6 = sa->sa_family == AF_INET6;
+    /* TPROXY (the redir role) hands this socket traffic addressed to other hosts; the kernel
+     * delivers it only to a socket that asked for it (needs CAP_NET_ADMIN). */
+    if ((flags & NETADDR_TRANSPARENT) &&
+        netaddr_setopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT,
+                       1) < 0)
+        return -1;
+    /* Each TPROXY'd datagram then carries the address it was sent to, in a cmsg. */
+    if ((flags & NETADDR_ORIGDST) &&
+        netaddr_setopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                       v6 ? IPV6_RECVORIGDSTADDR : IP_RECVORIGDSTADDR, 1) < 0)
+        return -1;
     return 0;
 }
 
@@ -543,11 +555,9 @@ int netaddr_bind_udp(const struct sockaddr *sa, socklen_t len, unsigned flags)
     return fd;
 }
 
-int netaddr_connect_tcp(const struct sockaddr *sa, socklen_t len, unsigned flags)
+/* Starts the connect of fd (netaddr_connect_tcp). */
+static int netaddr_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, unsigned flags)
 {
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
     /* The relay writes whole AEAD chunks; Nagle would only hold back the last partial one. */
     if ((flags & NETADDR_NODELAY) && netaddr_setopt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
         return netaddr_fail(fd);
@@ -556,6 +566,92 @@ int netaddr_connect_tcp(const struct sockaddr *sa, socklen_t len, unsigned flags
     if (flags & NETADDR_FASTOPEN)
         (void)netaddr_setopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 1);
     if (connect(fd, sa, len) < 0 && errno != EINPROGRESS)
+        return netaddr_fail(fd);
+    return fd;
+}
+
+int netaddr_connect_tcp(const struct sockaddr *sa, socklen_t len, unsigned flags)
+{
+    return netaddr_connect_out(NULL, sa, len, flags, NULL);
+}
+
+int netaddr_connect_out(const struct netaddr_outgoing *o, const struct sockaddr *sa, socklen_t len,
+                        unsigned flags, bool *mptcp_refused)
+{
+    int fd = netaddr_socket_out(o, sa->sa_family, SOCK_STREAM, mptcp_refused);
+    return fd < 0 ? -1 : netaddr_connect_fd(fd, sa, len, flags);
+}
+
+int netaddr_set_keepalive(int fd, int idle)
+{
+    if (idle <= 0)
+        return 0;
+    /* Without keepalive a peer that vanished (a NAT that forgot the flow, a client whose
+     * network went away) holds the connection until the idle timeout; with it the kernel
+     * notices after idle + 9 probes. TCP_KEEPIDLE/KEEPINTVL take 1..32767 (tcp(7)). */
+    if (netaddr_setopt(fd, SOL_SOCKET, SO_KEEPALIVE, 1) < 0 ||
+        netaddr_setopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle) < 0 ||
+        netaddr_setopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, idle) < 0)
+        return -1;
+    return 0;
+}
+
+/* IPPROTO_MPTCP (Linux 5.6+, RFC 8684) when asked for; a kernel without it (EPROTONOSUPPORT,
+ * EINVAL with net.mptcp.enabled=0, ENOPROTOOPT) gives plain TCP, which MPTCP falls back to on
+ * the wire anyway. */
+static int netaddr_socket_proto(const struct netaddr_outgoing *o, int family, int type,
+                                bool *mptcp_refused)
+{
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+    int fl = type | SOCK_NONBLOCK | SOCK_CLOEXEC;
+    if (o && o->mptcp && type == SOCK_STREAM) {
+        int fd = socket(family, fl, IPPROTO_MPTCP);
+        if (fd >= 0 || (errno != EPROTONOSUPPORT && errno != EINVAL && errno != ENOPROTOOPT))
+            return fd;
+        if (mptcp_refused)
+            *mptcp_refused = true;
+    }
+    return socket(family, fl, 0);
+}
+
+/* The source address of family's sockets; NULL when none is set. */
+static const struct sockaddr *netaddr_out_source(const struct netaddr_outgoing *o, int family)
+{
+    const struct sockaddr_storage *ss = family == AF_INET6 ? &o->bind6 : &o->bind4;
+    return ss->ss_family == family ? (const struct sockaddr *)ss : NULL;
+}
+
+int netaddr_set_outgoing(int fd, const struct netaddr_outgoing *o, int family, int type)
+{
+    if (!o)
+        return 0;
+    /* SO_MARK lets the firewall tell our own traffic from what it redirects to us (a redir
+     * role on a router would otherwise catch its own connections to the server). */
+    if (o->fwmark && netaddr_setopt(fd, SOL_SOCKET, SO_MARK, (int)o->fwmark) < 0)
+        return -1;
+    if (o->interface[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, o->interface,
+                                      (socklen_t)strlen(o->interface)) < 0)
+        return -1;
+    const struct sockaddr *src = netaddr_out_source(o, family);
+    if (src) {
+        /* Port 0 with IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect() for the whole
+         * 4-tuple, so a fixed source address does not cap connections at the ephemeral range. */
+        if (type == SOCK_STREAM)
+            (void)netaddr_setopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1);
+        if (bind(fd, src, netaddr_len(src)) < 0)
+            return -1;
+    }
+    if (type == SOCK_STREAM && netaddr_set_keepalive(fd, o->keepalive) < 0)
+        return -1;
+    return 0;
+}
+
+int netaddr_socket_out(const struct netaddr_outgoing *o, int family, int type, bool *mptcp_refused)
+{
+    int fd = netaddr_socket_proto(o, family, type, mptcp_refused);
+    if (fd >= 0 && netaddr_set_outgoing(fd, o, family, type) < 0)
         return netaddr_fail(fd);
     return fd;
 }

@@ -27,6 +27,7 @@
 
 #include "acl.h"
 #include "handshake_limit.h"
+#include "redir.h"
 #include "relay.h"
 #include "relay_addrs.h"
 #include "rp_assert.h"
@@ -125,6 +126,7 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
+    (void)netaddr_set_keepalive(fd, w->cfg->keep_alive); /* best effort, as TCP_NODELAY */
     session_handshake_begin(s);
     return 0;
 }
@@ -403,17 +405,23 @@ enum refusal {
     REFUSE_LOOP,    /* the server's own listening address and port, whatever the policy */
 };
 
+/* Whether sa is one of this process's own listening endpoints (relay_addrs.h). */
+static bool own_endpoint(struct session *s, const struct sockaddr *sa)
+{
+    if (!s->w->own_addrs)
+        return false;
+    relay_addrs_refresh(s->w->own_addrs, ev_now(s->w->loop), OWN_ADDRS_MAX_AGE);
+    return relay_addrs_contains(s->w->own_addrs, sa);
+}
+
 static enum refusal address_refusal(struct session *s, const struct sockaddr *sa)
 {
     const struct config *c = s->w->cfg;
 
     if (c->role != ROLE_SERVER)
         return REFUSE_NONE;
-    if (s->w->own_addrs) {
-        relay_addrs_refresh(s->w->own_addrs, ev_now(s->w->loop), OWN_ADDRS_MAX_AGE);
-        if (relay_addrs_contains(s->w->own_addrs, sa))
-            return REFUSE_LOOP;
-    }
+    if (own_endpoint(s, sa))
+        return REFUSE_LOOP;
     if (!s->w->acl || acl_address_allowed(s->w->acl, sa))
         return REFUSE_NONE;
     return c->block_private && acl_is_private(sa) ? REFUSE_PRIVATE : REFUSE_ACL;
@@ -528,7 +536,13 @@ static void connect_next(struct session *s)
             refused = r;
             continue;
         }
-        int fd = netaddr_connect_tcp(sa, len, flags);
+        bool mptcp_refused = false;
+        int fd = netaddr_connect_out(&w->cfg->outgoing, sa, len, flags, &mptcp_refused);
+        if (mptcp_refused && !w->mptcp_warned) {
+            w->mptcp_warned = true;
+            log_warn("mptcp: this kernel has no Multipath TCP (or net.mptcp.enabled is 0); "
+                     "connecting with plain TCP");
+        }
         if (fd < 0) {
             s->connect_err = errno;
             continue;
@@ -819,8 +833,29 @@ static void session_on_verdict(struct session *s, const struct handshake_out *ou
 static void session_handshake_begin(struct session *s)
 {
     struct handshake_out out;
+    struct netaddr_target redir;
+    const struct netaddr_target *fixed = &s->w->tunnel;
+    const char *why;
 
-    if (handshake_begin(&s->hs, &s->w->tunnel, &out) == HANDSHAKE_NEED_MORE) {
+    /* the redir role's target is where the client was going (redir.h) */
+    if (s->w->cfg->role == ROLE_REDIR) {
+        int r = redir_tcp_target(s->client.fd, s->w->cfg->tcp_redir, &redir, &why);
+        /* TPROXY cannot tell a connection made to the port itself from a diverted one: its
+         * destination would be this listener, reached again through the server, again... */
+        if (r == 0 && own_endpoint(s, (struct sockaddr *)&redir.addr)) {
+            metrics_add(&s->w->stats->loops_refused, 1);
+            why = "the destination is this redir's own listening address (a proxy loop)";
+            r = -1;
+        }
+        if (r < 0) {
+            metrics_add(&s->w->stats->failed_handshakes, 1);
+            log_event(&s->w->rl_handshake, "redir: %s", why);
+            session_close(s);
+            return;
+        }
+        fixed = &redir;
+    }
+    if (handshake_begin(&s->hs, fixed, &out) == HANDSHAKE_NEED_MORE) {
         session_set_stage(s, STAGE_HANDSHAKE);
         session_io_set(s, &s->client.rio, true);
         return;

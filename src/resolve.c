@@ -88,7 +88,8 @@ struct resolver {
     bool free_requested; /* resolver_free() called from a callback: done on the way out */
     int depth;           /* nesting of c-ares calls that may run callbacks */
     int timeout_ms, tries;
-    int nservers; /* 0: resolv.conf */
+    const struct netaddr_outgoing *outgoing; /* options of the DNS sockets, or NULL */
+    int nservers;                            /* 0: resolv.conf */
     struct ares_addr_port_node servers[RESOLVE_SERVERS_MAX];
     ev_timer timer;
     struct resolve_io *ios;
@@ -480,6 +481,26 @@ static void resolve_server_node(const struct netaddr_endpoint *e, struct ares_ad
     node->udp_port = node->tcp_port = t->port;
 }
 
+/* c-ares made a socket: the outgoing options (fwmark above all: a router's rules must let
+ * its own DNS queries pass) as on every other outgoing socket. Non-zero makes c-ares drop it. */
+static int resolve_socket_cb(ares_socket_t fd, int type, void *arg)
+{
+    struct resolver *r = arg;
+    int family;
+    socklen_t len = sizeof family;
+
+    if (!r->outgoing)
+        return 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
+        return -1;
+    return netaddr_set_outgoing(fd, r->outgoing, family, type) < 0 ? -1 : 0;
+}
+
+void resolver_set_outgoing(struct resolver *r, const struct netaddr_outgoing *o)
+{
+    r->outgoing = o;
+}
+
 static int resolve_open_channel(struct resolver *r, char *err, size_t errlen)
 {
     struct ares_options o;
@@ -513,6 +534,7 @@ static int resolve_open_channel(struct resolver *r, char *err, size_t errlen)
             return -1;
         }
     }
+    ares_set_socket_callback(ch, resolve_socket_cb, r);
     r->channel = ch;
     return 0;
 }
@@ -683,8 +705,8 @@ static int resolve_start(struct resolver *r, const char *name, struct resolve_re
     return rc;
 }
 
-int resolve_lookup(struct resolver *r, const char *host, struct resolve_result *out,
-                   resolve_cb cb, void *arg, struct resolve_query **q)
+int resolve_lookup(struct resolver *r, const char *host, struct resolve_result *out, resolve_cb cb,
+                   void *arg, struct resolve_query **q)
 {
     char name[RESOLVE_NAME_MAX + 1];
 

@@ -203,26 +203,31 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
      * that independent instances (systemd template units) can share the port. */
     unsigned group = (nslots > 1 || c->reuse_port) ? NETADDR_REUSEPORT : 0;
     unsigned tfo = c->fast_open ? NETADDR_FASTOPEN : 0;
+    /* The redir role: TPROXY delivers other hosts' traffic only to transparent sockets, and
+     * its datagrams carry where they were going; every slot's socket alike (redir.h). */
+    bool redir = c->role == ROLE_REDIR;
+    unsigned tcp_tp = redir && c->tcp_redir == TCP_REDIR_TPROXY ? NETADDR_TRANSPARENT : 0;
+    unsigned udp_tp = redir ? NETADDR_TRANSPARENT | NETADDR_ORIGDST : 0;
     for (int a = 0; a < n; a++) {
         struct sockaddr *sa = (struct sockaddr *)&addr[a];
         bool tcp_here = tcp && a < ntcp_addr, udp_here = udp && a < nudp_addr;
         if (tcp_here && balance != BALANCE_REUSEPORT) {
             int fd = open_one(l, SOCK_STREAM, -1, sa, len[a],
-                              tfo | (c->reuse_port ? NETADDR_REUSEPORT : 0), err, errlen);
+                              tfo | tcp_tp | (c->reuse_port ? NETADDR_REUSEPORT : 0), err, errlen);
             if (fd < 0)
                 goto fail;
             s->shared[s->nshared++] = fd;
         }
         for (int i = 0; i < nslots; i++) {
             if (tcp_here && balance == BALANCE_REUSEPORT) {
-                int fd = open_one(l, SOCK_STREAM, i, sa, len[a], group | tfo, err, errlen);
+                int fd = open_one(l, SOCK_STREAM, i, sa, len[a], group | tfo | tcp_tp, err, errlen);
                 if (fd < 0)
                     goto fail;
                 s->tcp[i][a] = fd;
             }
             if (udp_here) {
-                int fd = open_one(l, SOCK_DGRAM, i, (struct sockaddr *)&uaddr[a], ulen[a], group,
-                                  err, errlen);
+                int fd = open_one(l, SOCK_DGRAM, i, (struct sockaddr *)&uaddr[a], ulen[a],
+                                  group | udp_tp, err, errlen);
                 if (fd < 0)
                     goto fail;
                 s->udp[i][a] = fd;

@@ -214,9 +214,11 @@ static int udp_assoc_socket(struct udp_assoc *a, int family)
      * recently used flow gives its sockets up to a live one. */
     if (udp_socket_room(u, a) < 0)
         return -1;
-    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* the outgoing options (source address, interface, fwmark) as TCP's (netaddr.h) */
+    const struct netaddr_outgoing *out = &u->w->cfg->outgoing;
+    int fd = netaddr_socket_out(out, family, SOCK_DGRAM, NULL);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE) && udp_evict_oldest(u, a) == 0)
-        fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        fd = netaddr_socket_out(out, family, SOCK_DGRAM, NULL);
     if (fd < 0)
         return -1;
     u->nsockets++;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redir.h"
 #include "udp_private.h"
 
 int udp_batch_init(struct udp_batch *b, size_t bufsize)
@@ -102,6 +103,7 @@ static void udp_local_cmsg(struct msghdr *h, const struct udp_local *from)
 int udp_rx_batch(struct udp_relay *u, int fd)
 {
     struct udp_batch *b = &u->rx;
+    bool redir = fd == u->fd && u->role == ROLE_REDIR; /* IP_ORIGDSTADDR (sockets.c) */
     bool pktinfo = fd == u->fd && u->pktinfo;
     int n;
 
@@ -112,7 +114,7 @@ int udp_rx_batch(struct udp_relay *u, int fd)
                                             .msg_namelen = sizeof b->addr[i],
                                             .msg_iov = &b->iov[i],
                                             .msg_iovlen = 1};
-        if (pktinfo) {
+        if (pktinfo || redir) {
             b->msg[i].msg_hdr.msg_control = b->ctl[i].buf;
             b->msg[i].msg_hdr.msg_controllen = sizeof b->ctl[i].buf;
         }
@@ -125,6 +127,8 @@ int udp_rx_batch(struct udp_relay *u, int fd)
             udp_local_parse(&b->msg[i].msg_hdr, &b->local[i]);
         else
             b->local[i].family = 0;
+        if (!redir || redir_udp_destination(&b->msg[i].msg_hdr, &b->origdst[i]) < 0)
+            b->origdst[i].ss_family = 0;
     }
     return n < 0 ? 0 : n;
 }

@@ -1,7 +1,7 @@
 /* udp_private.h: the UDP relay's internals, shared by its three files and nothing else:
  * udp_relay.c (the roles, the socket callbacks, SOCKS5 control connections, life cycle),
  * udp_assoc.c (associations, their outbound sockets, expiry, waiting for DNS) and udp_batch.c
- * (the recvmmsg / sendmmsg vectors). The public interface is udp_relay.h. */
+ * (the recvmmsg / sendmmsg vectors), and udp_redir.c (the redir role). The public interface is udp_relay.h. */
 #ifndef RP_UDP_PRIVATE_H
 #define RP_UDP_PRIVATE_H
 
@@ -130,6 +130,8 @@ struct udp_batch {
     uint8_t *mem;
     /* rx: where each datagram was sent to (u->fd with pktinfo on); tx: where it leaves from */
     struct udp_local local[UDP_BATCH];
+    /* rx, redir role: where each datagram was going (IP_ORIGDSTADDR); family 0: not said */
+    struct sockaddr_storage origdst[UDP_BATCH];
     union udp_ctl_buf ctl[UDP_BATCH];
     /* tx: the flush's sendmmsg entries; gso_off once the kernel refused UDP_SEGMENT outright */
     struct mmsghdr unit_msg[UDP_BATCH];
@@ -162,6 +164,7 @@ struct udp_relay {
     struct udp_ctl **ctls;             /* by handle; NULL: free */
     int nctls;
     uint64_t ctl_serial;
+    struct udp_redir *redir;           /* redir role: the reply sockets (udp_redir.c), or NULL */
     struct udp_batch rx, tx;
 };
 
@@ -188,6 +191,20 @@ static inline bool udp_family_ok(const struct sockaddr *sa)
 void udp_drop(struct udp_relay *u, const struct sockaddr *from, const char *why);
 /* Readable outbound socket of an association: the roles' "out" direction. */
 void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents);
+/* Seals plain[0..len) into the next tx buffer and sends it to the shadowsocks server from a's
+ * socket (client roles). from names the sender in drop messages. */
+void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t len,
+                        const struct sockaddr *from);
+
+/* udp_redir.c */
+/* A TPROXY'd datagram from client (its original destination in u->rx.origdst[rx_current]),
+ * data inside an rx buffer with UDP_HEADROOM in front. */
+void udp_redir_in(struct udp_relay *u, const struct sockaddr *client, uint8_t *data, size_t len);
+/* The server's reply for a's client, from the remote `from`: sent from that address. */
+void udp_redir_out(struct udp_assoc *a, const struct netaddr_target *from, const uint8_t *data,
+                   size_t len);
+/* Closes the relay's reply sockets (at exit). */
+void udp_redir_free(struct udp_relay *u);
 
 /* udp_assoc.c */
 struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *client,

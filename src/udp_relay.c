@@ -12,6 +12,9 @@
  *                what games, voice and STUN-style hole punching need.
  *   tunnel  in:  plain datagrams -> behind the header of tunnel_address, sealed, to the server.
  *           out: the server's packets opened, header stripped, the data to the app.
+ *   redir   in:  TPROXY'd datagrams -> behind the header of their original destination, sealed,
+ *                to the server. out: from a transparent socket bound to the remote that
+ *                answered, to the app (udp_redir.c).
  *   local   in:  SOCKS5 UDP requests (RFC 1928 section 7) from an IP that holds an ASSOCIATE
  *                control connection -> the request's header and data sealed, to the server.
  *           out: opened, behind RSV FRAG=0, to the client: the header names the remote.
@@ -55,8 +58,7 @@ void udp_drop(struct udp_relay *u, const struct sockaddr *from, const char *why)
 
 /* ---- Towards the shadowsocks server (tunnel, local) --------------------------------------- */
 
-/* Seals plain[0..len) into the next tx buffer and sends it to the shadowsocks server. */
-static void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t len,
+void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t len,
                                const struct sockaddr *from)
 {
     struct udp_relay *u = a->relay;
@@ -241,6 +243,9 @@ static void udp_inbound_one(struct udp_relay *u, unsigned i)
     case ROLE_LOCAL:
         udp_socks5_in(u, client, data, m->msg_len, UDP_SCOPE_SHARED);
         break;
+    case ROLE_REDIR:
+        udp_redir_in(u, client, data, m->msg_len);
+        break;
     }
 }
 
@@ -315,6 +320,10 @@ static void udp_client_out(struct udp_assoc *a, int family, const struct sockadd
     int hl = netaddr_parse_header(plain, (size_t)plen, &t);
     if (hl <= 0) {
         udp_drop(u, from, "malformed address header in a reply");
+        return;
+    }
+    if (u->role == ROLE_REDIR) {
+        udp_redir_out(a, &t, plain + hl, (size_t)plen - (size_t)hl);
         return;
     }
     const struct sockaddr *client = (const struct sockaddr *)&a->nat.client;
@@ -568,7 +577,8 @@ struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays)
         udp_relay_free(u);
         return NULL;
     }
-    u->pktinfo = udp_local_enable(fd);
+    /* redir: replies leave by sockets bound to their remote's address, not by fd */
+    u->pktinfo = u->role != ROLE_REDIR && udp_local_enable(fd);
     ev_io_init(&u->io, udp_inbound_cb, fd, EV_READ);
     u->io.data = u;
     ev_io_start(w->loop, &u->io);
@@ -596,6 +606,7 @@ void udp_relay_free(struct udp_relay *u)
     for (int h = 0; h < u->nctls; h++)
         udp_relay_socks5_close(u, h);
     udp_assoc_free_all(u);
+    udp_redir_free(u);
     free(u->ctls);
     free(u->spare);
     udp_batch_free(&u->rx);

@@ -153,7 +153,11 @@ static int worker_upstream_protos(struct worker *w, const struct config *c)
 static struct resolver *worker_open_resolver(struct ev_loop *loop, const struct config *c,
                                              char *err, size_t errlen)
 {
-    return resolver_new_servers(loop, c->nameservers, c->n_nameserver, c->ipv6_first, err, errlen);
+    struct resolver *r =
+        resolver_new_servers(loop, c->nameservers, c->n_nameserver, c->ipv6_first, err, errlen);
+    if (r)
+        resolver_set_outgoing(r, &c->outgoing); /* fwmark and the rest on DNS sockets too */
+    return r;
 }
 
 /* The address policy: a server's limits (block_private) and, in any role, the acl file's rules
@@ -207,8 +211,9 @@ int worker_preflight(const struct config *c, char *err, size_t errlen)
     return r ? 0 : -1;
 }
 
-/* The server's own listening endpoints, which relay.c refuses as targets (a proxy loop): from
- * the sockets this worker accepts on, or (dispatch: it has none) the configured addresses. */
+/* The server's (or the redir role's) own listening endpoints, which relay.c refuses as targets
+ * (a proxy loop): from the sockets this worker accepts on, or (dispatch: it has none) the
+ * configured addresses. */
 static int worker_own_addrs(struct worker *w, const struct worker_env *env)
 {
     const struct config *c = env->cfg;
@@ -277,7 +282,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
             return -1;
         }
     }
-    if (c->role == ROLE_SERVER && worker_own_addrs(w, env) < 0) {
+    if ((c->role == ROLE_SERVER || c->role == ROLE_REDIR) && worker_own_addrs(w, env) < 0) {
         log_error("out of memory");
         return -1;
     }

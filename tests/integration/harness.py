@@ -535,3 +535,168 @@ def transfer(host, port, data, timeout=60, connect=None):
 
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
+
+
+# ---- Network namespaces made by a test ----------------------------------------------------------
+
+_netns_serial = [0]
+
+
+class Netns:
+    """A network namespace of this test's own (loopback up), deleted by close(). Sockets are
+    made inside it from a thread that joined it (socket()); processes run in it by Proc through
+    `ip netns exec`, whose PID is the program's (ip execs it). Needs root and iproute2."""
+
+    def __init__(self, tag):
+        _netns_serial[0] += 1
+        self.name = "rp-%s-%d-%d" % (tag, os.getpid() % 100000, _netns_serial[0])
+        self.up = False
+        self._run(["ip", "netns", "add", self.name])
+        self.up = True
+        self.ip("link", "set", "lo", "up")
+
+    @staticmethod
+    def available():
+        import shutil
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            return "needs root and iproute2 (ip netns)"
+        return None
+
+    @staticmethod
+    def _run(argv, stdin=None):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=20, input=stdin)
+        if r.returncode != 0:
+            raise RuntimeError("%s: %s" % (" ".join(argv), r.stderr.strip()))
+        return r.stdout
+
+    def ip(self, *args):
+        return self._run(["ip", "-n", self.name] + list(args))
+
+    def run(self, *argv, stdin=None):
+        return self._run(["ip", "netns", "exec", self.name] + list(argv), stdin=stdin)
+
+    def proc(self, argv, name):
+        return Proc(["ip", "netns", "exec", self.name] + list(argv), name)
+
+    def reuseproxy(self, cfg, name="reuseproxy"):
+        """The built binary on cfg inside the namespace; waits (bounded) until its first
+        port is bound, read from the process's own /proc/PID/net."""
+        path = write_config(cfg, name)
+        p = self.proc([BINARY, "-c", path], name)
+        port = cfg["server_port"] if cfg.get("role", "server") == "server" else cfg["local_port"]
+        kind = "udp" if cfg.get("mode") == "udp_only" else "tcp"
+
+        def bound():
+            for t in (kind, kind + "6"):
+                try:
+                    with open("/proc/%d/net/%s" % (p.pid, t)) as f:
+                        rows = [line.split() for line in f.readlines()[1:]]
+                except OSError:
+                    return False
+                if any(int(c[1].rsplit(":", 1)[1], 16) == port for c in rows):
+                    return True
+            return False
+        if not wait_for(bound, 10, 0.05) or not p.alive():
+            raise AssertionError("%s did not start: %s" % (name, p.output()[-2000:]))
+        time.sleep(0.2)  # every worker's slot socket
+        return p
+
+    def socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):
+        """A socket of this namespace: made by a thread that joined it (setns(2) changes the
+        calling thread alone), then usable from any thread."""
+        import ctypes
+        out = {}
+
+        def make():
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open("/run/netns/" + self.name, os.O_RDONLY)
+            try:
+                if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+                    out["error"] = OSError(ctypes.get_errno(), "setns")
+                    return
+            finally:
+                os.close(fd)
+            out["sock"] = socket.socket(family, type)
+        t = threading.Thread(target=make)
+        t.start()
+        t.join(10)
+        if "sock" not in out:
+            raise out.get("error", RuntimeError("setns timed out"))
+        return out["sock"]
+
+    def veth(self, other, a_if, b_if):
+        """A veth pair: a_if here, b_if in other (another Netns)."""
+        self.ip("link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", other.name)
+        self.ip("link", "set", a_if, "up")
+        other.ip("link", "set", b_if, "up")
+
+    def close(self):
+        if self.up:
+            subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=20)
+            self.up = False
+
+
+class NetnsEcho:
+    """A TCP echo (and, with udp, a UDP server) on addr:port (0: any free port) inside ns,
+    recording every peer's address. The UDP server answers udp_answer(datagram), an echo by
+    default."""
+
+    def __init__(self, ns, family, addr, udp=False, port=0, udp_answer=None):
+        self.peers, self.udp_peers = [], []
+        self.sock = ns.socket(family, socket.SOCK_STREAM)
+        self.sock.bind((addr, port))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.usock = None
+        self.udp_answer = udp_answer or (lambda d: d)
+        if udp:
+            self.usock = ns.socket(family, socket.SOCK_DGRAM)
+            self.usock.bind((addr, self.port))
+            self.usock.settimeout(0.2)
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._tcp, daemon=True)]
+        if udp:
+            self.threads.append(threading.Thread(target=self._udp, daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def _tcp(self):
+        while not self.stopping:
+            try:
+                c, peer = self.sock.accept()
+            except OSError:
+                continue
+            self.peers.append(peer[0])
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _echo(c):
+        c.settimeout(30)
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def _udp(self):
+        while not self.stopping:
+            try:
+                d, peer = self.usock.recvfrom(65536)
+            except OSError:
+                continue
+            self.udp_peers.append(peer[0])
+            self.usock.sendto(self.udp_answer(d), peer)
+
+    def stop(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(2)
+        self.sock.close()
+        if self.usock:
+            self.usock.close()

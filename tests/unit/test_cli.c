@@ -188,7 +188,7 @@ TEST(test_cli_bad_choices)
 {
     struct cli_options o = {0};
     CHECK_INT(PARSE(&o, "--role", "client"), CLI_ERROR);
-    CHECK_STR(err, "--role: expected server, local or tunnel, got \"client\"");
+    CHECK_STR(err, "--role: expected server, local, tunnel or redir, got \"client\"");
     CHECK_INT(PARSE(&o, "--balance=fair"), CLI_ERROR);
     CHECK_STR(err, "--balance: expected reuseport, shared or dispatch, got \"fair\"");
     CHECK_INT(PARSE(&o, "-L", "8.8.8.8"), CLI_ERROR);
@@ -209,7 +209,7 @@ TEST(test_cli_missing_argument)
     CHECK_INT(PARSE(&o, "-c"), CLI_ERROR);
     CHECK_STR(err, "-c: missing argument (expected a non-empty value)");
     CHECK_INT(PARSE(&o, "--role"), CLI_ERROR);
-    CHECK_STR(err, "--role: missing argument (expected server, local or tunnel)");
+    CHECK_STR(err, "--role: missing argument (expected server, local, tunnel or redir)");
 }
 
 TEST(test_cli_unknown_options)
@@ -245,14 +245,12 @@ TEST(test_cli_unimplemented_libev_options_warn)
 {
     struct cli_options o = {0};
     unit_capture_stderr_start();
-    int rc = PARSE(&o, "--mtu", "1400", "--mptcp", "-i", "eth0", "--manager-address", "/tmp/m",
-                   "-p", "1");
+    int rc = PARSE(&o, "--mtu", "1400", "-i", "eth0", "--manager-address", "/tmp/m", "-p", "1");
     const char *out = unit_capture_stderr_stop();
     CHECK_INT(rc, CLI_OK);
     CHECK_INT(o.server_port, 1);
     CHECK_CONTAINS(out, "WARN --mtu: a shadowsocks-libev option that reuseproxy does not "
                         "implement; ignored\n");
-    CHECK_CONTAINS(out, "--mptcp: a shadowsocks-libev option");
     CHECK_CONTAINS(out, "-i: a shadowsocks-libev option");
     CHECK_CONTAINS(out, "--manager-address: a shadowsocks-libev option");
 }
@@ -506,7 +504,7 @@ TEST(test_cli_apply_rejects_unchecked_values)
     CHECK_INT(parse_list(&o, 1, argv), CLI_OK);
     o.role = "bogus";
     CHECK_INT(cli_apply(&o, &c, err, sizeof err), -1);
-    CHECK_STR(err, "--role: expected server, local or tunnel, got \"bogus\"");
+    CHECK_STR(err, "--role: expected server, local, tunnel or redir, got \"bogus\"");
     o.role = NULL;
     o.balance = "x";
     CHECK_INT(cli_apply(&o, &c, err, sizeof err), -1);

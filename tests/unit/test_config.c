@@ -408,7 +408,7 @@ TEST(test_config_unimplemented_libev_keys_warn)
 {
     struct config c;
     const char *json = "{\n  \"server_port\": 8488,\n  \"workdir\": \"/tmp\",\n"
-                       "  \"remote_dns\": \"8.8.8.8\",\n  \"mptcp\": true, \"mtu\": 1492,\n"
+                       "  \"remote_dns\": \"8.8.8.8\",\n  \"tcp_incoming_sndbuf\": 1, \"mtu\": 1492,\n"
                        "  \"dscp\": {\"8488\": \"EF\"},\n  \"port_password\": {\"8381\": \"x\"}\n}";
     unit_capture_stderr_start();
     int rc = load(&c, json);
@@ -418,8 +418,8 @@ TEST(test_config_unimplemented_libev_keys_warn)
     CHECK_CONTAINS(out, "WARN t.json:3:3: \"workdir\" is a shadowsocks-libev key that reuseproxy "
                         "does not implement; ignored\n");
     CHECK_CONTAINS(out, "t.json:4:3: \"remote_dns\" is a shadowsocks-libev key");
-    CHECK_CONTAINS(out, "t.json:5:3: \"mptcp\" is a");
-    CHECK_CONTAINS(out, "t.json:5:18: \"mtu\" is a");
+    CHECK_CONTAINS(out, "t.json:5:3: \"tcp_incoming_sndbuf\" is a");
+    CHECK_CONTAINS(out, "t.json:5:29: \"mtu\" is a");
     CHECK_CONTAINS(out, "t.json:6:3: \"dscp\" is a");
     CHECK_CONTAINS(out, "t.json:7:3: \"port_password\" is a");
     config_free(&c);
@@ -462,8 +462,7 @@ TEST(test_config_more_libev_keys_warn)
 {
     struct config c;
     /* clang-format off */
-    const char *keys[] = {"local_ipv4_address", "local_ipv6_address",
-                          "manager_address", "workdir", "tcp_tproxy", "tcp_incoming_sndbuf",
+    const char *keys[] = {"manager_address", "workdir", "tcp_incoming_sndbuf",
                           "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
                           "remote_dns"};
     /* clang-format on */
@@ -794,7 +793,7 @@ TEST(test_config_own_choices)
     struct config c;
     CHECK_INT(load(&c, "{\"role\": \"client\"}"), -1);
     CHECK_STR(err, "t.json:1:2: \"role\": expected one of \"server\", \"local\", \"tunnel\", "
-                   "got \"client\"");
+                   "\"redir\", got \"client\"");
     CHECK_INT(load(&c, "{\"balance\": 1}"), -1);
     CHECK_STR(err, "t.json:1:2: \"balance\": expected one of \"reuseport\", \"shared\", "
                    "\"dispatch\", got 1");
@@ -1670,4 +1669,72 @@ TEST(test_config_open_local_port_warns)
                               &logged),
               "OK");
     CHECK(strstr(logged, "anyone on the network") == NULL);
+}
+
+/* The redir role and tcp_redir: parsed into their enums; the role listens where local does. */
+TEST(test_config_redir_role_and_tcp_redir)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"role\": \"redir\", \"tcp_redir\": \"tproxy\"}"), 0);
+    CHECK_INT(c.role, ROLE_REDIR);
+    CHECK_INT(c.tcp_redir, TCP_REDIR_TPROXY);
+    CHECK_STR(config_role_name(ROLE_REDIR), "redir");
+    CHECK_INT(load(&c, "{\"role\": \"redir\"}"), 0);
+    CHECK_INT(c.tcp_redir, TCP_REDIR_REDIRECT);
+    /* libev ss-redir's "tcp_tproxy": true means the same */
+    char verr[512];
+    CHECK_INT(load(&c, "{\"role\": \"redir\", \"tcp_tproxy\": true, \"server\": \"192.0.2.1\", "
+                       "\"server_port\": 1, \"password\": \"x\", \"local_port\": 1}"),
+              0);
+    CHECK_INT(config_validate(&c, verr, sizeof verr), 0);
+    CHECK_INT(c.tcp_redir, TCP_REDIR_TPROXY);
+    CHECK_INT(load(&c, "{\"tcp_redir\": \"tproxi\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"tcp_redir\": expected \"redirect\" or \"tproxy\", got "
+                   "\"tproxi\"");
+    config_free(&c);
+    CHECK_STR(validate("{\"role\": \"redir\", \"server\": \"192.0.2.1\", \"server_port\": 1, "
+                       "\"password\": \"x\", \"local_port\": 1234, \"local_address\": \"::\"}"),
+              "OK");
+}
+
+/* The outgoing-socket keys (libev's local_ipv4_address, local_ipv6_address and mptcp, which
+ * were once accepted and ignored; shadowsocks-rust's outbound_bind_interface and keep_alive;
+ * fwmark): typed into c.outgoing by config_validate, bad values named with their position. */
+TEST(test_config_outgoing_keys_typed)
+{
+    struct config c;
+    char verr[512];
+    CHECK_INT(load(&c, "{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\", "
+                       "\"local_ipv4_address\": \"192.0.2.7\", \"local_ipv6_address\": \"2001:db8::7\", "
+                       "\"outbound_bind_interface\": \"eth1\", \"keep_alive\": 30, "
+                       "\"mptcp\": true, \"fwmark\": 255}"),
+              0);
+    CHECK_INT(config_validate(&c, verr, sizeof verr), 0);
+    CHECK_INT(c.outgoing.bind4.ss_family, AF_INET);
+    CHECK_INT(c.outgoing.bind6.ss_family, AF_INET6);
+    char a[80];
+    CHECK_STR(netaddr_format((struct sockaddr *)&c.outgoing.bind4, a, sizeof a), "192.0.2.7:0");
+    CHECK_STR(netaddr_format((struct sockaddr *)&c.outgoing.bind6, a, sizeof a), "[2001:db8::7]:0");
+    CHECK_STR(c.outgoing.interface, "eth1");
+    CHECK_INT(c.outgoing.keepalive, 30);
+    CHECK_INT(c.outgoing.mptcp, 1);
+    CHECK_INT(c.outgoing.fwmark, 255);
+    config_free(&c);
+    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\",\n"
+                       " \"local_ipv4_address\": \"2001:db8::1\"}"),
+              "t.json:2:2: \"local_ipv4_address\": expected an IPv4 address (\"192.0.2.1\"), got "
+              "\"2001:db8::1\"");
+    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\",\n"
+                       " \"local_ipv6_address\": \"host.example\"}"),
+              "t.json:2:2: \"local_ipv6_address\": expected an IPv6 address (\"2001:db8::1\"), "
+              "got \"host.example\"");
+    CHECK_STR(validate("{\"server\": \"::1\", \"server_port\": 1, \"password\": \"x\",\n"
+                       " \"outbound_bind_interface\": \"a-very-long-interface\"}"),
+              "t.json:2:2: \"outbound_bind_interface\": expected an interface name of 1 to 15 "
+              "characters (\"eth1\"), got \"a-very-long-interface\"");
+    CHECK_INT(load(&c, "{\"keep_alive\": 40000}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"keep_alive\": expected an integer from 0 to 32767, got 40000");
+    CHECK_INT(load(&c, "{\"fwmark\": -1}"), -1);
+    CHECK_INT(load(&c, "{\"mptcp\": 1}"), -1);
+    config_free(&c);
 }
