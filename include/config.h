@@ -17,6 +17,8 @@ enum config_balance { BALANCE_REUSEPORT = 0, BALANCE_SHARED, BALANCE_DISPATCH };
 enum config_mode { MODE_TCP_ONLY = 0, MODE_TCP_AND_UDP, MODE_UDP_ONLY };
 
 #define CONFIG_MAX_SERVERS 8
+/* Networks in "proxy_protocol_from". */
+#define CONFIG_MAX_PROXY_FROM 64
 /* Listen addresses one process serves (one per "server" entry, or the local address): sizes a
  * worker's listener arrays and the master's socket set. Here, beside the limit it follows, so
  * that the socket layer needs no worker header. */
@@ -61,6 +63,8 @@ enum config_key {
     CONFIG_KEY_PLUGIN_OPTS,
     CONFIG_KEY_PLUGIN_ARGS,
     CONFIG_KEY_PLUGIN_MODE,
+    CONFIG_KEY_PROXY_PROTOCOL,
+    CONFIG_KEY_PROXY_PROTOCOL_FROM,
     CONFIG_KEY_COUNT
 };
 
@@ -169,6 +173,12 @@ struct config {
     int replay_capacity;         /* salts remembered, default 1048576 */
     int verbose;                 /* 0..2 from -v / "verbose" */
     int max_handshakes_per_source; /* per worker and source host, 0 = no limit (default) */
+    /* "proxy_protocol": every connection to a server listener starts with a PROXY protocol
+     * header (v1 or v2, proxy_proto.h) from a balancer in "proxy_protocol_from" (CIDRs, required
+     * with it), whose client address then stands for the connection's. */
+    bool proxy_protocol;
+    struct netaddr_cidr proxy_protocol_from[CONFIG_MAX_PROXY_FROM];
+    int n_proxy_protocol_from;
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 

@@ -46,6 +46,7 @@ enum config_value_type {
     VALUE_USERS, /* an array of {"name": string, "password": string} */
     VALUE_ARGS,  /* a string (one argument) or an array of strings */
     VALUE_PLUGIN_MODE,
+    VALUE_CIDRS, /* an array of CIDR strings (or one string) */
     VALUE_MODE,
     VALUE_ROLE,
     VALUE_BALANCE
@@ -104,6 +105,8 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_PLUGIN_OPTS] = {"plugin_opts", VALUE_TEXT, FIELD(plugin.plugin_opts), 0, 0},
     [CONFIG_KEY_PLUGIN_ARGS] = {"plugin_args", VALUE_ARGS, 0, 0, 0},
     [CONFIG_KEY_PLUGIN_MODE] = {"plugin_mode", VALUE_PLUGIN_MODE, 0, 0, 0},
+    [CONFIG_KEY_PROXY_PROTOCOL] = {"proxy_protocol", VALUE_BOOL, FIELD(proxy_protocol), 0, 0},
+    [CONFIG_KEY_PROXY_PROTOCOL_FROM] = {"proxy_protocol_from", VALUE_CIDRS, 0, 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -602,6 +605,34 @@ static int config_set_plugin_args(struct config_ctx *x, const struct config_key_
     return 0;
 }
 
+/* "proxy_protocol_from": the balancers' networks, each "a.b.c.d/n", "ipv6/n" or one address. */
+static int config_set_cidrs(struct config_ctx *x, const struct config_key_token *t, const json_t *v)
+{
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    struct config *c = x->c;
+    char desc[80];
+
+    c->n_proxy_protocol_from = 0;
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_string(v) && (!json_is_array(v) || n == 0 || n > CONFIG_MAX_PROXY_FROM))
+        return config_fail(x, &t->pos,
+                           "\"%s\": expected an array of 1 to %d networks (\"10.0.0.0/8\", "
+                           "\"2001:db8::/32\", an address), got %s",
+                           t->name, CONFIG_MAX_PROXY_FROM, config_describe(v, desc, sizeof desc));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *a = json_is_array(v) ? json_array_get(v, i) : v;
+        if (!json_is_string(a) ||
+            netaddr_parse_cidr(json_string_value(a), &c->proxy_protocol_from[i]) != 0)
+            return config_fail(x, &t->pos,
+                               "\"%s\": expected a network such as \"10.0.0.0/8\" or an "
+                               "address at index %zu, got %s",
+                               t->name, i, config_describe(a, desc, sizeof desc));
+        c->n_proxy_protocol_from = (int)i + 1;
+    }
+    return 0;
+}
+
 static int config_set_plugin_mode(struct config_ctx *x, const struct config_key_token *t,
                                   const json_t *v)
 {
@@ -667,6 +698,8 @@ static int config_set_value(struct config_ctx *x, const struct config_key_token 
         return config_set_plugin_args(x, t, v);
     case VALUE_PLUGIN_MODE:
         return config_set_plugin_mode(x, t, v);
+    case VALUE_CIDRS:
+        return config_set_cidrs(x, t, v);
     default:
         return config_set_choice(x, t, k, v);
     }

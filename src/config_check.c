@@ -109,6 +109,16 @@ static int config_check_required(const struct config *c, char *err, size_t errle
     if (!c->password && !c->key)
         return config_invalid(c, -1, err, errlen,
                               "no password: set \"password\" (or \"key\") or use -k");
+    if (c->proxy_protocol && !server)
+        return config_invalid(c, CONFIG_KEY_PROXY_PROTOCOL, err, errlen,
+                              "\"proxy_protocol\": only a server reads PROXY protocol headers; "
+                              "remove it from a %s configuration",
+                              config_role_name(c->role));
+    if (c->proxy_protocol && c->n_proxy_protocol_from == 0)
+        return config_invalid(c, CONFIG_KEY_PROXY_PROTOCOL, err, errlen,
+                              "\"proxy_protocol\": true needs \"proxy_protocol_from\", the "
+                              "networks of the balancers that may send the header (for example "
+                              "[\"10.0.0.0/8\"]); a header from anyone else is refused");
     if (c->role == ROLE_TUNNEL && !c->tunnel_address)
         return config_invalid(c, -1, err, errlen,
                               "the tunnel role needs a destination: set \"tunnel_address\" "

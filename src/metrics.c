@@ -57,6 +57,10 @@ static const struct metrics_field metrics_fields[] = {
           "Targets refused as this server's own listening address and port (a proxy loop; also "
           "counted as failed handshakes).",
           loops_refused),
+    FIELD("proxy_protocol_refused_total", METRICS_COUNTER,
+          "Connections refused for their PROXY protocol header: from outside "
+          "proxy_protocol_from, or malformed (also counted as failed handshakes).",
+          proxy_refused),
     FIELD("udp_dropped_total", METRICS_COUNTER,
           "UDP datagrams dropped: bad tag, malformed or refused.", udp_dropped),
     FIELD("worker_restarts_total", METRICS_COUNTER,

@@ -27,6 +27,7 @@
 
 #include "acl.h"
 #include "handshake_limit.h"
+#include "proxy_proto.h"
 #include "relay.h"
 #include "relay_addrs.h"
 #include "rp_assert.h"
@@ -44,6 +45,9 @@ static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void session_start_relay(struct session *s);
 static void session_handshake_begin(struct session *s);
+static void session_proxy_begin(struct session *s);
+static void session_proxy_read(struct session *s);
+static void session_probe(struct session *s, const char *why);
 static void session_connect_target(struct session *s);
 static void session_connect_failed(struct session *s, int err, const char *reason);
 
@@ -68,24 +72,38 @@ static void side_close(struct session *s, struct side *side)
 
 /* ---- session lifetime ---- */
 
-int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+/* Whether a client may begin its handshake: the ACL's client lists (libev's black/white list)
+ * and max_handshakes_per_source (one source cannot hold every slot with connections that never
+ * finish their handshake, handshake_limit.h). A refusal is counted; the caller closes at once.
+ * *counted: the client now holds a place in w->hs_limit. */
+static bool client_admitted(struct worker *w, const struct sockaddr *peer, bool *counted)
 {
-    /* The ACL's client lists (libev's black/white list): refused before anything is read,
-     * counted as an accepted connection whose handshake failed. */
-    if (w->cfg->role == ROLE_SERVER && peer && !acl_client_allowed(w->acl, peer)) {
+    *counted = false;
+    if (w->cfg->role == ROLE_SERVER && !acl_client_allowed(w->acl, peer)) {
         char name[64];
         log_debug("client %s refused by the acl", netaddr_format(peer, name, sizeof name));
-        metrics_add(&w->stats->accepted, 1);
         metrics_add(&w->stats->failed_handshakes, 1);
-        close(fd);
-        return 0;
+        return false;
     }
-    /* max_handshakes_per_source: one source cannot hold every slot with connections that
-     * never finish their handshake; beyond its share, closed at once (handshake_limit.h). */
-    bool counted = w->hs_limit && peer && peerlen <= sizeof(struct sockaddr_storage);
-    if (counted && !handshake_limit_enter(w->hs_limit, peer)) {
-        metrics_add(&w->stats->accepted, 1);
+    if (w->hs_limit && !handshake_limit_enter(w->hs_limit, peer)) {
         metrics_add(&w->stats->handshake_limited, 1);
+        return false;
+    }
+    *counted = w->hs_limit != NULL;
+    return true;
+}
+
+int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+    /* Behind a balancer (proxy_protocol) the peer is the balancer: the client's own address,
+     * which the ACL and the per-source limit are about, comes with the header
+     * (session_proxy_done). Without it the checks run here, before anything is read. */
+    bool proxied = w->cfg->proxy_protocol && w->cfg->role == ROLE_SERVER;
+    bool counted = false;
+    if (!peer || peerlen > sizeof(struct sockaddr_storage))
+        peer = NULL;
+    if (!proxied && peer && !client_admitted(w, peer, &counted)) {
+        metrics_add(&w->stats->accepted, 1);
         close(fd);
         return 0;
     }
@@ -104,7 +122,7 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     proto_dir_init(&s->down.pd);
     s->conn.ctx = &w->proto;
     handshake_init(&s->hs, w->cfg->role, &s->conn, &s->up.pd);
-    if (peer && peerlen <= sizeof s->peer)
+    if (peer)
         memcpy(&s->peer, peer, peerlen);
     side_init(s, &s->client, fd, true);
     side_init(s, &s->remote, -1, false);
@@ -121,7 +139,10 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    session_handshake_begin(s);
+    if (proxied)
+        session_proxy_begin(s);
+    else
+        session_handshake_begin(s);
     return 0;
 }
 
@@ -141,7 +162,8 @@ static void side_discard_unread(int fd)
  * it still holds its source's share. */
 static bool stage_in_handshake(enum session_stage stage)
 {
-    return stage == STAGE_NEW || stage == STAGE_HANDSHAKE || stage == STAGE_PROBE;
+    return stage == STAGE_NEW || stage == STAGE_PROXY || stage == STAGE_HANDSHAKE ||
+           stage == STAGE_PROBE;
 }
 
 static void session_uncount(struct session *s)
@@ -227,6 +249,7 @@ static void timer_arm(struct session *s)
     ev_tstamp now = ev_now(s->w->loop), at;
 
     switch (s->stage) {
+    case STAGE_PROXY:
     case STAGE_HANDSHAKE:
     case STAGE_PROBE:
         at = s->accepted_at + c->timeout;
@@ -279,7 +302,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 #define TO(stage) (1u << (stage))
 static const unsigned stage_moves[STAGE_COUNT] = {
     /* the tunnel role knows its target at once */
-    [STAGE_NEW] = TO(STAGE_HANDSHAKE) | TO(STAGE_RESOLVE) | TO(STAGE_CONNECT),
+    [STAGE_NEW] = TO(STAGE_HANDSHAKE) | TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROXY) |
+                  TO(STAGE_PROBE),
+    /* the header read: the handshake; refused (a stranger, malformed): a probe */
+    [STAGE_PROXY] = TO(STAGE_HANDSHAKE) | TO(STAGE_PROBE),
     [STAGE_HANDSHAKE] =
         TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROBE) | TO(STAGE_UDP_HOLD),
     /* a refused or unreachable target closes at once: no probe after the handshake */
@@ -774,6 +800,63 @@ static void session_handshake_read(struct session *s)
     session_on_verdict(s, &out);
 }
 
+/* ---- the PROXY protocol header (proxy_protocol; read by relay_proxy.c) ---- */
+
+static void session_proxy_begin(struct session *s)
+{
+    struct worker *w = s->w;
+
+    /* Only a balancer may say who the client is: a header from anyone else would let any
+     * client choose the address that the ACL and the logs see. Such a connection is refused
+     * as a failed handshake is, with silence (relay.c's probe stage). */
+    if (!netaddr_cidr_match(w->cfg->proxy_protocol_from, w->cfg->n_proxy_protocol_from,
+                            (struct sockaddr *)&s->peer)) {
+        metrics_add(&w->stats->proxy_refused, 1);
+        session_probe(s, "connection from outside proxy_protocol_from");
+        return;
+    }
+    session_set_stage(s, STAGE_PROXY);
+    session_io_set(s, &s->client.rio, true);
+}
+
+/* The header parsed: its client address (when it carries one: not for HAProxy's LOCAL health
+ * checks or UNKNOWN) stands for the connection's from now on, in the ACL, the per-source limit,
+ * the logs. Then the handshake, as after accept on a direct connection. */
+static void session_proxy_done(struct session *s, const struct proxy_proto_header *h)
+{
+    bool counted;
+
+    pipe_buf_put(s, &s->up);
+    if (h->has_address)
+        memcpy(&s->peer, &h->src, sizeof s->peer);
+    if (!client_admitted(s->w, (struct sockaddr *)&s->peer, &counted)) {
+        session_close(s);
+        return;
+    }
+    s->hs_counted = counted;
+    session_handshake_begin(s);
+}
+
+static void session_proxy_read(struct session *s)
+{
+    struct proxy_proto_header h;
+
+    switch (relay_proxy_read(s, &h)) {
+    case RELAY_PROXY_WAIT:
+        break;
+    case RELAY_PROXY_DONE:
+        session_proxy_done(s, &h);
+        break;
+    case RELAY_PROXY_BAD:
+        metrics_add(&s->w->stats->proxy_refused, 1);
+        session_probe(s, "malformed PROXY protocol header");
+        break;
+    case RELAY_PROXY_CLOSED:
+        session_close(s);
+        break;
+    }
+}
+
 /* ---- event callbacks ---- */
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -781,6 +864,9 @@ static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct session *s = io->data;
     (void)loop, (void)revents;
     switch (s->stage) {
+    case STAGE_PROXY:
+        session_proxy_read(s);
+        break;
     case STAGE_HANDSHAKE:
         session_handshake_read(s);
         break;

@@ -19,6 +19,7 @@
  * Each says what it waits for. */
 enum session_stage {
     STAGE_NEW,       /* accepted; nothing asked of the client yet */
+    STAGE_PROXY,     /* "proxy_protocol": the balancer's PROXY protocol header (proxy_proto.h) */
     STAGE_HANDSHAKE, /* client bytes: the request's first flight (server), or SOCKS5 (local) */
     STAGE_RESOLVE,   /* the resolver's answer for the host to connect to */
     STAGE_CONNECT,   /* the non-blocking connect to complete */
@@ -107,5 +108,20 @@ struct buf *pipe_buf(struct session *s, struct pipe *p);
 void pipe_buf_put(struct session *s, struct pipe *p);
 /* The pipe's buffer and protocol state, released. */
 void pipe_release(struct session *s, struct pipe *p);
+
+/* ---- relay_proxy.c ---- */
+
+struct proxy_proto_header;
+
+/* What reading the PROXY protocol header came to. */
+enum relay_proxy {
+    RELAY_PROXY_WAIT,   /* incomplete: its bytes so far are kept in up.buf */
+    RELAY_PROXY_DONE,   /* *h is the header; nothing after it was read */
+    RELAY_PROXY_BAD,    /* malformed, or longer than a buffer */
+    RELAY_PROXY_CLOSED, /* the client left or failed, or no buffer: close */
+};
+
+/* Reads what the client sent of its header (proxy_proto.h), and not a byte more. */
+enum relay_proxy relay_proxy_read(struct session *s, struct proxy_proto_header *h);
 
 #endif

@@ -1638,3 +1638,45 @@ TEST(test_validate_plugin_companions_without_plugin_warn)
               "OK");
     CHECK(strstr(logged, "ignored") == NULL);
 }
+
+/* ---- proxy_protocol (issue 19) ---- */
+
+#define PP_BASE "{\"server\":\"0.0.0.0\",\"server_port\":8388,\"password\":\"a-real-secret\","
+
+TEST(test_config_proxy_protocol_needs_from)
+{
+    CHECK_STR(validate(PP_BASE "\n \"proxy_protocol\": true}"),
+              "t.json:2:2: \"proxy_protocol\": true needs \"proxy_protocol_from\", the networks "
+              "of the balancers that may send the header (for example [\"10.0.0.0/8\"]); a header "
+              "from anyone else is refused");
+    CHECK_STR(validate(PP_BASE "\"proxy_protocol\": true, \"proxy_protocol_from\": "
+                               "[\"10.0.0.0/8\", \"2001:db8::/32\", \"127.0.0.1\"]}"),
+              "OK");
+    /* a server role only */
+    CHECK_CONTAINS(validate(PP_BASE "\"role\":\"local\",\"local_port\":1080,"
+                                    "\"proxy_protocol\":true,\"proxy_protocol_from\":\"::1\"}"),
+                   "\"proxy_protocol\": only a server reads PROXY protocol headers");
+}
+
+TEST(test_config_proxy_protocol_from_typed)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": [\"10.1.2.3/8\", \"::1\"]}"), 0);
+    CHECK_INT(c.n_proxy_protocol_from, 2);
+    CHECK_INT(c.proxy_protocol_from[0].prefix, 96 + 8);
+    CHECK_INT(c.proxy_protocol_from[0].addr[12], 10);
+    CHECK_INT(c.proxy_protocol_from[0].addr[13], 0); /* host bits cleared */
+    CHECK_INT(c.proxy_protocol_from[1].prefix, 128);
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": [\"10.0.0.0/33\"]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"proxy_protocol_from\": expected a network such as "
+                   "\"10.0.0.0/8\" or an address at index 0, got \"10.0.0.0/33\"");
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": [\"::1\", 7]}"), -1);
+    CHECK_CONTAINS(err, "at index 1, got 7");
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": []}"), -1);
+    CHECK_CONTAINS(err, "t.json:1:2: \"proxy_protocol_from\": expected an array of 1 to 64");
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": [\"host.example\"]}"), -1);
+    CHECK_INT(load(&c, "{\"proxy_protocol\": \"yes\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"proxy_protocol\": expected true or false, got \"yes\"");
+    config_free(&c);
+}

@@ -47,6 +47,7 @@ static void fill_worker(struct metrics_worker *w, uint64_t base)
     w->replays = base + 2;
     w->handshake_limited = base + 6;
     w->loops_refused = base + 6;
+    w->proxy_refused = base + 3;
     w->udp_dropped = base + 9;
     w->restarts = base;
     w->reloads = base + 5;
@@ -95,6 +96,10 @@ static const char expected_one_worker[] =
     "and port (a proxy loop; also counted as failed handshakes).\n"
     "# TYPE reuseproxy_loops_refused_total counter\n"
     "reuseproxy_loops_refused_total{worker=\"0\"} 6\n"
+    "# HELP reuseproxy_proxy_protocol_refused_total Connections refused for their PROXY protocol "
+    "header: from outside proxy_protocol_from, or malformed (also counted as failed handshakes).\n"
+    "# TYPE reuseproxy_proxy_protocol_refused_total counter\n"
+    "reuseproxy_proxy_protocol_refused_total{worker=\"0\"} 3\n"
     "# HELP reuseproxy_udp_dropped_total UDP datagrams dropped: bad tag, malformed or refused.\n"
     "# TYPE reuseproxy_udp_dropped_total counter\n"
     "reuseproxy_udp_dropped_total{worker=\"0\"} 9\n"
@@ -140,11 +145,11 @@ TEST(test_metrics_render_one_line_per_worker)
                         "reuseproxy_bytes_in_total{worker=\"2\"} 1100\n"
                         "# HELP reuseproxy_bytes_out_total ");
     CHECK_CONTAINS(out, "reuseproxy_worker_pid{worker=\"2\"} 4342\n");
-    /* 17 fields: 2 comment lines and 3 series each. */
+    /* 18 fields: 2 comment lines and 3 series each. */
     int lines = 0;
     for (const char *p = out; *p; p++)
         lines += *p == '\n';
-    CHECK_INT(lines, 17 * 5);
+    CHECK_INT(lines, 18 * 5);
     metrics_free_shared(m);
 }
 
