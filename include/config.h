@@ -65,6 +65,9 @@ enum config_key {
     CONFIG_KEY_PLUGIN_MODE,
     CONFIG_KEY_PROXY_PROTOCOL,
     CONFIG_KEY_PROXY_PROTOCOL_FROM,
+    CONFIG_KEY_SHARED_STORE,
+    CONFIG_KEY_SHARED_STORE_FAILURE,
+    CONFIG_KEY_SHARED_STORE_TIMEOUT_MS,
     CONFIG_KEY_COUNT
 };
 
@@ -112,6 +115,20 @@ enum config_plugin_mode { CONFIG_PLUGIN_TCP_ONLY = 0, CONFIG_PLUGIN_TCP_AND_UDP 
 
 /* Arguments of "plugin_args" (shadowsocks-rust's key), at most. */
 #define CONFIG_MAX_PLUGIN_ARGS 32
+
+/* "shared_store": Redis shared by several hosts (shared_store.h). */
+struct config_shared {
+    char *url;             /* "redis://IP[:port][/db]" or "unix:/path" as written; NULL: off */
+    char *failure_text;    /* "shared_store_failure" as written, or NULL */
+    /* typed by config_validate(): */
+    bool is_unix;
+    char host[256];        /* an IP literal (a name would need a blocking lookup) */
+    uint16_t port;         /* default 6379 */
+    int db;                /* default 0 */
+    char path[108];        /* unix socket */
+    bool refuse;           /* "shared_store_failure": "refuse" (default "allow") */
+    int timeout_ms;        /* "shared_store_timeout_ms", default 50 */
+};
 
 struct config_plugin {
     char *plugin;      /* "plugin" / --plugin as written (a name searched in PATH, or a path);
@@ -179,6 +196,7 @@ struct config {
     bool proxy_protocol;
     struct netaddr_cidr proxy_protocol_from[CONFIG_MAX_PROXY_FROM];
     int n_proxy_protocol_from;
+    struct config_shared shared; /* "shared_store" and its companions */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 

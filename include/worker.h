@@ -56,6 +56,7 @@ struct worker {
     struct handshake_limit *hs_limit; /* max_handshakes_per_source, or NULL (no limit) */
     struct relay_addrs *own_addrs;   /* server: its listening endpoints, refused as targets */
     struct replay_store *replay;
+    struct shared_store *shared;     /* "shared_store" (Redis), or NULL */
     struct metrics_worker *stats;
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
@@ -82,6 +83,7 @@ struct worker {
     struct log_ratelimit rl_udp;       /* dropped datagrams, summarized */
     struct log_ratelimit rl_connect;   /* outbound connects and lookups that failed */
     struct log_ratelimit rl_refused;   /* targets the server's policy refused */
+    struct log_ratelimit rl_shared;    /* shared_store unavailable or late */
 };
 
 /* Every check a worker's start runs, without starting one: the method has a protocol, the

@@ -107,6 +107,11 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_PLUGIN_MODE] = {"plugin_mode", VALUE_PLUGIN_MODE, 0, 0, 0},
     [CONFIG_KEY_PROXY_PROTOCOL] = {"proxy_protocol", VALUE_BOOL, FIELD(proxy_protocol), 0, 0},
     [CONFIG_KEY_PROXY_PROTOCOL_FROM] = {"proxy_protocol_from", VALUE_CIDRS, 0, 0, 0},
+    [CONFIG_KEY_SHARED_STORE] = {"shared_store", VALUE_STRING, FIELD(shared.url), 0, 0},
+    [CONFIG_KEY_SHARED_STORE_FAILURE] = {"shared_store_failure", VALUE_STRING,
+                                         FIELD(shared.failure_text), 0, 0},
+    [CONFIG_KEY_SHARED_STORE_TIMEOUT_MS] = {"shared_store_timeout_ms", VALUE_INT,
+                                            FIELD(shared.timeout_ms), 1, 60000},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -234,6 +239,7 @@ void config_defaults(struct config *c)
     c->connect_timeout = 10;
     c->replay_protection = true;
     c->replay_capacity = 1048576;
+    c->shared.timeout_ms = 50;
 }
 
 static void config_users_free(struct config_user *u, int n)
@@ -267,6 +273,8 @@ void config_free(struct config *c)
     free(c->user);
     free(c->acl);
     free(c->metrics_address);
+    free(c->shared.url);
+    free(c->shared.failure_text);
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
     config_plugin_args_free(&c->plugin);

@@ -553,11 +553,56 @@ static void config_warn_plugin_unused(const struct config *c)
                         "ignored without \"plugin\" (--plugin)");
 }
 
+/* "shared_store": "redis://IP[:port][/db]" or "unix:/path", and "shared_store_failure". */
+static int config_check_shared(struct config *c, char *err, size_t errlen)
+{
+    struct config_shared *sh = &c->shared;
+    const char *u = sh->url;
+    char q[96];
+
+    if (sh->failure_text && strcmp(sh->failure_text, "allow") != 0 &&
+        strcmp(sh->failure_text, "refuse") != 0)
+        return config_invalid(c, CONFIG_KEY_SHARED_STORE_FAILURE, err, errlen,
+                              "\"shared_store_failure\": expected \"allow\" or \"refuse\", got %s",
+                              config_quote(sh->failure_text, q, sizeof q));
+    sh->refuse = sh->failure_text && strcmp(sh->failure_text, "refuse") == 0;
+    if (!u)
+        return 0;
+#ifndef RP_HAVE_HIREDIS
+    return config_invalid(c, CONFIG_KEY_SHARED_STORE, err, errlen,
+                          "\"shared_store\": this build of reuseproxy lacks hiredis (build it "
+                          "with libhiredis-dev installed, configure --with-hiredis)");
+#endif
+    if (c->role != ROLE_SERVER)
+        return config_invalid(c, CONFIG_KEY_SHARED_STORE, err, errlen,
+                              "\"shared_store\": only a server shares state in Redis");
+    if (strncmp(u, "unix:", 5) == 0 && u[5] == '/' && strlen(u + 5) < sizeof sh->path) {
+        sh->is_unix = true;
+        strcpy(sh->path, u + 5);
+        return 0;
+    }
+    struct netaddr_endpoint e;
+    const char *rest = strncmp(u, "redis://", 8) == 0 ? u + 8 : NULL;
+    const char *slash = rest ? strchr(rest, '/') : NULL;
+    size_t hlen = rest ? (slash ? (size_t)(slash - rest) : strlen(rest)) : 0;
+    if (!rest || netaddr_parse_hostport(rest, hlen, NETADDR_PORT_OPTIONAL | NETADDR_NUMERIC, &e) ||
+        (slash && config_parse_int(slash + 1, 0, 1000000, &sh->db) != 0))
+        return config_invalid(c, CONFIG_KEY_SHARED_STORE, err, errlen,
+                              "\"shared_store\": expected \"redis://IP[:port][/db]\" (an IP "
+                              "address: a name would need a blocking lookup) or \"unix:/path\", "
+                              "got %s",
+                              config_quote(u, q, sizeof q));
+    memcpy(sh->host, e.target.host, sizeof sh->host);
+    sh->port = e.target.port ? e.target.port : 6379;
+    return 0;
+}
+
 int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
         config_check_addresses(c, err, errlen) != 0 || config_derive_key(c, err, errlen) != 0 ||
-        config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0)
+        config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0 ||
+        config_check_shared(c, err, errlen) != 0)
         return -1;
     config_derive_listen(c);
     config_warn_extra_servers(c);

@@ -48,6 +48,7 @@ static void session_handshake_begin(struct session *s);
 static void session_proxy_begin(struct session *s);
 static void session_proxy_read(struct session *s);
 static void session_probe(struct session *s, const char *why);
+static void session_salt_judged(struct session *s, enum shared_store_verdict v, const char *why);
 static void session_connect_target(struct session *s);
 static void session_connect_failed(struct session *s, int err, const char *reason);
 
@@ -163,7 +164,7 @@ static void side_discard_unread(int fd)
 static bool stage_in_handshake(enum session_stage stage)
 {
     return stage == STAGE_NEW || stage == STAGE_PROXY || stage == STAGE_HANDSHAKE ||
-           stage == STAGE_PROBE;
+           stage == STAGE_SHARED || stage == STAGE_PROBE;
 }
 
 static void session_uncount(struct session *s)
@@ -185,6 +186,8 @@ static void session_close(struct session *s)
 
     if (s->query)
         resolve_cancel(s->query);
+    if (s->claim)
+        shared_store_abandon(s->claim);
     free(s->addrs);
     if (s->udp_handle >= 0 && w->nudp > 0)
         udp_relay_socks5_close(w->udp[0], s->udp_handle);
@@ -254,6 +257,9 @@ static void timer_arm(struct session *s)
     case STAGE_PROBE:
         at = s->accepted_at + c->timeout;
         break;
+    case STAGE_SHARED: /* a handshake never waits longer for Redis */
+        at = now + c->shared.timeout_ms / 1000.0;
+        break;
     case STAGE_RESOLVE:
     case STAGE_CONNECT:
         at = now + c->connect_timeout;
@@ -292,7 +298,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         session_connect_target(s);
         return;
     }
-    if (s->stage == STAGE_RESOLVE)
+    if (s->stage == STAGE_SHARED) {
+        shared_store_abandon(s->claim);
+        s->claim = NULL;
+        session_salt_judged(s, SHARED_STORE_FAILED, "no answer within shared_store_timeout_ms");
+    } else if (s->stage == STAGE_RESOLVE)
         session_connect_failed(s, ETIMEDOUT, "the resolver did not answer in time");
     else
         session_close(s);
@@ -306,8 +316,10 @@ static const unsigned stage_moves[STAGE_COUNT] = {
                   TO(STAGE_PROBE),
     /* the header read: the handshake; refused (a stranger, malformed): a probe */
     [STAGE_PROXY] = TO(STAGE_HANDSHAKE) | TO(STAGE_PROBE),
-    [STAGE_HANDSHAKE] =
-        TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROBE) | TO(STAGE_UDP_HOLD),
+    [STAGE_HANDSHAKE] = TO(STAGE_SHARED) | TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) |
+                        TO(STAGE_PROBE) | TO(STAGE_UDP_HOLD),
+    /* Redis's verdict: a new salt goes on; a replay is a probe */
+    [STAGE_SHARED] = TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROBE),
     /* a refused or unreachable target closes at once: no probe after the handshake */
     [STAGE_RESOLVE] = TO(STAGE_CONNECT),
     /* CONNECT to CONNECT: the next address */
@@ -693,6 +705,51 @@ static void session_connect_server(struct session *s, const struct handshake_out
     session_connect_target(s);
 }
 
+/* ---- shared_store: replay protection across hosts ---- */
+
+/* What Redis said of the request's salt (the local replay store has passed it already). A salt
+ * another host (or worker) claimed first is a replay, refused as a probe; when Redis cannot
+ * tell in time, "shared_store_failure" decides: serve (allow) or close (refuse). */
+static void session_salt_judged(struct session *s, enum shared_store_verdict v, const char *why)
+{
+    struct worker *w = s->w;
+
+    if (v == SHARED_STORE_REPLAYED) {
+        metrics_add(&w->stats->replays, 1);
+        session_probe(s, "replayed salt (claimed before in the shared store)");
+        return;
+    }
+    if (v == SHARED_STORE_FAILED) {
+        metrics_add(&w->stats->shared_failures, 1);
+        log_event(&w->rl_shared, "%s: %s", why ? why : "Redis unavailable",
+                  w->cfg->shared.refuse ? "connection refused (shared_store_failure: refuse)"
+                                        : "connection served (shared_store_failure: allow)");
+        if (w->cfg->shared.refuse) {
+            session_close(s);
+            return;
+        }
+    }
+    session_connect_target(s);
+}
+
+static void salt_claimed_cb(void *arg, enum shared_store_verdict v)
+{
+    struct session *s = arg;
+    s->claim = NULL;
+    session_salt_judged(s, v, "Redis answered with an error or went away");
+}
+
+static void session_claim_salt(struct session *s)
+{
+    int r = shared_store_claim(s->w->shared, s->conn.req_salt, s->conn.req_salt_len,
+                               salt_claimed_cb, s, &s->claim);
+    if (r >= 0) {
+        session_salt_judged(s, (enum shared_store_verdict)r, "Redis not connected");
+        return;
+    }
+    session_set_stage(s, STAGE_SHARED);
+}
+
 /* Server: connect to the request's target; its initial data waits in up.buf. */
 static void session_connect_request(struct session *s, const struct handshake_out *out)
 {
@@ -706,7 +763,10 @@ static void session_connect_request(struct session *s, const struct handshake_ou
         p->iov_n = 1;
     }
     session_io_set(s, &s->client.rio, false);
-    session_connect_target(s);
+    if (s->w->shared && s->conn.req_salt_len > 0)
+        session_claim_salt(s);
+    else
+        session_connect_target(s);
 }
 
 /* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to a UDP socket of this worker's own,

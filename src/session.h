@@ -14,6 +14,7 @@
 #include "netaddr.h"
 #include "proto.h"
 #include "resolve.h"
+#include "shared_store.h"
 
 /* Stages of a session; relay.c's session_set_stage() is the one place that moves between them.
  * Each says what it waits for. */
@@ -21,6 +22,7 @@ enum session_stage {
     STAGE_NEW,       /* accepted; nothing asked of the client yet */
     STAGE_PROXY,     /* "proxy_protocol": the balancer's PROXY protocol header (proxy_proto.h) */
     STAGE_HANDSHAKE, /* client bytes: the request's first flight (server), or SOCKS5 (local) */
+    STAGE_SHARED,    /* "shared_store": Redis's verdict on the request's salt (another host's?) */
     STAGE_RESOLVE,   /* the resolver's answer for the host to connect to */
     STAGE_CONNECT,   /* the non-blocking connect to complete */
     STAGE_RELAY,     /* bytes either way, until both directions have ended */
@@ -71,6 +73,7 @@ struct session {
     ev_tstamp accepted_at;
     ev_tstamp last_activity;
     struct resolve_query *query;
+    struct shared_store_claim *claim; /* STAGE_SHARED: the salt's claim under way */
     struct resolve_result *addrs;   /* a name's addresses, only while connecting to a name */
     int addr_next;                  /* next address to try */
     struct netaddr_target target;   /* where the remote side connects */

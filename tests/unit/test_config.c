@@ -1680,3 +1680,53 @@ TEST(test_config_proxy_protocol_from_typed)
     CHECK_STR(err, "t.json:1:2: \"proxy_protocol\": expected true or false, got \"yes\"");
     config_free(&c);
 }
+
+/* ---- shared_store (issue 19) ---- */
+
+TEST(test_config_shared_store_typed)
+{
+    struct config c;
+    char verr[512];
+    config_defaults(&c);
+    CHECK_INT(c.shared.timeout_ms, 50);
+    CHECK_INT(load(&c, PP_BASE "\"shared_store\": \"redis://10.0.0.5:6380/2\", "
+                               "\"shared_store_failure\": \"refuse\", "
+                               "\"shared_store_timeout_ms\": 80}"),
+              0);
+    if (config_validate(&c, verr, sizeof verr) != 0) {
+#ifdef RP_HAVE_HIREDIS
+        unit_fail(__FILE__, __LINE__, "%s", verr);
+#else
+        CHECK_CONTAINS(verr, "t.json:1:80: \"shared_store\": this build of reuseproxy lacks "
+                             "hiredis");
+#endif
+        config_free(&c);
+        return;
+    }
+    CHECK_STR(c.shared.host, "10.0.0.5");
+    CHECK_INT(c.shared.port, 6380);
+    CHECK_INT(c.shared.db, 2);
+    CHECK(c.shared.refuse);
+    CHECK_INT(c.shared.timeout_ms, 80);
+    config_free(&c);
+}
+
+TEST(test_config_shared_store_errors)
+{
+#ifdef RP_HAVE_HIREDIS
+    CHECK_STR(validate(PP_BASE "\"shared_store\": \"unix:/run/redis/redis.sock\"}"), "OK");
+    CHECK_STR(validate(PP_BASE "\"shared_store\": \"redis://127.0.0.1\"}"), "OK");
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"redis://redis.example:6379\"}"),
+                   "\"shared_store\": expected \"redis://IP[:port][/db]\" (an IP address");
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"redis://127.0.0.1/x\"}"),
+                   "t.json:1:80: \"shared_store\": expected");
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"http://127.0.0.1\"}"), "expected");
+#else
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"redis://127.0.0.1\"}"),
+                   "lacks hiredis");
+#endif
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store_failure\": \"maybe\"}"),
+                   "\"shared_store_failure\": expected \"allow\" or \"refuse\", got \"maybe\"");
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store_timeout_ms\": 0}"),
+                   "\"shared_store_timeout_ms\": expected an integer from 1 to 60000, got 0");
+}
