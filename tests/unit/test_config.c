@@ -1,6 +1,8 @@
 /* test_config.c: config.c. Loading (every error with its exact line and column), libev's
  * leniencies, reuseproxy's own keys, the checks across keys, the small parsers, and the
  * configurations shipped in conf/. */
+#include "autoconfig.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
