@@ -1699,7 +1699,7 @@ TEST(test_config_shared_store_typed)
 #ifdef RP_HAVE_HIREDIS
         unit_fail(__FILE__, __LINE__, "%s", verr);
 #else
-        CHECK_CONTAINS(verr, "t.json:1:80: \"shared_store\": this build of reuseproxy lacks "
+        CHECK_CONTAINS(verr, "t.json:1:67: \"shared_store\": this build of reuseproxy lacks "
                              "hiredis");
 #endif
         config_free(&c);
@@ -1721,7 +1721,7 @@ TEST(test_config_shared_store_errors)
     CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"redis://redis.example:6379\"}"),
                    "\"shared_store\": expected \"redis://IP[:port][/db]\" (an IP address");
     CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"redis://127.0.0.1/x\"}"),
-                   "t.json:1:80: \"shared_store\": expected");
+                   "t.json:1:67: \"shared_store\": expected");
     CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"http://127.0.0.1\"}"), "expected");
 #else
     CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"redis://127.0.0.1\"}"),
