@@ -40,9 +40,9 @@ def v2(src="192.0.2.7", sport=40000, dst="127.0.0.1", dport=8388, tlvs=b"", loca
     return SIG + b"\x21" + fam + struct.pack(">H", len(body)) + body
 
 
-def record_first_packet(target_port, msg=b"hello through a balancer"):
+def record_first_packet(target_port, msg=b"hello through a balancer", target_host="127.0.0.1"):
     """What a reuseproxy tunnel sends its server for one connection carrying msg: salt, the
-    address header chunk for 127.0.0.1:target_port and msg's chunk. (The tunnel is not probed
+    address header chunk for target_host:target_port (IPv4) and msg's chunk. (The tunnel is not probed
     before use, so the one connection recorded is this one.)"""
     rec = socket.socket()
     rec.bind(("127.0.0.1", 0))
@@ -50,7 +50,7 @@ def record_first_packet(target_port, msg=b"hello through a balancer"):
     tport = h.free_port()
     h.reuseproxy({"role": "tunnel", "server": "127.0.0.1", "server_port": rec.getsockname()[1],
                   "password": PW, "method": M, "local_address": "127.0.0.1", "local_port": tport,
-                  "workers": 0, "tunnel_address": "127.0.0.1:%d" % target_port},
+                  "workers": 0, "tunnel_address": "%s:%d" % (target_host, target_port)},
                  name="recorder", wait=False)
     assert h.wait_for(lambda: h.listening(tport), 10), "the recording tunnel did not start"
     want = 32 + 18 + 7 + 16 + 18 + len(msg) + 16
