@@ -27,7 +27,6 @@
 
 #include "acl.h"
 #include "handshake_limit.h"
-#include "proxy_proto.h"
 #include "relay.h"
 #include "relay_addrs.h"
 #include "rp_assert.h"
@@ -44,12 +43,6 @@ static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void session_start_relay(struct session *s);
-static void session_handshake_begin(struct session *s);
-static void session_proxy_begin(struct session *s);
-static void session_proxy_read(struct session *s);
-static void session_probe(struct session *s, const char *why);
-static void session_salt_judged(struct session *s, enum shared_store_verdict v, const char *why);
-static void session_connect_target(struct session *s);
 static void session_connect_failed(struct session *s, int err, const char *reason);
 
 /* ---- watchers ---- */
@@ -73,27 +66,6 @@ static void side_close(struct session *s, struct side *side)
 
 /* ---- session lifetime ---- */
 
-/* Whether a client may begin its handshake: the ACL's client lists (libev's black/white list)
- * and max_handshakes_per_source (one source cannot hold every slot with connections that never
- * finish their handshake, handshake_limit.h). A refusal is counted; the caller closes at once.
- * *counted: the client now holds a place in w->hs_limit. */
-static bool client_admitted(struct worker *w, const struct sockaddr *peer, bool *counted)
-{
-    *counted = false;
-    if (w->cfg->role == ROLE_SERVER && !acl_client_allowed(w->acl, peer)) {
-        char name[64];
-        log_debug("client %s refused by the acl", netaddr_format(peer, name, sizeof name));
-        metrics_add(&w->stats->failed_handshakes, 1);
-        return false;
-    }
-    if (w->hs_limit && !handshake_limit_enter(w->hs_limit, peer)) {
-        metrics_add(&w->stats->handshake_limited, 1);
-        return false;
-    }
-    *counted = w->hs_limit != NULL;
-    return true;
-}
-
 int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
     /* Behind a balancer (proxy_protocol) the peer is the balancer: the client's own address,
@@ -103,7 +75,7 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     bool counted = false;
     if (!peer || peerlen > sizeof(struct sockaddr_storage))
         peer = NULL;
-    if (!proxied && peer && !client_admitted(w, peer, &counted)) {
+    if (!proxied && peer && !relay_client_admitted(w, peer, &counted)) {
         metrics_add(&w->stats->accepted, 1);
         close(fd);
         return 0;
@@ -175,7 +147,7 @@ static void session_uncount(struct session *s)
     }
 }
 
-static void session_close(struct session *s)
+void session_close(struct session *s)
 {
     struct worker *w = s->w;
 
@@ -328,7 +300,7 @@ static const unsigned stage_moves[STAGE_COUNT] = {
 #undef TO
 
 /* The one place a session's stage changes; its deadline follows. */
-static void session_set_stage(struct session *s, enum session_stage stage)
+void session_set_stage(struct session *s, enum session_stage stage)
 {
     RP_ASSERT((unsigned)s->stage < STAGE_COUNT && (unsigned)stage < STAGE_COUNT);
     RP_ASSERT(stage_moves[s->stage] & (1u << stage));
@@ -341,7 +313,7 @@ static void session_set_stage(struct session *s, enum session_stage stage)
 /* A failed handshake (bad tag, replay, malformed header): send nothing,
  * keep reading and discarding, close when the client closes or the handshake deadline passes.
  * Counted and summarized, never logged one line per probe. */
-static void session_probe(struct session *s, const char *why)
+void session_probe(struct session *s, const char *why)
 {
     char addr[64];
     struct worker *w = s->w;
@@ -560,7 +532,7 @@ static void resolved_cb(void *arg, int status, const struct resolve_result *resu
 }
 
 /* Resolves s->target if needed and connects to it. */
-static void session_connect_target(struct session *s)
+void session_connect_target(struct session *s)
 {
     if (s->stage == STAGE_CONNECT) { /* a retry after a failed or timed-out connect */
         connect_next(s);
@@ -705,51 +677,6 @@ static void session_connect_server(struct session *s, const struct handshake_out
     session_connect_target(s);
 }
 
-/* ---- shared_store: replay protection across hosts ---- */
-
-/* What Redis said of the request's salt (the local replay store has passed it already). A salt
- * another host (or worker) claimed first is a replay, refused as a probe; when Redis cannot
- * tell in time, "shared_store_failure" decides: serve (allow) or close (refuse). */
-static void session_salt_judged(struct session *s, enum shared_store_verdict v, const char *why)
-{
-    struct worker *w = s->w;
-
-    if (v == SHARED_STORE_REPLAYED) {
-        metrics_add(&w->stats->replays, 1);
-        session_probe(s, "replayed salt (claimed before in the shared store)");
-        return;
-    }
-    if (v == SHARED_STORE_FAILED) {
-        metrics_add(&w->stats->shared_failures, 1);
-        log_event(&w->rl_shared, "%s: %s", why ? why : "Redis unavailable",
-                  w->cfg->shared.refuse ? "connection refused (shared_store_failure: refuse)"
-                                        : "connection served (shared_store_failure: allow)");
-        if (w->cfg->shared.refuse) {
-            session_close(s);
-            return;
-        }
-    }
-    session_connect_target(s);
-}
-
-static void salt_claimed_cb(void *arg, enum shared_store_verdict v)
-{
-    struct session *s = arg;
-    s->claim = NULL;
-    session_salt_judged(s, v, "Redis answered with an error or went away");
-}
-
-static void session_claim_salt(struct session *s)
-{
-    int r = shared_store_claim(s->w->shared, s->conn.req_salt, s->conn.req_salt_len,
-                               salt_claimed_cb, s, &s->claim);
-    if (r >= 0) {
-        session_salt_judged(s, (enum shared_store_verdict)r, "Redis not connected");
-        return;
-    }
-    session_set_stage(s, STAGE_SHARED);
-}
-
 /* Server: connect to the request's target; its initial data waits in up.buf. */
 static void session_connect_request(struct session *s, const struct handshake_out *out)
 {
@@ -828,7 +755,7 @@ static void session_on_verdict(struct session *s, const struct handshake_out *ou
     }
 }
 
-static void session_handshake_begin(struct session *s)
+void session_handshake_begin(struct session *s)
 {
     struct handshake_out out;
 
@@ -858,63 +785,6 @@ static void session_handshake_read(struct session *s)
     RP_ASSERT(out.consumed <= buf_len(b));
     b->start += out.consumed;
     session_on_verdict(s, &out);
-}
-
-/* ---- the PROXY protocol header (proxy_protocol; read by relay_proxy.c) ---- */
-
-static void session_proxy_begin(struct session *s)
-{
-    struct worker *w = s->w;
-
-    /* Only a balancer may say who the client is: a header from anyone else would let any
-     * client choose the address that the ACL and the logs see. Such a connection is refused
-     * as a failed handshake is, with silence (relay.c's probe stage). */
-    if (!netaddr_cidr_match(w->cfg->proxy_protocol_from, w->cfg->n_proxy_protocol_from,
-                            (struct sockaddr *)&s->peer)) {
-        metrics_add(&w->stats->proxy_refused, 1);
-        session_probe(s, "connection from outside proxy_protocol_from");
-        return;
-    }
-    session_set_stage(s, STAGE_PROXY);
-    session_io_set(s, &s->client.rio, true);
-}
-
-/* The header parsed: its client address (when it carries one: not for HAProxy's LOCAL health
- * checks or UNKNOWN) stands for the connection's from now on, in the ACL, the per-source limit,
- * the logs. Then the handshake, as after accept on a direct connection. */
-static void session_proxy_done(struct session *s, const struct proxy_proto_header *h)
-{
-    bool counted;
-
-    pipe_buf_put(s, &s->up);
-    if (h->has_address)
-        memcpy(&s->peer, &h->src, sizeof s->peer);
-    if (!client_admitted(s->w, (struct sockaddr *)&s->peer, &counted)) {
-        session_close(s);
-        return;
-    }
-    s->hs_counted = counted;
-    session_handshake_begin(s);
-}
-
-static void session_proxy_read(struct session *s)
-{
-    struct proxy_proto_header h;
-
-    switch (relay_proxy_read(s, &h)) {
-    case RELAY_PROXY_WAIT:
-        break;
-    case RELAY_PROXY_DONE:
-        session_proxy_done(s, &h);
-        break;
-    case RELAY_PROXY_BAD:
-        metrics_add(&s->w->stats->proxy_refused, 1);
-        session_probe(s, "malformed PROXY protocol header");
-        break;
-    case RELAY_PROXY_CLOSED:
-        session_close(s);
-        break;
-    }
 }
 
 /* ---- event callbacks ---- */

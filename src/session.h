@@ -112,19 +112,34 @@ void pipe_buf_put(struct session *s, struct pipe *p);
 /* The pipe's buffer and protocol state, released. */
 void pipe_release(struct session *s, struct pipe *p);
 
+/* ---- relay.c, for relay_proxy.c and relay_shared.c: the session's moves ---- */
+
+void session_close(struct session *s);
+/* The one place a session's stage changes; its deadline follows. */
+void session_set_stage(struct session *s, enum session_stage stage);
+/* A failed handshake: silence, read and discard until the client leaves or the deadline. */
+void session_probe(struct session *s, const char *why);
+void session_handshake_begin(struct session *s);
+/* Resolves the session's target if needed and connects to it. */
+void session_connect_target(struct session *s);
+
+/* ---- relay_shared.c ---- */
+
+/* Claims the request's salt in the shared store (STAGE_SHARED until the verdict). */
+void session_claim_salt(struct session *s);
+/* Acts on the shared store's verdict; why: the failure's reason, for the log. */
+void session_salt_judged(struct session *s, enum shared_store_verdict v, const char *why);
+
 /* ---- relay_proxy.c ---- */
 
-struct proxy_proto_header;
-
-/* What reading the PROXY protocol header came to. */
-enum relay_proxy {
-    RELAY_PROXY_WAIT,   /* incomplete: its bytes so far are kept in up.buf */
-    RELAY_PROXY_DONE,   /* *h is the header; nothing after it was read */
-    RELAY_PROXY_BAD,    /* malformed, or longer than a buffer */
-    RELAY_PROXY_CLOSED, /* the client left or failed, or no buffer: close */
-};
-
-/* Reads what the client sent of its header (proxy_proto.h), and not a byte more. */
-enum relay_proxy relay_proxy_read(struct session *s, struct proxy_proto_header *h);
+struct worker;
+/* Whether a client may begin its handshake (see relay_proxy.c); *counted: it holds a place in
+ * w->hs_limit. */
+bool relay_client_admitted(struct worker *w, const struct sockaddr *peer, bool *counted);
+/* proxy_protocol: a new session from proxy_protocol_from waits for its header; from anyone
+ * else it is a probe. */
+void session_proxy_begin(struct session *s);
+/* STAGE_PROXY: the client is readable. */
+void session_proxy_read(struct session *s);
 
 #endif
