@@ -60,7 +60,9 @@ static void store_on_connect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         log_debug("shared_store: cannot connect: %s", ac->errstr);
         store_lost(st); /* hiredis frees the context after this callback */
+        return;
     }
+    log_info("shared_store: connected to %s", st->cfg->url);
 }
 
 static void store_on_disconnect(const redisAsyncContext *ac, int status)

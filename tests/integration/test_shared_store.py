@@ -61,6 +61,13 @@ def start_host(store_port, host="127.0.0.1", port=None, **kw):
     return proc, host, port, mport
 
 
+def connected(*procs):
+    """Waits until each host's worker has its Redis connection (its log says so)."""
+    for p in procs:
+        assert h.wait_for(lambda: "shared_store: connected" in p.output(), 10), \
+            "no Redis connection: %s" % p.output()[-1000:]
+
+
 def served(host, port, packet, wait=TIMEOUT + 2):
     """(answered, seconds to the answer or the close)."""
     s = socket.create_connection((host, port), timeout=wait)
@@ -95,9 +102,9 @@ def test_shared_store_replay_across_hosts():
         assert served(ha, pa, packet)[0], "a fresh first flight was not served"
         assert served(hb, pb, packet)[0], "without a shared store the other host refuses it?"
         # with Redis: the second host refuses it as a replay (silence until its timeout)
-        _, ha, pa, ma = start_host(rport)
-        _, hb, pb, mb = start_host(rport)
-        time.sleep(0.3)  # the workers' connections to Redis
+        a, ha, pa, ma = start_host(rport)
+        b, hb, pb, mb = start_host(rport)
+        connected(a, b)
         packet = record_first_packet(echo.port)
         assert served(ha, pa, packet)[0], "a fresh first flight was not served with Redis"
         ok, t = served(hb, pb, packet)
@@ -120,10 +127,10 @@ def test_shared_store_down_or_mute_allow_and_refuse():
     mute.listen(16)
     echo = h.TcpEcho()
     try:
-        _, ha, pa, ma = start_host(rport, shared_store_timeout_ms=300)
-        _, hr, pr, mr = start_host(rport, shared_store_timeout_ms=300,
+        a, ha, pa, ma = start_host(rport, shared_store_timeout_ms=300)
+        r, hr, pr, mr = start_host(rport, shared_store_timeout_ms=300,
                                    shared_store_failure="refuse")
-        time.sleep(0.3)
+        connected(a, r)
         assert served(ha, pa, record_first_packet(echo.port))[0]
         assert served(hr, pr, record_first_packet(echo.port))[0]
         redis.stop()
@@ -156,20 +163,23 @@ def test_shared_store_counters_are_fleet_totals():
     try:
         # two hosts on one port (two loopback addresses), as a fleet behind a balancer
         port = h.free_port()
-        _, ha, _, ma = start_host(rport, host="127.0.0.1", port=port)
-        _, hb, _, mb = start_host(rport, host="127.0.0.2", port=port)
+        a, ha, _, ma = start_host(rport, host="127.0.0.1", port=port)
+        b, hb, _, mb = start_host(rport, host="127.0.0.2", port=port)
+        connected(a, b)
         for host, n in ((ha, 3), (hb, 5)):
             for i in range(n):
                 assert served(host, port, record_first_packet(echo.port))[0]
-        want = {k: metric(ma, k + "_total") + metric(mb, k + "_total")
-                for k in ("accepted", "bytes_in", "bytes_out")}
         names = {"accepted": "connections", "bytes_in": "bytes_in", "bytes_out": "bytes_out"}
 
         def pushed():
-            return all(int(redis_cmd(rport, "GET", "rp:port:%d:%s" % (port, names[k])) or 0)
-                       == v for k, v in want.items())
-        assert h.wait_for(pushed, 10, interval=0.5), "Redis %r, hosts %r" % (
-            [redis_cmd(rport, "GET", "rp:port:%d:%s" % (port, names[k])) for k in want], want)
+            # the hosts' sums, read again each time: a closing connection may still count
+            want = {k: metric(ma, k + "_total") + metric(mb, k + "_total") for k in names}
+            got = {k: int(redis_cmd(rport, "GET", "rp:port:%d:%s" % (port, names[k])) or 0)
+                   for k in names}
+            pushed.last = (want, got)
+            return want == got
+        assert h.wait_for(pushed, 10, interval=0.5), "hosts, Redis: %r" % (pushed.last,)
+        want = pushed.last[0]
         assert want["accepted"] >= 8
     finally:
         echo.stop()
