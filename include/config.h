@@ -23,6 +23,8 @@ enum config_protocol { PROTOCOL_MIXED = 0, PROTOCOL_SOCKS, PROTOCOL_HTTP };
 enum config_balance_servers { BALANCE_SERVERS_LATENCY = 0, BALANCE_SERVERS_ROUND_ROBIN };
 
 #define CONFIG_MAX_SERVERS 8
+/* Networks in "proxy_protocol_from". */
+#define CONFIG_MAX_PROXY_FROM 64
 /* Listen addresses one process serves (one per "server" entry, or the local address): sizes a
  * worker's listener arrays and the master's socket set. Here, beside the limit it follows, so
  * that the socket layer needs no worker header. */
@@ -81,6 +83,11 @@ enum config_key {
     CONFIG_KEY_MPTCP,
     CONFIG_KEY_FWMARK,
     CONFIG_KEY_TCP_TPROXY,
+    CONFIG_KEY_PROXY_PROTOCOL,
+    CONFIG_KEY_PROXY_PROTOCOL_FROM,
+    CONFIG_KEY_SHARED_STORE,
+    CONFIG_KEY_SHARED_STORE_FAILURE,
+    CONFIG_KEY_SHARED_STORE_TIMEOUT_MS,
     CONFIG_KEY_COUNT
 };
 
@@ -128,6 +135,20 @@ enum config_plugin_mode { CONFIG_PLUGIN_TCP_ONLY = 0, CONFIG_PLUGIN_TCP_AND_UDP 
 
 /* Arguments of "plugin_args" (shadowsocks-rust's key), at most. */
 #define CONFIG_MAX_PLUGIN_ARGS 32
+
+/* "shared_store": Redis shared by several hosts (shared_store.h). */
+struct config_shared {
+    char *url;             /* "redis://IP[:port][/db]" or "unix:/path" as written; NULL: off */
+    char *failure_text;    /* "shared_store_failure" as written, or NULL */
+    /* typed by config_validate(): */
+    bool is_unix;
+    char host[256];        /* an IP literal (a name would need a blocking lookup) */
+    uint16_t port;         /* default 6379 */
+    int db;                /* default 0 */
+    char path[108];        /* unix socket */
+    bool refuse;           /* "shared_store_failure": "refuse" (default "allow") */
+    int timeout_ms;        /* "shared_store_timeout_ms", default 50 */
+};
 
 struct config_plugin {
     char *plugin;      /* "plugin" / --plugin as written (a name searched in PATH, or a path);
@@ -224,6 +245,13 @@ struct config {
                                     * (also on accepted connections) */
     bool mptcp;                    /* libev's: IPPROTO_MPTCP for outgoing TCP */
     int fwmark;                    /* SO_MARK on outgoing sockets, 0 = none */
+    /* "proxy_protocol": every connection to a server listener starts with a PROXY protocol
+     * header (v1 or v2, proxy_proto.h) from a balancer in "proxy_protocol_from" (CIDRs, required
+     * with it), whose client address then stands for the connection's. */
+    bool proxy_protocol;
+    struct netaddr_cidr proxy_protocol_from[CONFIG_MAX_PROXY_FROM];
+    int n_proxy_protocol_from;
+    struct config_shared shared; /* "shared_store" and its companions */
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 

@@ -87,6 +87,18 @@ bool netaddr_equal(const struct sockaddr *a, const struct sockaddr *b); /* addre
  * For per-source limits (metrics_http.c, handshake_limit.c). */
 int netaddr_host_key(const struct sockaddr *sa, uint8_t key[16]);
 
+/* A network in the netaddr_host_key() form: IPv4 as ::ffff:a.b.c.d/(96 + prefix), so one
+ * match serves both families and an IPv4 client on a dual-stack socket. */
+struct netaddr_cidr {
+    uint8_t addr[16]; /* host bits cleared */
+    uint8_t prefix;   /* 0..128, over the 16 bytes */
+};
+/* "a.b.c.d/n" (n 0..32), "ipv6/n" (n 0..128), or an address alone (one host). Bits set past
+ * the prefix are cleared (10.1.2.3/8 is 10.0.0.0/8). Returns 0, or -1 for anything else. */
+int netaddr_parse_cidr(const char *s, struct netaddr_cidr *out);
+/* True when sa (AF_INET or AF_INET6) is inside one of the n networks. */
+bool netaddr_cidr_match(const struct netaddr_cidr *list, int n, const struct sockaddr *sa);
+
 /* Socket options and helpers. Each returns 0 (or an fd) on success, -1 with errno set. */
 #define NETADDR_REUSEPORT 0x1   /* SO_REUSEPORT: one socket per worker slot, kernel balances */
 #define NETADDR_FASTOPEN 0x2    /* TCP_FASTOPEN on a listener */

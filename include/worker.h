@@ -60,6 +60,7 @@ struct worker {
     struct handshake_limit *hs_limit; /* max_handshakes_per_source, or NULL (no limit) */
     struct relay_addrs *own_addrs;   /* server: its listening endpoints, refused as targets */
     struct replay_store *replay;
+    struct shared_store *shared;     /* "shared_store" (Redis), or NULL */
     struct metrics_worker *stats;
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
@@ -97,6 +98,7 @@ struct worker {
     struct log_ratelimit rl_connect;   /* outbound connects and lookups that failed */
     struct log_ratelimit rl_refused;   /* targets the server's policy refused */
     bool mptcp_warned;                 /* "mptcp" asked for, the kernel has none: said once */
+    struct log_ratelimit rl_shared;    /* shared_store unavailable or late */
 };
 
 /* Every check a worker's start runs, without starting one: the method has a protocol, the

@@ -46,6 +46,7 @@ enum config_value_type {
     VALUE_USERS, /* an array of {"name": string, "password": string} */
     VALUE_ARGS,  /* a string (one argument) or an array of strings */
     VALUE_PLUGIN_MODE,
+    VALUE_CIDRS, /* an array of CIDR strings (or one string) */
     VALUE_MODE,
     VALUE_ROLE,
     VALUE_BALANCE,
@@ -127,6 +128,13 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_MPTCP] = {"mptcp", VALUE_BOOL, FIELD(mptcp), 0, 0},
     [CONFIG_KEY_FWMARK] = {"fwmark", VALUE_INT, FIELD(fwmark), 0, 2147483647},
     [CONFIG_KEY_TCP_TPROXY] = {"tcp_tproxy", VALUE_BOOL, FIELD(tcp_tproxy), 0, 0},
+    [CONFIG_KEY_PROXY_PROTOCOL] = {"proxy_protocol", VALUE_BOOL, FIELD(proxy_protocol), 0, 0},
+    [CONFIG_KEY_PROXY_PROTOCOL_FROM] = {"proxy_protocol_from", VALUE_CIDRS, 0, 0, 0},
+    [CONFIG_KEY_SHARED_STORE] = {"shared_store", VALUE_STRING, FIELD(shared.url), 0, 0},
+    [CONFIG_KEY_SHARED_STORE_FAILURE] = {"shared_store_failure", VALUE_STRING,
+                                         FIELD(shared.failure_text), 0, 0},
+    [CONFIG_KEY_SHARED_STORE_TIMEOUT_MS] = {"shared_store_timeout_ms", VALUE_INT,
+                                            FIELD(shared.timeout_ms), 1, 60000},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -262,6 +270,7 @@ void config_defaults(struct config *c)
     c->server_check_interval = 10;
     c->replay_protection = true;
     c->replay_capacity = 1048576;
+    c->shared.timeout_ms = 50;
 }
 
 static void config_users_free(struct config_user *u, int n)
@@ -298,6 +307,8 @@ void config_free(struct config *c)
     free(c->local_ipv4_address);
     free(c->local_ipv6_address);
     free(c->outbound_bind_interface);
+    free(c->shared.url);
+    free(c->shared.failure_text);
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
     free(c->server_url);
@@ -644,6 +655,34 @@ static int config_set_plugin_args(struct config_ctx *x, const struct config_key_
     return 0;
 }
 
+/* "proxy_protocol_from": the balancers' networks, each "a.b.c.d/n", "ipv6/n" or one address. */
+static int config_set_cidrs(struct config_ctx *x, const struct config_key_token *t, const json_t *v)
+{
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    struct config *c = x->c;
+    char desc[80];
+
+    c->n_proxy_protocol_from = 0;
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_string(v) && (!json_is_array(v) || n == 0 || n > CONFIG_MAX_PROXY_FROM))
+        return config_fail(x, &t->pos,
+                           "\"%s\": expected an array of 1 to %d networks (\"10.0.0.0/8\", "
+                           "\"2001:db8::/32\", an address), got %s",
+                           t->name, CONFIG_MAX_PROXY_FROM, config_describe(v, desc, sizeof desc));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *a = json_is_array(v) ? json_array_get(v, i) : v;
+        if (!json_is_string(a) ||
+            netaddr_parse_cidr(json_string_value(a), &c->proxy_protocol_from[i]) != 0)
+            return config_fail(x, &t->pos,
+                               "\"%s\": expected a network such as \"10.0.0.0/8\" or an "
+                               "address at index %zu, got %s",
+                               t->name, i, config_describe(a, desc, sizeof desc));
+        c->n_proxy_protocol_from = (int)i + 1;
+    }
+    return 0;
+}
+
 static int config_set_plugin_mode(struct config_ctx *x, const struct config_key_token *t,
                                   const json_t *v)
 {
@@ -725,6 +764,8 @@ static int config_set_value(struct config_ctx *x, const struct config_key_token 
         return config_set_plugin_mode(x, t, v);
     case VALUE_SERVERS:
         return config_set_servers(x, &t->pos, v);
+    case VALUE_CIDRS:
+        return config_set_cidrs(x, t, v);
     default:
         return config_set_choice(x, t, k, v);
     }

@@ -109,6 +109,16 @@ static int config_check_required(const struct config *c, char *err, size_t errle
     if (!c->password && !c->key && (server || !config_servers_complete(c, true)))
         return config_invalid(c, -1, err, errlen,
                               "no password: set \"password\" (or \"key\") or use -k");
+    if (c->proxy_protocol && !server)
+        return config_invalid(c, CONFIG_KEY_PROXY_PROTOCOL, err, errlen,
+                              "\"proxy_protocol\": only a server reads PROXY protocol headers; "
+                              "remove it from a %s configuration",
+                              config_role_name(c->role));
+    if (c->proxy_protocol && c->n_proxy_protocol_from == 0)
+        return config_invalid(c, CONFIG_KEY_PROXY_PROTOCOL, err, errlen,
+                              "\"proxy_protocol\": true needs \"proxy_protocol_from\", the "
+                              "networks of the balancers that may send the header (for example "
+                              "[\"10.0.0.0/8\"]); a header from anyone else is refused");
     if (c->role == ROLE_TUNNEL && !c->tunnel_address)
         return config_invalid(c, -1, err, errlen,
                               "the tunnel role needs a destination: set \"tunnel_address\" "
@@ -605,6 +615,50 @@ static void config_warn_local_port(const struct config *c)
                     c->local_address);
 }
 
+/* "shared_store": "redis://IP[:port][/db]" or "unix:/path", and "shared_store_failure". */
+static int config_check_shared(struct config *c, char *err, size_t errlen)
+{
+    struct config_shared *sh = &c->shared;
+    const char *u = sh->url;
+    char q[96];
+
+    if (sh->failure_text && strcmp(sh->failure_text, "allow") != 0 &&
+        strcmp(sh->failure_text, "refuse") != 0)
+        return config_invalid(c, CONFIG_KEY_SHARED_STORE_FAILURE, err, errlen,
+                              "\"shared_store_failure\": expected \"allow\" or \"refuse\", got %s",
+                              config_quote(sh->failure_text, q, sizeof q));
+    sh->refuse = sh->failure_text && strcmp(sh->failure_text, "refuse") == 0;
+    if (!u)
+        return 0;
+#ifndef RP_HAVE_HIREDIS
+    return config_invalid(c, CONFIG_KEY_SHARED_STORE, err, errlen,
+                          "\"shared_store\": this build of reuseproxy lacks hiredis (build it "
+                          "with libhiredis-dev installed, configure --with-hiredis)");
+#endif
+    if (c->role != ROLE_SERVER)
+        return config_invalid(c, CONFIG_KEY_SHARED_STORE, err, errlen,
+                              "\"shared_store\": only a server shares state in Redis");
+    if (strncmp(u, "unix:", 5) == 0 && u[5] == '/' && strlen(u + 5) < sizeof sh->path) {
+        sh->is_unix = true;
+        strcpy(sh->path, u + 5);
+        return 0;
+    }
+    struct netaddr_endpoint e;
+    const char *rest = strncmp(u, "redis://", 8) == 0 ? u + 8 : NULL;
+    const char *slash = rest ? strchr(rest, '/') : NULL;
+    size_t hlen = rest ? (slash ? (size_t)(slash - rest) : strlen(rest)) : 0;
+    if (!rest || netaddr_parse_hostport(rest, hlen, NETADDR_PORT_OPTIONAL | NETADDR_NUMERIC, &e) ||
+        (slash && config_parse_int(slash + 1, 0, 1000000, &sh->db) != 0))
+        return config_invalid(c, CONFIG_KEY_SHARED_STORE, err, errlen,
+                              "\"shared_store\": expected \"redis://IP[:port][/db]\" (an IP "
+                              "address: a name would need a blocking lookup) or \"unix:/path\", "
+                              "got %s",
+                              config_quote(u, q, sizeof q));
+    memcpy(sh->host, e.target.host, sizeof sh->host);
+    sh->port = e.target.port ? e.target.port : 6379;
+    return 0;
+}
+
 int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
@@ -612,7 +666,7 @@ int config_validate(struct config *c, char *err, size_t errlen)
         ((c->password || c->key) && config_derive_key(c, err, errlen) != 0) ||
         config_derive_upstreams(c, err, errlen) != 0 ||
         config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0 ||
-        config_check_local_users(c, err, errlen) != 0)
+        config_check_local_users(c, err, errlen) != 0 || config_check_shared(c, err, errlen) != 0)
         return -1;
     config_derive_listen(c);
     config_warn_role_unused(c);

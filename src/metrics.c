@@ -61,6 +61,14 @@ static const struct metrics_field metrics_fields[] = {
           "Requests the local port refused with an answer: malformed or oversized SOCKS or HTTP "
           "requests, wrong or missing credentials.",
           local_refused),
+    FIELD("proxy_protocol_refused_total", METRICS_COUNTER,
+          "Connections refused for their PROXY protocol header: from outside "
+          "proxy_protocol_from, or malformed (also counted as failed handshakes).",
+          proxy_refused),
+    FIELD("shared_store_failures_total", METRICS_COUNTER,
+          "First flights the shared store (Redis) could not judge in time: down, late or an "
+          "error; shared_store_failure said what happened to them.",
+          shared_failures),
     FIELD("udp_dropped_total", METRICS_COUNTER,
           "UDP datagrams dropped: bad tag, malformed or refused.", udp_dropped),
     FIELD("worker_restarts_total", METRICS_COUNTER,

@@ -468,6 +468,58 @@ int netaddr_host_key(const struct sockaddr *sa, uint8_t key[16])
     return 0;
 }
 
+static void netaddr_cidr_mask(struct netaddr_cidr *c)
+{
+    for (int i = 0; i < 16; i++) {
+        int keep = c->prefix - i * 8;
+        c->addr[i] &= keep >= 8 ? 0xff : keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep));
+    }
+}
+
+int netaddr_parse_cidr(const char *s, struct netaddr_cidr *out)
+{
+    char host[INET6_ADDRSTRLEN];
+    const char *slash = strchr(s, '/');
+    size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int bits;
+
+    if (hlen == 0 || hlen >= sizeof host)
+        return -1;
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+    if (netaddr_from_ip(host, 0, &ss, &sslen) != 0 ||
+        netaddr_host_key((struct sockaddr *)&ss, out->addr) != 0)
+        return -1;
+    bool v4 = ss.ss_family == AF_INET;
+    int max = v4 ? 32 : 128;
+    bits = max;
+    /* the prefix: digits only, as the ACL files' CIDRs */
+    if (slash && (slash[1] == '\0' || strspn(slash + 1, "0123456789") != strlen(slash + 1) ||
+                  strlen(slash + 1) > 3 || (bits = atoi(slash + 1)) > max))
+        return -1;
+    out->prefix = (uint8_t)(v4 ? 96 + bits : bits);
+    netaddr_cidr_mask(out);
+    return 0;
+}
+
+bool netaddr_cidr_match(const struct netaddr_cidr *list, int n, const struct sockaddr *sa)
+{
+    uint8_t key[16];
+
+    if (netaddr_host_key(sa, key) != 0)
+        return false;
+    for (int i = 0; i < n; i++) {
+        struct netaddr_cidr m = {.prefix = list[i].prefix};
+        memcpy(m.addr, key, sizeof key);
+        netaddr_cidr_mask(&m);
+        if (memcmp(m.addr, list[i].addr, sizeof key) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* ---- Sockets ------------------------------------------------------------------------------ */
 
 int netaddr_set_nonblock(int fd)

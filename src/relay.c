@@ -45,8 +45,6 @@ static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void session_start_relay(struct session *s);
-static void session_handshake_begin(struct session *s);
-static void session_connect_target(struct session *s);
 static void session_connect_failed(struct session *s, int err, const char *reason);
 static void session_connect_begin(struct session *s);
 static bool session_failover(struct session *s, int err, const char *reason);
@@ -74,22 +72,15 @@ static void side_close(struct session *s, struct side *side)
 
 int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
-    /* The ACL's client lists (libev's black/white list): refused before anything is read,
-     * counted as an accepted connection whose handshake failed. */
-    if (w->cfg->role == ROLE_SERVER && peer && !acl_client_allowed(w->acl, peer)) {
-        char name[64];
-        log_debug("client %s refused by the acl", netaddr_format(peer, name, sizeof name));
+    /* Behind a balancer (proxy_protocol) the peer is the balancer: the client's own address,
+     * which the ACL and the per-source limit are about, comes with the header
+     * (session_proxy_done). Without it the checks run here, before anything is read. */
+    bool proxied = w->cfg->proxy_protocol && w->cfg->role == ROLE_SERVER;
+    bool counted = false;
+    if (!peer || peerlen > sizeof(struct sockaddr_storage))
+        peer = NULL;
+    if (!proxied && peer && !relay_client_admitted(w, peer, &counted)) {
         metrics_add(&w->stats->accepted, 1);
-        metrics_add(&w->stats->failed_handshakes, 1);
-        close(fd);
-        return 0;
-    }
-    /* max_handshakes_per_source: one source cannot hold every slot with connections that
-     * never finish their handshake; beyond its share, closed at once (handshake_limit.h). */
-    bool counted = w->hs_limit && peer && peerlen <= sizeof(struct sockaddr_storage);
-    if (counted && !handshake_limit_enter(w->hs_limit, peer)) {
-        metrics_add(&w->stats->accepted, 1);
-        metrics_add(&w->stats->handshake_limited, 1);
         close(fd);
         return 0;
     }
@@ -109,7 +100,7 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     s->conn.ctx = &w->proto;
     handshake_init(&s->hs, w->cfg->role, &s->conn, &s->up.pd);
     handshake_set_local(&s->hs, w->cfg->protocol, w->cfg->local_users, w->cfg->n_local_users);
-    if (peer && peerlen <= sizeof s->peer)
+    if (peer)
         memcpy(&s->peer, peer, peerlen);
     side_init(s, &s->client, fd, true);
     side_init(s, &s->remote, -1, false);
@@ -127,7 +118,10 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     (void)netaddr_set_keepalive(fd, w->cfg->keep_alive); /* best effort, as TCP_NODELAY */
-    session_handshake_begin(s);
+    if (proxied)
+        session_proxy_begin(s);
+    else
+        session_handshake_begin(s);
     return 0;
 }
 
@@ -147,7 +141,8 @@ static void side_discard_unread(int fd)
  * it still holds its source's share. */
 static bool stage_in_handshake(enum session_stage stage)
 {
-    return stage == STAGE_NEW || stage == STAGE_HANDSHAKE || stage == STAGE_PROBE;
+    return stage == STAGE_NEW || stage == STAGE_PROXY || stage == STAGE_HANDSHAKE ||
+           stage == STAGE_SHARED || stage == STAGE_PROBE;
 }
 
 static void session_uncount(struct session *s)
@@ -158,7 +153,7 @@ static void session_uncount(struct session *s)
     }
 }
 
-static void session_close(struct session *s)
+void session_close(struct session *s)
 {
     struct worker *w = s->w;
 
@@ -169,6 +164,8 @@ static void session_close(struct session *s)
 
     if (s->query)
         resolve_cancel(s->query);
+    if (s->claim)
+        shared_store_abandon(s->claim);
     free(s->addrs);
     if (s->udp_handle >= 0 && w->nudp > 0)
         udp_relay_socks5_close(w->udp[0], s->udp_handle);
@@ -233,9 +230,13 @@ static void timer_arm(struct session *s)
     ev_tstamp now = ev_now(s->w->loop), at;
 
     switch (s->stage) {
+    case STAGE_PROXY:
     case STAGE_HANDSHAKE:
     case STAGE_PROBE:
         at = s->accepted_at + c->timeout;
+        break;
+    case STAGE_SHARED: /* a handshake never waits longer for Redis */
+        at = now + c->shared.timeout_ms / 1000.0;
         break;
     case STAGE_RESOLVE:
     case STAGE_CONNECT:
@@ -275,7 +276,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         session_connect_target(s);
         return;
     }
-    if (s->stage == STAGE_RESOLVE)
+    if (s->stage == STAGE_SHARED) {
+        shared_store_abandon(s->claim);
+        s->claim = NULL;
+        session_salt_judged(s, SHARED_STORE_FAILED, "no answer within shared_store_timeout_ms");
+    } else if (s->stage == STAGE_RESOLVE)
         session_connect_failed(s, ETIMEDOUT, "the resolver did not answer in time");
     else
         session_close(s);
@@ -285,9 +290,14 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 #define TO(stage) (1u << (stage))
 static const unsigned stage_moves[STAGE_COUNT] = {
     /* the tunnel role knows its target at once */
-    [STAGE_NEW] = TO(STAGE_HANDSHAKE) | TO(STAGE_RESOLVE) | TO(STAGE_CONNECT),
-    [STAGE_HANDSHAKE] =
-        TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROBE) | TO(STAGE_UDP_HOLD),
+    [STAGE_NEW] = TO(STAGE_HANDSHAKE) | TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROXY) |
+                  TO(STAGE_PROBE),
+    /* the header read: the handshake; refused (a stranger, malformed): a probe */
+    [STAGE_PROXY] = TO(STAGE_HANDSHAKE) | TO(STAGE_PROBE),
+    [STAGE_HANDSHAKE] = TO(STAGE_SHARED) | TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) |
+                        TO(STAGE_PROBE) | TO(STAGE_UDP_HOLD),
+    /* Redis's verdict: a new salt goes on; a replay is a probe */
+    [STAGE_SHARED] = TO(STAGE_RESOLVE) | TO(STAGE_CONNECT) | TO(STAGE_PROBE),
     /* a refused or unreachable target closes at once: no probe after the handshake */
     [STAGE_RESOLVE] = TO(STAGE_CONNECT) | TO(STAGE_RESOLVE), /* failover: the next server's name */
     /* CONNECT to CONNECT: the next address */
@@ -296,7 +306,7 @@ static const unsigned stage_moves[STAGE_COUNT] = {
 #undef TO
 
 /* The one place a session's stage changes; its deadline follows. */
-static void session_set_stage(struct session *s, enum session_stage stage)
+void session_set_stage(struct session *s, enum session_stage stage)
 {
     RP_ASSERT((unsigned)s->stage < STAGE_COUNT && (unsigned)stage < STAGE_COUNT);
     RP_ASSERT(stage_moves[s->stage] & (1u << stage));
@@ -309,7 +319,7 @@ static void session_set_stage(struct session *s, enum session_stage stage)
 /* A failed handshake (bad tag, replay, malformed header): send nothing,
  * keep reading and discarding, close when the client closes or the handshake deadline passes.
  * Counted and summarized, never logged one line per probe. */
-static void session_probe(struct session *s, const char *why)
+void session_probe(struct session *s, const char *why)
 {
     char addr[64];
     struct worker *w = s->w;
@@ -586,7 +596,7 @@ static void resolved_cb(void *arg, int status, const struct resolve_result *resu
 }
 
 /* Resolves s->target if needed and connects to it. */
-static void session_connect_target(struct session *s)
+void session_connect_target(struct session *s)
 {
     if (s->stage == STAGE_CONNECT) { /* a retry after a failed or timed-out connect */
         connect_next(s);
@@ -764,7 +774,10 @@ static void session_connect_request(struct session *s, const struct handshake_ou
         p->iov_n = 1;
     }
     session_io_set(s, &s->client.rio, false);
-    session_connect_target(s);
+    if (s->w->shared && s->conn.req_salt_len > 0)
+        session_claim_salt(s);
+    else
+        session_connect_target(s);
 }
 
 /* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to a UDP socket of this worker's own,
@@ -830,7 +843,7 @@ static void session_on_verdict(struct session *s, const struct handshake_out *ou
     }
 }
 
-static void session_handshake_begin(struct session *s)
+void session_handshake_begin(struct session *s)
 {
     struct handshake_out out;
     struct netaddr_target redir;
@@ -893,6 +906,9 @@ static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct session *s = io->data;
     (void)loop, (void)revents;
     switch (s->stage) {
+    case STAGE_PROXY:
+        session_proxy_read(s);
+        break;
     case STAGE_HANDSHAKE:
         session_handshake_read(s);
         break;

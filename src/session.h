@@ -14,12 +14,15 @@
 #include "netaddr.h"
 #include "proto.h"
 #include "resolve.h"
+#include "shared_store.h"
 
 /* Stages of a session; relay.c's session_set_stage() is the one place that moves between them.
  * Each says what it waits for. */
 enum session_stage {
     STAGE_NEW,       /* accepted; nothing asked of the client yet */
+    STAGE_PROXY,     /* "proxy_protocol": the balancer's PROXY protocol header (proxy_proto.h) */
     STAGE_HANDSHAKE, /* client bytes: the request's first flight (server), or SOCKS5 (local) */
+    STAGE_SHARED,    /* "shared_store": Redis's verdict on the request's salt (another host's?) */
     STAGE_RESOLVE,   /* the resolver's answer for the host to connect to */
     STAGE_CONNECT,   /* the non-blocking connect to complete */
     STAGE_RELAY,     /* bytes either way, until both directions have ended */
@@ -70,6 +73,7 @@ struct session {
     ev_tstamp accepted_at;
     ev_tstamp last_activity;
     struct resolve_query *query;
+    struct shared_store_claim *claim; /* STAGE_SHARED: the salt's claim under way */
     struct resolve_result *addrs;   /* a name's addresses, only while connecting to a name */
     int addr_next;                  /* next address to try */
     struct netaddr_target target;   /* where the remote side connects */
@@ -109,5 +113,35 @@ struct buf *pipe_buf(struct session *s, struct pipe *p);
 void pipe_buf_put(struct session *s, struct pipe *p);
 /* The pipe's buffer and protocol state, released. */
 void pipe_release(struct session *s, struct pipe *p);
+
+/* ---- relay.c, for relay_proxy.c and relay_shared.c: the session's moves ---- */
+
+void session_close(struct session *s);
+/* The one place a session's stage changes; its deadline follows. */
+void session_set_stage(struct session *s, enum session_stage stage);
+/* A failed handshake: silence, read and discard until the client leaves or the deadline. */
+void session_probe(struct session *s, const char *why);
+void session_handshake_begin(struct session *s);
+/* Resolves the session's target if needed and connects to it. */
+void session_connect_target(struct session *s);
+
+/* ---- relay_shared.c ---- */
+
+/* Claims the request's salt in the shared store (STAGE_SHARED until the verdict). */
+void session_claim_salt(struct session *s);
+/* Acts on the shared store's verdict; why: the failure's reason, for the log. */
+void session_salt_judged(struct session *s, enum shared_store_verdict v, const char *why);
+
+/* ---- relay_proxy.c ---- */
+
+struct worker;
+/* Whether a client may begin its handshake (see relay_proxy.c); *counted: it holds a place in
+ * w->hs_limit. */
+bool relay_client_admitted(struct worker *w, const struct sockaddr *peer, bool *counted);
+/* proxy_protocol: a new session from proxy_protocol_from waits for its header; from anyone
+ * else it is a probe. */
+void session_proxy_begin(struct session *s);
+/* STAGE_PROXY: the client is readable. */
+void session_proxy_read(struct session *s);
 
 #endif

@@ -21,6 +21,7 @@
 #include "relay_addrs.h"
 #include "resolve.h"
 #include "rp_assert.h"
+#include "shared_store.h"
 #include "udp_relay.h"
 #include "upstream.h"
 #include "worker.h"
@@ -246,6 +247,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
                                                              LOG_LEVEL_WARN, 10.0);
     w->rl_refused = (struct log_ratelimit)LOG_RATELIMIT_INIT("target refused", LOG_LEVEL_WARN,
                                                              10.0);
+    w->rl_shared = (struct log_ratelimit)LOG_RATELIMIT_INIT("shared_store", LOG_LEVEL_WARN, 10.0);
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     buf_pool_init(&w->stall_pool, RELAY_STALL_CAP, 64);
@@ -282,6 +284,9 @@ static int worker_init(struct worker *w, const struct worker_env *env)
             return -1;
         }
     }
+    if (c->role == ROLE_SERVER && c->shared.url &&
+        !(w->shared = shared_store_new(w->loop, &c->shared, w->stats, c->ports[0].port)))
+        return -1;
     if ((c->role == ROLE_SERVER || c->role == ROLE_REDIR) && worker_own_addrs(w, env) < 0) {
         log_error("out of memory");
         return -1;
@@ -306,6 +311,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
 static void worker_cleanup(struct worker *w)
 {
     relay_close_all(w);
+    shared_store_free(w->shared); /* after the sessions: none waits for a claim */
     for (int i = 0; i < w->nudp; i++)
         udp_relay_free(w->udp[i]);
     for (int i = 0; i < w->nlisteners; i++)
@@ -549,6 +555,7 @@ int worker_run(const struct worker_env *env)
     log_event_flush(&w->rl_udp);
     log_event_flush(&w->rl_connect);
     log_event_flush(&w->rl_refused);
+    log_event_flush(&w->rl_shared);
     worker_cleanup(w);
     worker_close_listening(wp); /* if it never drained */
     ev_loop_destroy(w->loop);

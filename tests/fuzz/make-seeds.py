@@ -197,6 +197,10 @@ CONFIGS = {
     "plugin-keys": '{"plugin":"obfs-server","plugin_opts":"obfs=http","plugin_args":["-v",'
                    '"x"],"plugin_mode":"tcp_and_udp","workers":2}',
     "plugin-bad": '{"plugin":"","plugin_args":[1,{}],"plugin_mode":"udp_only"}',
+    "proxy-protocol": '{"server":"0.0.0.0","server_port":8388,"password":"a-real-secret",'
+                      '"proxy_protocol":true,"proxy_protocol_from":["10.0.0.0/8","::1",'
+                      '"2001:db8::/32"]}',
+    "proxy-protocol-bad": '{"proxy_protocol":true,"proxy_protocol_from":["10.0.0.0/33","x",1]}',
     "tunnel-missing-address": '{"role":"tunnel","server":"127.0.0.1","server_port":1,'
                               '"local_port":2,"password":"p"}',
 }
@@ -211,7 +215,32 @@ def config_seeds():
                 write("config", "conf-" + name[:-5], f.read())
 
 
+# PROXY protocol headers (HAProxy's proxy-protocol.txt), each followed by a few client bytes.
+PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_proto_seeds():
+    v4 = bytes([192, 0, 2, 7, 198, 51, 100, 1]) + struct.pack(">HH", 56324, 8388)
+    v6 = bytes(15) + b"\x07" + bytes(15) + b"\x01" + struct.pack(">HH", 443, 8388)
+    seeds = {
+        "v1-tcp4": b"PROXY TCP4 192.0.2.7 198.51.100.1 56324 8388\r\nxyz",
+        "v1-tcp6": b"PROXY TCP6 2001:db8::7 2001:db8::1 443 8388\r\n",
+        "v1-unknown": b"PROXY UNKNOWN\r\n",
+        "v1-bad-port": b"PROXY TCP4 192.0.2.7 198.51.100.1 65536 1\r\n",
+        "v2-proxy-ipv4": PP2_SIG + b"\x21\x11" + struct.pack(">H", 12) + v4 + b"xyz",
+        "v2-proxy-ipv6": PP2_SIG + b"\x21\x21" + struct.pack(">H", 36) + v6,
+        "v2-local": PP2_SIG + b"\x20\x00\x00\x00",
+        "v2-tlvs": PP2_SIG + b"\x21\x11" + struct.pack(">H", 12 + 5 + 4) + v4 +
+                   b"\x01\x00\x02h2\x04\x00\x01\x00",
+        "v2-unix": PP2_SIG + b"\x21\x31" + struct.pack(">H", 216) + bytes(216),
+        "v2-short": PP2_SIG + b"\x21\x11" + struct.pack(">H", 8) + v4[:8],
+    }
+    for name, data in seeds.items():
+        write("proxy_proto", name, data)
+
+
 def main():
+    proxy_proto_seeds()
     stream_seeds()
     packet_seeds()
     config_seeds()

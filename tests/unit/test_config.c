@@ -1,6 +1,8 @@
 /* test_config.c: config.c. Loading (every error with its exact line and column), libev's
  * leniencies, reuseproxy's own keys, the checks across keys, the small parsers, and the
  * configurations shipped in conf/. */
+#include "autoconfig.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1737,4 +1739,96 @@ TEST(test_config_outgoing_keys_typed)
     CHECK_INT(load(&c, "{\"fwmark\": -1}"), -1);
     CHECK_INT(load(&c, "{\"mptcp\": 1}"), -1);
     config_free(&c);
+}
+
+/* ---- proxy_protocol (issue 19) ---- */
+
+#define PP_BASE "{\"server\":\"0.0.0.0\",\"server_port\":8388,\"password\":\"a-real-secret\","
+
+TEST(test_config_proxy_protocol_needs_from)
+{
+    CHECK_STR(validate(PP_BASE "\n \"proxy_protocol\": true}"),
+              "t.json:2:2: \"proxy_protocol\": true needs \"proxy_protocol_from\", the networks "
+              "of the balancers that may send the header (for example [\"10.0.0.0/8\"]); a header "
+              "from anyone else is refused");
+    CHECK_STR(validate(PP_BASE "\"proxy_protocol\": true, \"proxy_protocol_from\": "
+                               "[\"10.0.0.0/8\", \"2001:db8::/32\", \"127.0.0.1\"]}"),
+              "OK");
+    /* a server role only */
+    CHECK_CONTAINS(validate(PP_BASE "\"role\":\"local\",\"local_port\":1080,"
+                                    "\"proxy_protocol\":true,\"proxy_protocol_from\":\"::1\"}"),
+                   "\"proxy_protocol\": only a server reads PROXY protocol headers");
+}
+
+TEST(test_config_proxy_protocol_from_typed)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": [\"10.1.2.3/8\", \"::1\"]}"), 0);
+    CHECK_INT(c.n_proxy_protocol_from, 2);
+    CHECK_INT(c.proxy_protocol_from[0].prefix, 96 + 8);
+    CHECK_INT(c.proxy_protocol_from[0].addr[12], 10);
+    CHECK_INT(c.proxy_protocol_from[0].addr[13], 0); /* host bits cleared */
+    CHECK_INT(c.proxy_protocol_from[1].prefix, 128);
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": [\"10.0.0.0/33\"]}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"proxy_protocol_from\": expected a network such as "
+                   "\"10.0.0.0/8\" or an address at index 0, got \"10.0.0.0/33\"");
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": [\"::1\", 7]}"), -1);
+    CHECK_CONTAINS(err, "at index 1, got 7");
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": []}"), -1);
+    CHECK_CONTAINS(err, "t.json:1:2: \"proxy_protocol_from\": expected an array of 1 to 64");
+    CHECK_INT(load(&c, "{\"proxy_protocol_from\": [\"host.example\"]}"), -1);
+    CHECK_INT(load(&c, "{\"proxy_protocol\": \"yes\"}"), -1);
+    CHECK_STR(err, "t.json:1:2: \"proxy_protocol\": expected true or false, got \"yes\"");
+    config_free(&c);
+}
+
+/* ---- shared_store (issue 19) ---- */
+
+TEST(test_config_shared_store_typed)
+{
+    struct config c;
+    char verr[512];
+    config_defaults(&c);
+    CHECK_INT(c.shared.timeout_ms, 50);
+    CHECK_INT(load(&c, PP_BASE "\"shared_store\": \"redis://10.0.0.5:6380/2\", "
+                               "\"shared_store_failure\": \"refuse\", "
+                               "\"shared_store_timeout_ms\": 80}"),
+              0);
+    if (config_validate(&c, verr, sizeof verr) != 0) {
+#ifdef RP_HAVE_HIREDIS
+        unit_fail(__FILE__, __LINE__, "%s", verr);
+#else
+        CHECK_CONTAINS(verr, "t.json:1:67: \"shared_store\": this build of reuseproxy lacks "
+                             "hiredis");
+#endif
+        config_free(&c);
+        return;
+    }
+    CHECK_STR(c.shared.host, "10.0.0.5");
+    CHECK_INT(c.shared.port, 6380);
+    CHECK_INT(c.shared.db, 2);
+    CHECK(c.shared.refuse);
+    CHECK_INT(c.shared.timeout_ms, 80);
+    config_free(&c);
+}
+
+TEST(test_config_shared_store_errors)
+{
+#ifdef RP_HAVE_HIREDIS
+    CHECK_STR(validate(PP_BASE "\"shared_store\": \"unix:/run/redis/redis.sock\"}"), "OK");
+    CHECK_STR(validate(PP_BASE "\"shared_store\": \"redis://127.0.0.1\"}"), "OK");
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"redis://redis.example:6379\"}"),
+                   "\"shared_store\": expected \"redis://IP[:port][/db]\" (an IP address");
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"redis://127.0.0.1/x\"}"),
+                   "t.json:1:67: \"shared_store\": expected");
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"http://127.0.0.1\"}"), "expected");
+#else
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store\": \"redis://127.0.0.1\"}"),
+                   "lacks hiredis");
+#endif
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store_failure\": \"maybe\"}"),
+                   "\"shared_store_failure\": expected \"allow\" or \"refuse\", got \"maybe\"");
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store_timeout_ms\": 0}"),
+                   "\"shared_store_timeout_ms\": expected an integer from 1 to 60000, got 0");
 }

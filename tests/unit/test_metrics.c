@@ -48,6 +48,8 @@ static void fill_worker(struct metrics_worker *w, uint64_t base)
     w->handshake_limited = base + 6;
     w->loops_refused = base + 6;
     w->local_refused = base + 3;
+    w->proxy_refused = base + 3;
+    w->shared_failures = base + 1;
     w->udp_dropped = base + 9;
     w->restarts = base;
     w->reloads = base + 5;
@@ -100,6 +102,14 @@ static const char expected_one_worker[] =
     "malformed or oversized SOCKS or HTTP requests, wrong or missing credentials.\n"
     "# TYPE reuseproxy_local_refused_total counter\n"
     "reuseproxy_local_refused_total{worker=\"0\"} 3\n"
+    "# HELP reuseproxy_proxy_protocol_refused_total Connections refused for their PROXY protocol "
+    "header: from outside proxy_protocol_from, or malformed (also counted as failed handshakes).\n"
+    "# TYPE reuseproxy_proxy_protocol_refused_total counter\n"
+    "reuseproxy_proxy_protocol_refused_total{worker=\"0\"} 3\n"
+    "# HELP reuseproxy_shared_store_failures_total First flights the shared store (Redis) could not "
+    "judge in time: down, late or an error; shared_store_failure said what happened to them.\n"
+    "# TYPE reuseproxy_shared_store_failures_total counter\n"
+    "reuseproxy_shared_store_failures_total{worker=\"0\"} 1\n"
     "# HELP reuseproxy_udp_dropped_total UDP datagrams dropped: bad tag, malformed or refused.\n"
     "# TYPE reuseproxy_udp_dropped_total counter\n"
     "reuseproxy_udp_dropped_total{worker=\"0\"} 9\n"
@@ -173,11 +183,11 @@ TEST(test_metrics_render_one_line_per_worker)
                         "reuseproxy_bytes_in_total{worker=\"2\"} 1100\n"
                         "# HELP reuseproxy_bytes_out_total ");
     CHECK_CONTAINS(out, "reuseproxy_worker_pid{worker=\"2\"} 4342\n");
-    /* 18 fields: 2 comment lines and 3 series each. */
+    /* 20 fields: 2 comment lines and 3 series each. */
     int lines = 0;
     for (const char *p = out; *p; p++)
         lines += *p == '\n';
-    CHECK_INT(lines, 18 * 5);
+    CHECK_INT(lines, 20 * 5);
     metrics_free_shared(m);
 }
 

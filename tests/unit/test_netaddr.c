@@ -629,3 +629,43 @@ TEST(test_netaddr_host_key_ignores_port_and_maps_ipv4)
     struct sockaddr unix_sa = {.sa_family = AF_UNIX};
     CHECK_INT(netaddr_host_key(&unix_sa, kb), -1);
 }
+
+TEST(test_netaddr_cidr_match)
+{
+    struct netaddr_cidr list[3];
+    struct sockaddr_storage ss;
+    socklen_t len;
+    CHECK_INT(netaddr_parse_cidr("10.0.0.0/8", &list[0]), 0);
+    CHECK_INT(netaddr_parse_cidr("2001:db8::/32", &list[1]), 0);
+    CHECK_INT(netaddr_parse_cidr("192.0.2.7", &list[2]), 0);
+    static const struct {
+        const char *ip;
+        bool in;
+    } cases[] = {{"10.255.0.1", true},   {"11.0.0.1", false},       {"2001:db8:1::1", true},
+                 {"2001:db9::1", false}, {"::ffff:10.1.1.1", true}, {"192.0.2.7", true},
+                 {"192.0.2.8", false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_INT(netaddr_from_ip(cases[i].ip, 1, &ss, &len), 0);
+        if (netaddr_cidr_match(list, 3, (struct sockaddr *)&ss) != cases[i].in)
+            unit_fail(__FILE__, __LINE__, "%s", cases[i].ip);
+    }
+    /* /0 takes every address of its family */
+    CHECK_INT(netaddr_parse_cidr("0.0.0.0/0", &list[0]), 0);
+    CHECK_INT(netaddr_from_ip("203.0.113.9", 1, &ss, &len), 0);
+    CHECK(netaddr_cidr_match(list, 1, (struct sockaddr *)&ss));
+    CHECK_INT(netaddr_from_ip("2001:db8::1", 1, &ss, &len), 0);
+    CHECK(!netaddr_cidr_match(list, 1, (struct sockaddr *)&ss));
+    static const char *const bad[] = {"",
+                                      "/8",
+                                      "10.0.0.0/",
+                                      "10.0.0.0/33",
+                                      "::/129",
+                                      "10.0.0.0/-1",
+                                      "10.0.0.0/8x",
+                                      "host/8",
+                                      "10.0.0.0/0008",
+                                      "10.0.0.0 /8"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (netaddr_parse_cidr(bad[i], &list[0]) != -1)
+            unit_fail(__FILE__, __LINE__, "accepted \"%s\"", bad[i]);
+}

@@ -1,0 +1,185 @@
+"""test_shared_store.py: "shared_store" (issue 19): two reuseproxy instances ("hosts") share
+replay protection and their counters through a Redis this test starts on a free loopback port.
+A first flight replayed to the other host is refused with Redis and served without it; with
+Redis down or mute, "shared_store_failure" decides (allow serves, refuse closes) within
+shared_store_timeout_ms, never at the handshake timeout; the port's counters in Redis are the
+sum of both hosts' own."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import harness as h
+from test_proxy_protocol import M, PW, record_first_packet, metric
+
+TIMEOUT = 4  # the servers' handshake timeout
+
+
+def redis_bin():
+    path = shutil.which("redis-server")
+    if not path:
+        raise h.Skip("redis-server not installed (Debian: apt-get install redis-server)")
+    return path
+
+
+def start_redis():
+    port = h.free_port()
+    p = h.Proc([redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--daemonize", "no"], "redis-server")
+    h.wait_tcp("127.0.0.1", port)
+    return p, port
+
+
+def redis_cmd(port, *args):
+    """One command over RESP; returns the reply as text (None for nil)."""
+    req = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a)
+                                              for a in (x.encode() for x in args))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(req)
+        data = b""
+        while not data.endswith(b"\r\n") or (data.startswith(b"$") and data.count(b"\r\n") < 2
+                                             and not data.startswith(b"$-1")):
+            data += s.recv(4096)
+    if data.startswith(b"$-1"):
+        return None
+    if data.startswith(b"$"):
+        return data.split(b"\r\n")[1].decode()
+    return data[1:].strip().decode()
+
+
+def start_host(store_port, host="127.0.0.1", port=None, **kw):
+    port = port or h.free_port()
+    mport = h.free_port()
+    cfg = h.server_config(port, method=M, password=PW, timeout=TIMEOUT, workers=1,
+                          server=host, metrics_address="127.0.0.1:%d" % mport)
+    if store_port:
+        cfg["shared_store"] = "redis://127.0.0.1:%d" % store_port
+    cfg.update(kw)
+    proc = h.reuseproxy(cfg, name="host-%s-%d" % (host, port))
+    return proc, host, port, mport
+
+
+def connected(*procs):
+    """Waits until each host's worker has its Redis connection (its log says so)."""
+    for p in procs:
+        assert h.wait_for(lambda: "shared_store: connected" in p.output(), 10), \
+            "no Redis connection: %s" % p.output()[-1000:]
+
+
+def served(host, port, packet, wait=TIMEOUT + 2):
+    """(answered, seconds to the answer or the close)."""
+    s = socket.create_connection((host, port), timeout=wait)
+    t0 = time.monotonic()
+    s.sendall(packet)
+    try:
+        d = s.recv(100)
+    except (socket.timeout, ConnectionResetError):
+        d = b""
+    s.close()
+    return len(d) > 0, time.monotonic() - t0
+
+
+def lacks_hiredis():
+    cfg = h.server_config(h.free_port(), method=M, password=PW,
+                          shared_store="redis://127.0.0.1:1")
+    r = subprocess.run([h.BINARY, "--check", "-c", h.write_config(cfg)], capture_output=True,
+                       text=True)
+    return "lacks hiredis" in r.stdout + r.stderr
+
+
+def test_shared_store_replay_across_hosts():
+    if lacks_hiredis():
+        raise h.Skip("this build has no hiredis (configure --with-hiredis, libhiredis-dev)")
+    _, rport = start_redis()
+    echo = h.TcpEcho()
+    try:
+        # without Redis: each host knows only its own salts, the replay is served
+        _, ha, pa, _ = start_host(None)
+        _, hb, pb, _ = start_host(None)
+        packet = record_first_packet(echo.port)
+        assert served(ha, pa, packet)[0], "a fresh first flight was not served"
+        assert served(hb, pb, packet)[0], "without a shared store the other host refuses it?"
+        # with Redis: the second host refuses it as a replay (silence until its timeout)
+        a, ha, pa, ma = start_host(rport)
+        b, hb, pb, mb = start_host(rport)
+        connected(a, b)
+        packet = record_first_packet(echo.port)
+        assert served(ha, pa, packet)[0], "a fresh first flight was not served with Redis"
+        ok, t = served(hb, pb, packet)
+        assert not ok and t > TIMEOUT - 0.2, "the replay to the other host was served (%r)" % t
+        assert metric(mb, "replays_total") == 1
+        assert metric(ma, "replays_total") == 0
+        # the same host still refuses it from its local store first
+        assert not served(ha, pa, packet)[0]
+    finally:
+        echo.stop()
+
+
+def test_shared_store_down_or_mute_allow_and_refuse():
+    if lacks_hiredis():
+        raise h.Skip("this build has no hiredis (configure --with-hiredis, libhiredis-dev)")
+    redis, rport = start_redis()
+    # a "Redis" that accepts and never answers
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(16)
+    echo = h.TcpEcho()
+    try:
+        a, ha, pa, ma = start_host(rport, shared_store_timeout_ms=300)
+        r, hr, pr, mr = start_host(rport, shared_store_timeout_ms=300,
+                                   shared_store_failure="refuse")
+        connected(a, r)
+        assert served(ha, pa, record_first_packet(echo.port))[0]
+        assert served(hr, pr, record_first_packet(echo.port))[0]
+        redis.stop()
+        time.sleep(0.5)
+        ok, t = served(ha, pa, record_first_packet(echo.port))
+        assert ok and t < 2, "allow mode, Redis down: served %r after %.2f s" % (ok, t)
+        ok, t = served(hr, pr, record_first_packet(echo.port))
+        assert not ok and t < 2, "refuse mode, Redis down: served %r, closed after %.2f s" % (ok, t)
+        assert metric(ma, "shared_store_failures_total") >= 1
+        assert metric(mr, "shared_store_failures_total") >= 1
+        # Redis mute: each handshake waits shared_store_timeout_ms (0.3 s), no more
+        mport = mute.getsockname()[1]
+        _, ha, pa, _ = start_host(mport, shared_store_timeout_ms=300)
+        _, hr, pr, _ = start_host(mport, shared_store_timeout_ms=300,
+                                  shared_store_failure="refuse")
+        ok, t = served(ha, pa, record_first_packet(echo.port))
+        assert ok and 0.25 < t < 2, "allow mode, Redis mute: %r after %.2f s" % (ok, t)
+        ok, t = served(hr, pr, record_first_packet(echo.port))
+        assert not ok and 0.25 < t < 2, "refuse mode, Redis mute: %r after %.2f s" % (ok, t)
+    finally:
+        mute.close()
+        echo.stop()
+
+
+def test_shared_store_counters_are_fleet_totals():
+    if lacks_hiredis():
+        raise h.Skip("this build has no hiredis (configure --with-hiredis, libhiredis-dev)")
+    _, rport = start_redis()
+    echo = h.TcpEcho()
+    try:
+        # two hosts on one port (two loopback addresses), as a fleet behind a balancer
+        port = h.free_port()
+        a, ha, _, ma = start_host(rport, host="127.0.0.1", port=port)
+        b, hb, _, mb = start_host(rport, host="127.0.0.2", port=port)
+        connected(a, b)
+        for host, n in ((ha, 3), (hb, 5)):
+            for i in range(n):
+                assert served(host, port, record_first_packet(echo.port))[0]
+        names = {"accepted": "connections", "bytes_in": "bytes_in", "bytes_out": "bytes_out"}
+
+        def pushed():
+            # the hosts' sums, read again each time: a closing connection may still count
+            want = {k: metric(ma, k + "_total") + metric(mb, k + "_total") for k in names}
+            got = {k: int(redis_cmd(rport, "GET", "rp:port:%d:%s" % (port, names[k])) or 0)
+                   for k in names}
+            pushed.last = (want, got)
+            return want == got
+        assert h.wait_for(pushed, 10, interval=0.5), "hosts, Redis: %r" % (pushed.last,)
+        want = pushed.last[0]
+        assert want["accepted"] >= 8
+    finally:
+        echo.stop()
