@@ -527,9 +527,10 @@ static int config_user_text(struct config_ctx *x, const struct config_key_token 
     return *out ? 0 : config_out_of_memory(x);
 }
 
-/* "users": [{"name": "alice", "password": "<uPSK, base64>"}, ...]: a SIP022 server's users
- * (SIP023 identity headers). Only the shape is checked here; config_validate() derives the
- * keys once the method is known, and checks that names and keys are unique. */
+/* "users": [{"name": "alice", "password": "..."}, ...] (or "key": base64): a server's users,
+ * told apart by trial decryption (SIP004) or by SIP023 identity headers (SIP022). Only the shape is
+ * checked here; config_validate() derives the keys once the method is known, and checks that names
+ * and keys are unique. */
 static int config_set_users(struct config_ctx *x, const struct config_key_token *t,
                             const json_t *v)
 {
@@ -558,15 +559,21 @@ static int config_set_users(struct config_ctx *x, const struct config_key_token 
             return config_fail(x, &t->pos, "\"users\"[%zu]: expected an object, got %s", i,
                                config_describe(u, desc, sizeof desc));
         json_object_foreach((json_t *)u, k, member) {
-            if (strcmp(k, "name") != 0 && strcmp(k, "password") != 0)
+            if (strcmp(k, "name") != 0 && strcmp(k, "password") != 0 && strcmp(k, "key") != 0)
                 return config_fail(x, &t->pos,
                                    "\"users\"[%zu]: unknown member %s; a user has \"name\" and "
-                                   "\"password\"",
+                                   "\"password\" (or \"key\")",
                                    i, config_quote(k, desc, sizeof desc));
         }
+        /* "key": the key in base64, as the file's own "key" (for SIP022 the password is one) */
+        bool is_key = json_object_get(u, "key") != NULL;
+        if (is_key && json_object_get(u, "password"))
+            return config_fail(x, &t->pos,
+                               "\"users\"[%zu]: expected \"password\" or \"key\", not both", i);
         p->n_users = (int)i + 1;
+        p->users[i].is_key = is_key;
         if (config_user_text(x, t, i, u, "name", &p->users[i].name) != 0 ||
-            config_user_text(x, t, i, u, "password", &p->users[i].password) != 0)
+            config_user_text(x, t, i, u, is_key ? "key" : "password", &p->users[i].password) != 0)
             return -1;
     }
     return 0;

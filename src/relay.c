@@ -104,8 +104,10 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     proto_dir_init(&s->down.pd);
     s->conn.ctx = &w->proto;
     handshake_init(&s->hs, w->cfg->role, &s->conn, &s->up.pd);
-    if (peer && peerlen <= sizeof s->peer)
+    if (peer && peerlen <= sizeof s->peer) {
         memcpy(&s->peer, peer, peerlen);
+        s->conn.peer = (const struct sockaddr *)&s->peer;
+    }
     side_init(s, &s->client, fd, true);
     side_init(s, &s->remote, -1, false);
     ev_init(&s->timer, timer_cb);
@@ -673,7 +675,7 @@ static void session_connect_request(struct session *s, const struct handshake_ou
     struct pipe *p = &s->up;
 
     s->target = out->target;
-    if (s->conn.user) { /* SIP023: which user asked, by the name the configuration gives */
+    if (s->conn.user) { /* which user asked (SIP023 header or SIP004 key), by its configured name */
         char addr[64];
         log_debug("user \"%s\" from %s: request for %s port %u", s->conn.user,
                   netaddr_format((struct sockaddr *)&s->peer, addr, sizeof addr), s->target.host,

@@ -67,12 +67,16 @@ static void worker_targets(struct worker *w, const struct config *c)
 }
 
 /* The protocol's key set from ports[0] (see struct proto_ctx): a server's PSK then its users'
- * keys, or a client's identity keys then its key. */
+ * keys, or a client's identity keys then its key. A SIP004 server with users and no password
+ * of its own has only its users' keys. */
 static int worker_keys(struct worker *w, const struct config *c)
 {
     const struct config_port *p = &c->ports[0];
     bool client = c->role != ROLE_SERVER;
-    size_t n = 1 + (size_t)(client ? p->n_identity_keys : p->n_users);
+    bool own = client || c->password || c->key ||
+               crypto_method_info(p->method)->proto == CRYPTO_PROTO_SIP022;
+    size_t first = own ? 1 : 0;
+    size_t n = first + (size_t)(client ? p->n_identity_keys : p->n_users);
 
     w->keys = calloc(n, sizeof *w->keys);
     w->key_names = calloc(n, sizeof *w->key_names);
@@ -83,10 +87,11 @@ static int worker_keys(struct worker *w, const struct config *c)
             w->keys[i] = p->identity_keys[i];
         w->keys[n - 1] = p->key;
     } else {
-        w->keys[0] = p->key;
+        if (own)
+            w->keys[0] = p->key;
         for (int i = 0; i < p->n_users; i++) {
-            w->keys[1 + i] = p->users[i].key;
-            w->key_names[1 + i] = p->users[i].name;
+            w->keys[first + i] = p->users[i].key;
+            w->key_names[first + i] = p->users[i].name;
         }
     }
     w->proto = (struct proto_ctx){.ops = proto_for_method(p->method),

@@ -1,0 +1,123 @@
+"""test_users.py: many users on one port (issue 15).
+
+A SIP004 server with "users" finds the user of a connection by trial decryption of the first
+chunk's length (proto_sip004.c), the key its address used last first. Here: 1,000 users on one
+port, ten of them at once through Debian's ss-tunnel with their own passwords, each relayed and
+named in the log; a password no user has gets the probe treatment of test_probe.py (silence, a
+FIN at the timeout, at the same moment as random bytes) with 1,000 users too.
+"""
+import shutil
+import socket
+import threading
+
+import harness as h
+import test_probe as tp
+
+M = "aes-256-gcm"
+NUSERS = 1000
+SIZE = 256 * 1024
+
+
+def users(n=NUSERS):
+    return [{"name": "user%04d" % i, "password": "pw-%04d-secret" % i} for i in range(n)]
+
+
+def users_server(workers=2, **kw):
+    port = h.free_port()
+    cfg = h.server_config(port, method=M, workers=workers, verbose=1, **kw)
+    del cfg["password"]
+    cfg["users"] = users()
+    p = h.reuseproxy(cfg, name="users-server")
+    p.port = port
+    return p
+
+
+def need_ss_tunnel():
+    if not shutil.which("ss-tunnel"):
+        raise h.Skip("ss-tunnel (Debian's shadowsocks-libev) is not installed")
+
+
+def ss_tunnel(server_port, password, target_port):
+    port = h.free_port()
+    h.ss_libev("ss-tunnel", ["-s", "127.0.0.1", "-p", str(server_port), "-l", str(port),
+                             "-k", password, "-m", M, "-L", "127.0.0.1:%d" % target_port])
+    h.wait_tcp("127.0.0.1", port)
+    return port
+
+
+def echo_through(port, data, timeout=120):
+    """Sends data through port and reads as many bytes back; no half-close, which libev's
+    ss-tunnel does not pass on (it closes both ways at the client's EOF)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+        sender.start()
+        got = h.recv_exact(s, len(data))
+        sender.join(timeout)
+        return got
+    finally:
+        s.close()
+
+
+def test_users_thousand_users_ten_ss_tunnels_at_once():
+    """1,000 users; ten ss-tunnel clients, each with another user's password, transfer 256 KiB
+    each at the same time: every byte comes back, and each user is named in the log."""
+    need_ss_tunnel()
+    echo = h.TcpEcho()
+    server = users_server()
+    chosen = [i * 97 + 3 for i in range(10)]
+    ports = [ss_tunnel(server.port, "pw-%04d-secret" % i, echo.port) for i in chosen]
+    errors = []
+
+    def run(n, port):
+        try:
+            data = h.pattern(SIZE, n)
+            got = echo_through(port, data)
+            if got != data:
+                errors.append("user%04d: %d of %d bytes came back" % (chosen[n], len(got),
+                                                                       len(data)))
+        except Exception as e:  # reported below, with the others
+            errors.append("user%04d: %r" % (chosen[n], e))
+
+    threads = [threading.Thread(target=run, args=(n, p)) for n, p in enumerate(ports)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    assert not any(t.is_alive() for t in threads), "a transfer did not end in 180 s"
+    assert not errors, errors
+    for i in chosen:
+        assert h.wait_for(lambda: 'user "user%04d"' % i in server.output(), 5), \
+            "user%04d is not named in the log: %s" % (i, server.output()[-1500:])
+
+
+def test_users_wrong_password_gets_the_probe_treatment():
+    """With 1,000 users, genuine first packets under a password no user has, truncated ones and
+    random bytes all get zero bytes, a FIN, and their close at the timeout, together; nothing
+    reaches the upstream."""
+    echo = h.TcpEcho()
+    server = users_server(workers=1, timeout=tp.TIMEOUT)
+    wrong = [h.record_first_packet("not-a-user-%d" % i, M, echo.port, b"hello %d" % i,
+                                   name="recorder") for i in range(4)]
+    assert all(len(p) > 32 + 18 for p in wrong), "the recorder sent nothing"
+    import random
+    rnd = random.Random(15)
+    probes = [tp.Probe("wrong password", p) for p in wrong]
+    probes += [tp.Probe("truncated", wrong[0][:n]) for n in (1, 31, 32, 49, 50, 60)]
+    probes += [tp.Probe("random", bytes(rnd.getrandbits(8) for _ in range(n)))
+               for n in (0, 1, 50, 51, 100, 300)]
+    tp.run_probes(server.port, probes, tp.TIMEOUT + tp.LATE + 3)
+    assert echo.connections == 0, "%d probes reached the upstream" % echo.connections
+    for p in probes:
+        assert not p.received, "%s got %d bytes back" % (p.group, len(p.received))
+        assert p.how == "eof", "%s was closed by %s, not a FIN" % (p.group, p.how)
+        after = p.closed - p.opened
+        assert tp.TIMEOUT - tp.EARLY <= after <= tp.TIMEOUT + tp.LATE, \
+            "%s (%d bytes) was closed %.2f s after its connect, not at the timeout %d s" % (
+                p.group, len(p.payload), after, tp.TIMEOUT)
+    closes = [p.closed - p.opened for p in probes]
+    assert max(closes) - min(closes) <= tp.SPREAD, "closes spread over %.2f s" % (
+        max(closes) - min(closes))
+    # a user's client is still served
+    good = h.record_first_packet("pw-0500-secret", M, echo.port, b"hello", name="recorder")
+    assert good, "nothing recorded"
