@@ -90,6 +90,7 @@ struct config_user {
     char *password;        /* the password (SIP022: the uPSK in base64), or "key" as written */
     bool is_key;           /* given as "key": base64 of the key itself */
     struct crypto_key key; /* the key (SIP022: the uPSK), derived by config_validate() */
+    int metrics_slot;      /* its series' user slot (metrics.h), set by the master; -1: none */
 };
 
 struct config_port {

@@ -572,6 +572,7 @@ static int config_set_users(struct config_ctx *x, const struct config_key_token 
                                "\"users\"[%zu]: expected \"password\" or \"key\", not both", i);
         p->n_users = (int)i + 1;
         p->users[i].is_key = is_key;
+        p->users[i].metrics_slot = -1;
         if (config_user_text(x, t, i, u, "name", &p->users[i].name) != 0 ||
             config_user_text(x, t, i, u, is_key ? "key" : "password", &p->users[i].password) != 0)
             return -1;

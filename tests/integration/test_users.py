@@ -6,9 +6,11 @@ port, ten of them at once through Debian's ss-tunnel with their own passwords, e
 named in the log; a password no user has gets the probe treatment of test_probe.py (silence, a
 FIN at the timeout, at the same moment as random bytes) with 1,000 users too.
 """
+import re
 import shutil
 import socket
 import threading
+import urllib.request
 
 import harness as h
 import test_probe as tp
@@ -27,9 +29,29 @@ def users_server(workers=2, **kw):
     cfg = h.server_config(port, method=M, workers=workers, verbose=1, **kw)
     del cfg["password"]
     cfg["users"] = users()
+    if workers:
+        cfg["metrics_address"] = "127.0.0.1:%d" % h.free_port()
     p = h.reuseproxy(cfg, name="users-server")
     p.port = port
+    if workers:
+        p.mport = int(cfg["metrics_address"].rsplit(":", 1)[1])
     return p
+
+
+def user_metrics(server):
+    """{(series, user): sum over the workers} of the per-user series."""
+    url = "http://127.0.0.1:%d/metrics" % server.mport
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'(reuseproxy_user_\w+)\{worker="\d+",port="(\d+)",user="([^"]*)"\} (\d+)$',
+                     line)
+        if m:
+            assert int(m.group(2)) == server.port, line
+            key = (m.group(1), m.group(3))
+            out[key] = out.get(key, 0) + int(m.group(4))
+    return out
 
 
 def need_ss_tunnel():
@@ -89,6 +111,20 @@ def test_users_thousand_users_ten_ss_tunnels_at_once():
     for i in chosen:
         assert h.wait_for(lambda: 'user "user%04d"' % i in server.output(), 5), \
             "user%04d is not named in the log: %s" % (i, server.output()[-1500:])
+    # each counted under its own name: the transfer both ways, and its connections (the
+    # transfer's and ss-tunnel's readiness probe's); the others' counters stay at zero
+    def counted():
+        got = user_metrics(server)
+        return all(got.get(("reuseproxy_user_bytes_in_total", "user%04d" % i), 0) >= SIZE and
+                   got.get(("reuseproxy_user_bytes_out_total", "user%04d" % i), 0) >= SIZE and
+                   got.get(("reuseproxy_user_connections_total", "user%04d" % i), 0) >= 1
+                   for i in chosen)
+    assert h.wait_for(counted, 10), "not every user was counted: %r" % {
+        k: v for k, v in user_metrics(server).items() if v}
+    got = user_metrics(server)
+    assert len([k for k in got if k[0] == "reuseproxy_user_bytes_in_total"]) == NUSERS
+    others = {k: v for k, v in got.items() if v and int(k[1][4:]) not in chosen}
+    assert not others, "users who did not connect were counted: %r" % others
 
 
 def test_users_wrong_password_gets_the_probe_treatment():
@@ -121,3 +157,37 @@ def test_users_wrong_password_gets_the_probe_treatment():
     # a user's client is still served
     good = h.record_first_packet("pw-0500-secret", M, echo.port, b"hello", name="recorder")
     assert good, "nothing recorded"
+
+
+def test_users_counters_survive_a_worker_restart_and_a_reload():
+    """A user's counters live in the master's shared memory: a worker killed and replaced, then
+    a reload that removes another user, leave them as they were; the removed user's series
+    disappear."""
+    need_ss_tunnel()
+    import json
+    import os
+    import signal
+    echo = h.TcpEcho()
+    server = users_server()
+    port = ss_tunnel(server.port, "pw-0042-secret", echo.port)
+    assert echo_through(port, h.pattern(SIZE, 42)) == h.pattern(SIZE, 42)
+    key = ("reuseproxy_user_bytes_out_total", "user0042")
+    assert h.wait_for(lambda: user_metrics(server).get(key, 0) >= SIZE, 10), user_metrics(server)
+    before = user_metrics(server)[key]
+    workers = h.children_of(server.pid)
+    os.kill(workers[0], signal.SIGKILL)
+    assert h.wait_for(lambda: len(h.children_of(server.pid)) == 2 and
+                      workers[0] not in h.children_of(server.pid), 10), "no worker restart"
+    assert user_metrics(server)[key] == before, "a worker restart lost the user's bytes"
+    with open(server.cfg_path) as f:
+        cfg = json.load(f)
+    cfg["users"] = [u for u in cfg["users"] if u["name"] != "user0007"]
+    with open(server.cfg_path, "w") as f:
+        json.dump(cfg, f)
+    server.signal(signal.SIGHUP)
+    assert h.wait_for(lambda: "reload complete" in server.output(), 20), server.output()[-800:]
+    gone = ("reuseproxy_user_bytes_out_total", "user0007")
+    # a rendering answers scrapes for 200 ms: the next one shows the reload
+    assert h.wait_for(lambda: gone not in user_metrics(server), 5), \
+        "a removed user's series are still there"
+    assert user_metrics(server)[key] == before, "the reload lost the user's bytes"
