@@ -193,7 +193,8 @@ static void metrics_user_free(struct metrics_shared *m, int u)
 
 void metrics_users_sync(struct metrics_shared *m, const char *const *names, int n, int *slots)
 {
-    size_t cap = (size_t)(n > (m ? m->nusers : 0) ? n : m->nusers);
+    int have = m ? m->nusers : 0;
+    size_t cap = (size_t)(n > have ? n : have);
     struct metrics_name_ref *listed = malloc((cap + 1) * sizeof *listed);
     struct metrics_name_ref *used = malloc((cap + 1) * sizeof *used);
 
