@@ -100,22 +100,24 @@ struct config_pos {
 
 /* ---- Ports, users and the plugin ----
  * Today a configuration has exactly one listening port, whose method and key are the file's
- * "method" and "password"/"key", and whose users are the file's "users" (SIP022 servers with an
- * AES method: SIP023 identity headers, one uPSK per user). The type below is what several
- * listen ports, each with its own method, key and users (libev's port_password), will fill:
- * config_validate() fills ports[0] today. The SIP003 plugin ("plugin", "plugin_opts",
- * "plugin_args", "plugin_mode") is struct config_plugin, run by plugin.c. */
+ * "method" and "password"/"key", and whose users are the file's "users" (SIP004 servers: keys
+ * found by trial decryption; SIP022 servers with an AES method: SIP023 identity headers). The type
+ * below is what several listen ports, each with its own method, key and users (libev's
+ * port_password), will fill: config_validate() fills ports[0] today. The SIP003 plugin ("plugin",
+ * "plugin_opts", "plugin_args", "plugin_mode") is struct config_plugin, run by plugin.c. */
 #define CONFIG_MAX_PORTS 1
 #define CONFIG_MAX_NAMESERVERS 8
 /* A SIP022 client's "iPSK:...:uPSK" password: identity PSKs in front of the user PSK. */
 #define CONFIG_MAX_IDENTITY_KEYS 4
-/* Users of one SIP022 server port. */
+/* Users of one server port (SIP004: trial decryption; SIP022: SIP023 identity headers). */
 #define CONFIG_MAX_USERS 65536
 
 struct config_user {
     char *name;            /* as written; appears in logs */
-    char *password;        /* the uPSK as written (base64) */
-    struct crypto_key key; /* the uPSK, derived by config_validate() */
+    char *password;        /* the password (SIP022: the uPSK in base64), or "key" as written */
+    bool is_key;           /* given as "key": base64 of the key itself */
+    struct crypto_key key; /* the key (SIP022: the uPSK), derived by config_validate() */
+    int metrics_slot;      /* its series' user slot (metrics.h), set by the master; -1: none */
 };
 
 struct config_port {
@@ -127,7 +129,7 @@ struct config_port {
     /* A SIP022 client's identity PSKs, in the order of its password; 0 without EIH. */
     struct crypto_key identity_keys[CONFIG_MAX_IDENTITY_KEYS];
     int n_identity_keys;
-    struct config_user *users; /* a SIP022 server's "users", or NULL */
+    struct config_user *users; /* a server's "users", or NULL */
     int n_users;
 };
 

@@ -43,8 +43,29 @@ struct metrics_upstream {
     char name[280];            /* the server label, "host:port" ("[v6]:port") */
 };
 
+/* One user's counters in one worker (issue 15: per-user accounting). */
+struct metrics_user {
+    uint64_t bytes_in;          /* bytes read from the user's clients */
+    uint64_t bytes_out;         /* bytes written to them */
+    uint64_t connections;       /* TCP connections that opened as this user */
+    uint64_t udp_datagrams;     /* datagrams received from this user's clients */
+    uint64_t failed_handshakes; /* first flights that opened with the user's key, then failed */
+};
+
+/* A user slot's name, as the series' user label says it; a name longer than this is cut. */
+#define METRICS_USER_NAME_MAX 64
+struct metrics_user_name {
+    char name[METRICS_USER_NAME_MAX]; /* "" for a free slot */
+};
+
+/* Laid out as: this header, worker[nworkers], the names of nusers user slots, then each
+ * worker's nusers struct metrics_user (metrics_user_counters). */
+/* Laid out as: this header, worker[nworkers], the names of nusers user slots, then each
+ * worker's nusers struct metrics_user (metrics_user_counters). */
 struct metrics_shared {
     int nworkers;
+    int nusers;     /* user slots, fixed at start */
+    unsigned port;  /* the port label of the user series */
     int nupstreams; /* servers in upstream[] (0: the server role, or a single server) */
     struct metrics_upstream upstream[METRICS_MAX_SERVERS];
     struct metrics_worker worker[];
@@ -54,8 +75,16 @@ struct metrics_shared {
  * at start and when a reload changes the list. */
 void metrics_set_upstreams(struct metrics_shared *m, const char *const *names, int n);
 
-/* Makes the MAP_SHARED block for nworkers slots (at least 1). NULL on failure. */
-struct metrics_shared *metrics_new_shared(int nworkers);
+
+/* Makes the MAP_SHARED block for nworkers slots (at least 1) and nusers user slots (0: no
+ * per-user series). NULL on failure. */
+struct metrics_shared *metrics_new_shared(int nworkers, int nusers);
+/* Worker w's counters of the nusers user slots, or NULL without user slots. */
+struct metrics_user *metrics_user_counters(struct metrics_shared *m, int w);
+/* Gives each of names[0..n) a user slot in slots[i] (-1: none left, not counted): the one it
+ * had, so its counters go on across reloads, or a free one. Slots of names no longer in the
+ * list are freed and zeroed: their series disappear. Run by the master at start and reload. */
+void metrics_users_sync(struct metrics_shared *m, const char *const *names, int n, int *slots);
 void metrics_free_shared(struct metrics_shared *m);
 
 /* Relaxed atomic updates, safe from any worker. */

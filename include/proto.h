@@ -61,6 +61,9 @@ struct proto_conn {
     const struct proto_ctx *ctx;
     size_t key;                        /* index in ctx->keys of the key the request used */
     const char *user;                  /* ctx->names[key] once the request is open, or NULL */
+    /* server: the client's address, or NULL. SIP004 with several keys tries the key this
+     * address used last first (a per-worker table of recent clients). */
+    const struct sockaddr *peer;
     const char *reason;                /* why open_stream failed, when it did */
     uint8_t req_salt[CRYPTO_MAX_SALT]; /* the request's salt (a SIP022 response echoes it) */
     size_t req_salt_len;

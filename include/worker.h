@@ -39,6 +39,7 @@ struct worker_env {
     bool shared_accept;              /* tcp[] are shared by every worker (balance "shared") */
     struct replay_store *replay;     /* NULL when replay protection is off */
     struct metrics_worker *stats;    /* this slot's shared counters */
+    struct metrics_user *user_stats; /* this slot's per-user counters (metrics_user_counters) */
     int ready_fd;                    /* one byte is written here once accepting, or -1 */
     int parent_fd;                   /* reads EOF when the master dies, or -1 (no master) */
     pid_t master_pid;                /* the master, to notice it died before the worker watched */
@@ -62,6 +63,8 @@ struct worker {
     struct replay_store *replay;
     struct shared_store *shared;     /* "shared_store" (Redis), or NULL */
     struct metrics_worker *stats;
+    struct metrics_user *user_stats; /* per-user counters, indexed by key_slots[], or NULL */
+    int *key_slots;                  /* keys[k]'s user slot in user_stats, or -1 */
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
     struct buf_pool stall_pool;     /* RELAY_STALL_CAP buffers, for stalled directions */
@@ -106,6 +109,12 @@ struct worker {
  * start and every reload run it, so a configuration they accept also starts its workers.
  * Returns 0, or -1 with the reason in err. */
 int worker_preflight(const struct config *c, char *err, size_t errlen);
+/* Gives c's users their slots in m's per-user counters (config_user.metrics_slot): run by the
+ * master, before the workers that read c are forked, at start and at each reload. */
+void worker_user_slots(struct config *c, struct metrics_shared *m);
+/* User slots to make at start for c: room for its users twice over and 64 more, so users
+ * added by reloads are counted too (slots never used cost no memory). */
+int worker_user_capacity(const struct config *c);
 
 /* Runs a worker until it is told to stop (SIGTERM/SIGINT: drain, then exit) or its master dies.
  * Returns the process exit status. */

@@ -577,10 +577,11 @@ static int config_user_text(struct config_ctx *x, const struct config_key_token 
     return *out ? 0 : config_out_of_memory(x);
 }
 
-/* "users": [{"name": "alice", "password": "<uPSK, base64>"}, ...]: a SIP022 server's users
- * (SIP023 identity headers); "local_users", of the same shape: the local port's SOCKS5 and HTTP
- * proxy users. Only the shape is checked here; config_validate() derives the keys once the
- * method is known, and checks that names and keys are unique. */
+/* "users": [{"name": "alice", "password": "..."}, ...] (or "key": base64): a server's users,
+ * told apart by trial decryption (SIP004) or by SIP023 identity headers (SIP022); "local_users",
+ * of the same shape without "key": the local port's SOCKS5 and HTTP proxy users. Only the shape
+ * is checked here; config_validate() derives the keys once the method is known, and checks that
+ * names and keys are unique. */
 static int config_set_users(struct config_ctx *x, const struct config_key_token *t,
                             const struct config_key_spec *spec, const json_t *v)
 {
@@ -611,15 +612,25 @@ static int config_set_users(struct config_ctx *x, const struct config_key_token 
             return config_fail(x, &t->pos, "\"%s\"[%zu]: expected an object, got %s",
                                spec->name, i, config_describe(u, desc, sizeof desc));
         json_object_foreach((json_t *)u, k, member) {
-            if (strcmp(k, "name") != 0 && strcmp(k, "password") != 0)
+            if (strcmp(k, "name") != 0 && strcmp(k, "password") != 0 &&
+                (local || strcmp(k, "key") != 0))
                 return config_fail(x, &t->pos,
                                    "\"%s\"[%zu]: unknown member %s; a user has \"name\" and "
-                                   "\"password\"",
-                                   spec->name, i, config_quote(k, desc, sizeof desc));
+                                   "\"password\"%s",
+                                   spec->name, i, config_quote(k, desc, sizeof desc),
+                                   local ? "" : " (or \"key\")");
         }
+        /* "key": the key in base64, as the file's own "key" (for SIP022 the password is one) */
+        bool is_key = !local && json_object_get(u, "key") != NULL;
+        if (is_key && json_object_get(u, "password"))
+            return config_fail(x, &t->pos,
+                               "\"%s\"[%zu]: expected \"password\" or \"key\", not both",
+                               spec->name, i);
         *n_users = (int)i + 1;
+        (*users)[i].is_key = is_key;
+        (*users)[i].metrics_slot = -1;
         if (config_user_text(x, t, i, u, "name", &(*users)[i].name) != 0 ||
-            config_user_text(x, t, i, u, "password", &(*users)[i].password) != 0)
+            config_user_text(x, t, i, u, is_key ? "key" : "password", &(*users)[i].password) != 0)
             return -1;
     }
     return 0;

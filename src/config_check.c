@@ -106,7 +106,10 @@ static int config_check_required(const struct config *c, char *err, size_t errle
         return config_invalid(c, -1, err, errlen, "no server port: set \"server_port\" or use -p");
     if (!server && c->local_port == 0)
         return config_invalid(c, -1, err, errlen, "no local port: set \"local_port\" or use -l");
-    if (!c->password && !c->key && (server || !config_servers_complete(c, true)))
+    /* a SIP004 server with users needs no password of its own (SIP022's is the identity PSK) */
+    bool users_only = server && c->ports[0].n_users > 0 &&
+                      crypto_method_info(c->method)->proto == CRYPTO_PROTO_SIP004;
+    if (!c->password && !c->key && !users_only && (server || !config_servers_complete(c, true)))
         return config_invalid(c, -1, err, errlen,
                               "no password: set \"password\" (or \"key\") or use -k");
     if (c->proxy_protocol && !server)
@@ -323,25 +326,48 @@ static int config_derive_psks(struct config *c, char *err, size_t errlen)
     return 0;
 }
 
-/* A SIP022 server's users: their uPSKs, unique names and keys. */
+/* One user's key: SIP004 derives it from the password as libev does (EVP_BytesToKey), a "key"
+ * and every SIP022 uPSK are the base64 of the key. */
+static int config_user_key(struct config *c, int i, char *err, size_t errlen)
+{
+    struct config_user *u = &c->ports[0].users[i];
+    bool sip022 = crypto_method_info(c->method)->proto == CRYPTO_PROTO_SIP022;
+    char what[64];
+
+    snprintf(what, sizeof what, "\"users\"[%d].%s", i, u->is_key ? "key" : "password");
+    if (sip022 || u->is_key)
+        return config_psk(c, CONFIG_KEY_USERS, what, u->password, strlen(u->password), &u->key, err,
+                          errlen);
+    if (crypto_key_from_password(&u->key, c->method, u->password) != 0)
+        return config_invalid(c, CONFIG_KEY_USERS, err, errlen, "%s: cannot derive a key", what);
+    return 0;
+}
+
+/* A server's users: their keys, unique names and keys. SIP004 finds a user by trial decryption
+ * (proto_sip004.c), SIP022 by the SIP023 identity header (AES methods only). */
 static int config_derive_users(struct config *c, char *err, size_t errlen)
 {
     const struct crypto_method_info *info = crypto_method_info(c->method);
     struct config_port *p = &c->ports[0];
-    char what[64], q[96];
+    char q[96];
 
     if (p->n_users == 0)
         return 0;
-    if (c->role != ROLE_SERVER || info->proto != CRYPTO_PROTO_SIP022 ||
-        info->aead == CRYPTO_CHACHA20_POLY1305)
+    if (c->role != ROLE_SERVER ||
+        (info->proto == CRYPTO_PROTO_SIP022 && info->aead == CRYPTO_CHACHA20_POLY1305))
         return config_invalid(c, CONFIG_KEY_USERS, err, errlen,
-                              "\"users\": only a server with 2022-blake3-aes-128-gcm or "
-                              "2022-blake3-aes-256-gcm has users (SIP023 identity headers)");
+                              "\"users\": only a server has users, with an AEAD method "
+                              "(aes-*-gcm, chacha20-ietf-poly1305) or 2022-blake3-aes-128-gcm or "
+                              "2022-blake3-aes-256-gcm (SIP023 identity headers)");
+    /* A SIP004 datagram carries no hint of its user: each would cost a full open per key. */
+    if (info->proto == CRYPTO_PROTO_SIP004 && c->mode != MODE_TCP_ONLY)
+        return config_invalid(c, CONFIG_KEY_MODE, err, errlen,
+                              "\"mode\": a port with \"users\" and %s serves TCP only "
+                              "(\"tcp_only\"); UDP per user needs a 2022-blake3-aes-* method",
+                              info->name);
     for (int i = 0; i < p->n_users; i++) {
         struct config_user *u = &p->users[i];
-        snprintf(what, sizeof what, "\"users\"[%d].password", i);
-        if (config_psk(c, CONFIG_KEY_USERS, what, u->password, strlen(u->password), &u->key, err,
-                       errlen) != 0)
+        if (config_user_key(c, i, err, errlen) != 0)
             return -1;
         /* Quadratic, but once per load; the worker's lookup is a hash. */
         for (int j = 0; j < i; j++) {
@@ -371,8 +397,10 @@ static int config_derive_key(struct config *c, char *err, size_t errlen)
 
     if (info->proto == CRYPTO_PROTO_SIP022)
         return config_derive_psks(c, err, errlen) != 0 ? -1 : config_derive_users(c, err, errlen);
-    if (c->ports[0].n_users > 0)
-        return config_derive_users(c, err, errlen);
+    if (c->ports[0].n_users > 0 && config_derive_users(c, err, errlen) != 0)
+        return -1;
+    if (c->ports[0].n_users > 0 && !c->key && !c->password)
+        return 0; /* SIP004 with users only: no key of the port's own */
     if (!c->key)
         return crypto_key_from_password(k, c->method, c->password ? c->password : "") == 0
                    ? 0
@@ -663,7 +691,8 @@ int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
         config_check_addresses(c, err, errlen) != 0 || config_check_outgoing(c, err, errlen) != 0 ||
-        ((c->password || c->key) && config_derive_key(c, err, errlen) != 0) ||
+        ((c->password || c->key || c->ports[0].n_users > 0) &&
+         config_derive_key(c, err, errlen) != 0) ||
         config_derive_upstreams(c, err, errlen) != 0 ||
         config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0 ||
         config_check_local_users(c, err, errlen) != 0 || config_check_shared(c, err, errlen) != 0)

@@ -202,6 +202,7 @@ void master_reload(struct master *m)
         m->prev_cfg = m->cfg;
         m->cfg = nc;
         upstream_prober_reconfigure(m->prober, m->cfg);
+        worker_user_slots(nc, m->metrics); /* kept users keep their counters */
         log_set_level(LOG_LEVEL_INFO + (nc->verbose > 1 ? 1 : nc->verbose));
         supervise_reload(m);
         return;
@@ -331,7 +332,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
         return -1;
     m->plugin = plugin_new(m->loop, c, master_plugin_gave_up, m);
-    m->metrics = metrics_new_shared(m->nslots);
+    m->metrics = metrics_new_shared(m->nslots, worker_user_capacity(c));
     m->replay = master_replay_store(c, m->upgrade.inherited_replay_fd);
     m->slots = calloc(m->nslots, sizeof *m->slots);
     /* before the first fork: the workers find the servers' series already named */
@@ -344,6 +345,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         snprintf(err, errlen, "cannot allocate the shared state");
         return -1;
     }
+    worker_user_slots(m->cfg, m->metrics);
     m->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_init(&m->accept_backoff[a], m->loop, &m->accept_io[a],

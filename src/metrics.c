@@ -82,26 +82,59 @@ static const struct metrics_field metrics_fields[] = {
 #undef FIELD
 #define METRICS_NFIELDS (sizeof metrics_fields / sizeof metrics_fields[0])
 
+/* The per-user series, labelled worker, port and user. */
+/* clang-format off */
+#define FIELD(name, help, member) {name, METRICS_COUNTER, help, offsetof(struct metrics_user, member)}
+/* clang-format on */
+static const struct metrics_field metrics_user_fields[] = {
+    FIELD("user_bytes_in_total", "Bytes read from this user's clients.", bytes_in),
+    FIELD("user_bytes_out_total", "Bytes written to this user's clients.", bytes_out),
+    FIELD("user_connections_total", "TCP connections that opened as this user.", connections),
+    FIELD("user_udp_datagrams_total", "UDP datagrams received from this user's clients.",
+          udp_datagrams),
+    FIELD("user_failed_handshakes_total",
+          "Requests that opened with this user's key and then failed (malformed, replayed or "
+          "refused).",
+          failed_handshakes),
+};
+#undef FIELD
+#define METRICS_USER_NFIELDS (sizeof metrics_user_fields / sizeof metrics_user_fields[0])
+
 /* ---- Shared memory. */
 
-static size_t metrics_shared_size(int nworkers)
+#define METRICS_USERS_MAX 65536
+
+static size_t metrics_names_offset(int nworkers)
 {
     return sizeof(struct metrics_shared) + (size_t)nworkers * sizeof(struct metrics_worker);
 }
 
-struct metrics_shared *metrics_new_shared(int nworkers)
+static size_t metrics_counters_offset(int nworkers, int nusers)
+{
+    return metrics_names_offset(nworkers) + (size_t)nusers * sizeof(struct metrics_user_name);
+}
+
+static size_t metrics_shared_size(int nworkers, int nusers)
+{
+    return metrics_counters_offset(nworkers, nusers) +
+           (size_t)nworkers * (size_t)nusers * sizeof(struct metrics_user);
+}
+
+struct metrics_shared *metrics_new_shared(int nworkers, int nusers)
 {
     if (nworkers < 1)
         nworkers = 1; /* single-process mode still has one worker: itself */
-    if (nworkers > METRICS_WORKERS_MAX)
+    if (nworkers > METRICS_WORKERS_MAX || nusers < 0 || nusers > METRICS_USERS_MAX)
         return NULL;
-    /* Anonymous shared memory is inherited across fork() and comes zero-filled. */
-    void *p = mmap(NULL, metrics_shared_size(nworkers), PROT_READ | PROT_WRITE,
+    /* Anonymous shared memory is inherited across fork() and comes zero-filled; pages of user
+     * slots never used are never touched, so never backed. */
+    void *p = mmap(NULL, metrics_shared_size(nworkers, nusers), PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     struct metrics_shared *m = p;
     m->nworkers = nworkers;
+    m->nusers = nusers;
     return m;
 }
 
@@ -118,7 +151,102 @@ void metrics_set_upstreams(struct metrics_shared *m, const char *const *names, i
 void metrics_free_shared(struct metrics_shared *m)
 {
     if (m)
-        munmap(m, metrics_shared_size(m->nworkers));
+        munmap(m, metrics_shared_size(m->nworkers, m->nusers));
+}
+
+static struct metrics_user_name *metrics_names(const struct metrics_shared *m)
+{
+    return (struct metrics_user_name *)((char *)m + metrics_names_offset(m->nworkers));
+}
+
+struct metrics_user *metrics_user_counters(struct metrics_shared *m, int w)
+{
+    if (!m || m->nusers == 0 || w < 0 || w >= m->nworkers)
+        return NULL;
+    return (struct metrics_user *)((char *)m + metrics_counters_offset(m->nworkers, m->nusers)) +
+           (size_t)w * (size_t)m->nusers;
+}
+
+/* A name and where it is: a slot, or an index in the caller's list. */
+struct metrics_name_ref {
+    const char *name;
+    int at;
+};
+
+static int metrics_name_cmp(const void *a, const void *b)
+{
+    return strncmp(((const struct metrics_name_ref *)a)->name,
+                   ((const struct metrics_name_ref *)b)->name, METRICS_USER_NAME_MAX - 1);
+}
+
+static const struct metrics_name_ref *metrics_name_find(const struct metrics_name_ref *refs,
+                                                        size_t n, const char *name)
+{
+    struct metrics_name_ref key = {name, 0};
+    return n ? bsearch(&key, refs, n, sizeof *refs, metrics_name_cmp) : NULL;
+}
+
+/* Sorted refs: the names of the used slots (list == NULL) or of list[0..n). */
+static size_t metrics_name_refs(const struct metrics_shared *m, const char *const *list, int n,
+                                struct metrics_name_ref *refs)
+{
+    const struct metrics_user_name *names = metrics_names(m);
+    size_t k = 0;
+
+    if (list)
+        for (int i = 0; i < n; i++)
+            refs[k++] = (struct metrics_name_ref){list[i], i};
+    else
+        for (int u = 0; u < m->nusers; u++)
+            if (names[u].name[0])
+                refs[k++] = (struct metrics_name_ref){names[u].name, u};
+    qsort(refs, k, sizeof *refs, metrics_name_cmp);
+    return k;
+}
+
+/* Frees slot u: its name and every worker's counters. A worker still counting into it (a
+ * session of a removed user draining) adds to a slot nobody renders until it is given out. */
+static void metrics_user_free(struct metrics_shared *m, int u)
+{
+    memset(metrics_names(m)[u].name, 0, METRICS_USER_NAME_MAX);
+    for (int w = 0; w < m->nworkers; w++)
+        memset(&metrics_user_counters(m, w)[u], 0, sizeof(struct metrics_user));
+}
+
+void metrics_users_sync(struct metrics_shared *m, const char *const *names, int n, int *slots)
+{
+    int have = m ? m->nusers : 0;
+    size_t cap = (size_t)(n > have ? n : have);
+    struct metrics_name_ref *listed = malloc((cap + 1) * sizeof *listed);
+    struct metrics_name_ref *used = malloc((cap + 1) * sizeof *used);
+
+    for (int i = 0; i < n; i++)
+        slots[i] = -1;
+    if (!m || m->nusers == 0 || !listed || !used)
+        goto out;
+    size_t nlisted = metrics_name_refs(m, names, n, listed);
+    struct metrics_user_name *slot_names = metrics_names(m);
+    for (int u = 0; u < m->nusers; u++)
+        if (slot_names[u].name[0] && !metrics_name_find(listed, nlisted, slot_names[u].name))
+            metrics_user_free(m, u);
+    size_t nused = metrics_name_refs(m, NULL, 0, used);
+    int next_free = 0;
+    for (int i = 0; i < n; i++) {
+        const struct metrics_name_ref *r = metrics_name_find(used, nused, names[i]);
+        if (r) {
+            slots[i] = r->at;
+            continue;
+        }
+        while (next_free < m->nusers && slot_names[next_free].name[0])
+            next_free++;
+        if (next_free == m->nusers)
+            continue; /* full: this user is not counted until a restart makes room */
+        snprintf(slot_names[next_free].name, METRICS_USER_NAME_MAX, "%s", names[i]);
+        slots[i] = next_free;
+    }
+out:
+    free(listed);
+    free(used);
 }
 
 /* ---- Rendering. */
@@ -192,6 +320,31 @@ static void metrics_render_upstreams(const struct metrics_shared *m, struct metr
     }
 }
 
+static void metrics_render_users(const struct metrics_shared *m, struct metrics_out *o)
+{
+    const struct metrics_user_name *names = metrics_names(m);
+
+    if (m->nusers <= 0 || m->nusers > METRICS_USERS_MAX)
+        return;
+    for (size_t i = 0; i < METRICS_USER_NFIELDS; i++) {
+        const struct metrics_field *f = &metrics_user_fields[i];
+        out_printf(o, "# HELP reuseproxy_%s %s\n# TYPE reuseproxy_%s counter\n", f->name, f->help,
+                   f->name);
+        for (int w = 0; w < m->nworkers; w++) {
+            const struct metrics_user *c = metrics_user_counters((struct metrics_shared *)m, w);
+            for (int u = 0; u < m->nusers; u++) {
+                if (!names[u].name[0])
+                    continue;
+                uint64_t v = metrics_read((const uint64_t *)((const char *)&c[u] + f->offset));
+                out_printf(o, "reuseproxy_%s{worker=\"%d\",port=\"%u\",user=\"", f->name, w,
+                           m->port);
+                out_label(o, names[u].name);
+                out_printf(o, "\"} %" PRIu64 "\n", v);
+            }
+        }
+    }
+}
+
 int metrics_render(const struct metrics_shared *m, char *out, size_t cap)
 {
     if (!m || !out || cap == 0 || m->nworkers < 1 || m->nworkers > METRICS_WORKERS_MAX)
@@ -216,12 +369,14 @@ int metrics_render(const struct metrics_shared *m, char *out, size_t cap)
         }
     }
     metrics_render_upstreams(m, &o);
+    metrics_render_users(m, &o);
     return (int)o.len;
 }
 
 char *metrics_render_alloc(const struct metrics_shared *m, size_t *len)
 {
-    size_t cap = 8192 + (size_t)m->nworkers * METRICS_NFIELDS * 80;
+    size_t cap = 8192 + (size_t)m->nworkers * METRICS_NFIELDS * 80 +
+                 (size_t)m->nworkers * (size_t)m->nusers * METRICS_USER_NFIELDS * 120;
     for (; cap <= METRICS_BODY_MAX; cap *= 2) {
         char *body = malloc(cap);
         if (!body)

@@ -8,9 +8,15 @@
  *   Replay: salts that authenticated are remembered, and so are our own.
  *
  * Several keys (users) are told apart the way shadowsocks servers do it for SIP004: the one
- * under which the first chunk's sealed length opens is the request's. */
+ * under which the first chunk's sealed length opens is the request's (outline-ss-server does
+ * the same). One try is a subkey (HKDF-SHA1) and one AEAD open of the 2-byte length and its
+ * 16-byte tag, never of the whole first flight; a wrong key fails on that tag with odds of
+ * 2^-128. The key a client address used last is tried first (a small per-worker table of
+ * recent clients), so a returning client costs one try; a new one costs at most one per key. */
 #include "autoconfig.h"
 
+#include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
@@ -92,27 +98,123 @@ static long sip004_seal_slots(struct proto_conn *c, struct proto_dir *d, uint8_t
     return (long)head + wire;
 }
 
-/* Keys d with the first key of the set under which the first chunk's length opens. Returns
+/* ---- Recent clients: address -> the key it used last ----
+ * Direct-mapped (a newer client takes the slot of an older one with the same hash): bounded
+ * memory, O(1), and a miss only costs the order of tries, never a refusal. The hash is seeded
+ * per worker so no one can aim addresses at one slot. */
+#define SIP004_RECENT 4096 /* slots; 20 bytes each */
+
+struct sip004_recent {
+    uint8_t addr[16]; /* IPv4 as ::ffff:a.b.c.d */
+    uint32_t key1;    /* the key index + 1; 0: empty */
+};
+
+struct sip004_users {
+    uint64_t seed;
+    struct sip004_recent slot[SIP004_RECENT];
+};
+
+static int sip004_ctx_init(struct proto_ctx *ctx)
+{
+    struct sip004_users *u;
+
+    ctx->priv = NULL;
+    if (ctx->client || ctx->nkeys < 2)
+        return 0;
+    u = calloc(1, sizeof *u);
+    if (!u || crypto_random(&u->seed, sizeof u->seed) != 0) {
+        free(u);
+        return -1;
+    }
+    ctx->priv = u;
+    return 0;
+}
+
+static void sip004_ctx_free(struct proto_ctx *ctx)
+{
+    free(ctx->priv);
+    ctx->priv = NULL;
+}
+
+/* The client's IP address as 16 bytes. Returns 0, or -1 when there is none. */
+static int sip004_peer_bytes(const struct sockaddr *sa, uint8_t out[16])
+{
+    if (sa && sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return 0;
+    }
+    if (sa && sa->sa_family == AF_INET) {
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        memcpy(out, mapped, 12);
+        memcpy(out + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 0;
+    }
+    return -1;
+}
+
+static struct sip004_recent *sip004_recent_slot(struct sip004_users *u, const uint8_t addr[16])
+{
+    uint64_t a, b;
+
+    memcpy(&a, addr, 8);
+    memcpy(&b, addr + 8, 8);
+    /* a multiply-xorshift mix (splitmix64's finaliser) of both halves and the seed */
+    uint64_t h = (a ^ u->seed) * 0x9E3779B97F4A7C15ull;
+    h = (h ^ b ^ (h >> 31)) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 29;
+    return &u->slot[h % SIP004_RECENT];
+}
+
+/* One try: keys d with key k and opens the first chunk's length (and the chunk, when all of it
+ * is there). Returns the ss_stream_open_chunk result. */
+static int sip004_try_key(struct proto_conn *c, struct proto_dir *d, size_t k, uint8_t *buf,
+                          size_t len, size_t *used, uint8_t **payload, size_t *plen)
+{
+    const struct crypto_key *key = &c->ctx->keys[k];
+    size_t salt_len = sip004_salt_len(key);
+
+    if (ss_stream_init(&d->ss, key, buf) < 0)
+        return SS_OPEN_ERROR;
+    int r = ss_stream_open_chunk(&d->ss, buf + salt_len, len - salt_len, used, payload, plen);
+    if (r != SS_OPEN_ERROR) {
+        c->key = k;
+        c->user = c->ctx->names ? c->ctx->names[k] : NULL;
+        d->keyed = true;
+    }
+    return r;
+}
+
+/* Keys d with the key of the set under which the first chunk's length opens: the one this
+ * client address used last first, then the others in order (at most one try per key). Returns
  * the ss_stream_open_chunk result of that key, SS_OPEN_ERROR when none fits. */
 static int sip004_find_key(struct proto_conn *c, struct proto_dir *d, uint8_t *buf, size_t len,
                            size_t *used, uint8_t **payload, size_t *plen)
 {
     const struct proto_ctx *ctx = c->ctx;
+    struct sip004_users *u = ctx->priv;
+    struct sip004_recent *slot = NULL;
+    uint8_t addr[16];
+    size_t first = SIZE_MAX;
 
-    for (size_t k = 0; k < ctx->nkeys; k++) {
-        size_t salt_len = sip004_salt_len(&ctx->keys[k]);
-        if (len < salt_len + SS_CHUNK_HEAD)
-            return SS_OPEN_NEED_MORE;
-        if (ss_stream_init(&d->ss, &ctx->keys[k], buf) < 0)
-            return SS_OPEN_ERROR;
-        int r = ss_stream_open_chunk(&d->ss, buf + salt_len, len - salt_len, used, payload, plen);
-        if (r != SS_OPEN_ERROR) {
-            c->key = k;
-            d->keyed = true;
-            return r;
-        }
+    /* every key of a port has the port's method, so one salt length */
+    if (len < sip004_salt_len(&ctx->keys[0]) + SS_CHUNK_HEAD)
+        return SS_OPEN_NEED_MORE;
+    if (u && sip004_peer_bytes(c->peer, addr) == 0) {
+        slot = sip004_recent_slot(u, addr);
+        if (slot->key1 && slot->key1 <= ctx->nkeys && memcmp(slot->addr, addr, 16) == 0)
+            first = slot->key1 - 1;
     }
-    return SS_OPEN_ERROR;
+    int r = SS_OPEN_ERROR;
+    if (first != SIZE_MAX)
+        r = sip004_try_key(c, d, first, buf, len, used, payload, plen);
+    for (size_t k = 0; r == SS_OPEN_ERROR && k < ctx->nkeys; k++)
+        if (k != first)
+            r = sip004_try_key(c, d, k, buf, len, used, payload, plen);
+    if (r != SS_OPEN_ERROR && slot) {
+        memcpy(slot->addr, addr, 16);
+        slot->key1 = (uint32_t)c->key + 1;
+    }
+    return r;
 }
 
 static int sip004_open_request(struct proto_conn *c, struct proto_dir *d, uint8_t *buf, size_t len,
@@ -217,6 +319,8 @@ static long sip004_open_datagram(struct proto_udp *p, struct proto_udp_state *st
 
 const struct proto_ops proto_sip004 = {
     .name = "sip004",
+    .ctx_init = sip004_ctx_init,
+    .ctx_free = sip004_ctx_free,
     .seal_begin = sip004_seal_begin,
     .seal_head_len = sip004_seal_head_len,
     .seal_request = sip004_seal_request,

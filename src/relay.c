@@ -100,8 +100,10 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     s->conn.ctx = &w->proto;
     handshake_init(&s->hs, w->cfg->role, &s->conn, &s->up.pd);
     handshake_set_local(&s->hs, w->cfg->protocol, w->cfg->local_users, w->cfg->n_local_users);
-    if (peer)
+    if (peer && peerlen <= sizeof s->peer) {
         memcpy(&s->peer, peer, peerlen);
+        s->conn.peer = (const struct sockaddr *)&s->peer;
+    }
     side_init(s, &s->client, fd, true);
     side_init(s, &s->remote, -1, false);
     ev_init(&s->timer, timer_cb);
@@ -316,6 +318,18 @@ void session_set_stage(struct session *s, enum session_stage stage)
     timer_arm(s);
 }
 
+/* The counters of the user whose key opened the request, or NULL (no users, not yet known, or
+ * a user without a slot). */
+static struct metrics_user *session_user_stats(const struct session *s)
+{
+    const struct worker *w = s->w;
+
+    if (!w->user_stats || !w->key_slots || !s->conn.user || s->conn.key >= w->proto.nkeys)
+        return NULL;
+    int slot = w->key_slots[s->conn.key];
+    return slot >= 0 ? &w->user_stats[slot] : NULL;
+}
+
 /* A failed handshake (bad tag, replay, malformed header): send nothing,
  * keep reading and discarding, close when the client closes or the handshake deadline passes.
  * Counted and summarized, never logged one line per probe. */
@@ -446,6 +460,8 @@ static void session_refuse(struct session *s, enum refusal why)
     char t[300];
 
     metrics_add(&w->stats->failed_handshakes, 1);
+    if (session_user_stats(s))
+        metrics_add(&session_user_stats(s)->failed_handshakes, 1);
     target_text(&s->target, t, sizeof t);
     if (why == REFUSE_LOOP) {
         metrics_add(&w->stats->loops_refused, 1);
@@ -761,7 +777,14 @@ static void session_connect_request(struct session *s, const struct handshake_ou
     struct pipe *p = &s->up;
 
     s->target = out->target;
-    if (s->conn.user) { /* SIP023: which user asked, by the name the configuration gives */
+    s->ustats = session_user_stats(s);
+    if (s->ustats) {
+        metrics_add(&s->ustats->connections, 1);
+        /* the first flight, read before the user was known */
+        if (s->up.buf)
+            metrics_add(&s->ustats->bytes_in, s->up.buf->end);
+    }
+    if (s->conn.user) { /* which user asked (SIP023 header or SIP004 key), by its configured name */
         char addr[64];
         log_debug("user \"%s\" from %s: request for %s port %u", s->conn.user,
                   netaddr_format((struct sockaddr *)&s->peer, addr, sizeof addr), s->target.host,
@@ -835,6 +858,8 @@ static void session_on_verdict(struct session *s, const struct handshake_out *ou
             metrics_add(&s->w->stats->local_refused, 1);
         if (out->replayed)
             metrics_add(&s->w->stats->replays, 1);
+        if (session_user_stats(s)) /* the user's key opened it: malformed or replayed */
+            metrics_add(&session_user_stats(s)->failed_handshakes, 1);
         if (out->silent)
             session_probe(s, out->reason);
         else

@@ -37,6 +37,14 @@ void session_io_set(struct session *s, ev_io *io, bool on)
 }
 
 /* The pool a buffer of this capacity belongs to. */
+/* Bytes written to the client: the worker's and the user's counters. */
+static void session_count_out(struct session *s, uint64_t n)
+{
+    metrics_add(&s->w->stats->bytes_out, n);
+    if (s->ustats)
+        metrics_add(&s->ustats->bytes_out, n);
+}
+
 static struct buf_pool *pool_of(struct worker *w, size_t cap)
 {
     if (cap == RELAY_BULK_CAP)
@@ -167,7 +175,7 @@ static int pipe_flush(struct session *s, struct pipe *p, struct side *dst)
                 return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
             b->start += n;
             if (to_client)
-                metrics_add(&s->w->stats->bytes_out, n);
+                session_count_out(s, (uint64_t)n);
         }
         if (b)
             b->start = b->end = 0;
@@ -178,7 +186,7 @@ static int pipe_flush(struct session *s, struct pipe *p, struct side *dst)
         if (n < 0)
             return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
         if (to_client)
-            metrics_add(&s->w->stats->bytes_out, n);
+            session_count_out(s, (uint64_t)n);
         while (n > 0) {
             struct iovec *v = &p->iov[p->iov_i];
             size_t k = (size_t)n < v->iov_len ? (size_t)n : v->iov_len;
@@ -277,8 +285,11 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src, si
         if (pipe_open_chunks(s, p) < 0)
             return -2;
     }
-    if (p == &s->up)
+    if (p == &s->up) {
         metrics_add(&s->w->stats->bytes_in, n);
+        if (s->ustats)
+            metrics_add(&s->ustats->bytes_in, (uint64_t)n);
+    }
     s->last_activity = ev_now(s->w->loop);
     return n;
 }

@@ -65,6 +65,7 @@ struct session {
     enum session_stage stage;
     struct handshake hs;            /* how the target is learnt */
     struct proto_conn conn;         /* what the two directions' protocol state share */
+    struct metrics_user *ustats;    /* the request's user's counters, once known, or NULL */
     bool direct;                    /* local roles: the ACL bypasses the server for this target */
     struct side client, remote;
     struct pipe up;                 /* client -> remote */

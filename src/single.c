@@ -41,7 +41,7 @@ int single_run(struct config *cfg)
         env.tcp[env.ntcp++] = socks->tcp[0][a];
     for (int a = 0; a < socks->nudp; a++)
         env.udp[env.nudp++] = socks->udp[0][a];
-    struct metrics_shared *metrics = metrics_new_shared(1);
+    struct metrics_shared *metrics = metrics_new_shared(1, worker_user_capacity(cfg));
     env.replay = cfg->replay_protection ? replay_new_shared(cfg->replay_capacity) : NULL;
     if (!metrics || (cfg->replay_protection && !env.replay)) {
         log_error("cannot allocate the shared state");
@@ -50,6 +50,8 @@ int single_run(struct config *cfg)
     env.stats = &metrics->worker[0];
     env.shared = metrics;
     env.run_prober = true; /* no master: the servers are probed from this process's loop */
+    worker_user_slots(cfg, metrics);
+    env.user_stats = metrics_user_counters(metrics, 0);
     if (cfg->metrics_address)
         log_warn("metrics_address is served by the master; with workers: 0 it is not served");
     sdnotify_send("READY=1");

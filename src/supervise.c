@@ -119,6 +119,7 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w, p
                              .replay = m->replay,
                              .stats = &m->metrics->worker[i],
                              .shared = m->metrics,
+                             .user_stats = metrics_user_counters(m->metrics, i),
                              .ready_fd = ready_w,
                              .parent_fd = 0,
                              .master_pid = master};
@@ -293,6 +294,7 @@ static void reload_rollback(struct master *m, const char *why)
     m->cfg = m->prev_cfg;
     m->prev_cfg = NULL;
     upstream_prober_reconfigure(m->prober, m->cfg);
+    worker_user_slots(m->cfg, m->metrics); /* the old users' series come back */
     m->reloading = false;
     log_set_level(LOG_LEVEL_INFO + (m->cfg->verbose > 1 ? 1 : m->cfg->verbose));
     log_error("reload failed, still running the previous configuration: %s", why);

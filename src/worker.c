@@ -76,26 +76,35 @@ static void worker_targets(struct worker *w, const struct config *c)
 }
 
 /* The protocol's key set from ports[0] (see struct proto_ctx): a server's PSK then its users'
- * keys, or a client's identity keys then its key. */
+ * keys, or a client's identity keys then its key. A SIP004 server with users and no password
+ * of its own has only its users' keys. */
 static int worker_keys(struct worker *w, const struct config *c)
 {
     const struct config_port *p = &c->ports[0];
     bool client = c->role != ROLE_SERVER;
-    size_t n = 1 + (size_t)(client ? p->n_identity_keys : p->n_users);
+    bool own = client || c->password || c->key ||
+               crypto_method_info(p->method)->proto == CRYPTO_PROTO_SIP022;
+    size_t first = own ? 1 : 0;
+    size_t n = first + (size_t)(client ? p->n_identity_keys : p->n_users);
 
     w->keys = calloc(n, sizeof *w->keys);
     w->key_names = calloc(n, sizeof *w->key_names);
-    if (!w->keys || !w->key_names)
+    w->key_slots = calloc(n, sizeof *w->key_slots);
+    if (!w->keys || !w->key_names || !w->key_slots)
         return -1;
+    for (size_t k = 0; k < n; k++)
+        w->key_slots[k] = -1;
     if (client) {
         for (int i = 0; i < p->n_identity_keys; i++)
             w->keys[i] = p->identity_keys[i];
         w->keys[n - 1] = p->key;
     } else {
-        w->keys[0] = p->key;
+        if (own)
+            w->keys[0] = p->key;
         for (int i = 0; i < p->n_users; i++) {
-            w->keys[1 + i] = p->users[i].key;
-            w->key_names[1 + i] = p->users[i].name;
+            w->keys[first + i] = p->users[i].key;
+            w->key_names[first + i] = p->users[i].name;
+            w->key_slots[first + i] = p->users[i].metrics_slot;
         }
     }
     w->proto = (struct proto_ctx){.ops = proto_for_method(p->method),
@@ -115,6 +124,31 @@ static int worker_keys(struct worker *w, const struct config *c)
     return 0;
 }
 
+int worker_user_capacity(const struct config *c)
+{
+    long n = c->ports[0].n_users > 0 ? 2L * c->ports[0].n_users + 64 : 0;
+    return (int)(n > CONFIG_MAX_USERS ? CONFIG_MAX_USERS : n);
+}
+
+void worker_user_slots(struct config *c, struct metrics_shared *m)
+{
+    struct config_port *p = &c->ports[0];
+    const char **names = calloc((size_t)p->n_users + 1, sizeof *names);
+    int *slots = calloc((size_t)p->n_users + 1, sizeof *slots);
+
+    if (m)
+        m->port = c->server_port;
+    if (names && slots && m) {
+        for (int i = 0; i < p->n_users; i++)
+            names[i] = p->users[i].name;
+        metrics_users_sync(m, names, p->n_users, slots);
+        for (int i = 0; i < p->n_users; i++)
+            p->users[i].metrics_slot = slots[i];
+    }
+    free(names);
+    free(slots);
+}
+
 static void worker_keys_free(struct worker *w)
 {
     proto_ctx_free(&w->proto);
@@ -122,6 +156,8 @@ static void worker_keys_free(struct worker *w)
         crypto_wipe(w->keys, w->proto.nkeys * sizeof *w->keys);
     free(w->keys);
     free(w->key_names);
+    free(w->key_slots);
+    w->key_slots = NULL;
     w->keys = NULL;
     w->key_names = NULL;
 }
@@ -239,6 +275,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     w->slot = env->slot;
     w->replay = env->replay;
     w->stats = env->stats;
+    w->user_stats = env->user_stats;
     w->rl_handshake = (struct log_ratelimit)LOG_RATELIMIT_INIT("failed handshakes",
                                                                LOG_LEVEL_WARN, 10.0);
     w->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);

@@ -54,7 +54,11 @@ static void check_loaded(const struct config *c)
 static void check_validated(const struct config *c)
 {
     const struct crypto_method_info *info = crypto_method_info(c->method);
-    FUZZ_CHECK(c->n_port == 1 && c->ports[0].key.len == info->key_len);
+    /* a key of the port's own, unless a SIP004 server has only its users' keys */
+    bool users_only = c->ports[0].n_users > 0 && !c->password && !c->key;
+    FUZZ_CHECK(c->n_port == 1 && (users_only || c->ports[0].key.len == info->key_len));
+    for (int i = 0; i < c->ports[0].n_users; i++)
+        FUZZ_CHECK(c->ports[0].users[i].key.len == info->key_len && c->ports[0].users[i].name);
     FUZZ_CHECK(c->n_listen >= 1 && c->n_listen <= CONFIG_MAX_SERVERS);
     for (int i = 0; i < c->n_listen; i++)
         FUZZ_CHECK(c->listen[i].target.port != 0);

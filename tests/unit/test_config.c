@@ -1404,13 +1404,51 @@ TEST(test_validate_sip022_users)
                                      "\"}, {\"name\": \"b\", \"password\": \"" PSK16_B "\"}]")),
               "t.json:3:1: \"users\"[1]: the same password as users[0]; each user needs a key of "
               "their own");
-    CHECK_CONTAINS(validate(SIP022_SERVER("2022-blake3-chacha20-poly1305", PSK32_A,
-                                          ",\n\"users\": [{\"name\": \"a\", \"password\": \"" PSK32_A
-                                          "\"}]")),
-                   "t.json:3:1: \"users\": only a server with 2022-blake3-aes-128-gcm");
-    CHECK_CONTAINS(validate("{\"server\": \"0.0.0.0\", \"server_port\": 1, \"password\": \"xyzzy-1\",\n"
-                            "\"users\": [{\"name\": \"a\", \"password\": \"" PSK16_B "\"}]}"),
-                   "t.json:2:1: \"users\": only a server with");
+    CHECK_CONTAINS(
+        validate(SIP022_SERVER("2022-blake3-chacha20-poly1305", PSK32_A,
+                               ",\n\"users\": [{\"name\": \"a\", \"password\": \"" PSK32_A "\"}]")),
+        "t.json:3:1: \"users\": only a server has users");
+}
+
+/* SIP004 users: a password derived as libev derives one, or "key" in base64; the port needs
+ * no password of its own; a client has no users. */
+TEST(test_validate_sip004_users)
+{
+    struct config c;
+    struct crypto_key want;
+
+    config_defaults(&c);
+    CHECK_INT(config_load_string(&c,
+                                 "{\"server\": \"0.0.0.0\", \"server_port\": 1, \"method\": "
+                                 "\"aes-128-gcm\",\n\"users\": [{\"name\": \"a\", \"password\": "
+                                 "\"xyzzy-1\"}, {\"name\": \"b\", \"key\": \"" PSK16_B "\"}]}",
+                                 "t.json", err, sizeof err),
+              0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.ports[0].n_users, 2);
+    CHECK_INT(crypto_key_from_password(&want, CRYPTO_AES_128_GCM, "xyzzy-1"), 0);
+    CHECK(memcmp(c.ports[0].users[0].key.bytes, want.bytes, 16) == 0);
+    CHECK_INT(crypto_key_from_base64(&want, CRYPTO_AES_128_GCM, PSK16_B), 0);
+    CHECK(memcmp(c.ports[0].users[1].key.bytes, want.bytes, 16) == 0);
+    config_free(&c);
+    CHECK_STR(validate("{\"server\": \"0.0.0.0\", \"server_port\": 1, \"method\": "
+                       "\"aes-128-gcm\",\n\"users\": [{\"name\": \"a\", \"key\": \"" PSK32_A
+                       "\"}]}"),
+              "t.json:2:1: \"users\"[0].key: decodes to 32 bytes, but aes-128-gcm needs a key of "
+              "16 bytes (reuseproxy --genkey aes-128-gcm makes one)");
+    CHECK_STR(validate("{\"server\": \"0.0.0.0\", \"server_port\": 1, \"method\": "
+                       "\"aes-128-gcm\",\n\"users\": [{\"name\": \"a\", \"password\": \"p\"}, "
+                       "{\"name\": \"b\", \"password\": \"p\"}]}"),
+              "t.json:2:1: \"users\"[1]: the same password as users[0]; each user needs a key of "
+              "their own");
+    CHECK_CONTAINS(validate("{\"role\": \"tunnel\", \"server\": \"127.0.0.1\", \"server_port\": 1, "
+                            "\"local_port\": 2, \"tunnel_address\": \"127.0.0.1:3\", \"password\": "
+                            "\"xyzzy-1\",\n\"users\": [{\"name\": \"a\", \"password\": \"b\"}]}"),
+                   "t.json:2:1: \"users\": only a server has users");
+    CHECK_CONTAINS(validate("{\"server\": \"0.0.0.0\", \"server_port\": 1, \"method\": "
+                            "\"aes-128-gcm\", \"mode\": \"tcp_and_udp\",\n\"users\": [{\"name\": "
+                            "\"a\", \"password\": \"b\"}]}"),
+                   "\"mode\": a port with \"users\" and aes-128-gcm serves TCP only");
 }
 
 /* The shape of "users", checked as the file is loaded. */
@@ -1427,7 +1465,10 @@ TEST(test_config_users_shape)
                    "nothing");
     CHECK_INT(load(&c, "{\"users\": [{\"name\": \"a\", \"password\": \"b\", \"pw\": 1}]}"), -1);
     CHECK_STR(err, "t.json:1:2: \"users\"[0]: unknown member \"pw\"; a user has \"name\" and "
-                   "\"password\"");
+                   "\"password\" (or \"key\")");
+    CHECK_INT(load(&c, "{\"users\": [{\"name\": \"a\", \"password\": \"b\", \"key\": \"c\"}]}"),
+              -1);
+    CHECK_STR(err, "t.json:1:2: \"users\"[0]: expected \"password\" or \"key\", not both");
     CHECK_INT(load(&c, "{\"users\": [{\"name\": \"\", \"password\": \"b\"}]}"), -1);
     CHECK_STR(err, "t.json:1:2: \"users\"[0]: expected \"name\" as a non-empty string, got \"\"");
     CHECK_INT(load(&c, "{\"users\": null}"), 0);
