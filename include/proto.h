@@ -155,6 +155,16 @@ struct proto_ops {
      * PROTO_REPLAYED. st is NULL when the sender has no association yet. */
     long (*open_datagram)(struct proto_udp *p, struct proto_udp_state *st, uint8_t *pkt, size_t len,
                           uint8_t **plain);
+    /* Server, optional: associations are found by the client's session rather than its address
+     * (NULL: by address, as SIP004). After open_datagram with st NULL succeeded, sets *key to
+     * the session the packet belongs to; the relay then finds its association by key. A
+     * session outlives the client's address (SIP022 section 3.2). Returns false if none. */
+    bool (*session_key)(const struct proto_udp *p, uint64_t *key);
+    /* Server, with session_key: the packet opened last with st NULL joins st, the state of
+     * its session's association: PROTO_DONE, PROTO_BAD (not this association's user) or
+     * PROTO_REPLAYED (refused by the session's window). Only after PROTO_DONE may the
+     * association follow the packet's source address. */
+    int (*udp_state_join)(struct proto_udp *p, struct proto_udp_state *st);
 };
 
 /* SIP004 (proto_sip004.c): the "AEAD ciphers" of shadowsocks.org. */
