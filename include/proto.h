@@ -91,8 +91,9 @@ struct proto_request {
  * how much of it one protocol uses (SIP004: none). */
 struct proto_udp_state {
     /* SIP022: session ids, packet counter, user, and the packet-id window of 4032 packets
-     * (SIP022 section 3.2.4 asks for at least 2048) */
-    _Alignas(8) uint8_t bytes[640];
+     * (SIP022 section 3.2.4 asks for at least 2048); a client also keeps the window of the
+     * server's previous session */
+    _Alignas(8) uint8_t bytes[1216];
 };
 
 /* A worker's datagram scratch: one AEAD context re-keyed per packet or session. */

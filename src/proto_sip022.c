@@ -320,8 +320,18 @@ struct sip022_udp_state {
     bool peer_known;
     uint32_t key; /* server: the client's key (index in ctx->keys) */
     struct ss2022_window window;
+    /* client: the server's previous session and its window, so a packet of it replayed after
+     * the server moved to a new session is still refused (see sip022_client_accept) */
+    bool prev_known;
+    uint64_t prev_session_id;
+    uint64_t prev_seen; /* when a packet of it last came, or it became the previous one */
+    struct ss2022_window prev_window;
 };
 
+/* A client takes a third server session only when the previous one has been quiet this long:
+ * twice the timestamp window, so no packet of a session older than the previous one can still
+ * pass the timestamp check (as sing-shadowsocks' client does). */
+#define SIP022_SESSION_QUIET (2 * SS2022_TIMESTAMP_WINDOW)
 
 _Static_assert(sizeof(struct sip022_udp_state) <= sizeof(struct proto_udp_state),
                "proto_udp_state too small for SIP022");
@@ -550,21 +560,38 @@ static bool sip022_udp_replayed(const struct proto_ctx *ctx, const struct ss2022
     return replay_check_and_add(ctx->replay, REPLAY_UDP, ids, sizeof ids) != 0;
 }
 
-/* Client: a server packet answering our session, checked against the window of the server's
- * session. Returns PROTO_DONE, PROTO_BAD or PROTO_REPLAYED. */
+/* Client: a server packet answering our session, checked against the window of its server
+ * session. The current and the previous server sessions keep their windows; a third session
+ * replaces the older of them only once that one has been quiet for SIP022_SESSION_QUIET, so a
+ * packet of an older session, replayed within its timestamp's 30 s, is refused rather than
+ * taken for a new session with an empty window. Returns PROTO_DONE, PROTO_BAD or
+ * PROTO_REPLAYED. */
 static int sip022_client_accept(struct sip022_udp_state *s, const struct ss2022_udp_packet *in,
                                 uint64_t now)
 {
-    (void)now;
     if (in->client_session_id != s->session_id)
         return PROTO_BAD; /* an answer to another session */
-    if (!s->peer_known || in->session_id != s->peer_session_id) {
-        /* the server's session (new, or the server restarted): its own window */
-        memset(&s->window, 0, sizeof s->window);
-        s->peer_session_id = in->session_id;
-        s->peer_known = true;
+    if (s->peer_known && in->session_id == s->peer_session_id)
+        return ss2022_window_accept(&s->window, in->packet_id) ? PROTO_DONE : PROTO_REPLAYED;
+    if (s->prev_known && in->session_id == s->prev_session_id) {
+        if (!ss2022_window_accept(&s->prev_window, in->packet_id))
+            return PROTO_REPLAYED;
+        s->prev_seen = now;
+        return PROTO_DONE;
     }
-    return ss2022_window_accept(&s->window, in->packet_id) ? PROTO_DONE : PROTO_REPLAYED;
+    if (s->peer_known) { /* the server's session changed (it restarted, or expired ours) */
+        if (s->prev_known && now - s->prev_seen < SIP022_SESSION_QUIET)
+            return PROTO_REPLAYED; /* authentic, but possibly an older session's */
+        s->prev_session_id = s->peer_session_id;
+        s->prev_window = s->window;
+        s->prev_known = true;
+        s->prev_seen = now;
+    }
+    memset(&s->window, 0, sizeof s->window);
+    s->peer_session_id = in->session_id;
+    s->peer_known = true;
+    ss2022_window_accept(&s->window, in->packet_id);
+    return PROTO_DONE;
 }
 
 /* Server: the packet's session, user and id, for session_key and udp_state_join (and for

@@ -396,3 +396,63 @@ TEST(test_proto_sip022_udp_server_keys_sessions_and_joins_them)
     proto_ctx_free(&bob.ctx);
     proto_ctx_free(&s.ctx);
 }
+
+/* A client that sees the server change sessions (a restart) keeps the previous session's
+ * window: a packet of the older session replayed afterwards is refused, not delivered again
+ * under a fresh window; the older session's own new packets still pass; a third server session
+ * is refused while the previous one is recent (SIP022 section 3.2.4; sing-shadowsocks' client
+ * keeps the last session the same way). */
+TEST(test_proto_sip022_udp_client_keeps_the_previous_server_session_window)
+{
+    struct server s;
+    struct client alice;
+    struct udp_end old_srv, new_srv, third, a;
+    uint8_t pkt[512], old_copy[512], *plain;
+
+    server_init(&s, NULL);
+    client_init(&alice, 2);
+    CHECK_INT(proto_udp_init(&old_srv.p, &s.ctx), 0);
+    CHECK_INT(proto_udp_init(&new_srv.p, &s.ctx), 0);
+    CHECK_INT(proto_udp_init(&third.p, &s.ctx), 0);
+    CHECK_INT(proto_udp_init(&a.p, &alice.ctx), 0);
+    proto_sip022.udp_state_init(&a.p, &a.st, false);
+
+    /* three server sessions answering alice's session */
+    long n = udp_send(&a, "hello", pkt);
+    memcpy(old_copy, pkt, (size_t)n);
+    struct udp_end *servers[] = {&old_srv, &new_srv, &third};
+    for (int i = 0; i < 3; i++) {
+        memcpy(pkt, old_copy, (size_t)n);
+        CHECK(proto_sip022.open_datagram(&servers[i]->p, NULL, pkt, (size_t)n, &plain) > 0);
+        proto_sip022.udp_state_init(&servers[i]->p, &servers[i]->st, true);
+    }
+
+    /* the old session answers, and that answer is kept by someone */
+    long m = udp_send(&old_srv, "old", pkt);
+    memcpy(old_copy, pkt, (size_t)m);
+    check_plain(plain, proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)m, &plain), "old");
+    /* the server restarted: a new session answers */
+    n = udp_send(&new_srv, "new", pkt);
+    check_plain(plain, proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), "new");
+    /* the old session's answer replayed now: refused by the old session's window */
+    memcpy(pkt, old_copy, (size_t)m);
+    CHECK_INT(proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)m, &plain), PROTO_REPLAYED);
+    /* a genuine new packet of the old session still passes, once */
+    n = udp_send(&old_srv, "late", pkt);
+    memcpy(old_copy, pkt, (size_t)n);
+    check_plain(plain, proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), "late");
+    memcpy(pkt, old_copy, (size_t)n);
+    CHECK_INT(proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), PROTO_REPLAYED);
+    /* a third session while the previous one spoke just now: refused */
+    n = udp_send(&third, "third", pkt);
+    CHECK_INT(proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), PROTO_REPLAYED);
+    /* the current session goes on */
+    n = udp_send(&new_srv, "on", pkt);
+    check_plain(plain, proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), "on");
+    proto_udp_free(&old_srv.p);
+    proto_udp_free(&new_srv.p);
+    proto_udp_free(&third.p);
+    proto_udp_free(&a.p);
+    proto_ctx_free(&alice.ctx);
+    proto_ctx_free(&s.ctx);
+}
