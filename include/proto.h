@@ -94,8 +94,9 @@ struct proto_request {
  * how much of it one protocol uses (SIP004: none). */
 struct proto_udp_state {
     /* SIP022: session ids, packet counter, user, and the packet-id window of 4032 packets
-     * (SIP022 section 3.2.4 asks for at least 2048) */
-    _Alignas(8) uint8_t bytes[640];
+     * (SIP022 section 3.2.4 asks for at least 2048); a client also keeps the window of the
+     * server's previous session */
+    _Alignas(8) uint8_t bytes[1216];
 };
 
 /* A worker's datagram scratch: one AEAD context re-keyed per packet or session. */
@@ -158,6 +159,16 @@ struct proto_ops {
      * PROTO_REPLAYED. st is NULL when the sender has no association yet. */
     long (*open_datagram)(struct proto_udp *p, struct proto_udp_state *st, uint8_t *pkt, size_t len,
                           uint8_t **plain);
+    /* Server, optional: associations are found by the client's session rather than its address
+     * (NULL: by address, as SIP004). After open_datagram with st NULL succeeded, sets *key to
+     * the session the packet belongs to; the relay then finds its association by key. A
+     * session outlives the client's address (SIP022 section 3.2). Returns false if none. */
+    bool (*session_key)(const struct proto_udp *p, uint64_t *key);
+    /* Server, with session_key: the packet opened last with st NULL joins st, the state of
+     * its session's association: PROTO_DONE, PROTO_BAD (not this association's user) or
+     * PROTO_REPLAYED (refused by the session's window). Only after PROTO_DONE may the
+     * association follow the packet's source address. */
+    int (*udp_state_join)(struct proto_udp *p, struct proto_udp_state *st);
 };
 
 /* SIP004 (proto_sip004.c): the "AEAD ciphers" of shadowsocks.org. */

@@ -1,12 +1,15 @@
 /* udp_nat.h: the UDP association table (the relay's NAT). Entries are keyed by the client's
  * socket address and a scope (the relay socket the client sends to: a SOCKS5 association's own
- * socket, or the shared one) in a hash table (O(1) lookup) and kept in order of last activity (O(1)
+ * socket, or the shared one), or by a session the protocol names (a SIP022 server's client
+ * session id, which outlives the client's address: SIP022 section 3.2) and the scope, in a
+ * hash table (O(1) lookup) and kept in order of last activity (O(1)
  * refresh; both from lru.h), so expiry and eviction always find the least recently used entry
  * first. No I/O and no allocation per entry: the relay embeds a struct udp_nat_entry in each
  * association and owns its memory. */
 #ifndef RP_UDP_NAT_H
 #define RP_UDP_NAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -14,7 +17,10 @@
 #include "lru.h"
 
 struct udp_nat_entry {
-    struct sockaddr_storage client; /* the key: address and port (IPv4 or IPv6) */
+    struct sockaddr_storage client; /* address and port (IPv4 or IPv6): the key unless
+                                     * by_session, else where the session was last seen */
+    uint64_t session;               /* by_session: the key */
+    bool by_session;
     uint32_t scope;                 /* and the socket it arrived on: 0 shared, else a SOCKS5
                                      * control connection's own (its handle + 1) */
     double last_active;             /* monotonic time of the last datagram either way */
@@ -38,6 +44,15 @@ struct udp_nat_entry *udp_nat_find(const struct udp_nat *t, const struct sockadd
  * Never fails: when the bucket array cannot grow, chains just get longer. */
 void udp_nat_insert(struct udp_nat *t, struct udp_nat_entry *e, const struct sockaddr *client,
                     uint32_t scope, double now);
+/* The entry of session in scope, or NULL. */
+struct udp_nat_entry *udp_nat_find_session(const struct udp_nat *t, uint64_t session,
+                                           uint32_t scope);
+/* Adds e (not in the table) keyed by session in scope, its client at client, as the most
+ * recently used, active at now. Never fails, as udp_nat_insert. */
+void udp_nat_insert_session(struct udp_nat *t, struct udp_nat_entry *e, uint64_t session,
+                            const struct sockaddr *client, uint32_t scope, double now);
+/* e (keyed by session) now has its client at client: the key is unchanged. */
+void udp_nat_move(struct udp_nat_entry *e, const struct sockaddr *client);
 /* Takes e (which must be in the table) out. */
 void udp_nat_remove(struct udp_nat *t, struct udp_nat_entry *e);
 /* Marks e active at now: it becomes the most recently used. */

@@ -320,7 +320,18 @@ struct sip022_udp_state {
     bool peer_known;
     uint32_t key; /* server: the client's key (index in ctx->keys) */
     struct ss2022_window window;
+    /* client: the server's previous session and its window, so a packet of it replayed after
+     * the server moved to a new session is still refused (see sip022_client_accept) */
+    bool prev_known;
+    uint64_t prev_session_id;
+    uint64_t prev_seen; /* when a packet of it last came, or it became the previous one */
+    struct ss2022_window prev_window;
 };
+
+/* A client takes a third server session only when the previous one has been quiet this long:
+ * twice the timestamp window, so no packet of a session older than the previous one can still
+ * pass the timestamp check (as sing-shadowsocks' client does). */
+#define SIP022_SESSION_QUIET (2 * SS2022_TIMESTAMP_WINDOW)
 
 _Static_assert(sizeof(struct sip022_udp_state) <= sizeof(struct proto_udp_state),
                "proto_udp_state too small for SIP022");
@@ -334,6 +345,7 @@ struct sip022_udp {
     bool aead_keyed;
     size_t aead_key;
     uint64_t aead_session;
+    uint64_t learned_packet; /* server: the packet id of the last open with no state */
 };
 
 static bool sip022_is_chacha(const struct proto_ctx *ctx)
@@ -420,11 +432,16 @@ static size_t sip022_datagram_overhead(const struct proto_ctx *ctx)
 static void sip022_udp_state_init(struct proto_udp *p, struct proto_udp_state *st, bool adopt)
 {
     struct sip022_udp_state *s = (struct sip022_udp_state *)st;
+    const struct sip022_udp_state *l = (const struct sip022_udp_state *)&p->learned;
+    const struct sip022_udp *q = p->priv;
 
-    if (adopt)
-        memcpy(s, &p->learned, sizeof *s);
-    else
-        memset(s, 0, sizeof *s);
+    memset(s, 0, sizeof *s);
+    if (adopt) { /* the client's session, its user, and the packet that made it */
+        s->peer_session_id = l->peer_session_id;
+        s->peer_known = l->peer_known;
+        s->key = l->key;
+        ss2022_window_accept(&s->window, q->learned_packet);
+    }
     /* a new session of ours: a random id, packets counted from 0 (section 3.2.1) */
     if (crypto_random(&s->session_id, sizeof s->session_id) < 0)
         s->session_id = (uint64_t)time(NULL);
@@ -543,43 +560,98 @@ static bool sip022_udp_replayed(const struct proto_ctx *ctx, const struct ss2022
     return replay_check_and_add(ctx->replay, REPLAY_UDP, ids, sizeof ids) != 0;
 }
 
+/* Client: a server packet answering our session, checked against the window of its server
+ * session. The current and the previous server sessions keep their windows; a third session
+ * replaces the older of them only once that one has been quiet for SIP022_SESSION_QUIET, so a
+ * packet of an older session, replayed within its timestamp's 30 s, is refused rather than
+ * taken for a new session with an empty window. Returns PROTO_DONE, PROTO_BAD or
+ * PROTO_REPLAYED. */
+static int sip022_client_accept(struct sip022_udp_state *s, const struct ss2022_udp_packet *in,
+                                uint64_t now)
+{
+    if (in->client_session_id != s->session_id)
+        return PROTO_BAD; /* an answer to another session */
+    if (s->peer_known && in->session_id == s->peer_session_id)
+        return ss2022_window_accept(&s->window, in->packet_id) ? PROTO_DONE : PROTO_REPLAYED;
+    if (s->prev_known && in->session_id == s->prev_session_id) {
+        if (!ss2022_window_accept(&s->prev_window, in->packet_id))
+            return PROTO_REPLAYED;
+        s->prev_seen = now;
+        return PROTO_DONE;
+    }
+    if (s->peer_known) { /* the server's session changed (it restarted, or expired ours) */
+        if (s->prev_known && now - s->prev_seen < SIP022_SESSION_QUIET)
+            return PROTO_REPLAYED; /* authentic, but possibly an older session's */
+        s->prev_session_id = s->peer_session_id;
+        s->prev_window = s->window;
+        s->prev_known = true;
+        s->prev_seen = now;
+    }
+    memset(&s->window, 0, sizeof s->window);
+    s->peer_session_id = in->session_id;
+    s->peer_known = true;
+    ss2022_window_accept(&s->window, in->packet_id);
+    return PROTO_DONE;
+}
+
+/* Server: the packet's session, user and id, for session_key and udp_state_join (and for
+ * udp_state_init to adopt when the session is new). */
+static void sip022_udp_learn(struct proto_udp *p, const struct ss2022_udp_packet *in, size_t key)
+{
+    struct sip022_udp_state *l = (struct sip022_udp_state *)&p->learned;
+    struct sip022_udp *q = p->priv;
+
+    l->peer_session_id = in->session_id;
+    l->peer_known = true;
+    l->key = (uint32_t)key;
+    q->learned_packet = in->packet_id;
+}
+
+static int sip022_udp_state_join(struct proto_udp *p, struct proto_udp_state *st)
+{
+    struct sip022_udp_state *s = (struct sip022_udp_state *)st;
+    const struct sip022_udp_state *l = (const struct sip022_udp_state *)&p->learned;
+    const struct sip022_udp *q = p->priv;
+
+    if (!l->peer_known || l->peer_session_id != s->peer_session_id || l->key != s->key)
+        return PROTO_BAD; /* a foreign session, or another user's */
+    return ss2022_window_accept(&s->window, q->learned_packet) ? PROTO_DONE : PROTO_REPLAYED;
+}
+
+static bool sip022_udp_session_key(const struct proto_udp *p, uint64_t *key)
+{
+    const struct sip022_udp_state *l = (const struct sip022_udp_state *)&p->learned;
+
+    if (p->ctx->client || !l->peer_known)
+        return false;
+    *key = l->peer_session_id;
+    return true;
+}
+
+/* A server opens every packet with no state first (the replay store across workers), learns
+ * its session, and with st joins it (the session's window); a client checks its windows. */
 static long sip022_open_datagram(struct proto_udp *p, struct proto_udp_state *st, uint8_t *pkt,
                                  size_t len, uint8_t **plain)
 {
     struct sip022_udp_state *s = (struct sip022_udp_state *)st;
     struct ss2022_udp_packet in;
     size_t key;
+    int rc;
 
     memset(&in, 0, sizeof in);
+    /* until this packet opens, it names no session */
+    ((struct sip022_udp_state *)&p->learned)->peer_known = false;
     if (sip022_udp_unseal(p, pkt, len, &in, &key) != SS2022_DONE)
         return PROTO_BAD;
-    if (!s) { /* a server's new association: what it adopts */
-        struct sip022_udp_state *l = (struct sip022_udp_state *)&p->learned;
-        if (p->ctx->client || sip022_udp_replayed(p->ctx, &in))
-            return p->ctx->client ? PROTO_BAD : PROTO_REPLAYED;
-        memset(l, 0, sizeof *l);
-        l->peer_session_id = in.session_id;
-        l->peer_known = true;
-        l->key = (uint32_t)key;
-        ss2022_window_accept(&l->window, in.packet_id);
-        return sip022_plain(&in, plain);
-    }
     if (p->ctx->client) {
-        if (in.client_session_id != s->session_id)
-            return PROTO_BAD; /* an answer to another session */
-        if (!s->peer_known || in.session_id != s->peer_session_id) {
-            /* the server's session (new, or the server restarted): its own window */
-            memset(&s->window, 0, sizeof s->window);
-            s->peer_session_id = in.session_id;
-            s->peer_known = true;
-        }
-    } else if (in.session_id != s->peer_session_id || key != s->key) {
-        return PROTO_BAD; /* a foreign session on this client's association */
+        rc = s ? sip022_client_accept(s, &in, sip022_now()) : PROTO_BAD;
+    } else {
+        if (sip022_udp_replayed(p->ctx, &in))
+            return PROTO_REPLAYED;
+        sip022_udp_learn(p, &in, key);
+        rc = s ? sip022_udp_state_join(p, st) : PROTO_DONE;
     }
-    if (!ss2022_window_check(&s->window, in.packet_id) || sip022_udp_replayed(p->ctx, &in))
-        return PROTO_REPLAYED;
-    ss2022_window_accept(&s->window, in.packet_id);
-    return sip022_plain(&in, plain);
+    return rc == PROTO_DONE ? sip022_plain(&in, plain) : rc;
 }
 
 const struct proto_ops proto_sip022 = {
@@ -599,4 +671,6 @@ const struct proto_ops proto_sip022 = {
     .udp_state_init = sip022_udp_state_init,
     .seal_datagram = sip022_seal_datagram,
     .open_datagram = sip022_open_datagram,
+    .session_key = sip022_udp_session_key,
+    .udp_state_join = sip022_udp_state_join,
 };

@@ -165,8 +165,9 @@ int udp_assoc_in_fd(const struct udp_assoc *a)
     return scope == UDP_SCOPE_SHARED ? u->fd : u->ctls[scope - 1]->fd;
 }
 
-struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *client, int ctl,
-                                uint32_t scope)
+/* udp_assoc_new and udp_assoc_new_session: session NULL keys the entry by client. */
+static struct udp_assoc *udp_assoc_make(struct udp_relay *u, const struct sockaddr *client,
+                                        const uint64_t *session, int ctl, uint32_t scope)
 {
     if (udp_nat_count(&u->nat) >= u->max_assocs)
         udp_evict_oldest(u, NULL);
@@ -189,15 +190,36 @@ struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *clie
         c->nassocs++;
     }
     RP_ASSERT(scope == UDP_SCOPE_SHARED || scope == UDP_SCOPE_OF_CTL(ctl));
-    udp_nat_insert(&u->nat, &a->nat, client, scope, u->now);
+    if (session)
+        udp_nat_insert_session(&u->nat, &a->nat, *session, client, scope, u->now);
+    else
+        udp_nat_insert(&u->nat, &a->nat, client, scope, u->now);
     metrics_add(&u->stats->udp_associations, 1);
     udp_expiry_arm(u);
     return a;
 }
 
+struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *client, int ctl,
+                                uint32_t scope)
+{
+    return udp_assoc_make(u, client, NULL, ctl, scope);
+}
+
+struct udp_assoc *udp_assoc_new_session(struct udp_relay *u, const struct sockaddr *client,
+                                        uint64_t session)
+{
+    return udp_assoc_make(u, client, &session, -1, UDP_SCOPE_SHARED);
+}
+
 struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *client, uint32_t scope)
 {
     struct udp_nat_entry *e = udp_nat_find(&u->nat, client, scope);
+    return e ? udp_assoc_of(e) : NULL;
+}
+
+struct udp_assoc *udp_assoc_find_session(struct udp_relay *u, uint64_t session)
+{
+    struct udp_nat_entry *e = udp_nat_find_session(&u->nat, session, UDP_SCOPE_SHARED);
     return e ? udp_assoc_of(e) : NULL;
 }
 

@@ -1,13 +1,14 @@
 /* udp_nat.c: the UDP association table: an LRU hash table (lru.h) keyed by client socket
- * address. See udp_nat.h. The table grows by doubling when it holds as many entries as buckets,
- * so lookups stay O(1) from a handful of clients up to the configured maximum without reserving
- * memory for the maximum up front. */
+ * address or by session. See udp_nat.h. The table grows by doubling when it holds as many entries
+ * as buckets, so lookups stay O(1) from a handful of clients up to the configured maximum without
+ * reserving memory for the maximum up front. */
 #include "udp_nat.h"
 
 #include <netinet/in.h>
 #include <string.h>
 
 #include "netaddr.h"
+#include "rp_assert.h"
 
 #define UDP_NAT_INITIAL_BUCKETS 64
 /* 4M buckets (32 MiB of pointers) is far beyond any sensible udp_max_associations. */
@@ -57,8 +58,16 @@ static uint64_t udp_nat_hash(uint64_t seed, const struct sockaddr *sa, uint32_t 
     return h;
 }
 
+/* A session's hash: its own domain (the top bit set in the first word), so a session and an
+ * address never share a chain by construction more than by chance. */
+static uint64_t udp_nat_hash_session(uint64_t seed, uint64_t session, uint32_t scope)
+{
+    return udp_nat_mix(udp_nat_mix(seed ^ ((uint64_t)1 << 63 | scope)) ^ session);
+}
+
 struct udp_nat_key {
-    const struct sockaddr *client;
+    const struct sockaddr *client; /* NULL: by session */
+    uint64_t session;
     uint32_t scope;
 };
 
@@ -66,13 +75,16 @@ static bool udp_nat_same(const struct lru_node *n, const void *key)
 {
     const struct udp_nat_entry *e = LRU_ENTRY(n, struct udp_nat_entry, node);
     const struct udp_nat_key *k = key;
-    return e->scope == k->scope && netaddr_equal((const struct sockaddr *)&e->client, k->client);
+    if (e->scope != k->scope || e->by_session != !k->client)
+        return false;
+    return k->client ? netaddr_equal((const struct sockaddr *)&e->client, k->client)
+                     : e->session == k->session;
 }
 
 struct udp_nat_entry *udp_nat_find(const struct udp_nat *t, const struct sockaddr *client,
                                    uint32_t scope)
 {
-    struct udp_nat_key k = {client, scope};
+    struct udp_nat_key k = {client, 0, scope};
     return udp_nat_entry_of(
         lru_find(&t->lru, udp_nat_hash(t->seed, client, scope), udp_nat_same, &k));
 }
@@ -82,9 +94,38 @@ void udp_nat_insert(struct udp_nat *t, struct udp_nat_entry *e, const struct soc
 {
     memset(&e->client, 0, sizeof e->client);
     memcpy(&e->client, client, netaddr_len(client));
+    e->by_session = false;
+    e->session = 0;
     e->scope = scope;
     e->last_active = now;
     lru_insert(&t->lru, &e->node, udp_nat_hash(t->seed, client, scope));
+}
+
+struct udp_nat_entry *udp_nat_find_session(const struct udp_nat *t, uint64_t session,
+                                           uint32_t scope)
+{
+    struct udp_nat_key k = {NULL, session, scope};
+    return udp_nat_entry_of(
+        lru_find(&t->lru, udp_nat_hash_session(t->seed, session, scope), udp_nat_same, &k));
+}
+
+void udp_nat_insert_session(struct udp_nat *t, struct udp_nat_entry *e, uint64_t session,
+                            const struct sockaddr *client, uint32_t scope, double now)
+{
+    e->by_session = true;
+    udp_nat_move(e, client);
+    e->session = session;
+    e->scope = scope;
+    e->last_active = now;
+    lru_insert(&t->lru, &e->node, udp_nat_hash_session(t->seed, session, scope));
+}
+
+void udp_nat_move(struct udp_nat_entry *e, const struct sockaddr *client)
+{
+    /* an address key cannot change in place: its hash names the bucket */
+    RP_ASSERT(e->by_session);
+    memset(&e->client, 0, sizeof e->client);
+    memcpy(&e->client, client, netaddr_len(client));
 }
 
 void udp_nat_remove(struct udp_nat *t, struct udp_nat_entry *e)

@@ -214,6 +214,12 @@ struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *cli
  * room. NULL when out of memory. */
 struct udp_assoc *udp_assoc_new(struct udp_relay *u, const struct sockaddr *client, int ctl,
                                 uint32_t scope);
+/* Server, when the protocol names sessions (proto_ops.session_key): the association of a
+ * client session on the shared socket, whatever address the client sends from; a new one has
+ * its client at client until an authenticated packet of it comes from elsewhere. */
+struct udp_assoc *udp_assoc_find_session(struct udp_relay *u, uint64_t session);
+struct udp_assoc *udp_assoc_new_session(struct udp_relay *u, const struct sockaddr *client,
+                                        uint64_t session);
 /* The socket a's client sends to, which its replies leave by. */
 int udp_assoc_in_fd(const struct udp_assoc *a);
 void udp_assoc_free(struct udp_assoc *a);

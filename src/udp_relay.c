@@ -91,14 +91,45 @@ static void udp_client_seen(struct udp_relay *u, struct udp_assoc *a)
 
 /* ---- Datagrams on the relay's socket ------------------------------------------------------ */
 
+/* Server, protocols with sessions: the association of the packet just opened (none yet when
+ * its session is new), which the packet joins. Only a packet that passed the AEAD and then
+ * the session's window moves the association to its source address (SIP022 section 3.2: a
+ * session outlives its client's address), so a forged or replayed packet cannot redirect
+ * the replies. Returns plen, or PROTO_BAD / PROTO_REPLAYED. */
+static long udp_server_session(struct udp_relay *u, const struct sockaddr *client, long plen,
+                               struct udp_assoc **a, uint64_t *session)
+{
+    const struct proto_ops *ops = u->proto.ctx->ops;
+
+    if (!ops->session_key(&u->proto, session))
+        return PROTO_BAD;
+    if (!(*a = udp_assoc_find_session(u, *session)))
+        return plen;
+    int rc = ops->udp_state_join(&u->proto, (*a)->proto_state);
+    if (rc != PROTO_DONE)
+        return rc;
+    if (!netaddr_equal(client, (struct sockaddr *)&(*a)->nat.client)) {
+        char was[INET6_ADDRSTRLEN + 16], now[INET6_ADDRSTRLEN + 16];
+        log_debug("udp: session %016llx moved from %s to %s", (unsigned long long)*session,
+                  netaddr_format((struct sockaddr *)&(*a)->nat.client, was, sizeof was),
+                  netaddr_format(client, now, sizeof now));
+        udp_nat_move(&(*a)->nat, client);
+    }
+    return plen;
+}
+
 static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, uint8_t *data,
                           size_t len)
 {
     uint8_t *plain;
     struct netaddr_target t;
-    struct udp_assoc *a = udp_assoc_find(u, client, UDP_SCOPE_SHARED);
+    uint64_t session = 0;
+    bool by_session = u->proto.ctx->ops->session_key != NULL;
+    struct udp_assoc *a = by_session ? NULL : udp_assoc_find(u, client, UDP_SCOPE_SHARED);
     long plen = udp_open(u, a, data, len, &plain);
 
+    if (plen >= 0 && by_session)
+        plen = udp_server_session(u, client, plen, &a, &session);
     if (plen < 0) {
         udp_drop(u, client,
                  plen == PROTO_REPLAYED ? "replayed packet" : "packet failed authentication");
@@ -110,7 +141,8 @@ static void udp_server_in(struct udp_relay *u, const struct sockaddr *client, ui
         return;
     }
     /* a new association adopts what this packet told the protocol (udp_assoc_new) */
-    if (!a && !(a = udp_assoc_new(u, client, -1, UDP_SCOPE_SHARED))) {
+    if (!a && !(a = by_session ? udp_assoc_new_session(u, client, session)
+                               : udp_assoc_new(u, client, -1, UDP_SCOPE_SHARED))) {
         udp_drop(u, client, "out of memory");
         return;
     }

@@ -555,7 +555,6 @@ def test_sip022_udp_replayed_foreign_and_stale_packets_are_dropped():
     refused = {
         "a replayed packet": session[-1],
         "a packet out of the window (4099 behind)": session[0],
-        "a packet of another session on this association": other[0],
     }
     before = sum(metrics(server)["reuseproxy_udp_dropped_total"].values())
     for what, pkt in refused.items():
@@ -564,10 +563,101 @@ def test_sip022_udp_replayed_foreign_and_stale_packets_are_dropped():
                       >= before + len(refused), 5), metrics(server)
     # inside the window and never seen: accepted
     assert udp_exchange(s, dest, session[-2], tries=1) is not None
+    # another session from the same address is its own association (associations are keyed by
+    # client session), not a foreign packet on this one
+    assert udp_exchange(s, dest, other[0], tries=1) is not None, "a second session was refused"
+    assert h.wait_for(lambda: sum(metrics(server)["reuseproxy_udp_associations"].values()) == 2,
+                      5), metrics(server)
     s.close()
     # the replayed packet from another address: refused there too (the replay store)
     s2 = udp_sock()
     assert udp_exchange(s2, dest, session[-2], timeout=0.5, tries=1) is None, \
         "a packet replayed from another address was answered"
     s2.close()
+    echo.stop()
+
+
+class PortSwitcher:
+    """A UDP relay between a client and the server that sends its first switch_after datagrams
+    from one socket and the rest from another, as a NAT that rebinds the client's mapping: the
+    client's session moves to a new source port. Replies are counted per socket and passed
+    back to the client. forwarded keeps what it sent, for replaying."""
+
+    def __init__(self, server_port, switch_after):
+        self.listen = udp_sock()
+        self.port = self.listen.getsockname()[1]
+        self.out = [udp_sock(), udp_sock()]
+        self.server = ("127.0.0.1", server_port)
+        self.switch_after = switch_after
+        self.forwarded = []
+        self.replies = [0, 0]
+        self.client = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import select
+        socks = [self.listen] + self.out
+        while not self.stopped:
+            ready, _, _ = select.select(socks, [], [], 0.2)
+            for sock in ready:
+                try:
+                    data, addr = sock.recvfrom(65536)
+                except OSError:
+                    return
+                if sock is self.listen:
+                    self.client = addr
+                    out = self.out[len(self.forwarded) >= self.switch_after]
+                    self.forwarded.append(data)
+                    out.sendto(data, self.server)
+                elif self.client:
+                    self.replies[self.out.index(sock)] += 1
+                    self.listen.sendto(data, self.client)
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(timeout=2)
+        for sock in [self.listen] + self.out:
+            sock.close()
+
+
+def test_sip022_udp_session_follows_its_client_to_a_new_address():
+    """SIP022 section 3.2: the server keys a UDP association by the client's session id, so a
+    client whose source port changes mid-session keeps its association, and replies go to the
+    new address; a replayed packet from a third address moves nothing."""
+    echo = h.UdpEcho()
+    for method in METHODS:
+        key = psk(method)
+        server = rp_server(method, key, mode="tcp_and_udp", workers=1)
+        switcher = PortSwitcher(server.port, 3)
+        tunnel = rp_client("tunnel", method, key, switcher.port, echo.port, mode="udp_only")
+        app = udp_sock()
+        for i in range(6):
+            data = b"%s %d" % (method.encode(), i)
+            got = udp_exchange(app, ("127.0.0.1", tunnel.port), data)
+            assert got == data, "%s: datagram %d came back as %r" % (method, i, got)
+        assert switcher.replies[1] > 0, "%s: no reply reached the new address" % method
+        assoc = lambda: sum(metrics(server)["reuseproxy_udp_associations"].values())
+        assert assoc() == 1, "%s: %d associations for one session" % (method, assoc())
+        # a captured packet of the session, sent again from elsewhere: refused, and the
+        # session's replies still go to the address its last genuine packet came from
+        stranger = udp_sock()
+        assert udp_exchange(stranger, ("127.0.0.1", server.port), switcher.forwarded[-1],
+                            timeout=0.5, tries=1) is None, "%s: a replayed packet was answered" % method
+        before = switcher.replies[1]
+        assert udp_exchange(app, ("127.0.0.1", tunnel.port), b"after") == b"after"
+        assert switcher.replies[1] > before, "%s: the replay moved the session" % method
+        stranger.settimeout(0.3)
+        try:
+            leaked = stranger.recv(65536)
+        except socket.timeout:
+            leaked = None
+        assert leaked is None, "%s: the stranger got %r" % (method, leaked)
+        assert assoc() == 1, metrics(server)
+        stranger.close()
+        app.close()
+        switcher.stop()
+        tunnel.stop()
+        server.stop()
     echo.stop()

@@ -341,3 +341,118 @@ TEST(test_proto_sip022_udp_sessions_window_and_foreign_packets)
     proto_ctx_free(&s.ctx);
     replay_free(r);
 }
+
+/* A server finds a packet's association by its client session (session_key after a stateless
+ * open), whatever address it came from; joining that association's state runs the session's
+ * window, and another user's packet cannot join it. */
+TEST(test_proto_sip022_udp_server_keys_sessions_and_joins_them)
+{
+    struct server s;
+    struct client alice, bob;
+    struct udp_end srv, a, b;
+    uint8_t pkt[512], copy[512], *plain;
+    uint64_t first, key;
+
+    server_init(&s, NULL); /* no replay store: the window alone refuses the replay */
+    client_init(&alice, 2);
+    client_init(&bob, 3);
+    CHECK_INT(proto_udp_init(&srv.p, &s.ctx), 0);
+    CHECK_INT(proto_udp_init(&a.p, &alice.ctx), 0);
+    CHECK_INT(proto_udp_init(&b.p, &bob.ctx), 0);
+    proto_sip022.udp_state_init(&a.p, &a.st, false);
+    proto_sip022.udp_state_init(&b.p, &b.st, false);
+    CHECK(proto_sip022.session_key != NULL && proto_sip022.udp_state_join != NULL);
+    CHECK(proto_sip004.session_key == NULL); /* SIP004 keeps the address key */
+
+    long n = udp_send(&a, "one", pkt);
+    check_plain(plain, proto_sip022.open_datagram(&srv.p, NULL, pkt, (size_t)n, &plain), "one");
+    CHECK(proto_sip022.session_key(&srv.p, &first));
+    proto_sip022.udp_state_init(&srv.p, &srv.st, true);
+    /* her next packet names the same session and joins it */
+    n = udp_send(&a, "two", pkt);
+    memcpy(copy, pkt, (size_t)n);
+    check_plain(plain, proto_sip022.open_datagram(&srv.p, NULL, pkt, (size_t)n, &plain), "two");
+    CHECK(proto_sip022.session_key(&srv.p, &key) && key == first);
+    CHECK_INT(proto_sip022.udp_state_join(&srv.p, &srv.st), PROTO_DONE);
+    /* the same packet again (from anywhere): it opens, but the session's window refuses it */
+    memcpy(pkt, copy, (size_t)n);
+    CHECK(proto_sip022.open_datagram(&srv.p, NULL, pkt, (size_t)n, &plain) > 0);
+    CHECK_INT(proto_sip022.udp_state_join(&srv.p, &srv.st), PROTO_REPLAYED);
+    /* bob claiming alice's session id: found by the key, refused by the join (another user) */
+    memcpy(&b.st, &a.st, sizeof(uint64_t)); /* the state's first field: our session id */
+    n = udp_send(&b, "mine", pkt);
+    CHECK(proto_sip022.open_datagram(&srv.p, NULL, pkt, (size_t)n, &plain) > 0);
+    CHECK(proto_sip022.session_key(&srv.p, &key) && key == first);
+    CHECK_INT(proto_sip022.udp_state_join(&srv.p, &srv.st), PROTO_BAD);
+    /* a packet that does not open names no session */
+    n = udp_send(&a, "three", pkt);
+    pkt[n - 1] ^= 1;
+    CHECK_INT(proto_sip022.open_datagram(&srv.p, NULL, pkt, (size_t)n, &plain), PROTO_BAD);
+    CHECK(!proto_sip022.session_key(&srv.p, &key));
+    proto_udp_free(&srv.p);
+    proto_udp_free(&a.p);
+    proto_udp_free(&b.p);
+    proto_ctx_free(&alice.ctx);
+    proto_ctx_free(&bob.ctx);
+    proto_ctx_free(&s.ctx);
+}
+
+/* A client that sees the server change sessions (a restart) keeps the previous session's
+ * window: a packet of the older session replayed afterwards is refused, not delivered again
+ * under a fresh window; the older session's own new packets still pass; a third server session
+ * is refused while the previous one is recent (SIP022 section 3.2.4; sing-shadowsocks' client
+ * keeps the last session the same way). */
+TEST(test_proto_sip022_udp_client_keeps_the_previous_server_session_window)
+{
+    struct server s;
+    struct client alice;
+    struct udp_end old_srv, new_srv, third, a;
+    uint8_t pkt[512], old_copy[512], *plain;
+
+    server_init(&s, NULL);
+    client_init(&alice, 2);
+    CHECK_INT(proto_udp_init(&old_srv.p, &s.ctx), 0);
+    CHECK_INT(proto_udp_init(&new_srv.p, &s.ctx), 0);
+    CHECK_INT(proto_udp_init(&third.p, &s.ctx), 0);
+    CHECK_INT(proto_udp_init(&a.p, &alice.ctx), 0);
+    proto_sip022.udp_state_init(&a.p, &a.st, false);
+
+    /* three server sessions answering alice's session */
+    long n = udp_send(&a, "hello", pkt);
+    memcpy(old_copy, pkt, (size_t)n);
+    struct udp_end *servers[] = {&old_srv, &new_srv, &third};
+    for (int i = 0; i < 3; i++) {
+        memcpy(pkt, old_copy, (size_t)n);
+        CHECK(proto_sip022.open_datagram(&servers[i]->p, NULL, pkt, (size_t)n, &plain) > 0);
+        proto_sip022.udp_state_init(&servers[i]->p, &servers[i]->st, true);
+    }
+
+    /* the old session answers, and that answer is kept by someone */
+    long m = udp_send(&old_srv, "old", pkt);
+    memcpy(old_copy, pkt, (size_t)m);
+    check_plain(plain, proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)m, &plain), "old");
+    /* the server restarted: a new session answers */
+    n = udp_send(&new_srv, "new", pkt);
+    check_plain(plain, proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), "new");
+    /* the old session's answer replayed now: refused by the old session's window */
+    memcpy(pkt, old_copy, (size_t)m);
+    CHECK_INT(proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)m, &plain), PROTO_REPLAYED);
+    /* a genuine new packet of the old session still passes, once */
+    n = udp_send(&old_srv, "late", pkt);
+    memcpy(old_copy, pkt, (size_t)n);
+    check_plain(plain, proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), "late");
+    memcpy(pkt, old_copy, (size_t)n);
+    CHECK_INT(proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), PROTO_REPLAYED);
+    /* a third session while the previous one spoke just now: refused */
+    n = udp_send(&third, "third", pkt);
+    CHECK_INT(proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), PROTO_REPLAYED);
+    /* the current session goes on */
+    n = udp_send(&new_srv, "on", pkt);
+    check_plain(plain, proto_sip022.open_datagram(&a.p, &a.st, pkt, (size_t)n, &plain), "on");
+    proto_udp_free(&old_srv.p);
+    proto_udp_free(&new_srv.p);
+    proto_udp_free(&third.p);
+    proto_udp_free(&a.p);
+    proto_ctx_free(&alice.ctx);
+    proto_ctx_free(&s.ctx);
+}

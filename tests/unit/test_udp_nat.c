@@ -1,5 +1,6 @@
 /* test_udp_nat.c: the UDP association table finds entries by client address (IPv4 and IPv6,
- * port included), keeps them in least-recently-used order, and stays correct as it grows. */
+ * port included) or by session (a SIP022 server's, whose client address may move), keeps them in
+ * least-recently-used order, and stays correct as it grows. */
 #include "udp_nat.h"
 
 #include <arpa/inet.h>
@@ -40,6 +41,36 @@ TEST(test_udp_nat_finds_by_address_and_port)
     udp_nat_remove(&t, &b);
     CHECK_INT(udp_nat_count(&t), 0);
     CHECK(udp_nat_newest(&t) == NULL && udp_nat_oldest(&t) == NULL);
+    udp_nat_destroy(&t);
+}
+
+TEST(test_udp_nat_finds_a_session_wherever_its_client_moves)
+{
+    struct udp_nat t;
+    struct udp_nat_entry s1, s2, byaddr;
+    struct sockaddr_storage c1 = sockaddr_of("10.0.0.1", 1000), c2 = sockaddr_of("10.0.0.1", 2000);
+
+    CHECK_INT(udp_nat_init(&t, 42), 0);
+    udp_nat_insert_session(&t, &s1, 0x1122334455667788ULL, SA(c1), 0, 1.0);
+    udp_nat_insert_session(&t, &s2, 0x99, SA(c1), 0, 1.0); /* two sessions of one address */
+    CHECK(udp_nat_find_session(&t, 0x1122334455667788ULL, 0) == &s1);
+    CHECK(udp_nat_find_session(&t, 0x99, 0) == &s2);
+    CHECK(udp_nat_find_session(&t, 0x99, 1) == NULL);
+    CHECK(udp_nat_find_session(&t, 0x98, 0) == NULL);
+    /* a session is not found by its address, nor an address entry by a session */
+    CHECK(udp_nat_find(&t, SA(c1), 0) == NULL);
+    udp_nat_insert(&t, &byaddr, SA(c2), 0, 2.0);
+    CHECK(udp_nat_find(&t, SA(c2), 0) == &byaddr);
+    /* the client moves: the same entry, now at the new address */
+    udp_nat_move(&s1, SA(c2));
+    CHECK(udp_nat_find_session(&t, 0x1122334455667788ULL, 0) == &s1);
+    CHECK(netaddr_equal(SA(s1.client), SA(c2)));
+    CHECK(udp_nat_find(&t, SA(c2), 0) == &byaddr);
+    CHECK_INT(udp_nat_count(&t), 3);
+    udp_nat_remove(&t, &s1);
+    udp_nat_remove(&t, &s2);
+    udp_nat_remove(&t, &byaddr);
+    CHECK_INT(udp_nat_count(&t), 0);
     udp_nat_destroy(&t);
 }
 
