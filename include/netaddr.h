@@ -57,6 +57,9 @@ struct netaddr_endpoint {
 #define NETADDR_NUMERIC 0x2       /* the host must be an IP literal: nothing to resolve */
 #define NETADDR_PORT_ZERO 0x4     /* ":0" is accepted (the kernel picks the port) */
 
+/* A decimal port 0..65535 in s[0..len): digits only (no sign, no spaces, no "0x"). Returns 0
+ * or -1. */
+int netaddr_port_value(const char *s, size_t len, uint16_t *port);
 /* A decimal port 1..65535 in s[0..len): digits only (no sign, no spaces, no "0x"). Returns 0
  * or -1. */
 int netaddr_parse_port(const char *s, size_t len, uint16_t *port);

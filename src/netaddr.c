@@ -191,8 +191,7 @@ int netaddr_header_from_sockaddr(const struct sockaddr *sa, uint8_t *out, size_t
 
 /* ---- Strings and sockaddrs ----------------------------------------------------------------- */
 
-/* Decimal 0..65535, digits only (no sign, no spaces, no "0x"). */
-static int netaddr_port_value(const char *s, size_t len, uint16_t *port)
+int netaddr_port_value(const char *s, size_t len, uint16_t *port)
 {
     unsigned long v = 0;
 

@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "netaddr.h"
+
 /* Section 2.2: the v2 signature, chosen so that no v1 line nor any common protocol starts so. */
 static const uint8_t proxy_proto_sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                             0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
@@ -52,19 +54,10 @@ static void proxy_proto_set6(struct sockaddr_storage *ss, const uint8_t *addr, u
 static int proxy_proto_v1_port(const char *s, uint16_t *port)
 {
     size_t n = strlen(s);
-    unsigned long v = 0;
 
-    if (n == 0 || n > 5 || (n > 1 && s[0] == '0'))
+    if (n > 1 && s[0] == '0')
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v > 65535)
-        return -1;
-    *port = (uint16_t)v;
-    return 0;
+    return netaddr_port_value(s, n, port);
 }
 
 /* The fields after "PROXY " of a complete line (NUL-terminated, CRLF removed), separated by
