@@ -517,8 +517,10 @@ static int worker_test_hook(void)
         log_error("test hook %s: failing", path);
         return -1;
     }
-    if (strncmp(what, "hang", 4) == 0)
+    if (strncmp(what, "hang", 4) == 0) {
+        log_warn("test hook %s: hanging for 60 s", path); /* the test waits for this line */
         sleep(60);
+    }
     return 0;
 }
 

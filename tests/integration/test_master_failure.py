@@ -229,6 +229,9 @@ def test_reload_whose_workers_hang_is_rolled_back_at_the_ready_timeout():
     os.kill(p.pid, signal.SIGHUP)
     # the new workers hang before they are ready: the old ones serve meanwhile
     assert h.wait_for(lambda: len(h.children_of(p.pid)) == 4, 10), h.children_of(p.pid)
+    # both new workers must have read the hook before it goes: a slow one (ASan) that found it
+    # gone would start on the rotated password beside the old worker of its slot
+    assert h.wait_for(lambda: log_count(p, "hanging for 60 s") == 2, 10), p.output()[-1500:]
     os.unlink(hook)
     assert count_ok(tport) == 20, "the old workers did not serve during the hung reload"
     # a SIGHUP during the reload is queued, not lost, and not run on top of it
