@@ -624,6 +624,16 @@ class Netns:
             raise out.get("error", RuntimeError("setns timed out"))
         return out["sock"]
 
+    def veth_to_host(self, host_if, ns_if, host_cidr, ns_cidr):
+        """A veth pair joining the host (host_if, host_cidr) to this namespace (ns_if, ns_cidr);
+        it goes with the namespace (deleting one end deletes the pair)."""
+        self._run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if,
+                   "netns", self.name])
+        self._run(["ip", "addr", "add", host_cidr, "dev", host_if])
+        self._run(["ip", "link", "set", host_if, "up"])
+        self.ip("addr", "add", ns_cidr, "dev", ns_if)
+        self.ip("link", "set", ns_if, "up")
+
     def veth(self, other, a_if, b_if):
         """A veth pair: a_if here, b_if in other (another Netns)."""
         self.ip("link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", other.name)

@@ -362,43 +362,22 @@ def test_loop_to_own_loopback_listener_refused_with_block_private_off():
         "the server connected to itself (a nested session failed its handshake)"
 
 
-class LoopNetns:
-    """A network namespace joined by a veth pair, with public-looking addresses (RFC 2544's
-    benchmarking range): the namespace side NS_IP/24 is the server's address, the host side
-    HOST_IP/24. Root and iproute2 only; deleted by close()."""
+class LoopNetns(h.Netns):
+    """A network namespace joined to the host by a veth pair, with public-looking addresses
+    (RFC 2544's benchmarking range): the namespace side ns_ip/24 is the server's address, the
+    host side host_ip/24. Root and iproute2 only; deleted by close()."""
 
     def __init__(self):
+        super().__init__("loop")
         tag = os.getpid() % 100000
         n = 1 + tag % 200
-        self.name = "rp-loop-%d" % tag
-        self.host_if, self.ns_if = "rpl%da" % tag, "rpl%db" % tag
         self.host_ip, self.ns_ip = "198.18.%d.2" % n, "198.18.%d.1" % n
-        self.up = False
         try:
-            self._ip("netns", "add", self.name)
-            self.up = True
-            self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
-            self._ip("link", "set", self.ns_if, "netns", self.name)
-            self._ip("addr", "add", self.host_ip + "/24", "dev", self.host_if)
-            self._ip("link", "set", self.host_if, "up")
-            self._ip("-n", self.name, "addr", "add", self.ns_ip + "/24", "dev", self.ns_if)
-            self._ip("-n", self.name, "link", "set", self.ns_if, "up")
-            self._ip("-n", self.name, "link", "set", "lo", "up")
+            self.veth_to_host("rpl%da" % tag, "rpl%db" % tag, self.host_ip + "/24",
+                              self.ns_ip + "/24")
         except Exception:
             self.close()
             raise
-
-    @staticmethod
-    def _ip(*args):
-        r = subprocess.run(["ip"] + list(args), capture_output=True, text=True, timeout=10)
-        if r.returncode != 0:
-            raise RuntimeError("ip %s: %s" % (" ".join(args), r.stderr.strip()))
-
-    def close(self):
-        if self.up:
-            subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
-            self.up = False
-        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=10)
 
 
 def scrape(host, port):
