@@ -3,7 +3,8 @@ replay protection and their counters through a Redis this test starts on a free 
 A first flight replayed to the other host is refused with Redis and served without it; with
 Redis down or mute, "shared_store_failure" decides (allow serves, refuse closes) within
 shared_store_timeout_ms, never at the handshake timeout; the port's counters in Redis are the
-sum of both hosts' own."""
+sum of both hosts' own, per port and per user. SIP022 first flights go through it as SIP004's do."""
+import base64
 import os
 import shutil
 import socket
@@ -113,6 +114,43 @@ def test_shared_store_replay_across_hosts():
         assert metric(ma, "replays_total") == 0
         # the same host still refuses it from its local store first
         assert not served(ha, pa, packet)[0]
+    finally:
+        echo.stop()
+
+
+def test_shared_store_sip022_replay_across_hosts():
+    """A SIP022 first flight (SIP022 section 3.1.3: the salt of a request that authenticated)
+    replayed to another host within the 30 s window is refused with Redis, served without."""
+    if lacks_hiredis():
+        raise h.Skip("this build has no hiredis (configure --with-hiredis, libhiredis-dev)")
+    _, rport = start_redis()
+    echo = h.TcpEcho()
+    method = "2022-blake3-aes-256-gcm"
+    key = base64.b64encode(os.urandom(32)).decode()
+    kw = {"method": method, "password": key}
+    try:
+        # reuseproxy's SIP022 client sends its request header at once, before any payload:
+        # a first flight served is one that reached the echo target
+        def reached(host, port, flight):
+            before = echo.connections
+            with socket.create_connection((host, port), timeout=5) as s:
+                s.sendall(flight)
+                return h.wait_for(lambda: echo.connections > before, 2)
+
+        _, ha, pa, _ = start_host(None, **kw)
+        _, hb, pb, _ = start_host(None, **kw)
+        flight = h.record_first_packet(key, method, echo.port, b"sip022 once")
+        assert reached(ha, pa, flight), "a fresh SIP022 first flight was not served"
+        assert reached(hb, pb, flight), "without a shared store the other host refuses it?"
+        a, ha, pa, ma = start_host(rport, **kw)
+        b, hb, pb, mb = start_host(rport, **kw)
+        connected(a, b)
+        flight = h.record_first_packet(key, method, echo.port, b"sip022 twice")
+        assert reached(ha, pa, flight), "a fresh SIP022 first flight was not served with Redis"
+        assert not reached(hb, pb, flight), "the SIP022 replay to the other host was served"
+        assert h.wait_for(lambda: metric(mb, "replays_total") == 1, 5)
+        assert metric(mb, "replays_total") == 1
+        assert metric(ma, "replays_total") == 0
     finally:
         echo.stop()
 
