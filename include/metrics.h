@@ -85,6 +85,10 @@ struct metrics_user *metrics_user_counters(struct metrics_shared *m, int w);
  * had, so its counters go on across reloads, or a free one. Slots of names no longer in the
  * list are freed and zeroed: their series disappear. Run by the master at start and reload. */
 void metrics_users_sync(struct metrics_shared *m, const char *const *names, int n, int *slots);
+/* User slot u's name, "" for a free slot (or u out of range). */
+const char *metrics_user_name(const struct metrics_shared *m, int u);
+/* User slot u's counters summed over every worker: the host's total for that user. */
+void metrics_user_total(const struct metrics_shared *m, int u, struct metrics_user *sum);
 void metrics_free_shared(struct metrics_shared *m);
 
 /* Relaxed atomic updates, safe from any worker. */

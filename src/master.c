@@ -38,6 +38,7 @@
 #include "replay.h"
 #include "rp_assert.h"
 #include "sdnotify.h"
+#include "shared_store.h"
 #include "sockets.h"
 #include "upgrade.h"
 #include "worker.h"
@@ -154,6 +155,24 @@ static const char *listen_setting_changed(const struct config *a, const struct c
 }
 
 /* Refuses a reload: the running configuration stays, and systemd hears why. */
+/* The users' totals go to Redis from here (shared_store.h): one process per host pushes them
+ * once, summed over the worker slots, which outlive their workers. Made again when a reload
+ * moves "shared_store". */
+static int master_users_store(struct master *m)
+{
+    const struct config *c = m->cfg;
+    bool want = c->role == ROLE_SERVER && c->shared.url && m->metrics && m->metrics->nusers > 0;
+
+    if (want && m->users_store && shared_store_same_place(m->users_store, &c->shared))
+        return 0;
+    shared_store_free(m->users_store);
+    m->users_store = NULL;
+    if (want && !(m->users_store =
+                      shared_store_new(m->loop, &c->shared, NULL, c->ports[0].port, m->metrics)))
+        return -1;
+    return 0;
+}
+
 static void reload_refused(const char *why)
 {
     log_error("reload refused, still running the previous configuration: %s", why);
@@ -203,6 +222,8 @@ void master_reload(struct master *m)
         m->cfg = nc;
         upstream_prober_reconfigure(m->prober, m->cfg);
         worker_user_slots(nc, m->metrics); /* kept users keep their counters */
+        if (master_users_store(m) < 0)
+            log_warn("shared_store: users' totals not pushed (out of memory)");
         log_set_level(LOG_LEVEL_INFO + (nc->verbose > 1 ? 1 : nc->verbose));
         supervise_reload(m);
         return;
@@ -346,6 +367,10 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         return -1;
     }
     worker_user_slots(m->cfg, m->metrics);
+    if (master_users_store(m) < 0) {
+        snprintf(err, errlen, "cannot set up the shared store");
+        return -1;
+    }
     m->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_init(&m->accept_backoff[a], m->loop, &m->accept_io[a],
@@ -376,6 +401,7 @@ static void master_free(struct master *m)
     sockets_close(&m->socks);
     plugin_free(m->plugin);
     upstream_prober_free(m->prober);
+    shared_store_free(m->users_store);
     supervise_free(m);
     if (m->replay)
         replay_free(m->replay);

@@ -71,6 +71,7 @@ struct master {
     struct upgrade upgrade; /* SIGUSR2, and the hand-over when this master is the new one */
     struct plugin *plugin;  /* the SIP003 plugin's supervisor (does nothing without one) */
     struct upstream_prober *prober; /* the local roles' server probes (upstream.h), or NULL */
+    struct shared_store *users_store; /* pushes the users' totals to Redis (shared_store.h) */
 };
 
 /* master.c */

@@ -167,6 +167,25 @@ struct metrics_user *metrics_user_counters(struct metrics_shared *m, int w)
            (size_t)w * (size_t)m->nusers;
 }
 
+const char *metrics_user_name(const struct metrics_shared *m, int u)
+{
+    return m && u >= 0 && u < m->nusers ? metrics_names(m)[u].name : "";
+}
+
+void metrics_user_total(const struct metrics_shared *m, int u, struct metrics_user *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    if (!m || u < 0 || u >= m->nusers)
+        return;
+    for (int w = 0; w < m->nworkers; w++) {
+        const char *c = (const char *)(metrics_user_counters((struct metrics_shared *)m, w) + u);
+        for (size_t i = 0; i < METRICS_USER_NFIELDS; i++) {
+            size_t at = metrics_user_fields[i].offset;
+            *(uint64_t *)((char *)sum + at) += metrics_read((const uint64_t *)(c + at));
+        }
+    }
+}
+
 /* A name and where it is: a slot, or an index in the caller's list. */
 struct metrics_name_ref {
     const char *name;

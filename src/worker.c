@@ -321,8 +321,10 @@ static int worker_init(struct worker *w, const struct worker_env *env)
             return -1;
         }
     }
+    /* the users' totals: pushed by the master, or with workers: 0 by this process */
     if (c->role == ROLE_SERVER && c->shared.url &&
-        !(w->shared = shared_store_new(w->loop, &c->shared, w->stats, c->ports[0].port)))
+        !(w->shared = shared_store_new(w->loop, &c->shared, w->stats, c->ports[0].port,
+                                       env->parent_fd < 0 ? env->shared : NULL)))
         return -1;
     if ((c->role == ROLE_SERVER || c->role == ROLE_REDIR) && worker_own_addrs(w, env) < 0) {
         log_error("out of memory");

@@ -3,9 +3,11 @@ replay protection and their counters through a Redis this test starts on a free 
 A first flight replayed to the other host is refused with Redis and served without it; with
 Redis down or mute, "shared_store_failure" decides (allow serves, refuse closes) within
 shared_store_timeout_ms, never at the handshake timeout; the port's counters in Redis are the
-sum of both hosts' own, per port and per user. SIP022 first flights go through it as SIP004's do."""
+sum of both hosts' own; a host's per-user totals reach Redis once (pushed by its master), also
+across a worker restart. SIP022 first flights go through it as SIP004's do."""
 import base64
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -219,5 +221,97 @@ def test_shared_store_counters_are_fleet_totals():
         assert h.wait_for(pushed, 10, interval=0.5), "hosts, Redis: %r" % (pushed.last,)
         want = pushed.last[0]
         assert want["accepted"] >= 8
+    finally:
+        echo.stop()
+
+
+USERS = [{"name": "alice", "password": "alice-secret"},
+         {"name": "bob smith", "password": "bob-secret"}]
+
+
+def user_series(mport):
+    """{(user, field): the host's total over its workers} from its per-user series."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'reuseproxy_user_(\w+)_total\{worker="\d+",port="\d+",user="([^"]*)"\} (\d+)$',
+                     line)
+        if m:
+            out[(m.group(2), m.group(1))] = out.get((m.group(2), m.group(1)), 0) + int(m.group(3))
+    return out
+
+
+def test_shared_store_user_totals_pushed_once_per_host():
+    """Per-user counters reach Redis as increments from one process per host (the master, summing
+    its workers' slots): rp:user:NAME:* and rp:port:PORT:user:NAME:* equal the host's own
+    per-user totals, not twice them (two workers), and a worker killed and replaced loses
+    nothing of them."""
+    if lacks_hiredis():
+        raise h.Skip("this build has no hiredis (configure --with-hiredis, libhiredis-dev)")
+    _, rport = start_redis()
+    echo = h.TcpEcho()
+    try:
+        port, mport = h.free_port(), h.free_port()
+        cfg = h.server_config(port, method=M, timeout=TIMEOUT, workers=2, mode="tcp_only",
+                              metrics_address="127.0.0.1:%d" % mport, users=USERS,
+                              shared_store="redis://127.0.0.1:%d" % rport)
+        del cfg["password"]
+        server = h.reuseproxy(cfg, name="users-host")
+        assert h.wait_for(lambda: server.output().count("shared_store: connected") >= 3, 10), \
+            "the workers and the master did not connect: %s" % server.output()[-1000:]
+        tunnels = {}
+        for u in USERS:
+            tunnels[u["name"]] = h.free_port()
+            h.reuseproxy({"role": "tunnel", "server": "127.0.0.1", "server_port": port,
+                          "password": u["password"], "method": M, "local_address": "127.0.0.1",
+                          "local_port": tunnels[u["name"]], "workers": 0,
+                          "tunnel_address": "127.0.0.1:%d" % echo.port}, name=u["name"])
+            assert h.wait_for(lambda: h.listening(tunnels[u["name"]]), 10)
+
+        def traffic(name, n):
+            for i in range(n):
+                with socket.create_connection(("127.0.0.1", tunnels[name]), timeout=10) as c:
+                    msg = b"%s %d " % (name.encode(), i) * (100 * (i + 1))
+                    c.sendall(msg)
+                    got = b""
+                    while len(got) < len(msg):
+                        d = c.recv(65536)
+                        if not d:
+                            break
+                        got += d
+                    assert got == msg, "%s: echo %d of %d bytes" % (name, len(got), len(msg))
+
+        def pushed(conns):
+            """Redis equals the host once the host has counted conns connections per user."""
+            host = user_series(mport)
+            want, got = {}, {}
+            for u in USERS:
+                for f in ("connections", "bytes_in", "bytes_out"):
+                    want[(u["name"], f)] = host.get((u["name"], f), 0)
+                    got[(u["name"], f)] = int(redis_cmd(rport, "GET", "rp:user:%s:%s"
+                                                        % (u["name"], f)) or 0)
+                    by_port = int(redis_cmd(rport, "GET", "rp:port:%d:user:%s:%s"
+                                            % (port, u["name"], f)) or 0)
+                    got[(u["name"], f, "port")] = by_port
+                    want[(u["name"], f, "port")] = want[(u["name"], f)]
+            pushed.last = (want, got)
+            return want == got and all(want[(n, "connections")] >= k for n, k in conns.items())
+
+        traffic("alice", 3)
+        traffic("bob smith", 5)
+        assert h.wait_for(lambda: pushed({"alice": 3, "bob smith": 5}), 15, interval=0.5), \
+            "host, Redis: %r" % (pushed.last,)
+        # a worker killed: its slot's counters stay, the master's sums go on from them
+        workers = h.children_of(server.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], 9)
+        assert h.wait_for(lambda: len(h.children_of(server.pid)) == 2 and
+                          workers[0] not in h.children_of(server.pid), 15)
+        traffic("alice", 4)
+        traffic("bob smith", 2)
+        assert h.wait_for(lambda: pushed({"alice": 7, "bob smith": 7}), 15, interval=0.5), \
+            "host, Redis: %r" % (pushed.last,)
+        print("per-user totals, host = Redis: %r" % (pushed.last[0],))
     finally:
         echo.stop()

@@ -222,6 +222,36 @@ TEST(test_metrics_users_series_survive_sync_and_disappear_when_removed)
     metrics_free_shared(m);
 }
 
+/* A host's total for a user (what shared_store.c pushes to Redis) is the sum over the workers. */
+TEST(test_metrics_user_total_sums_the_workers)
+{
+    struct metrics_shared *m = metrics_new_shared(3, 4);
+    const char *names[] = {"alice", "bob"};
+    int slots[2];
+    struct metrics_user sum;
+
+    CHECK(m != NULL);
+    metrics_users_sync(m, names, 2, slots);
+    CHECK_STR(metrics_user_name(m, slots[1]), "bob");
+    CHECK_STR(metrics_user_name(m, 3), "");
+    CHECK_STR(metrics_user_name(m, 4), "");
+    CHECK_STR(metrics_user_name(m, -1), "");
+    for (int w = 0; w < 3; w++) {
+        metrics_add(&metrics_user_counters(m, w)[slots[1]].bytes_out, 100u << w);
+        metrics_add(&metrics_user_counters(m, w)[slots[1]].connections, 1);
+    }
+    metrics_add(&metrics_user_counters(m, 2)[slots[0]].connections, 5);
+    metrics_user_total(m, slots[1], &sum);
+    CHECK_INT(sum.bytes_out, 700);
+    CHECK_INT(sum.connections, 3);
+    CHECK_INT(sum.bytes_in, 0);
+    metrics_user_total(m, slots[0], &sum);
+    CHECK_INT(sum.connections, 5);
+    metrics_user_total(m, 9, &sum);
+    CHECK_INT(sum.connections, 0);
+    metrics_free_shared(m);
+}
+
 TEST(test_metrics_render_one_line_per_worker)
 {
     struct metrics_shared *m = metrics_new_shared(3, 0);
