@@ -5,10 +5,13 @@ namespaces this test makes (skipped where the kernel or the user may not):
 
 lb runs HAProxy in TCP mode (send-proxy-v2, health checks every 200 ms) for TCP, nftables dnat
 with a jhash of the client's address and port for UDP (a flow stays on one host), Redis
-(shared_store) and the echo target. Each host is a reuseproxy master with 2 workers. Checks:
-TCP and UDP spread over the hosts; a first flight replayed to another host is refused (Redis);
-the port's totals in Redis equal the sum of the hosts' own counters; a killed host is taken out
-by HAProxy within its check interval, after which no connection fails. Timings are printed."""
+(shared_store) and the echo target. Each host is a reuseproxy master with 2 workers, and a
+second one with two users on USERS_PORT (SIP004 users serve TCP only). Checks: TCP and UDP
+spread over the hosts; a first flight replayed to another host is refused (Redis); the port's
+totals in Redis equal the sum of the hosts' own counters, and each user's totals the sum of the
+hosts' per-user counters; a killed host is taken out by HAProxy within its check interval,
+after which no connection fails. Timings are printed."""
+import re
 import json
 import os
 import shutil
@@ -20,6 +23,8 @@ import harness as h
 from test_proxy_protocol import M, PW, record_first_packet
 
 PORT = 8388
+USERS_PORT = 8389  # the users' instance on each host (metrics on 9101)
+USERS = [{"name": "alice", "password": "alice-fleet"}, {"name": "bob", "password": "bob-fleet"}]
 ECHO = 7777
 HOSTS = ["10.99.0.11", "10.99.0.12", "10.99.0.13"]
 LB_IN, LB_OUT, CLI = "10.99.0.1", "10.98.0.1", "10.98.0.2"
@@ -91,6 +96,12 @@ frontend fe
 backend be
     balance roundrobin
 %(servers)s
+frontend feu
+    bind %(lb)s:%(uport)d
+    default_backend beu
+backend beu
+    balance roundrobin
+%(userv)s
 """
 
 NFT = """table ip rpfleet {
@@ -167,11 +178,26 @@ def wait_port(net, ns, ip, port, timeout=10):
                           ).returncode == 0, "%s:%d in %s did not open" % (ip, port, ns)
 
 
-def host_metrics(net, i):
+def metrics_text(net, i, mport=9100):
     code = ("import urllib.request;print(urllib.request.urlopen("
-            "'http://127.0.0.1:9100/metrics',timeout=5).read().decode())")
+            "'http://127.0.0.1:%d/metrics',timeout=5).read().decode())" % mport)
+    return net.py("h%d" % (i + 1), code)
+
+
+def host_user_metrics(net, i):
+    """{(user, field): host i's total over its workers} from its users' instance."""
     out = {}
-    for line in net.py("h%d" % (i + 1), code).splitlines():
+    for line in metrics_text(net, i, 9101).splitlines():
+        m = re.match(r'reuseproxy_user_(\w+)_total\{worker="\d+",port="\d+",user="([^"]*)"\} (\d+)$',
+                     line)
+        if m:
+            out[(m.group(2), m.group(1))] = out.get((m.group(2), m.group(1)), 0) + int(m.group(3))
+    return out
+
+
+def host_metrics(net, i):
+    out = {}
+    for line in metrics_text(net, i).splitlines():
         if line.startswith("reuseproxy_") and "{" in line:
             k = line.split("{")[0][len("reuseproxy_"):]
             out[k] = out.get(k, 0) + int(line.split()[-1])
@@ -218,15 +244,24 @@ def test_fleet_three_hosts_haproxy_nftables_redis():
                    "metrics_address": "127.0.0.1:9100"}
             hosts.append(ns_proc(net, "h%d" % (i + 1), [h.BINARY, "-c", h.write_config(cfg)],
                                  "host%d" % (i + 1)))
+            ucfg = dict(cfg, server_port=USERS_PORT, mode="tcp_only", users=USERS,
+                        metrics_address="127.0.0.1:9101")
+            del ucfg["password"]
+            ns_proc(net, "h%d" % (i + 1), [h.BINARY, "-c", h.write_config(ucfg)],
+                    "host%d-users" % (i + 1))
         for i, ip in enumerate(HOSTS):
             wait_port(net, "lb", ip, PORT)
-        servers = "\n".join("    server h%d %s:%d send-proxy-v2 check check-send-proxy "
-                            "inter %dms fall 2 rise 2" % (i + 1, ip, PORT, CHECK_INTER * 1000)
-                            for i, ip in enumerate(HOSTS))
+            wait_port(net, "lb", ip, USERS_PORT)
+
+        def server_lines(port):
+            return "\n".join("    server h%d %s:%d send-proxy-v2 check check-send-proxy "
+                             "inter %dms fall 2 rise 2" % (i + 1, ip, port, CHECK_INTER * 1000)
+                             for i, ip in enumerate(HOSTS))
         hcfg = os.path.join(h.TMPDIR, "fleet-haproxy.cfg")
         hsock = os.path.join(h.TMPDIR, "fleet-haproxy.sock")
         with open(hcfg, "w") as f:
-            f.write(HAPROXY_CFG % {"lb": LB_OUT, "port": PORT, "servers": servers,
+            f.write(HAPROXY_CFG % {"lb": LB_OUT, "port": PORT, "servers": server_lines(PORT),
+                                   "uport": USERS_PORT, "userv": server_lines(USERS_PORT),
                                    "sock": hsock})
         haproxy = ns_proc(net, "lb", [shutil.which("haproxy"), "-db", "-f", hcfg], "haproxy")
         wait_port(net, "cli", LB_OUT, PORT)
@@ -237,6 +272,11 @@ def test_fleet_three_hosts_haproxy_nftables_redis():
                 "tunnel_address": "%s:%d" % (LB_IN, ECHO)}
         ns_proc(net, "cli", [h.BINARY, "-c", h.write_config(tcfg)], "client-tunnel")
         wait_port(net, "cli", "127.0.0.1", 1080)
+        for k, u in enumerate(USERS):  # alice on 1081, bob on 1082, TCP only
+            ucfg = dict(tcfg, server_port=USERS_PORT, password=u["password"], mode="tcp_only",
+                        local_port=1081 + k)
+            ns_proc(net, "cli", [h.BINARY, "-c", h.write_config(ucfg)], "tunnel-" + u["name"])
+            wait_port(net, "cli", "127.0.0.1", 1081 + k)
 
         # 1. spread: 30 TCP connections (roundrobin) and 12 UDP flows (jhash)
         t0 = time.monotonic()
@@ -251,6 +291,12 @@ def test_fleet_three_hosts_haproxy_nftables_redis():
         assert all(n >= 5 for n in per_host), per_host
         assert sum(udp_host) == 36 and sum(1 for n in udp_host if n) >= 2, udp_host
         assert all(n % 3 == 0 for n in udp_host), "a UDP flow changed hosts: %r" % udp_host
+        for k, n in ((0, 12), (1, 21)):  # alice 12 connections, bob 21, over the three hosts
+            r = json.loads(net.py("cli", DRIVER_PY, str(n), "0", str(1081 + k)))
+            assert r["fail"] == 0 and r["ok"] == n, (USERS[k]["name"], r)
+        spread = [host_user_metrics(net, i).get(("bob", "connections"), 0) for i in range(3)]
+        print("bob's connections per host %r" % spread)
+        assert sum(1 for n in spread if n) >= 2, spread
 
         # 2. a first flight replayed to another host is refused (Redis)
         packet = record_first_packet(ECHO, target_host=LB_IN)
@@ -293,6 +339,23 @@ def test_fleet_three_hosts_haproxy_nftables_redis():
             return hosts_sum == red
         assert h.wait_for(totals, 15, interval=0.5), "hosts vs Redis: %r" % (totals.last,)
         print("totals (connections, bytes in, bytes out): hosts %r = Redis %r" % totals.last)
+
+        # ... and each user's totals the sum of the hosts' per-user counters (pushed by each
+        # host's master once, whatever the workers)
+        def user_totals():
+            per_host = [host_user_metrics(net, i) for i in range(3)]
+            hosts_sum, red = {}, {}
+            for u in USERS:
+                for f in ("connections", "bytes_in", "bytes_out"):
+                    hosts_sum[(u["name"], f)] = sum(x.get((u["name"], f), 0) for x in per_host)
+                    red[(u["name"], f)] = int(net.run(
+                        "redis-cli", "-h", LB_IN, "GET", "rp:user:%s:%s" % (u["name"], f),
+                        ns="lb").strip() or 0)
+            user_totals.last = (hosts_sum, red)
+            return hosts_sum == red and hosts_sum[("bob", "connections")] >= 21
+        assert h.wait_for(user_totals, 15, interval=0.5), \
+            "hosts vs Redis per user: %r" % (user_totals.last,)
+        print("per-user totals: hosts = Redis %r" % (user_totals.last[0],))
         for i in range(3):
             haproxy_cmd("enable health be/h%d" % (i + 1))
 
