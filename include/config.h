@@ -88,6 +88,7 @@ enum config_key {
     CONFIG_KEY_SHARED_STORE,
     CONFIG_KEY_SHARED_STORE_FAILURE,
     CONFIG_KEY_SHARED_STORE_TIMEOUT_MS,
+    CONFIG_KEY_SHARED_STORE_USERS,
     CONFIG_KEY_COUNT
 };
 
@@ -142,6 +143,7 @@ enum config_plugin_mode { CONFIG_PLUGIN_TCP_ONLY = 0, CONFIG_PLUGIN_TCP_AND_UDP 
 struct config_shared {
     char *url;             /* "redis://IP[:port][/db]" or "unix:/path" as written; NULL: off */
     char *failure_text;    /* "shared_store_failure" as written, or NULL */
+    char *users_key;       /* "shared_store_users": the Redis hash of users, or NULL */
     /* typed by config_validate(): */
     bool is_unix;
     char host[256];        /* an IP literal (a name would need a blocking lookup) */
@@ -302,6 +304,13 @@ int config_load_string(struct config *c, const char *json, const char *name, cha
  * Both --check and a start run it, so they agree. Returns -1 with a message in err that names
  * FILE:LINE:COLUMN of the key at fault when it came from the file. */
 int config_validate(struct config *c, char *err, size_t errlen);
+/* "shared_store_users": adds the users of that Redis hash (name -> password; SIP022: the uPSK
+ * in base64) to the file's, after file and command line are merged and before
+ * config_validate(), which checks them all alike. The only blocking Redis call (at most
+ * CONFIG_SHARED_USERS_TIMEOUT seconds to connect, as much to answer): at start, --check and
+ * each reload. Nothing to do without the key. Returns -1 with a message in err. */
+int config_load_shared_users(struct config *c, char *err, size_t errlen);
+#define CONFIG_SHARED_USERS_TIMEOUT 2
 /* The ids of "user": a user name, or a numeric uid as libev also takes. 0, or -1 when this
  * system has no such user. */
 int config_user_ids(const char *user, uid_t *uid, gid_t *gid);

@@ -135,6 +135,8 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
                                          FIELD(shared.failure_text), 0, 0},
     [CONFIG_KEY_SHARED_STORE_TIMEOUT_MS] = {"shared_store_timeout_ms", VALUE_INT,
                                             FIELD(shared.timeout_ms), 1, 60000},
+    [CONFIG_KEY_SHARED_STORE_USERS] = {"shared_store_users", VALUE_STRING, FIELD(shared.users_key),
+                                       0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -309,6 +311,7 @@ void config_free(struct config *c)
     free(c->outbound_bind_interface);
     free(c->shared.url);
     free(c->shared.failure_text);
+    free(c->shared.users_key);
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
     free(c->server_url);

@@ -80,8 +80,7 @@ bool config_is_placeholder_password(const char *password)
 
 /* "PATH:LINE:COLUMN: " where key k was read from the file, "PATH: " otherwise; without a file,
  * "command line: ". Then the message. Returns -1. */
-__attribute__((format(printf, 5, 6))) static int
-config_invalid(const struct config *c, int k, char *err, size_t errlen, const char *fmt, ...)
+int config_invalid(const struct config *c, int k, char *err, size_t errlen, const char *fmt, ...)
 {
     struct config_ctx x = {NULL, c->path ? c->path : "command line", err, errlen};
     char msg[512];
@@ -644,7 +643,7 @@ static void config_warn_local_port(const struct config *c)
 }
 
 /* "shared_store": "redis://IP[:port][/db]" or "unix:/path", and "shared_store_failure". */
-static int config_check_shared(struct config *c, char *err, size_t errlen)
+int config_check_shared(struct config *c, char *err, size_t errlen)
 {
     struct config_shared *sh = &c->shared;
     const char *u = sh->url;
@@ -656,6 +655,10 @@ static int config_check_shared(struct config *c, char *err, size_t errlen)
                               "\"shared_store_failure\": expected \"allow\" or \"refuse\", got %s",
                               config_quote(sh->failure_text, q, sizeof q));
     sh->refuse = sh->failure_text && strcmp(sh->failure_text, "refuse") == 0;
+    if (sh->users_key && !u)
+        return config_invalid(c, CONFIG_KEY_SHARED_STORE_USERS, err, errlen,
+                              "\"shared_store_users\": needs \"shared_store\", the Redis that "
+                              "holds the users");
     if (!u)
         return 0;
 #ifndef RP_HAVE_HIREDIS

@@ -152,7 +152,9 @@ int main(int argc, char **argv)
     if (opts.genkey)
         return done(cfg, print_genkey(opts.genkey));
     if ((opts.config_path && config_load(cfg, opts.config_path, err, sizeof err) < 0) ||
-        cli_apply(&opts, cfg, err, sizeof err) < 0 || config_validate(cfg, err, sizeof err) < 0 ||
+        cli_apply(&opts, cfg, err, sizeof err) < 0 ||
+        config_load_shared_users(cfg, err, sizeof err) < 0 ||
+        config_validate(cfg, err, sizeof err) < 0 ||
         (!opts.print_uri && worker_preflight(cfg, err, sizeof err) < 0)) {
         /* the preflight: what --check accepts, the workers start with (issue 20) */
         fprintf(stderr, "reuseproxy: %s\n", err);

@@ -206,8 +206,9 @@ void master_reload(struct master *m)
     }
     config_defaults(nc);
     if ((m->cfg->path && config_load(nc, m->cfg->path, err, sizeof err) < 0) ||
-        cli_apply(m->cli, nc, err, sizeof err) < 0 || config_validate(nc, err, sizeof err) < 0 ||
-        worker_preflight(nc, err, sizeof err) < 0) {
+        cli_apply(m->cli, nc, err, sizeof err) < 0 ||
+        config_load_shared_users(nc, err, sizeof err) < 0 ||
+        config_validate(nc, err, sizeof err) < 0 || worker_preflight(nc, err, sizeof err) < 0) {
         reload_refused(err);
     } else if ((changed = listen_setting_changed(m->cfg, nc))) {
         snprintf(err, sizeof err,

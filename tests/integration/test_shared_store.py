@@ -9,6 +9,7 @@ import base64
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -313,5 +314,73 @@ def test_shared_store_user_totals_pushed_once_per_host():
         assert h.wait_for(lambda: pushed({"alice": 7, "bob smith": 7}), 15, interval=0.5), \
             "host, Redis: %r" % (pushed.last,)
         print("per-user totals, host = Redis: %r" % (pushed.last[0],))
+    finally:
+        echo.stop()
+
+
+def echoes(port, msg=b"users from Redis", wait=2.0):
+    """True when msg comes back through the tunnel on port within wait seconds."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=wait) as c:
+            c.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                d = c.recv(4096)
+                if not d:
+                    break
+                got += d
+            return got == msg
+    except OSError:
+        return False
+
+
+def test_shared_store_users_read_from_redis_at_start_and_reload():
+    """"shared_store_users": the users of a Redis hash (name -> password) join the file's at
+    start and at each SIGHUP; a hash that is not one, or a Redis that cannot be reached, is a
+    configuration error naming the key's FILE:LINE:COLUMN (--check too)."""
+    if lacks_hiredis():
+        raise h.Skip("this build has no hiredis (configure --with-hiredis, libhiredis-dev)")
+    _, rport = start_redis()
+    echo = h.TcpEcho()
+    try:
+        assert redis_cmd(rport, "HSET", "rp:users", "alice", "alice-secret") == "1"
+        port = h.free_port()
+        cfg = h.server_config(port, method=M, timeout=TIMEOUT, workers=1, mode="tcp_only",
+                              shared_store="redis://127.0.0.1:%d" % rport,
+                              shared_store_users="rp:users")
+        del cfg["password"]
+        path = h.write_config(cfg)
+        r = subprocess.run([h.BINARY, "--check", "-c", path], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+        server = h.reuseproxy(cfg, name="redis-users")
+        tunnels = {}
+        for name in ("alice", "bob"):
+            tunnels[name] = h.free_port()
+            h.reuseproxy({"role": "tunnel", "server": "127.0.0.1", "server_port": port,
+                          "password": name + "-secret", "method": M,
+                          "local_address": "127.0.0.1", "local_port": tunnels[name],
+                          "workers": 0, "tunnel_address": "127.0.0.1:%d" % echo.port}, name=name)
+            assert h.wait_for(lambda: h.listening(tunnels[name]), 10)
+        assert echoes(tunnels["alice"]), "alice, in the hash at start, was refused"
+        assert not echoes(tunnels["bob"]), "bob, in no list yet, was served"
+        # one HSET, one reload: bob is a user
+        assert redis_cmd(rport, "HSET", "rp:users", "bob", "bob-secret") == "1"
+        server.signal(signal.SIGHUP)
+        assert h.wait_for(lambda: "reload complete" in server.output(), 15), \
+            server.output()[-1500:]
+        assert echoes(tunnels["bob"], wait=5), "bob, added to the hash, was refused after SIGHUP"
+        assert echoes(tunnels["alice"])
+        # errors: not a hash; no Redis there
+        redis_cmd(rport, "SET", "rp:string", "x")
+        for bad, want in (({"shared_store_users": "rp:string"}, "to be a Redis hash"),
+                          ({"shared_store": "redis://127.0.0.1:%d" % h.free_port()},
+                           "cannot read \"rp:users\" from Redis")):
+            bad_path = h.write_config(dict(cfg, **bad))
+            r = subprocess.run([h.BINARY, "--check", "-c", bad_path], capture_output=True,
+                               text=True, timeout=30)
+            line = [i + 1 for i, t in enumerate(open(bad_path).read().splitlines())
+                    if "shared_store_users" in t][0]
+            assert r.returncode == 1 and want in r.stderr, r.stderr
+            assert "%s:%d:" % (bad_path, line) in r.stderr, r.stderr
     finally:
         echo.stop()
