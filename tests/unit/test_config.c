@@ -1872,4 +1872,7 @@ TEST(test_config_shared_store_errors)
                    "\"shared_store_failure\": expected \"allow\" or \"refuse\", got \"maybe\"");
     CHECK_CONTAINS(validate(PP_BASE "\"shared_store_timeout_ms\": 0}"),
                    "\"shared_store_timeout_ms\": expected an integer from 1 to 60000, got 0");
+    /* the users' hash is read from the shared store: there must be one */
+    CHECK_CONTAINS(validate(PP_BASE "\"shared_store_users\": \"rp:users\"}"),
+                   "\"shared_store_users\": needs \"shared_store\"");
 }
