@@ -4,10 +4,10 @@ A first flight replayed to the other host is refused with Redis and served witho
 Redis down or mute, "shared_store_failure" decides (allow serves, refuse closes) within
 shared_store_timeout_ms, never at the handshake timeout; the port's counters in Redis are the
 sum of both hosts' own; a host's per-user totals reach Redis once (pushed by its master), also
-across a worker restart. SIP022 first flights go through it as SIP004's do."""
+across a worker restart. SIP022 first flights go through it as SIP004's do. "shared_store_users"
+reads users from a Redis hash at start and on SIGHUP."""
 import base64
 import os
-import re
 import shutil
 import signal
 import socket
@@ -16,7 +16,9 @@ import time
 import urllib.request
 
 import harness as h
+from test_master_failure import echo_ok
 from test_proxy_protocol import M, PW, record_first_packet, metric
+from test_users import user_metrics
 
 TIMEOUT = 4  # the servers' handshake timeout
 
@@ -230,19 +232,6 @@ USERS = [{"name": "alice", "password": "alice-secret"},
          {"name": "bob smith", "password": "bob-secret"}]
 
 
-def user_series(mport):
-    """{(user, field): the host's total over its workers} from its per-user series."""
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r'reuseproxy_user_(\w+)_total\{worker="\d+",port="\d+",user="([^"]*)"\} (\d+)$',
-                     line)
-        if m:
-            out[(m.group(2), m.group(1))] = out.get((m.group(2), m.group(1)), 0) + int(m.group(3))
-    return out
-
-
 def test_shared_store_user_totals_pushed_once_per_host():
     """Per-user counters reach Redis as increments from one process per host (the master, summing
     its workers' slots): rp:user:NAME:* and rp:port:PORT:user:NAME:* equal the host's own
@@ -259,6 +248,7 @@ def test_shared_store_user_totals_pushed_once_per_host():
                               shared_store="redis://127.0.0.1:%d" % rport)
         del cfg["password"]
         server = h.reuseproxy(cfg, name="users-host")
+        server.port, server.mport = port, mport
         assert h.wait_for(lambda: server.output().count("shared_store: connected") >= 3, 10), \
             "the workers and the master did not connect: %s" % server.output()[-1000:]
         tunnels = {}
@@ -272,24 +262,15 @@ def test_shared_store_user_totals_pushed_once_per_host():
 
         def traffic(name, n):
             for i in range(n):
-                with socket.create_connection(("127.0.0.1", tunnels[name]), timeout=10) as c:
-                    msg = b"%s %d " % (name.encode(), i) * (100 * (i + 1))
-                    c.sendall(msg)
-                    got = b""
-                    while len(got) < len(msg):
-                        d = c.recv(65536)
-                        if not d:
-                            break
-                        got += d
-                    assert got == msg, "%s: echo %d of %d bytes" % (name, len(got), len(msg))
+                assert echo_ok(tunnels[name], seed=i, timeout=10), "%s: echo %d failed" % (name, i)
 
         def pushed(conns):
             """Redis equals the host once the host has counted conns connections per user."""
-            host = user_series(mport)
+            host = user_metrics(server)
             want, got = {}, {}
             for u in USERS:
                 for f in ("connections", "bytes_in", "bytes_out"):
-                    want[(u["name"], f)] = host.get((u["name"], f), 0)
+                    want[(u["name"], f)] = host.get(("reuseproxy_user_%s_total" % f, u["name"]), 0)
                     got[(u["name"], f)] = int(redis_cmd(rport, "GET", "rp:user:%s:%s"
                                                         % (u["name"], f)) or 0)
                     by_port = int(redis_cmd(rport, "GET", "rp:port:%d:user:%s:%s"
@@ -316,22 +297,6 @@ def test_shared_store_user_totals_pushed_once_per_host():
         print("per-user totals, host = Redis: %r" % (pushed.last[0],))
     finally:
         echo.stop()
-
-
-def echoes(port, msg=b"users from Redis", wait=2.0):
-    """True when msg comes back through the tunnel on port within wait seconds."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=wait) as c:
-            c.sendall(msg)
-            got = b""
-            while len(got) < len(msg):
-                d = c.recv(4096)
-                if not d:
-                    break
-                got += d
-            return got == msg
-    except OSError:
-        return False
 
 
 def test_shared_store_users_read_from_redis_at_start_and_reload():
@@ -361,15 +326,15 @@ def test_shared_store_users_read_from_redis_at_start_and_reload():
                           "local_address": "127.0.0.1", "local_port": tunnels[name],
                           "workers": 0, "tunnel_address": "127.0.0.1:%d" % echo.port}, name=name)
             assert h.wait_for(lambda: h.listening(tunnels[name]), 10)
-        assert echoes(tunnels["alice"]), "alice, in the hash at start, was refused"
-        assert not echoes(tunnels["bob"]), "bob, in no list yet, was served"
+        assert echo_ok(tunnels["alice"]), "alice, in the hash at start, was refused"
+        assert not echo_ok(tunnels["bob"], timeout=2), "bob, in no list yet, was served"
         # one HSET, one reload: bob is a user
         assert redis_cmd(rport, "HSET", "rp:users", "bob", "bob-secret") == "1"
         server.signal(signal.SIGHUP)
         assert h.wait_for(lambda: "reload complete" in server.output(), 15), \
             server.output()[-1500:]
-        assert echoes(tunnels["bob"], wait=5), "bob, added to the hash, was refused after SIGHUP"
-        assert echoes(tunnels["alice"])
+        assert echo_ok(tunnels["bob"]), "bob, added to the hash, was refused after SIGHUP"
+        assert echo_ok(tunnels["alice"])
         # errors: not a hash; no Redis there
         redis_cmd(rport, "SET", "rp:string", "x")
         for bad, want in (({"shared_store_users": "rp:string"}, "to be a Redis hash"),
