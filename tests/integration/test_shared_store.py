@@ -62,6 +62,9 @@ def start_host(store_port, host="127.0.0.1", port=None, **kw):
                           server=host, metrics_address="127.0.0.1:%d" % mport)
     if store_port:
         cfg["shared_store"] = "redis://127.0.0.1:%d" % store_port
+        # generous: Redis's answer is late under ASan on a loaded machine, and a late answer
+        # is "allow", which would serve a replay (the down and mute cases set their own)
+        cfg["shared_store_timeout_ms"] = 2000
     cfg.update(kw)
     proc = h.reuseproxy(cfg, name="host-%s-%d" % (host, port))
     return proc, host, port, mport
