@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sockets.h"
+#include "steer.h"
 #include "upgrade.h"
 #include "worker.h"
 
@@ -71,6 +72,7 @@ struct master {
     struct upgrade upgrade; /* SIGUSR2, and the hand-over when this master is the new one */
     struct plugin *plugin;  /* the SIP003 plugin's supervisor (does nothing without one) */
     struct upstream_prober *prober; /* the local roles' server probes (upstream.h), or NULL */
+    struct steer *steer;            /* the stall watch and steering program (steer.h) */
 };
 
 /* master.c */
