@@ -43,8 +43,8 @@ struct steer {
     struct metrics_shared *metrics;
     int timeout_ms; /* 0: no watch */
     bool affinity;
-    bool attached;  /* a program is on the groups */
-    bool failed;    /* attaching failed once (an old kernel): said once, not retried */
+    bool attached; /* a program is on the groups */
+    bool failed;   /* attaching failed once (an old kernel): said once, not retried */
     ev_timer watch;
     bool stalled[SOCKETS_MAX_SLOTS];
     int slot_cpu[SOCKETS_MAX_SLOTS];
@@ -127,8 +127,8 @@ static void emit_source_hash(struct prog *p, bool ipv6)
         }
         emit(p, BPF_MISC | BPF_TXA, 0);
     } else {
-        emit(p, BPF_LDX | BPF_B | BPF_MSH, (uint32_t)SKF_NET_OFF);     /* X = IHL * 4 */
-        emit(p, BPF_LD | BPF_H | BPF_IND, (uint32_t)SKF_NET_OFF);      /* source port */
+        emit(p, BPF_LDX | BPF_B | BPF_MSH, (uint32_t)SKF_NET_OFF); /* X = IHL * 4 */
+        emit(p, BPF_LD | BPF_H | BPF_IND, (uint32_t)SKF_NET_OFF);  /* source port */
         emit(p, BPF_MISC | BPF_TAX, 0);
         emit(p, BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_NET_OFF + 12)); /* source address */
         emit(p, BPF_ALU | BPF_XOR | BPF_X, 0);
@@ -237,8 +237,10 @@ static void slot_set_stalled(struct steer *s, int i, bool stalled, uint64_t age_
     __atomic_store_n(&w->stalled, stalled ? 1 : 0, __ATOMIC_RELAXED);
     if (stalled) {
         metrics_add(&w->stalls, 1);
-        log_event(&s->rl_stall, "worker %d (pid %lu) silent for %llu ms: new connections go to "
-                  "the others", i, pid, (unsigned long long)age_ms);
+        log_event(&s->rl_stall,
+                  "worker %d (pid %lu) silent for %llu ms: new connections go to "
+                  "the others",
+                  i, pid, (unsigned long long)age_ms);
     } else {
         log_event(&s->rl_back, "worker %d (pid %lu) answers again after %llu ms", i, pid,
                   (unsigned long long)age_ms);
@@ -278,9 +280,12 @@ struct steer *steer_new(struct ev_loop *loop, const struct socket_set *socks,
     s->loop = loop;
     s->socks = socks;
     s->metrics = metrics;
+    /* a previous master's program may be on the sockets (binary upgrade): the first
+     * steer_configure replaces it, or detaches it when none is wanted */
+    s->attached = true;
     s->rl_stall = (struct log_ratelimit)LOG_RATELIMIT_INIT("stalled workers", LOG_LEVEL_WARN, 10.0);
-    s->rl_back = (struct log_ratelimit)LOG_RATELIMIT_INIT("stalled workers back", LOG_LEVEL_INFO,
-                                                          10.0);
+    s->rl_back =
+        (struct log_ratelimit)LOG_RATELIMIT_INIT("stalled workers back", LOG_LEVEL_INFO, 10.0);
     for (int i = 0; i < socks->nslots && i < SOCKETS_MAX_SLOTS; i++)
         s->slot_cpu[i] = steer_cpu_of_slot(i);
     ev_init(&s->watch, watch_cb);
