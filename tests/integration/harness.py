@@ -462,6 +462,30 @@ def pattern(n, seed=0):
     return bytes(out[:n])
 
 
+def echo_ok(port, seed=0, timeout=5):
+    """True when one short echo through port (a tunnel to an echo) comes back intact within
+    timeout seconds per step."""
+    data = pattern(3000, seed)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except OSError:
+        return False
+    try:
+        s.settimeout(timeout)
+        s.sendall(data)
+        got = b""
+        while len(got) < len(data):
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        return got == data
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def socks5_connect(proxy_host, proxy_port, target_host, target_port, timeout=10):
     """Opens a TCP connection through a SOCKS5 proxy (no auth, CONNECT); target_host may be an
     IPv4 or IPv6 literal or a domain name."""
