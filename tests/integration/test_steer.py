@@ -6,6 +6,7 @@ client connection is one echo with a bounded wait: one that gets nothing back in
   reuseport, resumed     after SIGCONT the worker is back within 2 s with half of the connections
   stall_timeout_ms: 0    no watch: the stopped worker keeps its share (the kernel's choice)
   dispatch, stalled      the master hands the stopped worker nothing new
+  UDP, stalled           the stopped worker's flows are answered by the other one meanwhile
   cpu_affinity           worker i runs on CPU i; connections are served with and without a stall
   config                 bad values of both keys are refused with file:line:column
 
@@ -13,6 +14,7 @@ A stopped worker is always continued before the test's processes are killed."""
 import concurrent.futures
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -160,6 +162,64 @@ def test_dispatch_skips_a_stalled_worker():
     after = per_worker(scrape(mport, fresh=True), "accepted_total")
     assert after[1] - before[1] >= 10, "worker 1 got no connections back: %r" % after
     print("  dispatch: %d of 100 hung with worker 1 stopped" % hung)
+    echo.stop()
+
+
+def flows_answered(socks, dest, seq, wait=2.0):
+    """Each flow sends "F<i>:<seq>" (again every 0.2 s) until it is echoed or wait passes.
+    Returns the flows that got no answer."""
+    missing = set(range(len(socks)))
+    t0 = time.monotonic()
+    while missing and time.monotonic() - t0 < wait:
+        for i in missing:
+            socks[i].sendto(b"F%d:%d" % (i, seq), dest)
+        end = min(time.monotonic() + 0.2, t0 + wait)
+        while missing and time.monotonic() < end:
+            for i in list(missing):
+                try:
+                    if socks[i].recv(2048) == b"F%d:%d" % (i, seq):
+                        missing.discard(i)
+                except BlockingIOError:
+                    pass
+            time.sleep(0.005)
+    return missing
+
+
+def test_udp_flows_of_a_stalled_worker_answered_by_the_other():
+    echo = h.UdpEcho()
+    port, mport = h.free_port(), h.free_port()
+    server = h.reuseproxy(h.server_config(port, method=M, password=PW, workers=2,
+                                          mode="tcp_and_udp", udp_timeout=60,
+                                          metrics_address="127.0.0.1:%d" % mport), name="server")
+    h.wait_tcp("127.0.0.1", mport)
+    assert h.wait_for(lambda: len(h.children_of(server.pid)) == 2, 10), "no workers"
+    tport = h.free_port()
+    h.ss_libev("ss-tunnel", ["-s", "127.0.0.1", "-p", str(port), "-b", "127.0.0.1", "-l",
+                             str(tport), "-k", PW, "-m", M, "-u", "-L",
+                             "127.0.0.1:%d" % echo.port])
+    h.wait_tcp("127.0.0.1", tport)
+    socks = []
+    for _ in range(32):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setblocking(False)
+        socks.append(s)
+    dest = ("127.0.0.1", tport)
+    assert not flows_answered(socks, dest, 0, 5.0), "flows unanswered before any stall"
+    in0 = per_worker(scrape(mport, fresh=True), "udp_packets_in_total")[0]
+    assert in0 > 0, "no flow on worker 0"
+    victim = stop_worker(mport, 0)
+    try:
+        assert h.wait_for(lambda: stalled_gauge(mport, 0) == 1, 5), "stall not seen in 5 s"
+        missing = flows_answered(socks, dest, 1)
+        assert not missing, "%d of 32 flows unanswered with worker 0 stopped" % len(missing)
+    finally:
+        cont(victim)
+    assert h.wait_for(lambda: stalled_gauge(mport, 0) == 0, 2.0), "not live within 2 s"
+    assert not flows_answered(socks, dest, 2), "flows unanswered after SIGCONT"
+    assert per_worker(scrape(mport, fresh=True), "udp_packets_in_total")[0] > in0, \
+        "worker 0's flows did not come back"
+    for s in socks:
+        s.close()
     echo.stop()
 
 
