@@ -185,7 +185,7 @@ int steer_program(struct sock_filter *out, int cap, int nslots, const bool *live
 /* The program for the group of fd (one socket of it: the program is the group's). */
 static int attach_one(struct steer *s, int fd, const bool *live)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof ss;
     struct sock_filter f[STEER_PROG_MAX];
 
