@@ -295,6 +295,11 @@ struct steer *steer_new(struct ev_loop *loop, const struct socket_set *socks,
 
 void steer_configure(struct steer *s, const struct config *c)
 {
+    /* A reload that turns the watch on: stamps from before it was off are stale, and the
+     * workers of the old configuration never stamp; the new ones stamp as they start. */
+    if (s->timeout_ms == 0)
+        for (int i = 0; i < s->socks->nslots; i++)
+            __atomic_store_n(&s->metrics->worker[i].heartbeat_ms, 0, __ATOMIC_RELAXED);
     s->timeout_ms = c->stall_timeout_ms;
     s->affinity = c->cpu_affinity;
     ev_timer_stop(s->loop, &s->watch);

@@ -5,6 +5,7 @@ client connection is one echo with a bounded wait: one that gets nothing back in
   reuseport, stalled     after stall_timeout_ms the kernel gives the stopped worker nothing new
   reuseport, resumed     after SIGCONT the worker is back within 2 s with half of the connections
   stall_timeout_ms: 0    no watch: the stopped worker keeps its share (the kernel's choice)
+  reload to 0            a reload that turns the watch off takes the program away
   dispatch, stalled      the master hands the stopped worker nothing new
   UDP, stalled           the stopped worker's flows are answered by the other one meanwhile
   cpu_affinity           worker i runs on CPU i; connections are served with and without a stall
@@ -12,6 +13,7 @@ client connection is one echo with a bounded wait: one that gets nothing back in
 
 A stopped worker is always continued before the test's processes are killed."""
 import concurrent.futures
+import json
 import os
 import signal
 import socket
@@ -150,6 +152,27 @@ def test_stall_timeout_zero_keeps_the_kernels_choice():
         cont(victim)
     assert echo_many(tport, 20) == 0
     print("  stall_timeout_ms 0: %d of 60 hung with worker 0 stopped" % hung)
+    echo.stop()
+
+
+def test_reload_to_stall_timeout_zero_turns_the_steering_off():
+    server, tport, mport, echo = start()
+    cfg = json.load(open(server.cfg_path))
+    cfg["stall_timeout_ms"] = 0
+    with open(server.cfg_path, "w") as f:
+        json.dump(cfg, f)
+    done = server.output().count("reload complete")
+    os.kill(server.pid, signal.SIGHUP)
+    assert h.wait_for(lambda: server.output().count("reload complete") > done, 20), \
+        "reload never completed"
+    victim = stop_worker(mport, 0)
+    try:
+        time.sleep(1.0)
+        hung = echo_many(tport, 60)
+        assert stalled_gauge(mport, 0) == 0, "a stall was reported with the watch off"
+        assert hung >= 10, "only %d of 60 hung: still steered after the reload" % hung
+    finally:
+        cont(victim)
     echo.stop()
 
 
