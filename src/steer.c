@@ -206,6 +206,7 @@ static void steer_attach(struct steer *s)
 {
     const struct socket_set *k = s->socks;
     bool live[SOCKETS_MAX_SLOTS], want = k->nslots > 1 && (s->timeout_ms > 0 || s->affinity);
+    int zero = 0; /* the kernel refuses any socket option shorter than an int, even this one */
 
     if (s->failed || (!want && !s->attached))
         return;
@@ -214,7 +215,7 @@ static void steer_attach(struct steer *s)
     for (int a = 0; a < k->ntcp + k->nudp; a++) {
         int fd = a < k->ntcp ? k->tcp[0][a] : k->udp[0][a - k->ntcp];
         int r = want ? attach_one(s, fd, live)
-                     : setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0);
+                     : setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof zero);
         if (r < 0 && want) {
             log_warn("cannot attach the SO_REUSEPORT steering program (%s): a stalled worker "
                      "keeps its share of new connections",

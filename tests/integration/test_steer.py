@@ -6,6 +6,7 @@ client connection is one echo with a bounded wait: one that gets nothing back in
   reuseport, resumed     after SIGCONT the worker is back within 2 s with half of the connections
   stall_timeout_ms: 0    no watch: the stopped worker keeps its share (the kernel's choice)
   reload to 0            a reload that turns the watch off takes the program away
+  binary upgrade         a new master without the watch takes the old master's program away
   dispatch, stalled      the master hands the stopped worker nothing new
   UDP, stalled           the stopped worker's flows are answered by the other one meanwhile
   cpu_affinity           worker i runs on CPU i; connections are served with and without a stall
@@ -15,6 +16,7 @@ A stopped worker is always continued before the test's processes are killed."""
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -173,6 +175,54 @@ def test_reload_to_stall_timeout_zero_turns_the_steering_off():
         assert hung >= 10, "only %d of 60 hung: still steered after the reload" % hung
     finally:
         cont(victim)
+    echo.stop()
+
+
+def new_master_after_sigusr2(old):
+    old.signal(signal.SIGUSR2)
+    pid = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not pid:
+        mm = re.search(r"binary upgrade: started .* as (\d+)", old.output())
+        pid = int(mm.group(1)) if mm else None
+        time.sleep(0.05)
+    assert pid, "no new master: %s" % old.output()[-1000:]
+    return pid
+
+
+def test_binary_upgrade_to_no_watch_removes_the_old_masters_program():
+    """The old master steers around its stopped worker 0 when SIGUSR2 starts a new master
+    whose configuration turns the watch off: the new master's worker 0 must get its share of
+    the kernel's choice, not stay cut out by the program the old master left."""
+    server, tport, mport, echo = start(drain_timeout=2)
+    cfg = json.load(open(server.cfg_path))
+    cfg["stall_timeout_ms"] = 0
+    with open(server.cfg_path, "w") as f:
+        json.dump(cfg, f)
+    victim = stop_worker(mport, 0)
+    new_pid = None
+    try:
+        assert h.wait_for(lambda: stalled_gauge(mport, 0) == 1, 5), "stall not seen in 5 s"
+        new_pid = new_master_after_sigusr2(server)
+        cont(victim)
+        assert server.wait(15) is not None, "the old master did not leave"
+        assert h.wait_for(lambda: len(h.children_of(new_pid)) == 2, 10), "no new workers"
+        before = per_worker(scrape(mport, fresh=True), "accepted_total")
+        assert echo_many(tport, 200) == 0, "connections failed after the upgrade"
+        after = per_worker(scrape(mport, fresh=True), "accepted_total")
+        got = after[0] - before[0]
+        assert got >= 40, "the new worker 0 got %d of 200: still cut out" % got
+    finally:
+        cont(victim)
+        if new_pid:
+            kids = h.children_of(new_pid)
+            os.kill(new_pid, signal.SIGTERM)
+            h.wait_for(lambda: not os.path.exists("/proc/%d" % new_pid), 10)
+            for k in kids:
+                try:
+                    os.kill(k, signal.SIGKILL)
+                except OSError:
+                    pass
     echo.stop()
 
 
