@@ -223,6 +223,8 @@ static void steer_attach(struct steer *s)
             s->failed = true;
             return;
         }
+        if (r < 0 && errno != ENOENT) /* ENOENT: there was none */
+            log_warn("cannot detach the SO_REUSEPORT steering program: %s", strerror(errno));
     }
     s->attached = want;
 }
