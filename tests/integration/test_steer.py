@@ -16,7 +16,6 @@ A stopped worker is always continued before the test's processes are killed."""
 import concurrent.futures
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -142,16 +141,23 @@ def test_stalled_worker_gets_no_new_connections_and_its_share_returns():
     echo.stop()
 
 
-def test_stall_timeout_zero_keeps_the_kernels_choice():
-    server, tport, mport, echo = start(stall_timeout_ms=0)
+def hung_without_watch(mport, tport):
+    """Stops worker 0 for a second and 60 connections with the watch off: no stall may be
+    reported, and the stopped worker keeps its share (at least 10 hang). Returns how many."""
     victim = stop_worker(mport, 0)
     try:
         time.sleep(1.0)
         hung = echo_many(tport, 60)
         assert stalled_gauge(mport, 0) == 0, "a stall was reported with the watch off"
         assert hung >= 10, "only %d of 60 hung: the stopped worker was steered around" % hung
+        return hung
     finally:
         cont(victim)
+
+
+def test_stall_timeout_zero_keeps_the_kernels_choice():
+    server, tport, mport, echo = start(stall_timeout_ms=0)
+    hung = hung_without_watch(mport, tport)
     assert echo_many(tport, 20) == 0
     print("  stall_timeout_ms 0: %d of 60 hung with worker 0 stopped" % hung)
     echo.stop()
@@ -167,27 +173,8 @@ def test_reload_to_stall_timeout_zero_turns_the_steering_off():
     os.kill(server.pid, signal.SIGHUP)
     assert h.wait_for(lambda: server.output().count("reload complete") > done, 20), \
         "reload never completed"
-    victim = stop_worker(mport, 0)
-    try:
-        time.sleep(1.0)
-        hung = echo_many(tport, 60)
-        assert stalled_gauge(mport, 0) == 0, "a stall was reported with the watch off"
-        assert hung >= 10, "only %d of 60 hung: still steered after the reload" % hung
-    finally:
-        cont(victim)
+    hung_without_watch(mport, tport)
     echo.stop()
-
-
-def new_master_after_sigusr2(old):
-    old.signal(signal.SIGUSR2)
-    pid = None
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not pid:
-        mm = re.search(r"binary upgrade: started .* as (\d+)", old.output())
-        pid = int(mm.group(1)) if mm else None
-        time.sleep(0.05)
-    assert pid, "no new master: %s" % old.output()[-1000:]
-    return pid
 
 
 def test_binary_upgrade_to_no_watch_removes_the_old_masters_program():
@@ -203,7 +190,7 @@ def test_binary_upgrade_to_no_watch_removes_the_old_masters_program():
     new_pid = None
     try:
         assert h.wait_for(lambda: stalled_gauge(mport, 0) == 1, 5), "stall not seen in 5 s"
-        new_pid = new_master_after_sigusr2(server)
+        new_pid = h.binary_upgrade(server)
         cont(victim)
         assert server.wait(15) is not None, "the old master did not leave"
         assert h.wait_for(lambda: len(h.children_of(new_pid)) == 2, 10), "no new workers"
@@ -215,14 +202,7 @@ def test_binary_upgrade_to_no_watch_removes_the_old_masters_program():
     finally:
         cont(victim)
         if new_pid:
-            kids = h.children_of(new_pid)
-            os.kill(new_pid, signal.SIGTERM)
-            h.wait_for(lambda: not os.path.exists("/proc/%d" % new_pid), 10)
-            for k in kids:
-                try:
-                    os.kill(k, signal.SIGKILL)
-                except OSError:
-                    pass
+            h.stop_master(new_pid)
     echo.stop()
 
 
