@@ -4,6 +4,8 @@
  * the master, and each worker only borrows its slot's. When a worker dies, its socket stays in
  * the group with its accept queue intact, so connections the kernel already hashed to that slot
  * wait for the replacement instead of being reset, and UDP flows keep hashing to the same slot.
+ * (Once its heartbeat is older than stall_timeout_ms, steer.c sends the slot's new connections
+ * and datagrams to the others until a worker runs in it again; see steer.h.)
  * A reload starts the new worker on the same socket before the old one stops accepting, and a
  * binary upgrade hands the very same descriptors to the new master: nothing is ever re-bound,
  * so nothing is ever refused.
