@@ -242,13 +242,14 @@ def _wait_listening(proc, port, what):
 
 
 def rp_server(binary, method, port, workers=1, balance="reuseport", udp=False, metrics=None,
-              name="rp-server"):
+              name="rp-server", **keys):
     cfg = {"server": "127.0.0.1", "server_port": port, "password": password(method),
            "method": method,
            "timeout": 120, "workers": workers, "balance": balance, "block_private": False,
            "nofile": NOFILE, "drain_timeout": 1, "mode": "tcp_and_udp" if udp else "tcp_only"}
     if metrics:
         cfg["metrics_address"] = "127.0.0.1:%d" % metrics
+    cfg.update(keys)  # further keys as they are, e.g. cpu_affinity=True
     p = Proc([binary, "-c", write_json(cfg, name)], name)
     _wait_listening(p, port, name)
     if workers > 0:   # the port answers once one worker accepts; wait for all of them

@@ -417,6 +417,12 @@ def section_http(st, rec, builds, stall=True):
         procs += [srv] + tun
         subjects.append(HttpSubject("reuseproxy %dw %s" % (workers, mode), [srv], tport, tun,
                                     workers, mport))
+    # cpu_affinity (issue 18): worker i on CPU i, each connection to the receiving CPU's worker
+    port, mport, tport = B.free_port(), B.free_port(), B.free_port()
+    srv = B.rp_server(binary, method, port, workers=2, metrics=mport, cpu_affinity=True)
+    tun = [B.ss_tunnel(method, port, tport, target, reuse_port=True) for _ in range(2)]
+    procs += [srv] + tun
+    subjects.append(HttpSubject("reuseproxy 2w cpu_affinity", [srv], tport, tun, 2, mport))
     for n in ((2,) if st.quick else (1, 2)):
         port, tport = B.free_port(), B.free_port()
         srv = [B.ss_server(method, port, reuse_port=n > 1) for _ in range(n)]

@@ -89,6 +89,8 @@ enum config_key {
     CONFIG_KEY_SHARED_STORE_FAILURE,
     CONFIG_KEY_SHARED_STORE_TIMEOUT_MS,
     CONFIG_KEY_SHARED_STORE_USERS,
+    CONFIG_KEY_STALL_TIMEOUT_MS,
+    CONFIG_KEY_CPU_AFFINITY,
     CONFIG_KEY_COUNT
 };
 
@@ -218,6 +220,8 @@ struct config {
     int udp_max_associations;    /* default 65536 */
     char *metrics_address;       /* as written: "127.0.0.1:9100", NULL = off */
     int drain_timeout;           /* seconds, default 30 */
+    int stall_timeout_ms; /* a worker silent this long is steered around (steer.h); 0 = off */
+    bool cpu_affinity;    /* worker i pinned to CPU i, connections to the receiving CPU's */
     int connect_timeout;         /* seconds, default 10 */
     bool replay_protection;      /* default true */
     int replay_capacity;         /* salts remembered, default 1048576 */

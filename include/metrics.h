@@ -28,6 +28,9 @@ struct metrics_worker {
     uint64_t reloads;            /* reloads that replaced this slot's worker */
     uint64_t fork_failures;      /* forks for this slot that failed (each is retried) */
     uint64_t pid;                /* current worker pid */
+    uint64_t stalls;             /* times this slot's worker stopped answering (steer.h) */
+    uint64_t stalled;            /* 1 while it is stalled and steered around (gauge) */
+    uint64_t heartbeat_ms;       /* the worker's last heartbeat, CLOCK_MONOTONIC ms (not shown) */
 };
 
 /* One server of the local roles (several servers, failover): probed by whoever runs the

@@ -137,6 +137,9 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
                                             FIELD(shared.timeout_ms), 1, 60000},
     [CONFIG_KEY_SHARED_STORE_USERS] = {"shared_store_users", VALUE_STRING, FIELD(shared.users_key),
                                        0, 0},
+    [CONFIG_KEY_STALL_TIMEOUT_MS] = {"stall_timeout_ms", VALUE_INT, FIELD(stall_timeout_ms), 0,
+                                     600000},
+    [CONFIG_KEY_CPU_AFFINITY] = {"cpu_affinity", VALUE_BOOL, FIELD(cpu_affinity), 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
@@ -268,6 +271,7 @@ void config_defaults(struct config *c)
     c->udp_timeout = 300;
     c->udp_max_associations = 65536;
     c->drain_timeout = 30;
+    c->stall_timeout_ms = 500;
     c->connect_timeout = 10;
     c->server_check_interval = 10;
     c->replay_protection = true;

@@ -4,6 +4,8 @@
  * the master, and each worker only borrows its slot's. When a worker dies, its socket stays in
  * the group with its accept queue intact, so connections the kernel already hashed to that slot
  * wait for the replacement instead of being reset, and UDP flows keep hashing to the same slot.
+ * (Once its heartbeat is older than stall_timeout_ms, steer.c sends the slot's new connections
+ * and datagrams to the others until a worker runs in it again; see steer.h.)
  * A reload starts the new worker on the same socket before the old one stops accepting, and a
  * binary upgrade hands the very same descriptors to the new master: nothing is ever re-bound,
  * so nothing is ever refused.
@@ -40,6 +42,7 @@
 #include "sdnotify.h"
 #include "shared_store.h"
 #include "sockets.h"
+#include "steer.h"
 #include "upgrade.h"
 #include "worker.h"
 
@@ -110,10 +113,14 @@ static void dispatch_cb(struct ev_loop *loop, ev_io *io, int revents)
             listener_backoff_on_error(&m->accept_backoff[io - m->accept_io], errno);
             return;
         }
+        /* round robin over the slots, a stalled one skipped (steer.h) unless all are */
         bool sent = false;
-        for (int tries = 0; tries < m->nslots && !sent; tries++) {
-            int dfd = supervise_dispatch_fd(m, m->next_slot);
+        for (int tries = 0; tries < 2 * m->nslots && !sent; tries++) {
+            int i = m->next_slot;
             m->next_slot = (m->next_slot + 1) % m->nslots;
+            if (tries < m->nslots && steer_stalled(m->steer, i))
+                continue;
+            int dfd = supervise_dispatch_fd(m, i);
             sent = dfd >= 0 && listener_send_fd(dfd, fd) == 0;
         }
         if (!sent)
@@ -222,6 +229,7 @@ void master_reload(struct master *m)
         m->prev_cfg = m->cfg;
         m->cfg = nc;
         upstream_prober_reconfigure(m->prober, m->cfg);
+        steer_configure(m->steer, m->cfg);
         worker_user_slots(nc, m->metrics); /* kept users keep their counters */
         if (master_users_store(m) < 0)
             log_warn("shared_store: users' totals not pushed (out of memory)");
@@ -262,6 +270,7 @@ void master_stop(struct master *m, const char *why, bool handover)
     if (!handover)
         sdnotify_send("STOPPING=1");
     m->stopping = true;
+    steer_stop(m->steer);
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_stop(&m->accept_backoff[a]);
     supervise_signal_all(m, SIGTERM, true);
@@ -376,6 +385,12 @@ static int master_setup(struct master *m, char *err, size_t errlen)
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_init(&m->accept_backoff[a], m->loop, &m->accept_io[a],
                               LISTENER_ACCEPT_PAUSE, &m->rl_accept);
+    m->steer = steer_new(m->loop, &m->socks, m->metrics);
+    if (!m->steer) {
+        snprintf(err, errlen, "cannot allocate the stall watch");
+        return -1;
+    }
+    steer_configure(m->steer, c);
     supervise_init(m);
     if (m->balance == BALANCE_DISPATCH)
         for (int a = 0; a < m->socks.nshared; a++) {
@@ -403,6 +418,7 @@ static void master_free(struct master *m)
     plugin_free(m->plugin);
     upstream_prober_free(m->prober);
     shared_store_free(m->users_store);
+    steer_free(m->steer);
     supervise_free(m);
     if (m->replay)
         replay_free(m->replay);

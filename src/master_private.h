@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sockets.h"
+#include "steer.h"
 #include "upgrade.h"
 #include "worker.h"
 
@@ -72,6 +73,7 @@ struct master {
     struct plugin *plugin;  /* the SIP003 plugin's supervisor (does nothing without one) */
     struct upstream_prober *prober; /* the local roles' server probes (upstream.h), or NULL */
     struct shared_store *users_store; /* pushes the users' totals to Redis (shared_store.h) */
+    struct steer *steer;            /* the stall watch and steering program (steer.h) */
 };
 
 /* master.c */

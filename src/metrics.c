@@ -78,6 +78,12 @@ static const struct metrics_field metrics_fields[] = {
           "Forks of this slot's worker that failed (each is retried with a backoff).",
           fork_failures),
     FIELD("worker_pid", METRICS_GAUGE, "Process id of the worker in this slot.", pid),
+    FIELD("worker_stalls_total", METRICS_COUNTER,
+          "Times this slot's worker missed its heartbeat for stall_timeout_ms and new connections "
+          "were steered to the others.",
+          stalls),
+    FIELD("worker_stalled", METRICS_GAUGE,
+          "1 while this slot's worker is stalled and steered around, else 0.", stalled),
 };
 #undef FIELD
 #define METRICS_NFIELDS (sizeof metrics_fields / sizeof metrics_fields[0])

@@ -127,6 +127,9 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w, p
     char tag[32];
 
     master_signals_reset_in_child(); /* the handlers first, then the mask opens */
+    /* cpu_affinity: this slot's CPU, the one the steering program sends its connections from */
+    if (m->cfg->cpu_affinity && steer_pin(i) < 0)
+        log_warn("worker %d: cannot pin to CPU %d: %s", i, steer_cpu_of_slot(i), strerror(errno));
     /* env's arrays hold one socket per listen address */
     RP_ASSERT(m->socks.ntcp <= WORKER_MAX_LISTEN && m->socks.nshared <= WORKER_MAX_LISTEN &&
               m->socks.nudp <= WORKER_MAX_LISTEN);
@@ -294,6 +297,7 @@ static void reload_rollback(struct master *m, const char *why)
     m->cfg = m->prev_cfg;
     m->prev_cfg = NULL;
     upstream_prober_reconfigure(m->prober, m->cfg);
+    steer_configure(m->steer, m->cfg);
     worker_user_slots(m->cfg, m->metrics); /* the old users' series come back */
     m->reloading = false;
     log_set_level(LOG_LEVEL_INFO + (m->cfg->verbose > 1 ? 1 : m->cfg->verbose));

@@ -22,6 +22,7 @@
 #include "resolve.h"
 #include "rp_assert.h"
 #include "shared_store.h"
+#include "steer.h"
 #include "udp_relay.h"
 #include "upstream.h"
 #include "worker.h"
@@ -37,6 +38,7 @@ struct worker_proc {
     bool has_master;
     ev_timer drain_timer;
     ev_timer tick;           /* once a second: pending rate-limited summaries, drain check */
+    ev_timer heartbeat;      /* stall_timeout_ms: the master's sign of life (steer.h) */
     ev_tstamp drain_started;
     /* The listening descriptors this worker was handed (TCP sockets, dispatch socket): closed
      * when it drains (worker_close_listening). */
@@ -447,6 +449,16 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
         ev_break(loop, EVBREAK_ALL);
 }
 
+/* The master takes a slot whose heartbeat is older than stall_timeout_ms out of the kernel's
+ * choice (steer.h). A draining worker no longer serves its slot: the next one stamps. */
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct worker *w = t->data;
+    (void)loop, (void)revents;
+    if (!w->draining)
+        steer_heartbeat(w->stats);
+}
+
 /* relay.c's hook: the last session of a draining worker closed. */
 static void sessions_done(void *ctx)
 {
@@ -571,6 +583,14 @@ int worker_run(const struct worker_env *env)
     wp->tick.data = w;
     ev_timer_start(w->loop, &wp->tick);
     ev_unref(w->loop); /* the tick alone does not keep the loop running */
+    if (wp->has_master && env->cfg->stall_timeout_ms > 0) {
+        double iv = steer_heartbeat_interval(env->cfg->stall_timeout_ms);
+        steer_heartbeat(env->stats);
+        ev_timer_init(&wp->heartbeat, heartbeat_cb, iv, iv);
+        wp->heartbeat.data = w;
+        ev_timer_start(w->loop, &wp->heartbeat);
+        ev_unref(w->loop);
+    }
 
     for (int i = 0; i < env->ntcp && wp->nlisten_fds < WORKER_MAX_LISTEN; i++)
         wp->listen_fds[wp->nlisten_fds++] = env->tcp[i];

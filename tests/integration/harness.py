@@ -7,6 +7,7 @@ Every wait is bounded in time.
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -460,6 +461,55 @@ def pattern(n, seed=0):
         block = hashlib.sha256(block).digest()
         out += block * 64
     return bytes(out[:n])
+
+
+def echo_ok(port, seed=0, timeout=5):
+    """True when one short echo through port (a tunnel to an echo) comes back intact within
+    timeout seconds per step."""
+    data = pattern(3000, seed)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except OSError:
+        return False
+    try:
+        s.settimeout(timeout)
+        s.sendall(data)
+        got = b""
+        while len(got) < len(data):
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        return got == data
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def binary_upgrade(p):
+    """Sends the master SIGUSR2 and returns the PID of the new master it starts."""
+    p.signal(signal.SIGUSR2)
+    new_pid = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not new_pid:
+        mm = re.search(r"binary upgrade: started .* as (\d+)", p.output())
+        new_pid = int(mm.group(1)) if mm else None
+        time.sleep(0.05)
+    assert new_pid, "no new master: %s" % p.output()[-1000:]
+    return new_pid
+
+
+def stop_master(pid):
+    """Stops a master the harness did not start (one a binary upgrade made), and its workers."""
+    kids = children_of(pid)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10)
+    for k in kids:
+        try:
+            os.kill(k, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def socks5_connect(proxy_host, proxy_port, target_host, target_port, timeout=10):

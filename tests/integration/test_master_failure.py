@@ -46,27 +46,7 @@ def tunnel(server_port, target_port, password=PW):
     return lport
 
 
-def echo_ok(port, seed=0, timeout=5):
-    """True when one short echo through port comes back intact."""
-    data = h.pattern(3000, seed)
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    except OSError:
-        return False
-    try:
-        s.settimeout(timeout)
-        s.sendall(data)
-        got = b""
-        while len(got) < len(data):
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-        return got == data
-    except OSError:
-        return False
-    finally:
-        s.close()
+echo_ok = h.echo_ok
 
 
 def count_ok(port, n=20, timeout=5):

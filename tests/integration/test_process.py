@@ -284,29 +284,8 @@ def test_sigterm_under_load_finishes_in_flight_and_exits_0():
     sink.stop()
 
 
-def upgrade(p):
-    """Sends the master SIGUSR2 and returns the PID of the new master it starts."""
-    p.signal(signal.SIGUSR2)
-    new_pid = None
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not new_pid:
-        mm = re.search(r"binary upgrade: started .* as (\d+)", p.output())
-        new_pid = int(mm.group(1)) if mm else None
-        time.sleep(0.05)
-    assert new_pid, "no new master: %s" % p.output()[-1000:]
-    return new_pid
-
-
-def stop_master(pid):
-    """Stops a master the harness did not start (one a binary upgrade made), and its workers."""
-    kids = h.children_of(pid)
-    os.kill(pid, signal.SIGTERM)
-    h.wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10)
-    for k in kids:
-        try:
-            os.kill(k, signal.SIGKILL)
-        except OSError:
-            pass
+upgrade = h.binary_upgrade
+stop_master = h.stop_master
 
 
 def test_sigusr2_binary_upgrade_under_load_loses_nothing():

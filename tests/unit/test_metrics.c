@@ -55,6 +55,9 @@ static void fill_worker(struct metrics_worker *w, uint64_t base)
     w->reloads = base + 5;
     w->fork_failures = base + 6;
     w->pid = base + 4242;
+    w->stalls = base + 2;
+    w->stalled = 1;
+    w->heartbeat_ms = base + 123456; /* not rendered */
 }
 
 static const char expected_one_worker[] =
@@ -126,7 +129,15 @@ static const char expected_one_worker[] =
     "reuseproxy_fork_failures_total{worker=\"0\"} 6\n"
     "# HELP reuseproxy_worker_pid Process id of the worker in this slot.\n"
     "# TYPE reuseproxy_worker_pid gauge\n"
-    "reuseproxy_worker_pid{worker=\"0\"} 4242\n";
+    "reuseproxy_worker_pid{worker=\"0\"} 4242\n"
+    "# HELP reuseproxy_worker_stalls_total Times this slot's worker missed its heartbeat for "
+    "stall_timeout_ms and new connections were steered to the others.\n"
+    "# TYPE reuseproxy_worker_stalls_total counter\n"
+    "reuseproxy_worker_stalls_total{worker=\"0\"} 2\n"
+    "# HELP reuseproxy_worker_stalled 1 while this slot's worker is stalled and steered around, "
+    "else 0.\n"
+    "# TYPE reuseproxy_worker_stalled gauge\n"
+    "reuseproxy_worker_stalled{worker=\"0\"} 1\n";
 
 TEST(test_metrics_render_exact_text)
 {
@@ -267,11 +278,11 @@ TEST(test_metrics_render_one_line_per_worker)
                         "reuseproxy_bytes_in_total{worker=\"2\"} 1100\n"
                         "# HELP reuseproxy_bytes_out_total ");
     CHECK_CONTAINS(out, "reuseproxy_worker_pid{worker=\"2\"} 4342\n");
-    /* 20 fields: 2 comment lines and 3 series each. */
+    /* 22 fields: 2 comment lines and 3 series each. */
     int lines = 0;
     for (const char *p = out; *p; p++)
         lines += *p == '\n';
-    CHECK_INT(lines, 20 * 5);
+    CHECK_INT(lines, 22 * 5);
     metrics_free_shared(m);
 }
 
