@@ -1,0 +1,156 @@
+/* test_manager.c: the ss-manager API's codec (manager.c): libev's commands (ss-manager(1),
+ * "PROTOCOL") and shadowsocks-rust's "list", the replies, and the state file's list. */
+#include "autoconfig.h"
+
+#include <stdlib.h>
+
+#include "manager.h"
+#include "unit.h"
+
+static struct manager_cmd cmd;
+static char why[256];
+
+static int parse(const char *s)
+{
+    why[0] = '\0';
+    return manager_parse(s, strlen(s), &cmd, why, sizeof why);
+}
+
+TEST(test_manager_add_as_libev_documents_it)
+{
+    CHECK_INT(parse("add: {\"server_port\": 8001, \"password\":\"7cd308cc059\"}"), 0);
+    CHECK_INT(cmd.verb, MANAGER_ADD);
+    CHECK_INT(cmd.port.port, 8001);
+    CHECK_STR(cmd.port.password, "7cd308cc059");
+    CHECK(!cmd.port.has_method && !cmd.port.is_key);
+}
+
+/* libev reads the port as a string too; shadowsocks-rust's clients end with a newline. */
+TEST(test_manager_add_with_method_string_port_and_newline)
+{
+    CHECK_INT(parse("add: {\"server_port\": \"8002\", \"password\": \"pw\", \"method\": "
+                    "\"AES-256-GCM\", \"fast_open\": true}\n"),
+              0);
+    CHECK_INT(cmd.port.port, 8002);
+    CHECK(cmd.port.has_method);
+    CHECK_INT(cmd.port.method, crypto_method_lookup("aes-256-gcm"));
+}
+
+TEST(test_manager_add_with_key)
+{
+    CHECK_INT(parse("add:{\"server_port\":9,\"key\":\"AAAA\"}"), 0);
+    CHECK(cmd.port.is_key);
+    CHECK_STR(cmd.port.password, "AAAA");
+}
+
+TEST(test_manager_remove_ping_list)
+{
+    CHECK_INT(parse("remove: {\"server_port\": 8001}"), 0);
+    CHECK_INT(cmd.verb, MANAGER_REMOVE);
+    CHECK_INT(cmd.port.port, 8001);
+    CHECK_INT(parse("ping"), 0);
+    CHECK_INT(cmd.verb, MANAGER_PING);
+    CHECK_INT(parse("list\n"), 0);
+    CHECK_INT(cmd.verb, MANAGER_LIST);
+}
+
+TEST(test_manager_refuses_malformed_commands)
+{
+    static const char *const bad[] = {
+        "",
+        "garbage",
+        "add",
+        "add: ",
+        "add: {\"server_port\": 8001",                              /* bad JSON */
+        "add: [8001]",                                              /* not an object */
+        "add: {\"password\": \"pw\"}",                              /* no port */
+        "add: {\"server_port\": 8001}",                             /* no password */
+        "add: {\"server_port\": 0, \"password\": \"pw\"}",          /* out of range */
+        "add: {\"server_port\": 65536, \"password\": \"pw\"}",      /* out of range */
+        "add: {\"server_port\": \"80a\", \"password\": \"pw\"}",    /* not digits */
+        "add: {\"server_port\": -1, \"password\": \"pw\"}",         /* negative */
+        "add: {\"server_port\": 1, \"password\": 5}",               /* not a string */
+        "add: {\"server_port\": 1, \"password\": \"a\\u0000b\"}",   /* a NUL inside */
+        "add: {\"server_port\": 1, \"password\": \"pw\", \"method\": \"rc4\"}", /* unknown */
+        "add: {\"server_port\": 1, \"password\": \"pw\", \"plugin\": \"x\"}",   /* unknown key */
+        "add: {\"server_port\": 1, \"password\": \"p\", \"key\": \"k\"}",       /* both */
+        "add: {\"server_port\": 1, \"server_port\": 2, \"password\": \"p\"}",   /* twice */
+        "remove: {}",
+        "remove: {\"server_port\": 1, \"x\": 2}",
+        "ping: {}",
+        "list: x",
+        "stat: {\"8001\": 1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (parse(bad[i]) != -1 || !why[0]) {
+            unit_fail(__FILE__, __LINE__, "accepted \"%s\"", bad[i]);
+            return;
+        }
+    }
+    /* a password as long as the field is refused, one byte less is taken */
+    char longpw[MANAGER_PASSWORD_MAX + 64];
+    snprintf(longpw, sizeof longpw, "add: {\"server_port\": 1, \"password\": \"%0*d\"}",
+             MANAGER_PASSWORD_MAX, 0);
+    CHECK_INT(parse(longpw), -1);
+    snprintf(longpw, sizeof longpw, "add: {\"server_port\": 1, \"password\": \"%0*d\"}",
+             MANAGER_PASSWORD_MAX - 1, 0);
+    CHECK_INT(parse(longpw), 0);
+}
+
+TEST(test_manager_stat_reply)
+{
+    uint16_t ports[] = {8001, 8002};
+    uint64_t bytes[] = {11370, 0};
+    char out[64];
+    CHECK_INT(manager_format_stat(ports, bytes, 2, out, sizeof out),
+              (int)strlen("stat: {\"8001\":11370,\"8002\":0}"));
+    CHECK_STR(out, "stat: {\"8001\":11370,\"8002\":0}");
+    CHECK_INT(manager_format_stat(ports, bytes, 0, out, sizeof out), 8);
+    CHECK_STR(out, "stat: {}");
+    CHECK_INT(manager_format_stat(ports, bytes, 2, out, 20), -1);
+}
+
+TEST(test_manager_list_round_trips_through_the_state_text)
+{
+    struct manager_ports p = {0}, q = {0};
+    struct manager_port e = {.port = 8001, .method = CRYPTO_AES_256_GCM, .has_method = true};
+    strcpy(e.password, "pw \"quoted\"");
+    CHECK_INT(manager_ports_add(&p, &e), 0);
+    CHECK_INT(manager_ports_add(&p, &e), -1); /* the same port twice */
+    e.port = 8002;
+    e.is_key = true;
+    strcpy(e.password, "AAAA");
+    CHECK_INT(manager_ports_add(&p, &e), 0);
+    char *text = manager_ports_to_json(&p);
+    CHECK(text != NULL);
+    CHECK_STR(text, "[{\"server_port\":8001,\"password\":\"pw \\\"quoted\\\"\",\"method\":"
+                    "\"aes-256-gcm\"},{\"server_port\":8002,\"key\":\"AAAA\",\"method\":"
+                    "\"aes-256-gcm\"}]");
+    CHECK_INT(manager_ports_from_json(text, strlen(text), &q, why, sizeof why), 0);
+    free(text);
+    CHECK_INT(q.n, 2);
+    CHECK_STR(q.v[0].password, "pw \"quoted\"");
+    CHECK(q.v[1].is_key && q.v[1].port == 8002);
+    CHECK_INT(manager_ports_remove(&q, 8001), 0);
+    CHECK_INT(manager_ports_remove(&q, 8001), -1);
+    CHECK_INT(q.n, 1);
+    CHECK_INT(q.v[0].port, 8002);
+    manager_ports_free(&p);
+    manager_ports_free(&q);
+    CHECK_INT(manager_ports_from_json("[]", 2, &q, why, sizeof why), 0);
+    CHECK_INT(q.n, 0);
+}
+
+TEST(test_manager_state_text_refuses_bad_entries)
+{
+    struct manager_ports q = {0};
+    const char *twice = "[{\"server_port\":1,\"password\":\"a\",\"method\":\"aes-128-gcm\"},"
+                        "{\"server_port\":1,\"password\":\"b\",\"method\":\"aes-128-gcm\"}]";
+    CHECK_INT(manager_ports_from_json(twice, strlen(twice), &q, why, sizeof why), -1);
+    CHECK_CONTAINS(why, "entry 2");
+    CHECK_INT(q.n, 0);
+    const char *nomethod = "[{\"server_port\":1,\"password\":\"a\"}]";
+    CHECK_INT(manager_ports_from_json(nomethod, strlen(nomethod), &q, why, sizeof why), -1);
+    CHECK_INT(manager_ports_from_json("{}", 2, &q, why, sizeof why), -1);
+    CHECK_INT(manager_ports_from_json("[", 1, &q, why, sizeof why), -1);
+}
