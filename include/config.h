@@ -88,6 +88,9 @@ enum config_key {
     CONFIG_KEY_SHARED_STORE,
     CONFIG_KEY_SHARED_STORE_FAILURE,
     CONFIG_KEY_SHARED_STORE_TIMEOUT_MS,
+    CONFIG_KEY_MANAGER_ADDRESS,
+    CONFIG_KEY_MANAGER_ALLOW_REMOTE,
+    CONFIG_KEY_MANAGER_STATE,
     CONFIG_KEY_COUNT
 };
 
@@ -254,6 +257,12 @@ struct config {
     struct netaddr_cidr proxy_protocol_from[CONFIG_MAX_PROXY_FROM];
     int n_proxy_protocol_from;
     struct config_shared shared; /* "shared_store" and its companions */
+    /* The ss-manager API (manager.h): "manager_address", a unix socket path or "host:port" (an
+     * IP literal, loopback unless "manager_allow_remote"); "manager_state", the file that keeps
+     * the API's ports across restarts. NULL: off. */
+    char *manager_address;
+    bool manager_allow_remote;
+    char *manager_state;
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 
@@ -279,6 +288,11 @@ struct config {
     struct config_port ports[CONFIG_MAX_PORTS];
     int n_port;
     struct config_plugin plugin; /* "plugin" and its companions, see above */
+    /* manager_address typed: a unix socket (manager_path) or an address (manager) */
+    bool has_manager;
+    bool manager_is_unix;
+    char manager_path[108]; /* sun_path's size */
+    struct netaddr_endpoint manager;
 };
 
 /* Fills c with every default. */

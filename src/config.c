@@ -135,13 +135,17 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
                                          FIELD(shared.failure_text), 0, 0},
     [CONFIG_KEY_SHARED_STORE_TIMEOUT_MS] = {"shared_store_timeout_ms", VALUE_INT,
                                             FIELD(shared.timeout_ms), 1, 60000},
+    [CONFIG_KEY_MANAGER_ADDRESS] = {"manager_address", VALUE_TEXT, FIELD(manager_address), 0, 0},
+    [CONFIG_KEY_MANAGER_ALLOW_REMOTE] = {"manager_allow_remote", VALUE_BOOL,
+                                         FIELD(manager_allow_remote), 0, 0},
+    [CONFIG_KEY_MANAGER_STATE] = {"manager_state", VALUE_STRING, FIELD(manager_state), 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
  * warning; "remote_dns" comes from shadowsocks-android's configs, which share the file. */
 /* clang-format off */
 static const char *const config_ignored_keys[] = {
-    "port_password", "mtu", "dscp", "manager_address", "workdir",
+    "port_password", "mtu", "dscp", "workdir",
     "tcp_incoming_sndbuf", "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
     "remote_dns", NULL};
 /* clang-format on */
@@ -309,6 +313,8 @@ void config_free(struct config *c)
     free(c->outbound_bind_interface);
     free(c->shared.url);
     free(c->shared.failure_text);
+    free(c->manager_address);
+    free(c->manager_state);
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
     free(c->server_url);

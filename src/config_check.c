@@ -695,7 +695,8 @@ int config_validate(struct config *c, char *err, size_t errlen)
          config_derive_key(c, err, errlen) != 0) ||
         config_derive_upstreams(c, err, errlen) != 0 ||
         config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0 ||
-        config_check_local_users(c, err, errlen) != 0 || config_check_shared(c, err, errlen) != 0)
+        config_check_local_users(c, err, errlen) != 0 || config_check_shared(c, err, errlen) != 0 ||
+        config_check_manager(c, err, errlen) != 0)
         return -1;
     config_derive_listen(c);
     config_warn_role_unused(c);

@@ -73,4 +73,10 @@ bool config_servers_complete(const struct config *c, bool own_password);
  * method and master key), after ports[0]'s key is derived. Returns 0, or -1 with the reason. */
 int config_derive_upstreams(struct config *c, char *err, size_t errlen);
 
+/* ---- config_manager.c: the ss-manager API's keys ---- */
+
+/* "manager_address", "manager_allow_remote", "manager_state" checked and typed into
+ * c->has_manager, manager_is_unix, manager_path, manager. Returns 0, or -1 with the message. */
+int config_check_manager(struct config *c, char *err, size_t errlen);
+
 #endif
