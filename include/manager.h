@@ -38,7 +38,6 @@ struct manager_port {
     uint16_t port;
     enum crypto_method method;
     bool has_method; /* "add" named it (else the caller fills in the file's) */
-    bool is_key;     /* given as "key": base64 of the key itself, as the file's "key" */
     char password[MANAGER_PASSWORD_MAX];
 };
 
@@ -61,8 +60,8 @@ struct manager_ports {
  * long, an unknown key. The port's password and key are not derived here. */
 int manager_parse(const char *buf, size_t len, struct manager_cmd *out, char *why, size_t whylen);
 
-/* The list as a JSON array, [{"server_port": N, "password": "...", "method": "..."}, ...]
- * ("key" instead of "password" for a key), the "list" reply and the state file's text. NULL when
+/* The list as a JSON array, [{"server_port": N, "password": "...", "method": "..."}, ...] (a
+ * SIP022 method's password is its base64 PSK), the "list" reply and the state file's text. NULL when
  * out of memory; free() it. */
 char *manager_ports_to_json(const struct manager_ports *p);
 /* Reads such an array (the state file) into *out, which it empties first. Returns 0, or -1 with

@@ -76,14 +76,11 @@ static int manager_read_port_object(const json_t *o, struct manager_port *e, cha
         if (strcmp(k, "server_port") == 0) {
             if (manager_read_port(v, &e->port) != 0)
                 return manager_why(why, whylen, "\"server_port\": expected 1..65535");
-        } else if (strcmp(k, "password") == 0 || strcmp(k, "key") == 0) {
-            if (has_password)
-                return manager_why(why, whylen, "\"password\" and \"key\": give one of them");
+        } else if (strcmp(k, "password") == 0) {
             has_password = true;
-            e->is_key = k[0] == 'k';
             if (manager_read_text(v, e->password, sizeof e->password) != 0)
-                return manager_why(why, whylen, "\"%s\": expected a string of at most %d bytes",
-                                   k, MANAGER_PASSWORD_MAX - 1);
+                return manager_why(why, whylen, "\"password\": expected a string of at most %d bytes",
+                                   MANAGER_PASSWORD_MAX - 1);
         } else if (strcmp(k, "method") == 0) {
             int m = json_is_string(v) ? crypto_method_lookup(json_string_value(v)) : -1;
             if (m < 0)
@@ -101,7 +98,7 @@ static int manager_read_port_object(const json_t *o, struct manager_port *e, cha
     if (e->port == 0)
         return manager_why(why, whylen, "\"server_port\" is missing");
     if (!has_password)
-        return manager_why(why, whylen, "\"password\" (or \"key\") is missing");
+        return manager_why(why, whylen, "\"password\" is missing");
     return 0;
 }
 
@@ -170,7 +167,7 @@ char *manager_ports_to_json(const struct manager_ports *p)
     for (int i = 0; a && i < p->n; i++) {
         const struct manager_port *e = &p->v[i];
         json_t *o = json_pack("{s:i, s:s, s:s}", "server_port", (json_int_t)e->port,
-                              e->is_key ? "key" : "password", e->password, "method",
+                              "password", e->password, "method",
                               crypto_method_info(e->method)->name);
         if (!o || json_array_append_new(a, o) != 0) {
             json_decref(a);

@@ -22,7 +22,7 @@ TEST(test_manager_add_as_libev_documents_it)
     CHECK_INT(cmd.verb, MANAGER_ADD);
     CHECK_INT(cmd.port.port, 8001);
     CHECK_STR(cmd.port.password, "7cd308cc059");
-    CHECK(!cmd.port.has_method && !cmd.port.is_key);
+    CHECK(!cmd.port.has_method);
 }
 
 /* libev reads the port as a string too; shadowsocks-rust's clients end with a newline. */
@@ -34,13 +34,6 @@ TEST(test_manager_add_with_method_string_port_and_newline)
     CHECK_INT(cmd.port.port, 8002);
     CHECK(cmd.port.has_method);
     CHECK_INT(cmd.port.method, crypto_method_lookup("aes-256-gcm"));
-}
-
-TEST(test_manager_add_with_key)
-{
-    CHECK_INT(parse("add:{\"server_port\":9,\"key\":\"AAAA\"}"), 0);
-    CHECK(cmd.port.is_key);
-    CHECK_STR(cmd.port.password, "AAAA");
 }
 
 TEST(test_manager_remove_ping_list)
@@ -73,7 +66,7 @@ TEST(test_manager_refuses_malformed_commands)
         "add: {\"server_port\": 1, \"password\": \"a\\u0000b\"}",   /* a NUL inside */
         "add: {\"server_port\": 1, \"password\": \"pw\", \"method\": \"rc4\"}", /* unknown */
         "add: {\"server_port\": 1, \"password\": \"pw\", \"plugin\": \"x\"}",   /* unknown key */
-        "add: {\"server_port\": 1, \"password\": \"p\", \"key\": \"k\"}",       /* both */
+        "add: {\"server_port\": 1, \"key\": \"k\"}",       /* libev's API has no key */
         "add: {\"server_port\": 1, \"server_port\": 2, \"password\": \"p\"}",   /* twice */
         "remove: {}",
         "remove: {\"server_port\": 1, \"x\": 2}",
@@ -118,19 +111,18 @@ TEST(test_manager_list_round_trips_through_the_state_text)
     CHECK_INT(manager_ports_add(&p, &e), 0);
     CHECK_INT(manager_ports_add(&p, &e), -1); /* the same port twice */
     e.port = 8002;
-    e.is_key = true;
     strcpy(e.password, "AAAA");
     CHECK_INT(manager_ports_add(&p, &e), 0);
     char *text = manager_ports_to_json(&p);
     CHECK(text != NULL);
     CHECK_STR(text, "[{\"server_port\":8001,\"password\":\"pw \\\"quoted\\\"\",\"method\":"
-                    "\"aes-256-gcm\"},{\"server_port\":8002,\"key\":\"AAAA\",\"method\":"
+                    "\"aes-256-gcm\"},{\"server_port\":8002,\"password\":\"AAAA\",\"method\":"
                     "\"aes-256-gcm\"}]");
     CHECK_INT(manager_ports_from_json(text, strlen(text), &q, why, sizeof why), 0);
     free(text);
     CHECK_INT(q.n, 2);
     CHECK_STR(q.v[0].password, "pw \"quoted\"");
-    CHECK(q.v[1].is_key && q.v[1].port == 8002);
+    CHECK(q.v[1].port == 8002);
     CHECK_INT(manager_ports_remove(&q, 8001), 0);
     CHECK_INT(manager_ports_remove(&q, 8001), -1);
     CHECK_INT(q.n, 1);
