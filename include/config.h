@@ -321,6 +321,13 @@ int config_validate(struct config *c, char *err, size_t errlen);
 int config_user_ids(const char *user, uid_t *uid, gid_t *gid);
 
 void config_free(struct config *c);
+/* The ss-manager API's ports (manager.h) added to a configuration just loaded, before
+ * config_validate(), which then checks them as it checks the file's ports (a port the file has
+ * too is refused there). Each listens on every "server" address with its own method and
+ * password. Returns 0, or -1 with the reason in err. */
+struct manager_ports;
+int config_add_manager_ports(struct config *c, const struct manager_ports *p, char *err,
+                             size_t errlen);
 
 const char *config_role_name(enum config_role r);
 const char *config_balance_name(enum config_balance b);

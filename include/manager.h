@@ -61,8 +61,8 @@ struct manager_ports {
 int manager_parse(const char *buf, size_t len, struct manager_cmd *out, char *why, size_t whylen);
 
 /* The list as a JSON array, [{"server_port": N, "password": "...", "method": "..."}, ...] (a
- * SIP022 method's password is its base64 PSK), the "list" reply and the state file's text. NULL when
- * out of memory; free() it. */
+ * SIP022 method's password is its base64 PSK), the "list" reply and the state file's text. NULL
+ * when out of memory; free() it. */
 char *manager_ports_to_json(const struct manager_ports *p);
 /* Reads such an array (the state file) into *out, which it empties first. Returns 0, or -1 with
  * the reason in why (an entry is checked as "add" checks it; a port twice is refused). */
@@ -82,5 +82,43 @@ int manager_ports_remove(struct manager_ports *p, uint16_t port);
 int manager_ports_copy(struct manager_ports *dst, const struct manager_ports *src);
 /* Frees the entries (their passwords wiped); *p is empty and usable again. */
 void manager_ports_free(struct manager_ports *p);
+
+/* ---- manager_state.c: the state file ---- */
+
+/* Reads "manager_state" into *out (emptied first); a missing file is an empty list. Returns 0,
+ * or -1 with the reason (naming the file) in err. */
+int manager_state_load(const char *path, struct manager_ports *out, char *err, size_t errlen);
+/* Replaces the file with p atomically (temporary file, fsync, rename, directory fsync), mode
+ * 0600. Returns 0, or -1 with the reason in err (the old file is then intact). */
+int manager_state_save(const char *path, const struct manager_ports *p, char *err, size_t errlen);
+
+/* ---- manager_server.c: the endpoint in the master's loop ---- */
+
+struct ev_loop;
+struct manager_server;
+
+/* What the endpoint asks of the master. */
+struct manager_hooks {
+    /* Applies the configuration "the file's + next" (the API's ports after a change). Returns 0,
+     * or -1 with the reason in why and nothing changed. */
+    int (*apply)(void *arg, const struct manager_ports *next, char *why, size_t whylen);
+    /* Fills ports[] and bytes[] (both directions so far) of up to cap served ports; returns
+     * how many. */
+    int (*stat)(void *arg, uint16_t *ports, uint64_t *bytes, int cap);
+    void *arg;
+};
+
+/* Opens c's manager_address (c->has_manager) in loop, with the API's ports so far (initial:
+ * from manager_state, already applied). NULL with the reason in err. */
+struct manager_server *manager_server_new(struct ev_loop *loop, const struct config *c,
+                                          const struct manager_ports *initial,
+                                          const struct manager_hooks *hooks, char *err,
+                                          size_t errlen);
+/* The API's ports as applied now. */
+const struct manager_ports *manager_server_ports(const struct manager_server *s);
+/* The method of an "add" that names none (the file's, after a reload). */
+void manager_server_set_method(struct manager_server *s, enum crypto_method m);
+/* Closes the socket and removes the socket file it made (when it is still the same file). */
+void manager_server_free(struct manager_server *s);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config_private.h"
+#include "manager.h"
 
 /* The message at key k's position (or without one when the key did not come from the file). */
 static int config_manager_fail(struct config *c, int k, char *err, size_t errlen, const char *what)
@@ -63,4 +64,13 @@ int config_check_manager(struct config *c, char *err, size_t errlen)
         return config_manager_fail(c, CONFIG_KEY_MANAGER_ADDRESS, err, errlen, msg);
     }
     return 0;
+}
+
+int config_add_manager_ports(struct config *c, const struct manager_ports *p, char *err,
+                             size_t errlen)
+{
+    if (p->n == 0)
+        return 0;
+    snprintf(err, errlen, "this build serves one port per configuration");
+    return -1;
 }

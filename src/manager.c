@@ -72,14 +72,16 @@ static int manager_read_port_object(const json_t *o, struct manager_port *e, cha
     memset(e, 0, sizeof *e);
     if (!json_is_object(o))
         return manager_why(why, whylen, "expected a JSON object");
-    json_object_foreach((json_t *)o, k, v) {
+    json_object_foreach((json_t *)o, k, v)
+    {
         if (strcmp(k, "server_port") == 0) {
             if (manager_read_port(v, &e->port) != 0)
                 return manager_why(why, whylen, "\"server_port\": expected 1..65535");
         } else if (strcmp(k, "password") == 0) {
             has_password = true;
             if (manager_read_text(v, e->password, sizeof e->password) != 0)
-                return manager_why(why, whylen, "\"password\": expected a string of at most %d bytes",
+                return manager_why(why, whylen,
+                                   "\"password\": expected a string of at most %d bytes",
                                    MANAGER_PASSWORD_MAX - 1);
         } else if (strcmp(k, "method") == 0) {
             int m = json_is_string(v) ? crypto_method_lookup(json_string_value(v)) : -1;
@@ -166,9 +168,8 @@ char *manager_ports_to_json(const struct manager_ports *p)
 
     for (int i = 0; a && i < p->n; i++) {
         const struct manager_port *e = &p->v[i];
-        json_t *o = json_pack("{s:i, s:s, s:s}", "server_port", (json_int_t)e->port,
-                              "password", e->password, "method",
-                              crypto_method_info(e->method)->name);
+        json_t *o = json_pack("{s:i, s:s, s:s}", "server_port", (json_int_t)e->port, "password",
+                              e->password, "method", crypto_method_info(e->method)->name);
         if (!o || json_array_append_new(a, o) != 0) {
             json_decref(a);
             return NULL;

@@ -28,6 +28,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "manager.h"
 #include "master.h"
 #include "master_private.h"
 #include "metrics.h"
@@ -161,13 +162,62 @@ static void reload_refused(const char *why)
                   why);
 }
 
-/* Loads, validates and preflights the new configuration (the checks of --check, which are every
- * check a worker's start runs), then hands it to supervise_reload(). A SIGHUP during a reload
- * is queued: one more reload follows when this one ends, however many came. */
+/* The configuration to run now: the file (read again) and the command line, the ss-manager API's
+ * ports (ports, or NULL for none), validated and preflighted with the checks of --check, which
+ * are every check a worker's start runs. NULL with the reason in err. */
+struct config *master_load_config(const struct master *m, const struct manager_ports *ports,
+                                  char *err, size_t errlen)
+{
+    struct config *nc = calloc(1, sizeof *nc);
+
+    if (!nc) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    config_defaults(nc);
+    if ((m->cfg->path && config_load(nc, m->cfg->path, err, errlen) < 0) ||
+        cli_apply(m->cli, nc, err, errlen) < 0 ||
+        (ports && config_add_manager_ports(nc, ports, err, errlen) < 0) ||
+        config_validate(nc, err, errlen) < 0 || worker_preflight(nc, err, errlen) < 0) {
+        config_free(nc);
+        free(nc);
+        return NULL;
+    }
+    return nc;
+}
+
+/* Switches to nc (owned from here on), which master_load_config() made, unless it changes what
+ * a reload cannot. Returns 0, or -1 with the reason in err (nc freed, the running configuration
+ * stays). */
+int master_apply(struct master *m, struct config *nc, char *err, size_t errlen)
+{
+    const char *changed = listen_setting_changed(m->cfg, nc);
+
+    if (changed)
+        snprintf(err, errlen,
+                 "\"%s\" changed; listen addresses, ports, role, mode, workers and balance only "
+                 "change with a restart or a binary upgrade (SIGUSR2)",
+                 changed);
+    if (changed || plugin_reload(m->plugin, nc, err, errlen) < 0) {
+        config_free(nc);
+        free(nc);
+        return -1;
+    }
+    m->prev_cfg = m->cfg;
+    m->cfg = nc;
+    upstream_prober_reconfigure(m->prober, m->cfg);
+    worker_user_slots(nc, m->metrics); /* kept users keep their counters */
+    log_set_level(LOG_LEVEL_INFO + (nc->verbose > 1 ? 1 : nc->verbose));
+    master_manager_reconfigured(m);
+    supervise_reload(m);
+    return 0;
+}
+
+/* SIGHUP: the file again, with the API's ports, through master_apply(). A SIGHUP during a
+ * reload is queued: one more reload follows when this one ends, however many came. */
 void master_reload(struct master *m)
 {
     char err[512];
-    const char *changed;
     struct config *nc;
 
     if (m->stopping)
@@ -180,35 +230,9 @@ void master_reload(struct master *m)
     }
     sdnotify_send("RELOADING=1\nMONOTONIC_USEC=%llu", sdnotify_monotonic_usec());
     log_info("reloading %s", m->cfg->path ? m->cfg->path : "(command line)");
-    nc = calloc(1, sizeof *nc);
-    if (!nc) {
-        reload_refused("out of memory");
-        return;
-    }
-    config_defaults(nc);
-    if ((m->cfg->path && config_load(nc, m->cfg->path, err, sizeof err) < 0) ||
-        cli_apply(m->cli, nc, err, sizeof err) < 0 || config_validate(nc, err, sizeof err) < 0 ||
-        worker_preflight(nc, err, sizeof err) < 0) {
+    nc = master_load_config(m, master_manager_ports(m), err, sizeof err);
+    if (!nc || master_apply(m, nc, err, sizeof err) < 0)
         reload_refused(err);
-    } else if ((changed = listen_setting_changed(m->cfg, nc))) {
-        snprintf(err, sizeof err,
-                 "\"%s\" changed; listen addresses, ports, role, mode, workers and balance only "
-                 "change with a restart or a binary upgrade (SIGUSR2)",
-                 changed);
-        reload_refused(err);
-    } else if (plugin_reload(m->plugin, nc, err, sizeof err) < 0) {
-        reload_refused(err);
-    } else {
-        m->prev_cfg = m->cfg;
-        m->cfg = nc;
-        upstream_prober_reconfigure(m->prober, m->cfg);
-        worker_user_slots(nc, m->metrics); /* kept users keep their counters */
-        log_set_level(LOG_LEVEL_INFO + (nc->verbose > 1 ? 1 : nc->verbose));
-        supervise_reload(m);
-        return;
-    }
-    config_free(nc);
-    free(nc);
 }
 
 void master_check_done(struct master *m)
@@ -329,7 +353,8 @@ static int master_setup(struct master *m, char *err, size_t errlen)
     }
 #endif
     if (plugin_prepare(m->cfg, err, errlen) < 0 ||
-        sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
+        sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0 ||
+        master_manager_start(m, err, errlen) < 0)
         return -1;
     m->plugin = plugin_new(m->loop, c, master_plugin_gave_up, m);
     m->metrics = metrics_new_shared(m->nslots, worker_user_capacity(c));
@@ -371,6 +396,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
 
 static void master_free(struct master *m)
 {
+    master_manager_free(m);
     if (m->metrics_server)
         metrics_server_stop(m->metrics_server);
     sockets_close(&m->socks);
@@ -411,7 +437,7 @@ int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
         master_free(m);
         return 1;
     }
-    if (master_setup(m, err, sizeof err) < 0) {
+    if (master_manager_load(m, err, sizeof err) < 0 || master_setup(m, err, sizeof err) < 0) {
         log_error("%s", err);
         master_free(m);
         return 1;

@@ -1,6 +1,7 @@
 /* master_private.h: the master's state, shared by master.c (set-up, signals, reload requests,
- * stop, binary upgrade) and supervise.c (the workers: fork, readiness, deaths, restarts, and a
- * reload's switch-over or roll-back). Only those two files include it. */
+ * stop, binary upgrade), supervise.c (the workers: fork, readiness, deaths, restarts, and a
+ * reload's switch-over or roll-back) and master_manager.c (the ss-manager API's side of the
+ * master). Only those three files include it. */
 #ifndef RP_MASTER_PRIVATE_H
 #define RP_MASTER_PRIVATE_H
 
@@ -71,13 +72,31 @@ struct master {
     struct upgrade upgrade; /* SIGUSR2, and the hand-over when this master is the new one */
     struct plugin *plugin;  /* the SIP003 plugin's supervisor (does nothing without one) */
     struct upstream_prober *prober; /* the local roles' server probes (upstream.h), or NULL */
+    struct manager_server *manager; /* the ss-manager API (manager.h), or NULL */
+    struct manager_ports *manager_initial; /* manager_state's ports, until the API opens */
 };
 
 /* master.c */
+struct manager_ports;
+struct config *master_load_config(const struct master *m, const struct manager_ports *ports,
+                                  char *err, size_t errlen);
+int master_apply(struct master *m, struct config *nc, char *err, size_t errlen);
 void master_stop(struct master *m, const char *why, bool handover);
 void master_check_done(struct master *m);
 void master_reload(struct master *m);
 void master_signals_reset_in_child(void);
+
+/* master_manager.c: the ss-manager API in the master */
+/* Before the sockets are opened: reads manager_state and, when it holds ports, makes m->cfg the
+ * file's configuration with them. Returns 0, or -1 with the reason. */
+int master_manager_load(struct master *m, char *err, size_t errlen);
+/* Opens manager_address in the master's loop (nothing without one). Returns 0 or -1. */
+int master_manager_start(struct master *m, char *err, size_t errlen);
+/* The API's ports now (NULL without the API), for a reload. */
+const struct manager_ports *master_manager_ports(const struct master *m);
+/* m->cfg was replaced: an "add" without a method takes the new file's. */
+void master_manager_reconfigured(struct master *m);
+void master_manager_free(struct master *m);
 
 /* supervise.c */
 void supervise_init(struct master *m);

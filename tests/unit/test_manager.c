@@ -54,20 +54,20 @@ TEST(test_manager_refuses_malformed_commands)
         "garbage",
         "add",
         "add: ",
-        "add: {\"server_port\": 8001",                              /* bad JSON */
-        "add: [8001]",                                              /* not an object */
-        "add: {\"password\": \"pw\"}",                              /* no port */
-        "add: {\"server_port\": 8001}",                             /* no password */
-        "add: {\"server_port\": 0, \"password\": \"pw\"}",          /* out of range */
-        "add: {\"server_port\": 65536, \"password\": \"pw\"}",      /* out of range */
-        "add: {\"server_port\": \"80a\", \"password\": \"pw\"}",    /* not digits */
-        "add: {\"server_port\": -1, \"password\": \"pw\"}",         /* negative */
-        "add: {\"server_port\": 1, \"password\": 5}",               /* not a string */
-        "add: {\"server_port\": 1, \"password\": \"a\\u0000b\"}",   /* a NUL inside */
+        "add: {\"server_port\": 8001",                                          /* bad JSON */
+        "add: [8001]",                                                          /* not an object */
+        "add: {\"password\": \"pw\"}",                                          /* no port */
+        "add: {\"server_port\": 8001}",                                         /* no password */
+        "add: {\"server_port\": 0, \"password\": \"pw\"}",                      /* out of range */
+        "add: {\"server_port\": 65536, \"password\": \"pw\"}",                  /* out of range */
+        "add: {\"server_port\": \"80a\", \"password\": \"pw\"}",                /* not digits */
+        "add: {\"server_port\": -1, \"password\": \"pw\"}",                     /* negative */
+        "add: {\"server_port\": 1, \"password\": 5}",                           /* not a string */
+        "add: {\"server_port\": 1, \"password\": \"a\\u0000b\"}",               /* a NUL inside */
         "add: {\"server_port\": 1, \"password\": \"pw\", \"method\": \"rc4\"}", /* unknown */
         "add: {\"server_port\": 1, \"password\": \"pw\", \"plugin\": \"x\"}",   /* unknown key */
-        "add: {\"server_port\": 1, \"key\": \"k\"}",       /* libev's API has no key */
-        "add: {\"server_port\": 1, \"server_port\": 2, \"password\": \"p\"}",   /* twice */
+        "add: {\"server_port\": 1, \"key\": \"k\"}", /* libev's API has no key */
+        "add: {\"server_port\": 1, \"server_port\": 2, \"password\": \"p\"}", /* twice */
         "remove: {}",
         "remove: {\"server_port\": 1, \"x\": 2}",
         "ping: {}",

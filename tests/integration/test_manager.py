@@ -1,0 +1,132 @@
+"""test_manager.py: the ss-manager API (issue 15; manager.h).
+
+A panel speaks shadowsocks-libev's ss-manager protocol (ss-manager(1), "PROTOCOL") to
+manager_address, one command per datagram: "add: {...}" and "remove: {...}" answered "ok" or
+"err", "ping" answered "stat: {"port": bytes}", "list" (shadowsocks-rust's ssmanager) answered by
+the ports with their password and method. Here the panel is a Python client on a unix socket (or
+on loopback UDP); the ports it adds are used by Debian's ss-tunnel.
+"""
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+
+import harness as h
+
+M = "aes-256-gcm"
+
+
+class Panel:
+    """A ss-manager client: a datagram socket of its own (bound, so that the server can answer)."""
+
+    def __init__(self, address):
+        if isinstance(address, str):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(os.path.join(h.TMPDIR, "panel-%d.sock" % id(self)))
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+        self.address = address
+        self.sock.settimeout(20)
+
+    def send(self, text):
+        self.sock.sendto(text if isinstance(text, bytes) else text.encode(), self.address)
+        return self.sock.recv(65536).decode()
+
+    def stat(self):
+        reply = self.send("ping")
+        assert reply.startswith("stat: "), reply
+        return {int(k): v for k, v in json.loads(reply[6:]).items()}
+
+    def list(self):
+        return json.loads(self.send("list"))
+
+    def close(self):
+        self.sock.close()
+
+
+def manager_server(tmp_name="manager.sock", **kw):
+    """A server (2 workers) with the API on a unix socket in the test's directory."""
+    port = h.free_port()
+    path = os.path.join(h.TMPDIR, tmp_name)
+    cfg = h.server_config(port, method=M, workers=2, manager_address=path, **kw)
+    p = h.reuseproxy(cfg, name="manager-server")
+    p.port, p.manager = port, path
+    assert h.wait_for(lambda: os.path.exists(path), 10), p.output()[-2000:]
+    return p
+
+
+def need_ss_tunnel():
+    if not shutil.which("ss-tunnel"):
+        raise h.Skip("ss-tunnel (Debian's shadowsocks-libev) is not installed")
+
+
+def check(cfg):
+    path = h.write_config(cfg)
+    return subprocess.run([h.BINARY, "-c", path, "--check"], capture_output=True, text=True,
+                          timeout=60), path
+
+
+def test_manager_unix_socket_is_mode_0600_and_removed_at_exit():
+    """The socket file is the owner's alone (whoever writes to it can add ports and read every
+    password); ping and list answer; the file is gone once the server stops."""
+    server = manager_server()
+    mode = stat.S_IMODE(os.stat(server.manager).st_mode)
+    assert mode == 0o600, oct(mode)
+    panel = Panel(server.manager)
+    assert panel.stat() == {server.port: 0}
+    assert panel.list() == []
+    panel.close()
+    server.stop(timeout=30)
+    assert not os.path.exists(server.manager), "the socket file is left behind"
+
+
+def test_manager_bad_input_changes_nothing():
+    """Garbage, bad JSON, an unknown method, the file's own port, a port out of range, a
+    removal of a port the API never added: each gets "err", and the server goes on as before
+    (the same ports, its file's port still serving)."""
+    server = manager_server()
+    panel = Panel(server.manager)
+    bad = [b"\x00\xff garbage", "add: {\"server_port\": ", "add: {\"server_port\": %d, "
+           "\"password\": \"pw-long-enough\", \"method\": \"rc4-md5\"}" % h.free_port(),
+           "add: {\"server_port\": %d, \"password\": \"pw-long-enough\"}" % server.port,
+           "add: {\"server_port\": 70000, \"password\": \"pw-long-enough\"}",
+           "add: {\"server_port\": %d}" % h.free_port(),
+           "remove: {\"server_port\": %d}" % h.free_port(), "ping: {}", "hello"]
+    for cmd in bad:
+        assert panel.send(cmd) == "err", cmd
+    assert panel.stat() == {server.port: 0}
+    assert panel.list() == []
+    assert h.tcp_open("127.0.0.1", server.port)
+    assert "manager: refused commands" in server.output()
+    panel.close()
+
+
+def test_manager_on_loopback_udp():
+    """manager_address "127.0.0.1:PORT": the same API over UDP."""
+    mport = h.free_port("udp")
+    port = h.free_port()
+    cfg = h.server_config(port, method=M, workers=1, manager_address="127.0.0.1:%d" % mport)
+    server = h.reuseproxy(cfg, name="manager-server")
+    panel = Panel(("127.0.0.1", mport))
+    assert h.wait_for(lambda: panel.send("list") == "[]", 10), server.output()[-2000:]
+    assert panel.stat() == {port: 0}
+    panel.close()
+
+
+def test_manager_non_loopback_address_refused_without_allow_remote():
+    """A manager_address other hosts can reach is a configuration error naming its
+    FILE:LINE:COLUMN, unless manager_allow_remote is true."""
+    cfg = h.server_config(h.free_port(), method=M, manager_address="0.0.0.0:%d" % h.free_port())
+    r, path = check(cfg)
+    assert r.returncode == 1, r.stderr
+    # write_config() writes one line: the key's column is where json.dump put it
+    with open(path) as f:
+        column = f.read().index('"manager_address"') + 1
+    assert "%s:1:%d: \"manager_address\"" % (path, column) in r.stderr, r.stderr
+    assert "is not a loopback address" in r.stderr, r.stderr
+    cfg["manager_allow_remote"] = True
+    r, _ = check(cfg)
+    assert r.returncode == 0, r.stderr
