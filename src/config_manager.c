@@ -35,6 +35,10 @@ int config_check_manager(struct config *c, char *err, size_t errlen)
     if (c->role != ROLE_SERVER)
         return config_manager_fail(c, CONFIG_KEY_MANAGER_ADDRESS, err, errlen,
                                    "\"manager_address\": only a server has an ss-manager API");
+    if (c->workers == 0) /* single.c has no master to own the API and open ports */
+        return config_manager_fail(c, CONFIG_KEY_MANAGER_ADDRESS, err, errlen,
+                                   "\"manager_address\": the API runs in the master: it needs "
+                                   "\"workers\" of 1 or more, not 0");
     /* a path: libev's manager tells them apart the same way (a '/' is never in host:port) */
     if (strchr(a, '/')) {
         c->manager_is_unix = true;

@@ -194,8 +194,12 @@ static int manager_open_udp(struct manager_server *s, const struct netaddr_endpo
                             size_t errlen)
 {
     const struct netaddr_target *t = &e->target;
+    int one = 1;
     s->fd = socket(t->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (s->fd < 0 || bind(s->fd, (const struct sockaddr *)&t->addr, t->addrlen) != 0) {
+    /* SO_REUSEPORT: during a binary upgrade the new master binds the address while the old one
+     * still holds it; a panel's datagrams reach one of them until the old one leaves */
+    if (s->fd < 0 || setsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(s->fd, (const struct sockaddr *)&t->addr, t->addrlen) != 0) {
         snprintf(err, errlen, "manager_address %s: %s", t->host, strerror(errno));
         return -1;
     }

@@ -3,6 +3,8 @@
 #include "autoconfig.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "manager.h"
 #include "unit.h"
@@ -145,4 +147,38 @@ TEST(test_manager_state_text_refuses_bad_entries)
     CHECK_INT(manager_ports_from_json(nomethod, strlen(nomethod), &q, why, sizeof why), -1);
     CHECK_INT(manager_ports_from_json("{}", 2, &q, why, sizeof why), -1);
     CHECK_INT(manager_ports_from_json("[", 1, &q, why, sizeof why), -1);
+}
+
+/* manager_state: replaced whole (no temporary file left), mode 0600, read back the same; no file
+ * yet is an empty list; a damaged one is an error naming it. */
+TEST(test_manager_state_file_round_trip)
+{
+    struct manager_ports p = {0}, q = {0};
+    struct manager_port e = {.port = 8001, .method = CRYPTO_CHACHA20_POLY1305, .has_method = true};
+    char path[512], tmp[600], errbuf[512];
+    struct stat st;
+
+    snprintf(path, sizeof path, "%s/state.json", unit_tmpdir());
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    CHECK_INT(manager_state_load(path, &q, errbuf, sizeof errbuf), 0);
+    CHECK_INT(q.n, 0);
+    strcpy(e.password, "secret-one");
+    CHECK_INT(manager_ports_add(&p, &e), 0);
+    CHECK_INT(manager_state_save(path, &p, errbuf, sizeof errbuf), 0);
+    e.port = 8002;
+    CHECK_INT(manager_ports_add(&p, &e), 0);
+    CHECK_INT(manager_state_save(path, &p, errbuf, sizeof errbuf), 0);
+    CHECK_INT(stat(path, &st), 0);
+    CHECK_INT(st.st_mode & 0777, 0600);
+    CHECK(access(tmp, F_OK) != 0);
+    CHECK_INT(manager_state_load(path, &q, errbuf, sizeof errbuf), 0);
+    CHECK_INT(q.n, 2);
+    CHECK_INT(q.v[1].port, 8002);
+    CHECK_STR(q.v[1].password, "secret-one");
+    CHECK_INT(q.v[1].method, CRYPTO_CHACHA20_POLY1305);
+    const char *bad = unit_write_file("bad-state.json", "[{\"server_port\": 1,");
+    CHECK_INT(manager_state_load(bad, &q, errbuf, sizeof errbuf), -1);
+    CHECK_CONTAINS(errbuf, "bad-state.json");
+    CHECK_INT(q.n, 0);
+    manager_ports_free(&p);
 }
