@@ -75,7 +75,7 @@ TEST(test_config_servers_bad)
     static const struct {
         const char *json, *says;
     } bad[] = {
-        {"{\"servers\": []}", "t.json:1:2: \"servers\": expected an array of 1 to 8 objects"},
+        {"{\"servers\": []}", "t.json:1:2: \"servers\": expected an array of 1 to 1024 objects"},
         {"{\"servers\": [1]}", "\"servers\"[0]: expected an object, got a number"},
         {"{\"servers\": [{\"server\": \"h\"}]}", "\"servers\"[0]: \"server_port\": expected a port"},
         {"{\"servers\": [{\"server\": \"h\", \"server_port\": 70000}]}", "\"server_port\""},
@@ -90,8 +90,6 @@ TEST(test_config_servers_bad)
         {"{\"role\": \"local\", \"local_port\": 1, \"servers\": [{\"server\": \"h:1\", \"method\": "
          "\"2022-blake3-aes-128-gcm\", \"password\": \"short\"}]}",
          "\"servers\"[0]: the password is not a key for 2022-blake3-aes-128-gcm"},
-        {"{\"server_port\": 1, \"password\": \"x1y2z3\", \"servers\": [{\"server\": \"h:1\"}]}",
-         "the server role listens on \"server\""},
         {"{\"server_check_interval\": 0}", "\"server_check_interval\""},
         {"{\"balance_servers\": \"fastest\"}", "expected \"latency\" or \"round-robin\""},
     };
