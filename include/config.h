@@ -294,6 +294,10 @@ struct config {
      * first CONFIG_MAX_SERVERS into server[] above), as written; n_port_sources 0: none */
     struct config_port_source *port_sources;
     int n_port_sources;
+    /* config_add_manager_ports(): the last n_manager_ports sources are the ss-manager API's;
+     * file_port_source: the file's own port ("server_port") became port_sources[0] */
+    int n_manager_ports;
+    bool file_port_source;
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 

@@ -7,6 +7,7 @@
 #include "autoconfig.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config_private.h"
@@ -70,11 +71,76 @@ int config_check_manager(struct config *c, char *err, size_t errlen)
     return 0;
 }
 
+/* One more (zeroed) entry at the end of c->port_sources, or NULL when out of memory. */
+static struct config_port_source *config_manager_source(struct config *c)
+{
+    struct config_port_source *v =
+        realloc(c->port_sources, ((size_t)c->n_port_sources + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    c->port_sources = v;
+    memset(&v[c->n_port_sources], 0, sizeof *v);
+    return &v[c->n_port_sources++];
+}
+
+/* A file with one port ("server_port", its "password" or "users") gets the API's ports beside
+ * it: that port becomes the first source, as if the file had listed it in "port_password", so
+ * that config_derive_ports() treats every port alike. */
+static int config_manager_file_port(struct config *c, char *err, size_t errlen)
+{
+    struct config_port_source *s;
+
+    if (c->key && c->n_users > 0) {
+        snprintf(err, errlen,
+                 "the file's port has \"key\" and \"users\": give it a "
+                 "\"password\" (its identity PSK) to add ports through the API");
+        return -1;
+    }
+    if (!(s = config_manager_source(c)) ||
+        (c->n_users > 0 && c->password && !(s->password = strdup(c->password)))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    netaddr_set_target_port(&s->addr.target, (uint16_t)c->server_port);
+    s->users = c->users; /* moved: the source owns them now */
+    s->n_users = c->n_users;
+    c->users = NULL;
+    c->n_users = 0;
+    c->file_port_source = true;
+    return 0;
+}
+
 int config_add_manager_ports(struct config *c, const struct manager_ports *p, char *err,
                              size_t errlen)
 {
+    bool from_servers = c->n_servers_entries > 0;
+
     if (p->n == 0)
         return 0;
-    snprintf(err, errlen, "this build serves one port per configuration");
-    return -1;
+    if (c->role != ROLE_SERVER) {
+        snprintf(err, errlen, "only a server serves the ports of the ss-manager API");
+        return -1;
+    }
+    if (c->n_port_sources + p->n + 1 > CONFIG_MAX_PORTS) {
+        snprintf(err, errlen, "at most %d ports", CONFIG_MAX_PORTS);
+        return -1;
+    }
+    if (c->n_port_sources == 0 && c->server_port && config_manager_file_port(c, err, errlen) != 0)
+        return -1;
+    for (int i = 0; i < p->n; i++) {
+        const struct manager_port *e = &p->v[i];
+        struct config_port_source *s = config_manager_source(c);
+        if (!s || !(s->password = strdup(e->password))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        /* "servers": on the first entry's address; else on every "server" address */
+        if (from_servers)
+            s->addr = c->port_sources[0].addr;
+        netaddr_set_target_port(&s->addr.target, e->port);
+        s->method_set = true;
+        s->method = e->method;
+        c->n_manager_ports++;
+    }
+    return 0;
 }

@@ -532,7 +532,9 @@ int config_derive_ports(struct config *c, char *err, size_t errlen)
         return config_invalid(c, CONFIG_KEY_USERS, err, errlen,
                               "\"users\": with several ports, give each port its users in its "
                               "\"servers\" entry");
-    if (!from_servers && c->server_port && c->pos[CONFIG_KEY_SERVER_PORT].line > 0)
+    if (c->file_port_source) /* server_port is a port like the API's, not one ignored */
+        ;
+    else if (!from_servers && c->server_port && c->pos[CONFIG_KEY_SERVER_PORT].line > 0)
         log_warn("%s:%d:%d: \"server_port\" is ignored: \"port_password\" lists the ports (as in "
                  "shadowsocks-libev)",
                  c->path ? c->path : "command line", c->pos[CONFIG_KEY_SERVER_PORT].line,

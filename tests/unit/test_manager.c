@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "manager.h"
 #include "unit.h"
 
@@ -181,4 +182,84 @@ TEST(test_manager_state_file_round_trip)
     CHECK_CONTAINS(errbuf, "bad-state.json");
     CHECK_INT(q.n, 0);
     manager_ports_free(&p);
+}
+
+/* ---- The API's ports in a configuration (config_add_manager_ports) ---- */
+
+static struct config cfg;
+
+/* The file text, plus the ports "port:method:password" given, validated: "OK" or the error. */
+static const char *with_api_ports(const char *json, const char *const *ports, int n)
+{
+    static char msg[512];
+    struct manager_ports p = {0};
+
+    config_free(&cfg);
+    config_defaults(&cfg);
+    for (int i = 0; i < n; i++) {
+        struct manager_port e = {.has_method = true};
+        char method[64];
+        unsigned port;
+        if (sscanf(ports[i], "%u:%63[^:]:%255s", &port, method, e.password) != 3)
+            return "bad test";
+        e.port = (uint16_t)port;
+        e.method = (enum crypto_method)crypto_method_lookup(method);
+        manager_ports_add(&p, &e);
+    }
+    msg[0] = '\0';
+    if (config_load_string(&cfg, json, "t.json", msg, sizeof msg) != 0 ||
+        config_add_manager_ports(&cfg, &p, msg, sizeof msg) != 0 ||
+        config_validate(&cfg, msg, sizeof msg) != 0) {
+        manager_ports_free(&p);
+        return msg;
+    }
+    manager_ports_free(&p);
+    return "OK";
+}
+
+TEST(test_manager_ports_join_the_file_port)
+{
+    const char *api[] = {"8001:chacha20-ietf-poly1305:pw-a-long", "8002:aes-128-gcm:pw-b-long"};
+    CHECK_STR(with_api_ports("{\"server\": [\"127.0.0.1\", \"::1\"], \"server_port\": 8388, "
+                             "\"password\": \"file-pw-long\", \"method\": \"aes-256-gcm\"}",
+                             api, 2),
+              "OK");
+    CHECK_INT(cfg.n_port, 3);
+    CHECK_INT(cfg.ports[0].port, 8388);
+    CHECK_INT(cfg.ports[0].method, CRYPTO_AES_256_GCM);
+    CHECK_INT(cfg.ports[1].port, 8001);
+    CHECK_INT(cfg.ports[1].method, CRYPTO_CHACHA20_POLY1305);
+    CHECK_INT(cfg.ports[2].method, CRYPTO_AES_128_GCM);
+    CHECK_INT(cfg.n_listen, 6); /* each port on both addresses */
+    CHECK_INT(cfg.n_manager_ports, 2);
+    /* the file's users stay its port's */
+    CHECK_STR(with_api_ports("{\"server\": \"127.0.0.1\", \"server_port\": 8388, \"method\": "
+                             "\"aes-256-gcm\", \"users\": [{\"name\": \"a\", \"password\": "
+                             "\"pa-long\"}, {\"name\": \"b\", \"password\": \"pb-long\"}]}",
+                             api, 1),
+              "OK");
+    CHECK_INT(cfg.n_port, 2);
+    CHECK_INT(cfg.ports[0].n_users, 2);
+    CHECK_INT(cfg.ports[1].n_users, 0);
+    /* without API ports the configuration is the file's alone */
+    CHECK_STR(with_api_ports("{\"server\": \"127.0.0.1\", \"server_port\": 8388, \"password\": "
+                             "\"file-pw-long\"}",
+                             api, 0),
+              "OK");
+    CHECK_INT(cfg.n_port, 1);
+    CHECK(!cfg.file_port_source);
+    config_free(&cfg);
+}
+
+TEST(test_manager_ports_refused_by_the_configuration)
+{
+    const char *file = "{\"server\": \"127.0.0.1\", \"server_port\": 8388, \"password\": "
+                       "\"file-pw-long\", \"method\": \"aes-256-gcm\"}";
+    const char *dup[] = {"8388:aes-256-gcm:pw-a-long"};
+    CHECK(strcmp(with_api_ports(file, dup, 1), "OK") != 0); /* the file's port */
+    const char *bad_psk[] = {"8001:2022-blake3-aes-128-gcm:c2hvcnQ="};
+    CHECK_CONTAINS(with_api_ports(file, bad_psk, 1), "16 bytes");
+    const char *ok_psk[] = {"8001:2022-blake3-aes-128-gcm:AAAAAAAAAAAAAAAAAAAAAA=="};
+    CHECK_STR(with_api_ports(file, ok_psk, 1), "OK");
+    config_free(&cfg);
 }
