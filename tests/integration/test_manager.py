@@ -119,7 +119,8 @@ def test_manager_on_loopback_udp():
 def test_manager_non_loopback_address_refused_without_allow_remote():
     """A manager_address other hosts can reach is a configuration error naming its
     FILE:LINE:COLUMN, unless manager_allow_remote is true."""
-    cfg = h.server_config(h.free_port(), method=M, manager_address="0.0.0.0:%d" % h.free_port())
+    cfg = h.server_config(h.free_port(), method=M, workers=1,
+                          manager_address="0.0.0.0:%d" % h.free_port())
     r, path = check(cfg)
     assert r.returncode == 1, r.stderr
     # write_config() writes one line: the key's column is where json.dump put it
