@@ -15,7 +15,8 @@ struct udp_relay;
  * udp_timeout and udp_max_associations apply to each relay's own table. nrelays: how many
  * relays the worker runs; they share half its descriptor limit (RLIMIT_NOFILE) less a reserve,
  * which may lower udp_max_associations (logged once per worker). */
-struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays);
+/* port: the index in w->ports of the port fd serves (its protocol context). */
+struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays, int port);
 /* Stops reading and frees every association and its sockets. */
 void udp_relay_free(struct udp_relay *u);
 /* Drain: stops reading the bound socket (the worker replacing this one reads it now) while the

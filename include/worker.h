@@ -25,6 +25,18 @@ struct udp_relay;
 struct listener;
 struct session;
 struct handshake_limit;
+struct socket_set;
+
+/* A worker's port: its protocol context (method, key set, users) and its counters. Each
+ * listener and UDP relay serves one port; a session uses its listener's. */
+struct worker_port {
+    const struct config_port *cfg;
+    struct proto_ctx proto;          /* the protocol the method runs, its key set (keys) */
+    struct crypto_key *keys;         /* the key set (struct proto_ctx says in which order) */
+    const char **key_names;          /* the users' names, beside keys */
+    int *key_slots;                  /* keys[k]'s user slot in user_stats, or -1 */
+    struct metrics_port *stats;      /* this port's counters in this worker, or NULL */
+};
 
 /* Everything the master sets up before fork and passes to one worker. */
 struct worker_env {
@@ -32,14 +44,17 @@ struct worker_env {
     int slot;                        /* 0..workers-1 */
     int tcp[WORKER_MAX_LISTEN];      /* listening sockets this worker accepts on; worker_run
                                       * closes them (and dispatch_fd) when it drains */
+    int tcp_port[WORKER_MAX_LISTEN]; /* the port (index in cfg->ports) each serves */
     int ntcp;
     int udp[WORKER_MAX_LISTEN];      /* bound UDP sockets this worker serves */
+    int udp_port[WORKER_MAX_LISTEN];
     int nudp;
     int dispatch_fd;                 /* dispatch mode: unix socket carrying accepted fds, or -1 */
     bool shared_accept;              /* tcp[] are shared by every worker (balance "shared") */
     struct replay_store *replay;     /* NULL when replay protection is off */
     struct metrics_worker *stats;    /* this slot's shared counters */
     struct metrics_user *user_stats; /* this slot's per-user counters (metrics_user_counters) */
+    struct metrics_port *port_stats; /* this slot's per-port counters (metrics_port_counters) */
     int ready_fd;                    /* one byte is written here once accepting, or -1 */
     int parent_fd;                   /* reads EOF when the master dies, or -1 (no master) */
     pid_t master_pid;                /* the master, to notice it died before the worker watched */
@@ -52,10 +67,9 @@ struct worker {
     struct ev_loop *loop;
     const struct config *cfg;
     int slot;
-    struct crypto_key key;           /* the master key */
-    struct proto_ctx proto;          /* the protocol the method runs, its key set (keys) */
-    struct crypto_key *keys;         /* the key set (struct proto_ctx says in which order) */
-    const char **key_names;          /* the users' names, beside keys */
+    struct crypto_key key;           /* the master key (the local roles': their server's) */
+    struct worker_port *ports;       /* cfg->ports, each with its protocol context */
+    int nports;
     struct resolver *resolver;
     struct acl *acl;                 /* server: limits; local, tunnel: routes; or NULL */
     struct handshake_limit *hs_limit; /* max_handshakes_per_source, or NULL (no limit) */
@@ -64,7 +78,6 @@ struct worker {
     struct shared_store *shared;     /* "shared_store" (Redis), or NULL */
     struct metrics_worker *stats;
     struct metrics_user *user_stats; /* per-user counters, indexed by key_slots[], or NULL */
-    int *key_slots;                  /* keys[k]'s user slot in user_stats, or -1 */
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
     struct buf_pool stall_pool;     /* RELAY_STALL_CAP buffers, for stalled directions */
@@ -104,17 +117,24 @@ struct worker {
     struct log_ratelimit rl_shared;    /* shared_store unavailable or late */
 };
 
+/* Slot slot's sockets of s into env (TCP as balance has them, UDP), each with its port. */
+void worker_env_sockets(struct worker_env *env, const struct socket_set *s, int slot,
+                        enum config_balance balance);
+
 /* Every check a worker's start runs, without starting one: the method has a protocol, the
  * resolver opens with the configured nameservers, the ACL file opens and parses. --check, a
  * start and every reload run it, so a configuration they accept also starts its workers.
  * Returns 0, or -1 with the reason in err. */
 int worker_preflight(const struct config *c, char *err, size_t errlen);
-/* Gives c's users their slots in m's per-user counters (config_user.metrics_slot): run by the
- * master, before the workers that read c are forked, at start and at each reload. */
+/* Gives c's users and ports their slots in m's per-user and per-port counters
+ * (config_user.metrics_slot, config_port.metrics_slot): run by the master, before the workers
+ * that read c are forked, at start and at each reload. */
 void worker_user_slots(struct config *c, struct metrics_shared *m);
 /* User slots to make at start for c: room for its users twice over and 64 more, so users
  * added by reloads are counted too (slots never used cost no memory). */
 int worker_user_capacity(const struct config *c);
+/* Port slots to make at start for c: its ports twice over and 16 more (0: not a server). */
+int worker_port_capacity(const struct config *c);
 
 /* Runs a worker until it is told to stop (SIGTERM/SIGINT: drain, then exit) or its master dies.
  * Returns the process exit status. */
