@@ -195,19 +195,64 @@ struct config *master_load_config(const struct master *m, const struct manager_p
     return nc;
 }
 
+/* A reload that changes the ports: the master's set becomes the new configuration's, with the
+ * same descriptors for the entries it keeps (sockets_reopen); the old set stays beside it until
+ * the reload ends (master_sockets_settle). The dispatch mode's accept watchers are set up once:
+ * there the ports change with a restart. */
+static int master_reopen_sockets(struct master *m, const struct config *nc, char *err,
+                                 size_t errlen)
+{
+    struct socket_set *old;
+
+    if (m->balance == BALANCE_DISPATCH) {
+        snprintf(err, errlen, "the ports changed; with balance \"dispatch\" they only change with "
+                              "a restart or a binary upgrade (SIGUSR2)");
+        return -1;
+    }
+    if (!(old = malloc(sizeof *old))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(old, &m->socks, sizeof *old);
+    if (sockets_reopen(&m->socks, old, nc, m->balance, err, errlen) < 0) {
+        memcpy(&m->socks, old, sizeof *old);
+        free(old);
+        return -1;
+    }
+    m->prev_socks = old;
+    return 0;
+}
+
+void master_sockets_settle(struct master *m, bool switched)
+{
+    if (!m->prev_socks)
+        return;
+    if (switched) { /* the removed entries close: their old workers stop accepting as they drain */
+        sockets_close_unshared(m->prev_socks, &m->socks);
+    } else {
+        sockets_close_unshared(&m->socks, m->prev_socks);
+        memcpy(&m->socks, m->prev_socks, sizeof m->socks);
+    }
+    free(m->prev_socks);
+    m->prev_socks = NULL;
+}
+
 /* Switches to nc (owned from here on), which master_load_config() made, unless it changes what
  * a reload cannot. Returns 0, or -1 with the reason in err (nc freed, the running configuration
  * stays). */
 int master_apply(struct master *m, struct config *nc, char *err, size_t errlen)
 {
     const char *changed = listen_setting_changed(m->cfg, nc);
+    bool ports = changed && strcmp(changed, "the ports") == 0;
 
-    if (changed)
+    if (changed && !ports)
         snprintf(err, errlen,
-                 "\"%s\" changed; listen addresses, ports, role, mode, workers and balance only "
+                 "\"%s\" changed; listen addresses, role, mode, workers and balance only "
                  "change with a restart or a binary upgrade (SIGUSR2)",
                  changed);
-    if (changed || plugin_reload(m->plugin, nc, err, errlen) < 0) {
+    if ((changed && !ports) || (ports && master_reopen_sockets(m, nc, err, errlen) < 0) ||
+        plugin_reload(m->plugin, nc, err, errlen) < 0) {
+        master_sockets_settle(m, false);
         config_free(nc);
         free(nc);
         return -1;
@@ -408,6 +453,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
 static void master_free(struct master *m)
 {
     master_manager_free(m);
+    master_sockets_settle(m, true); /* stopped during a reload that changed the ports */
     if (m->metrics_server)
         metrics_server_stop(m->metrics_server);
     sockets_close(&m->socks);

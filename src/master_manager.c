@@ -38,19 +38,21 @@ static int master_manager_apply(void *arg, const struct manager_ports *next, cha
     return master_apply(m, nc, why, whylen);
 }
 
-/* The "stat" hook: each served port's bytes, both directions, over every worker. */
+/* The "stat" hook: each served port's bytes, both directions, over every worker (the per-port
+ * series of the shared metrics memory, which live as long as the port). */
 static int master_manager_stat(void *arg, uint16_t *ports, uint64_t *bytes, int cap)
 {
-    const struct master *m = arg;
+    struct master *m = arg;
     int n = 0;
 
     for (int p = 0; p < m->cfg->n_port && n < cap; p++, n++) {
+        int slot = m->cfg->ports[p].metrics_slot;
         ports[n] = m->cfg->ports[p].port;
         bytes[n] = 0;
-        /* one port today: the workers' totals are the port's */
-        for (int w = 0; w < m->metrics->nworkers; w++)
-            bytes[n] += metrics_read(&m->metrics->worker[w].bytes_in) +
-                        metrics_read(&m->metrics->worker[w].bytes_out);
+        for (int w = 0; slot >= 0 && w < m->metrics->nworkers; w++) {
+            const struct metrics_port *c = &metrics_port_counters(m->metrics, w)[slot];
+            bytes[n] += metrics_read(&c->bytes_in) + metrics_read(&c->bytes_out);
+        }
     }
     return n;
 }

@@ -73,6 +73,7 @@ struct master {
     struct plugin *plugin;  /* the SIP003 plugin's supervisor (does nothing without one) */
     struct upstream_prober *prober; /* the local roles' server probes (upstream.h), or NULL */
     struct manager_server *manager; /* the ss-manager API (manager.h), or NULL */
+    struct socket_set *prev_socks;  /* during a reload that changes the ports: the old set */
     struct manager_ports *manager_initial; /* manager_state's ports, until the API opens */
 };
 
@@ -81,6 +82,9 @@ struct manager_ports;
 struct config *master_load_config(const struct master *m, const struct manager_ports *ports,
                                   char *err, size_t errlen);
 int master_apply(struct master *m, struct config *nc, char *err, size_t errlen);
+/* A reload that changed the ports ended: switched, the old set's removed sockets close; rolled
+ * back, the new set's new ones close and the old set comes back. Nothing otherwise. */
+void master_sockets_settle(struct master *m, bool switched);
 void master_stop(struct master *m, const char *why, bool handover);
 void master_check_done(struct master *m);
 void master_reload(struct master *m);

@@ -208,8 +208,34 @@ static int open_entry(struct socket_set *s, struct inherit_list *l, const struct
     return 0;
 }
 
-int sockets_open(struct socket_set *s, const struct config *c, int nslots,
-                 enum config_balance balance, char *err, size_t errlen)
+/* The sockets a running set already has, offered as if inherited: each is taken by the entry
+ * of the same type, slot and address, and the others are left alone (the running workers still
+ * use them). */
+static int inherit_from_set(struct inherit_list *l, const struct socket_set *cur)
+{
+    l->n = 0;
+    l->cap = cur->nslots * cur->naddrs * 2 + cur->naddrs + 1;
+    if (!(l->fd = calloc((size_t)l->cap, sizeof *l->fd)))
+        return -1;
+    for (int a = 0; a < cur->naddrs; a++) {
+        for (int i = 0; i < cur->nslots; i++) {
+            if (cur->tcp[i][a] > 0)
+                inherit_add(l, cur->tcp[i][a], i, false);
+            if (cur->udp[i][a] > 0)
+                inherit_add(l, cur->udp[i][a], i, false);
+        }
+        if (cur->shared[a] > 0)
+            inherit_add(l, cur->shared[a], -1, false);
+    }
+    if (cur->metrics > 0)
+        inherit_add(l, cur->metrics, -2, false);
+    return 0;
+}
+
+/* sockets_open(), or with cur, sockets_reopen(): the sockets come from cur where it has them. */
+static int sockets_open_from(struct socket_set *s, const struct socket_set *cur,
+                             const struct config *c, int nslots, enum config_balance balance,
+                             char *err, size_t errlen)
 {
     /* WORKER_MAX_LISTEN of each: too large for the stack */
     struct sockaddr_storage *addr = calloc(2 * WORKER_MAX_LISTEN, sizeof *addr);
@@ -226,7 +252,7 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
         return -1;
     }
     s->nslots = nslots;
-    if (inherit_collect(l) < 0) {
+    if ((cur ? inherit_from_set(l, cur) : inherit_collect(l)) < 0) {
         snprintf(err, errlen, "cannot take over the inherited sockets: out of memory");
         free(l);
         free(addr);
@@ -270,7 +296,8 @@ int sockets_open(struct socket_set *s, const struct config *c, int nslots,
             goto fail;
         }
     }
-    inherit_close_unused(l);
+    if (!cur)
+        inherit_close_unused(l);
     free(l->fd);
     free(l);
     free(addr);
@@ -279,8 +306,23 @@ fail:
     free(l->fd);
     free(l);
     free(addr);
-    sockets_close(s);
+    if (cur)
+        sockets_close_unshared(s, cur);
+    else
+        sockets_close(s);
     return -1;
+}
+
+int sockets_open(struct socket_set *s, const struct config *c, int nslots,
+                 enum config_balance balance, char *err, size_t errlen)
+{
+    return sockets_open_from(s, NULL, c, nslots, balance, err, errlen);
+}
+
+int sockets_reopen(struct socket_set *s, const struct socket_set *cur, const struct config *c,
+                   enum config_balance balance, char *err, size_t errlen)
+{
+    return sockets_open_from(s, cur, c, cur->nslots, balance, err, errlen);
 }
 
 static void close_if(int *fd)
@@ -315,6 +357,22 @@ bool sockets_contains(const struct socket_set *s, int fd)
         if (s->shared[a] == fd)
             return true;
     return s->metrics == fd;
+}
+
+void sockets_close_unshared(struct socket_set *s, const struct socket_set *keep)
+{
+    for (int a = 0; a < WORKER_MAX_LISTEN; a++) {
+        for (int i = 0; i < s->nslots; i++) {
+            if (!sockets_contains(keep, s->tcp[i][a]))
+                close_if(&s->tcp[i][a]);
+            if (!sockets_contains(keep, s->udp[i][a]))
+                close_if(&s->udp[i][a]);
+        }
+        if (!sockets_contains(keep, s->shared[a]))
+            close_if(&s->shared[a]);
+    }
+    if (!sockets_contains(keep, s->metrics))
+        close_if(&s->metrics);
 }
 
 static int export_one(char *out, size_t cap, size_t *at, int slot, int fd)

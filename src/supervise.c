@@ -256,6 +256,7 @@ static void reload_commit_if_ready(struct master *m)
     config_free(m->prev_cfg);
     free(m->prev_cfg);
     m->prev_cfg = NULL;
+    master_sockets_settle(m, true);
     m->reloading = false;
     log_info("reload complete");
     sdnotify_send("READY=1\nSTATUS=%d worker%s accepting (reloaded)", m->nslots,
@@ -282,6 +283,7 @@ static void reload_rollback(struct master *m, const char *why)
     free(m->cfg);
     m->cfg = m->prev_cfg;
     m->prev_cfg = NULL;
+    master_sockets_settle(m, false);
     upstream_prober_reconfigure(m->prober, m->cfg);
     worker_user_slots(m->cfg, m->metrics); /* the old users' series come back */
     m->reloading = false;

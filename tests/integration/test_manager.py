@@ -9,6 +9,7 @@ on loopback UDP); the ports it adds are used by Debian's ss-tunnel.
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -94,7 +95,9 @@ def test_manager_bad_input_changes_nothing():
            "add: {\"server_port\": %d, \"password\": \"pw-long-enough\"}" % server.port,
            "add: {\"server_port\": 70000, \"password\": \"pw-long-enough\"}",
            "add: {\"server_port\": %d}" % h.free_port(),
-           "remove: {\"server_port\": %d}" % h.free_port(), "ping: {}", "hello"]
+           "remove: {\"server_port\": %d}" % h.free_port(), "ping: {}", "hello",
+           "add: {\"server_port\": %d, \"password\": \"c2hvcnQ=\", \"method\": "
+           "\"2022-blake3-aes-128-gcm\"}" % h.free_port()]  # a PSK of 5 bytes
     for cmd in bad:
         assert panel.send(cmd) == "err", cmd
     assert panel.stat() == {server.port: 0}
@@ -131,3 +134,98 @@ def test_manager_non_loopback_address_refused_without_allow_remote():
     cfg["manager_allow_remote"] = True
     r, _ = check(cfg)
     assert r.returncode == 0, r.stderr
+
+
+def ss_tunnel(server_port, password, target_port, method=M):
+    port = h.free_port()
+    h.ss_libev("ss-tunnel", ["-s", "127.0.0.1", "-p", str(server_port), "-l", str(port),
+                             "-k", password, "-m", method, "-L", "127.0.0.1:%d" % target_port])
+    h.wait_tcp("127.0.0.1", port)
+    return port
+
+
+def echo_through(port, data, timeout=120):
+    """data through an ss-tunnel and back from the echo server, byte for byte."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        return h.recv_exact(s, len(data))
+    finally:
+        s.close()
+
+
+def add(panel, port, password, method=M):
+    return panel.send("add: " + json.dumps({"server_port": port, "password": password,
+                                            "method": method}))
+
+
+def test_manager_add_use_ping_list_remove():
+    """The API adds a port; Debian's ss-tunnel relays 256 KiB through it, byte-checked; ping
+    reports its bytes; list shows it; adding it again is refused; remove closes it: new
+    connections are refused, and the file's port serves on."""
+    need_ss_tunnel()
+    echo = h.TcpEcho()
+    server = manager_server()
+    panel = Panel(server.manager)
+    port = h.free_port()
+    assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
+    h.wait_tcp("127.0.0.1", port, 30)
+    data = h.pattern(256 * 1024, 5)
+    assert echo_through(ss_tunnel(port, "api-user-secret", echo.port), data) == data
+    assert h.wait_for(lambda: panel.stat().get(port, 0) >= 2 * len(data), 10), panel.stat()
+    assert panel.stat()[server.port] == 0  # counted per port
+    assert panel.list() == [{"server_port": port, "password": "api-user-secret", "method": M}]
+    assert add(panel, port, "another-secret") == "err"
+    assert panel.send("remove: " + json.dumps({"server_port": port})) == "ok"
+    assert h.wait_for(lambda: not h.tcp_open("127.0.0.1", port), 30), \
+        "the removed port still accepts: %s" % server.output()[-2000:]
+    assert panel.list() == []
+    assert port not in panel.stat()
+    assert h.tcp_open("127.0.0.1", server.port)
+    panel.close()
+
+
+def test_manager_state_restores_ports_after_a_restart():
+    """With manager_state, a port added through the API is served again after a stop and a
+    start, and listed; the file is the owner's alone."""
+    need_ss_tunnel()
+    echo = h.TcpEcho()
+    state = os.path.join(h.TMPDIR, "manager-state.json")
+    server = manager_server(manager_state=state)
+    panel = Panel(server.manager)
+    port = h.free_port()
+    assert add(panel, port, "kept-secret", "chacha20-ietf-poly1305") == "ok", \
+        server.output()[-2000:]
+    panel.close()
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
+    server.stop(timeout=30)
+    assert not h.wait_for(lambda: h.tcp_open("127.0.0.1", port), 1)
+    again = h.reuseproxy(h.server_config(server.port, method=M, workers=2,
+                                         manager_address=server.manager, manager_state=state),
+                         name="manager-server-again")
+    h.wait_tcp("127.0.0.1", port, 30)
+    data = h.pattern(64 * 1024, 6)
+    tunnel = ss_tunnel(port, "kept-secret", echo.port, "chacha20-ietf-poly1305")
+    assert echo_through(tunnel, data) == data
+    panel = Panel(server.manager)
+    assert panel.list() == [{"server_port": port, "password": "kept-secret",
+                             "method": "chacha20-ietf-poly1305"}], again.output()[-2000:]
+    panel.close()
+
+
+def test_manager_ports_survive_a_sighup():
+    """A SIGHUP reads the file again and keeps the API's ports: the port still accepts, and is
+    still listed, once the reload is complete."""
+    server = manager_server()
+    panel = Panel(server.manager)
+    port = h.free_port()
+    assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
+    h.wait_tcp("127.0.0.1", port, 30)
+    assert h.wait_for(lambda: server.output().count("reload complete") == 1, 30)
+    server.signal(signal.SIGHUP)
+    assert h.wait_for(lambda: server.output().count("reload complete") == 2, 30), \
+        server.output()[-2000:]
+    assert h.tcp_open("127.0.0.1", port)
+    assert [e["server_port"] for e in panel.list()] == [port]
+    assert set(panel.stat()) == {server.port, port}
+    panel.close()
