@@ -229,3 +229,16 @@ def test_manager_ports_survive_a_sighup():
     assert [e["server_port"] for e in panel.list()] == [port]
     assert set(panel.stat()) == {server.port, port}
     panel.close()
+
+
+def test_manager_sends_stat_to_the_panel_every_10_s():
+    """As ss-manager does for its panel: the last client that sent a valid command receives
+    "stat: {...}" on its own, every 10 seconds."""
+    server = manager_server()
+    panel = Panel(server.manager)
+    assert panel.list() == []
+    panel.sock.settimeout(25)
+    got = panel.sock.recv(65536).decode()
+    assert got.startswith("stat: "), got
+    assert json.loads(got[6:]) == {str(server.port): 0}
+    panel.close()
