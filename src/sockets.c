@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -208,6 +209,38 @@ static int open_entry(struct socket_set *s, struct inherit_list *l, const struct
     return 0;
 }
 
+/* The master holds every socket of every slot: up to 2 per slot and listen entry (TCP and
+ * UDP), plus what it needs besides. With hundreds of ports that passes a soft limit of 1024
+ * early, so the soft limit is raised towards the hard one (unless "nofile" set it); when that
+ * is still too low, the start fails here, naming what to raise, instead of at an EMFILE. */
+#define SOCKETS_FD_MIN_SPARE 32   /* fewer spare descriptors: raise the soft limit */
+#define SOCKETS_FD_WANT_SPARE 256 /* raised, to leave this many spare (if the hard one allows) */
+static int sockets_check_nofile(const struct config *c, int nslots, char *err, size_t errlen)
+{
+    unsigned long long sockets = 2ULL * (unsigned long long)nslots * (unsigned long long)c->n_listen;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= sockets + SOCKETS_FD_MIN_SPARE)
+        return 0;
+    rlim_t want = sockets + SOCKETS_FD_WANT_SPARE;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (want > rl.rlim_cur && c->nofile <= 0) { /* a "nofile" given is the user's to change */
+        struct rlimit raised = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+    }
+    if (rl.rlim_cur >= sockets + SOCKETS_FD_MIN_SPARE)
+        return 0;
+    snprintf(err, errlen,
+             "%d listen addresses for %d worker slots need %llu descriptors in the master (a TCP "
+             "and a UDP socket per slot each) and some to spare, but the limit is %llu: raise "
+             "\"nofile\" (and the hard limit, LimitNOFILE= under systemd)",
+             c->n_listen, nslots, sockets, (unsigned long long)rl.rlim_cur);
+    return -1;
+}
+
 /* The sockets a running set already has, offered as if inherited: each is taken by the entry
  * of the same type, slot and address, and the others are left alone (the running workers still
  * use them). */
@@ -237,6 +270,8 @@ static int sockets_open_from(struct socket_set *s, const struct socket_set *cur,
                              const struct config *c, int nslots, enum config_balance balance,
                              char *err, size_t errlen)
 {
+    if (sockets_check_nofile(c, nslots, err, errlen) < 0)
+        return -1;
     /* WORKER_MAX_LISTEN of each: too large for the stack */
     struct sockaddr_storage *addr = calloc(2 * WORKER_MAX_LISTEN, sizeof *addr);
     struct sockaddr_storage *uaddr = addr ? addr + WORKER_MAX_LISTEN : NULL;

@@ -12,32 +12,23 @@ FILE:LINE:COLUMN.
 import base64
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 
 import harness as h
 import test_probe as tp
+import test_process as tpr
+import test_users as tu
 
 M = "aes-256-gcm"
 SIZE = 256 * 1024
 
 
-def need_ss_tunnel():
-    if not shutil.which("ss-tunnel"):
-        raise h.Skip("ss-tunnel (Debian's shadowsocks-libev) is not installed")
-
-
-def ss_tunnel(server_port, password, target_port, method=M):
-    port = h.free_port()
-    h.ss_libev("ss-tunnel", ["-s", "127.0.0.1", "-p", str(server_port), "-l", str(port),
-                             "-k", password, "-m", method, "-L", "127.0.0.1:%d" % target_port])
-    h.wait_tcp("127.0.0.1", port)
-    return port
+def ss_tunnel(server_port, password, target_port):
+    tu.need_ss_tunnel()
+    return tu.ss_tunnel(server_port, password, target_port)
 
 
 def start(cfg, ports, workers=2):
@@ -80,30 +71,15 @@ def port_metrics(server):
     return out
 
 
-def echo_through(port, data, timeout=60):
-    """Sends data through port and reads as many bytes back; no half-close, which libev's
-    ss-tunnel does not pass on (it closes both ways at the client's EOF)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
-        sender.start()
-        got = h.recv_exact(s, len(data))
-        sender.join(timeout)
-    finally:
-        s.close()
+def echo_through(port, data):
+    got = tu.echo_through(port, data)
     assert got == data, "%d of %d bytes came back intact" % (len(got), len(data))
-
-
-def assert_clean(server):
-    out = server.output()
-    assert "runtime error" not in out and "Sanitizer" not in out, out[-3000:]
 
 
 def test_ports_port_password_three_ports_each_its_password():
     """Three port_password ports, 2 workers: each port relays for an ss-tunnel with its own
     password, byte for byte, and its bytes and connections are counted under its port label
     only."""
-    need_ss_tunnel()
     echo = h.TcpEcho()
     server = port_password_server()
     for i, port in enumerate(server.ports):
@@ -122,7 +98,7 @@ def test_ports_port_password_three_ports_each_its_password():
     first = got[("reuseproxy_port_bytes_in_total", server.ports[0])]
     assert first < 2 * SIZE, "port %d counted %d bytes of the others'" % (server.ports[0], first)
     assert {k[1] for k in got} == set(server.ports), got
-    assert_clean(server)
+    tu.assert_clean(server)
 
 
 def test_ports_another_ports_password_gets_the_probe_treatment():
@@ -151,14 +127,13 @@ def test_ports_another_ports_password_gets_the_probe_treatment():
     got = port_metrics(server)
     assert got.get(("reuseproxy_port_failed_handshakes_total", server.ports[1]), 0) == 3, got
     assert got.get(("reuseproxy_port_failed_handshakes_total", server.ports[0]), 0) == 0, got
-    assert_clean(server)
+    tu.assert_clean(server)
 
 
 def test_ports_servers_list_sip004_users_and_sip022():
     """A "servers" list: a SIP004 port whose users are told apart by trial decryption (used by
     ss-tunnel with a user's password) and a SIP022 port (used by reuseproxy's own tunnel role);
     2 workers; each relays with its own keys and neither port takes the other's clients."""
-    need_ss_tunnel()
     echo = h.TcpEcho()
     p4, p22 = h.free_port(), h.free_port()
     psk = base64.b64encode(os.urandom(16)).decode()
@@ -192,42 +167,17 @@ def test_ports_servers_list_sip004_users_and_sip022():
     got = port_metrics(server)
     assert got.get(("reuseproxy_port_bytes_in_total", p4), 0) >= SIZE, got
     assert got.get(("reuseproxy_port_bytes_in_total", p22), 0) >= SIZE, got
-    assert_clean(server)
-
-
-def upgrade(p):
-    """Sends the master SIGUSR2 and returns the PID of the new master it starts."""
-    p.signal(signal.SIGUSR2)
-    new_pid = None
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not new_pid:
-        mm = re.search(r"binary upgrade: started .* as (\d+)", p.output())
-        new_pid = int(mm.group(1)) if mm else None
-        time.sleep(0.05)
-    assert new_pid, "no new master: %s" % p.output()[-1000:]
-    return new_pid
-
-
-def stop_master(pid):
-    kids = h.children_of(pid)
-    os.kill(pid, signal.SIGTERM)
-    h.wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10)
-    for k in kids:
-        try:
-            os.kill(k, signal.SIGKILL)
-        except OSError:
-            pass
+    tu.assert_clean(server)
 
 
 def test_ports_sigusr2_upgrade_keeps_every_port():
     """After a binary upgrade the new master serves every port on the sockets it took over
     (none closed as unused, none opened anew), with 2 workers."""
-    need_ss_tunnel()
     echo = h.TcpEcho()
     server = port_password_server(mode="tcp_and_udp")
     tunnels = [ss_tunnel(port, "pw-%d-secret" % i, echo.port)
                for i, port in enumerate(server.ports)]
-    new_pid = upgrade(server)
+    new_pid = tpr.upgrade(server)
     try:
         assert server.wait(20) == 0, "old master: %s" % server.output()[-1500:]
         assert len(h.children_of(new_pid)) == 2
@@ -235,8 +185,8 @@ def test_ports_sigusr2_upgrade_keeps_every_port():
             echo_through(t, h.pattern(SIZE, 10 + i))
         assert "closing an inherited socket" not in server.output(), server.output()[-1500:]
     finally:
-        stop_master(new_pid)
-    assert_clean(server)
+        tpr.stop_master(new_pid)
+    tu.assert_clean(server)
 
 
 def check(cfg_text):
@@ -261,3 +211,16 @@ def test_ports_config_errors_name_file_line_column():
                           '  {"server": "127.0.0.1", "server_port": 8381},\n'
                           '  {"server": "::1", "server_port": 8381}]}\n')
     assert rc == 1 and '%s:2:2: "servers"[1]: port 8381 is also servers[0]\'s' % path in err, err
+
+
+def test_ports_more_sockets_than_nofile_is_refused_with_the_reason():
+    """40 ports for 2 workers need 160 sockets in the master: with "nofile": 64 the start fails
+    at once and says what to raise, instead of at the first EMFILE."""
+    ports = [h.free_port() for _ in range(40)]
+    cfg = {"server": "127.0.0.1", "method": M, "workers": 2, "nofile": 64,
+           "port_password": {str(p): "pw-%d-secret" % p for p in ports}}
+    p = h.reuseproxy(cfg, wait=False, name="ports-nofile")
+    assert p.wait(20) == 1, p.output()[-1500:]
+    assert ('40 listen addresses for 2 worker slots need 160 descriptors in the master' in
+            p.output()), p.output()[-1500:]
+    assert 'raise "nofile"' in p.output()

@@ -13,11 +13,7 @@ static char err[1024];
 /* Loads and validates json into *c; returns 0, or -1 with the message in err. */
 static int load_valid(struct config *c, const char *json)
 {
-    err[0] = '\0';
-    config_defaults(c);
-    if (config_load_string(c, json, "t.json", err, sizeof err) != 0)
-        return -1;
-    return config_validate(c, err, sizeof err);
+    return unit_config_valid(c, json, err, sizeof err);
 }
 
 TEST(test_config_servers_each_with_its_method_and_password)

@@ -222,6 +222,51 @@ TEST(test_metrics_users_series_survive_sync_and_disappear_when_removed)
     metrics_free_shared(m);
 }
 
+/* Per-port series: one per worker and port slot; a port kept by a sync keeps its slot and
+ * counters, a removed one's series disappear, and the same user name on two ports is two users,
+ * each labelled with its own port. */
+TEST(test_metrics_port_series_and_users_of_several_ports)
+{
+    struct metrics_shared *m = metrics_new_shared(2, 4, 3);
+    const uint16_t first[] = {8381, 8382}, second[] = {8383, 8382};
+    const char *names[] = {"alice", "alice"};
+    const unsigned ports[] = {8381, 8382};
+    int slots[2];
+    char out[32768];
+
+    CHECK(m != NULL);
+    metrics_ports_sync(m, first, 2, slots);
+    CHECK_INT(slots[0], 0);
+    CHECK_INT(slots[1], 1);
+    metrics_add(&metrics_port_counters(m, 1)[slots[1]].bytes_out, 99);
+    metrics_add(&metrics_port_counters(m, 0)[slots[0]].failed_handshakes, 3);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK_CONTAINS(out, "# TYPE reuseproxy_port_bytes_out_total counter\n"
+                        "reuseproxy_port_bytes_out_total{worker=\"0\",port=\"8381\"} 0\n"
+                        "reuseproxy_port_bytes_out_total{worker=\"0\",port=\"8382\"} 0\n"
+                        "reuseproxy_port_bytes_out_total{worker=\"1\",port=\"8381\"} 0\n"
+                        "reuseproxy_port_bytes_out_total{worker=\"1\",port=\"8382\"} 99\n");
+    CHECK_CONTAINS(out, "reuseproxy_port_failed_handshakes_total{worker=\"0\",port=\"8381\"} 3\n");
+    metrics_ports_sync(m, second, 2, slots);
+    CHECK_INT(slots[1], 1); /* kept, with its bytes */
+    CHECK_INT(slots[0], 0); /* 8381's slot, zeroed */
+    CHECK_INT(metrics_port_counters(m, 0)[0].failed_handshakes, 0);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK(strstr(out, "port=\"8381\"") == NULL);
+    CHECK_CONTAINS(out, "reuseproxy_port_bytes_out_total{worker=\"1\",port=\"8382\"} 99\n");
+    metrics_users_sync(m, names, ports, 2, slots);
+    CHECK(slots[0] >= 0 && slots[1] >= 0 && slots[0] != slots[1]);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK_CONTAINS(out, "reuseproxy_user_connections_total{worker=\"0\",port=\"8381\",user=\"alice\"}");
+    CHECK_CONTAINS(out, "reuseproxy_user_connections_total{worker=\"0\",port=\"8382\",user=\"alice\"}");
+    metrics_free_shared(m);
+    m = metrics_new_shared(1, 0, 0);
+    CHECK(metrics_port_counters(m, 0) == NULL);
+    metrics_ports_sync(m, first, 2, slots);
+    CHECK_INT(slots[0], -1);
+    metrics_free_shared(m);
+}
+
 TEST(test_metrics_render_one_line_per_worker)
 {
     struct metrics_shared *m = metrics_new_shared(3, 0, 0);
