@@ -8,13 +8,13 @@ on loopback UDP); the ports it adds are used by Debian's ss-tunnel.
 """
 import json
 import os
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 
 import harness as h
+import test_users as tu
 
 M = "aes-256-gcm"
 
@@ -48,20 +48,15 @@ class Panel:
         self.sock.close()
 
 
-def manager_server(tmp_name="manager.sock", **kw):
+def manager_server(method=M, **kw):
     """A server (2 workers) with the API on a unix socket in the test's directory."""
     port = h.free_port()
-    path = os.path.join(h.TMPDIR, tmp_name)
-    cfg = h.server_config(port, method=M, workers=2, manager_address=path, **kw)
+    path = os.path.join(h.TMPDIR, "manager.sock")
+    cfg = h.server_config(port, method=method, workers=2, manager_address=path, **kw)
     p = h.reuseproxy(cfg, name="manager-server")
     p.port, p.manager = port, path
     assert h.wait_for(lambda: os.path.exists(path), 10), p.output()[-2000:]
     return p
-
-
-def need_ss_tunnel():
-    if not shutil.which("ss-tunnel"):
-        raise h.Skip("ss-tunnel (Debian's shadowsocks-libev) is not installed")
 
 
 def check(cfg):
@@ -136,24 +131,6 @@ def test_manager_non_loopback_address_refused_without_allow_remote():
     assert r.returncode == 0, r.stderr
 
 
-def ss_tunnel(server_port, password, target_port, method=M):
-    port = h.free_port()
-    h.ss_libev("ss-tunnel", ["-s", "127.0.0.1", "-p", str(server_port), "-l", str(port),
-                             "-k", password, "-m", method, "-L", "127.0.0.1:%d" % target_port])
-    h.wait_tcp("127.0.0.1", port)
-    return port
-
-
-def echo_through(port, data, timeout=120):
-    """data through an ss-tunnel and back from the echo server, byte for byte."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        s.sendall(data)
-        return h.recv_exact(s, len(data))
-    finally:
-        s.close()
-
-
 def add(panel, port, password, method=M):
     return panel.send("add: " + json.dumps({"server_port": port, "password": password,
                                             "method": method}))
@@ -163,7 +140,7 @@ def test_manager_add_use_ping_list_remove():
     """The API adds a port; Debian's ss-tunnel relays 256 KiB through it, byte-checked; ping
     reports its bytes; list shows it; adding it again is refused; remove closes it: new
     connections are refused, and the file's port serves on."""
-    need_ss_tunnel()
+    tu.need_ss_tunnel()
     echo = h.TcpEcho()
     server = manager_server()
     panel = Panel(server.manager)
@@ -171,7 +148,7 @@ def test_manager_add_use_ping_list_remove():
     assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
     h.wait_tcp("127.0.0.1", port, 30)
     data = h.pattern(256 * 1024, 5)
-    assert echo_through(ss_tunnel(port, "api-user-secret", echo.port), data) == data
+    assert tu.echo_through(tu.ss_tunnel(port, "api-user-secret", echo.port), data) == data
     assert h.wait_for(lambda: panel.stat().get(port, 0) >= 2 * len(data), 10), panel.stat()
     assert panel.stat()[server.port] == 0  # counted per port
     assert panel.list() == [{"server_port": port, "password": "api-user-secret", "method": M}]
@@ -188,28 +165,27 @@ def test_manager_add_use_ping_list_remove():
 def test_manager_state_restores_ports_after_a_restart():
     """With manager_state, a port added through the API is served again after a stop and a
     start, and listed; the file is the owner's alone."""
-    need_ss_tunnel()
+    tu.need_ss_tunnel()
     echo = h.TcpEcho()
     state = os.path.join(h.TMPDIR, "manager-state.json")
-    server = manager_server(manager_state=state)
+    server = manager_server(manager_state=state, method="chacha20-ietf-poly1305")
     panel = Panel(server.manager)
     port = h.free_port()
-    assert add(panel, port, "kept-secret", "chacha20-ietf-poly1305") == "ok", \
-        server.output()[-2000:]
+    assert add(panel, port, "kept-secret") == "ok", server.output()[-2000:]
     panel.close()
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
     server.stop(timeout=30)
     assert not h.wait_for(lambda: h.tcp_open("127.0.0.1", port), 1)
-    again = h.reuseproxy(h.server_config(server.port, method=M, workers=2,
+    again = h.reuseproxy(h.server_config(server.port, method="chacha20-ietf-poly1305", workers=2,
                                          manager_address=server.manager, manager_state=state),
                          name="manager-server-again")
     h.wait_tcp("127.0.0.1", port, 30)
     data = h.pattern(64 * 1024, 6)
-    tunnel = ss_tunnel(port, "kept-secret", echo.port, "chacha20-ietf-poly1305")
-    assert echo_through(tunnel, data) == data
+    assert tu.echo_through(tu.ss_tunnel(port, "kept-secret", echo.port), data) == data
     panel = Panel(server.manager)
-    assert panel.list() == [{"server_port": port, "password": "kept-secret",
-                             "method": "chacha20-ietf-poly1305"}], again.output()[-2000:]
+    # its own method, not the file's
+    assert panel.list() == [{"server_port": port, "password": "kept-secret", "method": M}], \
+        again.output()[-2000:]
     panel.close()
 
 
