@@ -100,6 +100,7 @@ def test_manager_bad_input_changes_nothing():
     assert h.tcp_open("127.0.0.1", server.port)
     assert "manager: refused commands" in server.output()
     panel.close()
+    tu.assert_clean(server)
 
 
 def test_manager_on_loopback_udp():
@@ -160,6 +161,7 @@ def test_manager_add_use_ping_list_remove():
     assert port not in panel.stat()
     assert h.tcp_open("127.0.0.1", server.port)
     panel.close()
+    tu.assert_clean(server)
 
 
 def test_manager_state_restores_ports_after_a_restart():
@@ -187,6 +189,10 @@ def test_manager_state_restores_ports_after_a_restart():
     assert panel.list() == [{"server_port": port, "password": "kept-secret", "method": M}], \
         again.output()[-2000:]
     panel.close()
+    with open(server.log_path, errors="replace") as f:  # the first run's exit, after its stop
+        first = f.read()
+    assert "runtime error" not in first and "Sanitizer" not in first, first[-3000:]
+    tu.assert_clean(again)
 
 
 def test_manager_ports_survive_a_sighup():
