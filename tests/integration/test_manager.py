@@ -95,6 +95,12 @@ def test_manager_bad_input_changes_nothing():
            "\"2022-blake3-aes-128-gcm\"}" % h.free_port()]  # a PSK of 5 bytes
     for cmd in bad:
         assert panel.send(cmd) == "err", cmd
+    # a port another program listens on: the master cannot open it, and nothing changes
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    assert add(panel, busy.getsockname()[1], "api-user-secret") == "err"
+    busy.close()
     assert panel.stat() == {server.port: 0}
     assert panel.list() == []
     assert h.tcp_open("127.0.0.1", server.port)
