@@ -205,8 +205,9 @@ static int master_reopen_sockets(struct master *m, const struct config *nc, char
     struct socket_set *old;
 
     if (m->balance == BALANCE_DISPATCH) {
-        snprintf(err, errlen, "the ports changed; with balance \"dispatch\" they only change with "
-                              "a restart or a binary upgrade (SIGUSR2)");
+        snprintf(err, errlen,
+                 "the ports changed; with balance \"dispatch\" they only change with a restart "
+                 "or a binary upgrade (SIGUSR2)");
         return -1;
     }
     if (!(old = malloc(sizeof *old))) {
