@@ -255,8 +255,9 @@ struct config {
     struct config_user *local_users;
     int n_local_users;
     /* "servers" (shadowsocks-rust's shape): per entry, a "method" (server_method_set) and a
-     * "password" (NULL: the file's), beside server[i]. n_servers_entries: how many came from
-     * "servers" (0: the servers are "server"'s). */
+     * "password" (NULL: the file's; port_sources[i]'s, not owned), beside server[i], for the
+     * first CONFIG_MAX_SERVERS entries. n_servers_entries: how many came from "servers" (0: the
+     * servers are "server"'s); every entry is in port_sources. */
     enum crypto_method server_method[CONFIG_MAX_SERVERS];
     bool server_method_set[CONFIG_MAX_SERVERS];
     char *server_password[CONFIG_MAX_SERVERS];

@@ -123,9 +123,11 @@ static size_t metrics_names_offset(int nworkers)
     return sizeof(struct metrics_shared) + (size_t)nworkers * sizeof(struct metrics_worker);
 }
 
+/* Counters follow the names, 8-byte aligned for their atomics. */
 static size_t metrics_counters_offset(int nworkers, int nusers)
 {
-    return metrics_names_offset(nworkers) + (size_t)nusers * sizeof(struct metrics_user_name);
+    size_t end = metrics_names_offset(nworkers) + (size_t)nusers * sizeof(struct metrics_user_name);
+    return (end + 7) & ~(size_t)7;
 }
 
 static size_t metrics_port_names_offset(int nworkers, int nusers)

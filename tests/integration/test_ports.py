@@ -12,6 +12,7 @@ FILE:LINE:COLUMN.
 import base64
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -20,6 +21,7 @@ import urllib.request
 import harness as h
 import test_probe as tp
 import test_process as tpr
+import test_sip022 as ts
 import test_users as tu
 
 M = "aes-256-gcm"
@@ -132,8 +134,9 @@ def test_ports_another_ports_password_gets_the_probe_treatment():
 
 def test_ports_servers_list_sip004_users_and_sip022():
     """A "servers" list: a SIP004 port whose users are told apart by trial decryption (used by
-    ss-tunnel with a user's password) and a SIP022 port (used by reuseproxy's own tunnel role);
-    2 workers; each relays with its own keys and neither port takes the other's clients."""
+    ss-tunnel with a user's password) and a SIP022 port, TCP and UDP (used by reuseproxy's own
+    tunnel role); 2 workers; each relays with its own keys and neither port takes the other's
+    clients."""
     echo = h.TcpEcho()
     p4, p22 = h.free_port(), h.free_port()
     psk = base64.b64encode(os.urandom(16)).decode()
@@ -152,6 +155,14 @@ def test_ports_servers_list_sip004_users_and_sip022():
                   "method": "2022-blake3-aes-128-gcm", "workers": 0,
                   "tunnel_address": "127.0.0.1:%d" % echo.port}, name="rp-tunnel")
     echo_through(tport, h.pattern(SIZE, 22))
+    # UDP on the SIP022 port ("mode": "tcp_and_udp"), with that port's key
+    uecho = h.UdpEcho()
+    uport = h.free_port()
+    h.reuseproxy({"role": "tunnel", "server": "127.0.0.1", "server_port": p22,
+                  "local_address": "127.0.0.1", "local_port": uport, "password": psk,
+                  "method": "2022-blake3-aes-128-gcm", "workers": 0, "mode": "udp_only",
+                  "tunnel_address": "127.0.0.1:%d" % uecho.port}, name="rp-tunnel-udp")
+    ts.udp_round_trips(uport, sizes=(1, 100, 1400))
     assert h.wait_for(lambda: 'user "bob"' in server.output(), 5), server.output()[-1500:]
     # the SIP004 user's password on the SIP022 port is nothing to it
     wrong = ss_tunnel(p22, "bob-secret", echo.port)
@@ -167,6 +178,8 @@ def test_ports_servers_list_sip004_users_and_sip022():
     got = port_metrics(server)
     assert got.get(("reuseproxy_port_bytes_in_total", p4), 0) >= SIZE, got
     assert got.get(("reuseproxy_port_bytes_in_total", p22), 0) >= SIZE, got
+    assert got.get(("reuseproxy_port_udp_datagrams_total", p22), 0) >= 3, got
+    assert got.get(("reuseproxy_port_udp_datagrams_total", p4), 0) == 0, got
     tu.assert_clean(server)
 
 
@@ -186,6 +199,39 @@ def test_ports_sigusr2_upgrade_keeps_every_port():
         assert "closing an inherited socket" not in server.output(), server.output()[-1500:]
     finally:
         tpr.stop_master(new_pid)
+    tu.assert_clean(server)
+
+
+def test_ports_reload_changes_one_ports_password():
+    """SIGHUP with one port's password changed: that port takes the new password and gives the
+    old one the probe's silence; the other ports go on with theirs, counters kept."""
+    import json
+    echo = h.TcpEcho()
+    server = port_password_server()
+    keep = ss_tunnel(server.ports[0], "pw-0-secret", echo.port)
+    echo_through(keep, h.pattern(SIZE, 1))
+    with open(server.cfg_path) as f:
+        cfg = json.load(f)
+    cfg["port_password"][str(server.ports[1])] = "changed-secret"
+    with open(server.cfg_path, "w") as f:
+        json.dump(cfg, f)
+    server.signal(signal.SIGHUP)
+    assert h.wait_for(lambda: "reload complete" in server.output(), 20), server.output()[-800:]
+    echo_through(ss_tunnel(server.ports[1], "changed-secret", echo.port), h.pattern(SIZE, 2))
+    old = ss_tunnel(server.ports[1], "pw-1-secret", echo.port)
+    before = echo.connections
+    c = socket.create_connection(("127.0.0.1", old), timeout=10)
+    c.sendall(b"x" * 100)
+    c.settimeout(2)
+    try:
+        got = c.recv(100)
+    except socket.timeout:
+        got = b""
+    c.close()
+    assert got == b"" and echo.connections == before, "the old password still works"
+    echo_through(keep, h.pattern(SIZE, 3))
+    got = port_metrics(server)
+    assert got.get(("reuseproxy_port_bytes_in_total", server.ports[0]), 0) >= 2 * SIZE, got
     tu.assert_clean(server)
 
 
