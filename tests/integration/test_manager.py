@@ -230,3 +230,28 @@ def test_manager_sends_stat_to_the_panel_every_10_s():
     assert got.startswith("stat: "), got
     assert json.loads(got[6:]) == {str(server.port): 0}
     panel.close()
+
+
+def test_manager_ports_and_socket_survive_a_binary_upgrade():
+    """SIGUSR2 with manager_state: the new master serves the API's port on the socket it took
+    over, answers on the API's socket (which the old master, leaving, does not remove)."""
+    import test_process as tpr
+    tu.need_ss_tunnel()
+    echo = h.TcpEcho()
+    server = manager_server(manager_state=os.path.join(h.TMPDIR, "state.json"))
+    panel = Panel(server.manager)
+    port = h.free_port()
+    assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
+    tunnel = tu.ss_tunnel(port, "api-user-secret", echo.port)
+    assert h.wait_for(lambda: server.output().count("reload complete") == 1, 30)
+    new_pid = tpr.upgrade(server)
+    try:
+        assert server.wait(20) == 0, "old master: %s" % server.output()[-1500:]
+        assert "closing an inherited socket" not in server.output(), server.output()[-1500:]
+        data = h.pattern(64 * 1024, 7)
+        assert tu.echo_through(tunnel, data) == data
+        assert os.path.exists(server.manager)
+        assert [e["server_port"] for e in panel.list()] == [port]
+    finally:
+        panel.close()
+        tpr.stop_master(new_pid)
