@@ -28,11 +28,15 @@ int manager_state_load(const char *path, struct manager_ports *out, char *err, s
     manager_ports_free(out);
     if (fd < 0 && errno == ENOENT)
         return 0; /* the first start: no port added yet */
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size > MANAGER_STATE_MAX) {
-        snprintf(err, errlen, "manager_state %s: %s", path,
-                 fd < 0 || errno ? strerror(errno) : "too large");
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "manager_state %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
+        return -1;
+    }
+    if (st.st_size > MANAGER_STATE_MAX) {
+        snprintf(err, errlen, "manager_state %s: larger than %d bytes", path, MANAGER_STATE_MAX);
+        close(fd);
         return -1;
     }
     char *text = malloc((size_t)st.st_size + 1);
@@ -83,8 +87,7 @@ int manager_state_save(const char *path, const struct manager_ports *p, char *er
         rc = rename(tmp, path) == 0 ? manager_state_sync_dir(path) : -1;
     }
     if (rc != 0) {
-        snprintf(err, errlen, "manager_state %s: %s", rc < 0 && fd < 0 ? path : tmp,
-                 strerror(errno));
+        snprintf(err, errlen, "manager_state %s: %s", fd < 0 ? path : tmp, strerror(errno));
         if (fd >= 0)
             close(fd);
         unlink(tmp);
