@@ -308,6 +308,14 @@ int config_user_ids(const char *user, uid_t *uid, gid_t *gid);
 
 void config_free(struct config *c);
 
+/* Reloads (config_live.c): NULL when new differs from old only in what running workers apply
+ * live, the users of a server's ports (added, removed, re-keyed; ports that had users and still
+ * have some), with nothing else changed. Otherwise the setting whose change needs new workers
+ * ("timeout", "acl", ..., "nothing" when the two are the same: a reload with no change replaces
+ * the workers, which re-read the ACL file and resolv.conf). One place decides, so the master and
+ * the manager API agree. */
+const char *config_live_blocker(const struct config *old, const struct config *new);
+
 const char *config_role_name(enum config_role r);
 const char *config_balance_name(enum config_balance b);
 const char *config_mode_name(enum config_mode m);

@@ -43,6 +43,10 @@ struct proto_ctx {
     const struct crypto_key *keys;
     size_t nkeys;
     const char *const *names; /* names[k]: the user of keys[k], or NULL; names may be NULL */
+    /* retired[k]: keys[k] only serves the connections that opened under it before a reload
+     * removed or re-keyed its user (worker_users.c); it is never tried for a new request or
+     * datagram. NULL: none is. */
+    const bool *retired;
     bool client;              /* the local roles: we send requests */
     struct replay_store *replay; /* NULL: replay protection off */
     void *priv;                  /* the protocol's own per-worker state (ops->ctx_init) */

@@ -172,7 +172,7 @@ void master_reload(struct master *m)
 
     if (m->stopping)
         return;
-    if (m->reloading) {
+    if (m->reloading || m->live) {
         if (!m->reload_pending)
             log_info("reload requested during a reload: it follows when this one ends");
         m->reload_pending = true;
@@ -199,12 +199,7 @@ void master_reload(struct master *m)
     } else if (plugin_reload(m->plugin, nc, err, sizeof err) < 0) {
         reload_refused(err);
     } else {
-        m->prev_cfg = m->cfg;
-        m->cfg = nc;
-        upstream_prober_reconfigure(m->prober, m->cfg);
-        worker_user_slots(nc, m->metrics); /* kept users keep their counters */
-        log_set_level(LOG_LEVEL_INFO + (nc->verbose > 1 ? 1 : nc->verbose));
-        supervise_reload(m);
+        master_apply_config(m, nc);
         return;
     }
     config_free(nc);
@@ -240,6 +235,7 @@ void master_stop(struct master *m, const char *why, bool handover)
     if (!handover)
         sdnotify_send("STOPPING=1");
     m->stopping = true;
+    master_live_stop(m);
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_stop(&m->accept_backoff[a]);
     supervise_signal_all(m, SIGTERM, true);

@@ -223,6 +223,21 @@ void relay_close_probes(struct worker *w)
     }
 }
 
+void relay_users_retired(struct worker *w, double close_before)
+{
+    struct session *s = LIST_FIRST(&w->sessions), *next;
+    for (; s; s = next) {
+        next = LIST_NEXT(s, link);
+        size_t k = s->conn.key;
+        if (s->conn.ctx != &w->proto || !s->conn.user || !w->key_retired ||
+            k >= w->proto.nkeys || !w->key_retired[k])
+            continue;
+        s->ustats = NULL;
+        if (w->key_retired_at[k] <= close_before)
+            session_close(s);
+    }
+}
+
 /* The deadline of each stage. Handshake and probe deadlines count from accept and are never
  * pushed back by the client's bytes: every failed handshake, whatever was sent, ends the same
  * way at the same time (issue 3: probes must not tell the cases apart). */

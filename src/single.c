@@ -36,7 +36,7 @@ int single_run(struct config *cfg)
         return 1;
     }
     struct worker_env env = {.cfg = cfg, .slot = 0, .dispatch_fd = -1, .ready_fd = -1,
-                             .parent_fd = -1};
+                             .parent_fd = -1, .control_fd = -1};
     for (int a = 0; a < socks->ntcp; a++)
         env.tcp[env.ntcp++] = socks->tcp[0][a];
     for (int a = 0; a < socks->nudp; a++)

@@ -75,55 +75,6 @@ static void worker_targets(struct worker *w, const struct config *c)
         w->tunnel = c->tunnel.target;
 }
 
-/* The protocol's key set from ports[0] (see struct proto_ctx): a server's PSK then its users'
- * keys, or a client's identity keys then its key. A SIP004 server with users and no password
- * of its own has only its users' keys. */
-static int worker_keys(struct worker *w, const struct config *c)
-{
-    const struct config_port *p = &c->ports[0];
-    bool client = c->role != ROLE_SERVER;
-    bool own = client || c->password || c->key ||
-               crypto_method_info(p->method)->proto == CRYPTO_PROTO_SIP022;
-    size_t first = own ? 1 : 0;
-    size_t n = first + (size_t)(client ? p->n_identity_keys : p->n_users);
-
-    w->keys = calloc(n, sizeof *w->keys);
-    w->key_names = calloc(n, sizeof *w->key_names);
-    w->key_slots = calloc(n, sizeof *w->key_slots);
-    if (!w->keys || !w->key_names || !w->key_slots)
-        return -1;
-    for (size_t k = 0; k < n; k++)
-        w->key_slots[k] = -1;
-    if (client) {
-        for (int i = 0; i < p->n_identity_keys; i++)
-            w->keys[i] = p->identity_keys[i];
-        w->keys[n - 1] = p->key;
-    } else {
-        if (own)
-            w->keys[0] = p->key;
-        for (int i = 0; i < p->n_users; i++) {
-            w->keys[first + i] = p->users[i].key;
-            w->key_names[first + i] = p->users[i].name;
-            w->key_slots[first + i] = p->users[i].metrics_slot;
-        }
-    }
-    w->proto = (struct proto_ctx){.ops = proto_for_method(p->method),
-                                  .keys = w->keys,
-                                  .nkeys = n,
-                                  .names = w->key_names,
-                                  .client = client,
-                                  .replay = w->replay};
-    if (!w->proto.ops) {
-        log_error("no protocol for %s", crypto_method_info(p->method)->name);
-        return -1;
-    }
-    if (proto_ctx_init(&w->proto) != 0) {
-        log_error("%s: cannot set up the keys", crypto_method_info(p->method)->name);
-        return -1;
-    }
-    return 0;
-}
-
 int worker_user_capacity(const struct config *c)
 {
     long n = c->ports[0].n_users > 0 ? 2L * c->ports[0].n_users + 64 : 0;
@@ -147,19 +98,6 @@ void worker_user_slots(struct config *c, struct metrics_shared *m)
     }
     free(names);
     free(slots);
-}
-
-static void worker_keys_free(struct worker *w)
-{
-    proto_ctx_free(&w->proto);
-    if (w->keys)
-        crypto_wipe(w->keys, w->proto.nkeys * sizeof *w->keys);
-    free(w->keys);
-    free(w->key_names);
-    free(w->key_slots);
-    w->key_slots = NULL;
-    w->keys = NULL;
-    w->key_names = NULL;
 }
 
 /* Local roles: a protocol context per server (failover, upstream.h), each with its method and
@@ -300,7 +238,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
             return -1;
         w->upstream_stats = env->shared->upstream;
     }
-    if (worker_keys(w, c) != 0 || worker_upstream_protos(w, c) != 0)
+    if (worker_keys_init(w, c) != 0 || worker_upstream_protos(w, c) != 0)
         return -1;
     w->resolver = worker_open_resolver(w->loop, c, err, sizeof err);
     if (!w->resolver) {
@@ -369,6 +307,7 @@ static void worker_cleanup(struct worker *w)
     buf_pool_destroy(&w->stall_pool);
     for (int i = 0; i < w->nupstream; i++)
         proto_ctx_free(&w->upstream_proto[i]);
+    worker_live_free(w);
     worker_keys_free(w);
 }
 
@@ -441,6 +380,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     log_event_poll(&w->rl_connect);
     log_event_poll(&w->rl_refused);
     relay_release_idle(w);
+    worker_live_tick(w);
     if (w->draining && worker_drained(worker_proc_of(w)))
         ev_break(loop, EVBREAK_ALL);
 }
@@ -574,7 +514,8 @@ int worker_run(const struct worker_env *env)
         wp->listen_fds[wp->nlisten_fds++] = env->tcp[i];
     if (env->dispatch_fd >= 0)
         wp->listen_fds[wp->nlisten_fds++] = env->dispatch_fd;
-    if (worker_init(w, env) == 0 &&
+    int control_fd = env->control_fd;
+    if (worker_init(w, env) == 0 && worker_live_start(w, control_fd) == 0 &&
         worker_drop_privileges(env->cfg->user, env->parent_fd >= 0) == 0) {
         if (env->ready_fd >= 0) {
             char one = 'R';
