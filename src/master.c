@@ -342,6 +342,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         return -1;
     }
     worker_user_slots(m->cfg, m->metrics);
+    master_live_note_acl(m);
     m->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_init(&m->accept_backoff[a], m->loop, &m->accept_io[a],

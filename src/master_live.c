@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -28,6 +29,9 @@
 /* Seconds the workers have to apply a configuration live: it takes them milliseconds (one key
  * derivation per new user); the margin is for a loaded host. */
 #define LIVE_TIMEOUT 10.0
+
+/* Why a reload that config_live_blocker() allows replaces the workers all the same. */
+static const char live_acl_file[] = "the \"acl\" file";
 
 static void live_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
@@ -143,9 +147,29 @@ void master_live_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
+void master_live_note_acl(struct master *m)
+{
+    if (!m->cfg->acl || stat(m->cfg->acl, &m->acl_seen) < 0)
+        memset(&m->acl_seen, 0, sizeof m->acl_seen);
+}
+
+/* The ACL file changed since the workers read it (another file, or the same one written). */
+static bool acl_file_changed(const struct master *m, const struct config *nc)
+{
+    struct stat st;
+    const struct stat *a = &m->acl_seen;
+    if (!nc->acl || stat(nc->acl, &st) < 0)
+        return nc->acl != NULL;
+    return st.st_dev != a->st_dev || st.st_ino != a->st_ino || st.st_size != a->st_size ||
+           st.st_mtim.tv_sec != a->st_mtim.tv_sec || st.st_mtim.tv_nsec != a->st_mtim.tv_nsec;
+}
+
 void master_apply_config(struct master *m, struct config *nc)
 {
     const char *why = config_live_blocker(m->cfg, nc);
+
+    if (!why && acl_file_changed(m, nc))
+        why = live_acl_file;
 
     m->prev_cfg = m->cfg;
     m->cfg = nc;
@@ -155,9 +179,12 @@ void master_apply_config(struct master *m, struct config *nc)
     log_set_level(LOG_LEVEL_INFO + (nc->verbose > 1 ? 1 : nc->verbose));
     if (!why && live_send(m) == 0)
         return;
+    master_live_note_acl(m); /* the new workers read it now */
     if (why && strcmp(why, "nothing") == 0)
         log_info("reload: nothing changed; replacing the workers (they re-read the ACL file "
                  "and resolv.conf)");
+    else if (why == live_acl_file) /* the file, not a key */
+        log_info("reload: %s changed; replacing the workers", why);
     else if (why)
         log_info("reload: \"%s\" changed; replacing the workers", why);
     supervise_reload(m);

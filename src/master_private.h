@@ -7,6 +7,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "cli.h"
@@ -73,6 +74,7 @@ struct master {
     uint64_t generation; /* of m->cfg: each new configuration counts one */
     bool live;           /* the workers are applying m->cfg live (prev_cfg is set) */
     ev_timer live_timer; /* ... and must all have answered by then */
+    struct stat acl_seen; /* the ACL file the workers read, when they have one (st_ino != 0) */
     int exit_status;
     char last_failure[256]; /* why the last worker start failed, for the give-up message */
     struct upgrade upgrade; /* SIGUSR2, and the hand-over when this master is the new one */
@@ -96,6 +98,9 @@ void master_live_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 /* A child went away or a reload step ended: finishes a live apply that no longer waits. */
 void master_live_check(struct master *m);
 void master_live_stop(struct master *m);
+/* Notes which ACL file the workers about to start will read (at start and at each replacement):
+ * a live apply leaves their rules as they are, so a file changed since needs new workers. */
+void master_live_note_acl(struct master *m);
 
 /* supervise.c */
 void supervise_init(struct master *m);

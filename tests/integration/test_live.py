@@ -186,3 +186,25 @@ def test_live_other_changes_still_replace_the_workers():
         server.output()[mark:][-1500:]
     assert said(server, mark, "reload complete"), server.output()[mark:][-1500:]
     assert_clean(server)
+
+
+def test_live_acl_file_rewritten_replaces_the_workers():
+    """With "acl", a users-only reload is live while the file stays as it was, and replaces the
+    workers (which read the rules at start) when the file was rewritten since."""
+    import os
+    acl = os.path.join(h.TMPDIR, "live.acl")
+    with open(acl, "w") as f:
+        f.write("[accept_all]\n[black_list]\n192.0.2.1\n")
+    server = server_with("aes-256-gcm", [("alice", "alice-password")], acl=acl)
+    pids = sorted(h.children_of(server.pid))
+    mark = rewrite(server, [("alice", "alice-password"), ("bob", "bob-password")])
+    assert said(server, mark, "reload applied live to 2 workers"), server.output()[mark:][-1500:]
+    assert sorted(h.children_of(server.pid)) == pids
+    time.sleep(0.05)  # a new modification time even on a coarse clock
+    with open(acl, "w") as f:
+        f.write("[accept_all]\n[black_list]\n192.0.2.2\n")
+    mark = rewrite(server, [("bob", "bob-password")])
+    assert said(server, mark, 'the "acl" file changed; replacing the workers'), \
+        server.output()[mark:][-1500:]
+    assert said(server, mark, "reload complete"), server.output()[mark:][-1500:]
+    assert_clean(server)
