@@ -115,7 +115,8 @@ static const char *config_live_users(struct config *a, struct config *b)
 {
     bool changed = false;
 
-    if (a->n_port != b->n_port)
+    /* a worker applies the users of one port (worker_users.c): several stay a replacement */
+    if (a->n_port != b->n_port || a->n_port != 1)
         return "server_port";
     for (int i = 0; i < CONFIG_MAX_PORTS; i++) {
         struct config_port *pa = &a->ports[i], *pb = &b->ports[i];

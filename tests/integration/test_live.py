@@ -7,6 +7,7 @@ after drain_timeout, their new ones refused at once; an added user works at once
 change still replaces the workers. SIP004 users (trial decryption) and SIP022 EIH users
 (SIP023 identity headers) both, with reuseproxy's own tunnel as the client."""
 import json
+import os
 import signal
 import socket
 import threading
@@ -146,6 +147,14 @@ def removal_keeps_the_others(method, users, password=None):
     assert h.wait_for(lambda: ("reuseproxy_user_bytes_in_total", users[1][0])
                       not in user_metrics(server), 5), "the removed user's series remain"
     assert ("reuseproxy_user_bytes_in_total", "dave") in user_metrics(server)
+    # a worker started later (after a crash) runs the current users from the start
+    os.kill(pids[0], signal.SIGKILL)
+    assert h.wait_for(lambda: len(h.children_of(server.pid)) == 2 and
+                      pids[0] not in h.children_of(server.pid), 10), "no replacement"
+    dave = rp_client("tunnel", method, ident + added[1], server.port, echo.port)
+    for n in range(6):  # new connections land on both workers
+        round_trip(dave.port, seed=n, size=4096)
+        assert refused(tunnels[1].port), "a removed user started a session after a restart"
     assert_clean(server)
 
 
@@ -191,7 +200,6 @@ def test_live_other_changes_still_replace_the_workers():
 def test_live_acl_file_rewritten_replaces_the_workers():
     """With "acl", a users-only reload is live while the file stays as it was, and replaces the
     workers (which read the rules at start) when the file was rewritten since."""
-    import os
     acl = os.path.join(h.TMPDIR, "live.acl")
     with open(acl, "w") as f:
         f.write("[accept_all]\n[black_list]\n192.0.2.1\n")
