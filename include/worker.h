@@ -73,8 +73,8 @@ struct worker {
      * retired (key_retired[k], since key_retired_at[k]), a new user's key appended. */
     bool *key_retired;
     double *key_retired_at;
-    size_t keys_first;               /* keys before the users' (the server's own key) */
-    struct worker_live *live;        /* the control channel and its state, or NULL */
+    size_t keys_first;              /* keys before the users' (the server's own key) */
+    struct worker_live *live;       /* the control channel and its state, or NULL */
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
     struct buf_pool stall_pool;     /* RELAY_STALL_CAP buffers, for stalled directions */

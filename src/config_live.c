@@ -24,7 +24,10 @@ struct config_live_field {
     size_t offset, size;
 };
 
-#define LIVE_FIELD(key, f) {key, offsetof(struct config, f), sizeof(((struct config *)0)->f)}
+#define LIVE_FIELD(key, f)                                                                         \
+    {                                                                                              \
+        key, offsetof(struct config, f), sizeof(((struct config *)0)->f)                           \
+    }
 static const struct config_live_field config_live_fields[] = {
     LIVE_FIELD("method", method),
     LIVE_FIELD("timeout", timeout),
@@ -124,10 +127,10 @@ static const char *config_live_users(struct config *a, struct config *b)
             return "users";
         changed = changed || pa->n_users != pb->n_users;
         for (int u = 0; !changed && u < pa->n_users; u++)
-            changed = !config_live_same_text(pa->users[u].name, pb->users[u].name) ||
-                      pa->users[u].key.len != pb->users[u].key.len ||
-                      memcmp(pa->users[u].key.bytes, pb->users[u].key.bytes,
-                             pa->users[u].key.len) != 0;
+            changed =
+                !config_live_same_text(pa->users[u].name, pb->users[u].name) ||
+                pa->users[u].key.len != pb->users[u].key.len ||
+                memcmp(pa->users[u].key.bytes, pb->users[u].key.bytes, pa->users[u].key.len) != 0;
         pa->users = pb->users = NULL;
         pa->n_users = pb->n_users = 0;
     }

@@ -45,8 +45,8 @@ int control_recv(int sock, struct control_msg *msg, int *fd)
         struct cmsghdr h;
         char space[CMSG_SPACE(sizeof(int))];
     } ctl;
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                       .msg_controllen = sizeof ctl};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof ctl};
 
     *fd = -1;
     ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);

@@ -38,8 +38,8 @@ static void live_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents);
 /* Sends the users of m->cfg to every worker there is. 0, or -1 (nothing is waited for then). */
 static int live_send(struct master *m)
 {
-    struct control_msg msg = {.magic = CONTROL_MAGIC, .type = CONTROL_USERS,
-                              .generation = m->generation};
+    struct control_msg msg = {
+        .magic = CONTROL_MAGIC, .type = CONTROL_USERS, .generation = m->generation};
     int fd = control_users_memfd(m->cfg), sent = 0;
 
     if (fd < 0) {

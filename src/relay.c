@@ -229,8 +229,8 @@ void relay_users_retired(struct worker *w, double close_before)
     for (; s; s = next) {
         next = LIST_NEXT(s, link);
         size_t k = s->conn.key;
-        if (s->conn.ctx != &w->proto || !s->conn.user || !w->key_retired ||
-            k >= w->proto.nkeys || !w->key_retired[k])
+        if (s->conn.ctx != &w->proto || !s->conn.user || !w->key_retired || k >= w->proto.nkeys ||
+            !w->key_retired[k])
             continue;
         s->ustats = NULL;
         if (w->key_retired_at[k] <= close_before)

@@ -102,9 +102,8 @@ int worker_keys_init(struct worker *w, const struct config *c)
     size_t n = first + (size_t)(client ? p->n_identity_keys : p->n_users);
     int rc = 0;
 
-    w->proto = (struct proto_ctx){.ops = proto_for_method(p->method),
-                                  .client = client,
-                                  .replay = w->replay};
+    w->proto = (struct proto_ctx){
+        .ops = proto_for_method(p->method), .client = client, .replay = w->replay};
     if (!w->proto.ops) {
         log_error("no protocol for %s", crypto_method_info(p->method)->name);
         return -1;
@@ -215,8 +214,10 @@ int worker_users_apply(struct worker *w, const struct control_users *u, char *wh
 
     if (bad || !seen || n + (size_t)up->n_users > WORKER_KEYS_MAX ||
         worker_keys_reserve(w, n + (size_t)up->n_users) < 0) {
-        snprintf(why, cap, "%s", bad ? bad : seen ? "too many keys: replace the workers"
-                                                  : "out of memory");
+        snprintf(why, cap, "%s",
+                 bad    ? bad
+                 : seen ? "too many keys: replace the workers"
+                        : "out of memory");
         free(index);
         free(seen);
         return -1;
@@ -310,8 +311,8 @@ static void worker_live_cb(struct ev_loop *loop, ev_io *io, int revents)
                 close(fd);
             continue;
         }
-        struct control_msg ack = {.magic = CONTROL_MAGIC, .type = CONTROL_ACK,
-                                  .generation = msg.generation};
+        struct control_msg ack = {
+            .magic = CONTROL_MAGIC, .type = CONTROL_ACK, .generation = msg.generation};
         if (l->w->draining)
             snprintf(ack.why, sizeof ack.why, "draining");
         else if (worker_live_users(l->w, fd, ack.why, sizeof ack.why) == 0)

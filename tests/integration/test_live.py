@@ -16,6 +16,7 @@ import time
 import harness as h
 from test_process import wait_workers
 from test_sip022 import psk, refused, round_trip, rp_client
+from test_udp_assoc import connection_closed
 from test_users import assert_clean, user_metrics
 
 SIZE = 8 * 1024 * 1024
@@ -96,17 +97,6 @@ def held_open(port, what=b"hello"):
     return s
 
 
-def closed_within(s, seconds):
-    """True when the server side closes s within seconds (EOF or a reset)."""
-    s.settimeout(seconds)
-    try:
-        return s.recv(1) == b""
-    except socket.timeout:
-        return False
-    except OSError:
-        return True
-
-
 def removal_keeps_the_others(method, users, password=None):
     """The scenario of both protocols: users[0] transfers 8 MiB across a SIGHUP that removes
     users[1], re-keys users[2] and adds a new user; the workers stay."""
@@ -137,8 +127,8 @@ def removal_keeps_the_others(method, users, password=None):
     # the removed user's open session still runs until drain_timeout, then closes
     gone.sendall(b"still")
     assert h.recv_exact(gone, 5) == b"still"
-    assert closed_within(gone, DRAIN + 5), "a removed user's session outlived drain_timeout"
-    assert closed_within(rekeyed, 5), "a re-keyed user's session outlived drain_timeout"
+    assert connection_closed(gone, DRAIN + 5), "a removed user's session outlived drain_timeout"
+    assert connection_closed(rekeyed, 5), "a re-keyed user's session outlived drain_timeout"
     stay.join(180)
     assert not stay.is_alive(), "the transfer did not end"
     assert stay.error is None, "the kept user's transfer broke: %r" % stay.error

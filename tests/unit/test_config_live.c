@@ -31,7 +31,7 @@ static void drop(struct config *c)
 }
 
 #define SIP004_HEAD                                                                                \
-    "{\"server\": \"127.0.0.1\", \"server_port\": 8388, \"method\": \"aes-256-gcm\", "          \
+    "{\"server\": \"127.0.0.1\", \"server_port\": 8388, \"method\": \"aes-256-gcm\", "             \
     "\"block_private\": false, "
 
 /* The blocker of going from a to b ("" when live). */
@@ -64,21 +64,26 @@ TEST(test_config_live_users_added_removed_rekeyed)
 TEST(test_config_live_other_changes_replace_the_workers)
 {
     const char *a = SIP004_HEAD "\"users\": [{\"name\": \"alice\", \"password\": \"pa\"}]}";
-    const char *users2 = "\"users\": [{\"name\": \"bob\", \"password\": \"pb\"}]";
+    /* each with a users change beside it, which alone would be live */
+    static const struct {
+        const char *more, *blocker;
+    } cases[] = {
+        {"\"timeout\": 99", "timeout"},
+        {"\"drain_timeout\": 3", "drain_timeout"},
+        {"\"password\": \"own\"", "password"},
+        {"\"nameserver\": \"127.0.0.1\"", "nameserver"},
+        {"\"max_handshakes_per_source\": 5", "max_handshakes_per_source"},
+        /* a setting the table does not name is still caught, by the bytes */
+        {"\"reuse_port\": true", "settings other than users"},
+    };
     char b[512];
-    snprintf(b, sizeof b, SIP004_HEAD "\"timeout\": 99, %s}", users2);
-    CHECK_STR(blocker(a, b), "timeout");
-    snprintf(b, sizeof b, SIP004_HEAD "\"drain_timeout\": 3, %s}", users2);
-    CHECK_STR(blocker(a, b), "drain_timeout");
-    snprintf(b, sizeof b, SIP004_HEAD "\"password\": \"own\", %s}", users2);
-    CHECK_STR(blocker(a, b), "password");
-    snprintf(b, sizeof b, SIP004_HEAD "\"nameserver\": \"127.0.0.1\", %s}", users2);
-    CHECK_STR(blocker(a, b), "nameserver");
-    snprintf(b, sizeof b, SIP004_HEAD "\"max_handshakes_per_source\": 5, %s}", users2);
-    CHECK_STR(blocker(a, b), "max_handshakes_per_source");
-    /* a setting the table does not name is still caught, by the bytes */
-    snprintf(b, sizeof b, SIP004_HEAD "\"reuse_port\": true, %s}", users2);
-    CHECK_STR(blocker(a, b), "settings other than users");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(b, sizeof b,
+                 SIP004_HEAD "%s, \"users\": [{\"name\": \"bob\", \"password\": "
+                             "\"pb\"}]}",
+                 cases[i].more);
+        CHECK_STR(blocker(a, b), cases[i].blocker);
+    }
     /* from users to none and back: the counters and the key set's shape are made at start */
     CHECK_STR(blocker(a, SIP004_HEAD "\"password\": \"pa\"}"), "password");
     CHECK_STR(blocker(SIP004_HEAD "\"password\": \"pa\"}",
@@ -93,16 +98,21 @@ TEST(test_config_live_sip022_users_under_the_same_identity_key)
                        "\"2022-blake3-aes-128-gcm\", \"password\": "
                        "\"9m/JekTfPGXR0xidFm+PWw==\", ";
     char a[512], b[512], c[512];
-    snprintf(a, sizeof a, "%s\"users\": [{\"name\": \"alice\", \"password\": "
-                          "\"AAAAAAAAAAAAAAAAAAAAAA==\"}]}", head);
-    snprintf(b, sizeof b, "%s\"users\": [{\"name\": \"alice\", \"password\": "
-                          "\"AQEBAQEBAQEBAQEBAQEBAQ==\"}]}", head);
+    snprintf(a, sizeof a,
+             "%s\"users\": [{\"name\": \"alice\", \"password\": "
+             "\"AAAAAAAAAAAAAAAAAAAAAA==\"}]}",
+             head);
+    snprintf(b, sizeof b,
+             "%s\"users\": [{\"name\": \"alice\", \"password\": "
+             "\"AQEBAQEBAQEBAQEBAQEBAQ==\"}]}",
+             head);
     CHECK_STR(blocker(a, b), "");
     /* a new identity PSK: every user's identity header changes */
-    snprintf(c, sizeof c, "{\"server\": \"127.0.0.1\", \"server_port\": 8388, \"method\": "
-                          "\"2022-blake3-aes-128-gcm\", \"password\": \"AgICAgICAgICAgICAgICAg==\", "
-                          "\"users\": [{\"name\": \"bob\", \"password\": "
-                          "\"AAAAAAAAAAAAAAAAAAAAAA==\"}]}");
+    snprintf(c, sizeof c,
+             "{\"server\": \"127.0.0.1\", \"server_port\": 8388, \"method\": "
+             "\"2022-blake3-aes-128-gcm\", \"password\": \"AgICAgICAgICAgICAgICAg==\", "
+             "\"users\": [{\"name\": \"bob\", \"password\": "
+             "\"AAAAAAAAAAAAAAAAAAAAAA==\"}]}");
     CHECK_STR(blocker(a, c), "password");
 }
 
