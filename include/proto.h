@@ -173,6 +173,10 @@ struct proto_ops {
      * PROTO_REPLAYED (refused by the session's window). Only after PROTO_DONE may the
      * association follow the packet's source address. */
     int (*udp_state_join)(struct proto_udp *p, struct proto_udp_state *st);
+    /* Server, optional: the index in ctx->keys of the user key st's association runs on, so a
+     * user retired by a live reload loses theirs too (worker_users.c). False when st has none
+     * (NULL op: associations belong to no key, as SIP004's). */
+    bool (*udp_state_key)(const struct proto_udp_state *st, size_t *key);
 };
 
 /* SIP004 (proto_sip004.c): the "AEAD ciphers" of shadowsocks.org. */

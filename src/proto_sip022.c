@@ -630,6 +630,14 @@ static bool sip022_udp_session_key(const struct proto_udp *p, uint64_t *key)
     return true;
 }
 
+static bool sip022_udp_state_key(const struct proto_udp_state *st, size_t *key)
+{
+    const struct sip022_udp_state *s = (const struct sip022_udp_state *)st;
+
+    *key = s->key;
+    return s->peer_known;
+}
+
 /* A server opens every packet with no state first (the replay store across workers), learns
  * its session, and with st joins it (the session's window); a client checks its windows. */
 static long sip022_open_datagram(struct proto_udp *p, struct proto_udp_state *st, uint8_t *pkt,
@@ -675,4 +683,5 @@ const struct proto_ops proto_sip022 = {
     .open_datagram = sip022_open_datagram,
     .session_key = sip022_udp_session_key,
     .udp_state_join = sip022_udp_state_join,
+    .udp_state_key = sip022_udp_state_key,
 };

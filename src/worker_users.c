@@ -6,7 +6,8 @@
  * index, so a reload that leaves a user as it was leaves everything of theirs untouched. A
  * removed or re-keyed user's key is retired, not freed: the protocol never tries it again
  * (proto_ctx.retired), its sessions stop counting as that user at once (their counter slot may
- * be given to someone else) and are closed drain_timeout later; a new user's key is appended.
+ * be given to someone else) and are closed drain_timeout later, with its UDP associations
+ * (SIP022: their datagrams find no user from the start); a new user's key is appended.
  * The retired keys cost 40 bytes each until the worker is replaced; a worker refuses to grow
  * past twice CONFIG_MAX_USERS keys, and the master then replaces it.
  *
@@ -24,6 +25,7 @@
 
 #include "control.h"
 #include "relay.h"
+#include "udp_relay.h"
 #include "worker.h"
 
 /* The most keys a worker holds, live and retired: see the top of the file. */
@@ -262,8 +264,11 @@ int worker_users_apply(struct worker *w, const struct control_users *u, char *wh
 void worker_live_tick(struct worker *w)
 {
     ev_tstamp now = ev_now(w->loop);
-    if (w->live && w->live->retire_until > 0 && now <= w->live->retire_until + 1)
+    if (w->live && w->live->retire_until > 0 && now <= w->live->retire_until + 1) {
         relay_users_retired(w, now - w->cfg->drain_timeout);
+        for (int i = 0; i < w->nudp; i++)
+            udp_relay_close_retired(w->udp[i], now - w->cfg->drain_timeout);
+    }
 }
 
 /* ---- the control channel ---- */

@@ -14,8 +14,8 @@ import threading
 import time
 
 import harness as h
-from test_process import wait_workers
-from test_sip022 import psk, refused, round_trip, rp_client
+from test_process import metrics, wait_workers
+from test_sip022 import psk, refused, round_trip, rp_client, udp_exchange, udp_sock
 from test_udp_assoc import connection_closed
 from test_users import assert_clean, user_metrics
 
@@ -205,4 +205,40 @@ def test_live_acl_file_rewritten_replaces_the_workers():
     assert said(server, mark, 'the "acl" file changed; replacing the workers'), \
         server.output()[mark:][-1500:]
     assert said(server, mark, "reload complete"), server.output()[mark:][-1500:]
+    assert_clean(server)
+
+
+def test_live_sip022_removed_user_udp_association_closes_after_drain():
+    """SIP022 users over UDP: after a live reload that removes bob, bob's datagrams find no user
+    at once and his association is closed after drain_timeout (not at udp_timeout); alice's
+    association goes on answering."""
+    method = "2022-blake3-aes-256-gcm"
+    echo = h.UdpEcho()
+    ipsk, alice, bob = psk(method), psk(method), psk(method)
+    server = server_with(method, [("alice", alice), ("bob", bob)], password=ipsk,
+                         mode="tcp_and_udp")
+    tunnels = [rp_client("tunnel", method, "%s:%s" % (ipsk, k), server.port, echo.port,
+                         mode="tcp_and_udp") for k in (alice, bob)]
+    socks = [udp_sock(), udp_sock()]
+
+    def answered(n, data=b"ping"):
+        return udp_exchange(socks[n], ("127.0.0.1", tunnels[n].port), data) == data
+
+    def associations():
+        return sum(metrics(server).get("reuseproxy_udp_associations", {}).values())
+
+    assert answered(0) and answered(1), "no UDP answer before the reload"
+    assert h.wait_for(lambda: associations() == 2, 5), metrics(server)
+    pids = sorted(h.children_of(server.pid))
+    mark = rewrite(server, [("alice", alice)])
+    assert said(server, mark, "reload applied live to 2 workers"), server.output()[mark:][-1500:]
+    assert not answered(1), "a removed user's datagram was answered"
+    assert answered(0), "the kept user's association stopped answering"
+    deadline = time.time() + DRAIN + 6
+    while time.time() < deadline and associations() > 1:
+        assert answered(0), "the kept user's association stopped answering"
+        time.sleep(0.5)
+    assert associations() == 1, "the removed user's association outlived drain_timeout"
+    assert answered(0)
+    assert sorted(h.children_of(server.pid)) == pids
     assert_clean(server)
