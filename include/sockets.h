@@ -13,13 +13,17 @@
 
 #define SOCKETS_MAX_SLOTS 256
 
+/* Indexed by listen entry a (config.h: c->listen[a], a (port, address) pair; port[a] its index
+ * in c->ports): every array is sparse, 0 where that entry has no such socket (a port's
+ * "mode" leaves TCP or UDP out; a plugin takes the public TCP address). */
 struct socket_set {
     int nslots;
-    int naddrs;                                  /* listen addresses */
+    int naddrs;                                    /* listen entries */
+    int port[WORKER_MAX_LISTEN];                   /* the port each entry serves */
     int tcp[SOCKETS_MAX_SLOTS][WORKER_MAX_LISTEN]; /* reuseport: per slot */
     int udp[SOCKETS_MAX_SLOTS][WORKER_MAX_LISTEN];
-    int shared[WORKER_MAX_LISTEN];                 /* shared/dispatch: one per address */
-    int ntcp, nudp, nshared;                       /* per slot / total shared */
+    int shared[WORKER_MAX_LISTEN];                 /* shared/dispatch: one per entry */
+    int ntcp, nudp, nshared;                       /* sockets per slot / shared ones in all */
     int metrics;                                   /* metrics_address listener, or 0 */
 };
 

@@ -51,7 +51,6 @@ static const struct config_live_field config_live_fields[] = {
     LIVE_FIELD("proxy_protocol", proxy_protocol),
     LIVE_FIELD("proxy_protocol_from", proxy_protocol_from),
     LIVE_FIELD("shared_store", shared),
-    LIVE_FIELD("password", ports),
 };
 
 static bool config_live_same_text(const char *a, const char *b)
@@ -111,29 +110,67 @@ static const char *config_live_strings(struct config *a, struct config *b)
     return NULL;
 }
 
-/* The users of each port, cleared after the checks that keep them live: a server's ports that
- * had users and still have some (the per-user counters and the key set's shape are set up
- * when a worker starts). NULL, or the key at fault. */
-static const char *config_live_users(struct config *a, struct config *b)
+/* One port's settings other than its users: NULL when the same, else the key at fault. */
+static const char *config_live_port(const struct config_port *pa, const struct config_port *pb)
+{
+    struct config_port x, y;
+
+    if (pa->port != pb->port)
+        return "server_port";
+    if (pa->method != pb->method)
+        return "method";
+    if (pa->mode != pb->mode)
+        return "mode";
+    memcpy(&x, pa, sizeof x);
+    memcpy(&y, pb, sizeof y);
+    x.users = y.users = NULL;
+    x.n_users = y.n_users = 0;
+    x.metrics_slot = y.metrics_slot = 0; /* the master's bookkeeping */
+    return memcmp(&x, &y, sizeof x) != 0 ? "password" : NULL;
+}
+
+static bool config_live_same_users(const struct config_port *pa, const struct config_port *pb)
+{
+    if (pa->n_users != pb->n_users)
+        return false;
+    for (int u = 0; u < pa->n_users; u++)
+        if (!config_live_same_text(pa->users[u].name, pb->users[u].name) ||
+            pa->users[u].key.len != pb->users[u].key.len ||
+            memcmp(pa->users[u].key.bytes, pb->users[u].key.bytes, pa->users[u].key.len) != 0)
+            return false;
+    return true;
+}
+
+/* The ports and the listen list, compared and then cleared: a port that had users and still
+ * has some may change them (the per-user counters and the key set's shape are set up when a
+ * worker starts); nothing else of a port may change. NULL, or the key at fault. */
+static const char *config_live_ports(struct config *a, struct config *b)
 {
     bool changed = false;
+    const char *why;
 
-    /* a worker applies the users of one port (worker_users.c): several stay a replacement */
-    if (a->n_port != b->n_port || a->n_port != 1)
+    if (a->n_port != b->n_port || a->n_listen != b->n_listen)
         return "server_port";
-    for (int i = 0; i < CONFIG_MAX_PORTS; i++) {
-        struct config_port *pa = &a->ports[i], *pb = &b->ports[i];
-        if (i < a->n_port && (pa->n_users == 0) != (pb->n_users == 0))
+    for (int i = 0; i < a->n_listen; i++)
+        if (memcmp(&a->listen[i], &b->listen[i], sizeof a->listen[i]) != 0 ||
+            (a->listen_port && b->listen_port && a->listen_port[i] != b->listen_port[i]))
+            return "server";
+    for (int i = 0; i < a->n_port; i++) {
+        const struct config_port *pa = &a->ports[i], *pb = &b->ports[i];
+        if ((why = config_live_port(pa, pb)))
+            return why;
+        if ((pa->n_users == 0) != (pb->n_users == 0))
             return "users";
-        changed = changed || pa->n_users != pb->n_users;
-        for (int u = 0; !changed && u < pa->n_users; u++)
-            changed =
-                !config_live_same_text(pa->users[u].name, pb->users[u].name) ||
-                pa->users[u].key.len != pb->users[u].key.len ||
-                memcmp(pa->users[u].key.bytes, pb->users[u].key.bytes, pa->users[u].key.len) != 0;
-        pa->users = pb->users = NULL;
-        pa->n_users = pb->n_users = 0;
+        changed = changed || !config_live_same_users(pa, pb);
     }
+    /* what the ports were made of: compared above through the ports themselves */
+    a->ports = b->ports = NULL;
+    a->listen = b->listen = NULL;
+    a->listen_port = b->listen_port = NULL;
+    a->port_sources = b->port_sources = NULL;
+    a->n_port_sources = b->n_port_sources = 0;
+    a->users = b->users = NULL;
+    a->n_users = b->n_users = 0;
     /* nothing changed at all: a reload replaces the workers, which re-reads what the
      * configuration only names (the ACL file, resolv.conf) */
     return changed ? NULL : "nothing";
@@ -152,7 +189,7 @@ const char *config_live_blocker(const struct config *old, const struct config *n
         why = "role";
         goto out;
     }
-    if ((why = config_live_strings(a, b)) || (why = config_live_users(a, b)))
+    if ((why = config_live_strings(a, b)) || (why = config_live_ports(a, b)))
         goto out;
     memset(a->pos, 0, sizeof a->pos);
     memset(b->pos, 0, sizeof b->pos);

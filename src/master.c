@@ -146,6 +146,15 @@ static const char *listen_setting_changed(const struct config *a, const struct c
         return "local_address";
     if (a->mode != b->mode)
         return "mode";
+    /* each (port, address) has its sockets, opened once (port_password, servers) */
+    if (a->n_listen != b->n_listen || a->n_port != b->n_port)
+        return "the ports";
+    for (int i = 0; i < a->n_listen; i++)
+        if (strcmp(a->listen[i].target.host, b->listen[i].target.host) != 0 ||
+            a->listen[i].target.port != b->listen[i].target.port ||
+            a->listen_port[i] != b->listen_port[i] ||
+            a->ports[a->listen_port[i]].mode != b->ports[b->listen_port[i]].mode)
+            return "the ports";
     if (a->tcp_redir != b->tcp_redir) /* TPROXY needs transparent listeners (sockets.c) */
         return "tcp_redir";
     if (a->workers != b->workers)
@@ -328,7 +337,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
         return -1;
     m->plugin = plugin_new(m->loop, c, master_plugin_gave_up, m);
-    m->metrics = metrics_new_shared(m->nslots, worker_user_capacity(c));
+    m->metrics = metrics_new_shared(m->nslots, worker_user_capacity(c), worker_port_capacity(c));
     m->replay = master_replay_store(c, m->upgrade.inherited_replay_fd);
     m->slots = calloc(m->nslots, sizeof *m->slots);
     /* before the first fork: the workers find the servers' series already named */
@@ -349,7 +358,9 @@ static int master_setup(struct master *m, char *err, size_t errlen)
                               LISTENER_ACCEPT_PAUSE, &m->rl_accept);
     supervise_init(m);
     if (m->balance == BALANCE_DISPATCH)
-        for (int a = 0; a < m->socks.nshared; a++) {
+        for (int a = 0; a < m->socks.naddrs; a++) {
+            if (m->socks.shared[a] <= 0) /* a UDP-only port */
+                continue;
             ev_io_init(&m->accept_io[a], dispatch_cb, m->socks.shared[a], EV_READ);
             m->accept_io[a].data = m;
             ev_io_start(m->loop, &m->accept_io[a]);

@@ -125,6 +125,7 @@ static void worker_child(struct master *m, int i, const int fds[3], pid_t master
                              .stats = &m->metrics->worker[i],
                              .shared = m->metrics,
                              .user_stats = metrics_user_counters(m->metrics, i),
+                             .port_stats = metrics_port_counters(m->metrics, i),
                              .ready_fd = ready_w,
                              .parent_fd = 0,
                              .master_pid = master};
@@ -132,19 +133,7 @@ static void worker_child(struct master *m, int i, const int fds[3], pid_t master
     char tag[32];
 
     master_signals_reset_in_child(); /* the handlers first, then the mask opens */
-    /* env's arrays hold one socket per listen address */
-    RP_ASSERT(m->socks.ntcp <= WORKER_MAX_LISTEN && m->socks.nshared <= WORKER_MAX_LISTEN &&
-              m->socks.nudp <= WORKER_MAX_LISTEN);
-    if (m->balance == BALANCE_REUSEPORT) {
-        for (int a = 0; a < m->socks.ntcp; a++)
-            env.tcp[env.ntcp++] = m->socks.tcp[i][a];
-    } else if (m->balance == BALANCE_SHARED) {
-        for (int a = 0; a < m->socks.nshared; a++)
-            env.tcp[env.ntcp++] = m->socks.shared[a];
-        env.shared_accept = true;
-    }
-    for (int a = 0; a < m->socks.nudp; a++)
-        env.udp[env.nudp++] = m->socks.udp[i][a];
+    worker_env_sockets(&env, &m->socks, i, m->balance);
     /* this slot's sockets, the ready pipe and the dispatch socket */
     keep = malloc((size_t)(env.ntcp + env.nudp + 3) * sizeof *keep);
     if (!keep)

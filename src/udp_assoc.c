@@ -126,16 +126,16 @@ void udp_assoc_free_all(struct udp_relay *u)
 
 void udp_relay_close_retired(struct udp_relay *u, double close_before)
 {
-    const struct worker *w = u->w;
+    const struct worker_port *p = u->port;
     bool (*key_of)(const struct proto_udp_state *, size_t *) = u->proto.ctx->ops->udp_state_key;
     struct udp_nat_entry *e = udp_nat_oldest(&u->nat), *next;
     size_t k;
 
-    for (; key_of && w->key_retired && e; e = next) {
+    for (; key_of && p->key_retired && e; e = next) {
         next = udp_nat_newer(e);
         struct udp_assoc *a = udp_assoc_of(e);
-        if (key_of(a->proto_state, &k) && k < w->proto.nkeys && w->key_retired[k] &&
-            w->key_retired_at[k] <= close_before)
+        if (key_of(a->proto_state, &k) && k < p->proto.nkeys && p->key_retired[k] &&
+            p->key_retired_at[k] <= close_before)
             udp_assoc_free(a);
     }
 }

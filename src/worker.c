@@ -22,6 +22,7 @@
 #include "resolve.h"
 #include "rp_assert.h"
 #include "shared_store.h"
+#include "sockets.h"
 #include "udp_relay.h"
 #include "upstream.h"
 #include "worker.h"
@@ -75,29 +76,95 @@ static void worker_targets(struct worker *w, const struct config *c)
         w->tunnel = c->tunnel.target;
 }
 
+/* Every port's protocol context, and its counters in this worker. */
+static int worker_keys(struct worker *w, const struct worker_env *env)
+{
+    const struct config *c = env->cfg;
+
+    if (!(w->ports = calloc((size_t)c->n_port, sizeof *w->ports)))
+        return -1;
+    w->nports = c->n_port;
+    for (int i = 0; i < c->n_port; i++) {
+        int slot = c->ports[i].metrics_slot;
+        w->ports[i].stats = env->port_stats && slot >= 0 ? &env->port_stats[slot] : NULL;
+        if (worker_port_keys_init(w, &w->ports[i], &c->ports[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int worker_user_capacity(const struct config *c)
 {
-    long n = c->ports[0].n_users > 0 ? 2L * c->ports[0].n_users + 64 : 0;
+    long n = 0;
+    for (int i = 0; i < c->n_port; i++)
+        n += c->ports[i].n_users;
+    n = n > 0 ? 2 * n + 64 : 0;
     return (int)(n > CONFIG_MAX_USERS ? CONFIG_MAX_USERS : n);
+}
+
+int worker_port_capacity(const struct config *c)
+{
+    /* room for ports added by reloads (or the manager API) without a restart */
+    long n = c->role == ROLE_SERVER ? 2L * c->n_port + 16 : 0;
+    return (int)(n > CONFIG_MAX_PORTS ? CONFIG_MAX_PORTS : n);
 }
 
 void worker_user_slots(struct config *c, struct metrics_shared *m)
 {
-    struct config_port *p = &c->ports[0];
-    const char **names = calloc((size_t)p->n_users + 1, sizeof *names);
-    int *slots = calloc((size_t)p->n_users + 1, sizeof *slots);
+    int n = 0;
+    for (int i = 0; i < c->n_port; i++)
+        n += c->ports[i].n_users;
+    const char **names = calloc((size_t)n + 1, sizeof *names);
+    unsigned *ports = calloc((size_t)n + 1, sizeof *ports);
+    int *slots = calloc((size_t)n + 1, sizeof *slots);
+    uint16_t *numbers = calloc((size_t)c->n_port + 1, sizeof *numbers);
+    int *port_slots = calloc((size_t)c->n_port + 1, sizeof *port_slots);
 
     if (m)
         m->port = c->server_port;
-    if (names && slots && m) {
-        for (int i = 0; i < p->n_users; i++)
-            names[i] = p->users[i].name;
-        metrics_users_sync(m, names, p->n_users, slots);
-        for (int i = 0; i < p->n_users; i++)
-            p->users[i].metrics_slot = slots[i];
+    if (names && ports && slots && numbers && port_slots && m) {
+        int k = 0;
+        for (int i = 0; i < c->n_port; i++)
+            for (int u = 0; u < c->ports[i].n_users; u++, k++) {
+                names[k] = c->ports[i].users[u].name;
+                ports[k] = c->ports[i].port;
+            }
+        metrics_users_sync(m, names, ports, n, slots);
+        k = 0;
+        for (int i = 0; i < c->n_port; i++)
+            for (int u = 0; u < c->ports[i].n_users; u++)
+                c->ports[i].users[u].metrics_slot = slots[k++];
+        for (int i = 0; c->role == ROLE_SERVER && i < c->n_port; i++)
+            numbers[i] = c->ports[i].port;
+        metrics_ports_sync(m, numbers, c->role == ROLE_SERVER ? c->n_port : 0, port_slots);
+        for (int i = 0; i < c->n_port; i++)
+            c->ports[i].metrics_slot = c->role == ROLE_SERVER ? port_slots[i] : -1;
     }
     free(names);
+    free(ports);
     free(slots);
+    free(numbers);
+    free(port_slots);
+}
+
+void worker_env_sockets(struct worker_env *env, const struct socket_set *s, int slot,
+                        enum config_balance balance)
+{
+    env->ntcp = env->nudp = 0;
+    for (int a = 0; a < s->naddrs && a < WORKER_MAX_LISTEN; a++) {
+        int tcp = balance == BALANCE_REUSEPORT ? s->tcp[slot][a]
+                  : balance == BALANCE_SHARED  ? s->shared[a]
+                                               : 0; /* dispatch: the master accepts */
+        if (tcp > 0) {
+            env->tcp_port[env->ntcp] = s->port[a];
+            env->tcp[env->ntcp++] = tcp;
+        }
+        if (s->udp[slot][a] > 0) {
+            env->udp_port[env->nudp] = s->port[a];
+            env->udp[env->nudp++] = s->udp[slot][a];
+        }
+    }
+    env->shared_accept = balance == BALANCE_SHARED;
 }
 
 /* Local roles: a protocol context per server (failover, upstream.h), each with its method and
@@ -110,8 +177,8 @@ static int worker_upstream_protos(struct worker *w, const struct config *c)
         bool first = i == 0 && u->method == c->ports[0].method;
         struct proto_ctx *pc = &w->upstream_proto[i];
         *pc = (struct proto_ctx){.ops = proto_for_method(u->method),
-                                 .keys = first ? w->keys : &u->key,
-                                 .nkeys = first ? w->proto.nkeys : 1,
+                                 .keys = first ? w->ports[0].keys : &u->key,
+                                 .nkeys = first ? w->ports[0].proto.nkeys : 1,
                                  .client = true,
                                  .replay = w->replay};
         if (!pc->ops || proto_ctx_init(pc) != 0) {
@@ -160,10 +227,12 @@ int worker_preflight(const struct config *c, char *err, size_t errlen)
     char why[512];
     struct acl *a;
 
-    if (!proto_for_method(c->ports[0].key.method)) {
-        snprintf(err, errlen, "no protocol for %s", crypto_method_info(c->method)->name);
-        return -1;
-    }
+    for (int i = 0; i < c->n_port; i++) /* each port has its own method */
+        if (!proto_for_method(c->ports[i].method)) {
+            snprintf(err, errlen, "no protocol for %s (port %u)",
+                     crypto_method_info(c->ports[i].method)->name, c->ports[i].port);
+            return -1;
+        }
     for (int i = 0; i < c->n_upstream; i++) /* each server has its own method */
         if (!proto_for_method(c->upstreams[i].method)) {
             snprintf(err, errlen, "no protocol for %s (server %d)",
@@ -226,7 +295,8 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     buf_pool_init(&w->stall_pool, RELAY_STALL_CAP, 64);
-    RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
+    RP_ASSERT(c->n_port >= 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
+    RP_ASSERT(c->role == ROLE_SERVER || c->n_port == 1);
     RP_ASSERT(c->role == ROLE_SERVER || c->n_upstream >= 1);
     worker_targets(w, c);
     /* the shared probe results, whoever probes (the master, or this process: workers 0) */
@@ -238,7 +308,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
             return -1;
         w->upstream_stats = env->shared->upstream;
     }
-    if (worker_keys_init(w, c) != 0 || worker_upstream_protos(w, c) != 0)
+    if (worker_keys(w, env) != 0 || worker_upstream_protos(w, c) != 0)
         return -1;
     w->resolver = worker_open_resolver(w->loop, c, err, sizeof err);
     if (!w->resolver) {
@@ -268,13 +338,15 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     }
     enum listener_kind kind = env->shared_accept ? LISTENER_SHARED : LISTENER_REUSEPORT;
     for (int i = 0; i < env->ntcp && w->nlisteners < WORKER_MAX_LISTEN; i++)
-        if ((w->listeners[w->nlisteners] = listener_new(w, env->tcp[i], kind)))
+        if ((w->listeners[w->nlisteners] = listener_new(w, env->tcp[i], kind, env->tcp_port[i])))
             w->nlisteners++;
+    /* dispatch: each connection's port is found from its local address (listener.c) */
     if (env->dispatch_fd >= 0 && w->nlisteners < WORKER_MAX_LISTEN)
-        if ((w->listeners[w->nlisteners] = listener_new(w, env->dispatch_fd, LISTENER_DISPATCH)))
+        if ((w->listeners[w->nlisteners] =
+                 listener_new(w, env->dispatch_fd, LISTENER_DISPATCH, -1)))
             w->nlisteners++;
     for (int i = 0; i < env->nudp && w->nudp < WORKER_MAX_LISTEN; i++)
-        if ((w->udp[w->nudp] = udp_relay_new(w, env->udp[i], env->nudp)))
+        if ((w->udp[w->nudp] = udp_relay_new(w, env->udp[i], env->nudp, env->udp_port[i])))
             w->nudp++;
     if (w->nlisteners == 0 && w->nudp == 0) {
         log_error("worker %d has nothing to serve", env->slot);

@@ -1,6 +1,7 @@
-/* worker_users.c: a worker's key set, and its users changed live (issue 15).
+/* worker_users.c: a worker's key sets, and its users changed live (issue 15).
  *
- * The key set is ports[0]'s (struct proto_ctx): a server's own key then its users' keys, or a
+ * Each port has one (struct worker_port, struct proto_ctx): a server's own key then its users'
+ * keys, or a
  * client's identity keys then its key. A key keeps its index for the worker's life: an open
  * session (proto_conn.key) and a SIP022 UDP association (its state's key) name their key by
  * index, so a reload that leaves a user as it was leaves everything of theirs untouched. A
@@ -9,7 +10,8 @@
  * be given to someone else) and are closed drain_timeout later, with its UDP associations
  * (SIP022: their datagrams find no user from the start); a new user's key is appended.
  * The retired keys cost 40 bytes each until the worker is replaced; a worker refuses to grow
- * past twice CONFIG_MAX_USERS keys, and the master then replaces it.
+ * past twice CONFIG_MAX_USERS keys per port, and the master then replaces it. Ports themselves
+ * (added, removed, changed) are not live: the master replaces the workers for them.
  *
  * The master sends new user lists over the worker's control channel (control.h); this file
  * receives them, applies them and answers. */
@@ -38,90 +40,91 @@ struct worker_live {
     ev_tstamp retire_until; /* the last retired key's sessions close by then: ticks check */
 };
 
-/* ---- the key set ---- */
+/* ---- the key sets, one per port ---- */
 
 /* Room for n keys in every array beside keys. 0, or -1 (the arrays are as they were). */
-static int worker_keys_reserve(struct worker *w, size_t n)
+static int worker_keys_reserve(struct worker_port *wp, size_t n)
 {
     struct crypto_key *keys = calloc(n, sizeof *keys);
-    const char **names = realloc(w->key_names, n * sizeof *names);
+    const char **names = realloc(wp->key_names, n * sizeof *names);
     if (names)
-        w->key_names = names;
-    int *slots = names ? realloc(w->key_slots, n * sizeof *slots) : NULL;
+        wp->key_names = names;
+    int *slots = names ? realloc(wp->key_slots, n * sizeof *slots) : NULL;
     if (slots)
-        w->key_slots = slots;
-    bool *retired = slots ? realloc(w->key_retired, n * sizeof *retired) : NULL;
+        wp->key_slots = slots;
+    bool *retired = slots ? realloc(wp->key_retired, n * sizeof *retired) : NULL;
     if (retired)
-        w->key_retired = retired;
-    double *at = retired ? realloc(w->key_retired_at, n * sizeof *at) : NULL;
+        wp->key_retired = retired;
+    double *at = retired ? realloc(wp->key_retired_at, n * sizeof *at) : NULL;
     if (at)
-        w->key_retired_at = at;
+        wp->key_retired_at = at;
     if (!keys || !at) {
         free(keys);
         return -1;
     }
     /* a new block, so the old keys are wiped rather than left behind by realloc */
-    if (w->keys) {
-        memcpy(keys, w->keys, w->proto.nkeys * sizeof *keys);
-        crypto_wipe(w->keys, w->proto.nkeys * sizeof *keys);
-        free(w->keys);
+    if (wp->keys) {
+        memcpy(keys, wp->keys, wp->proto.nkeys * sizeof *keys);
+        crypto_wipe(wp->keys, wp->proto.nkeys * sizeof *keys);
+        free(wp->keys);
     }
-    w->keys = keys;
+    wp->keys = keys;
     return 0;
 }
 
 /* Appends a key (a user's when name is set: the worker keeps its own copy of the name). */
-static int worker_keys_add(struct worker *w, size_t k, const struct crypto_key *key,
+static int worker_keys_add(struct worker_port *wp, size_t k, const struct crypto_key *key,
                            const char *name, size_t name_len, int slot)
 {
-    w->keys[k] = *key;
-    w->key_names[k] = name ? strndup(name, name_len) : NULL;
-    w->key_slots[k] = slot;
-    w->key_retired[k] = false;
-    w->key_retired_at[k] = 0;
-    return name && !w->key_names[k] ? -1 : 0;
+    wp->keys[k] = *key;
+    wp->key_names[k] = name ? strndup(name, name_len) : NULL;
+    wp->key_slots[k] = slot;
+    wp->key_retired[k] = false;
+    wp->key_retired_at[k] = 0;
+    return name && !wp->key_names[k] ? -1 : 0;
 }
 
 /* (Re)builds the protocol's per-worker state over the first n keys. */
-static int worker_keys_commit(struct worker *w, size_t n)
+static int worker_keys_commit(struct worker_port *wp, size_t n)
 {
-    proto_ctx_free(&w->proto);
-    w->proto.keys = w->keys;
-    w->proto.nkeys = n;
-    w->proto.names = w->key_names;
-    w->proto.retired = w->key_retired;
-    return proto_ctx_init(&w->proto);
+    proto_ctx_free(&wp->proto);
+    wp->proto.keys = wp->keys;
+    wp->proto.nkeys = n;
+    wp->proto.names = wp->key_names;
+    wp->proto.retired = wp->key_retired;
+    return proto_ctx_init(&wp->proto);
 }
 
-int worker_keys_init(struct worker *w, const struct config *c)
+int worker_port_keys_init(struct worker *w, struct worker_port *wp, const struct config_port *p)
 {
-    const struct config_port *p = &c->ports[0];
-    bool client = c->role != ROLE_SERVER;
-    /* a SIP004 server with users and no password of its own has only its users' keys */
-    bool own = client || c->password || c->key ||
-               crypto_method_info(p->method)->proto == CRYPTO_PROTO_SIP022;
+    bool client = w->cfg->role != ROLE_SERVER;
+    /* a SIP004 server port with users and no password of its own has only its users' keys */
+    bool own = client || p->has_key || crypto_method_info(p->method)->proto == CRYPTO_PROTO_SIP022;
     size_t first = own ? 1 : 0;
     size_t n = first + (size_t)(client ? p->n_identity_keys : p->n_users);
     int rc = 0;
 
-    w->proto = (struct proto_ctx){
+    wp->cfg = p;
+    wp->proto = (struct proto_ctx){
         .ops = proto_for_method(p->method), .client = client, .replay = w->replay};
-    if (!w->proto.ops) {
+    if (!wp->proto.ops) {
         log_error("no protocol for %s", crypto_method_info(p->method)->name);
         return -1;
     }
-    if (worker_keys_reserve(w, n ? n : 1) < 0)
+    if (worker_keys_reserve(wp, n ? n : 1) < 0)
         return -1;
-    w->keys_first = client ? n : first;
+    wp->keys_first = client ? n : first;
     for (int i = 0; client && i < p->n_identity_keys; i++)
-        rc |= worker_keys_add(w, (size_t)i, &p->identity_keys[i], NULL, 0, -1);
+        rc |= worker_keys_add(wp, (size_t)i, &p->identity_keys[i], NULL, 0, -1);
     if (own)
-        rc |= worker_keys_add(w, client ? n - 1 : 0, &p->key, NULL, 0, -1);
+        rc |= worker_keys_add(wp, client ? n - 1 : 0, &p->key, NULL, 0, -1);
     for (int i = 0; !client && i < p->n_users; i++)
-        rc |= worker_keys_add(w, first + (size_t)i, &p->users[i].key, p->users[i].name,
+        rc |= worker_keys_add(wp, first + (size_t)i, &p->users[i].key, p->users[i].name,
                               strlen(p->users[i].name), p->users[i].metrics_slot);
-    if (rc != 0 || worker_keys_commit(w, n) != 0) {
-        log_error("%s: cannot set up the keys", crypto_method_info(p->method)->name);
+    if (rc != 0 || worker_keys_commit(wp, n) != 0) {
+        wp->proto.ops = NULL;
+        log_error("port %u: %s: cannot set up the keys", p->port,
+                  crypto_method_info(p->method)->name);
         return -1;
     }
     return 0;
@@ -129,22 +132,24 @@ int worker_keys_init(struct worker *w, const struct config *c)
 
 void worker_keys_free(struct worker *w)
 {
-    size_t n = w->proto.nkeys;
-    proto_ctx_free(&w->proto);
-    if (w->keys)
-        crypto_wipe(w->keys, n * sizeof *w->keys);
-    for (size_t k = 0; w->key_names && k < n; k++)
-        free((char *)w->key_names[k]);
-    free(w->keys);
-    free(w->key_names);
-    free(w->key_slots);
-    free(w->key_retired);
-    free(w->key_retired_at);
-    w->keys = NULL;
-    w->key_names = NULL;
-    w->key_slots = NULL;
-    w->key_retired = NULL;
-    w->key_retired_at = NULL;
+    for (int i = 0; w->ports && i < w->nports; i++) {
+        struct worker_port *wp = &w->ports[i];
+        size_t n = wp->proto.nkeys;
+        if (wp->proto.ops)
+            proto_ctx_free(&wp->proto);
+        if (wp->keys)
+            crypto_wipe(wp->keys, n * sizeof *wp->keys);
+        for (size_t k = 0; wp->key_names && k < n; k++)
+            free((char *)wp->key_names[k]);
+        free(wp->keys);
+        free(wp->key_names);
+        free(wp->key_slots);
+        free(wp->key_retired);
+        free(wp->key_retired_at);
+    }
+    free(w->ports);
+    w->ports = NULL;
+    w->nports = 0;
 }
 
 /* ---- live changes ---- */
@@ -154,16 +159,21 @@ static bool same_key(const struct crypto_key *a, const struct crypto_key *b)
     return a->method == b->method && a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
 }
 
+static uint32_t name_hash(const char *name, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)name[i]) * 16777619u;
+    return h;
+}
+
 /* The index in u of the user named name, or -1; index is an open-addressing table of
  * u's users (slot -> user + 1) with mask + 1 slots. */
 static long find_user(const struct control_port *u, const uint32_t *index, size_t mask,
                       const char *name)
 {
     size_t len = strlen(name);
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)name[i]) * 16777619u;
-    for (size_t i = h & mask; index[i]; i = (i + 1) & mask) {
+    for (size_t i = name_hash(name, len) & mask; index[i]; i = (i + 1) & mask) {
         const struct control_user *cu = &u->users[index[i] - 1];
         if (cu->name_len == len && memcmp(cu->name, name, len) == 0)
             return (long)index[i] - 1;
@@ -181,10 +191,7 @@ static uint32_t *index_users(const struct control_port *u, size_t *mask)
         return NULL;
     *mask = cap - 1;
     for (int k = 0; k < u->n_users; k++) {
-        uint32_t h = 2166136261u;
-        for (size_t i = 0; i < u->users[k].name_len; i++)
-            h = (h ^ (uint8_t)u->users[k].name[i]) * 16777619u;
-        size_t i = h & *mask;
+        size_t i = name_hash(u->users[k].name, u->users[k].name_len) & *mask;
         while (index[i])
             i = (i + 1) & *mask;
         index[i] = (uint32_t)k + 1;
@@ -192,72 +199,105 @@ static uint32_t *index_users(const struct control_port *u, size_t *mask)
     return index;
 }
 
-/* What the master sent must be this worker's port with only its users changed. */
-static const char *worker_users_check(const struct worker *w, const struct control_users *u)
+/* u's entry for port wp, or NULL. */
+static const struct control_port *sent_port(const struct worker_port *wp,
+                                            const struct control_users *u)
 {
-    const struct config_port *p = &w->cfg->ports[0];
-    if (w->proto.client || u->n_port != w->cfg->n_port || u->ports[0].port != p->port)
-        return "the ports differ from this worker's";
-    if (!same_key(&u->ports[0].key, &p->key)) /* the method is the key's */
-        return "the port's method or key differs from this worker's";
-    if (u->ports[0].n_users == 0 || p->n_users == 0) /* the counters are sized at start */
-        return "users cannot be added to a port that had none, nor all removed";
+    for (int i = 0; i < u->n_port; i++)
+        if (u->ports[i].port == wp->cfg->port)
+            return &u->ports[i];
     return NULL;
 }
 
-int worker_users_apply(struct worker *w, const struct control_users *u, char *why, size_t cap)
+/* What the master sent must be this worker's ports with only their users changed. */
+static const char *worker_users_check(const struct worker *w, const struct control_users *u)
 {
-    const struct control_port *up = &u->ports[0];
-    size_t n = w->proto.nkeys, mask = 0, kept = 0, retired = 0;
-    const char *bad = worker_users_check(w, u);
-    uint32_t *index = bad ? NULL : index_users(up, &mask);
-    bool *seen = index ? calloc((size_t)up->n_users, sizeof *seen) : NULL;
-    ev_tstamp now = ev_now(w->loop);
+    if (w->cfg->role != ROLE_SERVER || u->n_port != w->nports)
+        return "the ports differ from this worker's";
+    for (int i = 0; i < w->nports; i++) {
+        const struct worker_port *wp = &w->ports[i];
+        const struct control_port *up = sent_port(wp, u);
+        if (!up)
+            return "the ports differ from this worker's";
+        if (!same_key(&up->key, &wp->cfg->key)) /* the method is the key's */
+            return "a port's method or key differs from this worker's";
+        /* the counters are sized at start */
+        if ((up->n_users == 0) != (wp->cfg->n_users == 0))
+            return "users cannot be added to a port that had none, nor all removed";
+        if (wp->proto.nkeys + (size_t)up->n_users > WORKER_KEYS_MAX)
+            return "too many keys: replace the workers";
+    }
+    return NULL;
+}
 
-    if (bad || !seen || n + (size_t)up->n_users > WORKER_KEYS_MAX ||
-        worker_keys_reserve(w, n + (size_t)up->n_users) < 0) {
-        snprintf(why, cap, "%s",
-                 bad    ? bad
-                 : seen ? "too many keys: replace the workers"
-                        : "out of memory");
+struct live_counts {
+    size_t kept, added, retired;
+};
+
+/* Port wp's keys against the users up lists: see the top of the file. 0, or -1 (the port's
+ * key set could not be rebuilt). */
+static int worker_port_apply(struct worker *w, struct worker_port *wp,
+                             const struct control_port *up, struct live_counts *n)
+{
+    size_t nkeys = wp->proto.nkeys, mask = 0, total = nkeys;
+    uint32_t *index = index_users(up, &mask);
+    bool *seen = calloc((size_t)up->n_users + 1, sizeof *seen);
+    ev_tstamp now = ev_now(w->loop);
+    int rc = 0;
+
+    if (!index || !seen || worker_keys_reserve(wp, nkeys + (size_t)up->n_users) < 0) {
         free(index);
         free(seen);
         return -1;
     }
-    for (size_t k = w->keys_first; k < n; k++) {
-        if (w->key_retired[k])
+    for (size_t k = wp->keys_first; k < nkeys; k++) {
+        if (wp->key_retired[k])
             continue;
-        long i = find_user(up, index, mask, w->key_names[k]);
-        if (i >= 0 && same_key(&up->users[i].key, &w->keys[k])) {
+        long i = find_user(up, index, mask, wp->key_names[k]);
+        if (i >= 0 && same_key(&up->users[i].key, &wp->keys[k])) {
             seen[i] = true; /* kept: its sessions go on, on the slot the master gave it */
-            w->key_slots[k] = up->users[i].metrics_slot;
-            kept++;
+            wp->key_slots[k] = up->users[i].metrics_slot;
+            n->kept++;
             continue;
         }
-        w->key_retired[k] = true;
-        w->key_retired_at[k] = now;
-        w->key_slots[k] = -1;
-        retired++;
+        wp->key_retired[k] = true;
+        wp->key_retired_at[k] = now;
+        wp->key_slots[k] = -1;
+        n->retired++;
     }
-    size_t total = n;
-    int rc = 0;
     for (int i = 0; i < up->n_users; i++)
         if (!seen[i])
-            rc |= worker_keys_add(w, total++, &up->users[i].key, up->users[i].name,
+            rc |= worker_keys_add(wp, total++, &up->users[i].key, up->users[i].name,
                                   up->users[i].name_len, up->users[i].metrics_slot);
+    n->added += total - nkeys;
     free(index);
     free(seen);
-    if (rc != 0 || worker_keys_commit(w, total) != 0) {
-        snprintf(why, cap, "cannot set up the new keys: draining");
-        worker_drain(w);
+    return rc != 0 || worker_keys_commit(wp, total) != 0 ? -1 : 0;
+}
+
+int worker_users_apply(struct worker *w, const struct control_users *u, char *why, size_t cap)
+{
+    struct live_counts n = {0, 0, 0};
+    const char *bad = worker_users_check(w, u);
+
+    if (bad) {
+        snprintf(why, cap, "%s", bad);
         return -1;
     }
-    if (retired && w->live)
-        w->live->retire_until = now + w->cfg->drain_timeout + 1;
+    for (int i = 0; i < w->nports; i++) {
+        if (worker_port_apply(w, &w->ports[i], sent_port(&w->ports[i], u), &n) != 0) {
+            snprintf(why, cap, "port %u: cannot set up the new keys: draining",
+                     w->ports[i].cfg->port);
+            worker_drain(w);
+            return -1;
+        }
+    }
+    if (n.retired && w->live)
+        w->live->retire_until = ev_now(w->loop) + w->cfg->drain_timeout + 1;
     relay_users_retired(w, 0); /* retired users' sessions count as nobody's from now on */
     log_info("users applied live: %zu kept, %zu added, %zu removed or re-keyed (their "
              "connections close in %d s)",
-             kept, total - n, retired, w->cfg->drain_timeout);
+             n.kept, n.added, n.retired, w->cfg->drain_timeout);
     return 0;
 }
 

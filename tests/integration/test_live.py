@@ -242,3 +242,47 @@ def test_live_sip022_removed_user_udp_association_closes_after_drain():
     assert answered(0)
     assert sorted(h.children_of(server.pid)) == pids
     assert_clean(server)
+
+
+def test_live_users_of_several_ports():
+    """A "servers" list of two SIP004 ports with users: a reload that removes bob from the
+    second port and adds carol to the first is applied live; carol works on her port only,
+    bob is refused, and alice's connection on the first port goes on past drain_timeout."""
+    m = "aes-256-gcm"
+    echo = h.TcpEcho()
+    pa, pb = h.free_port(), h.free_port()
+
+    def entry(port, users):
+        return {"server": "127.0.0.1", "server_port": port, "method": m,
+                "users": [{"name": n, "password": k} for n, k in users]}
+
+    cfg = {"servers": [entry(pa, [("alice", "alice-pw")]), entry(pb, [("bob", "bob-pw"),
+                                                                       ("dora", "dora-pw")])],
+           "workers": 2, "verbose": 1, "drain_timeout": DRAIN, "block_private": False,
+           "timeout": 30}
+    server = h.reuseproxy(cfg, name="live-ports", wait=False)
+    h.wait_tcp("127.0.0.1", pa)
+    h.wait_tcp("127.0.0.1", pb)
+    wait_workers(server, 2)
+    pids = sorted(h.children_of(server.pid))
+    alice = rp_client("tunnel", m, "alice-pw", pa, echo.port)
+    bob = rp_client("tunnel", m, "bob-pw", pb, echo.port)
+    round_trip(bob.port, size=4096)
+    held = held_open(alice.port)
+    cfg["servers"] = [entry(pa, [("alice", "alice-pw"), ("carol", "carol-pw")]),
+                      entry(pb, [("dora", "dora-pw")])]
+    with open(server.cfg_path, "w") as f:
+        json.dump(cfg, f)
+    mark = len(server.output())
+    server.signal(signal.SIGHUP)
+    assert said(server, mark, "reload applied live to 2 workers"), server.output()[mark:][-1500:]
+    assert refused(bob.port), "a removed user started a session"
+    round_trip(rp_client("tunnel", m, "carol-pw", pa, echo.port).port, size=4096)
+    assert refused(rp_client("tunnel", m, "carol-pw", pb, echo.port).port), \
+        "a user of one port was served on another"
+    time.sleep(DRAIN + 1.5)
+    held.sendall(b"after")
+    assert h.recv_exact(held, 5) == b"after", "the reload broke alice's open connection"
+    held.close()
+    assert sorted(h.children_of(server.pid)) == pids
+    assert_clean(server)
