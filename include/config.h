@@ -371,6 +371,14 @@ int config_add_manager_ports(struct config *c, const struct manager_ports *p, ch
 /* The index in c->ports of the port numbered port, or -1. */
 int config_port_index(const struct config *c, uint16_t port);
 
+/* Reloads (config_live.c): NULL when new differs from old only in what running workers apply
+ * live, the users of a server's ports (added, removed, re-keyed; ports that had users and still
+ * have some), with nothing else changed. Otherwise the setting whose change needs new workers
+ * ("timeout", "acl", ..., "nothing" when the two are the same: a reload with no change replaces
+ * the workers, which re-read the ACL file and resolv.conf). One place decides, so the master and
+ * the manager API agree. */
+const char *config_live_blocker(const struct config *old, const struct config *new);
+
 const char *config_role_name(enum config_role r);
 const char *config_balance_name(enum config_balance b);
 const char *config_mode_name(enum config_mode m);

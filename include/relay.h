@@ -43,5 +43,9 @@ void relay_release_idle(struct worker *w);
  * still in their handshake stay: their first bytes may be on the way, and a reload must not
  * lose a connection the kernel already handed to this worker.) */
 void relay_close_probes(struct worker *w);
+/* Live user changes (worker_users.c): sessions opened under a retired key (their port's
+ * key_retired)
+ * stop counting as their user, and those retired at or before close_before close. */
+void relay_users_retired(struct worker *w, double close_before);
 
 #endif

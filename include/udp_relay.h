@@ -22,6 +22,9 @@ void udp_relay_free(struct udp_relay *u);
 /* Drain: stops reading the bound socket (the worker replacing this one reads it now) while the
  * associations stay, so replies to datagrams already relayed still reach their clients. */
 void udp_relay_stop_reading(struct udp_relay *u);
+/* Live user changes (worker_users.c): frees the associations whose user key the worker retired
+ * (its port's key_retired) at or before close_before. */
+void udp_relay_close_retired(struct udp_relay *u, double close_before);
 /* Associations open now. */
 size_t udp_relay_associations(const struct udp_relay *u);
 /* SOCKS5 role: a UDP ASSOCIATE control connection from client (its TCP peer address) arrived

@@ -25,6 +25,8 @@ struct udp_relay;
 struct listener;
 struct session;
 struct handshake_limit;
+struct worker_live;
+struct control_users;
 struct socket_set;
 
 /* A worker's port: its protocol context (method, key set, users) and its counters. Each
@@ -35,6 +37,12 @@ struct worker_port {
     struct crypto_key *keys;         /* the key set (struct proto_ctx says in which order) */
     const char **key_names;          /* the users' names, beside keys */
     int *key_slots;                  /* keys[k]'s user slot in user_stats, or -1 */
+    /* Live user changes (worker_users.c): keys stay at their index for the worker's life, so
+     * open sessions and UDP associations keep theirs; a removed or re-keyed user's key is
+     * retired (key_retired[k], since key_retired_at[k]), a new user's key appended. */
+    bool *key_retired;
+    double *key_retired_at;
+    size_t keys_first;               /* keys before the users' (the server's own key) */
     struct metrics_port *stats;      /* this port's counters in this worker, or NULL */
 };
 
@@ -60,6 +68,7 @@ struct worker_env {
     pid_t master_pid;                /* the master, to notice it died before the worker watched */
     struct metrics_shared *shared;   /* the whole shared block: the servers' probe results */
     bool run_prober;                 /* workers: 0: this process probes the servers itself */
+    int control_fd;                  /* the master's control channel (control.h), or -1 */
 };
 
 /* The per-process context every module of a worker is handed. */
@@ -78,6 +87,7 @@ struct worker {
     struct shared_store *shared;     /* "shared_store" (Redis), or NULL */
     struct metrics_worker *stats;
     struct metrics_user *user_stats; /* per-user counters, indexed by key_slots[], or NULL */
+    struct worker_live *live;        /* the control channel and its state, or NULL */
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
     struct buf_pool stall_pool;     /* RELAY_STALL_CAP buffers, for stalled directions */
@@ -147,5 +157,23 @@ int worker_drop_privileges(const char *user, bool has_parent);
 
 /* Stops accepting and lets open sessions finish within drain_timeout. */
 void worker_drain(struct worker *w);
+
+/* ---- worker_users.c: the control channel and live user changes (issue 15) ---- */
+
+/* Port p's key set into wp->keys and wp->proto (see worker_users.c). 0, or -1. */
+int worker_port_keys_init(struct worker *w, struct worker_port *wp, const struct config_port *p);
+/* Every port's key set, and w->ports. */
+void worker_keys_free(struct worker *w);
+/* Listens on the master's control channel fd (the worker owns it from now on). 0, or -1. */
+int worker_live_start(struct worker *w, int fd);
+void worker_live_free(struct worker *w);
+/* Applies a new user list: kept users (same name, same key) keep their sessions untouched,
+ * new users' keys are tried from the next handshake, removed or re-keyed users' keys are
+ * retired (no new session; theirs close after drain_timeout, worker_live_tick). Returns 0, or
+ * -1 with why (nothing changed then, unless the key set could not be rebuilt: the worker then
+ * drains). */
+int worker_users_apply(struct worker *w, const struct control_users *u, char *why, size_t cap);
+/* Once a second: closes the sessions of keys retired drain_timeout ago. */
+void worker_live_tick(struct worker *w);
 
 #endif

@@ -238,8 +238,8 @@ void master_sockets_settle(struct master *m, bool switched)
     m->prev_socks = NULL;
 }
 
-/* Switches to nc (owned from here on), which master_load_config() made, unless it changes what
- * a reload cannot. Returns 0, or -1 with the reason in err (nc freed, the running configuration
+/* Switches to nc (owned from here on), which master_load_config() made, through
+ * master_apply_config(), unless it changes what a reload cannot. Returns 0, or -1 with the reason in err (nc freed, the running configuration
  * stays). */
 int master_apply(struct master *m, struct config *nc, char *err, size_t errlen)
 {
@@ -258,13 +258,9 @@ int master_apply(struct master *m, struct config *nc, char *err, size_t errlen)
         free(nc);
         return -1;
     }
-    m->prev_cfg = m->cfg;
-    m->cfg = nc;
-    upstream_prober_reconfigure(m->prober, m->cfg);
-    worker_user_slots(nc, m->metrics); /* kept users keep their counters */
-    log_set_level(LOG_LEVEL_INFO + (nc->verbose > 1 ? 1 : nc->verbose));
+    /* live, or by replacing the workers; changed ports always replace them (config_live.c) */
+    master_apply_config(m, nc);
     master_manager_reconfigured(m);
-    supervise_reload(m);
     return 0;
 }
 
@@ -277,7 +273,7 @@ void master_reload(struct master *m)
 
     if (m->stopping)
         return;
-    if (m->reloading) {
+    if (m->reloading || m->live) {
         if (!m->reload_pending)
             log_info("reload requested during a reload: it follows when this one ends");
         m->reload_pending = true;
@@ -319,6 +315,7 @@ void master_stop(struct master *m, const char *why, bool handover)
     if (!handover)
         sdnotify_send("STOPPING=1");
     m->stopping = true;
+    master_live_stop(m);
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_stop(&m->accept_backoff[a]);
     supervise_signal_all(m, SIGTERM, true);
@@ -426,6 +423,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         return -1;
     }
     worker_user_slots(m->cfg, m->metrics);
+    master_live_note_acl(m);
     m->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_init(&m->accept_backoff[a], m->loop, &m->accept_io[a],

@@ -28,7 +28,7 @@ static int master_manager_apply(void *arg, const struct manager_ports *next, cha
     }
     if (!(nc = master_load_config(m, next, why, whylen)))
         return -1;
-    if (m->reloading) {
+    if (m->reloading || m->live) {
         config_free(nc);
         free(nc);
         m->reload_pending = true;

@@ -229,6 +229,22 @@ void relay_close_probes(struct worker *w)
     }
 }
 
+void relay_users_retired(struct worker *w, double close_before)
+{
+    struct session *s = LIST_FIRST(&w->sessions), *next;
+    for (; s; s = next) {
+        next = LIST_NEXT(s, link);
+        const struct worker_port *p = s->port;
+        size_t k = s->conn.key;
+        if (!p || s->conn.ctx != &p->proto || !s->conn.user || !p->key_retired ||
+            k >= p->proto.nkeys || !p->key_retired[k])
+            continue;
+        s->ustats = NULL;
+        if (p->key_retired_at[k] <= close_before)
+            session_close(s);
+    }
+}
+
 /* The deadline of each stage. Handshake and probe deadlines count from accept and are never
  * pushed back by the client's bytes: every failed handshake, whatever was sent, ends the same
  * way at the same time (issue 3: probes must not tell the cases apart). */

@@ -36,7 +36,7 @@ int single_run(struct config *cfg)
         return 1;
     }
     struct worker_env env = {.cfg = cfg, .slot = 0, .dispatch_fd = -1, .ready_fd = -1,
-                             .parent_fd = -1};
+                             .parent_fd = -1, .control_fd = -1};
     worker_env_sockets(&env, socks, 0, BALANCE_REUSEPORT);
     struct metrics_shared *metrics = metrics_new_shared(1, worker_user_capacity(cfg), worker_port_capacity(cfg));
     env.replay = cfg->replay_protection ? replay_new_shared(cfg->replay_capacity) : NULL;

@@ -76,56 +76,6 @@ static void worker_targets(struct worker *w, const struct config *c)
         w->tunnel = c->tunnel.target;
 }
 
-/* Port p's key set (see struct proto_ctx): a server's PSK then its users' keys, or a client's
- * identity keys then its key. A SIP004 server port with users and no password of its own has
- * only its users' keys. */
-static int worker_port_keys(struct worker *w, struct worker_port *wp, const struct config_port *p)
-{
-    bool client = w->cfg->role != ROLE_SERVER;
-    bool own = client || p->has_key || crypto_method_info(p->method)->proto == CRYPTO_PROTO_SIP022;
-    size_t first = own ? 1 : 0;
-    size_t n = first + (size_t)(client ? p->n_identity_keys : p->n_users);
-
-    wp->cfg = p;
-    wp->keys = calloc(n, sizeof *wp->keys);
-    wp->key_names = calloc(n, sizeof *wp->key_names);
-    wp->key_slots = calloc(n, sizeof *wp->key_slots);
-    if (!wp->keys || !wp->key_names || !wp->key_slots)
-        return -1;
-    for (size_t k = 0; k < n; k++)
-        wp->key_slots[k] = -1;
-    if (client) {
-        for (int i = 0; i < p->n_identity_keys; i++)
-            wp->keys[i] = p->identity_keys[i];
-        wp->keys[n - 1] = p->key;
-    } else {
-        if (own)
-            wp->keys[0] = p->key;
-        for (int i = 0; i < p->n_users; i++) {
-            wp->keys[first + i] = p->users[i].key;
-            wp->key_names[first + i] = p->users[i].name;
-            wp->key_slots[first + i] = p->users[i].metrics_slot;
-        }
-    }
-    wp->proto = (struct proto_ctx){.ops = proto_for_method(p->method),
-                                   .keys = wp->keys,
-                                   .nkeys = n,
-                                   .names = wp->key_names,
-                                   .client = client,
-                                   .replay = w->replay};
-    if (!wp->proto.ops) {
-        log_error("no protocol for %s", crypto_method_info(p->method)->name);
-        return -1;
-    }
-    if (proto_ctx_init(&wp->proto) != 0) {
-        wp->proto.ops = NULL;
-        log_error("port %u: %s: cannot set up the keys", p->port,
-                  crypto_method_info(p->method)->name);
-        return -1;
-    }
-    return 0;
-}
-
 /* Every port's protocol context, and its counters in this worker. */
 static int worker_keys(struct worker *w, const struct worker_env *env)
 {
@@ -137,7 +87,7 @@ static int worker_keys(struct worker *w, const struct worker_env *env)
     for (int i = 0; i < c->n_port; i++) {
         int slot = c->ports[i].metrics_slot;
         w->ports[i].stats = env->port_stats && slot >= 0 ? &env->port_stats[slot] : NULL;
-        if (worker_port_keys(w, &w->ports[i], &c->ports[i]) != 0)
+        if (worker_port_keys_init(w, &w->ports[i], &c->ports[i]) != 0)
             return -1;
     }
     return 0;
@@ -195,23 +145,6 @@ void worker_user_slots(struct config *c, struct metrics_shared *m)
     free(slots);
     free(numbers);
     free(port_slots);
-}
-
-static void worker_keys_free(struct worker *w)
-{
-    for (int i = 0; w->ports && i < w->nports; i++) {
-        struct worker_port *wp = &w->ports[i];
-        if (wp->proto.ops)
-            proto_ctx_free(&wp->proto);
-        if (wp->keys)
-            crypto_wipe(wp->keys, wp->proto.nkeys * sizeof *wp->keys);
-        free(wp->keys);
-        free(wp->key_names);
-        free(wp->key_slots);
-    }
-    free(w->ports);
-    w->ports = NULL;
-    w->nports = 0;
 }
 
 void worker_env_sockets(struct worker_env *env, const struct socket_set *s, int slot,
@@ -446,6 +379,7 @@ static void worker_cleanup(struct worker *w)
     buf_pool_destroy(&w->stall_pool);
     for (int i = 0; i < w->nupstream; i++)
         proto_ctx_free(&w->upstream_proto[i]);
+    worker_live_free(w);
     worker_keys_free(w);
 }
 
@@ -518,6 +452,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     log_event_poll(&w->rl_connect);
     log_event_poll(&w->rl_refused);
     relay_release_idle(w);
+    worker_live_tick(w);
     if (w->draining && worker_drained(worker_proc_of(w)))
         ev_break(loop, EVBREAK_ALL);
 }
@@ -651,7 +586,8 @@ int worker_run(const struct worker_env *env)
         wp->listen_fds[wp->nlisten_fds++] = env->tcp[i];
     if (env->dispatch_fd >= 0)
         wp->listen_fds[wp->nlisten_fds++] = env->dispatch_fd;
-    if (worker_init(w, env) == 0 &&
+    int control_fd = env->control_fd;
+    if (worker_init(w, env) == 0 && worker_live_start(w, control_fd) == 0 &&
         worker_drop_privileges(env->cfg->user, env->parent_fd >= 0) == 0) {
         if (env->ready_fd >= 0) {
             char one = 'R';
