@@ -343,6 +343,8 @@ int config_validate(struct config *c, char *err, size_t errlen);
 int config_user_ids(const char *user, uid_t *uid, gid_t *gid);
 
 void config_free(struct config *c);
+/* Forgets the file's "servers" entries (-s replaces them): their methods, passwords, users. */
+void config_servers_clear(struct config *c);
 /* The index in c->ports of the port numbered port, or -1. */
 int config_port_index(const struct config *c, uint16_t port);
 
