@@ -368,6 +368,8 @@ void config_free(struct config *c);
 struct manager_ports;
 int config_add_manager_ports(struct config *c, const struct manager_ports *p, char *err,
                              size_t errlen);
+/* Forgets the file's "servers" entries (-s replaces them): their methods, passwords, users. */
+void config_servers_clear(struct config *c);
 /* The index in c->ports of the port numbered port, or -1. */
 int config_port_index(const struct config *c, uint16_t port);
 

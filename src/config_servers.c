@@ -43,6 +43,13 @@ void config_servers_free(struct config *c)
     c->n_servers_entries = 0;
 }
 
+void config_servers_clear(struct config *c)
+{
+    if (c->n_servers_entries > 0)
+        config_port_sources_free(c);
+    config_servers_free(c);
+}
+
 /* One entry: "server" (required, may carry its own port), "server_port" (required unless it
  * does), "method", "password", "users" and "mode" (optional: the file's). "remarks"
  * (shadowsocks-rust's label) is read past. */

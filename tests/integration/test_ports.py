@@ -202,6 +202,23 @@ def test_ports_sigusr2_upgrade_keeps_every_port():
     tu.assert_clean(server)
 
 
+def test_ports_every_balance_mode_serves_every_port():
+    """balance "shared" (one socket per port for all workers) and "dispatch" (the master accepts
+    and passes each connection; the worker finds its port from the local address): every port
+    relays with its own password."""
+    echo = h.TcpEcho()
+    for balance in ("shared", "dispatch"):
+        server = port_password_server(balance=balance)
+        for i, port in enumerate(server.ports):
+            t = ss_tunnel(port, "pw-%d-secret" % i, echo.port)
+            echo_through(t, h.pattern(SIZE // 4, i))
+        got = port_metrics(server)
+        for port in server.ports:
+            assert got.get(("reuseproxy_port_connections_total", port), 0) >= 1, (balance, got)
+        tu.assert_clean(server)
+        server.stop()
+
+
 def test_ports_reload_changes_one_ports_password():
     """SIGHUP with one port's password changed: that port takes the new password and gives the
     old one the probe's silence; the other ports go on with theirs, counters kept."""
