@@ -248,6 +248,18 @@ TEST(test_manager_ports_join_the_file_port)
               "OK");
     CHECK_INT(cfg.n_port, 1);
     CHECK(!cfg.file_port_source);
+    /* beside a "servers" list: on its first entry's address */
+    CHECK_STR(with_api_ports("{\"servers\": [{\"server\": \"127.0.0.2\", \"server_port\": 8381, "
+                             "\"method\": \"aes-256-gcm\", \"password\": \"s-pw-long\"}, "
+                             "{\"server\": \"::1\", \"server_port\": 8382, \"method\": "
+                             "\"aes-128-gcm\", \"password\": \"t-pw-long\"}]}",
+                             api, 1),
+              "OK");
+    CHECK_INT(cfg.n_port, 3);
+    CHECK_INT(cfg.ports[2].port, 8001);
+    CHECK_INT(cfg.n_listen, 3);
+    CHECK_STR(cfg.listen[2].target.host, "127.0.0.2");
+    CHECK_INT(cfg.listen[2].target.port, 8001);
     config_free(&cfg);
 }
 
