@@ -34,7 +34,7 @@ static int master_manager_apply(void *arg, const struct manager_ports *next, cha
         m->reload_pending = true;
         return 0;
     }
-    log_info("manager: applying %d ports added through the API", next->n);
+    log_info("manager: applying the configuration with the API's ports (%d now)", next->n);
     return master_apply(m, nc, why, whylen);
 }
 
