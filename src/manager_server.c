@@ -116,6 +116,11 @@ static int manager_execute(struct manager_server *s, struct manager_cmd *cmd, ch
     manager_ports_free(&next);
     if (rc != 0)
         return -1;
+    if (cmd->verb == MANAGER_ADD)
+        log_info("manager: port %u added (%s)", cmd->port.port,
+                 crypto_method_info(cmd->port.method)->name);
+    else
+        log_info("manager: port %u removed", cmd->port.port);
     memcpy(s->reply, "ok", 2);
     return 2;
 }
