@@ -25,10 +25,15 @@ enum config_balance_servers { BALANCE_SERVERS_LATENCY = 0, BALANCE_SERVERS_ROUND
 #define CONFIG_MAX_SERVERS 8
 /* Networks in "proxy_protocol_from". */
 #define CONFIG_MAX_PROXY_FROM 64
-/* Listen addresses one process serves (one per "server" entry, or the local address): sizes a
- * worker's listener arrays and the master's socket set. Here, beside the limit it follows, so
- * that the socket layer needs no worker header. */
-#define WORKER_MAX_LISTEN CONFIG_MAX_SERVERS
+/* Server ports of one instance ("port_password", or the server role's "servers"): libev users
+ * run hundreds of ports under ss-manager. Each costs the master 2 descriptors per worker slot
+ * (TCP and UDP, SO_REUSEPORT), so 1024 ports and 4 workers already need 8192 of them. */
+#define CONFIG_MAX_PORTS 1024
+/* Listen sockets of one process: (port, address) pairs, every port on each of its "server"
+ * addresses, or the local address. Sizes a worker's listener arrays and the master's socket
+ * set; here, beside the limits it follows, so that the socket layer needs no worker header. */
+#define CONFIG_MAX_LISTEN 1024
+#define WORKER_MAX_LISTEN CONFIG_MAX_LISTEN
 
 /* The keys that reuseproxy implements, as indexes into struct config's pos[]. */
 enum config_key {
@@ -91,6 +96,10 @@ enum config_key {
     CONFIG_KEY_SHARED_STORE_USERS,
     CONFIG_KEY_STALL_TIMEOUT_MS,
     CONFIG_KEY_CPU_AFFINITY,
+    CONFIG_KEY_MANAGER_ADDRESS,
+    CONFIG_KEY_MANAGER_ALLOW_REMOTE,
+    CONFIG_KEY_MANAGER_STATE,
+    CONFIG_KEY_PORT_PASSWORD,
     CONFIG_KEY_COUNT
 };
 
@@ -102,13 +111,17 @@ struct config_pos {
 };
 
 /* ---- Ports, users and the plugin ----
- * Today a configuration has exactly one listening port, whose method and key are the file's
- * "method" and "password"/"key", and whose users are the file's "users" (SIP004 servers: keys
- * found by trial decryption; SIP022 servers with an AES method: SIP023 identity headers). The type
- * below is what several listen ports, each with its own method, key and users (libev's
- * port_password), will fill: config_validate() fills ports[0] today. The SIP003 plugin ("plugin",
- * "plugin_opts", "plugin_args", "plugin_mode") is struct config_plugin, run by plugin.c. */
-#define CONFIG_MAX_PORTS 1
+ * A server has one or more ports, each with its own method, key, users and mode:
+ *  - the file's own: "server_port" with "method", "password"/"key", "users" and "mode";
+ *  - libev's "port_password": {"8381": "pw1", "8382": "pw2"}: one port per member, every one
+ *    with the file's method and mode, on each "server" address (port_password wins over
+ *    server_port, as in libev, with a warning);
+ *  - the server role's "servers" (shadowsocks-rust's shape): one port per entry, each with its
+ *    "server", "server_port", "method", "password" or "users", and "mode".
+ * config_validate() derives ports[] (the keys of each) and the listen list from them. The local
+ * roles have one port, ports[0], with their server's method and key. The SIP003 plugin
+ * ("plugin", "plugin_opts", "plugin_args", "plugin_mode") is struct config_plugin, run by
+ * plugin.c. */
 #define CONFIG_MAX_NAMESERVERS 8
 /* A SIP022 client's "iPSK:...:uPSK" password: identity PSKs in front of the user PSK. */
 #define CONFIG_MAX_IDENTITY_KEYS 4
@@ -123,17 +136,32 @@ struct config_user {
     int metrics_slot;      /* its series' user slot (metrics.h), set by the master; -1: none */
 };
 
+/* One "port_password" member or server-role "servers" entry, as written (config_load). */
+struct config_port_source {
+    struct netaddr_endpoint addr; /* "servers": the entry's "server" (port: its own or
+                                   * "server_port"); "port_password": only the port is set */
+    char *password;               /* NULL: the file's */
+    bool method_set, mode_set;
+    enum crypto_method method;
+    enum config_mode mode;
+    struct config_user *users; /* "users", or NULL */
+    int n_users;
+};
+
 struct config_port {
     uint16_t port;             /* where this port's listen addresses listen */
     enum crypto_method method; /* its method, and so its protocol (crypto_method_info) */
+    enum config_mode mode;     /* which of TCP and UDP it serves */
     /* The master key, derived once by config_validate(). SIP022: the PSK; a server with users:
      * its identity PSK; a client with "iPSK:uPSK": the uPSK, its session key. */
     struct crypto_key key;
+    bool has_key;              /* false: a SIP004 port with users only (no key of its own) */
     /* A SIP022 client's identity PSKs, in the order of its password; 0 without EIH. */
     struct crypto_key identity_keys[CONFIG_MAX_IDENTITY_KEYS];
     int n_identity_keys;
-    struct config_user *users; /* a server's "users", or NULL */
+    struct config_user *users; /* its "users" (not owned: the file's or its entry's), or NULL */
     int n_users;
+    int metrics_slot;          /* its series' port slot (metrics.h), set by the master; -1 */
 };
 
 enum config_plugin_mode { CONFIG_PLUGIN_TCP_ONLY = 0, CONFIG_PLUGIN_TCP_AND_UDP };
@@ -233,8 +261,9 @@ struct config {
     struct config_user *local_users;
     int n_local_users;
     /* "servers" (shadowsocks-rust's shape): per entry, a "method" (server_method_set) and a
-     * "password" (NULL: the file's), beside server[i]. n_servers_entries: how many came from
-     * "servers" (0: the servers are "server"'s). */
+     * "password" (NULL: the file's; port_sources[i]'s, not owned), beside server[i], for the
+     * first CONFIG_MAX_SERVERS entries. n_servers_entries: how many came from "servers" (0: the
+     * servers are "server"'s); every entry is in port_sources. */
     enum crypto_method server_method[CONFIG_MAX_SERVERS];
     bool server_method_set[CONFIG_MAX_SERVERS];
     char *server_password[CONFIG_MAX_SERVERS];
@@ -260,15 +289,35 @@ struct config {
     struct netaddr_cidr proxy_protocol_from[CONFIG_MAX_PROXY_FROM];
     int n_proxy_protocol_from;
     struct config_shared shared; /* "shared_store" and its companions */
+    /* The ss-manager API (manager.h): "manager_address", a unix socket path or "host:port" (an
+     * IP literal, loopback unless "manager_allow_remote"); "manager_state", the file that keeps
+     * the API's ports across restarts. NULL: off. */
+    char *manager_address;
+    bool manager_allow_remote;
+    char *manager_state;
+    struct config_user *users;   /* the file's "users" (its own port's), or NULL */
+    int n_users;
+    /* "port_password" members, or the "servers" entries (every role: the local roles copy the
+     * first CONFIG_MAX_SERVERS into server[] above), as written; n_port_sources 0: none */
+    struct config_port_source *port_sources;
+    int n_port_sources;
+    /* config_add_manager_ports(): the last n_manager_ports sources are the ss-manager API's;
+     * file_port_source: the file's own port ("server_port") became port_sources[0] */
+    int n_manager_ports;
+    bool file_port_source;
 
     struct config_pos pos[CONFIG_KEY_COUNT]; /* where each key was read from path */
 
     /* ---- Typed values config_validate() derives from the keys above ---- */
-    /* Where to listen: the server role's "server" list (each with its own port or
-     * server_port), or local_address:local_port for the local roles. Names are resolved once
-     * by the master at start-up (sockets.c), never parsed again. */
-    struct netaddr_endpoint listen[CONFIG_MAX_SERVERS];
+    /* Where to listen: every server port on each of its addresses (the "server" list, each with
+     * its own port or server_port; "port_password": each port on every address; "servers": each
+     * entry's), or local_address:local_port for the local roles. listen_port[i]: the index in
+     * ports[] that listen[i] serves. Names are resolved once by the master at start-up
+     * (sockets.c), never parsed again. Allocated by config_validate(). */
+    struct netaddr_endpoint *listen;
+    int *listen_port;
     int n_listen;
+    struct netaddr_endpoint local_listen; /* local roles: local_address, parsed */
     /* The local roles' server: server[0] with its port. */
     struct netaddr_endpoint upstream;
     /* The local roles' servers, in order (upstream is upstreams[0].addr); n_upstream 0 in the
@@ -282,9 +331,14 @@ struct config {
                                       * resolve names) */
     struct netaddr_endpoint nameservers[CONFIG_MAX_NAMESERVERS];
     int n_nameserver; /* 0: the system's resolv.conf */
-    struct config_port ports[CONFIG_MAX_PORTS];
+    struct config_port *ports; /* allocated by config_validate(); 1..CONFIG_MAX_PORTS */
     int n_port;
     struct config_plugin plugin; /* "plugin" and its companions, see above */
+    /* manager_address typed: a unix socket (manager_path) or an address (manager) */
+    bool has_manager;
+    bool manager_is_unix;
+    char manager_path[108]; /* sun_path's size */
+    struct netaddr_endpoint manager;
 };
 
 /* Fills c with every default. */
@@ -304,7 +358,7 @@ int config_load_string(struct config *c, const char *json, const char *name, cha
 /* Cross-key checks after file and command line are merged (a server role needs a port and a
  * password or key; a tunnel needs tunnel_address; a placeholder password on a non-loopback
  * address is refused...), and the typed values derived from the keys: every address parsed
- * (listen, upstream, tunnel, metrics, nameservers) and the master key derived into ports[0].
+ * (listen, upstream, tunnel, metrics, nameservers) and every port's keys derived into ports[].
  * Both --check and a start run it, so they agree. Returns -1 with a message in err that names
  * FILE:LINE:COLUMN of the key at fault when it came from the file. */
 int config_validate(struct config *c, char *err, size_t errlen);
@@ -320,6 +374,25 @@ int config_load_shared_users(struct config *c, char *err, size_t errlen);
 int config_user_ids(const char *user, uid_t *uid, gid_t *gid);
 
 void config_free(struct config *c);
+/* The ss-manager API's ports (manager.h) added to a configuration just loaded, before
+ * config_validate(), which then checks them as it checks the file's ports (a port the file has
+ * too is refused there). Each listens on every "server" address with its own method and
+ * password. Returns 0, or -1 with the reason in err. */
+struct manager_ports;
+int config_add_manager_ports(struct config *c, const struct manager_ports *p, char *err,
+                             size_t errlen);
+/* Forgets the file's "servers" entries (-s replaces them): their methods, passwords, users. */
+void config_servers_clear(struct config *c);
+/* The index in c->ports of the port numbered port, or -1. */
+int config_port_index(const struct config *c, uint16_t port);
+
+/* Reloads (config_live.c): NULL when new differs from old only in what running workers apply
+ * live, the users of a server's ports (added, removed, re-keyed; ports that had users and still
+ * have some), with nothing else changed. Otherwise the setting whose change needs new workers
+ * ("timeout", "acl", ..., "nothing" when the two are the same: a reload with no change replaces
+ * the workers, which re-read the ACL file and resolv.conf). One place decides, so the master and
+ * the manager API agree. */
+const char *config_live_blocker(const struct config *old, const struct config *new);
 
 const char *config_role_name(enum config_role r);
 const char *config_balance_name(enum config_balance b);

@@ -41,7 +41,9 @@ enum listener_kind { LISTENER_REUSEPORT, LISTENER_SHARED, LISTENER_DISPATCH };
 
 /* fd: a listening TCP socket (reuseport, shared) or the worker's end of the dispatch socket.
  * The listener does not own fd. NULL on failure. */
-struct listener *listener_new(struct worker *w, int fd, enum listener_kind kind);
+/* port: the index in w->ports of the port fd listens on; -1 (dispatch): each connection's
+ * is found from its local address. */
+struct listener *listener_new(struct worker *w, int fd, enum listener_kind kind, int port);
 /* Stops accepting (drain); the descriptor stays open for the master's other workers. */
 void listener_stop(struct listener *l);
 void listener_free(struct listener *l);

@@ -59,16 +59,26 @@ struct metrics_user {
 #define METRICS_USER_NAME_MAX 64
 struct metrics_user_name {
     char name[METRICS_USER_NAME_MAX]; /* "" for a free slot */
+    unsigned port;                    /* the port label: the user's port */
+};
+
+/* One server port's counters in one worker (issue 15: per-port accounting). */
+struct metrics_port {
+    uint64_t bytes_in;          /* bytes read from the port's clients */
+    uint64_t bytes_out;         /* bytes written to them */
+    uint64_t connections;       /* TCP connections accepted on it */
+    uint64_t udp_datagrams;     /* datagrams received on it */
+    uint64_t failed_handshakes; /* probes, bad tags, replays and refused requests on it */
 };
 
 /* Laid out as: this header, worker[nworkers], the names of nusers user slots, then each
- * worker's nusers struct metrics_user (metrics_user_counters). */
-/* Laid out as: this header, worker[nworkers], the names of nusers user slots, then each
- * worker's nusers struct metrics_user (metrics_user_counters). */
+ * worker's nusers struct metrics_user (metrics_user_counters), then the port numbers of nports
+ * port slots, then each worker's nports struct metrics_port (metrics_port_counters). */
 struct metrics_shared {
     int nworkers;
     int nusers;     /* user slots, fixed at start */
-    unsigned port;  /* the port label of the user series */
+    int nports;     /* port slots, fixed at start */
+    unsigned port;  /* the port label of user series synced without ports */
     int nupstreams; /* servers in upstream[] (0: the server role, or a single server) */
     struct metrics_upstream upstream[METRICS_MAX_SERVERS];
     struct metrics_worker worker[];
@@ -79,19 +89,25 @@ struct metrics_shared {
 void metrics_set_upstreams(struct metrics_shared *m, const char *const *names, int n);
 
 
-/* Makes the MAP_SHARED block for nworkers slots (at least 1) and nusers user slots (0: no
- * per-user series). NULL on failure. */
-struct metrics_shared *metrics_new_shared(int nworkers, int nusers);
+/* Makes the MAP_SHARED block for nworkers slots (at least 1), nusers user slots (0: no
+ * per-user series) and nports port slots (0: no per-port series). NULL on failure. */
+struct metrics_shared *metrics_new_shared(int nworkers, int nusers, int nports);
 /* Worker w's counters of the nusers user slots, or NULL without user slots. */
 struct metrics_user *metrics_user_counters(struct metrics_shared *m, int w);
-/* Gives each of names[0..n) a user slot in slots[i] (-1: none left, not counted): the one it
- * had, so its counters go on across reloads, or a free one. Slots of names no longer in the
- * list are freed and zeroed: their series disappear. Run by the master at start and reload. */
-void metrics_users_sync(struct metrics_shared *m, const char *const *names, int n, int *slots);
 /* User slot u's name, "" for a free slot (or u out of range). */
 const char *metrics_user_name(const struct metrics_shared *m, int u);
 /* User slot u's counters summed over every worker: the host's total for that user. */
 void metrics_user_total(const struct metrics_shared *m, int u, struct metrics_user *sum);
+/* Worker w's counters of the nports port slots, or NULL without port slots. */
+struct metrics_port *metrics_port_counters(struct metrics_shared *m, int w);
+/* Gives each user (names[i] on port ports[i]; ports NULL: m->port for all) a user slot in
+ * slots[i] (-1: none left, not counted): the one it had, so its counters go on across reloads,
+ * or a free one. Slots of users no longer in the list are freed and zeroed: their series
+ * disappear. Run by the master at start and reload. */
+void metrics_users_sync(struct metrics_shared *m, const char *const *names, const unsigned *ports,
+                        int n, int *slots);
+/* The same for ports[0..n) and the port slots. */
+void metrics_ports_sync(struct metrics_shared *m, const uint16_t *ports, int n, int *slots);
 void metrics_free_shared(struct metrics_shared *m);
 
 /* Relaxed atomic updates, safe from any worker. */

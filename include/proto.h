@@ -43,6 +43,10 @@ struct proto_ctx {
     const struct crypto_key *keys;
     size_t nkeys;
     const char *const *names; /* names[k]: the user of keys[k], or NULL; names may be NULL */
+    /* retired[k]: keys[k] only serves the connections that opened under it before a reload
+     * removed or re-keyed its user (worker_users.c); it is never tried for a new request or
+     * datagram. NULL: none is. */
+    const bool *retired;
     bool client;              /* the local roles: we send requests */
     struct replay_store *replay; /* NULL: replay protection off */
     void *priv;                  /* the protocol's own per-worker state (ops->ctx_init) */
@@ -169,6 +173,10 @@ struct proto_ops {
      * PROTO_REPLAYED (refused by the session's window). Only after PROTO_DONE may the
      * association follow the packet's source address. */
     int (*udp_state_join)(struct proto_udp *p, struct proto_udp_state *st);
+    /* Server, optional: the index in ctx->keys of the user key st's association runs on, so a
+     * user retired by a live reload loses theirs too (worker_users.c). False when st has none
+     * (NULL op: associations belong to no key, as SIP004's). */
+    bool (*udp_state_key)(const struct proto_udp_state *st, size_t *key);
 };
 
 /* SIP004 (proto_sip004.c): the "AEAD ciphers" of shadowsocks.org. */

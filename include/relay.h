@@ -29,9 +29,11 @@ struct worker;
  * The kernel's socket buffers hold the rest of what is in flight. */
 #define RELAY_STALL_CAP (PROTO_CHUNK_WIRE_MAX + 1024)
 
-/* Starts a session on an accepted, non-blocking client socket; takes ownership of fd.
- * Returns 0, or -1 (fd closed) when memory is exhausted. */
-int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Starts a session on an accepted, non-blocking client socket of port (its index in w->ports,
+ * whose protocol context the session uses); takes ownership of fd. Returns 0, or -1 (fd
+ * closed) when memory is exhausted. */
+int relay_accept(struct worker *w, int port, int fd, const struct sockaddr *peer,
+                 socklen_t peerlen);
 /* Closes every session at once (worker exit). */
 void relay_close_all(struct worker *w);
 /* From a periodic timer (once a second): frees the pool buffers that were idle since the last
@@ -41,5 +43,9 @@ void relay_release_idle(struct worker *w);
  * still in their handshake stay: their first bytes may be on the way, and a reload must not
  * lose a connection the kernel already handed to this worker.) */
 void relay_close_probes(struct worker *w);
+/* Live user changes (worker_users.c): sessions opened under a retired key (their port's
+ * key_retired)
+ * stop counting as their user, and those retired at or before close_before close. */
+void relay_users_retired(struct worker *w, double close_before);
 
 #endif

@@ -15,12 +15,16 @@ struct udp_relay;
  * udp_timeout and udp_max_associations apply to each relay's own table. nrelays: how many
  * relays the worker runs; they share half its descriptor limit (RLIMIT_NOFILE) less a reserve,
  * which may lower udp_max_associations (logged once per worker). */
-struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays);
+/* port: the index in w->ports of the port fd serves (its protocol context). */
+struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays, int port);
 /* Stops reading and frees every association and its sockets. */
 void udp_relay_free(struct udp_relay *u);
 /* Drain: stops reading the bound socket (the worker replacing this one reads it now) while the
  * associations stay, so replies to datagrams already relayed still reach their clients. */
 void udp_relay_stop_reading(struct udp_relay *u);
+/* Live user changes (worker_users.c): frees the associations whose user key the worker retired
+ * (its port's key_retired) at or before close_before. */
+void udp_relay_close_retired(struct udp_relay *u, double close_before);
 /* Associations open now. */
 size_t udp_relay_associations(const struct udp_relay *u);
 /* SOCKS5 role: a UDP ASSOCIATE control connection from client (its TCP peer address) arrived

@@ -25,6 +25,26 @@ struct udp_relay;
 struct listener;
 struct session;
 struct handshake_limit;
+struct worker_live;
+struct control_users;
+struct socket_set;
+
+/* A worker's port: its protocol context (method, key set, users) and its counters. Each
+ * listener and UDP relay serves one port; a session uses its listener's. */
+struct worker_port {
+    const struct config_port *cfg;
+    struct proto_ctx proto;          /* the protocol the method runs, its key set (keys) */
+    struct crypto_key *keys;         /* the key set (struct proto_ctx says in which order) */
+    const char **key_names;          /* the users' names, beside keys */
+    int *key_slots;                  /* keys[k]'s user slot in user_stats, or -1 */
+    /* Live user changes (worker_users.c): keys stay at their index for the worker's life, so
+     * open sessions and UDP associations keep theirs; a removed or re-keyed user's key is
+     * retired (key_retired[k], since key_retired_at[k]), a new user's key appended. */
+    bool *key_retired;
+    double *key_retired_at;
+    size_t keys_first;               /* keys before the users' (the server's own key) */
+    struct metrics_port *stats;      /* this port's counters in this worker, or NULL */
+};
 
 /* Everything the master sets up before fork and passes to one worker. */
 struct worker_env {
@@ -32,19 +52,23 @@ struct worker_env {
     int slot;                        /* 0..workers-1 */
     int tcp[WORKER_MAX_LISTEN];      /* listening sockets this worker accepts on; worker_run
                                       * closes them (and dispatch_fd) when it drains */
+    int tcp_port[WORKER_MAX_LISTEN]; /* the port (index in cfg->ports) each serves */
     int ntcp;
     int udp[WORKER_MAX_LISTEN];      /* bound UDP sockets this worker serves */
+    int udp_port[WORKER_MAX_LISTEN];
     int nudp;
     int dispatch_fd;                 /* dispatch mode: unix socket carrying accepted fds, or -1 */
     bool shared_accept;              /* tcp[] are shared by every worker (balance "shared") */
     struct replay_store *replay;     /* NULL when replay protection is off */
     struct metrics_worker *stats;    /* this slot's shared counters */
     struct metrics_user *user_stats; /* this slot's per-user counters (metrics_user_counters) */
+    struct metrics_port *port_stats; /* this slot's per-port counters (metrics_port_counters) */
     int ready_fd;                    /* one byte is written here once accepting, or -1 */
     int parent_fd;                   /* reads EOF when the master dies, or -1 (no master) */
     pid_t master_pid;                /* the master, to notice it died before the worker watched */
     struct metrics_shared *shared;   /* the whole shared block: the servers' probe results */
     bool run_prober;                 /* workers: 0: this process probes the servers itself */
+    int control_fd;                  /* the master's control channel (control.h), or -1 */
 };
 
 /* The per-process context every module of a worker is handed. */
@@ -52,10 +76,9 @@ struct worker {
     struct ev_loop *loop;
     const struct config *cfg;
     int slot;
-    struct crypto_key key;           /* the master key */
-    struct proto_ctx proto;          /* the protocol the method runs, its key set (keys) */
-    struct crypto_key *keys;         /* the key set (struct proto_ctx says in which order) */
-    const char **key_names;          /* the users' names, beside keys */
+    struct crypto_key key;           /* the master key (the local roles': their server's) */
+    struct worker_port *ports;       /* cfg->ports, each with its protocol context */
+    int nports;
     struct resolver *resolver;
     struct acl *acl;                 /* server: limits; local, tunnel: routes; or NULL */
     struct handshake_limit *hs_limit; /* max_handshakes_per_source, or NULL (no limit) */
@@ -64,7 +87,7 @@ struct worker {
     struct shared_store *shared;     /* "shared_store" (Redis), or NULL */
     struct metrics_worker *stats;
     struct metrics_user *user_stats; /* per-user counters, indexed by key_slots[], or NULL */
-    int *key_slots;                  /* keys[k]'s user slot in user_stats, or -1 */
+    struct worker_live *live;        /* the control channel and its state, or NULL */
     struct buf_pool pool;           /* RELAY_BUF_CAP buffers */
     struct buf_pool bulk_pool;      /* RELAY_BULK_CAP buffers, for bulk directions */
     struct buf_pool stall_pool;     /* RELAY_STALL_CAP buffers, for stalled directions */
@@ -104,17 +127,24 @@ struct worker {
     struct log_ratelimit rl_shared;    /* shared_store unavailable or late */
 };
 
+/* Slot slot's sockets of s into env (TCP as balance has them, UDP), each with its port. */
+void worker_env_sockets(struct worker_env *env, const struct socket_set *s, int slot,
+                        enum config_balance balance);
+
 /* Every check a worker's start runs, without starting one: the method has a protocol, the
  * resolver opens with the configured nameservers, the ACL file opens and parses. --check, a
  * start and every reload run it, so a configuration they accept also starts its workers.
  * Returns 0, or -1 with the reason in err. */
 int worker_preflight(const struct config *c, char *err, size_t errlen);
-/* Gives c's users their slots in m's per-user counters (config_user.metrics_slot): run by the
- * master, before the workers that read c are forked, at start and at each reload. */
+/* Gives c's users and ports their slots in m's per-user and per-port counters
+ * (config_user.metrics_slot, config_port.metrics_slot): run by the master, before the workers
+ * that read c are forked, at start and at each reload. */
 void worker_user_slots(struct config *c, struct metrics_shared *m);
 /* User slots to make at start for c: room for its users twice over and 64 more, so users
  * added by reloads are counted too (slots never used cost no memory). */
 int worker_user_capacity(const struct config *c);
+/* Port slots to make at start for c: its ports twice over and 16 more (0: not a server). */
+int worker_port_capacity(const struct config *c);
 
 /* Runs a worker until it is told to stop (SIGTERM/SIGINT: drain, then exit) or its master dies.
  * Returns the process exit status. */
@@ -127,5 +157,23 @@ int worker_drop_privileges(const char *user, bool has_parent);
 
 /* Stops accepting and lets open sessions finish within drain_timeout. */
 void worker_drain(struct worker *w);
+
+/* ---- worker_users.c: the control channel and live user changes (issue 15) ---- */
+
+/* Port p's key set into wp->keys and wp->proto (see worker_users.c). 0, or -1. */
+int worker_port_keys_init(struct worker *w, struct worker_port *wp, const struct config_port *p);
+/* Every port's key set, and w->ports. */
+void worker_keys_free(struct worker *w);
+/* Listens on the master's control channel fd (the worker owns it from now on). 0, or -1. */
+int worker_live_start(struct worker *w, int fd);
+void worker_live_free(struct worker *w);
+/* Applies a new user list: kept users (same name, same key) keep their sessions untouched,
+ * new users' keys are tried from the next handshake, removed or re-keyed users' keys are
+ * retired (no new session; theirs close after drain_timeout, worker_live_tick). Returns 0, or
+ * -1 with why (nothing changed then, unless the key set could not be rebuilt: the worker then
+ * drains). */
+int worker_users_apply(struct worker *w, const struct control_users *u, char *why, size_t cap);
+/* Once a second: closes the sessions of keys retired drain_timeout ago. */
+void worker_live_tick(struct worker *w);
 
 #endif

@@ -426,8 +426,7 @@ static int cli_apply_servers(const struct cli_options *o, struct config *c)
     c->n_server = o->n_server;
     c->pos[CONFIG_KEY_SERVER] = (struct config_pos){0, 0};
     /* the file's "servers" entries go with it: their methods and passwords no longer apply */
-    c->n_servers_entries = 0;
-    memset(c->server_method_set, 0, sizeof c->server_method_set);
+    config_servers_clear(c);
     return 0;
 }
 

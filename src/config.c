@@ -53,7 +53,8 @@ enum config_value_type {
     VALUE_PROTOCOL,
     VALUE_SERVERS,        /* an array of {"server", "server_port", "method", "password"} */
     VALUE_BALANCE_SERVERS, /* "latency" or "round-robin" */
-    VALUE_TCP_REDIR
+    VALUE_TCP_REDIR,
+    VALUE_PORT_PASSWORD /* {"port": "password", ...} */
 };
 
 struct config_key_spec {
@@ -140,13 +141,18 @@ static const struct config_key_spec config_keys[CONFIG_KEY_COUNT] = {
     [CONFIG_KEY_STALL_TIMEOUT_MS] = {"stall_timeout_ms", VALUE_INT, FIELD(stall_timeout_ms), 0,
                                      600000},
     [CONFIG_KEY_CPU_AFFINITY] = {"cpu_affinity", VALUE_BOOL, FIELD(cpu_affinity), 0, 0},
+    [CONFIG_KEY_MANAGER_ADDRESS] = {"manager_address", VALUE_TEXT, FIELD(manager_address), 0, 0},
+    [CONFIG_KEY_MANAGER_ALLOW_REMOTE] = {"manager_allow_remote", VALUE_BOOL,
+                                         FIELD(manager_allow_remote), 0, 0},
+    [CONFIG_KEY_MANAGER_STATE] = {"manager_state", VALUE_STRING, FIELD(manager_state), 0, 0},
+    [CONFIG_KEY_PORT_PASSWORD] = {"port_password", VALUE_PORT_PASSWORD, 0, 0, 0},
 };
 
 /* Keys of shadowsocks-libev (3.3.5 and its master branch) that reuseproxy reads past with a
  * warning; "remote_dns" comes from shadowsocks-android's configs, which share the file. */
 /* clang-format off */
 static const char *const config_ignored_keys[] = {
-    "port_password", "mtu", "dscp", "manager_address", "workdir",
+    "mtu", "dscp", "workdir",
     "tcp_incoming_sndbuf", "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
     "remote_dns", NULL};
 /* clang-format on */
@@ -279,19 +285,6 @@ void config_defaults(struct config *c)
     c->shared.timeout_ms = 50;
 }
 
-static void config_users_free(struct config_user *u, int n)
-{
-    for (int i = 0; u && i < n; i++) {
-        free(u[i].name);
-        if (u[i].password)
-            explicit_bzero(u[i].password, strlen(u[i].password));
-        free(u[i].password);
-    }
-    if (u)
-        crypto_wipe(u, (size_t)n * sizeof *u);
-    free(u);
-}
-
 static void config_plugin_args_free(struct config_plugin *p)
 {
     for (int i = 0; i < p->n_plugin_args; i++)
@@ -316,42 +309,21 @@ void config_free(struct config *c)
     free(c->shared.url);
     free(c->shared.failure_text);
     free(c->shared.users_key);
+    free(c->manager_address);
+    free(c->manager_state);
     free(c->plugin.plugin);
     free(c->plugin.plugin_opts);
     free(c->server_url);
     config_servers_free(c);
+    config_port_sources_free(c);
     config_plugin_args_free(&c->plugin);
-    config_users_free(c->ports[0].users, c->ports[0].n_users);
+    config_users_free(c->users, c->n_users);
     config_users_free(c->local_users, c->n_local_users);
-    crypto_wipe(c->ports, sizeof c->ports); /* the derived master keys */
+    config_ports_free(c);
     memset(c, 0, sizeof *c);
 }
 
 /* ---- Messages ---- */
-
-static const char *config_describe(const json_t *v, char *buf, size_t cap)
-{
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        return config_quote(json_string_value(v), buf, cap);
-    case JSON_INTEGER:
-        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return buf;
-    case JSON_REAL:
-        snprintf(buf, cap, "the real number %g", json_real_value(v));
-        return buf;
-    case JSON_TRUE:
-        return "true";
-    case JSON_FALSE:
-        return "false";
-    case JSON_NULL:
-        return "null";
-    case JSON_ARRAY:
-        return "an array";
-    default:
-        return "an object";
-    }
-}
 
 static int config_expected(struct config_ctx *x, const struct config_key_token *t,
                            const char *expected, const json_t *v)
@@ -570,79 +542,6 @@ static int config_set_method(struct config_ctx *x, const struct config_key_token
     return 0;
 }
 
-/* One member of a user: a non-empty string, copied. */
-static int config_user_text(struct config_ctx *x, const struct config_key_token *t, size_t i,
-                            const json_t *user, const char *member, char **out)
-{
-    const json_t *v = json_object_get(user, member);
-    char desc[80];
-
-    if (!json_is_string(v) || !*json_string_value(v))
-        return config_fail(x, &t->pos, "\"%s\"[%zu]: expected \"%s\" as a non-empty string, got %s",
-                           t->name, i, member, v ? config_describe(v, desc, sizeof desc) : "nothing");
-    *out = strdup(json_string_value(v));
-    return *out ? 0 : config_out_of_memory(x);
-}
-
-/* "users": [{"name": "alice", "password": "..."}, ...] (or "key": base64): a server's users,
- * told apart by trial decryption (SIP004) or by SIP023 identity headers (SIP022); "local_users",
- * of the same shape without "key": the local port's SOCKS5 and HTTP proxy users. Only the shape
- * is checked here; config_validate() derives the keys once the method is known, and checks that
- * names and keys are unique. */
-static int config_set_users(struct config_ctx *x, const struct config_key_token *t,
-                            const struct config_key_spec *spec, const json_t *v)
-{
-    bool local = spec == &config_keys[CONFIG_KEY_LOCAL_USERS];
-    struct config_user **users = local ? &x->c->local_users : &x->c->ports[0].users;
-    int *n_users = local ? &x->c->n_local_users : &x->c->ports[0].n_users;
-    size_t n = json_is_array(v) ? json_array_size(v) : 0;
-    char desc[80];
-
-    config_users_free(*users, *n_users);
-    *users = NULL;
-    *n_users = 0;
-    if (json_is_null(v))
-        return 0;
-    if (!json_is_array(v) || n == 0 || n > CONFIG_MAX_USERS)
-        return config_fail(x, &t->pos,
-                           "\"%s\": expected an array of 1 to %d objects {\"name\": ..., "
-                           "\"password\": ...}, got %s",
-                           spec->name, CONFIG_MAX_USERS, config_describe(v, desc, sizeof desc));
-    *users = calloc(n, sizeof **users);
-    if (!*users)
-        return config_out_of_memory(x);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *u = json_array_get(v, i);
-        const char *k;
-        json_t *member;
-        if (!json_is_object(u))
-            return config_fail(x, &t->pos, "\"%s\"[%zu]: expected an object, got %s",
-                               spec->name, i, config_describe(u, desc, sizeof desc));
-        json_object_foreach((json_t *)u, k, member) {
-            if (strcmp(k, "name") != 0 && strcmp(k, "password") != 0 &&
-                (local || strcmp(k, "key") != 0))
-                return config_fail(x, &t->pos,
-                                   "\"%s\"[%zu]: unknown member %s; a user has \"name\" and "
-                                   "\"password\"%s",
-                                   spec->name, i, config_quote(k, desc, sizeof desc),
-                                   local ? "" : " (or \"key\")");
-        }
-        /* "key": the key in base64, as the file's own "key" (for SIP022 the password is one) */
-        bool is_key = !local && json_object_get(u, "key") != NULL;
-        if (is_key && json_object_get(u, "password"))
-            return config_fail(x, &t->pos,
-                               "\"%s\"[%zu]: expected \"password\" or \"key\", not both",
-                               spec->name, i);
-        *n_users = (int)i + 1;
-        (*users)[i].is_key = is_key;
-        (*users)[i].metrics_slot = -1;
-        if (config_user_text(x, t, i, u, "name", &(*users)[i].name) != 0 ||
-            config_user_text(x, t, i, u, is_key ? "key" : "password", &(*users)[i].password) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 /* "plugin_args": shadowsocks-rust's extra arguments of the plugin, as an array of strings (a
  * single string is one argument, never split: no shell reads it). */
 static int config_set_plugin_args(struct config_ctx *x, const struct config_key_token *t,
@@ -775,13 +674,19 @@ static int config_set_value(struct config_ctx *x, const struct config_key_token 
     case VALUE_METHOD:
         return config_set_method(x, t, v);
     case VALUE_USERS:
-        return config_set_users(x, t, k, v);
+        return k == &config_keys[CONFIG_KEY_LOCAL_USERS]
+                   ? config_parse_users(x, &t->pos, k->name, v, true, &x->c->local_users,
+                                        &x->c->n_local_users)
+                   : config_parse_users(x, &t->pos, k->name, v, false, &x->c->users,
+                                        &x->c->n_users);
     case VALUE_ARGS:
         return config_set_plugin_args(x, t, v);
     case VALUE_PLUGIN_MODE:
         return config_set_plugin_mode(x, t, v);
     case VALUE_SERVERS:
         return config_set_servers(x, &t->pos, v);
+    case VALUE_PORT_PASSWORD:
+        return config_set_port_password(x, &t->pos, v);
     case VALUE_CIDRS:
         return config_set_cidrs(x, t, v);
     default:

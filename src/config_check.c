@@ -101,14 +101,17 @@ static int config_check_required(const struct config *c, char *err, size_t errle
                               server ? "no server address: set \"server\" (for example "
                                        "\"0.0.0.0\") or use -s"
                                      : "no server to connect to: set \"server\" or use -s");
-    if (c->server_port == 0 && (server || !config_servers_complete(c, false)))
+    /* a server's "port_password" or "servers" name its ports (config_ports.c checks each) */
+    bool ports = server && c->n_port_sources > 0;
+    if (c->server_port == 0 && !ports && (server || !config_servers_complete(c, false)))
         return config_invalid(c, -1, err, errlen, "no server port: set \"server_port\" or use -p");
     if (!server && c->local_port == 0)
         return config_invalid(c, -1, err, errlen, "no local port: set \"local_port\" or use -l");
     /* a SIP004 server with users needs no password of its own (SIP022's is the identity PSK) */
-    bool users_only = server && c->ports[0].n_users > 0 &&
+    bool users_only = server && c->n_users > 0 &&
                       crypto_method_info(c->method)->proto == CRYPTO_PROTO_SIP004;
-    if (!c->password && !c->key && !users_only && (server || !config_servers_complete(c, true)))
+    if (!c->password && !c->key && !users_only && !ports &&
+        (server || !config_servers_complete(c, true)))
         return config_invalid(c, -1, err, errlen,
                               "no password: set \"password\" (or \"key\") or use -k");
     if (c->proxy_protocol && !server)
@@ -163,8 +166,8 @@ static int config_check_addresses(struct config *c, char *err, size_t errlen)
                                   "\"[::1]:9100\"; host names are not resolved here)",
                                   c->metrics_address, err, errlen);
     if (c->role != ROLE_SERVER && c->local_address &&
-        (config_parse_address(c->local_address, CONFIG_LOCAL_ADDRESS_FLAGS, &c->listen[0]) != 0 ||
-         c->listen[0].target.port != 0))
+        (config_parse_address(c->local_address, CONFIG_LOCAL_ADDRESS_FLAGS, &c->local_listen) != 0 ||
+         c->local_listen.target.port != 0))
         return config_bad_address(c, CONFIG_KEY_LOCAL_ADDRESS, "local_address",
                                   "an IP address or a host name", c->local_address, err, errlen);
     if (c->nameserver) {
@@ -252,174 +255,6 @@ int config_user_ids(const char *user, uid_t *uid, gid_t *gid)
     return 0;
 }
 
-/* One SIP022 PSK (SIP022 section 2.1: the base64 of exactly the method's key length) from
- * text[0..len) of key k, for messages called what. */
-static int config_psk(const struct config *c, int k, const char *what, const char *text,
-                      size_t len, struct crypto_key *out, char *err, size_t errlen)
-{
-    const struct crypto_method_info *info = crypto_method_info(c->method);
-    char b64[128];
-    uint8_t raw[96];
-    size_t got = 0;
-    int rc = -1;
-
-    if (len < sizeof b64) {
-        memcpy(b64, text, len);
-        b64[len] = '\0';
-        rc = crypto_base64_decode(b64, raw, sizeof raw, &got);
-        if (rc == 0 && got == info->key_len)
-            rc = crypto_key_from_base64(out, c->method, b64);
-        else if (rc == 0)
-            rc = 1;
-        explicit_bzero(b64, sizeof b64);
-    }
-    explicit_bzero(raw, sizeof raw);
-    if (rc == 0)
-        return 0;
-    if (rc == 1)
-        return config_invalid(c, k, err, errlen,
-                              "%s: decodes to %zu bytes, but %s needs a key of %zu bytes "
-                              "(reuseproxy --genkey %s makes one)",
-                              what, got, info->name, info->key_len, info->name);
-    return config_invalid(c, k, err, errlen,
-                          "%s: expected the base64 of a %zu-byte key for %s "
-                          "(reuseproxy --genkey %s makes one)",
-                          what, info->key_len, info->name, info->name);
-}
-
-/* A SIP022 port's keys. The password (or "key") is the base64 PSK; a client with identity
- * headers (SIP023) gives "iPSK:uPSK" (more identity PSKs may precede, as shadowsocks-rust and
- * sing-box take them), a server names its users in "users", each with its uPSK. */
-static int config_derive_psks(struct config *c, char *err, size_t errlen)
-{
-    const struct crypto_method_info *info = crypto_method_info(c->method);
-    struct config_port *p = &c->ports[0];
-    int k = c->key ? CONFIG_KEY_KEY : CONFIG_KEY_PASSWORD;
-    const char *text = c->key ? c->key : c->password ? c->password : "";
-    const char *what = c->key ? "\"key\"" : "\"password\"";
-    bool eih_method = info->aead != CRYPTO_CHACHA20_POLY1305; /* SIP023: AES methods only */
-    int n = 0;
-
-    for (const char *part = text;; n++) {
-        const char *colon = strchr(part, ':');
-        size_t len = colon ? (size_t)(colon - part) : strlen(part);
-        if (colon && (c->role == ROLE_SERVER || !eih_method))
-            return config_invalid(c, k, err, errlen,
-                                  "%s: \"iPSK:uPSK\" is for clients of %s servers with identity "
-                                  "headers; %s",
-                                  what, "2022-blake3-aes-*",
-                                  c->role == ROLE_SERVER ? "a server takes one PSK and names its "
-                                                           "users in \"users\""
-                                                         : "this method has none");
-        if (colon && n >= CONFIG_MAX_IDENTITY_KEYS)
-            return config_invalid(c, k, err, errlen, "%s: at most %d identity keys", what,
-                                  CONFIG_MAX_IDENTITY_KEYS);
-        struct crypto_key *out = colon ? &p->identity_keys[n] : &p->key;
-        if (config_psk(c, k, what, part, len, out, err, errlen) != 0)
-            return -1;
-        if (!colon)
-            break;
-        p->n_identity_keys = n + 1;
-        part = colon + 1;
-    }
-    return 0;
-}
-
-/* One user's key: SIP004 derives it from the password as libev does (EVP_BytesToKey), a "key"
- * and every SIP022 uPSK are the base64 of the key. */
-static int config_user_key(struct config *c, int i, char *err, size_t errlen)
-{
-    struct config_user *u = &c->ports[0].users[i];
-    bool sip022 = crypto_method_info(c->method)->proto == CRYPTO_PROTO_SIP022;
-    char what[64];
-
-    snprintf(what, sizeof what, "\"users\"[%d].%s", i, u->is_key ? "key" : "password");
-    if (sip022 || u->is_key)
-        return config_psk(c, CONFIG_KEY_USERS, what, u->password, strlen(u->password), &u->key, err,
-                          errlen);
-    if (crypto_key_from_password(&u->key, c->method, u->password) != 0)
-        return config_invalid(c, CONFIG_KEY_USERS, err, errlen, "%s: cannot derive a key", what);
-    return 0;
-}
-
-/* A server's users: their keys, unique names and keys. SIP004 finds a user by trial decryption
- * (proto_sip004.c), SIP022 by the SIP023 identity header (AES methods only). */
-static int config_derive_users(struct config *c, char *err, size_t errlen)
-{
-    const struct crypto_method_info *info = crypto_method_info(c->method);
-    struct config_port *p = &c->ports[0];
-    char q[96];
-
-    if (p->n_users == 0)
-        return 0;
-    if (c->role != ROLE_SERVER ||
-        (info->proto == CRYPTO_PROTO_SIP022 && info->aead == CRYPTO_CHACHA20_POLY1305))
-        return config_invalid(c, CONFIG_KEY_USERS, err, errlen,
-                              "\"users\": only a server has users, with an AEAD method "
-                              "(aes-*-gcm, chacha20-ietf-poly1305) or 2022-blake3-aes-128-gcm or "
-                              "2022-blake3-aes-256-gcm (SIP023 identity headers)");
-    /* A SIP004 datagram carries no hint of its user: each would cost a full open per key. */
-    if (info->proto == CRYPTO_PROTO_SIP004 && c->mode != MODE_TCP_ONLY)
-        return config_invalid(c, CONFIG_KEY_MODE, err, errlen,
-                              "\"mode\": a port with \"users\" and %s serves TCP only "
-                              "(\"tcp_only\"); UDP per user needs a 2022-blake3-aes-* method",
-                              info->name);
-    for (int i = 0; i < p->n_users; i++) {
-        struct config_user *u = &p->users[i];
-        if (config_user_key(c, i, err, errlen) != 0)
-            return -1;
-        /* Quadratic, but once per load; the worker's lookup is a hash. */
-        for (int j = 0; j < i; j++) {
-            if (strcmp(p->users[j].name, u->name) == 0)
-                return config_invalid(c, CONFIG_KEY_USERS, err, errlen,
-                                      "\"users\"[%d]: the name %s is also users[%d]'s", i,
-                                      config_quote(u->name, q, sizeof q), j);
-            if (memcmp(p->users[j].key.bytes, u->key.bytes, u->key.len) == 0)
-                return config_invalid(c, CONFIG_KEY_USERS, err, errlen,
-                                      "\"users\"[%d]: the same password as users[%d]; each user "
-                                      "needs a key of their own",
-                                      i, j);
-        }
-    }
-    return 0;
-}
-
-/* The master key of ports[0], derived once here. libev lets "key" win over "password" when
- * both are set (crypto_init); so does reuseproxy. */
-static int config_derive_key(struct config *c, char *err, size_t errlen)
-{
-    const struct crypto_method_info *info = crypto_method_info(c->method);
-    struct crypto_key *k = &c->ports[0].key;
-    unsigned char raw[64];
-    size_t got = 0;
-    int rc;
-
-    if (info->proto == CRYPTO_PROTO_SIP022)
-        return config_derive_psks(c, err, errlen) != 0 ? -1 : config_derive_users(c, err, errlen);
-    if (c->ports[0].n_users > 0 && config_derive_users(c, err, errlen) != 0)
-        return -1;
-    if (c->ports[0].n_users > 0 && !c->key && !c->password)
-        return 0; /* SIP004 with users only: no key of the port's own */
-    if (!c->key)
-        return crypto_key_from_password(k, c->method, c->password ? c->password : "") == 0
-                   ? 0
-                   : config_invalid(c, CONFIG_KEY_PASSWORD, err, errlen,
-                                    "\"password\": cannot derive a key for %s", info->name);
-    rc = crypto_base64_decode(c->key, raw, sizeof raw, &got);
-    explicit_bzero(raw, sizeof raw);
-    if (rc != 0)
-        return config_invalid(c, CONFIG_KEY_KEY, err, errlen,
-                              "\"key\": expected base64 (standard or URL-safe) of %zu bytes",
-                              info->key_len);
-    if (got != info->key_len)
-        return config_invalid(c, CONFIG_KEY_KEY, err, errlen,
-                              "\"key\": decodes to %zu bytes, but %s needs a key of %zu bytes", got,
-                              info->name, info->key_len);
-    if (crypto_key_from_base64(k, c->method, c->key) != 0)
-        return config_invalid(c, CONFIG_KEY_KEY, err, errlen, "\"key\": cannot be decoded");
-    return 0;
-}
-
 /* Never run silently with a placeholder password where others can reach it. */
 static int config_check_placeholder(const struct config *c, char *err, size_t errlen)
 {
@@ -447,38 +282,6 @@ static int config_check_placeholder(const struct config *c, char *err, size_t er
                           "%s, and reuseproxy would listen on %s, which is not a loopback "
                           "address: set a real password (or \"key\"), or listen on 127.0.0.1",
                           q, exposed);
-}
-
-/* Where to listen, the local roles' server, and ports[0]: the typed values the rest of the
- * program reads instead of the keys. */
-static void config_derive_listen(struct config *c)
-{
-    enum netaddr_prefer prefer = c->ipv6_first ? NETADDR_PREFER_IPV6 : NETADDR_PREFER_ANY;
-    uint16_t port = (uint16_t)(c->role == ROLE_SERVER ? c->server_port : c->local_port);
-
-    if (c->role == ROLE_SERVER) {
-        for (int i = 0; i < c->n_server; i++)
-            c->listen[i] = c->server[i];
-        c->n_listen = c->n_server;
-    } else {
-        /* listen[0] was parsed from local_address by config_check_addresses(), if given */
-        if (!c->local_address) /* libev's default, as config_defaults() sets it */
-            netaddr_parse_hostport("127.0.0.1", 9, CONFIG_LOCAL_ADDRESS_FLAGS, &c->listen[0]);
-        c->n_listen = 1;
-        c->upstream = c->server[0];
-        if (!c->upstream.target.port)
-            netaddr_set_target_port(&c->upstream.target, (uint16_t)c->server_port);
-        c->upstream.prefer = prefer;
-        c->tunnel.prefer = prefer;
-    }
-    for (int i = 0; i < c->n_listen; i++) {
-        if (!c->listen[i].target.port)
-            netaddr_set_target_port(&c->listen[i].target, port);
-        c->listen[i].prefer = prefer;
-    }
-    c->ports[0].port = port;
-    c->ports[0].method = c->method;
-    c->n_port = 1;
 }
 
 /* ---- The SIP003 plugin ---- */
@@ -536,6 +339,11 @@ static int config_check_plugin(const struct config *c, char *err, size_t errlen)
         return config_invalid(c, CONFIG_KEY_PLUGIN, err, errlen,
                               "\"plugin\": needs \"workers\" of 1 or more: the master starts "
                               "and supervises the plugin, and workers: 0 runs without one");
+    if (c->role == ROLE_SERVER && c->n_port > 1)
+        return config_invalid(c, CONFIG_KEY_PLUGIN, err, errlen,
+                              "\"plugin\": a server with a plugin has one port (the plugin's "
+                              "SS_REMOTE_PORT), but %d are listed",
+                              c->n_port);
     if (c->role == ROLE_SERVER && c->n_server > 1)
         return config_invalid(c, CONFIG_KEY_PLUGIN, err, errlen,
                               "\"plugin\": a server with a plugin listens on one address (the "
@@ -694,13 +502,11 @@ int config_validate(struct config *c, char *err, size_t errlen)
 {
     if (config_check_required(c, err, errlen) != 0 || config_check_formats(c, err, errlen) != 0 ||
         config_check_addresses(c, err, errlen) != 0 || config_check_outgoing(c, err, errlen) != 0 ||
-        ((c->password || c->key || c->ports[0].n_users > 0) &&
-         config_derive_key(c, err, errlen) != 0) ||
-        config_derive_upstreams(c, err, errlen) != 0 ||
+        config_derive_ports(c, err, errlen) != 0 || config_derive_upstreams(c, err, errlen) != 0 ||
         config_check_placeholder(c, err, errlen) != 0 || config_check_plugin(c, err, errlen) != 0 ||
-        config_check_local_users(c, err, errlen) != 0 || config_check_shared(c, err, errlen) != 0)
+        config_check_local_users(c, err, errlen) != 0 || config_check_shared(c, err, errlen) != 0 ||
+        config_check_manager(c, err, errlen) != 0)
         return -1;
-    config_derive_listen(c);
     config_warn_role_unused(c);
     config_warn_plugin_unused(c);
     config_warn_local_port(c);

@@ -6,6 +6,7 @@
 
 #include "autoconfig.h"
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -52,4 +53,44 @@ int config_fail(struct config_ctx *x, const struct config_pos *pos, const char *
         va_end(ap);
     }
     return -1;
+}
+
+/* A JSON value as a message shows it: a string quoted, a number as written, else its kind. */
+const char *config_describe(const json_t *v, char *buf, size_t cap)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return config_quote(json_string_value(v), buf, cap);
+    case JSON_INTEGER:
+        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return buf;
+    case JSON_REAL:
+        snprintf(buf, cap, "the real number %g", json_real_value(v));
+        return buf;
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    case JSON_NULL:
+        return "null";
+    case JSON_ARRAY:
+        return "an array";
+    default:
+        return "an object";
+    }
+}
+
+
+/* "PATH:LINE:COLUMN: " where key k was read from the file, "PATH: " otherwise; without a file,
+ * "command line: ". Then the message. Returns -1. */
+int config_invalid(const struct config *c, int k, char *err, size_t errlen, const char *fmt, ...)
+{
+    struct config_ctx x = {NULL, c->path ? c->path : "command line", err, errlen};
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return config_fail(&x, k >= 0 && c->path ? &c->pos[k] : NULL, "%s", msg);
 }

@@ -4,6 +4,8 @@
  *   config_msg.c    messages with FILE:LINE:COLUMN (no dependency)
  *   config.c        JSON -> struct config (uses scan and msg)
  *   config_check.c  config_validate(): checks across keys, typed values (uses msg)
+ *   config_servers.c "servers" (uses msg)
+ *   config_ports.c  users, "port_password", and each port's keys and listen entries (uses msg)
  * config.c and config_check.c never call each other. The interface for the rest of
  * reuseproxy is include/config.h. */
 #ifndef RP_CONFIG_PRIVATE_H
@@ -54,17 +56,25 @@ struct config_ctx {
 int config_fail(struct config_ctx *x, const struct config_pos *pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+struct json_t;
+/* The same for key k of c ("PATH:LINE:COLUMN: " where k was read from the file, "PATH: "
+ * otherwise; without a file "command line: "); k -1: no position. Returns -1. */
+int config_invalid(const struct config *c, int k, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* A JSON value as a message shows it: a string quoted, a number as written, else its kind. */
+const char *config_describe(const struct json_t *v, char *buf, size_t cap);
+
 /* s quoted for a message into buf (cap bytes): '"' and '\' escaped, control characters as
  * \u00XX, cut short with "..." so a hostile file cannot flood the terminal. Returns buf. */
 const char *config_quote(const char *s, char *buf, size_t cap);
 
 /* ---- config_servers.c: the "servers" key ---- */
 
-struct json_t;
-/* "servers": [{"server", "server_port", "method", "password"}, ...] into c->server[] and its
- * per-entry method and password. Returns 0, or -1 via config_fail() at pos. */
+/* "servers": [{"server", "server_port", "method", "password" or "users", "mode"}, ...] into
+ * c->port_sources[] and, for the first CONFIG_MAX_SERVERS, c->server[] with each entry's method
+ * and password beside it. Returns 0, or -1 via config_fail() at pos. */
 int config_set_servers(struct config_ctx *x, const struct config_pos *pos, const struct json_t *v);
-/* Frees the per-entry passwords. */
+/* Forgets the entries (c->port_sources, freed by config_port_sources_free). */
 void config_servers_free(struct config *c);
 /* True when every server has its own port and, with own_password, its own password: the
  * file's "server_port" (and "password") may then be missing. */
@@ -79,5 +89,30 @@ __attribute__((format(printf, 5, 6))) int config_invalid(const struct config *c,
                                                          size_t errlen, const char *fmt, ...);
 /* Types "shared_store" (and checks its companions) into c->shared. Returns 0 or -1. */
 int config_check_shared(struct config *c, char *err, size_t errlen);
+/* ---- config_manager.c: the ss-manager API's keys ---- */
+
+/* "manager_address", "manager_allow_remote", "manager_state" checked and typed into
+ * c->has_manager, manager_is_unix, manager_path, manager. Returns 0, or -1 with the message. */
+int config_check_manager(struct config *c, char *err, size_t errlen);
+
+/* ---- config_ports.c: users, "port_password", the ports ---- */
+
+/* An array of users ({"name", "password"} or, unless local, {"name", "key"}) at pos, named
+ * name in messages, into *users and *n (freed first). Only the shape is checked here; the keys
+ * are derived by config_validate() once the method is known. Returns 0, or -1. */
+int config_parse_users(struct config_ctx *x, const struct config_pos *pos, const char *name,
+                       const struct json_t *v, bool local, struct config_user **users, int *n);
+void config_users_free(struct config_user *u, int n);
+/* libev's "port_password": {"8381": "pw1", ...} into c->port_sources[]. Returns 0, or -1. */
+int config_set_port_password(struct config_ctx *x, const struct config_pos *pos,
+                             const struct json_t *v);
+/* Frees c->port_sources (their passwords and users). */
+void config_port_sources_free(struct config *c);
+/* Frees c->ports, c->listen and c->listen_port (the derived keys wiped). */
+void config_ports_free(struct config *c);
+/* The ports (c->ports: each one's method, mode and keys) and where they listen (c->listen),
+ * from the file's port, "port_password" or the server role's "servers". Run by
+ * config_validate() after the addresses are parsed. Returns 0, or -1 with the reason. */
+int config_derive_ports(struct config *c, char *err, size_t errlen);
 
 #endif

@@ -14,18 +14,6 @@
 #include "config_private.h"
 #include "log.h"
 
-void config_servers_free(struct config *c)
-{
-    for (int i = 0; i < CONFIG_MAX_SERVERS; i++) {
-        if (c->server_password[i])
-            explicit_bzero(c->server_password[i], strlen(c->server_password[i]));
-        free(c->server_password[i]);
-        c->server_password[i] = NULL;
-        c->server_method_set[i] = false;
-    }
-    c->n_servers_entries = 0;
-}
-
 static const char *config_json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -46,28 +34,49 @@ static const char *config_json_kind(const json_t *v)
     }
 }
 
-/* One entry: "server" (required, may carry its own port), "server_port" (required unless it
- * does), "method" and "password" (optional: the file's). "remarks" (shadowsocks-rust's label)
- * is read past. */
-static int config_servers_entry(struct config_ctx *x, const struct config_pos *pos, size_t i,
-                                const json_t *e)
+void config_servers_free(struct config *c)
 {
-    struct config *c = x->c;
+    for (int i = 0; i < CONFIG_MAX_SERVERS; i++) {
+        c->server_password[i] = NULL; /* c->port_sources[i]'s */
+        c->server_method_set[i] = false;
+    }
+    c->n_servers_entries = 0;
+}
+
+void config_servers_clear(struct config *c)
+{
+    if (c->n_servers_entries > 0)
+        config_port_sources_free(c);
+    config_servers_free(c);
+}
+
+/* One entry: "server" (required, may carry its own port), "server_port" (required unless it
+ * does), "method", "password", "users" and "mode" (optional: the file's). "remarks"
+ * (shadowsocks-rust's label) is read past. */
+static int config_servers_entry(struct config_ctx *x, const struct config_pos *pos, size_t i,
+                                const json_t *e, struct config_port_source *src)
+{
     const json_t *host = json_object_get(e, "server"), *port = json_object_get(e, "server_port");
     const json_t *method = json_object_get(e, "method"), *pw = json_object_get(e, "password");
+    const json_t *users = json_object_get(e, "users"), *mode = json_object_get(e, "mode");
+    static const char *const members[] = {"server", "server_port", "method", "password",
+                                          "users", "mode", "remarks", NULL};
     const char *k;
     json_t *member;
     char q[96];
 
     json_object_foreach((json_t *)e, k, member) {
-        if (strcmp(k, "server") && strcmp(k, "server_port") && strcmp(k, "method") &&
-            strcmp(k, "password") && strcmp(k, "remarks"))
+        int m = 0;
+        while (members[m] && strcmp(members[m], k) != 0)
+            m++;
+        if (!members[m])
             return config_fail(x, pos,
                                "\"servers\"[%zu]: unknown member %s; a server has \"server\", "
-                               "\"server_port\", \"method\" and \"password\"",
+                               "\"server_port\", \"method\" and \"password\" (a server role's "
+                               "entry may have \"users\" and \"mode\")",
                                i, config_quote(k, q, sizeof q));
     }
-    struct netaddr_endpoint *ep = &c->server[i];
+    struct netaddr_endpoint *ep = &src->addr;
     if (!json_is_string(host) ||
         netaddr_parse_hostport(json_string_value(host), strlen(json_string_value(host)),
                                CONFIG_SERVER_FLAGS, ep) != 0)
@@ -86,15 +95,28 @@ static int config_servers_entry(struct config_ctx *x, const struct config_pos *p
         if (m < 0)
             return config_fail(x, pos, "\"servers\"[%zu]: \"method\": expected one of %s", i,
                                crypto_method_names());
-        c->server_method[i] = (enum crypto_method)m;
-        c->server_method_set[i] = true;
+        src->method = (enum crypto_method)m;
+        src->method_set = true;
+    }
+    if (mode && !json_is_null(mode)) {
+        enum config_mode md;
+        if (!json_is_string(mode) || config_mode_from_name(json_string_value(mode), &md) != 0)
+            return config_fail(x, pos, "\"servers\"[%zu]: \"mode\": expected \"tcp_only\", "
+                                       "\"tcp_and_udp\" or \"udp_only\"", i);
+        src->mode = md;
+        src->mode_set = true;
     }
     if (pw && !json_is_null(pw)) {
         if (!json_is_string(pw) || !json_string_value(pw)[0])
             return config_fail(x, pos, "\"servers\"[%zu]: \"password\": expected a non-empty "
                                        "string, got %s", i, config_json_kind(pw));
-        if (!(c->server_password[i] = strdup(json_string_value(pw))))
+        if (!(src->password = strdup(json_string_value(pw))))
             return config_fail(x, pos, "out of memory");
+    }
+    if (users && !json_is_null(users)) {
+        char name[40];
+        snprintf(name, sizeof name, "servers\"[%zu].\"users", i);
+        return config_parse_users(x, pos, name, users, false, &src->users, &src->n_users);
     }
     return 0;
 }
@@ -104,26 +126,43 @@ int config_set_servers(struct config_ctx *x, const struct config_pos *pos, const
     struct config *c = x->c;
     size_t n = json_is_array(v) ? json_array_size(v) : 0;
 
+    if (c->n_servers_entries > 0)
+        config_port_sources_free(c);
     config_servers_free(c);
     if (json_is_null(v))
         return 0;
     if (c->pos[CONFIG_KEY_SERVER].line > 0)
         return config_fail(x, pos, "\"servers\": given with \"server\" (line %d); keep one list",
                            c->pos[CONFIG_KEY_SERVER].line);
-    if (n == 0 || n > CONFIG_MAX_SERVERS)
+    if (c->n_port_sources > 0)
+        return config_fail(x, pos, "\"servers\": given with \"port_password\" (line %d); keep "
+                                   "one list of ports",
+                           c->pos[CONFIG_KEY_PORT_PASSWORD].line);
+    /* the local roles take at most CONFIG_MAX_SERVERS (config_derive_upstreams says so) */
+    if (n == 0 || n > CONFIG_MAX_PORTS)
         return config_fail(x, pos,
                            "\"servers\": expected an array of 1 to %d objects {\"server\", "
                            "\"server_port\", \"method\", \"password\"}, got %s",
-                           CONFIG_MAX_SERVERS, json_is_array(v) ? "another size" : config_json_kind(v));
+                           CONFIG_MAX_PORTS, json_is_array(v) ? "another size" : config_json_kind(v));
+    if (!(c->port_sources = calloc(n, sizeof *c->port_sources)))
+        return config_fail(x, pos, "out of memory");
     memset(c->server, 0, sizeof c->server);
     c->n_server = 0;
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(v, i);
+        struct config_port_source *src = &c->port_sources[i];
+        c->n_port_sources = (int)i + 1;
         if (!json_is_object(e))
             return config_fail(x, pos, "\"servers\"[%zu]: expected an object, got %s", i,
                                config_json_kind(e));
-        if (config_servers_entry(x, pos, i, e) != 0)
+        if (config_servers_entry(x, pos, i, e, src) != 0)
             return -1;
+        if (i >= CONFIG_MAX_SERVERS)
+            continue;
+        c->server[i] = src->addr;
+        c->server_method[i] = src->method;
+        c->server_method_set[i] = src->method_set;
+        c->server_password[i] = src->password;
         c->n_server = (int)i + 1;
     }
     c->n_servers_entries = (int)n;
@@ -177,11 +216,17 @@ int config_derive_upstreams(struct config *c, char *err, size_t errlen)
     enum netaddr_prefer prefer = c->ipv6_first ? NETADDR_PREFER_IPV6 : NETADDR_PREFER_ANY;
 
     c->n_upstream = 0;
-    if (c->role == ROLE_SERVER)
-        return c->n_servers_entries == 0
-                   ? 0
-                   : config_fail(&x, pos, "\"servers\": lists the servers of the local and tunnel "
-                                          "roles; the server role listens on \"server\"");
+    if (c->role == ROLE_SERVER) /* its "servers" are its ports (config_ports.c) */
+        return 0;
+    if (c->n_servers_entries > CONFIG_MAX_SERVERS)
+        return config_fail(&x, pos, "\"servers\": the %s role takes at most %d servers, but %d "
+                                    "are listed", config_role_name(c->role), CONFIG_MAX_SERVERS,
+                           c->n_servers_entries);
+    for (int i = 0; i < c->n_servers_entries; i++)
+        if (c->port_sources[i].n_users > 0 || c->port_sources[i].mode_set)
+            return config_fail(&x, pos, "\"servers\"[%d]: \"users\" and \"mode\" belong to a "
+                                        "server role's ports; the %s role has none", i,
+                               config_role_name(c->role));
     /* The plugin links its loopback port to one server (SIP003's SS_REMOTE_HOST). */
     if (c->plugin.plugin && c->n_server > 1)
         return config_fail(&x, pos,
@@ -203,7 +248,9 @@ int config_derive_upstreams(struct config *c, char *err, size_t errlen)
      * key stand for the file's (ports[0], which the UDP relay and the checks read) */
     if (!c->password && !c->key) {
         c->method = c->upstreams[0].method;
+        c->ports[0].method = c->method;
         c->ports[0].key = c->upstreams[0].key;
+        c->ports[0].has_key = true;
     }
     return 0;
 }

@@ -22,6 +22,7 @@ struct listener {
     struct worker *w;
     enum listener_kind kind;
     int fd;           /* listening socket or dispatch socket (not owned) */
+    int port;         /* index in w->ports, or -1 (dispatch: from each connection) */
     int epfd;         /* shared mode: private epoll instance holding fd with EPOLLEXCLUSIVE */
     ev_io io;
     struct listener_backoff backoff;
@@ -80,8 +81,22 @@ static void accept_batch(struct listener *l)
             listener_backoff_on_error(&l->backoff, errno);
             return;
         }
-        relay_accept(l->w, fd, (struct sockaddr *)&peer, len);
+        relay_accept(l->w, l->port, fd, (struct sockaddr *)&peer, len);
     }
+}
+
+/* The port a dispatched connection came in on: the one with its local port number (ports are
+ * unique in a configuration, config_ports.c). -1: none (the configuration changed). */
+static int dispatch_port(const struct worker *w, int fd)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof local;
+
+    if (w->nports == 1)
+        return 0;
+    if (getsockname(fd, (struct sockaddr *)&local, &len) < 0)
+        return -1;
+    return config_port_index(w->cfg, netaddr_port((struct sockaddr *)&local));
 }
 
 /* Receives up to a batch of descriptors from the master. */
@@ -109,11 +124,13 @@ static void dispatch_batch(struct listener *l)
         memcpy(&fd, CMSG_DATA(c), sizeof fd);
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
-        if (netaddr_set_nonblock(fd) < 0 || getpeername(fd, (struct sockaddr *)&peer, &len) < 0) {
+        int port = dispatch_port(l->w, fd);
+        if (port < 0 || netaddr_set_nonblock(fd) < 0 ||
+            getpeername(fd, (struct sockaddr *)&peer, &len) < 0) {
             close(fd);
             continue;
         }
-        relay_accept(l->w, fd, (struct sockaddr *)&peer, len);
+        relay_accept(l->w, port, fd, (struct sockaddr *)&peer, len);
     }
 }
 
@@ -140,12 +157,13 @@ static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
-struct listener *listener_new(struct worker *w, int fd, enum listener_kind kind)
+struct listener *listener_new(struct worker *w, int fd, enum listener_kind kind, int port)
 {
     struct listener *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
     l->w = w;
+    l->port = port;
     l->kind = kind;
     l->fd = fd;
     l->epfd = -1;

@@ -30,6 +30,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "manager.h"
 #include "master.h"
 #include "master_private.h"
 #include "metrics.h"
@@ -154,6 +155,15 @@ static const char *listen_setting_changed(const struct config *a, const struct c
         return "local_address";
     if (a->mode != b->mode)
         return "mode";
+    /* each (port, address) has its sockets, opened once (port_password, servers) */
+    if (a->n_listen != b->n_listen || a->n_port != b->n_port)
+        return "the ports";
+    for (int i = 0; i < a->n_listen; i++)
+        if (strcmp(a->listen[i].target.host, b->listen[i].target.host) != 0 ||
+            a->listen[i].target.port != b->listen[i].target.port ||
+            a->listen_port[i] != b->listen_port[i] ||
+            a->ports[a->listen_port[i]].mode != b->ports[b->listen_port[i]].mode)
+            return "the ports";
     if (a->tcp_redir != b->tcp_redir) /* TPROXY needs transparent listeners (sockets.c) */
         return "tcp_redir";
     if (a->workers != b->workers)
@@ -161,11 +171,10 @@ static const char *listen_setting_changed(const struct config *a, const struct c
     return a->balance != b->balance ? "balance" : NULL;
 }
 
-/* Refuses a reload: the running configuration stays, and systemd hears why. */
 /* The users' totals go to Redis from here (shared_store.h): one process per host pushes them
  * once, summed over the worker slots, which outlive their workers. Made again when a reload
  * moves "shared_store". */
-static int master_users_store(struct master *m)
+int master_users_store(struct master *m)
 {
     const struct config *c = m->cfg;
     bool want = c->role == ROLE_SERVER && c->shared.url && m->metrics && m->metrics->nusers > 0;
@@ -180,6 +189,7 @@ static int master_users_store(struct master *m)
     return 0;
 }
 
+/* Refuses a reload: the running configuration stays, and systemd hears why. */
 static void reload_refused(const char *why)
 {
     log_error("reload refused, still running the previous configuration: %s", why);
@@ -187,18 +197,109 @@ static void reload_refused(const char *why)
                   why);
 }
 
-/* Loads, validates and preflights the new configuration (the checks of --check, which are every
- * check a worker's start runs), then hands it to supervise_reload(). A SIGHUP during a reload
- * is queued: one more reload follows when this one ends, however many came. */
+/* The configuration to run now: the file (read again) and the command line, the ss-manager API's
+ * ports (ports, or NULL for none), validated and preflighted with the checks of --check, which
+ * are every check a worker's start runs. NULL with the reason in err. */
+struct config *master_load_config(const struct master *m, const struct manager_ports *ports,
+                                  char *err, size_t errlen)
+{
+    struct config *nc = calloc(1, sizeof *nc);
+
+    if (!nc) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    config_defaults(nc);
+    if ((m->cfg->path && config_load(nc, m->cfg->path, err, errlen) < 0) ||
+        cli_apply(m->cli, nc, err, errlen) < 0 || config_load_shared_users(nc, err, errlen) < 0 ||
+        (ports && config_add_manager_ports(nc, ports, err, errlen) < 0) ||
+        config_validate(nc, err, errlen) < 0 || worker_preflight(nc, err, errlen) < 0) {
+        config_free(nc);
+        free(nc);
+        return NULL;
+    }
+    return nc;
+}
+
+/* A reload that changes the ports: the master's set becomes the new configuration's, with the
+ * same descriptors for the entries it keeps (sockets_reopen); the old set stays beside it until
+ * the reload ends (master_sockets_settle). The dispatch mode's accept watchers are set up once:
+ * there the ports change with a restart. */
+static int master_reopen_sockets(struct master *m, const struct config *nc, char *err,
+                                 size_t errlen)
+{
+    struct socket_set *old;
+
+    if (m->balance == BALANCE_DISPATCH) {
+        snprintf(err, errlen,
+                 "the ports changed; with balance \"dispatch\" they only change with a restart "
+                 "or a binary upgrade (SIGUSR2)");
+        return -1;
+    }
+    if (!(old = malloc(sizeof *old))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(old, &m->socks, sizeof *old);
+    if (sockets_reopen(&m->socks, old, nc, m->balance, err, errlen) < 0) {
+        memcpy(&m->socks, old, sizeof *old);
+        free(old);
+        return -1;
+    }
+    m->prev_socks = old;
+    return 0;
+}
+
+void master_sockets_settle(struct master *m, bool switched)
+{
+    if (!m->prev_socks)
+        return;
+    if (switched) { /* the removed entries close: their old workers stop accepting as they drain */
+        sockets_close_unshared(m->prev_socks, &m->socks);
+    } else {
+        sockets_close_unshared(&m->socks, m->prev_socks);
+        memcpy(&m->socks, m->prev_socks, sizeof m->socks);
+    }
+    free(m->prev_socks);
+    m->prev_socks = NULL;
+}
+
+/* Switches to nc (owned from here on), which master_load_config() made, through
+ * master_apply_config(), unless it changes what a reload cannot. Returns 0, or -1 with the reason in err (nc freed, the running configuration
+ * stays). */
+int master_apply(struct master *m, struct config *nc, char *err, size_t errlen)
+{
+    const char *changed = listen_setting_changed(m->cfg, nc);
+    bool ports = changed && strcmp(changed, "the ports") == 0;
+
+    if (changed && !ports)
+        snprintf(err, errlen,
+                 "\"%s\" changed; listen addresses, role, mode, workers and balance only "
+                 "change with a restart or a binary upgrade (SIGUSR2)",
+                 changed);
+    if ((changed && !ports) || (ports && master_reopen_sockets(m, nc, err, errlen) < 0) ||
+        plugin_reload(m->plugin, nc, err, errlen) < 0) {
+        master_sockets_settle(m, false);
+        config_free(nc);
+        free(nc);
+        return -1;
+    }
+    /* live, or by replacing the workers; changed ports always replace them (config_live.c) */
+    master_apply_config(m, nc);
+    master_manager_reconfigured(m);
+    return 0;
+}
+
+/* SIGHUP: the file again, with the API's ports, through master_apply(). A SIGHUP during a
+ * reload is queued: one more reload follows when this one ends, however many came. */
 void master_reload(struct master *m)
 {
     char err[512];
-    const char *changed;
     struct config *nc;
 
     if (m->stopping)
         return;
-    if (m->reloading) {
+    if (m->reloading || m->live) {
         if (!m->reload_pending)
             log_info("reload requested during a reload: it follows when this one ends");
         m->reload_pending = true;
@@ -206,39 +307,9 @@ void master_reload(struct master *m)
     }
     sdnotify_send("RELOADING=1\nMONOTONIC_USEC=%llu", sdnotify_monotonic_usec());
     log_info("reloading %s", m->cfg->path ? m->cfg->path : "(command line)");
-    nc = calloc(1, sizeof *nc);
-    if (!nc) {
-        reload_refused("out of memory");
-        return;
-    }
-    config_defaults(nc);
-    if ((m->cfg->path && config_load(nc, m->cfg->path, err, sizeof err) < 0) ||
-        cli_apply(m->cli, nc, err, sizeof err) < 0 ||
-        config_load_shared_users(nc, err, sizeof err) < 0 ||
-        config_validate(nc, err, sizeof err) < 0 || worker_preflight(nc, err, sizeof err) < 0) {
+    nc = master_load_config(m, master_manager_ports(m), err, sizeof err);
+    if (!nc || master_apply(m, nc, err, sizeof err) < 0)
         reload_refused(err);
-    } else if ((changed = listen_setting_changed(m->cfg, nc))) {
-        snprintf(err, sizeof err,
-                 "\"%s\" changed; listen addresses, ports, role, mode, workers and balance only "
-                 "change with a restart or a binary upgrade (SIGUSR2)",
-                 changed);
-        reload_refused(err);
-    } else if (plugin_reload(m->plugin, nc, err, sizeof err) < 0) {
-        reload_refused(err);
-    } else {
-        m->prev_cfg = m->cfg;
-        m->cfg = nc;
-        upstream_prober_reconfigure(m->prober, m->cfg);
-        steer_configure(m->steer, m->cfg);
-        worker_user_slots(nc, m->metrics); /* kept users keep their counters */
-        if (master_users_store(m) < 0)
-            log_warn("shared_store: users' totals not pushed (out of memory)");
-        log_set_level(LOG_LEVEL_INFO + (nc->verbose > 1 ? 1 : nc->verbose));
-        supervise_reload(m);
-        return;
-    }
-    config_free(nc);
-    free(nc);
 }
 
 void master_check_done(struct master *m)
@@ -271,6 +342,7 @@ void master_stop(struct master *m, const char *why, bool handover)
         sdnotify_send("STOPPING=1");
     m->stopping = true;
     steer_stop(m->steer);
+    master_live_stop(m);
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_stop(&m->accept_backoff[a]);
     supervise_signal_all(m, SIGTERM, true);
@@ -360,10 +432,11 @@ static int master_setup(struct master *m, char *err, size_t errlen)
     }
 #endif
     if (plugin_prepare(m->cfg, err, errlen) < 0 ||
-        sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0)
+        sockets_open(&m->socks, c, m->nslots, m->balance, err, errlen) < 0 ||
+        master_manager_start(m, err, errlen) < 0)
         return -1;
     m->plugin = plugin_new(m->loop, c, master_plugin_gave_up, m);
-    m->metrics = metrics_new_shared(m->nslots, worker_user_capacity(c));
+    m->metrics = metrics_new_shared(m->nslots, worker_user_capacity(c), worker_port_capacity(c));
     m->replay = master_replay_store(c, m->upgrade.inherited_replay_fd);
     m->slots = calloc(m->nslots, sizeof *m->slots);
     /* before the first fork: the workers find the servers' series already named */
@@ -381,6 +454,7 @@ static int master_setup(struct master *m, char *err, size_t errlen)
         snprintf(err, errlen, "cannot set up the shared store");
         return -1;
     }
+    master_live_note_acl(m);
     m->rl_accept = (struct log_ratelimit)LOG_RATELIMIT_INIT("accept errors", LOG_LEVEL_WARN, 10.0);
     for (int a = 0; a < WORKER_MAX_LISTEN; a++)
         listener_backoff_init(&m->accept_backoff[a], m->loop, &m->accept_io[a],
@@ -393,7 +467,9 @@ static int master_setup(struct master *m, char *err, size_t errlen)
     steer_configure(m->steer, c);
     supervise_init(m);
     if (m->balance == BALANCE_DISPATCH)
-        for (int a = 0; a < m->socks.nshared; a++) {
+        for (int a = 0; a < m->socks.naddrs; a++) {
+            if (m->socks.shared[a] <= 0) /* a UDP-only port */
+                continue;
             ev_io_init(&m->accept_io[a], dispatch_cb, m->socks.shared[a], EV_READ);
             m->accept_io[a].data = m;
             ev_io_start(m->loop, &m->accept_io[a]);
@@ -412,6 +488,8 @@ static int master_setup(struct master *m, char *err, size_t errlen)
 
 static void master_free(struct master *m)
 {
+    master_manager_free(m);
+    master_sockets_settle(m, true); /* stopped during a reload that changed the ports */
     if (m->metrics_server)
         metrics_server_stop(m->metrics_server);
     sockets_close(&m->socks);
@@ -454,7 +532,7 @@ int master_run(struct config *cfg, const struct cli_options *cli, char **argv)
         master_free(m);
         return 1;
     }
-    if (master_setup(m, err, sizeof err) < 0) {
+    if (master_manager_load(m, err, sizeof err) < 0 || master_setup(m, err, sizeof err) < 0) {
         log_error("%s", err);
         master_free(m);
         return 1;

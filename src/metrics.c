@@ -106,41 +106,72 @@ static const struct metrics_field metrics_user_fields[] = {
 #undef FIELD
 #define METRICS_USER_NFIELDS (sizeof metrics_user_fields / sizeof metrics_user_fields[0])
 
+#define FIELD(name, help, member) {name, METRICS_COUNTER, help, offsetof(struct metrics_port, member)}
+static const struct metrics_field metrics_port_fields[] = {
+    FIELD("port_bytes_in_total", "Bytes read from this port's clients.", bytes_in),
+    FIELD("port_bytes_out_total", "Bytes written to this port's clients.", bytes_out),
+    FIELD("port_connections_total", "TCP connections accepted on this port.", connections),
+    FIELD("port_udp_datagrams_total", "UDP datagrams received on this port.", udp_datagrams),
+    FIELD("port_failed_handshakes_total",
+          "Failed handshakes on this port: probes, bad tags, replays, refused requests.",
+          failed_handshakes),
+};
+#undef FIELD
+#define METRICS_PORT_NFIELDS (sizeof metrics_port_fields / sizeof metrics_port_fields[0])
+
 /* ---- Shared memory. */
 
 #define METRICS_USERS_MAX 65536
+#define METRICS_PORTS_MAX 65536
 
 static size_t metrics_names_offset(int nworkers)
 {
     return sizeof(struct metrics_shared) + (size_t)nworkers * sizeof(struct metrics_worker);
 }
 
+/* Counters follow the names, 8-byte aligned for their atomics. */
 static size_t metrics_counters_offset(int nworkers, int nusers)
 {
-    return metrics_names_offset(nworkers) + (size_t)nusers * sizeof(struct metrics_user_name);
+    size_t end = metrics_names_offset(nworkers) + (size_t)nusers * sizeof(struct metrics_user_name);
+    return (end + 7) & ~(size_t)7;
 }
 
-static size_t metrics_shared_size(int nworkers, int nusers)
+static size_t metrics_port_names_offset(int nworkers, int nusers)
 {
     return metrics_counters_offset(nworkers, nusers) +
            (size_t)nworkers * (size_t)nusers * sizeof(struct metrics_user);
 }
 
-struct metrics_shared *metrics_new_shared(int nworkers, int nusers)
+/* Port numbers are 4 bytes each; the counters after them stay 8-byte aligned. */
+static size_t metrics_port_counters_offset(int nworkers, int nusers, int nports)
+{
+    size_t names = (size_t)nports * sizeof(uint32_t);
+    return metrics_port_names_offset(nworkers, nusers) + ((names + 7) & ~(size_t)7);
+}
+
+static size_t metrics_shared_size(int nworkers, int nusers, int nports)
+{
+    return metrics_port_counters_offset(nworkers, nusers, nports) +
+           (size_t)nworkers * (size_t)nports * sizeof(struct metrics_port);
+}
+
+struct metrics_shared *metrics_new_shared(int nworkers, int nusers, int nports)
 {
     if (nworkers < 1)
         nworkers = 1; /* single-process mode still has one worker: itself */
-    if (nworkers > METRICS_WORKERS_MAX || nusers < 0 || nusers > METRICS_USERS_MAX)
+    if (nworkers > METRICS_WORKERS_MAX || nusers < 0 || nusers > METRICS_USERS_MAX ||
+        nports < 0 || nports > METRICS_PORTS_MAX)
         return NULL;
     /* Anonymous shared memory is inherited across fork() and comes zero-filled; pages of user
      * slots never used are never touched, so never backed. */
-    void *p = mmap(NULL, metrics_shared_size(nworkers, nusers), PROT_READ | PROT_WRITE,
+    void *p = mmap(NULL, metrics_shared_size(nworkers, nusers, nports), PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     struct metrics_shared *m = p;
     m->nworkers = nworkers;
     m->nusers = nusers;
+    m->nports = nports;
     return m;
 }
 
@@ -157,7 +188,7 @@ void metrics_set_upstreams(struct metrics_shared *m, const char *const *names, i
 void metrics_free_shared(struct metrics_shared *m)
 {
     if (m)
-        munmap(m, metrics_shared_size(m->nworkers, m->nusers));
+        munmap(m, metrics_shared_size(m->nworkers, m->nusers, m->nports));
 }
 
 static struct metrics_user_name *metrics_names(const struct metrics_shared *m)
@@ -192,39 +223,55 @@ void metrics_user_total(const struct metrics_shared *m, int u, struct metrics_us
     }
 }
 
-/* A name and where it is: a slot, or an index in the caller's list. */
+struct metrics_port *metrics_port_counters(struct metrics_shared *m, int w)
+{
+    if (!m || m->nports == 0 || w < 0 || w >= m->nworkers)
+        return NULL;
+    return (struct metrics_port *)((char *)m + metrics_port_counters_offset(m->nworkers, m->nusers,
+                                                                            m->nports)) +
+           (size_t)w * (size_t)m->nports;
+}
+
+static uint32_t *metrics_port_names(const struct metrics_shared *m)
+{
+    return (uint32_t *)((char *)m + metrics_port_names_offset(m->nworkers, m->nusers));
+}
+
+/* A user (name and port) and where it is: a slot, or an index in the caller's list. */
 struct metrics_name_ref {
     const char *name;
+    unsigned port;
     int at;
 };
 
 static int metrics_name_cmp(const void *a, const void *b)
 {
-    return strncmp(((const struct metrics_name_ref *)a)->name,
-                   ((const struct metrics_name_ref *)b)->name, METRICS_USER_NAME_MAX - 1);
+    const struct metrics_name_ref *x = a, *y = b;
+    int c = strncmp(x->name, y->name, METRICS_USER_NAME_MAX - 1);
+    return c ? c : (x->port > y->port) - (x->port < y->port);
 }
 
 static const struct metrics_name_ref *metrics_name_find(const struct metrics_name_ref *refs,
-                                                        size_t n, const char *name)
+                                                        size_t n, const char *name, unsigned port)
 {
-    struct metrics_name_ref key = {name, 0};
+    struct metrics_name_ref key = {name, port, 0};
     return n ? bsearch(&key, refs, n, sizeof *refs, metrics_name_cmp) : NULL;
 }
 
-/* Sorted refs: the names of the used slots (list == NULL) or of list[0..n). */
-static size_t metrics_name_refs(const struct metrics_shared *m, const char *const *list, int n,
-                                struct metrics_name_ref *refs)
+/* Sorted refs: the users of the used slots (list == NULL) or of list[0..n) on ports[]. */
+static size_t metrics_name_refs(const struct metrics_shared *m, const char *const *list,
+                                const unsigned *ports, int n, struct metrics_name_ref *refs)
 {
     const struct metrics_user_name *names = metrics_names(m);
     size_t k = 0;
 
     if (list)
         for (int i = 0; i < n; i++)
-            refs[k++] = (struct metrics_name_ref){list[i], i};
+            refs[k++] = (struct metrics_name_ref){list[i], ports ? ports[i] : m->port, i};
     else
         for (int u = 0; u < m->nusers; u++)
             if (names[u].name[0])
-                refs[k++] = (struct metrics_name_ref){names[u].name, u};
+                refs[k++] = (struct metrics_name_ref){names[u].name, names[u].port, u};
     qsort(refs, k, sizeof *refs, metrics_name_cmp);
     return k;
 }
@@ -238,7 +285,8 @@ static void metrics_user_free(struct metrics_shared *m, int u)
         memset(&metrics_user_counters(m, w)[u], 0, sizeof(struct metrics_user));
 }
 
-void metrics_users_sync(struct metrics_shared *m, const char *const *names, int n, int *slots)
+void metrics_users_sync(struct metrics_shared *m, const char *const *names, const unsigned *ports,
+                        int n, int *slots)
 {
     int have = m ? m->nusers : 0;
     size_t cap = (size_t)(n > have ? n : have);
@@ -249,15 +297,17 @@ void metrics_users_sync(struct metrics_shared *m, const char *const *names, int 
         slots[i] = -1;
     if (!m || m->nusers == 0 || !listed || !used)
         goto out;
-    size_t nlisted = metrics_name_refs(m, names, n, listed);
+    size_t nlisted = metrics_name_refs(m, names, ports, n, listed);
     struct metrics_user_name *slot_names = metrics_names(m);
     for (int u = 0; u < m->nusers; u++)
-        if (slot_names[u].name[0] && !metrics_name_find(listed, nlisted, slot_names[u].name))
+        if (slot_names[u].name[0] &&
+            !metrics_name_find(listed, nlisted, slot_names[u].name, slot_names[u].port))
             metrics_user_free(m, u);
-    size_t nused = metrics_name_refs(m, NULL, 0, used);
+    size_t nused = metrics_name_refs(m, NULL, NULL, 0, used);
     int next_free = 0;
     for (int i = 0; i < n; i++) {
-        const struct metrics_name_ref *r = metrics_name_find(used, nused, names[i]);
+        unsigned port = ports ? ports[i] : m->port;
+        const struct metrics_name_ref *r = metrics_name_find(used, nused, names[i], port);
         if (r) {
             slots[i] = r->at;
             continue;
@@ -267,11 +317,48 @@ void metrics_users_sync(struct metrics_shared *m, const char *const *names, int 
         if (next_free == m->nusers)
             continue; /* full: this user is not counted until a restart makes room */
         snprintf(slot_names[next_free].name, METRICS_USER_NAME_MAX, "%s", names[i]);
+        slot_names[next_free].port = port;
         slots[i] = next_free;
     }
 out:
     free(listed);
     free(used);
+}
+
+/* Ports are few (CONFIG_MAX_PORTS) and synced once per start or reload: plain scans. A port
+ * slot holds its number (0: free); a port no longer listed is freed and zeroed, so its series
+ * disappear; a port kept keeps its slot, so its counters go on across reloads. */
+void metrics_ports_sync(struct metrics_shared *m, const uint16_t *ports, int n, int *slots)
+{
+    uint32_t *numbers = m && m->nports > 0 ? metrics_port_names(m) : NULL;
+
+    for (int i = 0; i < n; i++)
+        slots[i] = -1;
+    if (!numbers)
+        return;
+    for (int p = 0; p < m->nports; p++) {
+        bool listed = false;
+        for (int i = 0; i < n && !listed; i++)
+            listed = numbers[p] == ports[i];
+        if (numbers[p] && !listed) {
+            numbers[p] = 0;
+            for (int w = 0; w < m->nworkers; w++)
+                memset(&metrics_port_counters(m, w)[p], 0, sizeof(struct metrics_port));
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int free_slot = -1;
+        for (int p = 0; p < m->nports && slots[i] < 0; p++) {
+            if (numbers[p] == ports[i])
+                slots[i] = p;
+            else if (!numbers[p] && free_slot < 0)
+                free_slot = p;
+        }
+        if (slots[i] < 0 && free_slot >= 0) {
+            numbers[free_slot] = ports[i];
+            slots[i] = free_slot;
+        }
+    }
 }
 
 /* ---- Rendering. */
@@ -362,9 +449,33 @@ static void metrics_render_users(const struct metrics_shared *m, struct metrics_
                     continue;
                 uint64_t v = metrics_read((const uint64_t *)((const char *)&c[u] + f->offset));
                 out_printf(o, "reuseproxy_%s{worker=\"%d\",port=\"%u\",user=\"", f->name, w,
-                           m->port);
+                           names[u].port);
                 out_label(o, names[u].name);
                 out_printf(o, "\"} %" PRIu64 "\n", v);
+            }
+        }
+    }
+}
+
+static void metrics_render_ports(const struct metrics_shared *m, struct metrics_out *o)
+{
+    const uint32_t *numbers = metrics_port_names(m);
+
+    if (m->nports <= 0 || m->nports > METRICS_PORTS_MAX)
+        return;
+    for (size_t i = 0; i < METRICS_PORT_NFIELDS; i++) {
+        const struct metrics_field *f = &metrics_port_fields[i];
+        out_printf(o, "# HELP reuseproxy_%s %s\n# TYPE reuseproxy_%s counter\n", f->name, f->help,
+                   f->name);
+        for (int w = 0; w < m->nworkers; w++) {
+            const struct metrics_port *c = metrics_port_counters((struct metrics_shared *)m, w);
+            for (int p = 0; p < m->nports; p++) {
+                uint32_t port = __atomic_load_n(&numbers[p], __ATOMIC_RELAXED);
+                if (!port)
+                    continue;
+                uint64_t v = metrics_read((const uint64_t *)((const char *)&c[p] + f->offset));
+                out_printf(o, "reuseproxy_%s{worker=\"%d\",port=\"%u\"} %" PRIu64 "\n", f->name,
+                           w, port, v);
             }
         }
     }
@@ -395,13 +506,15 @@ int metrics_render(const struct metrics_shared *m, char *out, size_t cap)
     }
     metrics_render_upstreams(m, &o);
     metrics_render_users(m, &o);
+    metrics_render_ports(m, &o);
     return (int)o.len;
 }
 
 char *metrics_render_alloc(const struct metrics_shared *m, size_t *len)
 {
     size_t cap = 8192 + (size_t)m->nworkers * METRICS_NFIELDS * 80 +
-                 (size_t)m->nworkers * (size_t)m->nusers * METRICS_USER_NFIELDS * 120;
+                 (size_t)m->nworkers * (size_t)m->nusers * METRICS_USER_NFIELDS * 120 +
+                 (size_t)m->nworkers * (size_t)m->nports * METRICS_PORT_NFIELDS * 80;
     for (; cap <= METRICS_BODY_MAX; cap *= 2) {
         char *body = malloc(cap);
         if (!body)

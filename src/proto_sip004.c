@@ -201,14 +201,15 @@ static int sip004_find_key(struct proto_conn *c, struct proto_dir *d, uint8_t *b
         return SS_OPEN_NEED_MORE;
     if (u && sip004_peer_bytes(c->peer, addr) == 0) {
         slot = sip004_recent_slot(u, addr);
-        if (slot->key1 && slot->key1 <= ctx->nkeys && memcmp(slot->addr, addr, 16) == 0)
+        if (slot->key1 && slot->key1 <= ctx->nkeys && memcmp(slot->addr, addr, 16) == 0 &&
+            !(ctx->retired && ctx->retired[slot->key1 - 1]))
             first = slot->key1 - 1;
     }
     int r = SS_OPEN_ERROR;
     if (first != SIZE_MAX)
         r = sip004_try_key(c, d, first, buf, len, used, payload, plen);
     for (size_t k = 0; r == SS_OPEN_ERROR && k < ctx->nkeys; k++)
-        if (k != first)
+        if (k != first && !(ctx->retired && ctx->retired[k]))
             r = sip004_try_key(c, d, k, buf, len, used, payload, plen);
     if (r != SS_OPEN_ERROR && slot) {
         memcpy(slot->addr, addr, 16);

@@ -56,7 +56,7 @@ static size_t sip022_slot_of(const uint8_t hash[CRYPTO_BLOCK_LEN], size_t mask)
     return (size_t)h & mask;
 }
 
-static int sip022_users_index(struct sip022_ctx *x)
+static int sip022_users_index(struct sip022_ctx *x, const bool *retired)
 {
     size_t cap = 4;
     while (cap < 2 * x->npsks)
@@ -68,6 +68,8 @@ static int sip022_users_index(struct sip022_ctx *x)
     x->mask = cap - 1;
     for (size_t k = 1; k < x->npsks; k++) {
         ss2022_psk_hash(&x->psks[k], x->hashes[k]);
+        if (retired && retired[k]) /* serves its open connections, found by no new one */
+            continue;
         size_t i = sip022_slot_of(x->hashes[k], x->mask);
         while (x->slots[i])
             i = (i + 1) & x->mask;
@@ -104,7 +106,7 @@ static int sip022_ctx_init(struct proto_ctx *ctx)
     for (size_t k = 0; k < x->npsks; k++)
         if (ss2022_psk_from_key(&x->psks[k], &ctx->keys[k]) != 0)
             goto fail;
-    if (!ctx->client && x->npsks > 1 && sip022_users_index(x) != 0)
+    if (!ctx->client && x->npsks > 1 && sip022_users_index(x, ctx->retired) != 0)
         goto fail;
     return 0;
 fail:
@@ -628,6 +630,14 @@ static bool sip022_udp_session_key(const struct proto_udp *p, uint64_t *key)
     return true;
 }
 
+static bool sip022_udp_state_key(const struct proto_udp_state *st, size_t *key)
+{
+    const struct sip022_udp_state *s = (const struct sip022_udp_state *)st;
+
+    *key = s->key;
+    return s->peer_known;
+}
+
 /* A server opens every packet with no state first (the replay store across workers), learns
  * its session, and with st joins it (the session's window); a client checks its windows. */
 static long sip022_open_datagram(struct proto_udp *p, struct proto_udp_state *st, uint8_t *pkt,
@@ -673,4 +683,5 @@ const struct proto_ops proto_sip022 = {
     .open_datagram = sip022_open_datagram,
     .session_key = sip022_udp_session_key,
     .udp_state_join = sip022_udp_state_join,
+    .udp_state_key = sip022_udp_state_key,
 };

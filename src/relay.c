@@ -70,7 +70,8 @@ static void side_close(struct session *s, struct side *side)
 
 /* ---- session lifetime ---- */
 
-int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+int relay_accept(struct worker *w, int port, int fd, const struct sockaddr *peer,
+                 socklen_t peerlen)
 {
     /* Behind a balancer (proxy_protocol) the peer is the balancer: the client's own address,
      * which the ACL and the per-source limit are about, comes with the header
@@ -97,7 +98,12 @@ int relay_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     s->udp_handle = -1;
     proto_dir_init(&s->up.pd);
     proto_dir_init(&s->down.pd);
-    s->conn.ctx = &w->proto;
+    RP_ASSERT(port >= 0 && port < w->nports);
+    s->port = &w->ports[port];
+    s->pstats = s->port->stats;
+    s->conn.ctx = &s->port->proto;
+    if (s->pstats)
+        metrics_add(&s->pstats->connections, 1);
     handshake_init(&s->hs, w->cfg->role, &s->conn, &s->up.pd);
     handshake_set_local(&s->hs, w->cfg->protocol, w->cfg->local_users, w->cfg->n_local_users);
     if (peer && peerlen <= sizeof s->peer) {
@@ -223,6 +229,22 @@ void relay_close_probes(struct worker *w)
     }
 }
 
+void relay_users_retired(struct worker *w, double close_before)
+{
+    struct session *s = LIST_FIRST(&w->sessions), *next;
+    for (; s; s = next) {
+        next = LIST_NEXT(s, link);
+        const struct worker_port *p = s->port;
+        size_t k = s->conn.key;
+        if (!p || s->conn.ctx != &p->proto || !s->conn.user || !p->key_retired ||
+            k >= p->proto.nkeys || !p->key_retired[k])
+            continue;
+        s->ustats = NULL;
+        if (p->key_retired_at[k] <= close_before)
+            session_close(s);
+    }
+}
+
 /* The deadline of each stage. Handshake and probe deadlines count from accept and are never
  * pushed back by the client's bytes: every failed handshake, whatever was sent, ends the same
  * way at the same time (issue 3: probes must not tell the cases apart). */
@@ -324,9 +346,11 @@ static struct metrics_user *session_user_stats(const struct session *s)
 {
     const struct worker *w = s->w;
 
-    if (!w->user_stats || !w->key_slots || !s->conn.user || s->conn.key >= w->proto.nkeys)
+    const struct worker_port *p = s->port;
+
+    if (!w->user_stats || !p->key_slots || !s->conn.user || s->conn.key >= p->proto.nkeys)
         return NULL;
-    int slot = w->key_slots[s->conn.key];
+    int slot = p->key_slots[s->conn.key];
     return slot >= 0 ? &w->user_stats[slot] : NULL;
 }
 
@@ -339,6 +363,8 @@ void session_probe(struct session *s, const char *why)
     struct worker *w = s->w;
 
     metrics_add(&w->stats->failed_handshakes, 1);
+    if (s->pstats)
+        metrics_add(&s->pstats->failed_handshakes, 1);
     log_event(&w->rl_handshake, "%s from %s", why,
               netaddr_format((struct sockaddr *)&s->peer, addr, sizeof addr));
     if (s->query) {
@@ -383,6 +409,8 @@ static ssize_t session_read_client(struct session *s, size_t max)
     if (n > 0) {
         p->buf->end += n;
         metrics_add(&s->w->stats->bytes_in, n);
+        if (s->pstats)
+            metrics_add(&s->pstats->bytes_in, (uint64_t)n);
         return n;
     }
     if (n == 0)
@@ -462,6 +490,8 @@ static void session_refuse(struct session *s, enum refusal why)
     metrics_add(&w->stats->failed_handshakes, 1);
     if (session_user_stats(s))
         metrics_add(&session_user_stats(s)->failed_handshakes, 1);
+    if (s->pstats)
+        metrics_add(&s->pstats->failed_handshakes, 1);
     target_text(&s->target, t, sizeof t);
     if (why == REFUSE_LOOP) {
         metrics_add(&w->stats->loops_refused, 1);

@@ -37,12 +37,14 @@ void session_io_set(struct session *s, ev_io *io, bool on)
 }
 
 /* The pool a buffer of this capacity belongs to. */
-/* Bytes written to the client: the worker's and the user's counters. */
+/* Bytes written to the client: the worker's, the user's and the port's counters. */
 static void session_count_out(struct session *s, uint64_t n)
 {
     metrics_add(&s->w->stats->bytes_out, n);
     if (s->ustats)
         metrics_add(&s->ustats->bytes_out, n);
+    if (s->pstats)
+        metrics_add(&s->pstats->bytes_out, n);
 }
 
 static struct buf_pool *pool_of(struct worker *w, size_t cap)
@@ -289,6 +291,8 @@ static ssize_t pipe_fill(struct session *s, struct pipe *p, struct side *src, si
         metrics_add(&s->w->stats->bytes_in, n);
         if (s->ustats)
             metrics_add(&s->ustats->bytes_in, (uint64_t)n);
+        if (s->pstats)
+            metrics_add(&s->pstats->bytes_in, (uint64_t)n);
     }
     s->last_activity = ev_now(s->w->loop);
     return n;

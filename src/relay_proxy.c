@@ -48,6 +48,8 @@ static enum relay_proxy relay_proxy_read(struct session *s, struct proxy_proto_h
         return RELAY_PROXY_CLOSED;
     b->end += take;
     metrics_add(&s->w->stats->bytes_in, take);
+    if (s->pstats)
+        metrics_add(&s->pstats->bytes_in, take);
     return r > 0 ? RELAY_PROXY_DONE : RELAY_PROXY_WAIT;
 }
 

@@ -66,6 +66,8 @@ struct session {
     struct handshake hs;            /* how the target is learnt */
     struct proto_conn conn;         /* what the two directions' protocol state share */
     struct metrics_user *ustats;    /* the request's user's counters, once known, or NULL */
+    struct worker_port *port;       /* the port it came in on: its protocol context */
+    struct metrics_port *pstats;    /* that port's counters, or NULL */
     bool direct;                    /* local roles: the ACL bypasses the server for this target */
     struct side client, remote;
     struct pipe up;                 /* client -> remote */

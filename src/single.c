@@ -36,12 +36,9 @@ int single_run(struct config *cfg)
         return 1;
     }
     struct worker_env env = {.cfg = cfg, .slot = 0, .dispatch_fd = -1, .ready_fd = -1,
-                             .parent_fd = -1};
-    for (int a = 0; a < socks->ntcp; a++)
-        env.tcp[env.ntcp++] = socks->tcp[0][a];
-    for (int a = 0; a < socks->nudp; a++)
-        env.udp[env.nudp++] = socks->udp[0][a];
-    struct metrics_shared *metrics = metrics_new_shared(1, worker_user_capacity(cfg));
+                             .parent_fd = -1, .control_fd = -1};
+    worker_env_sockets(&env, socks, 0, BALANCE_REUSEPORT);
+    struct metrics_shared *metrics = metrics_new_shared(1, worker_user_capacity(cfg), worker_port_capacity(cfg));
     env.replay = cfg->replay_protection ? replay_new_shared(cfg->replay_capacity) : NULL;
     if (!metrics || (cfg->replay_protection && !env.replay)) {
         log_error("cannot allocate the shared state");
@@ -52,12 +49,13 @@ int single_run(struct config *cfg)
     env.run_prober = true; /* no master: the servers are probed from this process's loop */
     worker_user_slots(cfg, metrics);
     env.user_stats = metrics_user_counters(metrics, 0);
+    env.port_stats = metrics_port_counters(metrics, 0);
     if (cfg->metrics_address)
         log_warn("metrics_address is served by the master; with workers: 0 it is not served");
     sdnotify_send("READY=1");
     log_info("single process accepting");
     int status = worker_run(&env);
-    for (int a = 0; a < env.ntcp; a++) /* the worker closed them when it began to drain */
+    for (int a = 0; a < socks->naddrs; a++) /* the worker closed them when it began to drain */
         socks->tcp[0][a] = -1;
     sockets_close(socks);
     free(socks);

@@ -212,8 +212,10 @@ static void steer_attach(struct steer *s)
         return;
     for (int i = 0; i < k->nslots; i++)
         live[i] = !s->stalled[i];
-    for (int a = 0; a < k->ntcp + k->nudp; a++) {
-        int fd = a < k->ntcp ? k->tcp[0][a] : k->udp[0][a - k->ntcp];
+    for (int e = 0; e < 2 * k->naddrs; e++) { /* the set is sparse (sockets.h) */
+        int fd = e % 2 ? k->udp[0][e / 2] : k->tcp[0][e / 2];
+        if (fd <= 0)
+            continue;
         int r = want ? attach_one(s, fd, live)
                      : setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof zero);
         if (r < 0 && want) {

@@ -56,7 +56,10 @@ static void child_forget(struct master *m, struct master_child *c)
         close(c->ready_fd);
     if (c->dispatch_fd >= 0)
         close(c->dispatch_fd);
-    c->ready_fd = c->dispatch_fd = -1;
+    ev_io_stop(m->loop, &c->control_io);
+    if (c->control_fd >= 0) /* a retired worker reads EOF: it gets no more configurations */
+        close(c->control_fd);
+    c->ready_fd = c->dispatch_fd = c->control_fd = -1;
     c->pid = 0;
     c->ready = false;
 }
@@ -111,15 +114,18 @@ static void close_all_but(int *keep, int nkeep)
     close_range(lo, ~0U, 0);
 }
 
-static void worker_child(struct master *m, int i, int ready_w, int dispatch_w, pid_t master)
+static void worker_child(struct master *m, int i, const int fds[3], pid_t master)
 {
+    int ready_w = fds[0], dispatch_w = fds[1], control_w = fds[2];
     struct worker_env env = {.cfg = m->cfg,
                              .slot = i,
                              .dispatch_fd = dispatch_w,
+                             .control_fd = control_w,
                              .replay = m->replay,
                              .stats = &m->metrics->worker[i],
                              .shared = m->metrics,
                              .user_stats = metrics_user_counters(m->metrics, i),
+                             .port_stats = metrics_port_counters(m->metrics, i),
                              .ready_fd = ready_w,
                              .parent_fd = 0,
                              .master_pid = master};
@@ -130,21 +136,9 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w, p
     /* cpu_affinity: this slot's CPU, the one the steering program sends its connections from */
     if (m->cfg->cpu_affinity && steer_pin(i) < 0)
         log_warn("worker %d: cannot pin to CPU %d: %s", i, steer_cpu_of_slot(i), strerror(errno));
-    /* env's arrays hold one socket per listen address */
-    RP_ASSERT(m->socks.ntcp <= WORKER_MAX_LISTEN && m->socks.nshared <= WORKER_MAX_LISTEN &&
-              m->socks.nudp <= WORKER_MAX_LISTEN);
-    if (m->balance == BALANCE_REUSEPORT) {
-        for (int a = 0; a < m->socks.ntcp; a++)
-            env.tcp[env.ntcp++] = m->socks.tcp[i][a];
-    } else if (m->balance == BALANCE_SHARED) {
-        for (int a = 0; a < m->socks.nshared; a++)
-            env.tcp[env.ntcp++] = m->socks.shared[a];
-        env.shared_accept = true;
-    }
-    for (int a = 0; a < m->socks.nudp; a++)
-        env.udp[env.nudp++] = m->socks.udp[i][a];
+    worker_env_sockets(&env, &m->socks, i, m->balance);
     /* this slot's sockets, the ready pipe and the dispatch socket */
-    keep = malloc((size_t)(env.ntcp + env.nudp + 2) * sizeof *keep);
+    keep = malloc((size_t)(env.ntcp + env.nudp + 3) * sizeof *keep);
     if (!keep)
         _exit(1);
     for (int k = 0; k < env.ntcp; k++)
@@ -153,6 +147,7 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w, p
         keep[nkeep++] = env.udp[k];
     keep[nkeep++] = ready_w;
     keep[nkeep++] = dispatch_w;
+    keep[nkeep++] = control_w;
     closelog(); /* its socket is among what close_all_but closes; syslog() reopens it */
     close_all_but(keep, nkeep);
     free(keep);
@@ -164,49 +159,69 @@ static void worker_child(struct master *m, int i, int ready_w, int dispatch_w, p
 static void ready_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void ready_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
+static void close_pairs(int (*p)[2], int n, int end)
+{
+    for (int i = 0; i < n; i++)
+        for (int e = 0; e < 2; e++)
+            if ((end < 0 || e == end) && p[i][e] >= 0) {
+                close(p[i][e]);
+                p[i][e] = -1;
+            }
+}
+
+/* The ready pipe, the dispatch socket (dispatch mode) and the control channel of a new child.
+ * 0, or -1 with errno and nothing open. */
+static int child_channels(const struct master *m, int (*p)[2])
+{
+    int saved;
+    if (pipe2(p[0], O_CLOEXEC) == 0 &&
+        (m->balance != BALANCE_DISPATCH ||
+         socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p[1]) == 0) &&
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p[2]) == 0)
+        return 0;
+    saved = errno;
+    close_pairs(p, 3, -1);
+    errno = saved;
+    return -1;
+}
+
 /* Forks slot sl's worker into c. Returns 0, or -1 with errno set and nothing left open. */
 static int child_spawn(struct master *m, struct master_slot *sl, struct master_child *c)
 {
-    int rp[2], dp[2] = {-1, -1}, saved;
+    int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, saved;
     sigset_t all, old;
     pid_t self = getpid();
 
-    if (pipe2(rp, O_CLOEXEC) < 0)
+    if (child_channels(m, p) < 0)
         return -1;
-    if (m->balance == BALANCE_DISPATCH &&
-        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, dp) < 0) {
-        saved = errno;
-        close(rp[0]);
-        close(rp[1]);
-        errno = saved;
-        return -1;
-    }
     /* Blocked until the child has reset its handlers (worker_child): see the top of the file. */
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
     if (pid == 0)
-        worker_child(m, sl->index, rp[1], dp[1], self);
+        worker_child(m, sl->index, (int[3]){p[0][1], p[1][1], p[2][1]}, self);
     saved = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
-    close(rp[1]);
-    if (dp[1] >= 0)
-        close(dp[1]);
+    close_pairs(p, 3, 1);
     if (pid < 0) {
-        close(rp[0]);
-        if (dp[0] >= 0)
-            close(dp[0]);
+        close_pairs(p, 3, 0);
         errno = saved;
         return -1;
     }
     c->pid = pid;
     c->ready = false;
-    c->ready_fd = rp[0];
-    c->dispatch_fd = dp[0];
-    if (dp[0] >= 0)
-        netaddr_set_nonblock(dp[0]);
+    c->ready_fd = p[0][0];
+    c->dispatch_fd = p[1][0];
+    if (p[1][0] >= 0)
+        netaddr_set_nonblock(p[1][0]);
+    c->control_fd = p[2][0];
+    netaddr_set_nonblock(c->control_fd);
+    c->generation = m->generation; /* forked with m->cfg */
+    ev_io_init(&c->control_io, master_live_read_cb, c->control_fd, EV_READ);
+    c->control_io.data = c;
+    ev_io_start(m->loop, &c->control_io);
     c->started = ev_time();
-    ev_io_init(&c->ready_io, ready_cb, rp[0], EV_READ);
+    ev_io_init(&c->ready_io, ready_cb, c->ready_fd, EV_READ);
     c->ready_io.data = c;
     ev_io_start(m->loop, &c->ready_io);
     ev_timer_init(&c->ready_timer, ready_timeout_cb, READY_TIMEOUT, 0.);
@@ -270,6 +285,7 @@ static void reload_commit_if_ready(struct master *m)
     config_free(m->prev_cfg);
     free(m->prev_cfg);
     m->prev_cfg = NULL;
+    master_sockets_settle(m, true);
     m->reloading = false;
     log_info("reload complete");
     sdnotify_send("READY=1\nSTATUS=%d worker%s accepting (reloaded)", m->nslots,
@@ -296,6 +312,7 @@ static void reload_rollback(struct master *m, const char *why)
     free(m->cfg);
     m->cfg = m->prev_cfg;
     m->prev_cfg = NULL;
+    master_sockets_settle(m, false);
     upstream_prober_reconfigure(m->prober, m->cfg);
     steer_configure(m->steer, m->cfg);
     worker_user_slots(m->cfg, m->metrics); /* the old users' series come back */
@@ -443,7 +460,8 @@ void supervise_init(struct master *m)
         struct master_slot *sl = &m->slots[i];
         *sl = (struct master_slot){.index = i, .m = m};
         for (int k = 0; k < 2; k++)
-            sl->child[k] = (struct master_child){.ready_fd = -1, .dispatch_fd = -1, .sl = sl};
+            sl->child[k] = (struct master_child){
+                .ready_fd = -1, .dispatch_fd = -1, .control_fd = -1, .sl = sl};
         ev_init(&sl->restart, restart_cb);
         sl->restart.data = sl;
     }
@@ -483,6 +501,7 @@ void supervise_reap(struct master *m)
         if (c)
             child_died(m, c, status);
     }
+    master_live_check(m); /* a worker that died no longer has to answer */
     master_check_done(m);
 }
 
@@ -526,5 +545,7 @@ void supervise_free(struct master *m)
                 close(c->ready_fd);
             if (c->dispatch_fd >= 0)
                 close(c->dispatch_fd);
+            if (c->control_fd >= 0)
+                close(c->control_fd);
         }
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "rp_assert.h"
 #include "udp_private.h"
+#include "udp_relay.h"
 #include "worker.h"
 
 static struct udp_assoc *udp_assoc_of(struct udp_nat_entry *e)
@@ -121,6 +122,22 @@ void udp_assoc_free_all(struct udp_relay *u)
 {
     while (udp_nat_oldest(&u->nat))
         udp_assoc_free(udp_assoc_of(udp_nat_oldest(&u->nat)));
+}
+
+void udp_relay_close_retired(struct udp_relay *u, double close_before)
+{
+    const struct worker_port *p = u->port;
+    bool (*key_of)(const struct proto_udp_state *, size_t *) = u->proto.ctx->ops->udp_state_key;
+    struct udp_nat_entry *e = udp_nat_oldest(&u->nat), *next;
+    size_t k;
+
+    for (; key_of && p->key_retired && e; e = next) {
+        next = udp_nat_newer(e);
+        struct udp_assoc *a = udp_assoc_of(e);
+        if (key_of(a->proto_state, &k) && k < p->proto.nkeys && p->key_retired[k] &&
+            p->key_retired_at[k] <= close_before)
+            udp_assoc_free(a);
+    }
 }
 
 /* Frees the least recently used association unless it is keep. Returns 0 if one went. */

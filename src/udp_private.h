@@ -141,6 +141,7 @@ struct udp_batch {
 
 struct udp_relay {
     struct worker *w;
+    struct worker_port *port;          /* the port fd serves: its protocol context, counters */
     enum config_role role;
     int fd;                            /* the bound socket we serve; the caller's */
     bool pktinfo;                      /* fd is a wildcard bind: datagrams carry their local

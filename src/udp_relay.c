@@ -293,6 +293,8 @@ static void udp_inbound_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (n <= 0)
             break;
         metrics_add(&u->stats->udp_packets_in, (uint64_t)n);
+        if (u->port->stats)
+            metrics_add(&u->port->stats->udp_datagrams, (uint64_t)n);
         for (int i = 0; i < n; i++)
             udp_inbound_one(u, (unsigned)i);
         udp_tx_flush(u);
@@ -582,23 +584,26 @@ static int udp_relay_setup(struct udp_relay *u, struct worker *w, int nrelays)
     uint64_t seed;
     if (crypto_random(&seed, sizeof seed) < 0 || udp_nat_init(&u->nat, seed) < 0)
         return -1;
-    if (proto_udp_init(&u->proto, &w->proto) < 0)
+    const struct proto_ctx *ctx = &u->port->proto;
+    if (proto_udp_init(&u->proto, ctx) < 0)
         return -1;
-    RP_ASSERT(w->proto.ops->datagram_overhead(&w->proto) <= PROTO_DATAGRAM_OVERHEAD_MAX);
-    RP_ASSERT(w->proto.ops->udp_state_size <= sizeof(struct proto_udp_state));
+    RP_ASSERT(ctx->ops->datagram_overhead(ctx) <= PROTO_DATAGRAM_OVERHEAD_MAX);
+    RP_ASSERT(ctx->ops->udp_state_size <= sizeof(struct proto_udp_state));
     if (udp_batch_init(&u->rx, UDP_HEADROOM + UDP_DATAGRAM_MAX) < 0 ||
         udp_batch_init(&u->tx, UDP_SEALED_MAX) < 0)
         return -1;
     return 0;
 }
 
-struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays)
+struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays, int port)
 {
     struct udp_relay *u = calloc(1, sizeof *u);
 
     if (!u)
         return NULL;
+    RP_ASSERT(port >= 0 && port < w->nports);
     u->w = w;
+    u->port = &w->ports[port];
     u->fd = fd;
     u->role = w->cfg->role;
     u->stats = w->stats ? w->stats : &u->own_stats;

@@ -22,6 +22,7 @@
 #include "resolve.h"
 #include "rp_assert.h"
 #include "shared_store.h"
+#include "sockets.h"
 #include "steer.h"
 #include "udp_relay.h"
 #include "upstream.h"
@@ -77,91 +78,95 @@ static void worker_targets(struct worker *w, const struct config *c)
         w->tunnel = c->tunnel.target;
 }
 
-/* The protocol's key set from ports[0] (see struct proto_ctx): a server's PSK then its users'
- * keys, or a client's identity keys then its key. A SIP004 server with users and no password
- * of its own has only its users' keys. */
-static int worker_keys(struct worker *w, const struct config *c)
+/* Every port's protocol context, and its counters in this worker. */
+static int worker_keys(struct worker *w, const struct worker_env *env)
 {
-    const struct config_port *p = &c->ports[0];
-    bool client = c->role != ROLE_SERVER;
-    bool own = client || c->password || c->key ||
-               crypto_method_info(p->method)->proto == CRYPTO_PROTO_SIP022;
-    size_t first = own ? 1 : 0;
-    size_t n = first + (size_t)(client ? p->n_identity_keys : p->n_users);
+    const struct config *c = env->cfg;
 
-    w->keys = calloc(n, sizeof *w->keys);
-    w->key_names = calloc(n, sizeof *w->key_names);
-    w->key_slots = calloc(n, sizeof *w->key_slots);
-    if (!w->keys || !w->key_names || !w->key_slots)
+    if (!(w->ports = calloc((size_t)c->n_port, sizeof *w->ports)))
         return -1;
-    for (size_t k = 0; k < n; k++)
-        w->key_slots[k] = -1;
-    if (client) {
-        for (int i = 0; i < p->n_identity_keys; i++)
-            w->keys[i] = p->identity_keys[i];
-        w->keys[n - 1] = p->key;
-    } else {
-        if (own)
-            w->keys[0] = p->key;
-        for (int i = 0; i < p->n_users; i++) {
-            w->keys[first + i] = p->users[i].key;
-            w->key_names[first + i] = p->users[i].name;
-            w->key_slots[first + i] = p->users[i].metrics_slot;
-        }
-    }
-    w->proto = (struct proto_ctx){.ops = proto_for_method(p->method),
-                                  .keys = w->keys,
-                                  .nkeys = n,
-                                  .names = w->key_names,
-                                  .client = client,
-                                  .replay = w->replay};
-    if (!w->proto.ops) {
-        log_error("no protocol for %s", crypto_method_info(p->method)->name);
-        return -1;
-    }
-    if (proto_ctx_init(&w->proto) != 0) {
-        log_error("%s: cannot set up the keys", crypto_method_info(p->method)->name);
-        return -1;
+    w->nports = c->n_port;
+    for (int i = 0; i < c->n_port; i++) {
+        int slot = c->ports[i].metrics_slot;
+        w->ports[i].stats = env->port_stats && slot >= 0 ? &env->port_stats[slot] : NULL;
+        if (worker_port_keys_init(w, &w->ports[i], &c->ports[i]) != 0)
+            return -1;
     }
     return 0;
 }
 
 int worker_user_capacity(const struct config *c)
 {
-    long n = c->ports[0].n_users > 0 ? 2L * c->ports[0].n_users + 64 : 0;
+    long n = 0;
+    for (int i = 0; i < c->n_port; i++)
+        n += c->ports[i].n_users;
+    n = n > 0 ? 2 * n + 64 : 0;
     return (int)(n > CONFIG_MAX_USERS ? CONFIG_MAX_USERS : n);
+}
+
+int worker_port_capacity(const struct config *c)
+{
+    /* room for ports added by reloads (or the manager API) without a restart */
+    long n = c->role == ROLE_SERVER ? 2L * c->n_port + 16 : 0;
+    return (int)(n > CONFIG_MAX_PORTS ? CONFIG_MAX_PORTS : n);
 }
 
 void worker_user_slots(struct config *c, struct metrics_shared *m)
 {
-    struct config_port *p = &c->ports[0];
-    const char **names = calloc((size_t)p->n_users + 1, sizeof *names);
-    int *slots = calloc((size_t)p->n_users + 1, sizeof *slots);
+    int n = 0;
+    for (int i = 0; i < c->n_port; i++)
+        n += c->ports[i].n_users;
+    const char **names = calloc((size_t)n + 1, sizeof *names);
+    unsigned *ports = calloc((size_t)n + 1, sizeof *ports);
+    int *slots = calloc((size_t)n + 1, sizeof *slots);
+    uint16_t *numbers = calloc((size_t)c->n_port + 1, sizeof *numbers);
+    int *port_slots = calloc((size_t)c->n_port + 1, sizeof *port_slots);
 
     if (m)
         m->port = c->server_port;
-    if (names && slots && m) {
-        for (int i = 0; i < p->n_users; i++)
-            names[i] = p->users[i].name;
-        metrics_users_sync(m, names, p->n_users, slots);
-        for (int i = 0; i < p->n_users; i++)
-            p->users[i].metrics_slot = slots[i];
+    if (names && ports && slots && numbers && port_slots && m) {
+        int k = 0;
+        for (int i = 0; i < c->n_port; i++)
+            for (int u = 0; u < c->ports[i].n_users; u++, k++) {
+                names[k] = c->ports[i].users[u].name;
+                ports[k] = c->ports[i].port;
+            }
+        metrics_users_sync(m, names, ports, n, slots);
+        k = 0;
+        for (int i = 0; i < c->n_port; i++)
+            for (int u = 0; u < c->ports[i].n_users; u++)
+                c->ports[i].users[u].metrics_slot = slots[k++];
+        for (int i = 0; c->role == ROLE_SERVER && i < c->n_port; i++)
+            numbers[i] = c->ports[i].port;
+        metrics_ports_sync(m, numbers, c->role == ROLE_SERVER ? c->n_port : 0, port_slots);
+        for (int i = 0; i < c->n_port; i++)
+            c->ports[i].metrics_slot = c->role == ROLE_SERVER ? port_slots[i] : -1;
     }
     free(names);
+    free(ports);
     free(slots);
+    free(numbers);
+    free(port_slots);
 }
 
-static void worker_keys_free(struct worker *w)
+void worker_env_sockets(struct worker_env *env, const struct socket_set *s, int slot,
+                        enum config_balance balance)
 {
-    proto_ctx_free(&w->proto);
-    if (w->keys)
-        crypto_wipe(w->keys, w->proto.nkeys * sizeof *w->keys);
-    free(w->keys);
-    free(w->key_names);
-    free(w->key_slots);
-    w->key_slots = NULL;
-    w->keys = NULL;
-    w->key_names = NULL;
+    env->ntcp = env->nudp = 0;
+    for (int a = 0; a < s->naddrs && a < WORKER_MAX_LISTEN; a++) {
+        int tcp = balance == BALANCE_REUSEPORT ? s->tcp[slot][a]
+                  : balance == BALANCE_SHARED  ? s->shared[a]
+                                               : 0; /* dispatch: the master accepts */
+        if (tcp > 0) {
+            env->tcp_port[env->ntcp] = s->port[a];
+            env->tcp[env->ntcp++] = tcp;
+        }
+        if (s->udp[slot][a] > 0) {
+            env->udp_port[env->nudp] = s->port[a];
+            env->udp[env->nudp++] = s->udp[slot][a];
+        }
+    }
+    env->shared_accept = balance == BALANCE_SHARED;
 }
 
 /* Local roles: a protocol context per server (failover, upstream.h), each with its method and
@@ -174,8 +179,8 @@ static int worker_upstream_protos(struct worker *w, const struct config *c)
         bool first = i == 0 && u->method == c->ports[0].method;
         struct proto_ctx *pc = &w->upstream_proto[i];
         *pc = (struct proto_ctx){.ops = proto_for_method(u->method),
-                                 .keys = first ? w->keys : &u->key,
-                                 .nkeys = first ? w->proto.nkeys : 1,
+                                 .keys = first ? w->ports[0].keys : &u->key,
+                                 .nkeys = first ? w->ports[0].proto.nkeys : 1,
                                  .client = true,
                                  .replay = w->replay};
         if (!pc->ops || proto_ctx_init(pc) != 0) {
@@ -224,10 +229,12 @@ int worker_preflight(const struct config *c, char *err, size_t errlen)
     char why[512];
     struct acl *a;
 
-    if (!proto_for_method(c->ports[0].key.method)) {
-        snprintf(err, errlen, "no protocol for %s", crypto_method_info(c->method)->name);
-        return -1;
-    }
+    for (int i = 0; i < c->n_port; i++) /* each port has its own method */
+        if (!proto_for_method(c->ports[i].method)) {
+            snprintf(err, errlen, "no protocol for %s (port %u)",
+                     crypto_method_info(c->ports[i].method)->name, c->ports[i].port);
+            return -1;
+        }
     for (int i = 0; i < c->n_upstream; i++) /* each server has its own method */
         if (!proto_for_method(c->upstreams[i].method)) {
             snprintf(err, errlen, "no protocol for %s (server %d)",
@@ -290,7 +297,8 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     buf_pool_init(&w->pool, RELAY_BUF_CAP, 64);
     buf_pool_init(&w->bulk_pool, RELAY_BULK_CAP, 4);
     buf_pool_init(&w->stall_pool, RELAY_STALL_CAP, 64);
-    RP_ASSERT(c->n_port == 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
+    RP_ASSERT(c->n_port >= 1 && (c->role == ROLE_SERVER || c->upstream.target.port != 0));
+    RP_ASSERT(c->role == ROLE_SERVER || c->n_port == 1);
     RP_ASSERT(c->role == ROLE_SERVER || c->n_upstream >= 1);
     worker_targets(w, c);
     /* the shared probe results, whoever probes (the master, or this process: workers 0) */
@@ -302,7 +310,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
             return -1;
         w->upstream_stats = env->shared->upstream;
     }
-    if (worker_keys(w, c) != 0 || worker_upstream_protos(w, c) != 0)
+    if (worker_keys(w, env) != 0 || worker_upstream_protos(w, c) != 0)
         return -1;
     w->resolver = worker_open_resolver(w->loop, c, err, sizeof err);
     if (!w->resolver) {
@@ -334,13 +342,15 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     }
     enum listener_kind kind = env->shared_accept ? LISTENER_SHARED : LISTENER_REUSEPORT;
     for (int i = 0; i < env->ntcp && w->nlisteners < WORKER_MAX_LISTEN; i++)
-        if ((w->listeners[w->nlisteners] = listener_new(w, env->tcp[i], kind)))
+        if ((w->listeners[w->nlisteners] = listener_new(w, env->tcp[i], kind, env->tcp_port[i])))
             w->nlisteners++;
+    /* dispatch: each connection's port is found from its local address (listener.c) */
     if (env->dispatch_fd >= 0 && w->nlisteners < WORKER_MAX_LISTEN)
-        if ((w->listeners[w->nlisteners] = listener_new(w, env->dispatch_fd, LISTENER_DISPATCH)))
+        if ((w->listeners[w->nlisteners] =
+                 listener_new(w, env->dispatch_fd, LISTENER_DISPATCH, -1)))
             w->nlisteners++;
     for (int i = 0; i < env->nudp && w->nudp < WORKER_MAX_LISTEN; i++)
-        if ((w->udp[w->nudp] = udp_relay_new(w, env->udp[i], env->nudp)))
+        if ((w->udp[w->nudp] = udp_relay_new(w, env->udp[i], env->nudp, env->udp_port[i])))
             w->nudp++;
     if (w->nlisteners == 0 && w->nudp == 0) {
         log_error("worker %d has nothing to serve", env->slot);
@@ -373,6 +383,7 @@ static void worker_cleanup(struct worker *w)
     buf_pool_destroy(&w->stall_pool);
     for (int i = 0; i < w->nupstream; i++)
         proto_ctx_free(&w->upstream_proto[i]);
+    worker_live_free(w);
     worker_keys_free(w);
 }
 
@@ -445,6 +456,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     log_event_poll(&w->rl_connect);
     log_event_poll(&w->rl_refused);
     relay_release_idle(w);
+    worker_live_tick(w);
     if (w->draining && worker_drained(worker_proc_of(w)))
         ev_break(loop, EVBREAK_ALL);
 }
@@ -596,7 +608,8 @@ int worker_run(const struct worker_env *env)
         wp->listen_fds[wp->nlisten_fds++] = env->tcp[i];
     if (env->dispatch_fd >= 0)
         wp->listen_fds[wp->nlisten_fds++] = env->dispatch_fd;
-    if (worker_init(w, env) == 0 &&
+    int control_fd = env->control_fd;
+    if (worker_init(w, env) == 0 && worker_live_start(w, control_fd) == 0 &&
         worker_drop_privileges(env->cfg->user, env->parent_fd >= 0) == 0) {
         if (env->ready_fd >= 0) {
             char one = 'R';

@@ -59,7 +59,7 @@ static void check_validated(const struct config *c)
     FUZZ_CHECK(c->n_port == 1 && (users_only || c->ports[0].key.len == info->key_len));
     for (int i = 0; i < c->ports[0].n_users; i++)
         FUZZ_CHECK(c->ports[0].users[i].key.len == info->key_len && c->ports[0].users[i].name);
-    FUZZ_CHECK(c->n_listen >= 1 && c->n_listen <= CONFIG_MAX_SERVERS);
+    FUZZ_CHECK(c->n_listen >= 1 && c->n_listen <= CONFIG_MAX_LISTEN);
     for (int i = 0; i < c->n_listen; i++)
         FUZZ_CHECK(c->listen[i].target.port != 0);
     FUZZ_CHECK(!c->has_metrics || c->metrics.target.addrlen > 0);

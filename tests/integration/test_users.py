@@ -191,7 +191,9 @@ def test_users_counters_survive_a_worker_restart_and_a_reload():
     with open(server.cfg_path, "w") as f:
         json.dump(cfg, f)
     server.signal(signal.SIGHUP)
-    assert h.wait_for(lambda: "reload complete" in server.output(), 20), server.output()[-800:]
+    # users only: applied live, the workers stay (test_live.py)
+    assert h.wait_for(lambda: "reload applied live" in server.output(), 20), \
+        server.output()[-800:]
     gone = ("reuseproxy_user_bytes_out_total", "user0007")
     # a rendering answers scrapes for 200 ms: the next one shows the reload
     assert h.wait_for(lambda: gone not in user_metrics(server), 5), \

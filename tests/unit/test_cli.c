@@ -434,6 +434,27 @@ TEST(test_cli_apply_server_with_port)
     config_free(&c);
 }
 
+/* -s replaces a server role's "servers" ports as a whole: one port again, the file's. */
+TEST(test_cli_server_replaces_the_servers_ports)
+{
+    struct config c;
+    struct cli_options o = {0};
+    config_defaults(&c);
+    CHECK_INT(config_load_string(&c,
+                                 "{\"password\": \"x1y2z3\", \"server_port\": 8388, \"servers\": "
+                                 "[{\"server\": \"127.0.0.1:8381\"}, {\"server\": "
+                                 "\"127.0.0.1:8382\", \"password\": \"other\"}]}",
+                                 "t.json", err, sizeof err),
+              0);
+    CHECK_INT(PARSE(&o, "-s", "127.0.0.1"), CLI_OK);
+    CHECK_INT(cli_apply(&o, &c, err, sizeof err), 0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(c.n_port, 1);
+    CHECK_INT(c.ports[0].port, 8388);
+    CHECK_INT(c.n_listen, 1);
+    config_free(&c);
+}
+
 TEST(test_cli_password_drops_file_key)
 {
     struct config c;

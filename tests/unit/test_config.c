@@ -146,7 +146,7 @@ TEST(test_config_positions_after_nested_values)
 {
     struct config c;
     const char *json = "{\"server\": [\"::1\", \"127.0.0.1\"], "
-                       "\"port_password\": {\"8381\": \"a}\",\n"
+                       "\"dscp\": {\"8381\": \"a}\",\n"
                        "  \"8382\": [1, {\"x\": \"]\"}]}, \"server_port\": \"8488\",\n"
                        "  \"workers\": 0}";
     unit_capture_stderr_start();
@@ -411,7 +411,7 @@ TEST(test_config_unimplemented_libev_keys_warn)
     struct config c;
     const char *json = "{\n  \"server_port\": 8488,\n  \"workdir\": \"/tmp\",\n"
                        "  \"remote_dns\": \"8.8.8.8\",\n  \"tcp_incoming_sndbuf\": 1, \"mtu\": 1492,\n"
-                       "  \"dscp\": {\"8488\": \"EF\"},\n  \"port_password\": {\"8381\": \"x\"}\n}";
+                       "  \"dscp\": {\"8488\": \"EF\"},\n  \"tcp_outgoing_sndbuf\": 1\n}";
     unit_capture_stderr_start();
     int rc = load(&c, json);
     const char *out = unit_capture_stderr_stop();
@@ -423,7 +423,7 @@ TEST(test_config_unimplemented_libev_keys_warn)
     CHECK_CONTAINS(out, "t.json:5:3: \"tcp_incoming_sndbuf\" is a");
     CHECK_CONTAINS(out, "t.json:5:29: \"mtu\" is a");
     CHECK_CONTAINS(out, "t.json:6:3: \"dscp\" is a");
-    CHECK_CONTAINS(out, "t.json:7:3: \"port_password\" is a");
+    CHECK_CONTAINS(out, "t.json:7:3: \"tcp_outgoing_sndbuf\" is a");
     config_free(&c);
 }
 
@@ -464,7 +464,7 @@ TEST(test_config_more_libev_keys_warn)
 {
     struct config c;
     /* clang-format off */
-    const char *keys[] = {"manager_address", "workdir", "tcp_incoming_sndbuf",
+    const char *keys[] = {"workdir", "tcp_incoming_sndbuf",
                           "tcp_incoming_rcvbuf", "tcp_outgoing_sndbuf", "tcp_outgoing_rcvbuf",
                           "remote_dns"};
     /* clang-format on */
@@ -855,6 +855,40 @@ TEST(test_validate_server_needs_address_port_password)
               "t.json: no server port: set \"server_port\" or use -p");
     CHECK_STR(validate("{\"server\": \"::\", \"server_port\": 1}"),
               "t.json: no password: set \"password\" (or \"key\") or use -k");
+}
+
+/* The ss-manager API: a unix socket, or a loopback address unless manager_allow_remote. */
+TEST(test_validate_manager_address)
+{
+    struct config c;
+    CHECK_INT(load(&c, "{\"server\": \"::\", \"server_port\": 1, \"password\": \"Vq3-long\",\n"
+                       "\"manager_address\": \"/run/rp/manager.sock\", \"manager_state\": "
+                       "\"/var/lib/rp/state.json\"}"),
+              0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK(c.has_manager && c.manager_is_unix);
+    CHECK_STR(c.manager_path, "/run/rp/manager.sock");
+    CHECK_INT(load(&c, "{\"server\": \"::\", \"server_port\": 1, \"password\": \"Vq3-long\",\n"
+                       "\"manager_address\": \"[::1]:6001\"}"),
+              0);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK(c.has_manager && !c.manager_is_unix);
+    CHECK_INT(c.manager.target.port, 6001);
+    CHECK_STR(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": \"Vq3-long\",\n"
+                       "  \"manager_address\": \"0.0.0.0:6001\"}"),
+              "t.json:2:3: \"manager_address\": \"0.0.0.0:6001\" is not a loopback address, and "
+              "whoever reaches the API can add ports and read every password; use a unix socket "
+              "path, 127.0.0.1 or ::1, or set \"manager_allow_remote\": true");
+    CHECK_STR(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": \"Vq3-long\",\n"
+                       "  \"manager_address\": \"0.0.0.0:6001\", \"manager_allow_remote\": true}"),
+              "OK");
+    CHECK_CONTAINS(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": \"Vq3-long\","
+                            "\"manager_address\": \"localhost:6001\"}"),
+                   "t.json:1:59: \"manager_address\": expected a unix socket path");
+    CHECK_CONTAINS(validate("{\"server\": \"::\", \"server_port\": 1, \"password\": \"Vq3-long\","
+                            "\"manager_state\": \"/tmp/s\"}"),
+                   "\"manager_state\" keeps the ports of the ss-manager API: it needs");
+    config_free(&c);
 }
 
 /* "user" must name a user of this system (or a uid, as libev takes): a typo is an error at
@@ -1472,7 +1506,7 @@ TEST(test_config_users_shape)
     CHECK_INT(load(&c, "{\"users\": [{\"name\": \"\", \"password\": \"b\"}]}"), -1);
     CHECK_STR(err, "t.json:1:2: \"users\"[0]: expected \"name\" as a non-empty string, got \"\"");
     CHECK_INT(load(&c, "{\"users\": null}"), 0);
-    CHECK_INT(c.ports[0].n_users, 0);
+    CHECK_INT(c.n_users, 0);
     config_free(&c);
 }
 

@@ -13,11 +13,7 @@ static char err[1024];
 /* Loads and validates json into *c; returns 0, or -1 with the message in err. */
 static int load_valid(struct config *c, const char *json)
 {
-    err[0] = '\0';
-    config_defaults(c);
-    if (config_load_string(c, json, "t.json", err, sizeof err) != 0)
-        return -1;
-    return config_validate(c, err, sizeof err);
+    return unit_config_valid(c, json, err, sizeof err);
 }
 
 TEST(test_config_servers_each_with_its_method_and_password)
@@ -75,7 +71,7 @@ TEST(test_config_servers_bad)
     static const struct {
         const char *json, *says;
     } bad[] = {
-        {"{\"servers\": []}", "t.json:1:2: \"servers\": expected an array of 1 to 8 objects"},
+        {"{\"servers\": []}", "t.json:1:2: \"servers\": expected an array of 1 to 1024 objects"},
         {"{\"servers\": [1]}", "\"servers\"[0]: expected an object, got a number"},
         {"{\"servers\": [{\"server\": \"h\"}]}", "\"servers\"[0]: \"server_port\": expected a port"},
         {"{\"servers\": [{\"server\": \"h\", \"server_port\": 70000}]}", "\"server_port\""},
@@ -90,8 +86,6 @@ TEST(test_config_servers_bad)
         {"{\"role\": \"local\", \"local_port\": 1, \"servers\": [{\"server\": \"h:1\", \"method\": "
          "\"2022-blake3-aes-128-gcm\", \"password\": \"short\"}]}",
          "\"servers\"[0]: the password is not a key for 2022-blake3-aes-128-gcm"},
-        {"{\"server_port\": 1, \"password\": \"x1y2z3\", \"servers\": [{\"server\": \"h:1\"}]}",
-         "the server role listens on \"server\""},
         {"{\"server_check_interval\": 0}", "\"server_check_interval\""},
         {"{\"balance_servers\": \"fastest\"}", "expected \"latency\" or \"round-robin\""},
     };

@@ -141,7 +141,7 @@ static const char expected_one_worker[] =
 
 TEST(test_metrics_render_exact_text)
 {
-    struct metrics_shared *m = metrics_new_shared(1, 0);
+    struct metrics_shared *m = metrics_new_shared(1, 0, 0);
     char out[8192];
     CHECK(m != NULL);
     fill_worker(&m->worker[0], 0);
@@ -154,7 +154,7 @@ TEST(test_metrics_render_exact_text)
 /* The local roles' servers: one series each with a server label (escaped), after the workers'. */
 TEST(test_metrics_render_server_series)
 {
-    struct metrics_shared *m = metrics_new_shared(1, 0);
+    struct metrics_shared *m = metrics_new_shared(1, 0, 0);
     const char *names[] = {"127.0.0.1:8388", "[::1]:8389", "odd\"name"};
     char out[16384];
     CHECK(m != NULL);
@@ -184,7 +184,7 @@ TEST(test_metrics_render_server_series)
  * a free slot, and names beyond the slots are left uncounted. */
 TEST(test_metrics_users_series_survive_sync_and_disappear_when_removed)
 {
-    struct metrics_shared *m = metrics_new_shared(2, 3);
+    struct metrics_shared *m = metrics_new_shared(2, 3, 0);
     const char *first[] = {"alice", "bob \"the\" \\builder"};
     const char *second[] = {"carol", "alice", "dave", "erin"};
     int slots[4];
@@ -192,7 +192,7 @@ TEST(test_metrics_users_series_survive_sync_and_disappear_when_removed)
 
     CHECK(m != NULL);
     m->port = 8388;
-    metrics_users_sync(m, first, 2, slots);
+    metrics_users_sync(m, first, NULL, 2, slots);
     CHECK_INT(slots[0], 0);
     CHECK_INT(slots[1], 1);
     metrics_add(&metrics_user_counters(m, 1)[slots[0]].bytes_in, 1234);
@@ -209,7 +209,7 @@ TEST(test_metrics_users_series_survive_sync_and_disappear_when_removed)
                         "\\\"the\\\" \\\\builder\"} 7\n");
     /* bob goes, carol, dave and erin come: alice keeps slot 0 and her bytes; bob's slot is
      * zeroed and reused; one of the newcomers finds no slot left */
-    metrics_users_sync(m, second, 4, slots);
+    metrics_users_sync(m, second, NULL, 4, slots);
     CHECK_INT(slots[1], 0);
     CHECK_INT(slots[0], 1);
     CHECK_INT(slots[2], 2);
@@ -224,9 +224,9 @@ TEST(test_metrics_users_series_survive_sync_and_disappear_when_removed)
     CHECK_CONTAINS(out, "user=\"dave\"");
     /* no user slots: no user series */
     metrics_free_shared(m);
-    m = metrics_new_shared(1, 0);
+    m = metrics_new_shared(1, 0, 0);
     CHECK(metrics_user_counters(m, 0) == NULL);
-    metrics_users_sync(m, first, 2, slots);
+    metrics_users_sync(m, first, NULL, 2, slots);
     CHECK_INT(slots[0], -1);
     CHECK(metrics_render(m, out, sizeof out) > 0);
     CHECK(strstr(out, "user_") == NULL);
@@ -236,13 +236,13 @@ TEST(test_metrics_users_series_survive_sync_and_disappear_when_removed)
 /* A host's total for a user (what shared_store.c pushes to Redis) is the sum over the workers. */
 TEST(test_metrics_user_total_sums_the_workers)
 {
-    struct metrics_shared *m = metrics_new_shared(3, 4);
+    struct metrics_shared *m = metrics_new_shared(3, 4, 0);
     const char *names[] = {"alice", "bob"};
     int slots[2];
     struct metrics_user sum;
 
     CHECK(m != NULL);
-    metrics_users_sync(m, names, 2, slots);
+    metrics_users_sync(m, names, NULL, 2, slots);
     CHECK_STR(metrics_user_name(m, slots[1]), "bob");
     CHECK_STR(metrics_user_name(m, 3), "");
     CHECK_STR(metrics_user_name(m, 4), "");
@@ -263,9 +263,54 @@ TEST(test_metrics_user_total_sums_the_workers)
     metrics_free_shared(m);
 }
 
+/* Per-port series: one per worker and port slot; a port kept by a sync keeps its slot and
+ * counters, a removed one's series disappear, and the same user name on two ports is two users,
+ * each labelled with its own port. */
+TEST(test_metrics_port_series_and_users_of_several_ports)
+{
+    struct metrics_shared *m = metrics_new_shared(2, 4, 3);
+    const uint16_t first[] = {8381, 8382}, second[] = {8383, 8382};
+    const char *names[] = {"alice", "alice"};
+    const unsigned ports[] = {8381, 8382};
+    int slots[2];
+    char out[32768];
+
+    CHECK(m != NULL);
+    metrics_ports_sync(m, first, 2, slots);
+    CHECK_INT(slots[0], 0);
+    CHECK_INT(slots[1], 1);
+    metrics_add(&metrics_port_counters(m, 1)[slots[1]].bytes_out, 99);
+    metrics_add(&metrics_port_counters(m, 0)[slots[0]].failed_handshakes, 3);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK_CONTAINS(out, "# TYPE reuseproxy_port_bytes_out_total counter\n"
+                        "reuseproxy_port_bytes_out_total{worker=\"0\",port=\"8381\"} 0\n"
+                        "reuseproxy_port_bytes_out_total{worker=\"0\",port=\"8382\"} 0\n"
+                        "reuseproxy_port_bytes_out_total{worker=\"1\",port=\"8381\"} 0\n"
+                        "reuseproxy_port_bytes_out_total{worker=\"1\",port=\"8382\"} 99\n");
+    CHECK_CONTAINS(out, "reuseproxy_port_failed_handshakes_total{worker=\"0\",port=\"8381\"} 3\n");
+    metrics_ports_sync(m, second, 2, slots);
+    CHECK_INT(slots[1], 1); /* kept, with its bytes */
+    CHECK_INT(slots[0], 0); /* 8381's slot, zeroed */
+    CHECK_INT(metrics_port_counters(m, 0)[0].failed_handshakes, 0);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK(strstr(out, "port=\"8381\"") == NULL);
+    CHECK_CONTAINS(out, "reuseproxy_port_bytes_out_total{worker=\"1\",port=\"8382\"} 99\n");
+    metrics_users_sync(m, names, ports, 2, slots);
+    CHECK(slots[0] >= 0 && slots[1] >= 0 && slots[0] != slots[1]);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK_CONTAINS(out, "reuseproxy_user_connections_total{worker=\"0\",port=\"8381\",user=\"alice\"}");
+    CHECK_CONTAINS(out, "reuseproxy_user_connections_total{worker=\"0\",port=\"8382\",user=\"alice\"}");
+    metrics_free_shared(m);
+    m = metrics_new_shared(1, 0, 0);
+    CHECK(metrics_port_counters(m, 0) == NULL);
+    metrics_ports_sync(m, first, 2, slots);
+    CHECK_INT(slots[0], -1);
+    metrics_free_shared(m);
+}
+
 TEST(test_metrics_render_one_line_per_worker)
 {
-    struct metrics_shared *m = metrics_new_shared(3, 0);
+    struct metrics_shared *m = metrics_new_shared(3, 0, 0);
     char out[16384];
     CHECK(m != NULL);
     fill_worker(&m->worker[0], 0);
@@ -288,7 +333,7 @@ TEST(test_metrics_render_one_line_per_worker)
 
 TEST(test_metrics_gauge_below_zero_reads_negative)
 {
-    struct metrics_shared *m = metrics_new_shared(1, 0);
+    struct metrics_shared *m = metrics_new_shared(1, 0, 0);
     char out[8192];
     CHECK(m != NULL);
     metrics_sub(&m->worker[0].active, 1);
@@ -302,7 +347,7 @@ TEST(test_metrics_gauge_below_zero_reads_negative)
 
 TEST(test_metrics_render_truncates_and_terminates)
 {
-    struct metrics_shared *m = metrics_new_shared(1, 0);
+    struct metrics_shared *m = metrics_new_shared(1, 0, 0);
     char out[40];
     CHECK(m != NULL);
     fill_worker(&m->worker[0], 0);
@@ -320,24 +365,24 @@ TEST(test_metrics_render_truncates_and_terminates)
 
 TEST(test_metrics_shared_is_zeroed_and_clamped)
 {
-    struct metrics_shared *m = metrics_new_shared(0, 0);
+    struct metrics_shared *m = metrics_new_shared(0, 0, 0);
     CHECK(m != NULL);
     CHECK_INT(m->nworkers, 1);
     CHECK_INT(metrics_read(&m->worker[0].accepted), 0);
     CHECK_INT(metrics_read(&m->worker[0].pid), 0);
     metrics_free_shared(m);
-    m = metrics_new_shared(8, 0);
+    m = metrics_new_shared(8, 0, 0);
     CHECK(m != NULL);
     CHECK_INT(m->nworkers, 8);
     CHECK_INT(metrics_read(&m->worker[7].udp_dropped), 0);
     metrics_free_shared(m);
-    CHECK(metrics_new_shared(100000, 0) == NULL);
+    CHECK(metrics_new_shared(100000, 0, 0) == NULL);
     metrics_free_shared(NULL);
 }
 
 TEST(test_metrics_shared_visible_across_fork)
 {
-    struct metrics_shared *m = metrics_new_shared(2, 0);
+    struct metrics_shared *m = metrics_new_shared(2, 0, 0);
     CHECK(m != NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -429,7 +474,7 @@ static int serve(struct served *sv, int nworkers, double timeout)
 {
     memset(sv, 0, sizeof *sv);
     sv->loop = ev_loop_new(EVFLAG_AUTO);
-    sv->m = metrics_new_shared(nworkers, 0);
+    sv->m = metrics_new_shared(nworkers, 0, 0);
     if (!sv->loop || !sv->m)
         return -1;
     for (int i = 0; i < nworkers; i++)
@@ -759,7 +804,7 @@ TEST(test_metrics_server_large_answer_to_slow_reader)
 TEST(test_metrics_server_rejects_bad_addresses)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    struct metrics_shared *m = metrics_new_shared(1, 0);
+    struct metrics_shared *m = metrics_new_shared(1, 0, 0);
     char err[256];
     const char *bad[] = {"", "nonsense", "1.2.3.4", "[::1]", "::1:80", "1.2.3.4:70000",
                          "localhost:9100", "1.2.3.4:", "1.2.3.4:9x", "[1.2.3.4]:80",
@@ -794,7 +839,7 @@ TEST(test_metrics_server_rejects_bad_addresses)
 TEST(test_metrics_server_listens_on_ipv6)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    struct metrics_shared *m = metrics_new_shared(1, 0);
+    struct metrics_shared *m = metrics_new_shared(1, 0, 0);
     struct sockaddr_in6 sin6;
     CHECK(loop && m);
     /* Only where the host has an IPv6 loopback at all. */

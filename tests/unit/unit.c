@@ -1,6 +1,8 @@
 /* unit.c: runs every registered TEST() in its own child process and reports one line each. */
 #include "unit.h"
 
+#include "config.h"
+
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -202,4 +204,13 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", unit_dir);
     return failures ? 1 : 0;
+}
+
+int unit_config_valid(struct config *c, const char *json, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    config_defaults(c);
+    if (config_load_string(c, json, "t.json", err, errlen) != 0)
+        return -1;
+    return config_validate(c, err, errlen);
 }

@@ -32,6 +32,10 @@ void unit_capture_stderr_start(void);
 /* Puts stderr back (so failures are seen) and returns what was written meanwhile (static
  * storage, the first 64 KiB). */
 const char *unit_capture_stderr_stop(void);
+struct config;
+/* Loads json (as "t.json") over the defaults into *c and validates it, as a start does.
+ * Returns 0, or -1 with the message in err. Free c with config_free() either way. */
+int unit_config_valid(struct config *c, const char *json, char *err, size_t errlen);
 /* Decodes a hex string into out (at most max bytes); returns the length, or -1. */
 long unit_hex(const char *hex, uint8_t *out, size_t max);
 

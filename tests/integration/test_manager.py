@@ -1,0 +1,257 @@
+"""test_manager.py: the ss-manager API (issue 15; manager.h).
+
+A panel speaks shadowsocks-libev's ss-manager protocol (ss-manager(1), "PROTOCOL") to
+manager_address, one command per datagram: "add: {...}" and "remove: {...}" answered "ok" or
+"err", "ping" answered "stat: {"port": bytes}", "list" (shadowsocks-rust's ssmanager) answered by
+the ports with their password and method. Here the panel is a Python client on a unix socket (or
+on loopback UDP); the ports it adds are used by Debian's ss-tunnel.
+"""
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+
+import harness as h
+import test_users as tu
+
+M = "aes-256-gcm"
+
+
+class Panel:
+    """A ss-manager client: a datagram socket of its own (bound, so that the server can answer)."""
+
+    def __init__(self, address):
+        if isinstance(address, str):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(os.path.join(h.TMPDIR, "panel-%d.sock" % id(self)))
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+        self.address = address
+        self.sock.settimeout(20)
+
+    def send(self, text):
+        self.sock.sendto(text if isinstance(text, bytes) else text.encode(), self.address)
+        return self.sock.recv(65536).decode()
+
+    def stat(self):
+        reply = self.send("ping")
+        assert reply.startswith("stat: "), reply
+        return {int(k): v for k, v in json.loads(reply[6:]).items()}
+
+    def list(self):
+        return json.loads(self.send("list"))
+
+    def close(self):
+        self.sock.close()
+
+
+def manager_server(method=M, **kw):
+    """A server (2 workers) with the API on a unix socket in the test's directory."""
+    port = h.free_port()
+    path = os.path.join(h.TMPDIR, "manager.sock")
+    cfg = h.server_config(port, method=method, workers=2, manager_address=path, **kw)
+    p = h.reuseproxy(cfg, name="manager-server")
+    p.port, p.manager = port, path
+    assert h.wait_for(lambda: os.path.exists(path), 10), p.output()[-2000:]
+    return p
+
+
+def check(cfg):
+    path = h.write_config(cfg)
+    return subprocess.run([h.BINARY, "-c", path, "--check"], capture_output=True, text=True,
+                          timeout=60), path
+
+
+def test_manager_unix_socket_is_mode_0600_and_removed_at_exit():
+    """The socket file is the owner's alone (whoever writes to it can add ports and read every
+    password); ping and list answer; the file is gone once the server stops."""
+    server = manager_server()
+    mode = stat.S_IMODE(os.stat(server.manager).st_mode)
+    assert mode == 0o600, oct(mode)
+    panel = Panel(server.manager)
+    assert panel.stat() == {server.port: 0}
+    assert panel.list() == []
+    panel.close()
+    server.stop(timeout=30)
+    assert not os.path.exists(server.manager), "the socket file is left behind"
+
+
+def test_manager_bad_input_changes_nothing():
+    """Garbage, bad JSON, an unknown method, the file's own port, a port out of range, a
+    removal of a port the API never added: each gets "err", and the server goes on as before
+    (the same ports, its file's port still serving)."""
+    server = manager_server()
+    panel = Panel(server.manager)
+    bad = [b"\x00\xff garbage", "add: {\"server_port\": ", "add: {\"server_port\": %d, "
+           "\"password\": \"pw-long-enough\", \"method\": \"rc4-md5\"}" % h.free_port(),
+           "add: {\"server_port\": %d, \"password\": \"pw-long-enough\"}" % server.port,
+           "add: {\"server_port\": 70000, \"password\": \"pw-long-enough\"}",
+           "add: {\"server_port\": %d}" % h.free_port(),
+           "remove: {\"server_port\": %d}" % h.free_port(), "ping: {}", "hello",
+           "add: {\"server_port\": %d, \"password\": \"c2hvcnQ=\", \"method\": "
+           "\"2022-blake3-aes-128-gcm\"}" % h.free_port()]  # a PSK of 5 bytes
+    for cmd in bad:
+        assert panel.send(cmd) == "err", cmd
+    # a port another program listens on: the master cannot open it, and nothing changes
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    assert add(panel, busy.getsockname()[1], "api-user-secret") == "err"
+    busy.close()
+    assert panel.stat() == {server.port: 0}
+    assert panel.list() == []
+    assert h.tcp_open("127.0.0.1", server.port)
+    assert "manager: refused commands" in server.output()
+    panel.close()
+    tu.assert_clean(server)
+
+
+def test_manager_on_loopback_udp():
+    """manager_address "127.0.0.1:PORT": the same API over UDP."""
+    mport = h.free_port("udp")
+    port = h.free_port()
+    cfg = h.server_config(port, method=M, workers=1, manager_address="127.0.0.1:%d" % mport)
+    server = h.reuseproxy(cfg, name="manager-server")
+    panel = Panel(("127.0.0.1", mport))
+    assert h.wait_for(lambda: panel.send("list") == "[]", 10), server.output()[-2000:]
+    assert panel.stat() == {port: 0}
+    panel.close()
+
+
+def test_manager_non_loopback_address_refused_without_allow_remote():
+    """A manager_address other hosts can reach is a configuration error naming its
+    FILE:LINE:COLUMN, unless manager_allow_remote is true."""
+    cfg = h.server_config(h.free_port(), method=M, workers=1,
+                          manager_address="0.0.0.0:%d" % h.free_port())
+    r, path = check(cfg)
+    assert r.returncode == 1, r.stderr
+    # write_config() writes one line: the key's column is where json.dump put it
+    with open(path) as f:
+        column = f.read().index('"manager_address"') + 1
+    assert "%s:1:%d: \"manager_address\"" % (path, column) in r.stderr, r.stderr
+    assert "is not a loopback address" in r.stderr, r.stderr
+    cfg["manager_allow_remote"] = True
+    r, _ = check(cfg)
+    assert r.returncode == 0, r.stderr
+
+
+def add(panel, port, password, method=M):
+    return panel.send("add: " + json.dumps({"server_port": port, "password": password,
+                                            "method": method}))
+
+
+def test_manager_add_use_ping_list_remove():
+    """The API adds a port; Debian's ss-tunnel relays 256 KiB through it, byte-checked; ping
+    reports its bytes; list shows it; adding it again is refused; remove closes it: new
+    connections are refused, and the file's port serves on."""
+    tu.need_ss_tunnel()
+    echo = h.TcpEcho()
+    server = manager_server()
+    panel = Panel(server.manager)
+    port = h.free_port()
+    assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
+    h.wait_tcp("127.0.0.1", port, 30)
+    data = h.pattern(256 * 1024, 5)
+    assert tu.echo_through(tu.ss_tunnel(port, "api-user-secret", echo.port), data) == data
+    assert h.wait_for(lambda: panel.stat().get(port, 0) >= 2 * len(data), 10), panel.stat()
+    assert panel.stat()[server.port] == 0  # counted per port
+    assert panel.list() == [{"server_port": port, "password": "api-user-secret", "method": M}]
+    assert add(panel, port, "another-secret") == "err"
+    assert panel.send("remove: " + json.dumps({"server_port": port})) == "ok"
+    assert h.wait_for(lambda: not h.tcp_open("127.0.0.1", port), 30), \
+        "the removed port still accepts: %s" % server.output()[-2000:]
+    assert panel.list() == []
+    assert port not in panel.stat()
+    assert h.tcp_open("127.0.0.1", server.port)
+    panel.close()
+    tu.assert_clean(server)
+
+
+def test_manager_state_restores_ports_after_a_restart():
+    """With manager_state, a port added through the API is served again after a stop and a
+    start, and listed; the file is the owner's alone."""
+    tu.need_ss_tunnel()
+    echo = h.TcpEcho()
+    state = os.path.join(h.TMPDIR, "manager-state.json")
+    server = manager_server(manager_state=state, method="chacha20-ietf-poly1305")
+    panel = Panel(server.manager)
+    port = h.free_port()
+    assert add(panel, port, "kept-secret") == "ok", server.output()[-2000:]
+    panel.close()
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
+    server.stop(timeout=30)
+    assert not h.wait_for(lambda: h.tcp_open("127.0.0.1", port), 1)
+    again = h.reuseproxy(h.server_config(server.port, method="chacha20-ietf-poly1305", workers=2,
+                                         manager_address=server.manager, manager_state=state),
+                         name="manager-server-again")
+    h.wait_tcp("127.0.0.1", port, 30)
+    data = h.pattern(64 * 1024, 6)
+    assert tu.echo_through(tu.ss_tunnel(port, "kept-secret", echo.port), data) == data
+    panel = Panel(server.manager)
+    # its own method, not the file's
+    assert panel.list() == [{"server_port": port, "password": "kept-secret", "method": M}], \
+        again.output()[-2000:]
+    panel.close()
+    with open(server.log_path, errors="replace") as f:  # the first run's exit, after its stop
+        first = f.read()
+    assert "runtime error" not in first and "Sanitizer" not in first, first[-3000:]
+    tu.assert_clean(again)
+
+
+def test_manager_ports_survive_a_sighup():
+    """A SIGHUP reads the file again and keeps the API's ports: the port still accepts, and is
+    still listed, once the reload is complete."""
+    server = manager_server()
+    panel = Panel(server.manager)
+    port = h.free_port()
+    assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
+    h.wait_tcp("127.0.0.1", port, 30)
+    assert h.wait_for(lambda: server.output().count("reload complete") == 1, 30)
+    server.signal(signal.SIGHUP)
+    assert h.wait_for(lambda: server.output().count("reload complete") == 2, 30), \
+        server.output()[-2000:]
+    assert h.tcp_open("127.0.0.1", port)
+    assert [e["server_port"] for e in panel.list()] == [port]
+    assert set(panel.stat()) == {server.port, port}
+    panel.close()
+
+
+def test_manager_sends_stat_to_the_panel_every_10_s():
+    """As ss-manager does for its panel: the last client that sent a valid command receives
+    "stat: {...}" on its own, every 10 seconds."""
+    server = manager_server()
+    panel = Panel(server.manager)
+    assert panel.list() == []
+    panel.sock.settimeout(25)
+    got = panel.sock.recv(65536).decode()
+    assert got.startswith("stat: "), got
+    assert json.loads(got[6:]) == {str(server.port): 0}
+    panel.close()
+
+
+def test_manager_ports_and_socket_survive_a_binary_upgrade():
+    """SIGUSR2 with manager_state: the new master serves the API's port on the socket it took
+    over, answers on the API's socket (which the old master, leaving, does not remove)."""
+    import test_process as tpr
+    tu.need_ss_tunnel()
+    echo = h.TcpEcho()
+    server = manager_server(manager_state=os.path.join(h.TMPDIR, "state.json"))
+    panel = Panel(server.manager)
+    port = h.free_port()
+    assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
+    tunnel = tu.ss_tunnel(port, "api-user-secret", echo.port)
+    assert h.wait_for(lambda: server.output().count("reload complete") == 1, 30)
+    new_pid = tpr.upgrade(server)
+    try:
+        assert server.wait(20) == 0, "old master: %s" % server.output()[-1500:]
+        assert "closing an inherited socket" not in server.output(), server.output()[-1500:]
+        data = h.pattern(64 * 1024, 7)
+        assert tu.echo_through(tunnel, data) == data
+        assert os.path.exists(server.manager)
+        assert [e["server_port"] for e in panel.list()] == [port]
+    finally:
+        panel.close()
+        tpr.stop_master(new_pid)
