@@ -636,11 +636,10 @@ sends its salt and the address header, the server connects to nginx, nobody send
 server's memory (Pss summed over its processes, from `/proc/PID/smaps`) is read before and after
 and divided by the connections held. A warm-up of 300 connections comes first, so the
 allocator's pools and libev's salt Bloom filter, which every salt sets bits all over, are
-already resident. reuseproxy's salt store is a fixed table (48 MiB at the default
-`replay_capacity` of 2^20) whose pages become resident as salts land in them: until about 10^5
-salts have been seen, each new connection brings pages of it in; after that it stays at its cap.
-The column *without the salt store* leaves those shared mappings out: the per-connection cost
-that stays. UDP: %(assoc)s client sockets send one datagram each through two `ss-tunnel -u`
+already resident. reuseproxy's salt store is a fixed table (64 MiB at the default
+`replay_capacity` of 2^20) that each worker maps in whole when it starts (Linux 5.14 and later;
+before, its pages became resident as salts landed in them, during the first ~10^5 salts). The
+column *without the salt store* leaves those shared mappings out. UDP: %(assoc)s client sockets send one datagram each through two `ss-tunnel -u`
 (libev's tunnel keeps at most 256 associations and its server 512, so the test stays under both
 caps)."""
 

@@ -721,8 +721,8 @@ def memory_snapshot(pids):
 
 def memory_per(before, after, n, unit):
     """KiB per unit between two snapshots: Pss, Rss, and Pss without the shared mappings
-    (reuseproxy's salt store fills its fixed-size table page by page as salts arrive, so during
-    the first ~10^5 salts it grows with every connection, then stays at its cap)."""
+    (reuseproxy's salt store, mapped in whole when a worker starts on Linux 5.14 and later; on
+    older kernels it fills page by page as salts arrive)."""
     if not n:
         return {}
     return {"pss_kib_per_" + unit: (after["pss"] - before["pss"]) / n,
