@@ -1,6 +1,6 @@
 """benchlib.py: what every benchmark section needs: free loopback ports, processes started and
 stopped by PID, the CPU time and memory of a process tree read from /proc, and the peers of a
-measurement (reuseproxy, shadowsocks-libev, nginx, iperf3) started on loopback.
+measurement (reuseproxy, shadowsocks-libev, go-shadowsocks2, nginx, iperf3) started on loopback.
 
 Nothing here is ever stopped by name: each process this module starts is registered and ended
 by its PID (with the workers it forked, found through /proc/*/stat), and every wait is bounded.
@@ -76,13 +76,13 @@ def raise_nofile():
 class Proc:
     """A child process with its log file, stopped by PID (its own children too)."""
 
-    def __init__(self, argv, name):
+    def __init__(self, argv, name, env=None):
         self.name = name
         self.argv = argv
         self.log_path = os.path.join(TMPDIR, "%s-%d.log" % (name, len(_procs)))
         self.log = open(self.log_path, "wb")
         self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, env=env)
         self.pid = self.p.pid
         _procs.append(self)
 
@@ -291,6 +291,31 @@ def ss_tunnel(method, server_port, local_port, target, reuse_port=False, udp=Fal
         argv.append("-u")
     p = Proc(argv, name)
     _wait_listening(p, local_port, name)
+    return p
+
+
+# go-shadowsocks2 (a second SIP004 peer: one Go process, Go's assembly AEAD) names the ciphers
+# it has this way; aes-192-gcm and the SIP022 methods it does not have.
+GO_CIPHERS = {"aes-128-gcm": "AEAD_AES_128_GCM", "aes-256-gcm": "AEAD_AES_256_GCM",
+              "chacha20-ietf-poly1305": "AEAD_CHACHA20_POLY1305"}
+
+
+def go_shadowsocks2_binary():
+    """go-shadowsocks2 from GO_SHADOWSOCKS2=path or PATH, or None (its rows are skipped)."""
+    import shutil
+    path = os.environ.get("GO_SHADOWSOCKS2") or shutil.which("go-shadowsocks2")
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def go_server(binary, method, port, udp=False, name="go-shadowsocks2"):
+    """go-shadowsocks2's server on loopback, GOMAXPROCS 2 (as many threads running Go code as
+    reuseproxy has workers and libev processes). The key is derived from PASSWORD as
+    libev's and reuseproxy's are (EVP_BytesToKey), so any client here talks to it."""
+    argv = [binary, "-s", "ss://%s:%s@127.0.0.1:%d" % (GO_CIPHERS[method], PASSWORD, port)]
+    if udp:
+        argv.append("-udp")
+    p = Proc(argv, name, env=dict(os.environ, GOMAXPROCS="2"))
+    _wait_listening(p, port, name)
     return p
 
 

@@ -15,8 +15,16 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIBEV = "libev"
-BULK_SUBJECTS = ["libev", "reuseproxy-openssl pair", "reuseproxy-mbedtls pair",
+GO = "go-shadowsocks2"
+BULK_SUBJECTS = ["libev", GO, "reuseproxy-openssl pair", "reuseproxy-mbedtls pair",
                  "reuseproxy-openssl server", "reuseproxy-openssl client"]
+# the cases of suite.py's http section
+BALANCE_CASES = ("1w", "2w")
+CLIENTS = (("2w", "ss-tunnel"), ("2w rp-tunnel", "reuseproxy tunnel"))
+RP_2W = "reuseproxy 2w reuseport"
+SIP022_CASE = "sip022"
+SIP022_PAIRS = (("2022-blake3-aes-256-gcm", "aes-256-gcm"),
+                ("2022-blake3-chacha20-poly1305", "chacha20-ietf-poly1305"))
 
 
 def fmt(v, digits=2, suffix=""):
@@ -92,7 +100,7 @@ def chart_throughput(res, path):
                if c.endswith("/1")]
     if not methods:
         return False
-    cols = [s for s in ["libev", "reuseproxy-openssl pair", "reuseproxy-openssl server",
+    cols = [s for s in ["libev", GO, "reuseproxy-openssl pair", "reuseproxy-openssl server",
                         "reuseproxy-mbedtls pair"]
             if any(res.get("bulk", m + "/1", s, "gbps") for m in methods)]
     lines = ["method " + " ".join('"%s"' % c for c in cols) + ' "AEAD (openssl, seal)"']
@@ -130,7 +138,7 @@ def chart_throughput(res, path):
 
 
 def chart_balance(res, path):
-    ms = res.section("http")
+    ms = [m for m in res.section("http") if m["case"] in BALANCE_CASES]
     if not ms:
         return False
     order = sorted(ms, key=lambda m: (m["case"], m["subject"].startswith(LIBEV), m["subject"]))
@@ -174,53 +182,82 @@ def chart_stall(res, path):
 
 # ---- the document ----------------------------------------------------------------------------
 
-def goals(res):
-    """(goal, measured, met) rows for the issue's goals."""
-    out = []
-    worst = None
-    for m in res.section("bulk"):
-        if m["case"].endswith("/1") and m["subject"] == "reuseproxy-openssl pair":
-            r = ratio(m["gbps"], res.get("bulk", m["case"], LIBEV, "gbps"))
-            if r is not None and (worst is None or r < worst[1]):
-                worst = (m["case"].split("/")[0], r)
-    if worst:
-        per = ", ".join("%s %.2fx" % (m["case"].split("/")[0],
-                                      ratio(m["gbps"], res.get("bulk", m["case"], LIBEV, "gbps"))
-                                      or 0)
-                        for m in sorted(res.section("bulk"), key=lambda m: m["case"])
-                        if m["case"].endswith("/1") and m["subject"] == "reuseproxy-openssl pair")
-        out.append(("Throughput >= 1.5x libev for every method (libcrypto backend, 1 stream, "
-                    "reuseproxy on both ends)", per, worst[1] >= 1.5))
-    # SIP022 against SIP004 with the same cipher (issue 14): within 10 %
-    same = {"2022-blake3-aes-256-gcm": "aes-256-gcm",
-            "2022-blake3-chacha20-poly1305": "chacha20-ietf-poly1305"}
-    rows = []
+def best_peer(res, section, case, key, low=False):
+    """The best of libev's and go-shadowsocks2's medians on a row (the lowest if low)."""
+    vals = [v for v in (res.get(section, case, s, key) for s in (LIBEV, GO)) if v]
+    return (min(vals) if low else max(vals)) if vals else None
+
+
+def goals_bulk(res):
+    """Issue 18: every 1-stream row >= 1.5x the best peer; with 8 streams (CPU-bound here)
+    server CPU per GB <= 0.67x the best peer's. SIP022 within 10 % of SIP004 (issue 14)."""
+    out, one, eight = [], [], []
+    pair = "reuseproxy-openssl pair"
     for m in sorted(res.section("bulk"), key=lambda m: m["case"]):
-        method, streams = m["case"].split("/")
-        if method in same and m["subject"] == "reuseproxy-openssl pair":
-            r = ratio(m["gbps"], res.get("bulk", same[method] + "/" + streams, m["subject"],
-                                         "gbps"))
+        if m["subject"] != pair or m["case"].split("/")[0] in dict(SIP022_PAIRS):
+            continue
+        if m["case"].endswith("/1"):
+            r = ratio(m["gbps"], best_peer(res, "bulk", m["case"], "gbps"))
             if r is not None:
-                rows.append(("%s/%s %.2fx" % (method, streams, r), r))
+                one.append(("%s %.2fx" % (m["case"].split("/")[0], r), r))
+        else:
+            r = ratio(m["server_cpu_s_per_GB"],
+                      best_peer(res, "bulk", m["case"], "server_cpu_s_per_GB", low=True))
+            if r is not None:
+                eight.append(("%s %.2fx" % (m["case"].split("/")[0], r), r))
+    if one:
+        out.append(("Throughput >= 1.5x the best peer (libev, go-shadowsocks2) for every method "
+                    "(libcrypto backend, 1 stream, reuseproxy on both ends)",
+                    ", ".join(t for t, _ in one), min(r for _, r in one) >= 1.5))
+    if eight:
+        out.append(("8 streams: server CPU per GB <= 0.67x the best peer's",
+                    ", ".join(t for t, _ in eight), max(r for _, r in eight) <= 0.67))
+    rows = []
+    for m22, m4 in SIP022_PAIRS:
+        for streams in (1, 8):
+            r = ratio(res.get("bulk", "%s/%d" % (m22, streams), pair, "gbps"),
+                      res.get("bulk", "%s/%d" % (m4, streams), pair, "gbps"))
+            if r is not None:
+                rows.append(("%s/%d %.2fx" % (m22, streams, r), r))
+    r = ratio(res.get("http", SIP022_CASE, SIP022_PAIRS[0][0], "rps"),
+              res.get("http", SIP022_CASE, SIP022_PAIRS[0][1], "rps"))
+    if r is not None:
+        rows.append(("%s requests/s %.2fx" % (SIP022_PAIRS[0][0], r), r))
     if rows:
-        out.append(("SIP022 throughput within 10 % of SIP004 with the same cipher "
+        out.append(("SIP022 throughput and requests/s within 10 % of SIP004 with the same cipher "
                     "(reuseproxy on both ends)", ", ".join(t for t, _ in rows),
                     min(r for _, r in rows) >= 0.9))
-    rp = res.get("http", "2w", "reuseproxy 2w reuseport", "rps")
-    lb = res.get("http", "2w", "libev 2p", "rps")
-    if rp and lb:
-        out.append(("2 workers: requests/s >= 1.15x libev's 2 processes",
-                    "%.0f vs %.0f: %.2fx (reuseport)" % (rp, lb, rp / lb), rp / lb >= 1.15))
-    rc = res.get("http", "2w", "reuseproxy 2w reuseport", "server_cpu_us_per_req")
-    lc = res.get("http", "2w", "libev 2p", "server_cpu_us_per_req")
-    if rc and lc:
-        out.append(("2 workers: server CPU per request <= 0.7x libev's",
-                    "%.1f vs %.1f us: %.2fx" % (rc, lc, rc / lc), rc / lc <= 0.7))
+    return out
+
+
+def goals_http(res):
+    """Issue 18: requests/s >= 1.15x libev's 2 processes and >= 1.5x go-shadowsocks2, server
+    CPU per request <= 0.8x libev's, whatever the client."""
+    out = []
+    for case, client in CLIENTS:
+        rp, lb, go = (res.get("http", case, s, "rps") for s in (RP_2W, LIBEV + " 2p", GO))
+        if rp and lb:
+            out.append(("2 workers, %s: requests/s >= 1.15x libev's 2 processes" % client,
+                        "%.0f vs %.0f: %.2fx" % (rp, lb, rp / lb), rp / lb >= 1.15))
+        if rp and go:
+            out.append(("2 workers, %s: requests/s >= 1.5x go-shadowsocks2" % client,
+                        "%.0f vs %.0f: %.2fx" % (rp, go, rp / go), rp / go >= 1.5))
+        rc, lc = (res.get("http", case, s, "server_cpu_us_per_req") for s in (RP_2W,
+                                                                              LIBEV + " 2p"))
+        if rc and lc:
+            out.append(("2 workers, %s: server CPU per request <= 0.8x libev's" % client,
+                        "%.1f vs %.1f us: %.2fx" % (rc, lc, rc / lc), rc / lc <= 0.8))
+    return out
+
+
+def goals(res):
+    """(goal, measured, met) rows for the issues' goals."""
+    out = goals_bulk(res) + goals_http(res)
     ru = res.get("udp", "capacity", "reuseproxy pair", "dgrams_per_s")
-    lu = res.get("udp", "capacity", LIBEV, "dgrams_per_s")
+    lu = best_peer(res, "udp", "capacity", "dgrams_per_s")
     if ru and lu:
-        out.append(("UDP datagrams/s >= 1.5x libev (the most carried with at most 1 % loss)",
-                    "%.0f vs %.0f: %.2fx" % (ru, lu, ru / lu), ru / lu >= 1.5))
+        out.append(("UDP datagrams/s >= 1.5x the best peer (the most carried with at most 1 % "
+                    "loss)", "%.0f vs %.0f: %.2fx" % (ru, lu, ru / lu), ru / lu >= 1.5))
     rm = res.get("memory", "idle tcp", "reuseproxy", "pss_kib_per_conn")
     lm = res.get("memory", "idle tcp", LIBEV, "pss_kib_per_conn")
     if rm is not None and lm:
@@ -246,6 +283,7 @@ def machine_section(res):
             ("OS, kernel", "%s, Linux %s" % (m.get("os"), m.get("kernel"))),
             ("reuseproxy", (m.get("reuseproxy") or "").replace("\n", " ")),
             ("shadowsocks-libev", m.get("shadowsocks-libev")),
+            ("go-shadowsocks2", m.get("go-shadowsocks2")),
             ("OpenSSL (libcrypto backend)", m.get("openssl")),
             ("mbedTLS (mbedtls backend)", m.get("mbedtls")),
             ("iperf3", m.get("iperf3")), ("wrk", m.get("wrk")), ("nginx", m.get("nginx"))]
@@ -260,42 +298,49 @@ def bulk_tables(res):
         cases = sorted({m["case"] for m in bulk if m["case"].endswith("/%d" % streams)})
         for case in cases:
             base = res.by.get(("bulk", case, LIBEV), {})
+            go = res.by.get(("bulk", case, GO), {})
             for subj in BULK_SUBJECTS:
                 m = res.by.get(("bulk", case, subj))
                 if not m:
                     continue
                 rows.append([case.split("/")[0], subj, fmt(m["gbps"]),
                              fmt(ratio(m["gbps"], base.get("gbps")), 2, "x"),
+                             fmt(ratio(m["gbps"], go.get("gbps")), 2, "x"),
                              fmt(m["server_cpu_s_per_GB"], 3),
                              fmt(ratio(m["server_cpu_s_per_GB"],
                                        base.get("server_cpu_s_per_GB")), 2, "x"),
+                             fmt(ratio(m["server_cpu_s_per_GB"],
+                                       go.get("server_cpu_s_per_GB")), 2, "x"),
                              fmt(m["tunnel_cpu_s_per_GB"], 3)])
         if rows:
             out.append("**%d stream%s**\n\n" % (streams, "s" if streams > 1 else "") + table(
-                ["method", "client -> server", "Gbit/s", "vs libev", "server CPU s/GB",
-                 "vs libev", "client CPU s/GB"], rows, ["l", "l", "r", "r", "r", "r", "r"]))
+                ["method", "client -> server", "Gbit/s", "vs libev", "vs go-shadowsocks2",
+                 "server CPU s/GB", "vs libev", "vs go-shadowsocks2", "client CPU s/GB"], rows,
+                ["l", "l"] + ["r"] * 7))
     return "\n\n".join(out)
 
 
 def udp_table(res, case, rate):
     rows = []
     base = res.by.get(("udp", case, LIBEV), {})
+    go = res.by.get(("udp", case, GO), {})
     for m in sorted((m for m in res.section("udp") if m["case"] == case),
                     key=lambda m: (m["subject"] != LIBEV, m["subject"])):
         rows.append([m["subject"], fmt(m["dgrams_per_s"], 0),
-                     fmt(ratio(m["dgrams_per_s"], base.get("dgrams_per_s")), 2, "x")] +
+                     fmt(ratio(m["dgrams_per_s"], base.get("dgrams_per_s")), 2, "x"),
+                     fmt(ratio(m["dgrams_per_s"], go.get("dgrams_per_s")), 2, "x")] +
                     ([fmt(m.get("rate_mbit"), 1)] if rate else []) +
                     [fmt(m["loss_pct"], 1), fmt(m.get("server_cpu_us_per_dgram")),
                      fmt(ratio(m.get("server_cpu_us_per_dgram"),
                                base.get("server_cpu_us_per_dgram")), 2, "x"),
                      fmt(m.get("tunnel_cpu_us_per_dgram"))])
-    return table(["client -> server", "datagrams/s", "vs libev"] +
+    return table(["client -> server", "datagrams/s", "vs libev", "vs go-shadowsocks2"] +
                  (["Mbit/s each way"] if rate else []) +
                  ["loss %", "server CPU us/datagram", "vs libev", "client CPU us/datagram"], rows)
 
 
 def http_table(res, section):
-    ms = res.section(section)
+    ms = [m for m in res.section(section) if section != "http" or m["case"] in BALANCE_CASES]
     rows = []
     for m in sorted(ms, key=lambda m: (m["case"], m["subject"].startswith(LIBEV),
                                        m["subject"])):
@@ -310,6 +355,51 @@ def http_table(res, section):
                      fmt(m["tunnel_cpu_us_per_req"], 1), fmt(m["errors"], 0)])
     return table(["server", "req/s", "vs libev", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
                   "server CPU us/req", "vs libev", "clients' CPU us/req", "errors"], rows)
+
+
+def rps_tables(res):
+    """Requests/s and server CPU per request of each server behind each client, with the ratios
+    against libev's and go-shadowsocks2's in the same run, with the same client."""
+    servers = [LIBEV + " 2p", GO, RP_2W]
+    out = []
+    for key, what, digits in (("rps", "req/s", 0), ("server_cpu_us_per_req",
+                                                    "server CPU us/req", 1)):
+        header, rows = ["server"], []
+        for _, client in CLIENTS:
+            header += ["%s, %s" % (what, client), "vs libev", "vs go-shadowsocks2"]
+        for srv in servers:
+            row = [srv]
+            for case, _ in CLIENTS:
+                v = res.get("http", case, srv, key)
+                row += [fmt(v, digits),
+                        fmt(ratio(v, res.get("http", case, LIBEV + " 2p", key)), 2, "x"),
+                        fmt(ratio(v, res.get("http", case, GO, key)), 2, "x")]
+            if any(c != "-" for c in row[1::3]):
+                rows.append(row)
+        if rows:
+            out.append(table(header, rows))
+    return "\n\n".join(out)
+
+
+def sip022_table(res):
+    """SIP022 against SIP004 with the same cipher, reuseproxy on both ends (issue 14)."""
+    pair, rows = "reuseproxy-openssl pair", []
+    for m22, m4 in SIP022_PAIRS:
+        for streams in (1, 8):
+            a = res.get("bulk", "%s/%d" % (m22, streams), pair, "gbps")
+            b = res.get("bulk", "%s/%d" % (m4, streams), pair, "gbps")
+            if a is not None:
+                rows.append([m22, "bulk, %d stream%s, Gbit/s" % (streams, "s" * (streams > 1)),
+                             fmt(a), fmt(b), fmt(ratio(a, b), 2, "x")])
+        for key, what, digits in (("rps", "requests/s", 0),
+                                  ("server_cpu_us_per_req", "server CPU us/request", 1)):
+            a = res.get("http", SIP022_CASE, m22, key)
+            b = res.get("http", SIP022_CASE, m4, key)
+            if a is not None:
+                rows.append([m22, what, fmt(a, digits), fmt(b, digits),
+                             fmt(ratio(a, b), 2, "x")])
+    return table(["SIP022 method", "figure", "SIP022", "SIP004, same cipher", "SIP022 / SIP004"],
+                 rows, ["l", "l", "r", "r", "r"]) if rows else ""
 
 
 def render(res, docs):
@@ -355,7 +445,7 @@ def render(res, docs):
     g = goals(res)
     if g:
         parts.append("## Goals\n")
-        parts.append(table(["goal (issue 7)", "measured", "met"],
+        parts.append(table(["goal (issues 7, 14, 18)", "measured", "met"],
                            [(a, b, "yes" if ok else "**no**") for a, b, ok in g],
                            ["l", "l", "l"]))
         parts.append("Where a goal is missed, [what limits it](#what-limits-the-figures) "
@@ -404,8 +494,10 @@ def render(res, docs):
                      "tunnel -> reuseproxy's server, both with backend X; *reuseproxy-openssl "
                      "server*: ss-tunnel -> reuseproxy (the server side alone); "
                      "*reuseproxy-openssl client*: reuseproxy's tunnel -> ss-server (the client "
-                     "side alone). reuseproxy runs 2 workers, libev 2 `--reuse-port` processes "
-                     "on each side. CPU is the user + system time of the server's (client's) "
+                     "side alone); *go-shadowsocks2*: reuseproxy's tunnel (openssl) -> "
+                     "go-shadowsocks2, to set against *reuseproxy-openssl pair* (the same "
+                     "client). reuseproxy runs 2 workers, libev 2 `--reuse-port` processes "
+                     "on each side, go-shadowsocks2 one process with GOMAXPROCS 2. CPU is the user + system time of the server's (client's) "
                      "processes per GB carried, over the measured part." %
                      (st.get("iperf_seconds"), st.get("iperf_omit", 0)))
         if charts.get("bench-throughput.svg"):
@@ -424,6 +516,23 @@ def render(res, docs):
         if charts.get("bench-balance.svg"):
             parts.append("![requests/s and p99 per balance mode](bench-balance.svg)")
         parts.append(http_table(res, "http"))
+        if res.get("http", CLIENTS[1][0], RP_2W, "rps") or res.get("http", "2w", GO, "rps"):
+            parts.append("### Requests/s by client: libev, go-shadowsocks2, reuseproxy\n")
+            parts.append("The same load against each server with 2 processes (libev: 2 "
+                         "`ss-server --reuse-port`; go-shadowsocks2: one process, GOMAXPROCS 2; "
+                         "reuseproxy: 2 reuseport workers), behind two clients in turn: two "
+                         "`ss-tunnel --reuse-port` as above, and reuseproxy's own tunnel role "
+                         "(libcrypto backend, 2 workers), the fast common client. Ratios are "
+                         "against libev's and go-shadowsocks2's medians with the same client, "
+                         "in the same run.")
+            parts.append(rps_tables(res))
+    sip022 = sip022_table(res)
+    if sip022:
+        parts.append("### Shadowsocks 2022 against SIP004 with the same cipher\n")
+        parts.append("reuseproxy's tunnel -> reuseproxy's server (libcrypto backend, 2 workers "
+                     "each) for both: bulk as in section 2, requests/s as above (there "
+                     "2022-blake3-aes-256-gcm against aes-256-gcm).")
+        parts.append(sip022)
     if res.section("stall"):
         parts.append("## 4. One worker stopped for a second\n")
         parts.append("The same load, %s s per run; after %.1f s one of the two workers (libev: "
@@ -461,7 +570,8 @@ def render(res, docs):
             "capacity." % st.get("udp_seconds"))
         parts.append(udp_table(res, "overload", rate=False))
         parts.append("*libev*: ss-tunnel -> ss-server; *reuseproxy pair*: reuseproxy's tunnel "
-                     "-> reuseproxy; *reuseproxy server*: ss-tunnel -> reuseproxy.")
+                     "-> reuseproxy; *reuseproxy server*: ss-tunnel -> reuseproxy; "
+                     "*go-shadowsocks2*: ss-tunnel -> go-shadowsocks2 (`-udp`, GOMAXPROCS 2).")
     if res.section("memory"):
         parts.append("## 6. Memory\n")
         rows = []
@@ -505,6 +615,10 @@ METHOD_TEXT = """\
   shows the median of the runs, and *vs libev* is reuseproxy's median over libev's.
 * When the server is measured, the client is libev's `ss-tunnel` for both servers; when the
   client side is measured, reuseproxy's tunnel and `ss-tunnel` both talk to `ss-server`.
+  go-shadowsocks2 (a third server: one Go process, GOMAXPROCS 2) is measured in the same runs
+  when found (`GO_SHADOWSOCKS2=path` or on PATH; `bench/run` builds it from ../shared/peers
+  when that exists), behind reuseproxy's tunnel for bulk, and behind both clients for
+  requests/s; without it its rows say "-".
 * **CPU time** is read from `/proc/PID/task/*/schedstat` (nanoseconds of run time, user and
   system) of the measured processes, master and workers together, before and after each run.
   On loopback the kernel's TCP work for a packet is charged to the process that sends it, so
@@ -522,11 +636,10 @@ sends its salt and the address header, the server connects to nginx, nobody send
 server's memory (Pss summed over its processes, from `/proc/PID/smaps`) is read before and after
 and divided by the connections held. A warm-up of 300 connections comes first, so the
 allocator's pools and libev's salt Bloom filter, which every salt sets bits all over, are
-already resident. reuseproxy's salt store is a fixed table (48 MiB at the default
-`replay_capacity` of 2^20) whose pages become resident as salts land in them: until about 10^5
-salts have been seen, each new connection brings pages of it in; after that it stays at its cap.
-The column *without the salt store* leaves those shared mappings out: the per-connection cost
-that stays. UDP: %(assoc)s client sockets send one datagram each through two `ss-tunnel -u`
+already resident. reuseproxy's salt store is a fixed table (64 MiB at the default
+`replay_capacity` of 2^20) that each worker maps in whole when it starts (Linux 5.14 and later;
+before, its pages became resident as salts landed in them, during the first ~10^5 salts). The
+column *without the salt store* leaves those shared mappings out. UDP: %(assoc)s client sockets send one datagram each through two `ss-tunnel -u`
 (libev's tunnel keeps at most 256 associations and its server 512, so the test stays under both
 caps)."""
 

@@ -41,6 +41,7 @@ SIP022_METHODS = ["2022-blake3-aes-256-gcm", "2022-blake3-chacha20-poly1305"]
 HTTP_METHOD = "chacha20-ietf-poly1305"   # libev's and reuseproxy's default
 UDP_METHOD = "aes-256-gcm"
 LIBEV = "libev"
+GO = "go-shadowsocks2"      # a server row: reuseproxy's tunnel (openssl) -> go-shadowsocks2
 
 
 class Settings:
@@ -68,6 +69,7 @@ class Settings:
         # retries times in all (a shared machine: other sessions' tests, package builds)
         self.max_foreign_cores = 0.25
         self.retries = 6 if quick else 30
+        self.go = B.go_shadowsocks2_binary()   # None: go-shadowsocks2's rows are skipped
 
 
 class Recorder:
@@ -259,6 +261,13 @@ def section_bulk(st, rec, builds):
                                     name="rp-tunnel-mbedtls"))]
         tun_cli = [start(B.rp_tunnel(ossl, method, p_l, t_cli, target, workers=2,
                                      name="rp-tunnel-openssl-client"))]
+        go = []
+        if st.go and method in B.GO_CIPHERS:
+            p_g, t_go = B.free_port(), B.free_port()
+            s_g = start(B.go_server(st.go, method, p_g))
+            tun_go = [start(B.rp_tunnel(ossl, method, p_g, t_go, target, workers=2,
+                                        name="rp-tunnel-openssl-go"))]
+            go = [GO]
         # subject: (tunnel port, server procs, tunnel procs)
         subjects = {
             LIBEV: (t_lib, s_l, tun_lib),
@@ -267,8 +276,10 @@ def section_bulk(st, rec, builds):
             "reuseproxy-openssl server": (t_srv, [s_o], tun_srv),
             "reuseproxy-openssl client": (t_cli, s_l, tun_cli),
         }
+        if go:
+            subjects[GO] = (t_go, [s_g], tun_go)
         plan = [(1, list(subjects)),
-                (8, [LIBEV, "reuseproxy-openssl pair", "reuseproxy-mbedtls pair"])]
+                (8, [LIBEV, "reuseproxy-openssl pair", "reuseproxy-mbedtls pair"] + go)]
         for run in range(st.runs):
             for streams, names in plan:
                 for name in names:
@@ -334,10 +345,22 @@ def wrk(port, seconds, connections, threads=2):
     raise RuntimeError("wrk gave no summary: %s %s" % (r.stdout[-500:], r.stderr[-500:]))
 
 
+# The cases of the http section: the client in front of every server, and the SIP022 rows.
+SS_TUNNEL_CASE = "2w"            # 2 x ss-tunnel --reuse-port (the "1w" case too)
+RP_TUNNEL_CASE = "2w rp-tunnel"  # reuseproxy's tunnel role, openssl, 2 workers
+SIP022_CASE = "sip022"           # reuseproxy's tunnel -> reuseproxy's server, per method
+SIP022_HTTP = ("aes-256-gcm", "2022-blake3-aes-256-gcm")
+
+
 class HttpSubject:
-    def __init__(self, name, servers, tunnel_port, tunnels, workers, metrics_port=None):
+    def __init__(self, name, servers, tunnel_port, tunnels, workers, metrics_port=None,
+                 case=None, server_port=None):
+        self.server_port = server_port
         self.name, self.servers, self.tunnel_port = name, servers, tunnel_port
         self.tunnels, self.workers, self.metrics_port = tunnels, workers, metrics_port
+        self.case = case or "%dw" % workers
+        # the stall test stops one of two worker processes: go-shadowsocks2 is one process
+        self.stallable = workers == 2 and self.case == SS_TUNNEL_CASE and name != GO
 
     def server_pids(self):
         return [x for p in self.servers for x in p.tree()]
@@ -357,10 +380,9 @@ class HttpSubject:
 
 def http_measure(st, rec, section, subj, run, seconds, stall_at=None):
     m = guarded(st, subj.name, lambda: http_once(st, subj, seconds, stall_at))
-    r = rec.add(section, "%dw" % subj.workers if section == "http" else "stall",
-                subj.name, run, **m)
-    log("  %-30s %8.0f req/s  p50 %6.2f  p99 %7.2f  p99.9 %7.2f ms  server %5.1f us/req  "
-        "err %d" % (subj.name, r["rps"], r["p50_ms"], r["p99_ms"], r["p999_ms"],
+    r = rec.add(section, subj.case if section == "http" else "stall", subj.name, run, **m)
+    log("  %-30s %-12s %8.0f req/s  p50 %6.2f  p99 %7.2f  p99.9 %7.2f ms  server %5.1f us/req  "
+        "err %d" % (subj.name, subj.case, r["rps"], r["p50_ms"], r["p99_ms"], r["p999_ms"],
                     r["server_cpu_us_per_req"] or 0, r["errors"]))
     return r
 
@@ -416,19 +438,22 @@ def section_http(st, rec, builds, stall=True):
         tun = [B.ss_tunnel(method, port, tport, target, reuse_port=True) for _ in range(2)]
         procs += [srv] + tun
         subjects.append(HttpSubject("reuseproxy %dw %s" % (workers, mode), [srv], tport, tun,
-                                    workers, mport))
+                                    workers, mport, server_port=port))
     # cpu_affinity (issue 18): worker i on CPU i, each connection to the receiving CPU's worker
     port, mport, tport = B.free_port(), B.free_port(), B.free_port()
     srv = B.rp_server(binary, method, port, workers=2, metrics=mport, cpu_affinity=True)
     tun = [B.ss_tunnel(method, port, tport, target, reuse_port=True) for _ in range(2)]
     procs += [srv] + tun
-    subjects.append(HttpSubject("reuseproxy 2w cpu_affinity", [srv], tport, tun, 2, mport))
+    subjects.append(HttpSubject("reuseproxy 2w cpu_affinity", [srv], tport, tun, 2, mport,
+                                server_port=port))
     for n in ((2,) if st.quick else (1, 2)):
         port, tport = B.free_port(), B.free_port()
         srv = [B.ss_server(method, port, reuse_port=n > 1) for _ in range(n)]
         tun = [B.ss_tunnel(method, port, tport, target, reuse_port=True) for _ in range(2)]
         procs += srv + tun
-        subjects.append(HttpSubject("%s %dp" % (LIBEV, n), srv, tport, tun, n))
+        subjects.append(HttpSubject("%s %dp" % (LIBEV, n), srv, tport, tun, n,
+                                    server_port=port))
+    subjects += http_more_subjects(st, binary, target, subjects, procs)
     # warm-up: first connections fault in pages, fill pools and caches
     for s in subjects:
         wrk(s.tunnel_port, 1, 8)
@@ -437,7 +462,7 @@ def section_http(st, rec, builds, stall=True):
             http_measure(st, rec, "http", s, run, st.http_seconds)
     if stall:
         log("-- the same with one worker stopped (SIGSTOP) for 1 s mid-run")
-        two = [s for s in subjects if s.workers == 2]
+        two = [s for s in subjects if s.stallable]
         for run in range(st.runs):
             for s in two:
                 http_measure(st, rec, "stall", s, run, st.stall_seconds,
@@ -445,6 +470,47 @@ def section_http(st, rec, builds, stall=True):
     for p in reversed(procs):
         p.stop()
     web.stop()
+
+
+def http_more_subjects(st, binary, target, subjects, procs):
+    """The subjects beside the balance modes: go-shadowsocks2 behind ss-tunnel; reuseproxy's
+    tunnel role (openssl) as the fast common client in front of libev's 2 processes,
+    go-shadowsocks2 and reuseproxy's 2 reuseport workers (the servers of the ss-tunnel rows,
+    reached through a second client); and the SIP022 rows (issue 14), reuseproxy on both ends,
+    2022-blake3-aes-256-gcm against aes-256-gcm."""
+    method = HTTP_METHOD
+    servers = {s.name: s for s in subjects if s.case == SS_TUNNEL_CASE}
+    more = []
+
+    def rp_tunnel(m, port):
+        tport = B.free_port()
+        tun = B.rp_tunnel(binary, m, port, tport, target, workers=2, name="rp-tunnel-http")
+        procs.append(tun)
+        return tport, [tun]
+
+    if st.go and method in B.GO_CIPHERS:
+        port, tport = B.free_port(), B.free_port()
+        srv = B.go_server(st.go, method, port)
+        tun = [B.ss_tunnel(method, port, tport, target, reuse_port=True) for _ in range(2)]
+        procs.extend([srv] + tun)
+        servers[GO] = HttpSubject(GO, [srv], tport, tun, 2, server_port=port)
+        more.append(servers[GO])
+    else:
+        log("  (go-shadowsocks2: skipped, %s)" % (
+            "no %s" % method if st.go else "GO_SHADOWSOCKS2 unset and not on PATH"))
+    for name in ("%s 2p" % LIBEV, GO, "reuseproxy 2w reuseport"):
+        s = servers.get(name)
+        if s:
+            tport, tun = rp_tunnel(method, s.server_port)
+            more.append(HttpSubject(name, s.servers, tport, tun, 2, s.metrics_port,
+                                    RP_TUNNEL_CASE))
+    for m in SIP022_HTTP:
+        port = B.free_port()
+        srv = B.rp_server(binary, m, port, workers=2, name="rp-server-" + m)
+        procs.append(srv)
+        tport, tun = rp_tunnel(m, port)
+        more.append(HttpSubject(m, [srv], tport, tun, 2, None, SIP022_CASE))
+    return more
 
 
 # ---- udp ---------------------------------------------------------------------------------
@@ -545,6 +611,13 @@ def section_udp(st, rec, builds):
     subjects = {LIBEV: (t_lib, s_l, tun_lib),
                 "reuseproxy pair": (t_pair, [s_r], tun_pair),
                 "reuseproxy server": (t_srv, [s_r], tun_srv)}
+    if st.go and method in B.GO_CIPHERS:   # ss-tunnel -> go-shadowsocks2, as the row above
+        p_g, t_go = B.free_port(), B.free_port()
+        s_g = B.go_server(st.go, method, p_g, udp=True)
+        tun_go = [B.ss_tunnel(method, p_g, t_go, target, reuse_port=True, udp=True)
+                  for _ in range(2)]
+        procs += [s_g] + tun_go
+        subjects[GO] = (t_go, [s_g], tun_go)
     for run in range(st.runs):
         for name, (port, servers, tunnels) in subjects.items():
             r = rec.add("udp", "capacity", name, run, **guarded(
@@ -655,8 +728,8 @@ def memory_snapshot(pids):
 
 def memory_per(before, after, n, unit):
     """KiB per unit between two snapshots: Pss, Rss, and Pss without the shared mappings
-    (reuseproxy's salt store fills its fixed-size table page by page as salts arrive, so during
-    the first ~10^5 salts it grows with every connection, then stays at its cap)."""
+    (reuseproxy's salt store, mapped in whole when a worker starts on Linux 5.14 and later; on
+    older kernels it fills page by page as salts arrive)."""
     if not n:
         return {}
     return {"pss_kib_per_" + unit: (after["pss"] - before["pss"]) / n,
@@ -782,15 +855,18 @@ def summary_tables(med, raw):
         for case in sorted({m["case"] for m in bulk}, key=lambda c: (int(c.split("/")[1]), c)):
             base = get("bulk", case, LIBEV, "gbps")
             base_cpu = get("bulk", case, LIBEV, "server_cpu_s_per_GB")
+            go, go_cpu = get("bulk", case, GO, "gbps"), get("bulk", case, GO,
+                                                           "server_cpu_s_per_GB")
             for m in sorted((m for m in bulk if m["case"] == case),
                             key=lambda m: (m["subject"] != LIBEV, m["subject"])):
                 rows.append([case, m["subject"], fmt(m["gbps"]), fmt(ratio(m["gbps"], base)),
-                             fmt(m["server_cpu_s_per_GB"], 3),
+                             fmt(ratio(m["gbps"], go)), fmt(m["server_cpu_s_per_GB"], 3),
                              fmt(ratio(m["server_cpu_s_per_GB"], base_cpu)),
+                             fmt(ratio(m["server_cpu_s_per_GB"], go_cpu)),
                              fmt(m["tunnel_cpu_s_per_GB"], 3)])
-        print_table("TCP bulk throughput (medians; ratio = reuseproxy / libev)",
-                    ["method/streams", "subject", "Gbit/s", "ratio", "srv CPU s/GB", "ratio",
-                     "tun CPU s/GB"], rows)
+        print_table("TCP bulk throughput (medians; ratios = subject / libev, / go-shadowsocks2)",
+                    ["method/streams", "subject", "Gbit/s", "/libev", "/go", "srv CPU s/GB",
+                     "/libev", "/go", "tun CPU s/GB"], rows)
     for section, title in (("http", "Short HTTP requests (medians)"),
                            ("stall", "One worker stopped for 1 s mid-run (medians)")):
         ms = [m for m in med if m["section"] == section]
@@ -800,17 +876,24 @@ def summary_tables(med, raw):
         for m in sorted(ms, key=lambda m: (m["case"], m["subject"].startswith(LIBEV),
                                            m["subject"])):
             base_name = "%s %sp" % (LIBEV, m["case"][0]) if section == "http" else "libev 2p"
+            if m["case"] == SIP022_CASE:
+                base_name = SIP022_HTTP[0]
             base = by.get((section, m["case"], base_name))
-            rows.append([m["subject"], fmt(m["rps"], 0),
+            go = by.get((section, m["case"], GO))
+            rows.append([m["subject"], m["case"], fmt(m["rps"], 0),
                          fmt(ratio(m["rps"], base and base["rps"])),
+                         fmt(ratio(m["rps"], go and go["rps"])),
                          fmt(m["p50_ms"]), fmt(m["p99_ms"]), fmt(m["p999_ms"]),
                          fmt(m["max_ms"], 0), fmt(m["server_cpu_us_per_req"], 1),
                          fmt(ratio(m["server_cpu_us_per_req"],
                                    base and base["server_cpu_us_per_req"])),
+                         fmt(ratio(m["server_cpu_us_per_req"],
+                                   go and go["server_cpu_us_per_req"])),
                          fmt(m["errors"], 0)])
-        print_table(title + "; ratios against libev with as many processes",
-                    ["subject", "req/s", "ratio", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
-                     "srv us/req", "ratio", "errors"], rows)
+        print_table(title + "; ratios against libev with as many processes (sip022: against "
+                    "aes-256-gcm) and go-shadowsocks2, with the same client",
+                    ["subject", "client", "req/s", "/base", "/go", "p50 ms", "p99 ms",
+                     "p99.9 ms", "max ms", "srv us/req", "/base", "/go", "errors"], rows)
     fair = fairness(raw)
     if fair:
         print_table("Fairness: each worker's share of accepted connections (all http runs)",
@@ -825,10 +908,12 @@ def summary_tables(med, raw):
             continue
         base = get("udp", case, LIBEV, "dgrams_per_s")
         base_cpu = get("udp", case, LIBEV, "server_cpu_us_per_dgram")
-        print_table(title, ["subject", "datagrams/s", "ratio", "Mbit/s each way", "loss %",
-                            "srv us/dgram", "ratio"],
+        go = get("udp", case, GO, "dgrams_per_s")
+        print_table(title, ["subject", "datagrams/s", "/libev", "/go", "Mbit/s each way",
+                            "loss %", "srv us/dgram", "/libev"],
                     [[m["subject"], fmt(m["dgrams_per_s"], 0),
-                      fmt(ratio(m["dgrams_per_s"], base)), fmt(m.get("rate_mbit"), 1),
+                      fmt(ratio(m["dgrams_per_s"], base)), fmt(ratio(m["dgrams_per_s"], go)),
+                      fmt(m.get("rate_mbit"), 1),
                       fmt(m.get("loss_pct"), 1), fmt(m.get("server_cpu_us_per_dgram")),
                       fmt(ratio(m.get("server_cpu_us_per_dgram"), base_cpu))]
                      for m in sorted(udp, key=lambda m: (m["subject"] != LIBEV, m["subject"]))])
@@ -877,7 +962,7 @@ def tool_version(argv, pattern=None):
     return text[0].strip() if text else None
 
 
-def machine_info(builds):
+def machine_info(builds, go):
     cpu = None
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -912,6 +997,8 @@ def machine_info(builds):
         "openssl": builds.get("openssl", {}).get("version"),
         "mbedtls": builds.get("mbedtls", {}).get("version"),
         "reuseproxy": tool_version([builds["openssl"]["binary"], "--version"]),
+        "go-shadowsocks2": ("%s (%s)" % (go, tool_version(["go", "version"]) or "go ?")) if go
+        else "skipped: GO_SHADOWSOCKS2 unset and not on PATH",
     }
 
 
@@ -951,6 +1038,7 @@ def main():
             ap.error("unknown section %r" % s)
 
     B.setup(os.path.join(args.out, "tmp"))
+    log("go-shadowsocks2: %s" % (st.go or "skipped (GO_SHADOWSOCKS2 unset and not on PATH)"))
     nofile = B.raise_nofile()
     rec = Recorder()
     started = time.time()
@@ -978,7 +1066,7 @@ def main():
     result = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
               "merged_from": kept.get("started") if kept else None,
               "quick": st.quick, "runs": st.runs, "sections": only, "timings_s": timings,
-              "loadavg_before": load0, "machine": dict(machine_info(builds), nofile=nofile),
+              "loadavg_before": load0, "machine": dict(machine_info(builds, st.go), nofile=nofile),
               "settings": {k: v for k, v in vars(st).items()},
               "fairness": fairness(rec.raw), "medians": med, "raw": rec.raw}
     with open(os.path.join(args.out, "results.json"), "w") as f:

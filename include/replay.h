@@ -47,6 +47,9 @@ int replay_check_and_add(struct replay_store *r, enum replay_kind kind, const ui
 /* Bytes of shared memory the store uses: 4096 + 2 * 64 * max(64, ceil(capacity / 2)), e.g.
  * 67,112,960 (64 MiB) for capacity 1,048,576: 32 bytes per salt per region. */
 size_t replay_memory(const struct replay_store *r);
+/* Maps the whole store into this process's page tables now (each worker at start), allocating
+ * the pages the first time. Best effort: kernels before 5.14 fault them in as salts land. */
+void replay_prefault(struct replay_store *r);
 
 /* SipHash-2-4 with 128-bit output, the keyed fingerprint the store keeps instead of salts.
  * Exposed so the unit test can check it against the reference vectors. */

@@ -78,20 +78,6 @@ bool config_is_placeholder_password(const char *password)
 
 /* ---- Checks across keys, after the file and the command line are merged ---- */
 
-/* "PATH:LINE:COLUMN: " where key k was read from the file, "PATH: " otherwise; without a file,
- * "command line: ". Then the message. Returns -1. */
-int config_invalid(const struct config *c, int k, char *err, size_t errlen, const char *fmt, ...)
-{
-    struct config_ctx x = {NULL, c->path ? c->path : "command line", err, errlen};
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return config_fail(&x, k >= 0 && c->path ? &c->pos[k] : NULL, "%s", msg);
-}
-
 static int config_check_required(const struct config *c, char *err, size_t errlen)
 {
     bool server = c->role == ROLE_SERVER;

@@ -84,9 +84,6 @@ bool config_servers_complete(const struct config *c, bool own_password);
 int config_derive_upstreams(struct config *c, char *err, size_t errlen);
 
 /* config_check.c, for config_shared_users.c */
-/* "PATH:LINE:COLUMN: " where key k (-1: none) stood, then the message into err. Returns -1. */
-__attribute__((format(printf, 5, 6))) int config_invalid(const struct config *c, int k, char *err,
-                                                         size_t errlen, const char *fmt, ...);
 /* Types "shared_store" (and checks its companions) into c->shared. Returns 0 or -1. */
 int config_check_shared(struct config *c, char *err, size_t errlen);
 /* ---- config_manager.c: the ss-manager API's keys ---- */

@@ -1,14 +1,24 @@
 /* crypto.c: the crypto interface reuseproxy uses. The SIP004 method table; the master key from
  * a password (EVP_BytesToKey with MD5) or from base64; the HKDF-SHA1 session subkey; random
  * bytes; the nonce counter; and the AEAD calls, forwarded to the bulk backend configure chose
- * (crypto_openssl.c when RP_CRYPTO_OPENSSL, else crypto_mbedtls.c). Key derivation always runs
- * on mbedTLS, whichever backend does the bulk work. */
+ * (crypto_openssl.c when RP_CRYPTO_OPENSSL, else crypto_mbedtls.c). Key derivation runs on
+ * mbedTLS, except the per-session HKDF-SHA1, which runs on libcrypto's SHA-1 when that backend
+ * is built (it uses the CPU's SHA extensions; mbedTLS 2.28's SHA-1 is portable C). */
 #ifdef HAVE_CONFIG_H
 #include "autoconfig.h"
 #endif
 
+#ifdef RP_CRYPTO_OPENSSL
+/* SHA1_Init/Update/Final, which OpenSSL 3 deprecates in favour of EVP: an EVP digest context
+ * is allocated and dispatched through a provider, which costs more than the ten compressions
+ * of a subkey; the low-level calls run the same code (and a state is copied to clone it). */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+#endif
+
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -244,36 +254,82 @@ int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const cha
 
 /* mbedTLS 3 dropped the _ret suffixes of the SHA-1 calls. */
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define crypto_sha1_starts mbedtls_sha1_starts
-#define crypto_sha1_update mbedtls_sha1_update
-#define crypto_sha1_finish mbedtls_sha1_finish
+#define crypto_mbedtls_sha1_starts mbedtls_sha1_starts
+#define crypto_mbedtls_sha1_update mbedtls_sha1_update
+#define crypto_mbedtls_sha1_finish mbedtls_sha1_finish
 #else
-#define crypto_sha1_starts mbedtls_sha1_starts_ret
-#define crypto_sha1_update mbedtls_sha1_update_ret
-#define crypto_sha1_finish mbedtls_sha1_finish_ret
+#define crypto_mbedtls_sha1_starts mbedtls_sha1_starts_ret
+#define crypto_mbedtls_sha1_update mbedtls_sha1_update_ret
+#define crypto_mbedtls_sha1_finish mbedtls_sha1_finish_ret
 #endif
+
+/* One SHA-1 state of either library. Both are plain structs without pointers (mbedTLS's clone
+ * is a copy), so assigning a state clones it. */
+struct crypto_sha1 {
+    bool libcrypto;
+    union {
+        mbedtls_sha1_context mbedtls;
+#ifdef RP_CRYPTO_OPENSSL
+        SHA_CTX openssl;
+#endif
+    } u;
+};
+
+static void crypto_sha1_starts(struct crypto_sha1 *s, bool libcrypto)
+{
+    s->libcrypto = libcrypto;
+#ifdef RP_CRYPTO_OPENSSL
+    if (libcrypto) {
+        SHA1_Init(&s->u.openssl);
+        return;
+    }
+#endif
+    mbedtls_sha1_init(&s->u.mbedtls);
+    crypto_mbedtls_sha1_starts(&s->u.mbedtls);
+}
+
+static void crypto_sha1_update(struct crypto_sha1 *s, const uint8_t *p, size_t len)
+{
+#ifdef RP_CRYPTO_OPENSSL
+    if (s->libcrypto) {
+        SHA1_Update(&s->u.openssl, p, len);
+        return;
+    }
+#endif
+    crypto_mbedtls_sha1_update(&s->u.mbedtls, p, len);
+}
+
+static void crypto_sha1_finish(struct crypto_sha1 *s, uint8_t out[20])
+{
+#ifdef RP_CRYPTO_OPENSSL
+    if (s->libcrypto) {
+        SHA1_Final(out, &s->u.openssl);
+        return;
+    }
+#endif
+    crypto_mbedtls_sha1_finish(&s->u.mbedtls, out);
+}
 
 /* HMAC-SHA1 (RFC 2104) with its key absorbed: the inner and outer hashes after their ipad and
  * opad blocks. A subkey is derived for every connection and every datagram, so HKDF is built
  * from these rather than mbedtls_hkdf(), which allocates and re-absorbs the key for each of its
  * three HMACs: this way the derivation takes ten SHA-1 compressions and no allocation. */
 struct crypto_hmac_sha1 {
-    mbedtls_sha1_context inner, outer;
+    struct crypto_sha1 inner, outer;
 };
 
-static void crypto_hmac_sha1_key(struct crypto_hmac_sha1 *h, const uint8_t *key, size_t len)
+static void crypto_hmac_sha1_key(struct crypto_hmac_sha1 *h, const uint8_t *key, size_t len,
+                                 bool libcrypto)
 {
     uint8_t pad[64]; /* keys here are at most 32 bytes: never longer than the block */
     memset(pad, 0x36, sizeof pad);
     for (size_t i = 0; i < len; i++)
         pad[i] ^= key[i];
-    mbedtls_sha1_init(&h->inner);
-    crypto_sha1_starts(&h->inner);
+    crypto_sha1_starts(&h->inner, libcrypto);
     crypto_sha1_update(&h->inner, pad, sizeof pad);
     for (size_t i = 0; i < sizeof pad; i++)
         pad[i] ^= 0x36 ^ 0x5c;
-    mbedtls_sha1_init(&h->outer);
-    crypto_sha1_starts(&h->outer);
+    crypto_sha1_starts(&h->outer, libcrypto);
     crypto_sha1_update(&h->outer, pad, sizeof pad);
     mbedtls_platform_zeroize(pad, sizeof pad);
 }
@@ -282,31 +338,38 @@ static void crypto_hmac_sha1_key(struct crypto_hmac_sha1 *h, const uint8_t *key,
 static void crypto_hmac_sha1(const struct crypto_hmac_sha1 *h, const uint8_t *a, size_t alen,
                              const uint8_t *b, size_t blen, int c, uint8_t out[20])
 {
-    mbedtls_sha1_context ctx;
+    struct crypto_sha1 ctx = h->inner;
     uint8_t byte = (uint8_t)c;
-    mbedtls_sha1_init(&ctx);
-    mbedtls_sha1_clone(&ctx, &h->inner);
     crypto_sha1_update(&ctx, a, alen);
     crypto_sha1_update(&ctx, b, blen);
     if (c >= 0)
         crypto_sha1_update(&ctx, &byte, 1);
     crypto_sha1_finish(&ctx, out);
-    mbedtls_sha1_clone(&ctx, &h->outer);
+    ctx = h->outer;
     crypto_sha1_update(&ctx, out, 20);
     crypto_sha1_finish(&ctx, out);
-    mbedtls_sha1_free(&ctx);
+    mbedtls_platform_zeroize(&ctx, sizeof ctx);
 }
 
 static void crypto_hmac_sha1_free(struct crypto_hmac_sha1 *h)
 {
-    mbedtls_sha1_free(&h->inner);
-    mbedtls_sha1_free(&h->outer);
+    mbedtls_platform_zeroize(h, sizeof *h);
+}
+
+int crypto_subkey(const struct crypto_key *k, const uint8_t *salt, uint8_t *out)
+{
+#ifdef RP_CRYPTO_OPENSSL
+    return crypto_subkey_with(k, salt, out, true);
+#else
+    return crypto_subkey_with(k, salt, out, false);
+#endif
 }
 
 /* SIP004: subkey = HKDF-SHA1(key = master key, salt, info = "ss-subkey"), as long as the key
  * (RFC 5869 section 2: extract, then expand in 20-byte blocks T(i) = HMAC(PRK, T(i-1) | info |
  * i)). */
-int crypto_subkey(const struct crypto_key *k, const uint8_t *salt, uint8_t *out)
+int crypto_subkey_with(const struct crypto_key *k, const uint8_t *salt, uint8_t *out,
+                       bool libcrypto)
 {
     const struct crypto_method_info *info = crypto_method_info(k->method);
     const uint8_t *label = (const uint8_t *)crypto_subkey_info;
@@ -316,10 +379,14 @@ int crypto_subkey(const struct crypto_key *k, const uint8_t *salt, uint8_t *out)
 
     if (!info || k->len != info->key_len || info->salt_len > 64)
         return -1;
-    crypto_hmac_sha1_key(&h, salt, info->salt_len);
+#ifndef RP_CRYPTO_OPENSSL
+    if (libcrypto)
+        return -1;
+#endif
+    crypto_hmac_sha1_key(&h, salt, info->salt_len, libcrypto);
     crypto_hmac_sha1(&h, k->bytes, k->len, NULL, 0, -1, prk);
     crypto_hmac_sha1_free(&h);
-    crypto_hmac_sha1_key(&h, prk, sizeof prk);
+    crypto_hmac_sha1_key(&h, prk, sizeof prk, libcrypto);
     size_t done = 0;
     for (int i = 1; done < info->key_len; i++) {
         if (i == 1)

@@ -9,6 +9,7 @@
 #ifndef RP_CRYPTO_BACKEND_H
 #define RP_CRYPTO_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,12 @@ int crypto_openssl_aead_seal(struct crypto_openssl_aead *a, const uint8_t *nonce
 int crypto_openssl_aead_open(struct crypto_openssl_aead *a, const uint8_t *nonce,
                              const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
                              uint8_t *out, const uint8_t *tag);
+/* crypto_subkey() on the SHA-1 of libcrypto (libcrypto true: only in the openssl build, else
+ * -1) or of mbedTLS, so the unit tests can cross-check the two. crypto_subkey() uses libcrypto's
+ * when that backend is built. */
+int crypto_subkey_with(const struct crypto_key *k, const uint8_t *salt, uint8_t *out,
+                       bool libcrypto);
+
 /* OpenSSL_version(OPENSSL_VERSION) of the library at run time. */
 const char *crypto_openssl_version(void);
 

@@ -407,6 +407,7 @@ static ssize_t session_read_client(struct session *s, size_t max)
         return -2;
     ssize_t n = read(s->client.fd, p->buf->data + p->buf->end, room);
     if (n > 0) {
+        p->drained = (size_t)n < room;
         p->buf->end += n;
         metrics_add(&s->w->stats->bytes_in, n);
         if (s->pstats)

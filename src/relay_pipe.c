@@ -376,6 +376,15 @@ enum relay_pump relay_pipe_pump(struct session *s, struct pipe *p, struct side *
             session_io_set(s, &src->rio, true);
             return RELAY_PUMP_WAIT;
         }
+        if (p->drained) {
+            /* The handshake's read took less than it offered: the socket held nothing more, and
+             * a read now would only say EAGAIN (one system call per connection: the one after
+             * a request's first flight). The level-triggered watcher says when more comes. */
+            p->drained = false;
+            pipe_buf_put_if_empty(s, p);
+            session_io_set(s, &src->rio, true);
+            return RELAY_PUMP_WAIT;
+        }
         ssize_t n = pipe_fill(s, p, src, pipe_read_max(p, dst));
         if (n == -1) {
             pipe_buf_put_if_empty(s, p); /* nothing to read */

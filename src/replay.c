@@ -331,6 +331,21 @@ size_t replay_memory(const struct replay_store *r)
     return r->mapping;
 }
 
+/* A salt lands on a random bucket, so until every page of the table has been touched nearly
+ * every check takes a page fault in each process (fork does not copy a shared mapping's page
+ * tables): about 6 us per check over a fresh store's first 100,000 salts on the machine of
+ * docs/BENCHMARKS.md against 0.3-1 us once mapped. MADV_POPULATE_WRITE (Linux 5.14) takes the
+ * faults in one call instead; the memory is the store's fixed size either way, which it reaches
+ * after a few hundred thousand salts. */
+void replay_prefault(struct replay_store *r)
+{
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    if (r)
+        (void)madvise(r->h, r->mapping, MADV_POPULATE_WRITE);
+}
+
 /* ---- Check and add ------------------------------------------------------------------------ */
 
 /* One salt's place in a region: its fingerprint, the 16 slots it may use, the epoch it saw. */

@@ -54,6 +54,7 @@ struct pipe {
     bool bulk;          /* a read filled the buffer: take RELAY_BULK_CAP buffers from now on */
     bool stalled;       /* the destination stopped taking bytes: reads are cut to its room */
     bool plain;         /* neither seals nor opens: bytes pass as they are (a bypassed target) */
+    bool drained;       /* the handshake's last read took all there was: wait before the next */
     /* open: plaintext payloads inside buf waiting to be written */
     struct iovec iov[PIPE_IOV];
     int iov_n, iov_i;

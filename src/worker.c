@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "relay.h"
 #include "relay_addrs.h"
+#include "replay.h"
 #include "resolve.h"
 #include "rp_assert.h"
 #include "shared_store.h"
@@ -283,6 +284,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
     w->cfg = c;
     w->slot = env->slot;
     w->replay = env->replay;
+    replay_prefault(w->replay); /* no page fault per salt while the store warms up */
     w->stats = env->stats;
     w->user_stats = env->user_stats;
     w->rl_handshake = (struct log_ratelimit)LOG_RATELIMIT_INIT("failed handshakes",

@@ -587,3 +587,28 @@ def test_300_stalled_downloads_at_most_64_kib_each_memory_returns():
         for c in clients:
             c.close()
         flood.stop()
+
+
+# ---- the salt store mapped at start (issue 18) ---------------------------------------------------
+
+def test_workers_map_the_whole_replay_store_at_start():
+    """Each worker maps the shared salt store in whole when it starts (MADV_POPULATE_WRITE,
+    Linux 5.14), so a fresh server takes no page fault per salt while the store warms up: before
+    any connection, every worker's RssShmem already holds the store (replay_capacity 65,536:
+    4096 + 2 * 64 * 32,768 bytes, replay.h)."""
+    release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+    if release < (5, 14):
+        raise h.Skip("MADV_POPULATE_WRITE needs Linux 5.14 (this is %d.%d)" % release)
+    server, _ = start_server(workers=2, replay_capacity=65536)
+    try:
+        store_kib = (4096 + 2 * 64 * 32768) // 1024
+        assert h.wait_for(lambda: len(h.children_of(server.pid)) == 2, 10, 0.05), \
+            "the two workers did not start"
+        for pid in h.children_of(server.pid):
+            h.wait_for(lambda: rss_kib(pid, "RssShmem") >= store_kib, 5, 0.05)
+            shmem = rss_kib(pid, "RssShmem")
+            assert shmem >= store_kib, \
+                "worker %d maps %d KiB of shared memory, not the %d KiB store" % (pid, shmem,
+                                                                                  store_kib)
+    finally:
+        h.cleanup_all()

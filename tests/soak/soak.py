@@ -221,8 +221,8 @@ def udp_client(i, port, stats, stop):
 
 def rss_kib(pid, field="RssAnon"):
     """Resident memory of pid in KiB. RssAnon (private heap and stacks) is what a leak grows;
-    VmRSS also counts the replay store, 48 MiB of shared memory by default that fills page by
-    page as salts arrive, which is bounded but would hide a leak for the first minutes."""
+    VmRSS also counts the replay store, 64 MiB of shared memory by default that each worker maps
+    in whole at start (older kernels: page by page as salts arrive), which would hide a leak."""
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:

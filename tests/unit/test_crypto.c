@@ -243,6 +243,35 @@ TEST(test_crypto_subkey_vectors)
     }
 }
 
+/* The openssl build derives subkeys on libcrypto's SHA-1, the mbedtls build on mbedTLS's: both
+ * give the SIP004 vectors' subkeys, and the same subkey for any salt (a walk of salts, each the
+ * previous subkey). */
+TEST(test_crypto_subkey_backends_agree)
+{
+    for (size_t i = 0; i < VECTOR_COUNT; i++) {
+        struct crypto_key k;
+        uint8_t salt[CRYPTO_MAX_SALT], want[CRYPTO_MAX_KEY], a[CRYPTO_MAX_KEY], b[CRYPTO_MAX_KEY];
+        for (size_t j = 0; j < sizeof salt; j++)
+            salt[j] = (uint8_t)j;
+        long n = unit_hex(vectors[i].subkey, want, sizeof want);
+        CHECK_INT(crypto_key_from_password(&k, vectors[i].method, "foobar"), 0);
+        CHECK_INT(crypto_subkey_with(&k, salt, a, false), 0);
+        CHECK_MEM(a, want, (size_t)n);
+#ifdef RP_CRYPTO_OPENSSL
+        CHECK_INT(crypto_subkey_with(&k, salt, b, true), 0);
+        CHECK_MEM(b, want, (size_t)n);
+        for (int round = 0; round < 64; round++) {
+            memcpy(salt, a, (size_t)n);
+            CHECK_INT(crypto_subkey_with(&k, salt, a, false), 0);
+            CHECK_INT(crypto_subkey_with(&k, salt, b, true), 0);
+            CHECK_MEM(a, b, (size_t)n);
+        }
+#else
+        CHECK_INT(crypto_subkey_with(&k, salt, b, true), -1); /* no libcrypto in this build */
+#endif
+    }
+}
+
 TEST(test_crypto_subkey_depends_on_salt)
 {
     struct crypto_key k;
