@@ -1,7 +1,8 @@
 /* acl.h: access control. block_private refuses loopback, RFC 1918 / ULA, link-local, CGNAT,
  * multicast, unspecified and reserved ranges (IPv4, IPv6, IPv4-mapped) as server targets; an
  * optional shadowsocks-libev ACL file adds, with libev's meaning:
- *   [outbound_block_list]        targets the server refuses;
+ *   [outbound_block_list]        targets refused (by the server; by a client role before it
+ *                                routes them, as shadowsocks-rust's local does);
  *   [black_list] = [bypass_list] clients a server refuses / targets a client connects to directly;
  *   [white_list] = [proxy_list]  clients a server accepts / targets a client sends to the server;
  *   [accept_all] = [proxy_all]   mode (the default): only the black list is refused / bypassed;
@@ -71,8 +72,8 @@ enum acl_route acl_route_address(const struct acl *a, const struct sockaddr *sa)
 enum acl_mode acl_get_mode(const struct acl *a);
 /* The ACL_SECTION_* bits of the loaded files (0 for a == NULL). */
 unsigned acl_sections(const struct acl *a);
-/* A note for a file whose sections read differently in this role (client spellings in a server,
- * an [outbound_block_list] in a client), or NULL. Static text. */
+/* A note for a file whose sections read differently in this role (client spellings in a
+ * server), or NULL. Static text. */
 const char *acl_role_note(const struct acl *a, bool server);
 /* One line saying what the file does in this role, e.g. "mode accept_all: serves all clients
  * but black-listed ones". Returns snprintf's length. */

@@ -46,6 +46,7 @@ struct cli_options {
     const char *plugin_opts;   /* --plugin-opts (the "plugin_opts" key) */
     const char *server_url;    /* --server-url or -s ss://...: a SIP002 URI, checked */
     int print_uri;             /* --print-uri */
+    int no_qr;                 /* --no-qr: the URI without its QR code */
 };
 
 enum cli_result { CLI_OK = 0, CLI_ERROR = -1 };

@@ -96,12 +96,13 @@ size_t handshake_read_max(const struct handshake *h);
 enum handshake_verdict handshake_feed(struct handshake *h, uint8_t *buf, size_t len, size_t cap,
                                       bool full, struct handshake_out *out);
 /* The answer to a CONNECT, sent once the relay's connection is up (err 0: succeeded) or has
- * failed: err is the errno of the failure. SOCKS5 (RFC 1928 section 6): ECONNREFUSED -> 5
- * connection refused, ENETUNREACH -> 3, EHOSTUNREACH, ETIMEDOUT or ENOENT (a name that did not
- * resolve) -> 4 host unreachable, anything else 1 general failure; BND is 0.0.0.0:0. SOCKS4:
- * 0x5A or 0x5B. HTTP: 200 for a CONNECT, nothing for a forwarded request (the origin answers),
- * 504 for a timeout and 502 for any other failure. Returns its length (0: nothing to send) or
- * -1. */
+ * failed: err is the errno of the failure, EACCES for a target the ACL refuses. SOCKS5 (RFC
+ * 1928 section 6): EACCES -> 2 connection not allowed by ruleset, ECONNREFUSED -> 5 connection
+ * refused, ENETUNREACH -> 3, EHOSTUNREACH, ETIMEDOUT or ENOENT (a name that did not resolve) ->
+ * 4 host unreachable, anything else 1 general failure; BND is 0.0.0.0:0. SOCKS4: 0x5A or 0x5B.
+ * HTTP: 200 for a CONNECT, nothing for a forwarded request (the origin answers), 403 with a
+ * short body for EACCES, 504 for a timeout and 502 for any other failure. Returns its length
+ * (0: nothing to send) or -1. */
 int handshake_connect_reply(const struct handshake *h, int err, uint8_t *out, size_t cap);
 /* The answer to a UDP ASSOCIATE: succeeded with the address the client sends datagrams to, or
  * (bound NULL) command not supported when UDP is not enabled, general failure when it is.

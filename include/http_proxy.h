@@ -62,9 +62,9 @@ int http_proxy_parse(const uint8_t *buf, size_t len, struct http_proxy_request *
  * client opens a new one for its next request). Returns its length, or -1 if cap is too small. */
 long http_proxy_rewrite(const uint8_t *in, const struct http_proxy_request *r, uint8_t *out,
                         size_t cap);
-/* Writes a status reply: 200 "Connection established" for a CONNECT, or an error (400, 403,
- * 407 with Proxy-Authenticate: Basic, 414, 431, 502, 504) that closes the connection. Returns
- * its length, or -1 if cap is too small. */
+/* Writes a status reply: 200 "Connection established" for a CONNECT, or an error (400, 403
+ * with a short text body, 407 with Proxy-Authenticate: Basic, 414, 431, 502, 504) that closes
+ * the connection. Returns its length (under 160 bytes), or -1 if cap is too small. */
 int http_proxy_write_status(uint8_t *out, size_t cap, int status);
 
 #endif

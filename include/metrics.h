@@ -20,7 +20,7 @@ struct metrics_worker {
     uint64_t replays;            /* salts refused as replays (subset of failed_handshakes) */
     uint64_t handshake_limited;  /* accepts refused: max_handshakes_per_source reached */
     uint64_t loops_refused;      /* targets that were the server's own listener (a proxy loop) */
-    uint64_t local_refused;      /* local port: bad SOCKS/HTTP requests, wrong credentials */
+    uint64_t local_refused;      /* local port: bad requests, wrong credentials, ACL-blocked */
     uint64_t proxy_refused;      /* refused PROXY protocol headers: a stranger's, or malformed */
     uint64_t shared_failures;    /* shared_store: salts Redis could not judge (down, late, error) */
     uint64_t udp_dropped;        /* datagrams dropped: bad tag, malformed, refused */

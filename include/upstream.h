@@ -12,6 +12,7 @@
 #ifndef RP_UPSTREAM_H
 #define RP_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -25,6 +26,10 @@ struct upstream_prober;
  * loaded host, and sending everything to the one that measured a few microseconds faster
  * would only follow the noise. */
 #define UPSTREAM_LATENCY_SLACK_US 2000
+
+/* Whether a server counts as alive (see upstream_pick): not probed yet or its last probe
+ * answered, and not failed here since (down: its upstream_pick down[] entry). */
+bool upstream_alive(const struct metrics_upstream *u, uint64_t down);
 
 /* The server for the next connection among n (stats: the shared probe results), or -1 when
  * every one is in tried (a bit per index). A server is alive when it has not been probed yet

@@ -3,7 +3,8 @@
  * plus multicast and reserved space; and the [outbound_block_list] of a shadowsocks-libev ACL
  * file) and which clients it serves (the file's black and white lists and its mode). For the
  * local and tunnel roles: which targets bypass the server (the same lists, read as bypass and
- * proxy lists). The file format and the meaning of each section follow shadowsocks-libev. */
+ * proxy lists), and which they refuse ([outbound_block_list] again). The file format and the
+ * meaning of each section follow shadowsocks-libev. */
 #include "autoconfig.h"
 
 #include "acl.h"
@@ -326,8 +327,6 @@ const char *acl_role_note(const struct acl *a, bool server)
         return "a server reads [bypass_list]/[bypass_all] as [black_list]/[reject_all] and "
                "[proxy_list]/[proxy_all] as [white_list]/[accept_all]: they filter clients by "
                "address, as in shadowsocks-libev";
-    if (!server && (sec & ACL_SECTION_OUTBOUND_BLOCK))
-        return "[outbound_block_list] applies to the server role only; ignored here";
     return NULL;
 }
 
@@ -342,7 +341,7 @@ size_t acl_describe(const struct acl *a, bool server, char *buf, size_t len)
         what = reject ? "bypass_all: connects directly to all but proxy-listed targets"
                       : "proxy_all: connects directly only to bypass-listed targets";
     int n = snprintf(buf, len, "mode %s%s", what,
-                     server && (acl_sections(a) & ACL_SECTION_OUTBOUND_BLOCK)
+                     acl_sections(a) & ACL_SECTION_OUTBOUND_BLOCK
                          ? "; blocks [outbound_block_list] targets"
                          : "");
     return n < 0 ? 0 : (size_t)n;

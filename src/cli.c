@@ -33,6 +33,7 @@ enum {
     OPT_PLUGIN_OPTS,
     OPT_SERVER_URL,
     OPT_PRINT_URI,
+    OPT_NO_QR,
     OPT_MPTCP,
     /* libev's, accepted and ignored with a warning */
     OPT_MTU,
@@ -57,6 +58,7 @@ static const struct option cli_long_options[] = {
     {"plugin-opts", required_argument, NULL, OPT_PLUGIN_OPTS},
     {"server-url", required_argument, NULL, OPT_SERVER_URL},
     {"print-uri", no_argument, NULL, OPT_PRINT_URI},
+    {"no-qr", no_argument, NULL, OPT_NO_QR},
     {"mtu", required_argument, NULL, OPT_MTU},
     {"mptcp", no_argument, NULL, OPT_MPTCP},
     {"manager-address", required_argument, NULL, OPT_MANAGER_ADDRESS},
@@ -318,6 +320,9 @@ static int cli_option_flag(struct cli_ctx *x, int opt)
         break;
     case OPT_PRINT_URI:
         o->print_uri = 1;
+        break;
+    case OPT_NO_QR:
+        o->no_qr = 1;
         break;
     case OPT_MPTCP:
         o->mptcp = true;
@@ -610,7 +615,9 @@ void cli_usage(FILE *out, const char *prog)
             "      --plugin-opts OPTS  its options (SS_PLUGIN_OPTIONS)\n"
             "  -v                 more logging (repeatable)\n"
             "      --check        check the configuration and exit\n"
-            "      --print-uri    print the ss:// URI clients import for this server\n"
+            "      --print-uri    print the ss:// URI clients import for this server, and on a\n"
+            "                     terminal its QR code (when built with libqrencode)\n"
+            "      --no-qr        with --print-uri: the URI alone\n"
             "      --genkey METHOD  print a new random key for METHOD (base64): the password\n"
             "                     of the 2022-blake3-* methods, or \"key\" of the others\n"
             "  -h, --help         this help\n"

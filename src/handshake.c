@@ -390,7 +390,11 @@ int handshake_connect_reply(const struct handshake *h, int err, uint8_t *out, si
             return 0; /* the origin's response is the answer */
         /* fall through */
     case HANDSHAKE_LOCAL_HTTP_CONNECT:
-        return http_proxy_write_status(out, cap, err == 0 ? 200 : err == ETIMEDOUT ? 504 : 502);
+        return http_proxy_write_status(out, cap,
+                                       err == 0           ? 200
+                                       : err == EACCES    ? 403
+                                       : err == ETIMEDOUT ? 504
+                                                          : 502);
     default:
         break;
     }
@@ -398,6 +402,9 @@ int handshake_connect_reply(const struct handshake *h, int err, uint8_t *out, si
     switch (err) {
     case 0:
         rep = SOCKS5_REP_SUCCEEDED;
+        break;
+    case EACCES: /* the ACL refused the target: "connection not allowed by ruleset" */
+        rep = SOCKS5_REP_NOT_ALLOWED;
         break;
     case ECONNREFUSED:
         rep = SOCKS5_REP_CONNECTION_REFUSED;

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+/* The 403 body: an access list refused the target (RFC 9110 section 15.5.4 allows a reason). */
+#define HTTP_PROXY_FORBIDDEN_BODY "The proxy's access list refuses this target.\n"
+
 /* RFC 9110 section 5.6.2: tchar. */
 static bool http_is_tchar(uint8_t c)
 {
@@ -270,6 +273,12 @@ int http_proxy_write_status(uint8_t *out, size_t cap, int status)
     int n;
     if (status == 200)
         n = snprintf((char *)out, cap, "HTTP/1.1 200 %s\r\n\r\n", http_reason(200));
+    else if (status == 403) /* a person behind a browser should learn who refused, and why */
+        n = snprintf((char *)out, cap,
+                     "HTTP/1.1 403 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     http_reason(403), strlen(HTTP_PROXY_FORBIDDEN_BODY),
+                     HTTP_PROXY_FORBIDDEN_BODY);
     else
         n = snprintf((char *)out, cap,
                      "HTTP/1.1 %d %s\r\n%sContent-Length: 0\r\nConnection: close\r\n\r\n", status,

@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "master.h"
+#include "qr_term.h"
 #include "single.h"
 #include "ss2022.h"
 #include "worker.h"
@@ -32,6 +33,7 @@ static void print_version(void)
     printf("c-ares %s\n", ares_version(NULL));
     printf("jansson %s\n", jansson_version_str());
     printf("AEAD backend: %s (%s)\n", crypto_backend_name(), crypto_backend_version());
+    printf("QR codes (--print-uri): %s\n", qr_term_available() ? "libqrencode" : "none");
 }
 
 /* --genkey METHOD: a random key of the method's length in standard base64, as the SIP022
@@ -55,19 +57,34 @@ static int print_genkey(const char *method)
     return 0;
 }
 
-/* --print-uri: the SIP002 URI a client imports for this server's configuration. (No QR code:
- * Debian's libqrencode would draw one, but the build does not depend on it yet.) */
-static int print_uri(const struct config *cfg)
+/* --print-uri: the SIP002 URI a client imports for this server's configuration, then, when
+ * stdout is a terminal and the build has libqrencode, its QR code for a phone to scan (a pipe
+ * or a file gets the URI alone, as with --no-qr: a script wants one line). */
+static int print_uri(const struct config *cfg, bool qr)
 {
     char uri[4096], err[400];
+    int rc = 0;
 
     if (config_server_url(cfg, uri, sizeof uri, err, sizeof err) != 0) {
         fprintf(stderr, "reuseproxy: %s\n", err);
         return 1;
     }
     printf("%s\n", uri);
+    if (qr && qr_term_available() && isatty(STDOUT_FILENO)) {
+        char *code = malloc(QR_TERM_MAX);
+        if (code && qr_term_draw(uri, code, QR_TERM_MAX) > 0) {
+            fputs(code, stdout);
+        } else {
+            fprintf(stderr, "reuseproxy: --print-uri: %s\n",
+                    code ? "the URI does not fit a QR code" : "out of memory");
+            rc = 1;
+        }
+        if (code)
+            explicit_bzero(code, QR_TERM_MAX); /* it holds the password too */
+        free(code);
+    }
     explicit_bzero(uri, sizeof uri);
-    return 0;
+    return rc;
 }
 
 /* Descriptors 0-2 must exist, or the first socket would become "stdin" and be closed or
@@ -161,7 +178,7 @@ int main(int argc, char **argv)
         return done(cfg, 1);
     }
     if (opts.print_uri)
-        return done(cfg, print_uri(cfg));
+        return done(cfg, print_uri(cfg, !opts.no_qr));
     if (cfg->acl)
         acl_report(cfg, opts.check);
     if (opts.check) {

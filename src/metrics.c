@@ -59,7 +59,7 @@ static const struct metrics_field metrics_fields[] = {
           loops_refused),
     FIELD("local_refused_total", METRICS_COUNTER,
           "Requests the local port refused with an answer: malformed or oversized SOCKS or HTTP "
-          "requests, wrong or missing credentials.",
+          "requests, wrong or missing credentials, targets its ACL blocks.",
           local_refused),
     FIELD("proxy_protocol_refused_total", METRICS_COUNTER,
           "Connections refused for their PROXY protocol header: from outside "

@@ -431,7 +431,7 @@ static int write_all_small(int fd, const uint8_t *b, size_t n)
  * has failed (RFC 1928 section 6). Returns 0, or -1 when the client cannot take the reply. */
 static int session_socks_reply(struct session *s, int err)
 {
-    uint8_t out[128];
+    uint8_t out[256]; /* the longest: HTTP's 403 with its body */
 
     if (!s->socks_reply_pending)
         return 0;
@@ -471,8 +471,9 @@ static enum refusal address_refusal(struct session *s, const struct sockaddr *sa
 {
     const struct config *c = s->w->cfg;
 
-    if (c->role != ROLE_SERVER)
-        return REFUSE_NONE;
+    if (c->role != ROLE_SERVER) /* a bypassed name's addresses: [outbound_block_list] */
+        return s->direct && s->w->acl && !acl_address_allowed(s->w->acl, sa) ? REFUSE_ACL
+                                                                             : REFUSE_NONE;
     if (own_endpoint(s, sa))
         return REFUSE_LOOP;
     if (!s->w->acl || acl_address_allowed(s->w->acl, sa))
@@ -482,17 +483,20 @@ static enum refusal address_refusal(struct session *s, const struct sockaddr *sa
 
 /* An authenticated request for a target the policy refuses. The client holds the key, so
  * nothing here is a probe's business: it is told at once (closed, not left to the timeout),
- * and the log names the key that refused. Counted with the failed handshakes. */
+ * and the log names the key that refused. Counted with the failed handshakes; at the local
+ * port, answered (SOCKS5 2, SOCKS4 0x5B, HTTP 403) and counted with its other refusals. */
 static void session_refuse(struct session *s, enum refusal why)
 {
     struct worker *w = s->w;
     char t[300];
 
-    metrics_add(&w->stats->failed_handshakes, 1);
+    metrics_add(
+        w->cfg->role == ROLE_LOCAL ? &w->stats->local_refused : &w->stats->failed_handshakes, 1);
     if (session_user_stats(s))
         metrics_add(&session_user_stats(s)->failed_handshakes, 1);
     if (s->pstats)
         metrics_add(&s->pstats->failed_handshakes, 1);
+    session_socks_reply(s, EACCES);
     target_text(&s->target, t, sizeof t);
     if (why == REFUSE_LOOP) {
         metrics_add(&w->stats->loops_refused, 1);
@@ -779,12 +783,18 @@ static void session_connect_server(struct session *s, const struct handshake_out
 
     memcpy(s->header, out->header, out->header_len);
     s->header_len = out->header_len;
-    /* The ACL's bypass list (libev's local/tunnel semantics): such a target is connected to
-     * directly, as the server role does, and spoken to in plaintext. */
-    if (w->acl) {
-        struct netaddr_target t;
-        if (netaddr_parse_header(out->header, out->header_len, &t) > 0 &&
-            (t.addrlen ? acl_route_address(w->acl, (struct sockaddr *)&t.addr)
+    struct netaddr_target t;
+    if (w->acl && netaddr_parse_header(out->header, out->header_len, &t) > 0) {
+        /* [outbound_block_list] (as shadowsocks-rust's local reads it): refused here, before
+         * any server is asked, whichever route the target would take. */
+        if (acl_host_blocked(w->acl, t.host)) {
+            s->target = t;
+            session_refuse(s, REFUSE_ACL);
+            return;
+        }
+        /* The ACL's bypass list (libev's local/tunnel semantics): such a target is connected
+         * to directly, as the server role does, and spoken to in plaintext. */
+        if ((t.addrlen ? acl_route_address(w->acl, (struct sockaddr *)&t.addr)
                        : acl_route_host(w->acl, t.host)) == ACL_BYPASS) {
             s->direct = true;
             s->target = t;

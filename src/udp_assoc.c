@@ -188,8 +188,7 @@ static struct udp_assoc *udp_assoc_make(struct udp_relay *u, const struct sockad
 {
     if (udp_nat_count(&u->nat) >= u->max_assocs)
         udp_evict_oldest(u, NULL);
-    const struct proto_ops *ops = u->proto.ctx->ops;
-    struct udp_assoc *a = calloc(1, sizeof *a + ops->udp_state_size);
+    struct udp_assoc *a = calloc(1, sizeof *a + u->state_size);
     if (!a)
         return NULL;
     a->relay = u;
@@ -198,8 +197,8 @@ static struct udp_assoc *udp_assoc_make(struct udp_relay *u, const struct sockad
     a->ctl = ctl;
     a->proto_state = (struct proto_udp_state *)(a + 1);
     /* A server makes an association only for a packet that opened: the protocol's state
-     * starts from what that packet said. Clients start a fresh session. */
-    ops->udp_state_init(&u->proto, a->proto_state, u->role == ROLE_SERVER);
+     * starts from what that packet said. Clients start a fresh session, on their server. */
+    udp_upstream_assign(a);
     if (ctl >= 0) {
         RP_ASSERT(ctl < u->nctls && u->ctls[ctl]);
         struct udp_ctl *c = u->ctls[ctl];

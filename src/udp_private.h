@@ -1,7 +1,8 @@
 /* udp_private.h: the UDP relay's internals, shared by its three files and nothing else:
  * udp_relay.c (the roles, the socket callbacks, SOCKS5 control connections, life cycle),
  * udp_assoc.c (associations, their outbound sockets, expiry, waiting for DNS) and udp_batch.c
- * (the recvmmsg / sendmmsg vectors), and udp_redir.c (the redir role). The public interface is udp_relay.h. */
+ * (the recvmmsg / sendmmsg vectors), udp_redir.c (the redir role) and udp_upstream.c (several
+ * servers). The public interface is udp_relay.h. */
 #ifndef RP_UDP_PRIVATE_H
 #define RP_UDP_PRIVATE_H
 
@@ -82,6 +83,7 @@ struct udp_assoc {
     unsigned nlookups;
     unsigned nqueued;
     int ctl;                           /* local role: the SOCKS5 control connection, else -1 */
+    int upstream;                      /* client roles, several servers: the one it uses */
     LIST_ENTRY(udp_assoc) ctl_link;    /* in its control connection's assocs */
     struct udp_local local;            /* where the client's latest datagram was sent to */
     /* the protocol's state of this association (udp_state_size bytes, after the struct) */
@@ -156,6 +158,10 @@ struct udp_relay {
     size_t nsockets;
     struct udp_nat nat;
     struct proto_udp proto;            /* the protocol's datagram scratch */
+    /* client roles with several servers (upstream.h): one scratch per server, each with its
+     * method and key, and the largest association state among them; else NULL and proto */
+    struct proto_udp *upstream_proto;
+    size_t state_size;
     struct metrics_worker *stats;
     struct metrics_worker own_stats;   /* used when the worker has no shared counters */
     uint8_t tunnel_header[NETADDR_HEADER_MAX];
@@ -193,7 +199,8 @@ void udp_drop(struct udp_relay *u, const struct sockaddr *from, const char *why)
 /* Readable outbound socket of an association: the roles' "out" direction. */
 void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents);
 /* Seals plain[0..len) into the next tx buffer and sends it to the shadowsocks server from a's
- * socket (client roles). from names the sender in drop messages. */
+ * socket (client roles): a's server, or with several the best live one when a's is down
+ * (udp_upstream.c). from names the sender in drop messages. */
 void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t len,
                         const struct sockaddr *from);
 
@@ -206,6 +213,19 @@ void udp_redir_out(struct udp_assoc *a, const struct netaddr_target *from, const
                    size_t len);
 /* Closes the relay's reply sockets (at exit). */
 void udp_redir_free(struct udp_relay *u);
+
+/* udp_upstream.c: client roles with several servers */
+/* The datagram scratch of a's protocol: its server's, or the relay's only one. */
+struct proto_udp *udp_assoc_proto(struct udp_assoc *a);
+/* Sets up u->upstream_proto when the worker has several servers; 0, or -1 (out of memory). */
+int udp_upstream_init(struct udp_relay *u);
+void udp_upstream_free(struct udp_relay *u);
+/* A new association's server and fresh protocol state (the relay's only server when one). */
+void udp_upstream_assign(struct udp_assoc *a);
+/* Before a's next datagram: a keeps its server while that one is alive (the shared probe
+ * results, and this worker's own connect failures), else moves to the best live one with a
+ * fresh session. Returns where to send. */
+const struct netaddr_target *udp_upstream_target(struct udp_assoc *a);
 
 /* udp_assoc.c */
 struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *client,

@@ -23,7 +23,8 @@
  * it is dropped, counted (udp_dropped) and summarized by w->rl_udp, so the port looks closed to
  * a prober. Receive buffers keep headroom in front of the data, so an address header is
  * prepended in place; opening is in place too, and the hot path copies nothing but the seal.
- * Associations live in udp_assoc.c, the batch vectors in udp_batch.c. */
+ * Associations live in udp_assoc.c, the batch vectors in udp_batch.c; "the server" of the
+ * client roles is the association's, when there are several (udp_upstream.c). */
 #include "autoconfig.h"
 
 #include "udp_relay.h"
@@ -63,13 +64,15 @@ void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t len,
 {
     struct udp_relay *u = a->relay;
     uint8_t *out = udp_tx_buf(u);
-    long n = u->proto.ctx->ops->seal_datagram(&u->proto, a->proto_state, plain, len, out);
+    const struct netaddr_target *server = udp_upstream_target(a); /* may move a first */
+    struct proto_udp *p = udp_assoc_proto(a);
+    long n = p->ctx->ops->seal_datagram(p, a->proto_state, plain, len, out);
 
     if (n < 0) {
         udp_drop(u, from, "could not seal");
         return;
     }
-    udp_assoc_send(a, &u->w->udp_server, out, (size_t)n, from);
+    udp_assoc_send(a, server, out, (size_t)n, from);
 }
 
 /* Opens a shadowsocks packet in place (a: the sender's association, NULL if it has none yet).
@@ -78,7 +81,8 @@ void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t len,
 static long udp_open(struct udp_relay *u, struct udp_assoc *a, uint8_t *pkt, size_t len,
                      uint8_t **plain)
 {
-    return u->proto.ctx->ops->open_datagram(&u->proto, a ? a->proto_state : NULL, pkt, len, plain);
+    struct proto_udp *p = a ? udp_assoc_proto(a) : &u->proto;
+    return p->ctx->ops->open_datagram(p, a ? a->proto_state : NULL, pkt, len, plain);
 }
 
 /* A client's datagram arrived for a: the association is the most recently used, and its
@@ -589,6 +593,8 @@ static int udp_relay_setup(struct udp_relay *u, struct worker *w, int nrelays)
         return -1;
     RP_ASSERT(ctx->ops->datagram_overhead(ctx) <= PROTO_DATAGRAM_OVERHEAD_MAX);
     RP_ASSERT(ctx->ops->udp_state_size <= sizeof(struct proto_udp_state));
+    if (udp_upstream_init(u) < 0)
+        return -1;
     if (udp_batch_init(&u->rx, UDP_HEADROOM + UDP_DATAGRAM_MAX) < 0 ||
         udp_batch_init(&u->tx, UDP_SEALED_MAX) < 0)
         return -1;
@@ -648,6 +654,7 @@ void udp_relay_free(struct udp_relay *u)
     free(u->spare);
     udp_batch_free(&u->rx);
     udp_batch_free(&u->tx);
+    udp_upstream_free(u);
     proto_udp_free(&u->proto);
     udp_nat_destroy(&u->nat);
     free(u);

@@ -7,7 +7,7 @@
 
 #include "upstream.h"
 
-static bool upstream_alive(const struct metrics_upstream *u, uint64_t down)
+bool upstream_alive(const struct metrics_upstream *u, uint64_t down)
 {
     uint64_t checks = metrics_read(&u->checks);
     bool probed_up = checks == 0 || metrics_read(&u->up) != 0;

@@ -61,7 +61,8 @@ static void worker_targets(struct worker *w, const struct config *c)
     w->key = c->ports[0].key;
     if (c->role == ROLE_SERVER)
         return;
-    /* UDP speaks to the first server, with its key (w->proto); TCP chooses among them all */
+    /* One server: UDP speaks to it with its key (w->proto). Several: TCP chooses per
+     * connection, UDP per association (udp_upstream.c), among upstream_target[] */
     w->key = c->upstreams[0].key;
     w->nupstream = c->plugin.plugin ? 1 : c->n_upstream;
     for (int i = 0; i < w->nupstream; i++) {

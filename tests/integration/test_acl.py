@@ -132,6 +132,39 @@ def test_local_proxy_list_goes_through_the_server():
     echo.stop()
 
 
+def socks5_reply(lport, addr, port):
+    """A SOCKS5 CONNECT (no auth) to addr (the ATYP and address bytes); returns the REP code,
+    or None when the port closed without one."""
+    s = socket.create_connection(("127.0.0.1", lport), timeout=10)
+    try:
+        s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00" + addr + port.to_bytes(2, "big"))
+        got = h.recv_exact(s, 12)
+        assert got[:2] == b"\x05\x00", got
+        return got[3]
+    except (ConnectionError, AssertionError, OSError):
+        return None
+    finally:
+        s.close()
+
+
+def test_local_outbound_block_list_refuses_at_once():
+    """A local role's [outbound_block_list] refuses a target before it is routed, with SOCKS5
+    REP 2 (connection not allowed by ruleset): an IP literal, a name rule, and a bypassed name
+    whose resolved address is blocked. Nothing reaches the target or the server."""
+    echo = h.TcpEcho()
+    fake = h.TcpEcho(mode="sink")  # stands for the server: counts whether it was contacted
+    lport = start_client("local", fake.port, "[bypass_list]\n^localhost$\n"
+                         "[outbound_block_list]\n127.0.0.0/8\n::1\n^blocked\\.test$\n")
+    ip = b"\x01\x7f\x00\x00\x01"
+    assert socks5_reply(lport, ip, echo.port) == 2
+    assert socks5_reply(lport, b"\x03\x0cblocked.test", echo.port) == 2
+    assert socks5_reply(lport, b"\x03\x09localhost", echo.port) == 2
+    assert echo.connections == 0, "a blocked target was reached"
+    assert fake.connections == 0, "the server was asked for a blocked target"
+    fake.stop()
+    echo.stop()
+
+
 def test_check_reports_the_mode_and_refuses_a_bad_line():
     import subprocess
     port = h.free_port()

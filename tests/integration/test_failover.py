@@ -17,13 +17,13 @@ SERVERS = [("aes-256-gcm", "first-server-secret"),
            ("aes-128-gcm", "third-server-secret")]
 
 
-def start_servers(count):
+def start_servers(count, **kw):
     """count reuseproxy servers (workers 0), each with its own method and password."""
     out = []
     for i in range(count):
         method, password = SERVERS[i]
         port = h.free_port()
-        p = h.reuseproxy(h.server_config(port, method=method, password=password),
+        p = h.reuseproxy(h.server_config(port, method=method, password=password, **kw),
                          name="server%d" % i)
         out.append((port, method, password, p))
     return out
@@ -39,7 +39,9 @@ def start_tunnel(servers, echo, **kw):
            "servers": [{"server": "127.0.0.1", "server_port": port, "method": method,
                         "password": password} for port, method, password in servers]}
     cfg.update(kw)
-    return h.reuseproxy(cfg, name="tunnel"), lport, mport
+    if cfg["role"] == "local":
+        del cfg["tunnel_address"]
+    return h.reuseproxy(cfg, name=cfg["role"]), lport, mport
 
 
 def server_metrics(mport):
@@ -108,6 +110,72 @@ def test_failover_dead_and_killed_server():
     m = server_metrics(mport)
     assert m[key(live[0][0])]["connections"] == before + 10, m
     assert "does not answer its probe" in tunnel.output(), tunnel.output()[-2000:]
+
+
+def udp_answered(sock, dest, payload, head=b"", tries=20):
+    """Sends head + payload to dest, again every 0.5 s, until an answer ending with payload
+    comes back (at most tries times). True when one did."""
+    sock.settimeout(0.5)
+    for _ in range(tries):
+        sock.sendto(head + payload, dest)
+        end = time.time() + 0.5
+        while time.time() < end:
+            try:
+                d, _ = sock.recvfrom(65536)
+            except socket.timeout:
+                break
+            if d.endswith(payload):
+                return True
+    return False
+
+
+def socks5_udp_associate(lport):
+    """A SOCKS5 UDP ASSOCIATE on the local port: (control connection, relay address)."""
+    s = socket.create_connection(("127.0.0.1", lport), timeout=10)
+    s.sendall(b"\x05\x01\x00" + b"\x05\x03\x00\x01" + b"\0" * 6)
+    rep = h.recv_exact(s, 12)
+    assert rep[:4] == b"\x05\x00\x05\x00" and rep[5] == 1, rep
+    return s, ("127.0.0.1", int.from_bytes(rep[10:12], "big"))
+
+
+def test_failover_udp_dead_and_killed_server():
+    """UDP over three servers in the tunnel role and the local role's UDP ASSOCIATE: the first
+    server dead from the start, the second killed mid-test. Associations start on the live
+    servers (round robin spreads them over both), keep answering, and those on the killed one
+    move to the survivor once it is probed dead."""
+    echo = h.UdpEcho()
+    live = start_servers(2, mode="tcp_and_udp")
+    dead_port = h.free_port()
+    servers = [(dead_port, "aes-128-gcm", "x-dead-pw")] + [(p, m, pw) for p, m, pw, _ in live]
+    kw = {"mode": "tcp_and_udp", "balance_servers": "round-robin"}
+    _, tport, tmport = start_tunnel(servers, echo, **kw)
+    _, lport, lmport = start_tunnel(servers, echo, role="local", **kw)
+    for mport in (tmport, lmport):
+        assert h.wait_for(lambda: server_metrics(mport).get(key(dead_port), {}).get("up") == 0,
+                          15), server_metrics(mport)
+    ctl, relay = socks5_udp_associate(lport)
+    head = b"\x00\x00\x00\x01" + socket.inet_aton("127.0.0.1") + echo.port.to_bytes(2, "big")
+    flows = []  # (socket, destination, SOCKS5 header): four tunnel flows, four SOCKS5 flows
+    for i in range(8):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        flows.append((s, ("127.0.0.1", tport), b"") if i < 4 else (s, relay, head))
+    try:
+        for i, (s, dest, hd) in enumerate(flows):
+            assert udp_answered(s, dest, b"before %d" % i, hd), "flow %d: no answer" % i
+        live[0][3].signal(signal.SIGKILL)
+        live[0][3].wait(5)
+        for mport in (tmport, lmport):
+            assert h.wait_for(lambda: server_metrics(mport)[key(live[0][0])]["up"] == 0, 15), \
+                server_metrics(mport)
+        for i, (s, dest, hd) in enumerate(flows):
+            assert udp_answered(s, dest, b"after %d" % i, hd), \
+                "flow %d: no answer after the probe interval" % i
+    finally:
+        for s, _, _ in flows:
+            s.close()
+        ctl.close()
+        echo.stop()
 
 
 def test_failover_round_robin_spreads_evenly():

@@ -6,6 +6,7 @@ ss-server server -> a local HTTP server (python's http.server) or an echo server
 refused with its protocol's answer, closed, counted in local_refused_total, and nothing reaches
 the target."""
 import http.server
+import os
 import shutil
 import socket
 import struct
@@ -265,6 +266,47 @@ def test_connect_to_target_the_server_refuses_relays_nothing():
         assert got == b"HTTP/1.1 200 Connection established\r\n\r\n", got
         assert echo.connections == 0
     finally:
+        echo.stop()
+
+
+def test_connect_to_target_the_local_acl_refuses_answered_at_once():
+    """The local role's ACL [outbound_block_list] (acl.h) refuses a target before any server is
+    asked: HTTP CONNECT gets 403 with a short body, SOCKS5 REP 2 ("connection not allowed by
+    ruleset", RFC 1928 section 6), SOCKS4 0x5B; each counted, nothing relayed, the server never
+    contacted. A target outside the list still goes through."""
+    echo = h.TcpEcho()
+    fake = h.TcpEcho(mode="sink")  # stands for the server: counts whether it was contacted
+    try:
+        acl = os.path.join(h.TMPDIR, "local-block.acl")
+        with open(acl, "w") as f:
+            f.write("[outbound_block_list]\n127.0.0.0/8\n^blocked\\.test$\n")
+        lport, mport = h.free_port(), h.free_port()
+        h.reuseproxy({"role": "local", "server": "127.0.0.1", "server_port": fake.port,
+                      "local_address": "127.0.0.1", "local_port": lport, "password": PW,
+                      "method": M, "timeout": 30, "workers": 1, "acl": acl,
+                      "metrics_address": "127.0.0.1:%d" % mport}, name="local")
+        h.wait_tcp("127.0.0.1", mport)
+        got = answer_then_eof(lport, b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\nhello" % echo.port)
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 403 Forbidden\r\n"), got
+        assert b"Content-Length: %d\r\n" % len(body) in head and b"access list" in body, got
+        got = answer_then_eof(lport, b"GET http://blocked.test/ HTTP/1.1\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 403 "), got[:100]
+        connect = b"\x05\x01\x00\x03\x0cblocked.test" + struct.pack("!H", echo.port)
+        got = answer_then_eof(lport, b"\x05\x01\x00" + connect + b"hello")
+        assert got == b"\x05\x00" + b"\x05\x02\x00\x01" + b"\0" * 6, got
+        s4 = b"\x04\x01" + struct.pack("!H", echo.port) + b"\x7f\x00\x00\x01" + b"u\0hello"
+        got = answer_then_eof(lport, s4)
+        assert got == b"\x00\x5b" + b"\0" * 6, got
+        assert h.wait_for(lambda: refused_count(mport) == 4, 10), refused_count(mport)
+        assert echo.connections == 0 and fake.connections == 0, "a refused request was relayed"
+        # not in the list: on to the server as before
+        s = socket.create_connection(("127.0.0.1", lport), timeout=10)
+        s.sendall(b"CONNECT 192.0.2.1:80 HTTP/1.1\r\n\r\n")
+        assert h.wait_for(lambda: fake.connections == 1, 10), "the server was not contacted"
+        s.close()
+    finally:
+        fake.stop()
         echo.stop()
 
 

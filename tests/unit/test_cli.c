@@ -111,6 +111,9 @@ TEST(test_cli_own_options)
     CHECK_INT(PARSE(&o, "--workers=0", "--role=local"), CLI_OK);
     CHECK_INT(o.workers, 0);
     CHECK_STR(o.role, "local");
+    CHECK_INT(PARSE(&o, "--print-uri", "--no-qr"), CLI_OK);
+    CHECK_INT(o.print_uri, 1);
+    CHECK_INT(o.no_qr, 1);
 }
 
 TEST(test_cli_servers_repeat)

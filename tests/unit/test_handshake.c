@@ -295,6 +295,7 @@ TEST(test_handshake_socks5_connect_reply_codes)
         uint8_t rep;
     } cases[] = {
         {0, SOCKS5_REP_SUCCEEDED},
+        {EACCES, SOCKS5_REP_NOT_ALLOWED}, /* the ACL's [outbound_block_list] */
         {ECONNREFUSED, SOCKS5_REP_CONNECTION_REFUSED},
         {ENETUNREACH, SOCKS5_REP_NETWORK_UNREACHABLE},
         {EHOSTUNREACH, SOCKS5_REP_HOST_UNREACHABLE},
@@ -459,6 +460,8 @@ TEST(test_handshake_socks4a_connect_and_replies)
     CHECK_INT(out[1], SOCKS4_REP_GRANTED);
     CHECK_INT(handshake_connect_reply(&r.h, ECONNREFUSED, out, sizeof out), 8);
     CHECK_INT(out[1], SOCKS4_REP_REJECTED);
+    CHECK_INT(handshake_connect_reply(&r.h, EACCES, out, sizeof out), 8);
+    CHECK_INT(out[1], SOCKS4_REP_REJECTED);
     /* SOCKS4 has no password: refused when local_users are set */
     CHECK_INT(local_once(&r, PROTOCOL_MIXED, true, in, sizeof in), HANDSHAKE_FAIL);
     CHECK_INT(r.out.reply_len, 8);
@@ -481,6 +484,10 @@ TEST(test_handshake_http_connect_then_200)
     CHECK_MEM(out, "HTTP/1.1 502", 12);
     n = handshake_connect_reply(&r.h, ETIMEDOUT, out, sizeof out);
     CHECK_MEM(out, "HTTP/1.1 504", 12);
+    uint8_t big[256]; /* the ACL refused the target: 403 with a short body */
+    n = handshake_connect_reply(&r.h, EACCES, big, sizeof big);
+    CHECK(n > 12 && n < (int)sizeof big);
+    CHECK_MEM(big, "HTTP/1.1 403 Forbidden\r\n", 24);
 }
 
 TEST(test_handshake_http_forward_rewritten_in_place)

@@ -206,4 +206,14 @@ TEST(test_http_proxy_status_replies)
     CHECK_CONTAINS((char *)out, "Proxy-Authenticate: Basic realm=\"reuseproxy\"\r\n");
     CHECK_CONTAINS((char *)out, "Connection: close\r\n\r\n");
     CHECK_INT(http_proxy_write_status(out, 10, 502), -1);
+    /* 403: a body that says who refused, its length declared */
+    n = http_proxy_write_status(out, sizeof out, 403);
+    CHECK(n > 0 && n < 160);
+    out[n] = '\0';
+    const char *body = strstr((char *)out, "\r\n\r\n");
+    CHECK(body != NULL);
+    char want[64];
+    snprintf(want, sizeof want, "Content-Length: %zu\r\n", strlen(body + 4));
+    CHECK_CONTAINS((char *)out, want);
+    CHECK_CONTAINS(body, "access list");
 }

@@ -82,6 +82,21 @@ TEST(test_upstream_local_failure_lasts_until_the_next_probe)
     CHECK_INT(seen0, 2);
 }
 
+/* What a UDP association asks before each datagram (udp_upstream.c): is its server alive? */
+TEST(test_upstream_alive_by_probe_and_local_failure)
+{
+    reset();
+    CHECK(upstream_alive(&stats[0], down[0])); /* not probed yet */
+    probed(0, 1, 100);
+    CHECK(upstream_alive(&stats[0], down[0]));
+    down[0] = stats[0].checks + 1;
+    CHECK(!upstream_alive(&stats[0], down[0])); /* failed here since the last probe */
+    probed(0, 0, 0);
+    CHECK(!upstream_alive(&stats[0], down[0])); /* probed dead */
+    probed(0, 1, 100);
+    CHECK(upstream_alive(&stats[0], down[0])); /* answers again */
+}
+
 TEST(test_upstream_tried_and_none_alive)
 {
     unsigned rr = 0;
