@@ -25,22 +25,21 @@ static bool users_text(const redisReply *r)
 /* Appends the users of an HGETALL answer (name, password, name, password...). */
 static int users_append(struct config *c, const redisReply *r, char *err, size_t errlen)
 {
-    struct config_port *p = &c->ports[0];
     size_t n = r->elements / 2;
     char q[96];
 
     config_quote(c->shared.users_key, q, sizeof q);
     if (n == 0)
         return 0;
-    if (n > (size_t)(CONFIG_MAX_USERS - p->n_users))
+    if (n > (size_t)(CONFIG_MAX_USERS - c->n_users))
         return config_invalid(c, CONFIG_KEY_SHARED_STORE_USERS, err, errlen,
                               "\"shared_store_users\": %zu users in %s, with the file's more than "
                               "%d",
                               n, q, CONFIG_MAX_USERS);
-    struct config_user *users = realloc(p->users, ((size_t)p->n_users + n) * sizeof *users);
+    struct config_user *users = realloc(c->users, ((size_t)c->n_users + n) * sizeof *users);
     if (!users)
         return config_invalid(c, -1, err, errlen, "out of memory");
-    p->users = users;
+    c->users = users;
     for (size_t i = 0; i < n; i++) {
         const redisReply *name = r->element[2 * i], *password = r->element[2 * i + 1];
         if (!users_text(name) || !users_text(password))
@@ -48,7 +47,7 @@ static int users_append(struct config *c, const redisReply *r, char *err, size_t
                                   "\"shared_store_users\": %s's field %zu: expected a name and a "
                                   "password, non-empty, without NUL bytes",
                                   q, i);
-        struct config_user *u = &p->users[p->n_users++]; /* counted: config_free() frees it */
+        struct config_user *u = &c->users[c->n_users++]; /* counted: config_free() frees it */
         *u = (struct config_user){.metrics_slot = -1};
         u->name = strndup(name->str, name->len);
         u->password = strndup(password->str, password->len);
