@@ -225,7 +225,8 @@ static void steer_attach(struct steer *s)
             s->failed = true;
             return;
         }
-        if (r < 0 && errno != ENOENT) /* ENOENT: there was none */
+        /* ENOENT: there was none; EINVAL: not a SO_REUSEPORT socket (one slot), so none either */
+        if (r < 0 && errno != ENOENT && errno != EINVAL)
             log_warn("cannot detach the SO_REUSEPORT steering program: %s", strerror(errno));
     }
     s->attached = want;

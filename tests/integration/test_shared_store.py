@@ -334,7 +334,7 @@ def test_shared_store_users_read_from_redis_at_start_and_reload():
         # one HSET, one reload: bob is a user
         assert redis_cmd(rport, "HSET", "rp:users", "bob", "bob-secret") == "1"
         server.signal(signal.SIGHUP)
-        assert h.wait_for(lambda: "reload complete" in server.output(), 15), \
+        assert h.wait_for(lambda: "reload applied live" in server.output(), 15), \
             server.output()[-1500:]
         assert echo_ok(tunnels["bob"]), "bob, added to the hash, was refused after SIGHUP"
         assert echo_ok(tunnels["alice"])
