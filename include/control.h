@@ -5,8 +5,11 @@
  * is one record, struct control_msg, optionally with one descriptor passed by SCM_RIGHTS:
  *   CONTROL_USERS  master -> worker: the ports' users of configuration generation N, in a memfd
  *                  (control_users_pack's format), to apply live;
+ *   CONTROL_PORT_FD master -> worker: one socket of a port that generation N adds (port, udp
+ *                  say which), sent before that generation's CONTROL_USERS;
  *   CONTROL_ACK    worker -> master: generation N applied (status 0), or refused with why.
- * A descriptor per message is what later carries a new port's sockets too.
+ * The payload lists every port with its settings: a port the worker does not have yet is added
+ * with the descriptors that came before it, a port it has and the payload lacks is removed.
  *
  * The users' keys travel derived (the master validated the file and derived them once), with
  * the per-user counter slots the master gave them, so a worker needs neither the file nor the
@@ -22,12 +25,14 @@
 
 #define CONTROL_MAGIC 0x52504331u /* "RPC1" */
 
-enum control_type { CONTROL_USERS = 1, CONTROL_ACK = 2 };
+enum control_type { CONTROL_USERS = 1, CONTROL_ACK = 2, CONTROL_PORT_FD = 3 };
 
 struct control_msg {
     uint32_t magic;
     uint16_t type;       /* enum control_type */
     uint16_t status;     /* CONTROL_ACK: 0 applied, 1 refused */
+    uint16_t port;       /* CONTROL_PORT_FD: the port the descriptor serves */
+    uint16_t udp;        /* CONTROL_PORT_FD: 1 a UDP socket, 0 a TCP listener */
     uint64_t generation; /* the master's configuration generation */
     char why[200];       /* CONTROL_ACK refused: the reason, NUL-terminated */
 };
@@ -51,6 +56,9 @@ struct control_user {
 struct control_port {
     uint16_t port;
     struct crypto_key key; /* the port's own key: a worker checks it did not change */
+    enum config_mode mode; /* a port added live: what it serves, */
+    bool has_key;          /* whether its key is tried (config_port), */
+    int metrics_slot;      /* and its counters' slot, or -1 */
     int n_users;
     struct control_user *users;
 };

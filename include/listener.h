@@ -47,6 +47,9 @@ struct listener *listener_new(struct worker *w, int fd, enum listener_kind kind,
 /* Stops accepting (drain); the descriptor stays open for the master's other workers. */
 void listener_stop(struct listener *l);
 void listener_free(struct listener *l);
+/* Its socket (not owned) and its port's index in w->ports (-1: dispatch). */
+int listener_fd(const struct listener *l);
+int listener_port(const struct listener *l);
 
 /* Passes fd over the unix socket sock. Returns 0, or -1 (errno EAGAIN: the worker is busy). */
 int listener_send_fd(int sock, int fd);

@@ -45,7 +45,11 @@ void relay_release_idle(struct worker *w);
 void relay_close_probes(struct worker *w);
 /* Live user changes (worker_users.c): sessions opened under a retired key (their port's
  * key_retired)
- * stop counting as their user, and those retired at or before close_before close. */
+ * stop counting as their user, and those retired at or before close_before close; so do the
+ * sessions of a port removed (worker_port.removed_at) at or before close_before. */
 void relay_users_retired(struct worker *w, double close_before);
+/* Port p was removed live: its sessions stop writing its counters (they close later). */
+struct worker_port;
+void relay_port_removed(struct worker *w, const struct worker_port *p);
 
 #endif

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 struct worker;
+struct worker_port;
 struct udp_relay;
 
 /* fd: a bound, non-blocking UDP socket that this relay reads (the role comes from w->cfg:
@@ -19,6 +20,9 @@ struct udp_relay;
 struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays, int port);
 /* Stops reading and frees every association and its sockets. */
 void udp_relay_free(struct udp_relay *u);
+/* Its socket (not owned) and the port it serves. */
+int udp_relay_fd(const struct udp_relay *u);
+const struct worker_port *udp_relay_port(const struct udp_relay *u);
 /* Drain: stops reading the bound socket (the worker replacing this one reads it now) while the
  * associations stay, so replies to datagrams already relayed still reach their clients. */
 void udp_relay_stop_reading(struct udp_relay *u);

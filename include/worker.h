@@ -44,6 +44,11 @@ struct worker_port {
     double *key_retired_at;
     size_t keys_first;               /* keys before the users' (the server's own key) */
     struct metrics_port *stats;      /* this port's counters in this worker, or NULL */
+    /* Ports changed live (worker_ports.c): a removed port keeps its index (sessions point at
+     * it) and its sessions close drain_timeout after removed_at; an added port owns its cfg. */
+    bool removed;
+    double removed_at;
+    struct config_port *own_cfg;
 };
 
 /* Everything the master sets up before fork and passes to one worker. */
@@ -77,8 +82,12 @@ struct worker {
     const struct config *cfg;
     int slot;
     struct crypto_key key;           /* the master key (the local roles': their server's) */
-    struct worker_port *ports;       /* cfg->ports, each with its protocol context */
+    struct worker_port *ports;       /* cfg->ports, each with its protocol context, then the
+                                      * ports added live (room for CONFIG_MAX_PORTS: never moved) */
     int nports;
+    struct metrics_port *port_stats; /* this slot's per-port counters, or NULL */
+    bool shared_accept;              /* its TCP listeners are balance "shared" ones */
+    struct worker_new_fds *new_fds;  /* sockets of ports about to be added live, or NULL */
     struct resolver *resolver;
     struct acl *acl;                 /* server: limits; local, tunnel: routes; or NULL */
     struct handshake_limit *hs_limit; /* max_handshakes_per_source, or NULL (no limit) */
@@ -175,5 +184,26 @@ void worker_live_free(struct worker *w);
 int worker_users_apply(struct worker *w, const struct control_users *u, char *why, size_t cap);
 /* Once a second: closes the sessions of keys retired drain_timeout ago. */
 void worker_live_tick(struct worker *w);
+
+/* ---- worker.c: the sockets of ports changed live ---- */
+
+/* Serves fd (owned from now on) for port (index in w->ports): a listener, or a UDP relay. 0, or
+ * -1 (fd closed). */
+int worker_serve_fd(struct worker *w, int fd, int port, bool udp);
+/* Stops serving port: its listeners and UDP relays go and their descriptors close. */
+void worker_unserve_port(struct worker *w, int port);
+
+/* ---- worker_ports.c: ports added and removed live (issue 15) ---- */
+
+/* Keeps fd, a socket of port number (not index) port that the next user list adds. 0, or -1
+ * (fd closed). */
+int worker_ports_keep_fd(struct worker *w, uint16_t port, bool udp, int fd);
+/* True when sockets came for port number port. */
+bool worker_ports_has_fd(const struct worker *w, uint16_t port);
+/* Adds u's ports that w lacks (with the sockets kept for them) and removes w's ports u lacks.
+ * Run after worker_users_check accepted u. The number of ports removed, or -1 with why. */
+int worker_ports_apply(struct worker *w, const struct control_users *u, char *why, size_t cap);
+/* Closes the sockets kept and not used. */
+void worker_ports_free(struct worker *w);
 
 #endif

@@ -1,7 +1,8 @@
 /* config_live.c: which reloads running workers can take without being replaced (issue 15).
  *
  * A reload either replaces every worker (supervise.c: new workers beside the old, which drain)
- * or, when only the users of a server's ports changed, is applied live: each worker gets the new
+ * or, when only the users of a server's ports changed or ports were added or removed, is
+ * applied live: each worker gets the new
  * user list over its control channel (control.h) and keeps every session of a user that did not
  * change. This file is the one place that says which: config_live_blocker() compares two
  * validated configurations and names the first setting whose change needs new workers.
@@ -93,6 +94,8 @@ static const char *config_live_strings(struct config *a, struct config *b)
         {"shared_store_users", offsetof(struct config, shared.users_key)},
         {"plugin", offsetof(struct config, plugin.plugin)},
         {"plugin_opts", offsetof(struct config, plugin.plugin_opts)},
+        {"manager_address", offsetof(struct config, manager_address)},
+        {"manager_state", offsetof(struct config, manager_state)},
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         if (!config_live_text((char **)((char *)a + texts[i].offset),
@@ -142,34 +145,85 @@ static bool config_live_same_users(const struct config_port *pa, const struct co
     return true;
 }
 
+/* The index of port number port in c, or -1. */
+static int config_live_port_index(const struct config *c, uint16_t port)
+{
+    for (int i = 0; i < c->n_port; i++)
+        if (c->ports[i].port == port)
+            return i;
+    return -1;
+}
+
+/* Whether port i of a and port j of b listen on the same addresses, in the same order. */
+static bool config_live_same_listen(const struct config *a, int i, const struct config *b, int j)
+{
+    int x = 0, y = 0;
+
+    for (;;) {
+        while (x < a->n_listen && a->listen_port[x] != i)
+            x++;
+        while (y < b->n_listen && b->listen_port[y] != j)
+            y++;
+        if (x == a->n_listen || y == b->n_listen)
+            return x == a->n_listen && y == b->n_listen;
+        if (memcmp(&a->listen[x++], &b->listen[y++], sizeof a->listen[0]) != 0)
+            return false;
+    }
+}
+
 /* The ports and the listen list, compared and then cleared: a port that had users and still
  * has some may change them (the per-user counters and the key set's shape are set up when a
- * worker starts); nothing else of a port may change. NULL, or the key at fault. */
+ * worker starts); a port may be added or removed (its own sockets, master_live.c); nothing
+ * else of a port that stays may change. NULL, or the key at fault. */
 static const char *config_live_ports(struct config *a, struct config *b)
 {
-    bool changed = false;
+    bool changed = a->n_port != b->n_port;
     const char *why;
 
-    if (a->n_port != b->n_port || a->n_listen != b->n_listen)
-        return "server_port";
-    for (int i = 0; i < a->n_listen; i++)
-        if (memcmp(&a->listen[i], &b->listen[i], sizeof a->listen[i]) != 0 ||
-            (a->listen_port && b->listen_port && a->listen_port[i] != b->listen_port[i]))
+    if (!a->listen_port || !b->listen_port) /* one port, one listen list */
+        if (a->n_listen != b->n_listen || a->n_port != 1 || b->n_port != 1 ||
+            memcmp(a->listen, b->listen, (size_t)a->n_listen * sizeof a->listen[0]) != 0)
             return "server";
     for (int i = 0; i < a->n_port; i++) {
-        const struct config_port *pa = &a->ports[i], *pb = &b->ports[i];
+        const struct config_port *pa = &a->ports[i];
+        int j = config_live_port_index(b, pa->port);
+        if (j < 0) { /* removed */
+            changed = true;
+            continue;
+        }
+        const struct config_port *pb = &b->ports[j];
         if ((why = config_live_port(pa, pb)))
             return why;
+        if (a->listen_port && b->listen_port && !config_live_same_listen(a, i, b, j))
+            return "server";
         if ((pa->n_users == 0) != (pb->n_users == 0))
             return "users";
         changed = changed || !config_live_same_users(pa, pb);
     }
-    /* what the ports were made of: compared above through the ports themselves */
+    for (int j = 0; j < b->n_port; j++) /* added */
+        changed = changed || config_live_port_index(a, b->ports[j].port) < 0;
+    /* what the ports were made of: compared above through the ports themselves (a server's
+     * "servers" entries are its ports: their addresses, methods and passwords) */
+    if (a->n_servers_entries && b->n_servers_entries) {
+        memset(a->server, 0, sizeof a->server);
+        memset(b->server, 0, sizeof b->server);
+        memset(a->server_method, 0, sizeof a->server_method);
+        memset(b->server_method, 0, sizeof b->server_method);
+        memset(a->server_method_set, 0, sizeof a->server_method_set);
+        memset(b->server_method_set, 0, sizeof b->server_method_set);
+        memset(a->server_password, 0, sizeof a->server_password);
+        memset(b->server_password, 0, sizeof b->server_password);
+        a->n_server = b->n_server = a->n_servers_entries = b->n_servers_entries = 0;
+    }
     a->ports = b->ports = NULL;
+    a->n_port = b->n_port = 0;
     a->listen = b->listen = NULL;
+    a->n_listen = b->n_listen = 0;
     a->listen_port = b->listen_port = NULL;
     a->port_sources = b->port_sources = NULL;
     a->n_port_sources = b->n_port_sources = 0;
+    a->file_port_source = b->file_port_source = false; /* the manager API's ports beside it */
+    a->n_manager_ports = b->n_manager_ports = 0;
     a->users = b->users = NULL;
     a->n_users = b->n_users = 0;
     /* nothing changed at all: a reload replaces the workers, which re-reads what the
@@ -190,7 +244,7 @@ const char *config_live_blocker(const struct config *old, const struct config *n
         why = "role";
         goto out;
     }
-    if ((why = config_live_strings(a, b)) || (why = config_live_ports(a, b)))
+    if ((why = config_live_ports(a, b)) || (why = config_live_strings(a, b)))
         goto out;
     memset(a->pos, 0, sizeof a->pos);
     memset(b->pos, 0, sizeof b->pos);

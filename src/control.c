@@ -98,6 +98,9 @@ size_t control_users_pack(const struct config *c, uint8_t *out, size_t cap)
         const struct config_port *p = &c->ports[i];
         put_u32(out, cap, &at, p->port);
         put_key(out, cap, &at, &p->key);
+        put_u32(out, cap, &at, (uint32_t)p->mode);
+        put_u32(out, cap, &at, p->has_key ? 1u : 0u);
+        put_u32(out, cap, &at, (uint32_t)p->metrics_slot);
         put_u32(out, cap, &at, (uint32_t)p->n_users);
         for (int u = 0; u < p->n_users; u++) {
             const struct config_user *cu = &p->users[u];
@@ -167,11 +170,16 @@ int control_users_parse(const uint8_t *buf, size_t len, struct control_users *ou
         return -1;
     for (uint32_t i = 0; i < nport; i++) {
         struct control_port *p = &out->ports[i];
-        uint32_t port, n;
+        uint32_t port, n, mode, has_key, slot;
         if (get_u32(&r, &port) < 0 || port > 65535 || get_key(&r, &p->key) < 0 ||
-            get_u32(&r, &n) < 0 || n > CONFIG_MAX_USERS)
+            get_u32(&r, &mode) < 0 || mode > MODE_UDP_ONLY || get_u32(&r, &has_key) < 0 ||
+            has_key > 1 || get_u32(&r, &slot) < 0 || get_u32(&r, &n) < 0 ||
+            n > CONFIG_MAX_USERS)
             goto fail;
         p->port = (uint16_t)port;
+        p->mode = (enum config_mode)mode;
+        p->has_key = has_key != 0;
+        p->metrics_slot = (int32_t)slot < 0 ? -1 : (int)(int32_t)slot;
         out->n_port = (int)i + 1;
         p->users = calloc(n ? n : 1, sizeof *p->users);
         if (!p->users)

@@ -193,6 +193,16 @@ void listener_stop(struct listener *l)
     listener_backoff_stop(&l->backoff);
 }
 
+int listener_fd(const struct listener *l)
+{
+    return l->fd;
+}
+
+int listener_port(const struct listener *l)
+{
+    return l->port;
+}
+
 void listener_free(struct listener *l)
 {
     if (!l)

@@ -141,9 +141,11 @@ static const char *listen_setting_changed(const struct config *a, const struct c
 
     if (a->role != b->role)
         return "role";
-    if (a->n_server != b->n_server)
+    /* a "servers" list's addresses are its ports': the listen entries, compared below */
+    bool servers = a->n_servers_entries > 0 && b->n_servers_entries > 0;
+    if (!servers && a->n_server != b->n_server)
         return "server";
-    for (int i = 0; i < a->n_server; i++)
+    for (int i = 0; !servers && i < a->n_server; i++)
         if (strcmp(a->server[i].target.host, b->server[i].target.host) != 0 ||
             a->server[i].target.port != b->server[i].target.port)
             return "server";
@@ -284,7 +286,8 @@ int master_apply(struct master *m, struct config *nc, char *err, size_t errlen)
         free(nc);
         return -1;
     }
-    /* live, or by replacing the workers; changed ports always replace them (config_live.c) */
+    /* live, or by replacing the workers (config_live.c says which); ports added or removed go
+     * live with the sockets master_reopen_sockets opened */
     master_apply_config(m, nc);
     master_manager_reconfigured(m);
     return 0;

@@ -2,8 +2,9 @@
  *
  * master_apply_config() is the one entry point, for SIGHUP's reload (master.c) and the manager
  * API alike. When config_live_blocker() says the change is one running workers can take (the
- * users of a server's ports), the master sends each worker the new users over its control
- * channel (control.h) and waits for every answer: the workers keep their sockets and every
+ * users of a server's ports, ports added or removed), the master sends each worker the
+ * sockets of the added ports and then the new ports and users over its control channel
+ * (control.h) and waits for every answer: the workers keep their sockets and every
  * session of a user that did not change, with no drain and no reconnect. Anything else, and a
  * live apply that a worker refuses or does not answer within LIVE_TIMEOUT, goes through
  * supervise_reload(): new workers beside the old, which drain, as every reload did before.
@@ -36,7 +37,31 @@ static const char live_acl_file[] = "the \"acl\" file";
 
 static void live_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
-/* Sends the users of m->cfg to every worker there is. 0, or -1 (nothing is waited for then). */
+/* Sends child c of slot i the sockets of the ports m->cfg adds: the entries of m->socks that
+ * the set before this reload (m->prev_socks) does not hold. 0, or -1 with errno. */
+static int live_send_ports(struct master *m, const struct master_child *c, int i)
+{
+    const struct socket_set *s = &m->socks;
+    struct control_msg msg = {
+        .magic = CONTROL_MAGIC, .type = CONTROL_PORT_FD, .generation = m->generation};
+
+    for (int a = 0; m->prev_socks && a < s->naddrs; a++) {
+        int fds[2] = {m->balance == BALANCE_REUSEPORT ? s->tcp[i][a] : s->shared[a],
+                      s->udp[i][a]};
+        msg.port = m->cfg->ports[s->port[a]].port;
+        for (int k = 0; k < 2; k++) {
+            if (fds[k] <= 0 || sockets_contains(m->prev_socks, fds[k]))
+                continue;
+            msg.udp = (uint16_t)k;
+            if (control_send(c->control_fd, &msg, fds[k]) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Sends the users of m->cfg (and the sockets of the ports it adds) to every worker there is.
+ * 0, or -1 (nothing is waited for then). */
 static int live_send(struct master *m)
 {
     struct control_msg msg = {
@@ -51,7 +76,7 @@ static int live_send(struct master *m)
         struct master_child *c = &m->slots[i].child[m->slots[i].cur];
         if (c->pid <= 0 || c->control_fd < 0)
             continue; /* a replacement is forked with m->cfg */
-        if (control_send(c->control_fd, &msg, fd) < 0) {
+        if (live_send_ports(m, c, i) < 0 || control_send(c->control_fd, &msg, fd) < 0) {
             log_warn("worker %d: cannot send it the users: %s", i, strerror(errno));
             close(fd);
             return -1;
@@ -102,6 +127,9 @@ void master_live_check(struct master *m)
         n += c->pid > 0;
     }
     master_live_stop(m);
+    /* every worker closed its sockets of the removed ports: the master's go too, and the
+     * kernel refuses their new connections from now on */
+    master_sockets_settle(m, true);
     for (int i = 0; i < m->nslots; i++)
         metrics_add(&m->metrics->worker[i].reloads, 1);
     config_free(m->prev_cfg);

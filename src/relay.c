@@ -229,6 +229,14 @@ void relay_close_probes(struct worker *w)
     }
 }
 
+void relay_port_removed(struct worker *w, const struct worker_port *p)
+{
+    struct session *s;
+    LIST_FOREACH(s, &w->sessions, link)
+        if (s->port == p)
+            s->pstats = NULL; /* its slot is freed: another port may get it */
+}
+
 void relay_users_retired(struct worker *w, double close_before)
 {
     struct session *s = LIST_FIRST(&w->sessions), *next;
@@ -236,6 +244,11 @@ void relay_users_retired(struct worker *w, double close_before)
         next = LIST_NEXT(s, link);
         const struct worker_port *p = s->port;
         size_t k = s->conn.key;
+        if (p && p->removed) { /* a port removed live (worker_ports.c) */
+            if (p->removed_at <= close_before)
+                session_close(s);
+            continue;
+        }
         if (!p || s->conn.ctx != &p->proto || !s->conn.user || !p->key_retired ||
             k >= p->proto.nkeys || !p->key_retired[k])
             continue;

@@ -638,6 +638,16 @@ size_t udp_relay_associations(const struct udp_relay *u)
     return udp_nat_count(&u->nat);
 }
 
+int udp_relay_fd(const struct udp_relay *u)
+{
+    return u->fd;
+}
+
+const struct worker_port *udp_relay_port(const struct udp_relay *u)
+{
+    return u->port;
+}
+
 void udp_relay_free(struct udp_relay *u)
 {
     if (!u)

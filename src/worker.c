@@ -85,9 +85,12 @@ static int worker_keys(struct worker *w, const struct worker_env *env)
 {
     const struct config *c = env->cfg;
 
-    if (!(w->ports = calloc((size_t)c->n_port, sizeof *w->ports)))
+    /* room for the ports added live, so that no session's or relay's port ever moves */
+    if (!(w->ports = calloc(c->role == ROLE_SERVER ? CONFIG_MAX_PORTS : (size_t)c->n_port,
+                            sizeof *w->ports)))
         return -1;
     w->nports = c->n_port;
+    w->port_stats = env->port_stats;
     for (int i = 0; i < c->n_port; i++) {
         int slot = c->ports[i].metrics_slot;
         w->ports[i].stats = env->port_stats && slot >= 0 ? &env->port_stats[slot] : NULL;
@@ -344,6 +347,7 @@ static int worker_init(struct worker *w, const struct worker_env *env)
         return -1;
     }
     enum listener_kind kind = env->shared_accept ? LISTENER_SHARED : LISTENER_REUSEPORT;
+    w->shared_accept = env->shared_accept;
     for (int i = 0; i < env->ntcp && w->nlisteners < WORKER_MAX_LISTEN; i++)
         if ((w->listeners[w->nlisteners] = listener_new(w, env->tcp[i], kind, env->tcp_port[i])))
             w->nlisteners++;
@@ -387,6 +391,7 @@ static void worker_cleanup(struct worker *w)
     for (int i = 0; i < w->nupstream; i++)
         proto_ctx_free(&w->upstream_proto[i]);
     worker_live_free(w);
+    worker_ports_free(w);
     worker_keys_free(w);
 }
 
@@ -424,6 +429,58 @@ static void worker_close_listening(struct worker_proc *wp)
     for (int i = 0; i < wp->nlisten_fds; i++)
         close(wp->listen_fds[i]);
     wp->nlisten_fds = 0;
+}
+
+int worker_serve_fd(struct worker *w, int fd, int port, bool udp)
+{
+    struct worker_proc *wp = worker_proc_of(w);
+    enum listener_kind kind = w->shared_accept ? LISTENER_SHARED : LISTENER_REUSEPORT;
+
+    if (udp && w->nudp < WORKER_MAX_LISTEN && (w->udp[w->nudp] = udp_relay_new(w, fd, w->nudp + 1, port))) {
+        w->nudp++;
+        return 0;
+    }
+    if (!udp && w->nlisteners < WORKER_MAX_LISTEN && wp->nlisten_fds < WORKER_MAX_LISTEN &&
+        (w->listeners[w->nlisteners] = listener_new(w, fd, kind, port))) {
+        w->nlisteners++;
+        wp->listen_fds[wp->nlisten_fds++] = fd;
+        if (w->own_addrs)
+            relay_addrs_add_socket(w->own_addrs, fd);
+        return 0;
+    }
+    close(fd);
+    return -1;
+}
+
+void worker_unserve_port(struct worker *w, int port)
+{
+    struct worker_proc *wp = worker_proc_of(w);
+
+    for (int i = 0; i < w->nlisteners;) {
+        int fd = listener_fd(w->listeners[i]);
+        if (listener_port(w->listeners[i]) != port) {
+            i++;
+            continue;
+        }
+        listener_free(w->listeners[i]);
+        w->listeners[i] = w->listeners[--w->nlisteners];
+        for (int k = 0; k < wp->nlisten_fds; k++)
+            if (wp->listen_fds[k] == fd) {
+                close(fd);
+                wp->listen_fds[k] = wp->listen_fds[--wp->nlisten_fds];
+                break;
+            }
+    }
+    for (int i = 0; i < w->nudp;) {
+        if (udp_relay_port(w->udp[i]) != &w->ports[port]) {
+            i++;
+            continue;
+        }
+        int fd = udp_relay_fd(w->udp[i]);
+        udp_relay_free(w->udp[i]);
+        close(fd);
+        w->udp[i] = w->udp[--w->nudp];
+    }
 }
 
 void worker_drain(struct worker *w)

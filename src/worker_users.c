@@ -10,8 +10,9 @@
  * be given to someone else) and are closed drain_timeout later, with its UDP associations
  * (SIP022: their datagrams find no user from the start); a new user's key is appended.
  * The retired keys cost 40 bytes each until the worker is replaced; a worker refuses to grow
- * past twice CONFIG_MAX_USERS keys per port, and the master then replaces it. Ports themselves
- * (added, removed, changed) are not live: the master replaces the workers for them.
+ * past twice CONFIG_MAX_USERS keys per port, and the master then replaces it. Ports added and
+ * removed are applied live too (worker_ports.c); a port whose settings changed is not: the
+ * master replaces the workers for it.
  *
  * The master sends new user lists over the worker's control channel (control.h); this file
  * receives them, applies them and answers. */
@@ -146,6 +147,7 @@ void worker_keys_free(struct worker *w)
         free(wp->key_slots);
         free(wp->key_retired);
         free(wp->key_retired_at);
+        free(wp->own_cfg);
     }
     free(w->ports);
     w->ports = NULL;
@@ -209,16 +211,20 @@ static const struct control_port *sent_port(const struct worker_port *wp,
     return NULL;
 }
 
-/* What the master sent must be this worker's ports with only their users changed. */
+/* What the master sent must be this worker's ports with only their users changed, ports
+ * removed, and ports added with their sockets. */
 static const char *worker_users_check(const struct worker *w, const struct control_users *u)
 {
-    if (w->cfg->role != ROLE_SERVER || u->n_port != w->nports)
+    int kept = 0;
+
+    if (w->cfg->role != ROLE_SERVER)
         return "the ports differ from this worker's";
     for (int i = 0; i < w->nports; i++) {
         const struct worker_port *wp = &w->ports[i];
-        const struct control_port *up = sent_port(wp, u);
+        const struct control_port *up = wp->removed ? NULL : sent_port(wp, u);
         if (!up)
-            return "the ports differ from this worker's";
+            continue; /* removed (worker_ports.c) */
+        kept++;
         if (!same_key(&up->key, &wp->cfg->key)) /* the method is the key's */
             return "a port's method or key differs from this worker's";
         /* the counters are sized at start */
@@ -226,6 +232,15 @@ static const char *worker_users_check(const struct worker *w, const struct contr
             return "users cannot be added to a port that had none, nor all removed";
         if (wp->proto.nkeys + (size_t)up->n_users > WORKER_KEYS_MAX)
             return "too many keys: replace the workers";
+    }
+    for (int i = 0; i < u->n_port; i++) {
+        bool have = false;
+        for (int k = 0; k < w->nports && !have; k++)
+            have = !w->ports[k].removed && w->ports[k].cfg->port == u->ports[i].port;
+        if (!have && !worker_ports_has_fd(w, u->ports[i].port))
+            return "a port to add came without its sockets";
+        if (!have && w->nports + (u->n_port - kept) > CONFIG_MAX_PORTS)
+            return "too many ports added: replace the workers";
     }
     return NULL;
 }
@@ -279,12 +294,19 @@ int worker_users_apply(struct worker *w, const struct control_users *u, char *wh
 {
     struct live_counts n = {0, 0, 0};
     const char *bad = worker_users_check(w, u);
+    int removed;
 
     if (bad) {
         snprintf(why, cap, "%s", bad);
         return -1;
     }
+    if ((removed = worker_ports_apply(w, u, why, cap)) < 0) {
+        worker_drain(w); /* half applied: the master replaces this worker */
+        return -1;
+    }
     for (int i = 0; i < w->nports; i++) {
+        if (w->ports[i].removed)
+            continue;
         if (worker_port_apply(w, &w->ports[i], sent_port(&w->ports[i], u), &n) != 0) {
             snprintf(why, cap, "port %u: cannot set up the new keys: draining",
                      w->ports[i].cfg->port);
@@ -292,7 +314,7 @@ int worker_users_apply(struct worker *w, const struct control_users *u, char *wh
             return -1;
         }
     }
-    if (n.retired && w->live)
+    if ((n.retired || removed) && w->live)
         w->live->retire_until = ev_now(w->loop) + w->cfg->drain_timeout + 1;
     relay_users_retired(w, 0); /* retired users' sessions count as nobody's from now on */
     log_info("users applied live: %zu kept, %zu added, %zu removed or re-keyed (their "
@@ -350,6 +372,11 @@ static void worker_live_cb(struct ev_loop *loop, ev_io *io, int revents)
                 ev_io_stop(loop, io);
             }
             return;
+        }
+        if (msg.type == CONTROL_PORT_FD && fd >= 0) {
+            if (worker_ports_keep_fd(l->w, msg.port, msg.udp != 0, fd) < 0)
+                log_warn("port %u: cannot keep its new socket", msg.port);
+            continue;
         }
         if (msg.type != CONTROL_USERS) {
             if (fd >= 0)

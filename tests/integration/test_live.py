@@ -5,15 +5,21 @@ new user list over its control channel (control.h) and keeps its sockets, its PI
 session of a user that did not change. A removed (or re-keyed) user's open sessions are closed
 after drain_timeout, their new ones refused at once; an added user works at once. Any other
 change still replaces the workers. SIP004 users (trial decryption) and SIP022 EIH users
-(SIP023 identity headers) both, with reuseproxy's own tunnel as the client."""
+(SIP023 identity headers) both, with reuseproxy's own tunnel as the client. Ports added and
+removed are live too: the master hands the workers an added port's sockets, and a removed
+port stops accepting while its open sessions drain (Debian's ss-tunnel as the client)."""
 import json
+import re
 import os
 import signal
 import socket
 import threading
 import time
 
+import urllib.request
+
 import harness as h
+import test_users as tu
 from test_process import metrics, wait_workers
 from test_sip022 import psk, refused, round_trip, rp_client, udp_exchange, udp_sock
 from test_udp_assoc import connection_closed
@@ -284,5 +290,70 @@ def test_live_users_of_several_ports():
     held.sendall(b"after")
     assert h.recv_exact(held, 5) == b"after", "the reload broke alice's open connection"
     held.close()
+    assert sorted(h.children_of(server.pid)) == pids
+    assert_clean(server)
+
+
+def port_series(server):
+    """The port numbers the metrics endpoint has per-port series for."""
+    url = "http://127.0.0.1:%d/metrics" % server.mport
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    return {int(p) for p in re.findall(r'port="(\d+)"', text)}
+
+
+def test_live_ports_added_and_removed_on_sighup():
+    """servers [A, C]: an 8 MiB transfer through A runs (byte-checked) while a SIGHUP adds B,
+    which Debian's ss-tunnel then uses, and another removes C: new connections to C are
+    refused at once, C's open session closes after drain_timeout, C's series go; both reloads
+    are applied live (the worker PIDs never change)."""
+    tu.need_ss_tunnel()
+    m = tu.M
+    echo = h.TcpEcho()
+    pa, pb, pc = h.free_port(), h.free_port(), h.free_port()
+    mport = h.free_port()
+
+    def entry(port):
+        return {"server": "127.0.0.1", "server_port": port, "method": m,
+                "password": "pw-%d" % port}
+
+    cfg = {"servers": [entry(pa), entry(pc)], "workers": 2, "verbose": 1,
+           "drain_timeout": DRAIN, "block_private": False, "timeout": 30,
+           "metrics_address": "127.0.0.1:%d" % mport}
+    server = h.reuseproxy(cfg, name="live-add-remove", wait=False)
+    server.mport = mport
+    h.wait_tcp("127.0.0.1", pa)
+    h.wait_tcp("127.0.0.1", pc)
+    wait_workers(server, 2)
+    pids = sorted(h.children_of(server.pid))
+    stay = PacedTransfer(tu.ss_tunnel(pa, "pw-%d" % pa, echo.port), seconds=DRAIN + 8)
+    held = held_open(tu.ss_tunnel(pc, "pw-%d" % pc, echo.port))
+    stay.start()
+    time.sleep(0.5)  # the transfer is under way on its worker
+
+    def reload(ports, count):
+        cfg["servers"] = [entry(p) for p in ports]
+        with open(server.cfg_path, "w") as f:
+            json.dump(cfg, f)
+        server.signal(signal.SIGHUP)
+        assert h.wait_for(lambda: server.output().count("reload applied live to 2 workers")
+                          == count, 30), server.output()[-2500:]
+        assert sorted(h.children_of(server.pid)) == pids, "the reload replaced the workers"
+
+    reload([pa, pc, pb], 1)
+    data = h.pattern(256 * 1024, 3)
+    assert tu.echo_through(tu.ss_tunnel(pb, "pw-%d" % pb, echo.port), data) == data
+    assert pb in port_series(server)
+    reload([pa, pb], 2)
+    assert h.wait_for(lambda: not h.tcp_open("127.0.0.1", pc), 10), "the removed port accepts"
+    held.sendall(b"still")  # its open session runs on until drain_timeout
+    assert h.recv_exact(held, 5) == b"still"
+    assert connection_closed(held, DRAIN + 5), "a removed port's session outlived the drain"
+    assert pc not in port_series(server), "the removed port's series remain"
+    assert tu.echo_through(tu.ss_tunnel(pb, "pw-%d" % pb, echo.port), data) == data
+    stay.join(180)
+    assert not stay.is_alive(), "the transfer did not end"
+    assert stay.error is None, "the transfer on A broke: %r" % stay.error
+    assert stay.got == stay.data, "%d of %d bytes came back intact" % (len(stay.got), SIZE)
     assert sorted(h.children_of(server.pid)) == pids
     assert_clean(server)

@@ -209,9 +209,9 @@ def test_manager_ports_survive_a_sighup():
     port = h.free_port()
     assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
     h.wait_tcp("127.0.0.1", port, 30)
-    assert h.wait_for(lambda: server.output().count("reload complete") == 1, 30)
-    server.signal(signal.SIGHUP)
-    assert h.wait_for(lambda: server.output().count("reload complete") == 2, 30), \
+    assert h.wait_for(lambda: server.output().count("reload applied live") == 1, 30)
+    server.signal(signal.SIGHUP)  # nothing changed: the workers are replaced
+    assert h.wait_for(lambda: server.output().count("reload complete") == 1, 30), \
         server.output()[-2000:]
     assert h.tcp_open("127.0.0.1", port)
     assert [e["server_port"] for e in panel.list()] == [port]
@@ -243,7 +243,7 @@ def test_manager_ports_and_socket_survive_a_binary_upgrade():
     port = h.free_port()
     assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
     tunnel = tu.ss_tunnel(port, "api-user-secret", echo.port)
-    assert h.wait_for(lambda: server.output().count("reload complete") == 1, 30)
+    assert h.wait_for(lambda: server.output().count("reload applied live") == 1, 30)
     new_pid = tpr.upgrade(server)
     try:
         assert server.wait(20) == 0, "old master: %s" % server.output()[-1500:]
@@ -255,3 +255,44 @@ def test_manager_ports_and_socket_survive_a_binary_upgrade():
     finally:
         panel.close()
         tpr.stop_master(new_pid)
+
+
+def test_manager_add_and_remove_are_live():
+    """The API's add and remove are applied live: while an 8 MiB transfer through the file's
+    port runs (byte-checked), a port is added, Debian's ss-tunnel uses it, then it is removed:
+    new connections are refused, its open session closes after drain_timeout; the worker PIDs
+    never change."""
+    import test_live as tl
+    tu.need_ss_tunnel()
+    echo = h.TcpEcho()
+    server = manager_server(drain_timeout=tl.DRAIN, verbose=1)
+    tl.wait_workers(server, 2)
+    pids = sorted(h.children_of(server.pid))
+    stay = tl.PacedTransfer(tu.ss_tunnel(server.port, "integration-secret", echo.port),
+                            seconds=tl.DRAIN + 8)
+    stay.start()
+    panel = Panel(server.manager)
+    port = h.free_port()
+    assert add(panel, port, "api-user-secret") == "ok", server.output()[-2000:]
+    assert h.wait_for(lambda: "reload applied live to 2 workers" in server.output(), 30), \
+        server.output()[-2000:]
+    h.wait_tcp("127.0.0.1", port, 30)
+    assert sorted(h.children_of(server.pid)) == pids, "the add replaced the workers"
+    tunnel = tu.ss_tunnel(port, "api-user-secret", echo.port)
+    data = h.pattern(256 * 1024, 8)
+    assert tu.echo_through(tunnel, data) == data
+    held = tl.held_open(tunnel)
+    assert panel.send("remove: " + json.dumps({"server_port": port})) == "ok"
+    assert h.wait_for(lambda: server.output().count("reload applied live to 2 workers") == 2,
+                      30), server.output()[-2000:]
+    assert h.wait_for(lambda: not h.tcp_open("127.0.0.1", port), 10), "the removed port accepts"
+    held.sendall(b"still")
+    assert h.recv_exact(held, 5) == b"still"
+    assert tl.connection_closed(held, tl.DRAIN + 5), "a removed port's session outlived the drain"
+    stay.join(180)
+    assert not stay.is_alive(), "the transfer did not end"
+    assert stay.error is None, "the transfer broke: %r" % stay.error
+    assert stay.got == stay.data, "%d of %d bytes came back intact" % (len(stay.got), tl.SIZE)
+    assert sorted(h.children_of(server.pid)) == pids, "the remove replaced the workers"
+    panel.close()
+    tu.assert_clean(server)
