@@ -3,7 +3,7 @@ server_check_interval, the choice among the live servers (lowest latency, or rou
 failed connect retried on the next server before the client sees an error, and the per-server
 metrics. Servers are reuseproxy server roles on loopback, each with its own method and
 password; one is dead from the start (a free port nobody listens on), one is killed by PID
-mid-test."""
+mid-test, and one killed is used again once it answers."""
 import signal
 import socket
 import time
@@ -98,6 +98,35 @@ def test_failover_dead_and_killed_server():
     m = server_metrics(mport)
     assert m[key(live[0][0])]["connections"] == before + 10, m
     assert "does not answer its probe" in tunnel.output(), tunnel.output()[-2000:]
+
+
+def test_failover_dead_server_used_again_once_it_answers():
+    """Round robin over two servers; one killed is probed dead and gets no connection; started
+    again on its port, its next probe answers ("answers again" in the log) and it takes every
+    other connection again."""
+    echo = h.TcpEcho()
+    live = start_servers(2)
+    tunnel, lport, mport = start_tunnel([(p, m, pw) for p, m, pw, _ in live], echo,
+                                        balance_servers="round-robin")
+    port, method, password, victim = live[1]
+    assert h.wait_for(lambda: server_metrics(mport).get(key(port), {}).get("up") == 1, 15), \
+        server_metrics(mport)
+    victim.signal(signal.SIGKILL)
+    victim.wait(5)
+    assert h.wait_for(lambda: server_metrics(mport)[key(port)]["up"] == 0, 15), \
+        server_metrics(mport)
+    before = server_metrics(mport)[key(port)]["connections"]
+    for i in range(6):
+        echo_ok(lport, i)
+    assert server_metrics(mport)[key(port)]["connections"] == before  # skipped while dead
+    h.reuseproxy(h.server_config(port, method=method, password=password), name="server1-again")
+    assert h.wait_for(lambda: server_metrics(mport)[key(port)]["up"] == 1, 15), \
+        server_metrics(mport)
+    for i in range(6, 16):
+        echo_ok(lport, i)
+    m = server_metrics(mport)
+    assert m[key(port)]["connections"] == before + 5, m
+    assert "answers again" in tunnel.output(), tunnel.output()[-2000:]
 
 
 def udp_answered(sock, dest, payload, head=b"", tries=20):
