@@ -43,6 +43,10 @@ struct metrics_upstream {
     uint64_t checks;      /* probe results so far: a worker's own "down" lasts until it moves */
     uint64_t connections; /* connections sent to it (counter) */
     uint64_t connect_failures; /* connects to it that failed and went to another (counter) */
+    uint64_t udp_sent;         /* datagrams sealed and sent to it (counter) */
+    uint64_t udp_received;     /* datagrams from it that opened (counter) */
+    uint64_t udp_associations; /* associations that started on it or moved to it (counter) */
+    uint64_t udp_failovers;    /* associations that left it because it was down (counter) */
     char name[280];            /* the server label, "host:port" ("[v6]:port") */
 };
 

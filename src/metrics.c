@@ -413,6 +413,17 @@ static void metrics_render_upstreams(const struct metrics_shared *m, struct metr
         {"server_connect_failures_total", "counter",
          "Connects to the server that failed and were retried on another.",
          offsetof(struct metrics_upstream, connect_failures)},
+        {"server_udp_datagrams_sent_total", "counter", "UDP datagrams sent to the server.",
+         offsetof(struct metrics_upstream, udp_sent)},
+        {"server_udp_datagrams_received_total", "counter",
+         "UDP datagrams received from the server that passed authentication.",
+         offsetof(struct metrics_upstream, udp_received)},
+        {"server_udp_associations_total", "counter",
+         "UDP associations that started on the server, or moved to it from one that was down.",
+         offsetof(struct metrics_upstream, udp_associations)},
+        {"server_udp_failovers_total", "counter",
+         "UDP associations that moved away from the server because it was down.",
+         offsetof(struct metrics_upstream, udp_failovers)},
     };
     int n = __atomic_load_n(&m->nupstreams, __ATOMIC_ACQUIRE);
 

@@ -226,6 +226,9 @@ void udp_upstream_assign(struct udp_assoc *a);
  * results, and this worker's own connect failures), else moves to the best live one with a
  * fresh session. Returns where to send. */
 const struct netaddr_target *udp_upstream_target(struct udp_assoc *a);
+/* The counters of a's server (struct metrics_upstream: datagrams each way, associations,
+ * failovers), or NULL when the relay has one server, whose series do not exist. */
+struct metrics_upstream *udp_upstream_stats(const struct udp_assoc *a);
 
 /* udp_assoc.c */
 struct udp_assoc *udp_assoc_find(struct udp_relay *u, const struct sockaddr *client,

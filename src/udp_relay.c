@@ -72,6 +72,9 @@ void udp_seal_to_server(struct udp_assoc *a, const uint8_t *plain, size_t len,
         udp_drop(u, from, "could not seal");
         return;
     }
+    struct metrics_upstream *us = udp_upstream_stats(a);
+    if (us)
+        metrics_add(&us->udp_sent, 1);
     udp_assoc_send(a, server, out, (size_t)n, from);
 }
 
@@ -355,6 +358,9 @@ static void udp_client_out(struct udp_assoc *a, int family, const struct sockadd
                  plen == PROTO_REPLAYED ? "replayed reply" : "reply failed authentication");
         return;
     }
+    struct metrics_upstream *us = udp_upstream_stats(a);
+    if (us)
+        metrics_add(&us->udp_received, 1);
     int hl = netaddr_parse_header(plain, (size_t)plen, &t);
     if (hl <= 0) {
         udp_drop(u, from, "malformed address header in a reply");

@@ -63,10 +63,17 @@ static int udp_upstream_pick(struct udp_relay *u)
     return i >= 0 ? i : 0;
 }
 
+struct metrics_upstream *udp_upstream_stats(const struct udp_assoc *a)
+{
+    const struct udp_relay *u = a->relay;
+    return u->upstream_proto ? &u->w->upstream_stats[a->upstream] : NULL;
+}
+
 /* a on server i, a new session of that server's protocol. */
 static void udp_upstream_use(struct udp_assoc *a, int i)
 {
     a->upstream = i;
+    metrics_add(&a->relay->w->upstream_stats[i].udp_associations, 1);
     struct proto_udp *p = udp_assoc_proto(a);
     p->ctx->ops->udp_state_init(p, a->proto_state, false);
 }
@@ -98,6 +105,7 @@ const struct netaddr_target *udp_upstream_target(struct udp_assoc *a)
             log_debug("udp: server %s is down; an association moves to %s",
                       upstream_name(&w->cfg->upstreams[i], from, sizeof from),
                       upstream_name(&w->cfg->upstreams[next], to, sizeof to));
+            metrics_add(&w->upstream_stats[i].udp_failovers, 1);
             udp_upstream_use(a, next);
         }
     }

@@ -4,7 +4,12 @@
  * through the server to a web site; on a host that may not reach the internet, and to stay
  * harmless, the connect is what is timed here), then a first flight in the server's own method
  * and key, so the server sees a well-formed request, not a port scan. The results go into the
- * shared metrics block, where the workers read them. */
+ * shared metrics block, where the workers read them.
+ *
+ * A probe leaves as the connections it stands for do: with the outgoing options (fwmark,
+ * outbound_bind_interface, the source addresses; netaddr.h). On a router whose rules send all
+ * unmarked TCP to the redir role, an unmarked probe would be caught by the redir itself and
+ * answer for a server that is gone; bound elsewhere, it would test another path. */
 #include "autoconfig.h"
 
 #include <errno.h>
@@ -39,6 +44,7 @@ struct upstream_prober {
     struct metrics_shared *m;
     /* copies of what the probes need, so a reload may free the configuration they came from */
     struct config_upstream ups[CONFIG_MAX_SERVERS];
+    struct netaddr_outgoing out; /* the probes' and their DNS sockets' options */
     int n;
     double interval, timeout;
     struct resolver *resolver; /* for servers given by name; NULL when every one is an IP */
@@ -147,7 +153,7 @@ static void probe_connect(struct probe *pr, struct sockaddr *sa, socklen_t len)
     struct upstream_prober *p = pr->p;
 
     netaddr_set_port(sa, p->ups[pr->index].addr.target.port);
-    pr->fd = netaddr_connect_tcp(sa, len, 0);
+    pr->fd = netaddr_connect_out(&p->out, sa, len, 0, NULL);
     if (pr->fd < 0) {
         probe_result(pr, false, strerror(errno));
         return;
@@ -228,6 +234,8 @@ static void prober_configure(struct upstream_prober *p, const struct config *cfg
     /* several servers only: with one there is nothing to choose */
     p->n = cfg->n_upstream > 1 ? cfg->n_upstream : 0;
     memcpy(p->ups, cfg->upstreams, sizeof p->ups);
+    p->out = cfg->outgoing;
+    p->out.mptcp = false; /* a probe times a handshake; MPTCP's fallback would only add noise */
     p->interval = cfg->server_check_interval;
     p->timeout = cfg->connect_timeout < p->interval ? cfg->connect_timeout : p->interval;
     if (!same)
@@ -238,6 +246,8 @@ static void prober_configure(struct upstream_prober *p, const struct config *cfg
                                            cfg->ipv6_first, err, sizeof err);
         if (!p->resolver)
             log_warn("server probes: resolver: %s; servers given by name count as down", err);
+        else
+            resolver_set_outgoing(p->resolver, &p->out);
     }
     ev_timer_stop(p->loop, &p->tick);
     if (p->n > 0) {

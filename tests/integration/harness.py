@@ -587,6 +587,38 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+# ---- Metrics ---------------------------------------------------------------------------------
+
+# The per-server series (several servers in the client roles) and the keys server_series gives
+# them.
+SERVER_SERIES = {"server_up": "up", "server_connections_total": "connections",
+                 "server_connect_failures_total": "failures",
+                 "server_latency_seconds": "latency",
+                 "server_udp_datagrams_sent_total": "udp_sent",
+                 "server_udp_datagrams_received_total": "udp_received",
+                 "server_udp_associations_total": "udp_associations",
+                 "server_udp_failovers_total": "udp_failovers"}
+
+
+def server_series(port, ns=None):
+    """{"host:port": {"up": .., "connections": .., ..}} from the /metrics served on
+    127.0.0.1:port, scraped in network namespace ns (a Netns) or on the host."""
+    time.sleep(0.3)  # the master answers scrapes from a rendering up to 0.2 s old
+    s = ns.socket() if ns else socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        text = recv_all(s).decode()
+    finally:
+        s.close()
+    out = {}
+    for m in re.finditer(r'^reuseproxy_(\w+)\{server="([^"]+)"\} (\S+)$', text, re.M):
+        if m.group(1) in SERVER_SERIES:
+            out.setdefault(m.group(2), {})[SERVER_SERIES[m.group(1)]] = float(m.group(3))
+    return out
+
+
 # ---- Network namespaces made by a test ----------------------------------------------------------
 
 _netns_serial = [0]

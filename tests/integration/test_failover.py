@@ -3,12 +3,10 @@ server_check_interval, the choice among the live servers (lowest latency, or rou
 failed connect retried on the next server before the client sees an error, and the per-server
 metrics. Servers are reuseproxy server roles on loopback, each with its own method and
 password; one is dead from the start (a free port nobody listens on), one is killed by PID
-mid-test."""
-import re
+mid-test, and one killed is used again once it answers."""
 import signal
 import socket
 import time
-import urllib.request
 
 import harness as h
 
@@ -45,18 +43,8 @@ def start_tunnel(servers, echo, **kw):
 
 
 def server_metrics(mport):
-    """{"127.0.0.1:PORT": {"up": .., "connections": .., "failures": ..}} from /metrics."""
-    time.sleep(0.3)  # the master answers scrapes from a rendering up to 0.2 s old
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
-        text = r.read().decode()
-    out = {}
-    names = {"server_up": "up", "server_connections_total": "connections",
-             "server_connect_failures_total": "failures",
-             "server_latency_seconds": "latency"}
-    for m in re.finditer(r'^reuseproxy_(\w+)\{server="([^"]+)"\} (\S+)$', text, re.M):
-        if m.group(1) in names:
-            out.setdefault(m.group(2), {})[names[m.group(1)]] = float(m.group(3))
-    return out
+    """{"127.0.0.1:PORT": {"up": .., "connections": .., "failures": .., "udp_sent": ..}}."""
+    return h.server_series(mport)
 
 
 def echo_ok(lport, i):
@@ -112,6 +100,35 @@ def test_failover_dead_and_killed_server():
     assert "does not answer its probe" in tunnel.output(), tunnel.output()[-2000:]
 
 
+def test_failover_dead_server_used_again_once_it_answers():
+    """Round robin over two servers; one killed is probed dead and gets no connection; started
+    again on its port, its next probe answers ("answers again" in the log) and it takes every
+    other connection again."""
+    echo = h.TcpEcho()
+    live = start_servers(2)
+    tunnel, lport, mport = start_tunnel([(p, m, pw) for p, m, pw, _ in live], echo,
+                                        balance_servers="round-robin")
+    port, method, password, victim = live[1]
+    assert h.wait_for(lambda: server_metrics(mport).get(key(port), {}).get("up") == 1, 15), \
+        server_metrics(mport)
+    victim.signal(signal.SIGKILL)
+    victim.wait(5)
+    assert h.wait_for(lambda: server_metrics(mport)[key(port)]["up"] == 0, 15), \
+        server_metrics(mport)
+    before = server_metrics(mport)[key(port)]["connections"]
+    for i in range(6):
+        echo_ok(lport, i)
+    assert server_metrics(mport)[key(port)]["connections"] == before  # skipped while dead
+    h.reuseproxy(h.server_config(port, method=method, password=password), name="server1-again")
+    assert h.wait_for(lambda: server_metrics(mport)[key(port)]["up"] == 1, 15), \
+        server_metrics(mport)
+    for i in range(6, 16):
+        echo_ok(lport, i)
+    m = server_metrics(mport)
+    assert m[key(port)]["connections"] == before + 5, m
+    assert "answers again" in tunnel.output(), tunnel.output()[-2000:]
+
+
 def udp_answered(sock, dest, payload, head=b"", tries=20):
     """Sends head + payload to dest, again every 0.5 s, until an answer ending with payload
     comes back (at most tries times). True when one did."""
@@ -138,11 +155,24 @@ def socks5_udp_associate(lport):
     return s, ("127.0.0.1", int.from_bytes(rep[10:12], "big"))
 
 
+def check_udp_series(m, servers, dead, flows):
+    """The per-server UDP series after flows associations started, servers[0] was killed and
+    each sent again: none on the dead one, every one that was on the killed one moved once
+    (a failover of its), to the survivor, which never lost one; datagrams went both ways."""
+    killed, alive = m[servers[0]], m[servers[1]]
+    assert m[dead]["udp_associations"] == 0 and m[dead]["udp_sent"] == 0, m
+    assert killed["udp_associations"] >= 1 and alive["udp_failovers"] == 0, m
+    assert killed["udp_failovers"] == killed["udp_associations"], m
+    assert alive["udp_associations"] == flows, m  # its own and the moved ones
+    for s in (killed, alive):
+        assert s["udp_sent"] >= s["udp_received"] >= 1, m
+
+
 def test_failover_udp_dead_and_killed_server():
     """UDP over three servers in the tunnel role and the local role's UDP ASSOCIATE: the first
     server dead from the start, the second killed mid-test. Associations start on the live
     servers (round robin spreads them over both), keep answering, and those on the killed one
-    move to the survivor once it is probed dead."""
+    move to the survivor once it is probed dead; the per-server UDP series count them."""
     echo = h.UdpEcho()
     live = start_servers(2, mode="tcp_and_udp")
     dead_port = h.free_port()
@@ -171,6 +201,9 @@ def test_failover_udp_dead_and_killed_server():
         for i, (s, dest, hd) in enumerate(flows):
             assert udp_answered(s, dest, b"after %d" % i, hd), \
                 "flow %d: no answer after the probe interval" % i
+        for mport in (tmport, lmport):
+            check_udp_series(server_metrics(mport), [key(p) for p, _, _, _ in live],
+                             key(dead_port), 4)
     finally:
         for s, _, _ in flows:
             s.close()

@@ -11,6 +11,8 @@ a network namespace the test makes (skipped without root and iproute2):
                                              the accepted connection (ss shows the timer)
   mptcp                                     IPPROTO_MPTCP where the namespace has it (ss -M),
                                              plain TCP with one warning where it is off
+  server probes                             with several servers, the master's probes carry
+                                             fwmark and the source address too
 
 Path in every test: a reuseproxy tunnel -> a reuseproxy server (the options under test) -> a
 target in the same namespace, checked byte for byte.
@@ -241,5 +243,40 @@ def test_outgoing_mptcp():
     finally:
         if t:
             t.stop()
+        h.cleanup_all()
+        ns.close()
+
+
+def test_outgoing_server_probes_carry_the_options():
+    """Several servers: the master probes each one every server_check_interval, and a probe
+    leaves as the connections it stands for do: with fwmark and from local_ipv4_address, which
+    nftables counts. (On a router whose rules send unmarked TCP to a redir role, an unmarked
+    probe would be caught by the redir itself and vouch for a server that is gone.)"""
+    skip_without_netns()
+    if not shutil.which("nft"):
+        raise h.Skip("needs nft (Debian: nftables)")
+    ns = h.Netns("out")
+    try:
+        ports = [server(ns)[1], server(ns)[1]]
+        rules = ("table inet rpprobe {\n chain out {\n  type filter hook output priority 0;\n"
+                 "  tcp dport { %d, %d } ip saddr 127.0.0.2 meta mark 77 counter\n"
+                 "  tcp dport { %d, %d } counter\n }\n}\n" % tuple(ports * 2))
+        try:
+            ns.run("nft", "-f", "-", stdin=rules)
+        except RuntimeError as e:
+            raise h.Skip("nftables refused: %s" % e)
+        cfg = {"role": "tunnel", "local_address": "127.0.0.1", "local_port": h.free_port(),
+               "tunnel_address": "127.0.0.1:9", "workers": 1, "server_check_interval": 1,
+               "fwmark": 77, "local_ipv4_address": "127.0.0.2",
+               "servers": [{"server": "127.0.0.1", "server_port": p, "method": M,
+                            "password": PW} for p in ports]}
+        tun = ns.reuseproxy(cfg, "tunnel")
+        # two rounds of two probes, each a handshake, a first flight and a close: 3+ packets
+        assert h.wait_for(lambda: nft_packets(ns, "rpprobe")[1] >= 12, 15), \
+            (nft_packets(ns, "rpprobe"), tun.output()[-2000:])
+        marked, total = nft_packets(ns, "rpprobe")
+        assert marked == total, (marked, total)
+        assert "does not answer its probe" not in tun.output(), tun.output()[-2000:]
+    finally:
         h.cleanup_all()
         ns.close()

@@ -15,8 +15,14 @@ whatever reaches the target came through the proxy (the target sees the router's
              itself is refused as a loop); UDP: IP_ORIGDSTADDR, and the DNS-like
              answer arrives from the address the client asked (198.18.N.10:53).
 Each over IPv4 and over IPv6 (fd00:215:N::/64 and fd00:216:N::/64, remote 2001:db8:18:N::10).
+  Failover   TPROXY over two servers, one killed by PID mid-test: every UDP flow still answered,
+             from the remote asked (the answers carry fwmark), TCP byte-checked, and the
+             per-server series (connections; UDP associations, failovers, datagrams each way)
+             say where the flows went.
 """
+import re
 import shutil
+import signal
 import socket
 import time
 
@@ -239,3 +245,113 @@ def test_redir_tproxy_tcp_and_udp():
 def test_redir_tproxy_tcp_and_udp_ipv6():
     """The same over IPv6 (IPV6_TRANSPARENT, IPV6_RECVORIGDSTADDR)."""
     run_tproxy(socket.AF_INET6)
+
+
+def udp_flow_answered(r, p, u, query, tries=20):
+    """One DNS-like query from client socket u to the remote, resent every second until
+    answered (at most tries times). The answer's (data, source), or None."""
+    u.settimeout(1)
+    for _ in range(tries):
+        u.sendto(query, (p.remote, 53))
+        try:
+            return u.recvfrom(2048)
+        except socket.timeout:
+            continue
+    return None
+
+
+def check_udp_flows(r, p, flows, tag):
+    """Every flow asks once more; each answer is the right one, from the remote asked."""
+    for i, u in enumerate(flows):
+        query = bytes([i, 0x42]) + tag + b"?"
+        answer = udp_flow_answered(r, p, u, query)
+        assert answer, "no answer for flow %d (%s): %s" % (i, tag, r.redir.output()[-2000:])
+        assert answer[0] == dns_answer(query), answer
+        assert answer[1][:2] == (p.remote, 53), answer[1]
+
+
+def start_failover_proxies(r, p):
+    """Two servers (each its own method and password) and a redir over both (tproxy, round
+    robin, probes every second, metrics on 127.0.0.1 in the router), with the TPROXY rule for
+    TCP and UDP to the remote and a counter of the UDP answers leaving for the LAN, marked and
+    all. Returns ([(server entry, process)], metrics port)."""
+    servers = []
+    for method, pw in ((M, PW), ("aes-256-gcm", "second-" + PW)):
+        port = h.free_port()
+        proc = r.router.reuseproxy(h.server_config(port, method=method, password=pw, workers=1,
+                                                   fwmark=MARK, mode="tcp_and_udp"),
+                                   "server%d" % len(servers))
+        servers.append(({"server": "127.0.0.1", "server_port": port, "method": method,
+                         "password": pw}, proc))
+    rp, mport = h.free_port(), h.free_port()
+    r.redir = r.router.reuseproxy(
+        {"role": "redir", "tcp_redir": "tproxy", "servers": [s for s, _ in servers],
+         "local_address": p.any, "local_port": rp, "workers": 2, "mode": "tcp_and_udp",
+         "fwmark": MARK, "timeout": 30, "server_check_interval": 1,
+         "balance_servers": "round-robin", "metrics_address": "127.0.0.1:%d" % mport},
+        "redir")
+    r.router.ip("rule", "add", "fwmark", "1", "lookup", "100")
+    r.router.ip("route", "add", "local", p.local_route, "dev", "lo", "table", "100")
+    r.nft("table ip rptproxy {\n chain pre {\n  type filter hook prerouting priority mangle;\n"
+          "  iifname \"rplan\" ip daddr %s meta l4proto { tcp, udp } th dport 53 "
+          "tproxy to :%d meta mark set 1 accept\n }\n"
+          " chain out {\n  type filter hook output priority 0;\n"
+          "  oifname \"rplan\" udp sport 53 meta mark %d counter\n"
+          "  oifname \"rplan\" udp sport 53 counter\n }\n}\n" % (p.remote, rp, MARK))
+    return servers, mport
+
+
+def check_tcp_flows(r, p, count, seed):
+    """count connections to the remote's port 53, each byte-checked both ways."""
+    for i in range(count):
+        data = h.pattern(20000 + i, seed + i)
+        assert client_roundtrip(r, p.family, p.remote, 53, data) == data, "connection %d" % i
+
+
+def test_redir_failover_udp_and_tcp():
+    """TPROXY over two servers, round robin: 8 UDP flows answered and 6 TCP connections
+    byte-checked, both servers used; one server killed by PID; once it is probed dead, every
+    flow is still answered (those on the killed server moved to the other), each answer from
+    the remote the client asked and sent with fwmark, new connections all go to the survivor,
+    and the per-server UDP series say where the associations went."""
+    r = Router()
+    p = Path(r, socket.AF_INET)
+    echo, flows = None, []
+    try:
+        echo = h.NetnsEcho(r.target, p.family, p.remote, udp=True, port=53, udp_answer=dns_answer)
+        servers, mport = start_failover_proxies(r, p)
+        names = ["127.0.0.1:%d" % s["server_port"] for s, _ in servers]
+        assert h.wait_for(lambda: all(h.server_series(mport, r.router).get(n, {}).get("up")
+                                      == 1 for n in names), 15), h.server_series(mport, r.router)
+        for _ in range(8):  # separate flows: separate client ports, both workers, both servers
+            flows.append(r.client.socket(p.family, socket.SOCK_DGRAM))
+        check_udp_flows(r, p, flows, b"before")
+        check_tcp_flows(r, p, 6, 0)
+        m = h.server_series(mport, r.router)
+        assert all(m[n]["udp_associations"] >= 1 and m[n]["connections"] >= 1
+                   for n in names), m  # round robin used both
+        killed = servers[1][1]
+        killed.signal(signal.SIGKILL)
+        killed.wait(5)
+        assert h.wait_for(lambda: h.server_series(mport, r.router)[names[1]]["up"] == 0, 15), \
+            h.server_series(mport, r.router)
+        before = h.server_series(mport, r.router)[names[0]]["connections"]
+        check_udp_flows(r, p, flows, b"after")
+        check_tcp_flows(r, p, 6, 10)
+        m = h.server_series(mport, r.router)
+        gone, kept = m[names[1]], m[names[0]]
+        assert kept["connections"] == before + 6, m
+        assert gone["udp_failovers"] == gone["udp_associations"] >= 1, m
+        assert kept["udp_failovers"] == 0 and kept["udp_associations"] == len(flows), m
+        assert kept["udp_received"] >= len(flows) and gone["udp_received"] >= 1, m
+        assert set(echo.udp_peers) == {p.wan}, echo.udp_peers
+        marked, answers = [int(n) for n in re.findall(
+            r"counter packets (\d+)", r.router.run("nft", "list", "table", "ip", "rptproxy"))]
+        assert marked == answers >= 2 * len(flows), (marked, answers)
+    finally:
+        for u in flows:
+            u.close()
+        if echo:
+            echo.stop()
+        h.cleanup_all()
+        r.close()

@@ -1,6 +1,7 @@
 """test_ss_uri.py: SIP002 links end to end (issue 16): the URI a server prints with
 --print-uri, imported by a local role with -s ss://... and by a tunnel with "server_url",
-carries traffic; a bad URI stops the start with the reason."""
+carries traffic (also with a plugin: the URI names the client's end, which the local runs); a
+bad URI stops the start with the reason."""
 import subprocess
 
 import harness as h
@@ -36,6 +37,36 @@ def test_printed_uri_imported_by_local_and_tunnel():
                       "workers": 0, "tunnel_address": "127.0.0.1:%d" % echo.port,
                       "server_url": uri}, name="tunnel")
         assert h.transfer("127.0.0.1", tport, data, timeout=30) == data
+
+
+def test_printed_uri_with_plugin_imported_by_local():
+    """A server behind simple-obfs prints a URI whose plugin parameter names the client's end
+    (obfs-local;obfs=http, without the server's options); a local given that URI alone runs
+    obfs-local, and its connections go through it (held by the plugin, to the server's port)."""
+    import test_plugin
+    test_plugin._need("obfs-server", "obfs-local")
+    echo = h.TcpEcho()
+    port = h.free_port()
+    scfg = h.server_config(port, method="aes-256-gcm", password="uri-plugin-secret", workers=1,
+                           plugin="obfs-server", plugin_opts="obfs=http")
+    rc, uri, err = _print_uri(scfg)
+    assert rc == 0 and uri.endswith("@127.0.0.1:%d/?plugin=obfs-local%%3Bobfs%%3Dhttp" % port), \
+        (rc, uri, err)
+    h.reuseproxy(scfg, name="server")
+    lport = h.free_port()
+    local = h.reuseproxy({"role": "local", "local_address": "127.0.0.1", "local_port": lport,
+                          "workers": 1}, ["-s", uri], name="local")
+
+    def connect():
+        return h.socks5_connect("127.0.0.1", lport, "127.0.0.1", echo.port)
+    assert test_plugin._echo_soon(connect), local.output()[-2000:]
+    held = connect()
+    held.settimeout(30)
+    held.sendall(b"through the plugin")
+    assert h.recv_exact(held, 18) == b"through the plugin"
+    assert test_plugin._plugin_connects_to(local, port), "the connection bypassed obfs-local"
+    held.close()
+    echo.stop()
 
 
 def test_bad_uri_stops_the_start():

@@ -164,6 +164,10 @@ TEST(test_metrics_render_server_series)
     m->upstream[0].latency_us = 1500;
     m->upstream[0].connections = 7;
     m->upstream[1].connect_failures = 2;
+    m->upstream[0].udp_sent = 11;
+    m->upstream[0].udp_received = 10;
+    m->upstream[1].udp_associations = 3;
+    m->upstream[1].udp_failovers = 1;
     CHECK(metrics_render(m, out, sizeof out) > 0);
     CHECK(strstr(out, "# TYPE reuseproxy_server_up gauge\n"
                       "reuseproxy_server_up{server=\"127.0.0.1:8388\"} 1\n"
@@ -173,6 +177,14 @@ TEST(test_metrics_render_server_series)
     CHECK(strstr(out, "# TYPE reuseproxy_server_connections_total counter\n"
                       "reuseproxy_server_connections_total{server=\"127.0.0.1:8388\"} 7\n"));
     CHECK(strstr(out, "reuseproxy_server_connect_failures_total{server=\"[::1]:8389\"} 2\n"));
+    /* UDP per server (issue 16): datagrams each way, associations, failovers */
+    CHECK(strstr(out,
+                 "# TYPE reuseproxy_server_udp_datagrams_sent_total counter\n"
+                 "reuseproxy_server_udp_datagrams_sent_total{server=\"127.0.0.1:8388\"} 11\n"));
+    CHECK(strstr(out,
+                 "reuseproxy_server_udp_datagrams_received_total{server=\"127.0.0.1:8388\"} 10\n"));
+    CHECK(strstr(out, "reuseproxy_server_udp_associations_total{server=\"[::1]:8389\"} 3\n"));
+    CHECK(strstr(out, "reuseproxy_server_udp_failovers_total{server=\"[::1]:8389\"} 1\n"));
     /* a new list zeroes the values; none: no server series at all */
     metrics_set_upstreams(m, names, 0);
     CHECK(metrics_render(m, out, sizeof out) > 0);
