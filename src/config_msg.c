@@ -94,3 +94,8 @@ int config_invalid(const struct config *c, int k, char *err, size_t errlen, cons
     va_end(ap);
     return config_fail(&x, k >= 0 && c->path ? &c->pos[k] : NULL, "%s", msg);
 }
+
+int config_out_of_memory(struct config_ctx *x)
+{
+    return config_fail(x, NULL, "out of memory");
+}

@@ -2,7 +2,8 @@
  * src/config*.c includes. The dependencies go one way:
  *   config_scan.c   where each top-level key stands (no dependency)
  *   config_msg.c    messages with FILE:LINE:COLUMN (no dependency)
- *   config.c        JSON -> struct config (uses scan and msg)
+ *   config.c        JSON -> struct config (uses scan, msg and keys)
+ *   config_keys.c   the table of keys, one typed setter per kind of value (uses msg)
  *   config_check.c  config_validate(): checks across keys, typed values (uses msg)
  *   config_servers.c "servers" (uses msg)
  *   config_ports.c  users, "port_password", and each port's keys and listen entries (uses msg)
@@ -67,6 +68,50 @@ const char *config_describe(const struct json_t *v, char *buf, size_t cap);
 /* s quoted for a message into buf (cap bytes): '"' and '\' escaped, control characters as
  * \u00XX, cut short with "..." so a hostile file cannot flood the terminal. Returns buf. */
 const char *config_quote(const char *s, char *buf, size_t cap);
+/* "NAME: out of memory" into x->err; returns -1. */
+int config_out_of_memory(struct config_ctx *x);
+
+/* ---- config_keys.c: the table of keys and their typed setters ---- */
+
+enum config_value_type {
+    VALUE_TEXT,      /* libev's to_string(): a string, or an integer as its digits; null = unset */
+    VALUE_STRING,    /* reuseproxy's: a string only */
+    VALUE_LIBEV_INT, /* an integer, or a string of digits (libev: to_string + atoi); null = unset */
+    VALUE_INT,       /* an integer only */
+    VALUE_BOOL,      /* true or false only (libev's check_json_value_type) */
+    VALUE_SERVER,    /* a string or an array of strings */
+    VALUE_METHOD,
+    VALUE_USERS, /* an array of {"name": string, "password": string} */
+    VALUE_ARGS,  /* a string (one argument) or an array of strings */
+    VALUE_PLUGIN_MODE,
+    VALUE_CIDRS, /* an array of CIDR strings (or one string) */
+    VALUE_MODE,
+    VALUE_ROLE,
+    VALUE_BALANCE,
+    VALUE_PROTOCOL,
+    VALUE_SERVERS,        /* an array of {"server", "server_port", "method", "password"} */
+    VALUE_BALANCE_SERVERS, /* "latency" or "round-robin" */
+    VALUE_TCP_REDIR,
+    VALUE_PORT_PASSWORD /* {"port": "password", ...} */
+};
+
+struct config_key_spec {
+    const char *name;
+    enum config_value_type type;
+    size_t offset; /* of the field in struct config */
+    int min, max;  /* for integers */
+};
+
+/* Every top-level key, indexed by enum config_key. */
+extern const struct config_key_spec config_keys[CONFIG_KEY_COUNT];
+/* The index of name in the NULL-terminated names, or -1. */
+int config_name_index(const char *const *names, const char *name);
+/* Forgets p's "plugin_args" (freed). */
+void config_plugin_args_free(struct config_plugin *p);
+/* Key t's value v set into x->c as spec k says, libev's leniency for libev's keys. Returns 0, or
+ * -1 via config_fail() at the key. */
+int config_set_value(struct config_ctx *x, const struct config_key_token *t,
+                     const struct config_key_spec *k, const struct json_t *v);
 
 /* ---- config_servers.c: the "servers" key ---- */
 

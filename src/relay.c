@@ -1,6 +1,7 @@
-/* relay.c: the one TCP session every role runs: its lifetime and timers, connecting to the
- * target, and the two pipes that move bytes between client and remote (relay_pipe.c runs
- * them; this file acts on what they report).
+/* relay.c: the one TCP session every role runs: its lifetime, stages and timers, and the two
+ * pipes that move bytes between client and remote (relay_pipe.c runs them; this file acts on
+ * what they report). How a session learns its target is relay_handshake.c; connecting to it,
+ * relay_connect.c.
  *
  * A pipe either seals (plaintext in, shadowsocks chunks out) or opens (chunks in, plaintext
  * out), through the protocol's ops (proto.h): this file never knows which protocol runs. It
@@ -19,39 +20,26 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "acl.h"
 #include "handshake_limit.h"
-#include "redir.h"
 #include "relay.h"
-#include "relay_addrs.h"
 #include "rp_assert.h"
 #include "session.h"
 #include "udp_relay.h"
-#include "upstream.h"
 #include "worker.h"
-
-/* Seconds a worker trusts its list of local addresses (for wildcard listeners) before it reads
- * them again: an address added to an interface is refused as a target within this time. */
-#define OWN_ADDRS_MAX_AGE 10.0
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void down_ready_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
-static void session_start_relay(struct session *s);
-static void session_connect_failed(struct session *s, int err, const char *reason);
-static void session_connect_begin(struct session *s);
-static bool session_failover(struct session *s, int err, const char *reason);
 
 /* ---- watchers ---- */
 
-static void side_init(struct session *s, struct side *side, int fd, bool client)
+void side_init(struct session *s, struct side *side, int fd, bool client)
 {
     side->fd = fd;
     ev_io_init(&side->rio, client ? client_read_cb : down_ready_cb, fd, EV_READ);
@@ -59,7 +47,7 @@ static void side_init(struct session *s, struct side *side, int fd, bool client)
     side->rio.data = side->wio.data = s;
 }
 
-static void side_close(struct session *s, struct side *side)
+void side_close(struct session *s, struct side *side)
 {
     session_io_set(s, &side->rio, false);
     session_io_set(s, &side->wio, false);
@@ -355,7 +343,7 @@ void session_set_stage(struct session *s, enum session_stage stage)
 
 /* The counters of the user whose key opened the request, or NULL (no users, not yet known, or
  * a user without a slot). */
-static struct metrics_user *session_user_stats(const struct session *s)
+struct metrics_user *session_user_stats(const struct session *s)
 {
     const struct worker *w = s->w;
 
@@ -406,312 +394,6 @@ static void probe_on_read(struct session *s)
     }
 }
 
-/* Reads from the client into up.buf (taking a buffer if needed), at most max bytes.
- * Returns bytes read, 0 at EOF, -1 on EAGAIN, -2 on error. */
-static ssize_t session_read_client(struct session *s, size_t max)
-{
-    struct pipe *p = &s->up;
-    if (!pipe_buf(s, p))
-        return -2;
-    size_t room = buf_room(p->buf);
-    if (room > max)
-        room = max;
-    if (room == 0)
-        return -2;
-    ssize_t n = read(s->client.fd, p->buf->data + p->buf->end, room);
-    if (n > 0) {
-        p->drained = (size_t)n < room;
-        p->buf->end += n;
-        metrics_add(&s->w->stats->bytes_in, n);
-        if (s->pstats)
-            metrics_add(&s->pstats->bytes_in, (uint64_t)n);
-        return n;
-    }
-    if (n == 0)
-        return 0;
-    return (errno == EAGAIN || errno == EINTR) ? -1 : -2;
-}
-
-/* ---- connecting ---- */
-
-static int write_all_small(int fd, const uint8_t *b, size_t n)
-{
-    /* Replies are a few bytes on a fresh socket: a short write means the client is broken. */
-    return write(fd, b, n) == (ssize_t)n ? 0 : -1;
-}
-
-/* Local role: answers the SOCKS5, SOCKS4 or HTTP CONNECT once the connection is up (err 0) or
- * has failed (RFC 1928 section 6). Returns 0, or -1 when the client cannot take the reply. */
-static int session_socks_reply(struct session *s, int err)
-{
-    uint8_t out[256]; /* the longest: HTTP's 403 with its body */
-
-    if (!s->socks_reply_pending)
-        return 0;
-    s->socks_reply_pending = false;
-    int n = handshake_connect_reply(&s->hs, err, out, sizeof out);
-    if (n == 0) /* a forwarded HTTP request: the origin's response answers */
-        return 0;
-    return n < 0 ? -1 : write_all_small(s->client.fd, out, (size_t)n);
-}
-
-/* "host:port" of the target for a log line, an IPv6 literal in brackets. */
-static const char *target_text(const struct netaddr_target *t, char *buf, size_t len)
-{
-    snprintf(buf, len, strchr(t->host, ':') ? "[%s]:%u" : "%s:%u", t->host, (unsigned)t->port);
-    return buf;
-}
-
-/* Why the server's policy refuses a target (issue 13 item 10: say which key, and how to change
- * it). */
-enum refusal {
-    REFUSE_NONE,
-    REFUSE_PRIVATE, /* block_private */
-    REFUSE_ACL,     /* the ACL file's [outbound_block_list] */
-    REFUSE_LOOP,    /* the server's own listening address and port, whatever the policy */
-};
-
-/* Whether sa is one of this process's own listening endpoints (relay_addrs.h). */
-static bool own_endpoint(struct session *s, const struct sockaddr *sa)
-{
-    if (!s->w->own_addrs)
-        return false;
-    relay_addrs_refresh(s->w->own_addrs, ev_now(s->w->loop), OWN_ADDRS_MAX_AGE);
-    return relay_addrs_contains(s->w->own_addrs, sa);
-}
-
-static enum refusal address_refusal(struct session *s, const struct sockaddr *sa)
-{
-    const struct config *c = s->w->cfg;
-
-    if (c->role != ROLE_SERVER) /* a bypassed name's addresses: [outbound_block_list] */
-        return s->direct && s->w->acl && !acl_address_allowed(s->w->acl, sa) ? REFUSE_ACL
-                                                                             : REFUSE_NONE;
-    if (own_endpoint(s, sa))
-        return REFUSE_LOOP;
-    if (!s->w->acl || acl_address_allowed(s->w->acl, sa))
-        return REFUSE_NONE;
-    return c->block_private && acl_is_private(sa) ? REFUSE_PRIVATE : REFUSE_ACL;
-}
-
-/* An authenticated request for a target the policy refuses. The client holds the key, so
- * nothing here is a probe's business: it is told at once (closed, not left to the timeout),
- * and the log names the key that refused. Counted with the failed handshakes; at the local
- * port, answered (SOCKS5 2, SOCKS4 0x5B, HTTP 403) and counted with its other refusals. */
-static void session_refuse(struct session *s, enum refusal why)
-{
-    struct worker *w = s->w;
-    char t[300];
-
-    metrics_add(
-        w->cfg->role == ROLE_LOCAL ? &w->stats->local_refused : &w->stats->failed_handshakes, 1);
-    if (session_user_stats(s))
-        metrics_add(&session_user_stats(s)->failed_handshakes, 1);
-    if (s->pstats)
-        metrics_add(&s->pstats->failed_handshakes, 1);
-    session_socks_reply(s, EACCES);
-    target_text(&s->target, t, sizeof t);
-    if (why == REFUSE_LOOP) {
-        metrics_add(&w->stats->loops_refused, 1);
-        log_event(&w->rl_refused,
-                  "%s is this server's own listening address (a proxy loop), refused whatever "
-                  "the policy says",
-                  t);
-    } else if (why == REFUSE_PRIVATE) {
-        log_event(&w->rl_refused,
-                  "%s is a private address, refused by block_private (set \"block_private\": "
-                  "false to allow private targets)",
-                  t);
-    } else {
-        log_event(&w->rl_refused,
-                  "%s refused by the [outbound_block_list] of the acl file %s (remove its rule "
-                  "to allow it)",
-                  t, w->cfg->acl ? w->cfg->acl : "");
-    }
-    session_close(s);
-}
-
-/* The target (server role, or a bypassed target) or the server (local roles) could not be
- * reached: logged (rate-limited) with the reason, the SOCKS5 client told by the reply code, and
- * the client's connection closed at once. reason: a text instead of strerror(err), or NULL. */
-static void session_connect_failed(struct session *s, int err, const char *reason)
-{
-    bool to_server = s->w->cfg->role != ROLE_SERVER && !s->direct;
-    char t[300];
-
-    if (to_server && session_failover(s, err, reason))
-        return;
-    log_event(&s->w->rl_connect, "%s %s: %s", to_server ? "server" : "target",
-              target_text(&s->target, t, sizeof t), reason ? reason : strerror(err));
-    session_socks_reply(s, err);
-    session_close(s);
-}
-
-/* Local roles: the server for this session (upstream.h) becomes its target and protocol. */
-static void session_use_upstream(struct session *s, int i)
-{
-    struct worker *w = s->w;
-
-    s->upstream = i;
-    s->upstreams_tried |= 1u << i;
-    s->target = w->upstream_target[i];
-    s->conn.ctx = &w->upstream_proto[i];
-    s->addr_next = 0;
-    s->connect_err = 0;
-    metrics_add(&w->upstream_stats[i].connections, 1);
-}
-
-/* A server could not be reached: this worker skips it until its next probe result, and the
- * session tries the next server before the client hears of it. false: none is left. */
-static bool session_failover(struct session *s, int err, const char *reason)
-{
-    struct worker *w = s->w;
-    struct metrics_upstream *u = &w->upstream_stats[s->upstream];
-    char t[300];
-
-    if (w->nupstream < 2)
-        return false;
-    w->upstream_down[s->upstream] = metrics_read(&u->checks) + 1;
-    metrics_add(&u->connect_failures, 1);
-    int next = upstream_pick(w->upstream_stats, w->nupstream, w->cfg->balance_servers,
-                             &w->upstream_rr, s->upstreams_tried, w->upstream_down);
-    if (next < 0)
-        return false;
-    log_event(&w->rl_connect, "server %s: %s; trying the next server",
-              target_text(&s->target, t, sizeof t), reason ? reason : strerror(err));
-    if (s->query) { /* the resolver's deadline passed: its late answer is not wanted */
-        resolve_cancel(s->query);
-        s->query = NULL;
-    }
-    side_close(s, &s->remote);
-    session_use_upstream(s, next);
-    session_connect_begin(s);
-    return true;
-}
-
-/* Tries the next resolved address; closes the session when none is left. */
-static void connect_next(struct session *s)
-{
-    struct worker *w = s->w;
-    unsigned flags = (w->cfg->no_delay ? NETADDR_NODELAY : 0) |
-                     (w->cfg->fast_open ? NETADDR_FASTOPEN : 0);
-    enum refusal refused = REFUSE_NONE;
-
-    int count = s->addrs ? s->addrs->count : 1;
-    while (s->addr_next < count) {
-        /* an IP target is its own single address; a name has the resolver's list */
-        struct sockaddr *sa = s->addrs ? (struct sockaddr *)&s->addrs->addr[s->addr_next]
-                                       : (struct sockaddr *)&s->target.addr;
-        socklen_t len = s->addrs ? s->addrs->len[s->addr_next] : s->target.addrlen;
-        s->addr_next++;
-        netaddr_set_port(sa, s->target.port);
-        enum refusal r = address_refusal(s, sa);
-        if (r != REFUSE_NONE) {
-            refused = r;
-            continue;
-        }
-        bool mptcp_refused = false;
-        int fd = netaddr_connect_out(&w->cfg->outgoing, sa, len, flags, &mptcp_refused);
-        if (mptcp_refused && !w->mptcp_warned) {
-            w->mptcp_warned = true;
-            log_warn("mptcp: this kernel has no Multipath TCP (or net.mptcp.enabled is 0); "
-                     "connecting with plain TCP");
-        }
-        if (fd < 0) {
-            s->connect_err = errno;
-            continue;
-        }
-        side_init(s, &s->remote, fd, false);
-        session_set_stage(s, STAGE_CONNECT);
-        /* A peer that answers inside connect() (any on this host) has completed the handshake
-         * by the time connect() returns EINPROGRESS. A second connect() tells at once
-         * (EISCONN), and the relay starts in this same callback: no wait for writability, no
-         * SO_ERROR, and the client's read watcher, stopped and started again before libev
-         * next looks, costs no epoll_ctl. EALREADY: still connecting, wait as usual. */
-        if (connect(fd, sa, len) == 0 || errno == EISCONN) {
-            session_start_relay(s);
-            return;
-        }
-        if (errno != EALREADY && errno != EINPROGRESS && errno != EINTR) {
-            s->connect_err = errno;
-            side_close(s, &s->remote); /* refused at once: the next address, if any */
-            continue;
-        }
-        session_io_set(s, &s->remote.wio, true);
-        return;
-    }
-    if (refused != REFUSE_NONE && s->connect_err == 0)
-        session_refuse(s, refused);
-    else
-        session_connect_failed(s, s->connect_err ? s->connect_err : EHOSTUNREACH, NULL);
-}
-
-static void resolved_cb(void *arg, int status, const struct resolve_result *result)
-{
-    struct session *s = arg;
-    s->query = NULL;
-    if (status != 0) {
-        session_connect_failed(s, ENOENT, "the name did not resolve");
-        return;
-    }
-    *s->addrs = *result;
-    s->addr_next = 0;
-    connect_next(s);
-}
-
-/* Resolves s->target if needed and connects to it. */
-void session_connect_target(struct session *s)
-{
-    if (s->stage == STAGE_CONNECT) { /* a retry after a failed or timed-out connect */
-        connect_next(s);
-        return;
-    }
-    session_connect_begin(s);
-}
-
-/* The first connect to s->target (or to the next server's): its name resolved first. */
-static void session_connect_begin(struct session *s)
-{
-    if (s->target.addrlen) {
-        s->addr_next = 0;
-        connect_next(s);
-        return;
-    }
-    if (s->w->cfg->role == ROLE_SERVER && acl_host_blocked(s->w->acl, s->target.host)) {
-        session_refuse(s, REFUSE_ACL);
-        return;
-    }
-    if (!s->addrs && !(s->addrs = malloc(sizeof *s->addrs))) {
-        session_close(s);
-        return;
-    }
-    session_set_stage(s, STAGE_RESOLVE);
-    int r = resolve_lookup(s->w->resolver, s->target.host, s->addrs, resolved_cb, s, &s->query);
-    if (r == 1) {
-        s->addr_next = 0;
-        connect_next(s);
-    } else if (r < 0) {
-        session_connect_failed(s, ENOENT, "the name did not resolve");
-    }
-}
-
-static void connect_done(struct session *s)
-{
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt(s->remote.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (err == EINPROGRESS || err == EALREADY)
-        return;
-    session_io_set(s, &s->remote.wio, false);
-    if (err) {
-        s->connect_err = err;
-        side_close(s, &s->remote);
-        connect_next(s);
-        return;
-    }
-    session_start_relay(s);
-}
 
 /* Runs one pipe and acts on what it says. Returns -1 when the session was closed. */
 static int pump(struct session *s, struct pipe *p, struct side *src, struct side *dst)
@@ -760,7 +442,7 @@ static int prime_first_flight(struct session *s)
     return 0;
 }
 
-static void session_start_relay(struct session *s)
+void session_start_relay(struct session *s)
 {
     bool server = s->w->cfg->role == ROLE_SERVER;
     struct pipe *sealing = server ? &s->down : &s->up;
@@ -785,197 +467,6 @@ static void session_start_relay(struct session *s)
     if (pump_up(s) < 0)
         return;
     pump_down(s);
-}
-
-/* ---- the handshake's verdicts ---- */
-
-/* Local roles: connect to the server, the address header waiting for the first flight. */
-static void session_connect_server(struct session *s, const struct handshake_out *out)
-{
-    struct worker *w = s->w;
-
-    memcpy(s->header, out->header, out->header_len);
-    s->header_len = out->header_len;
-    struct netaddr_target t;
-    if (w->acl && netaddr_parse_header(out->header, out->header_len, &t) > 0) {
-        /* [outbound_block_list] (as shadowsocks-rust's local reads it): refused here, before
-         * any server is asked, whichever route the target would take. */
-        if (acl_host_blocked(w->acl, t.host)) {
-            s->target = t;
-            session_refuse(s, REFUSE_ACL);
-            return;
-        }
-        /* The ACL's bypass list (libev's local/tunnel semantics): such a target is connected
-         * to directly, as the server role does, and spoken to in plaintext. */
-        if ((t.addrlen ? acl_route_address(w->acl, (struct sockaddr *)&t.addr)
-                       : acl_route_host(w->acl, t.host)) == ACL_BYPASS) {
-            s->direct = true;
-            s->target = t;
-        }
-    }
-    /* Otherwise one of the servers (upstream.h): the best alive, or the next in turn. */
-    if (!s->direct)
-        session_use_upstream(s, w->nupstream < 2
-                                    ? 0
-                                    : upstream_pick(w->upstream_stats, w->nupstream,
-                                                    w->cfg->balance_servers, &w->upstream_rr, 0,
-                                                    w->upstream_down));
-    /* until connected, the client is not read: its bytes wait in the kernel */
-    session_io_set(s, &s->client.rio, false);
-    session_connect_target(s);
-}
-
-/* Server: connect to the request's target; its initial data waits in up.buf. */
-static void session_connect_request(struct session *s, const struct handshake_out *out)
-{
-    struct pipe *p = &s->up;
-
-    s->target = out->target;
-    s->ustats = session_user_stats(s);
-    if (s->ustats) {
-        metrics_add(&s->ustats->connections, 1);
-        /* the first flight, read before the user was known */
-        if (s->up.buf)
-            metrics_add(&s->ustats->bytes_in, s->up.buf->end);
-    }
-    if (s->conn.user) { /* which user asked (SIP023 header or SIP004 key), by its configured name */
-        char addr[64];
-        log_debug("user \"%s\" from %s: request for %s port %u", s->conn.user,
-                  netaddr_format((struct sockaddr *)&s->peer, addr, sizeof addr), s->target.host,
-                  (unsigned)s->target.port);
-    }
-    p->iov_n = p->iov_i = 0;
-    if (out->early_len) {
-        p->iov[0].iov_base = (void *)out->early;
-        p->iov[0].iov_len = out->early_len;
-        p->iov_n = 1;
-    }
-    session_io_set(s, &s->client.rio, false);
-    if (s->w->shared && s->conn.req_salt_len > 0)
-        session_claim_salt(s);
-    else
-        session_connect_target(s);
-}
-
-/* SOCKS5 UDP ASSOCIATE: the client sends its datagrams to a UDP socket of this worker's own,
- * on the address this connection arrived at (udp_relay.h). */
-static void session_udp_associate(struct session *s)
-{
-    struct worker *w = s->w;
-    struct sockaddr_storage local, bound;
-    socklen_t len = sizeof local;
-    uint8_t out[32];
-
-    if (w->nudp > 0 && getsockname(s->client.fd, (struct sockaddr *)&local, &len) == 0)
-        s->udp_handle = udp_relay_socks5_open(w->udp[0], (struct sockaddr *)&s->peer,
-                                              (struct sockaddr *)&local, &bound);
-    int n = handshake_udp_reply(w->nudp > 0, s->udp_handle >= 0 ? (struct sockaddr *)&bound : NULL,
-                                out, sizeof out);
-    if (s->udp_handle < 0) { /* answered, then closed */
-        if (n > 0)
-            write_all_small(s->client.fd, out, n);
-        session_close(s);
-        return;
-    }
-    if (n < 0 || write_all_small(s->client.fd, out, n) < 0) {
-        session_close(s);
-        return;
-    }
-    /* RFC 1928 section 7: the association lives as long as this TCP connection. */
-    session_set_stage(s, STAGE_UDP_HOLD);
-}
-
-static void session_on_verdict(struct session *s, const struct handshake_out *out)
-{
-    if (out->reply_len && write_all_small(s->client.fd, out->reply, out->reply_len) < 0) {
-        session_close(s);
-        return;
-    }
-    switch (out->verdict) {
-    case HANDSHAKE_NEED_MORE:
-        break;
-    case HANDSHAKE_TARGET:
-        if (s->w->cfg->role == ROLE_SERVER) {
-            session_connect_request(s, out);
-        } else {
-            s->socks_reply_pending = s->w->cfg->role == ROLE_LOCAL;
-            session_connect_server(s, out);
-        }
-        break;
-    case HANDSHAKE_UDP_ASSOCIATE:
-        session_udp_associate(s);
-        break;
-    case HANDSHAKE_FAIL:
-        /* the local port's refusals (bad SOCKS or HTTP requests, wrong credentials) were
-         * answered above; closed at once, counted apart from the server's failed handshakes */
-        if (s->w->cfg->role == ROLE_LOCAL)
-            metrics_add(&s->w->stats->local_refused, 1);
-        if (out->replayed)
-            metrics_add(&s->w->stats->replays, 1);
-        if (session_user_stats(s)) /* the user's key opened it: malformed or replayed */
-            metrics_add(&session_user_stats(s)->failed_handshakes, 1);
-        if (out->silent)
-            session_probe(s, out->reason);
-        else
-            session_close(s);
-        break;
-    }
-}
-
-void session_handshake_begin(struct session *s)
-{
-    struct handshake_out out;
-    struct netaddr_target redir;
-    const struct netaddr_target *fixed = &s->w->tunnel;
-    const char *why;
-
-    /* the redir role's target is where the client was going (redir.h) */
-    if (s->w->cfg->role == ROLE_REDIR) {
-        int r = redir_tcp_target(s->client.fd, s->w->cfg->tcp_redir, &redir, &why);
-        /* TPROXY cannot tell a connection made to the port itself from a diverted one: its
-         * destination would be this listener, reached again through the server, again... */
-        if (r == 0 && own_endpoint(s, (struct sockaddr *)&redir.addr)) {
-            metrics_add(&s->w->stats->loops_refused, 1);
-            why = "the destination is this redir's own listening address (a proxy loop)";
-            r = -1;
-        }
-        if (r < 0) {
-            metrics_add(&s->w->stats->failed_handshakes, 1);
-            log_event(&s->w->rl_handshake, "redir: %s", why);
-            session_close(s);
-            return;
-        }
-        fixed = &redir;
-    }
-    if (handshake_begin(&s->hs, fixed, &out) == HANDSHAKE_NEED_MORE) {
-        session_set_stage(s, STAGE_HANDSHAKE);
-        session_io_set(s, &s->client.rio, true);
-        return;
-    }
-    session_on_verdict(s, &out);
-}
-
-static void session_handshake_read(struct session *s)
-{
-    struct handshake_out out;
-    ssize_t n = session_read_client(s, handshake_read_max(&s->hs));
-
-    if (n == -1)
-        return;
-    if (n <= 0) { /* the client left (or broke) before finishing: close, as for any probe */
-        session_close(s);
-        return;
-    }
-    struct buf *b = s->up.buf;
-    /* the server's first flight is opened from the client's first byte every time: nothing is
-     * consumed before it is complete */
-    handshake_feed(&s->hs, b->data + b->start, buf_len(b), b->cap - b->start, buf_room(b) == 0,
-                   &out);
-    /* an HTTP request rewritten in place may have changed its length */
-    RP_ASSERT(out.input_len <= b->cap - b->start && out.consumed <= out.input_len);
-    b->end = b->start + out.input_len;
-    b->start += out.consumed;
-    session_on_verdict(s, &out);
 }
 
 /* ---- event callbacks ---- */
@@ -1019,7 +510,7 @@ static void remote_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct session *s = io->data;
     (void)loop, (void)revents;
     if (s->stage == STAGE_CONNECT)
-        connect_done(s);
+        session_connect_done(s);
     else if (s->stage == STAGE_RELAY)
         pump_up(s);
     else

@@ -1,6 +1,7 @@
 /* session.h: the TCP session of relay.c, which alone creates, moves and closes it, and the
- * interface of its pipes (relay_pipe.c), which move its bytes and report what happened.
- * Private to relay.c and relay_pipe.c. */
+ * interface of its parts: its pipes (relay_pipe.c), which move its bytes and report what
+ * happened, its handshake (relay_handshake.c) and its connect (relay_connect.c). Private to
+ * src/relay*.c. */
 #ifndef RP_SESSION_H
 #define RP_SESSION_H
 
@@ -118,16 +119,56 @@ void pipe_buf_put(struct session *s, struct pipe *p);
 /* The pipe's buffer and protocol state, released. */
 void pipe_release(struct session *s, struct pipe *p);
 
-/* ---- relay.c, for relay_proxy.c and relay_shared.c: the session's moves ---- */
+/* ---- relay.c, for the other relay*.c files: the session's moves ---- */
 
+/* A side's watchers on fd (-1: none yet); client: the client's side, else the remote's. */
+void side_init(struct session *s, struct side *side, int fd, bool client);
+/* A side's watchers stopped and its descriptor closed. */
+void side_close(struct session *s, struct side *side);
 void session_close(struct session *s);
 /* The one place a session's stage changes; its deadline follows. */
 void session_set_stage(struct session *s, enum session_stage stage);
 /* A failed handshake: silence, read and discard until the client leaves or the deadline. */
 void session_probe(struct session *s, const char *why);
-void session_handshake_begin(struct session *s);
+/* Connected: keys the sealing direction, answers the local port's client, starts both pipes. */
+void session_start_relay(struct session *s);
+/* The counters of the user whose key opened the request, or NULL. */
+struct metrics_user *session_user_stats(const struct session *s);
+
+/* ---- relay_connect.c ---- */
+
+/* Why the server's policy refuses a target (issue 13 item 10: say which key, and how to change
+ * it). */
+enum session_refusal {
+    REFUSE_NONE,
+    REFUSE_PRIVATE, /* block_private */
+    REFUSE_ACL,     /* the ACL file's [outbound_block_list] */
+    REFUSE_LOOP,    /* the server's own listening address and port, whatever the policy */
+};
+
 /* Resolves the session's target if needed and connects to it. */
 void session_connect_target(struct session *s);
+/* STAGE_CONNECT: the remote is writable; the connect's outcome. */
+void session_connect_done(struct session *s);
+/* The target or the server could not be reached (logged, the client answered, closed, or the
+ * next server tried); reason: a text instead of strerror(err), or NULL. */
+void session_connect_failed(struct session *s, int err, const char *reason);
+/* An authenticated request for a target the policy refuses: answered, logged, closed. */
+void session_refuse(struct session *s, enum session_refusal why);
+/* Local roles: server i (upstream.h) becomes the session's target and protocol. */
+void session_use_upstream(struct session *s, int i);
+/* Whether sa is one of this process's own listening endpoints (relay_addrs.h). */
+bool session_own_endpoint(struct session *s, const struct sockaddr *sa);
+
+/* ---- relay_handshake.c ---- */
+
+/* The session accepted (or its PROXY header read): its handshake begins. */
+void session_handshake_begin(struct session *s);
+/* STAGE_HANDSHAKE: the client is readable. */
+void session_handshake_read(struct session *s);
+/* Local role: the SOCKS5, SOCKS4 or HTTP CONNECT answered once connected (err 0) or failed.
+ * Returns 0, or -1 when the client cannot take the reply. */
+int session_socks_reply(struct session *s, int err);
 
 /* ---- relay_shared.c ---- */
 
