@@ -86,8 +86,8 @@ static int worker_keys(struct worker *w, const struct worker_env *env)
     const struct config *c = env->cfg;
 
     /* room for the ports added live, so that no session's or relay's port ever moves */
-    if (!(w->ports = calloc(c->role == ROLE_SERVER ? CONFIG_MAX_PORTS : (size_t)c->n_port,
-                            sizeof *w->ports)))
+    w->ports_cap = worker_ports_capacity(c);
+    if (!(w->ports = calloc((size_t)w->ports_cap, sizeof *w->ports)))
         return -1;
     w->nports = c->n_port;
     w->port_stats = env->port_stats;

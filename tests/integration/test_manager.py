@@ -48,12 +48,12 @@ class Panel:
         self.sock.close()
 
 
-def manager_server(method=M, **kw):
+def manager_server(method=M, env=None, **kw):
     """A server (2 workers) with the API on a unix socket in the test's directory."""
     port = h.free_port()
     path = os.path.join(h.TMPDIR, "manager.sock")
     cfg = h.server_config(port, method=method, workers=2, manager_address=path, **kw)
-    p = h.reuseproxy(cfg, name="manager-server")
+    p = h.reuseproxy(cfg, name="manager-server", env=env)
     p.port, p.manager = port, path
     assert h.wait_for(lambda: os.path.exists(path), 10), p.output()[-2000:]
     return p
@@ -294,5 +294,67 @@ def test_manager_add_and_remove_are_live():
     assert stay.error is None, "the transfer broke: %r" % stay.error
     assert stay.got == stay.data, "%d of %d bytes came back intact" % (len(stay.got), tl.SIZE)
     assert sorted(h.children_of(server.pid)) == pids, "the remove replaced the workers"
+    panel.close()
+    tu.assert_clean(server)
+
+
+def test_manager_add_remove_cycles_reuse_port_entries():
+    """A panel adds and removes the same port 12 times (two passwords in turn, Debian's
+    ss-tunnel relaying 64 KiB through it each time) while an 8 MiB transfer through the file's
+    port runs, byte-checked. A worker's port table is lowered to 4 entries (the test hook
+    $REUSEPROXY_TEST_MAX_PORTS): a removed port's entry is reused once nothing points into it,
+    so every cycle is applied live (the worker PIDs never change) and the "port entry" of each
+    add stays below 4. One connection is held open across a removal and two more cycles: its
+    entry is not reused under it (it still echoes), and it closes after drain_timeout."""
+    import re
+    import test_live as tl
+    tu.need_ss_tunnel()
+    cap, cycles = 4, 12
+    echo = h.TcpEcho()
+    server = manager_server(drain_timeout=tl.DRAIN, verbose=1,
+                            env={"REUSEPROXY_TEST_MAX_PORTS": str(cap)})
+    tl.wait_workers(server, 2)
+    pids = sorted(h.children_of(server.pid))
+    stay = tl.PacedTransfer(tu.ss_tunnel(server.port, "integration-secret", echo.port),
+                            seconds=12)
+    stay.start()
+    panel = Panel(server.manager)
+    port = h.free_port()
+    passwords = ["cycle-secret-a", "cycle-secret-b"]
+    tunnels = [tu.ss_tunnel(port, pw, echo.port) for pw in passwords]
+    data = h.pattern(64 * 1024, 9)
+    applied = 0
+    held = None
+
+    def command(text):
+        nonlocal applied
+        assert panel.send(text) == "ok", server.output()[-2000:]
+        applied += 1
+        assert h.wait_for(lambda: server.output().count("reload applied live to 2 workers")
+                          >= applied, 30), server.output()[-3000:]
+
+    for i in range(cycles):
+        command("add: " + json.dumps({"server_port": port, "password": passwords[i % 2],
+                                      "method": M}))
+        h.wait_tcp("127.0.0.1", port, 30)
+        assert tu.echo_through(tunnels[i % 2], data) == data, "cycle %d" % i
+        if i == 3:
+            held = tl.held_open(tunnels[i % 2])
+        command("remove: " + json.dumps({"server_port": port}))
+        if i == 5:
+            held.sendall(b"still")  # two cycles later: its entry was not given away
+            assert h.recv_exact(held, 5) == b"still"
+    assert tl.connection_closed(held, tl.DRAIN + 10), "a removed port's session outlived the drain"
+    out = server.output()
+    entries = [(int(e), int(n), int(c)) for e, n, c in
+               re.findall(r"port %d added live \(.*?; port entry (\d+), (\d+) of (\d+) in use\)"
+                          % port, out)]
+    assert len(entries) == 2 * cycles, out[-3000:]  # each cycle, on each of the 2 workers
+    assert all(e < cap and n <= cap and c == cap for e, n, c in entries), entries
+    stay.join(180)
+    assert not stay.is_alive(), "the transfer did not end"
+    assert stay.error is None, "the transfer broke: %r" % stay.error
+    assert stay.got == stay.data, "%d of %d bytes came back intact" % (len(stay.got), tl.SIZE)
+    assert sorted(h.children_of(server.pid)) == pids, "a cycle replaced the workers"
     panel.close()
     tu.assert_clean(server)
