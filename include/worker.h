@@ -157,7 +157,8 @@ void worker_user_slots(struct config *c, struct metrics_shared *m);
 /* User slots to make at start for c: room for its users twice over and 64 more, so users
  * added by reloads are counted too (slots never used cost no memory). */
 int worker_user_capacity(const struct config *c);
-/* Port slots to make at start for c: its ports twice over and 16 more (0: not a server). */
+/* Port slots to make at start for c: CONFIG_MAX_PORTS, every port a server may have, however
+ * many are added live (0: not a server). */
 int worker_port_capacity(const struct config *c);
 
 /* Runs a worker until it is told to stop (SIGTERM/SIGINT: drain, then exit) or its master dies.
