@@ -17,6 +17,7 @@ import harness as h
 import test_users as tu
 
 M = "aes-256-gcm"
+LIST_MAX = 4 << 20  # the longest "list" reply a unix socket gives (MANAGER_UNIX_REPLY_MAX)
 
 
 class Panel:
@@ -32,9 +33,9 @@ class Panel:
         self.address = address
         self.sock.settimeout(20)
 
-    def send(self, text):
+    def send(self, text, bufsize=65536):
         self.sock.sendto(text if isinstance(text, bytes) else text.encode(), self.address)
-        return self.sock.recv(65536).decode()
+        return self.sock.recv(bufsize).decode()
 
     def stat(self):
         reply = self.send("ping")
@@ -42,7 +43,7 @@ class Panel:
         return {int(k): v for k, v in json.loads(reply[6:]).items()}
 
     def list(self):
-        return json.loads(self.send("list"))
+        return json.loads(self.send("list", LIST_MAX))
 
     def close(self):
         self.sock.close()
@@ -413,5 +414,70 @@ def test_manager_every_port_added_live_is_counted():
     assert panel.stat()[again] == 0
     stat = panel.stat()  # the others' counters are untouched by the remove and re-add
     assert all(stat[p] >= 2 * len(data) for p in ports[1:]), stat
+    panel.close()
+    tu.assert_clean(server)
+
+
+def add_many(panel, server, n):
+    """Adds n ports through the API, each with a 240-byte password (about 300 bytes of "list"
+    each); returns {port: password}. A port another process took meanwhile is replaced."""
+    added = {}
+    for _ in range(4 * n):
+        if len(added) == n:
+            break
+        p = h.free_port()
+        if p in added or p == server.port:
+            continue
+        pw = ("pw%05d-" % p) * 30
+        if add(panel, p, pw) == "ok":
+            added[p] = pw
+    assert len(added) == n, "only %d ports added: %s" % (len(added), server.output()[-2000:])
+    return added
+
+
+def list_text_length(added):
+    """The length of the "list" reply for added: compact JSON, as the server writes it."""
+    return len(json.dumps([{"server_port": p, "password": pw, "method": M}
+                           for p, pw in added.items()], separators=(",", ":")))
+
+
+def test_manager_list_longer_than_a_udp_datagram_on_a_unix_socket():
+    """240 ports added through the API: their list is about 72,000 bytes, more than the 65,000
+    the reply had room for before and more than a UDP datagram holds. On the unix socket the
+    list comes whole in one datagram (the endpoint raises its SO_SNDBUF for it), every port
+    with its password and method."""
+    server = manager_server()
+    panel = Panel(server.manager)
+    added = add_many(panel, server, 240)
+    assert list_text_length(added) > 65507
+    got = panel.list()
+    assert {e["server_port"]: e["password"] for e in got} == added
+    assert all(e["method"] == M for e in got)
+    assert h.wait_for(lambda: set(panel.stat()) == set(added) | {server.port}, 30)  # applied
+    panel.close()
+    tu.assert_clean(server)
+
+
+def test_manager_list_longer_than_a_udp_datagram_on_udp_is_refused_with_the_reason():
+    """The same 240 ports on a loopback UDP manager_address: a list longer than 65,507 bytes
+    (the most a UDP datagram holds) answers "err" and the log says why; ping still answers;
+    once ports are removed and the list fits, it is answered again."""
+    mport = h.free_port("udp")
+    port = h.free_port()
+    cfg = h.server_config(port, method=M, workers=2, manager_address="127.0.0.1:%d" % mport)
+    server = h.reuseproxy(cfg, name="manager-server")
+    server.port = port
+    panel = Panel(("127.0.0.1", mport))
+    assert h.wait_for(lambda: panel.send("list") == "[]", 10), server.output()[-2000:]
+    added = add_many(panel, server, 240)
+    assert panel.send("list") == "err"
+    assert h.wait_for(lambda: "more than a UDP datagram holds (65507): use a unix "
+                              "manager_address" in server.output(), 20), server.output()[-2000:]
+    assert h.wait_for(lambda: set(panel.stat()) == set(added) | {port}, 30)  # all applied
+    for p in list(added)[:30]:
+        assert panel.send("remove: " + json.dumps({"server_port": p})) == "ok"
+        del added[p]
+    assert list_text_length(added) < 65507
+    assert {e["server_port"]: e["password"] for e in panel.list()} == added
     panel.close()
     tu.assert_clean(server)
