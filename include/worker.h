@@ -89,7 +89,7 @@ struct worker {
     struct worker_port *ports;       /* cfg->ports, each with its protocol context, then the
                                       * ports added live (room for ports_cap: never moved) */
     int nports;                      /* entries used so far, vacant ones included */
-    int ports_cap;                   /* entries ports has room for (worker_ports_capacity) */
+    int ports_cap;                   /* entries ports has room for (worker_ports_table_size) */
     struct metrics_port *port_stats; /* this slot's per-port counters, or NULL */
     bool shared_accept;              /* its TCP listeners are balance "shared" ones */
     struct worker_new_fds *new_fds;  /* sockets of ports about to be added live, or NULL */
@@ -215,7 +215,7 @@ int worker_ports_apply(struct worker *w, const struct control_users *u, char *wh
 void worker_ports_free(struct worker *w);
 /* Entries of w->ports a worker of c makes room for: c's ports, and for a server
  * CONFIG_MAX_PORTS (the ports added live), or fewer with $REUSEPROXY_TEST_MAX_PORTS (tests). */
-int worker_ports_capacity(const struct config *c);
+int worker_ports_table_size(const struct config *c);
 /* Makes the entries of removed ports that nothing points into any more vacant (their key sets
  * freed), so that added ports reuse them. Run once a second and before ports are added. */
 void worker_ports_reclaim(struct worker *w);

@@ -85,8 +85,10 @@ static int manager_reply_room(struct manager_server *s, size_t len, char *why, s
     if (!s->unix_path[0]) {
         if (len <= MANAGER_UDP_REPLY_MAX)
             return 0;
-        snprintf(why, whylen, "the list is %zu bytes, more than a UDP datagram holds (%d): "
-                 "use a unix manager_address", len, MANAGER_UDP_REPLY_MAX);
+        snprintf(why, whylen,
+                 "the list is %zu bytes, more than a UDP datagram holds (%d): "
+                 "use a unix manager_address",
+                 len, MANAGER_UDP_REPLY_MAX);
         return -1;
     }
     if (len > MANAGER_UNIX_REPLY_MAX) {
@@ -100,8 +102,10 @@ static int manager_reply_room(struct manager_server *s, size_t len, char *why, s
     if (setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want) == 0 &&
         getsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &have, &optlen) == 0 && (size_t)have >= len + 64)
         return 0;
-    snprintf(why, whylen, "the list is %zu bytes, more than the socket's send buffer (%d): "
-             "raise net.core.wmem_max", len, have);
+    snprintf(why, whylen,
+             "the list is %zu bytes, more than the socket's send buffer (%d): "
+             "raise net.core.wmem_max",
+             len, have);
     return -1;
 }
 

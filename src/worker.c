@@ -86,7 +86,7 @@ static int worker_keys(struct worker *w, const struct worker_env *env)
     const struct config *c = env->cfg;
 
     /* room for the ports added live, so that no session's or relay's port ever moves */
-    w->ports_cap = worker_ports_capacity(c);
+    w->ports_cap = worker_ports_table_size(c);
     if (!(w->ports = calloc((size_t)w->ports_cap, sizeof *w->ports)))
         return -1;
     w->nports = c->n_port;

@@ -27,8 +27,6 @@
 
 #include "control.h"
 #include "relay.h"
-#include "rp_assert.h"
-#include "udp_relay.h"
 #include "worker.h"
 
 /* Sockets of ports about to be added, at most (every listen entry of a reload's new ports). */
@@ -75,7 +73,7 @@ void worker_ports_free(struct worker *w)
     w->new_fds = NULL;
 }
 
-int worker_ports_capacity(const struct config *c)
+int worker_ports_table_size(const struct config *c)
 {
     /* Test hook, for tests/integration/test_manager.py only (see docs/RELIABILITY.md, "Test
      * hooks"): $REUSEPROXY_TEST_MAX_PORTS lowers the table of a server's worker, so that a
@@ -98,8 +96,6 @@ void worker_ports_reclaim(struct worker *w)
         struct worker_port *wp = &w->ports[i];
         if (!wp->removed || wp->vacant || wp->refs > 0)
             continue;
-        for (int k = 0; k < w->nudp; k++) /* worker_unserve_port freed them all */
-            RP_ASSERT(udp_relay_port(w->udp[k]) != wp);
         worker_port_keys_free(wp);
         wp->removed = wp->vacant = true;
         log_debug("port entry %d vacant", i);

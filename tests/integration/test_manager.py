@@ -300,17 +300,18 @@ def test_manager_add_and_remove_are_live():
 
 
 def test_manager_add_remove_cycles_reuse_port_entries():
-    """A panel adds and removes the same port 12 times (two passwords in turn, Debian's
+    """A panel adds and removes the same port 15 times (two passwords in turn, Debian's
     ss-tunnel relaying 64 KiB through it each time) while an 8 MiB transfer through the file's
-    port runs, byte-checked. A worker's port table is lowered to 4 entries (the test hook
+    port runs, byte-checked. A worker's port table is lowered to 6 entries (the test hook
     $REUSEPROXY_TEST_MAX_PORTS): a removed port's entry is reused once nothing points into it,
     so every cycle is applied live (the worker PIDs never change) and the "port entry" of each
-    add stays below 4. One connection is held open across a removal and two more cycles: its
-    entry is not reused under it (it still echoes), and it closes after drain_timeout."""
+    add stays below 6. One connection is held open across a removal and two more cycles: its
+    entry is not reused under it (it still echoes), and it closes after drain_timeout. The
+    master's descriptors are as many after the last cycle as after the first."""
     import re
     import test_live as tl
     tu.need_ss_tunnel()
-    cap, cycles = 4, 12
+    cap, cycles = 6, 15
     echo = h.TcpEcho()
     server = manager_server(drain_timeout=tl.DRAIN, verbose=1,
                             env={"REUSEPROXY_TEST_MAX_PORTS": str(cap)})
@@ -342,10 +343,13 @@ def test_manager_add_remove_cycles_reuse_port_entries():
         if i == 3:
             held = tl.held_open(tunnels[i % 2])
         command("remove: " + json.dumps({"server_port": port}))
+        if i == 0:
+            fds = h.fd_count(server.pid)
         if i == 5:
             held.sendall(b"still")  # two cycles later: its entry was not given away
             assert h.recv_exact(held, 5) == b"still"
     assert tl.connection_closed(held, tl.DRAIN + 10), "a removed port's session outlived the drain"
+    assert h.fd_count(server.pid) == fds, "the master's descriptors grew with the cycles"
     out = server.output()
     entries = [(int(e), int(n), int(c)) for e, n, c in
                re.findall(r"port %d added live \(.*?; port entry (\d+), (\d+) of (\d+) in use\)"
