@@ -258,6 +258,15 @@ def test_manager_ports_and_socket_survive_a_binary_upgrade():
         tpr.stop_master(new_pid)
 
 
+def assert_transfer_intact(stay):
+    """test_live.PacedTransfer stay ended, every byte back in order."""
+    stay.join(180)
+    assert not stay.is_alive(), "the transfer did not end"
+    assert stay.error is None, "the transfer broke: %r" % stay.error
+    assert stay.got == stay.data, "%d of %d bytes came back intact" % (len(stay.got),
+                                                                       len(stay.data))
+
+
 def test_manager_add_and_remove_are_live():
     """The API's add and remove are applied live: while an 8 MiB transfer through the file's
     port runs (byte-checked), a port is added, Debian's ss-tunnel uses it, then it is removed:
@@ -290,10 +299,7 @@ def test_manager_add_and_remove_are_live():
     held.sendall(b"still")
     assert h.recv_exact(held, 5) == b"still"
     assert tl.connection_closed(held, tl.DRAIN + 5), "a removed port's session outlived the drain"
-    stay.join(180)
-    assert not stay.is_alive(), "the transfer did not end"
-    assert stay.error is None, "the transfer broke: %r" % stay.error
-    assert stay.got == stay.data, "%d of %d bytes came back intact" % (len(stay.got), tl.SIZE)
+    assert_transfer_intact(stay)
     assert sorted(h.children_of(server.pid)) == pids, "the remove replaced the workers"
     panel.close()
     tu.assert_clean(server)
@@ -356,10 +362,7 @@ def test_manager_add_remove_cycles_reuse_port_entries():
                           % port, out)]
     assert len(entries) == 2 * cycles, out[-3000:]  # each cycle, on each of the 2 workers
     assert all(e < cap and n <= cap and c == cap for e, n, c in entries), entries
-    stay.join(180)
-    assert not stay.is_alive(), "the transfer did not end"
-    assert stay.error is None, "the transfer broke: %r" % stay.error
-    assert stay.got == stay.data, "%d of %d bytes came back intact" % (len(stay.got), tl.SIZE)
+    assert_transfer_intact(stay)
     assert sorted(h.children_of(server.pid)) == pids, "a cycle replaced the workers"
     panel.close()
     tu.assert_clean(server)
