@@ -82,6 +82,7 @@ struct metrics_shared {
     int nworkers;
     int nusers;     /* user slots, fixed at start */
     int nports;     /* port slots, fixed at start */
+    int port_next;  /* where metrics_ports_sync looks for a free slot first (master only) */
     unsigned port;  /* the port label of user series synced without ports */
     int nupstreams; /* servers in upstream[] (0: the server role, or a single server) */
     struct metrics_upstream upstream[METRICS_MAX_SERVERS];
@@ -110,7 +111,8 @@ struct metrics_port *metrics_port_counters(struct metrics_shared *m, int w);
  * disappear. Run by the master at start and reload. */
 void metrics_users_sync(struct metrics_shared *m, const char *const *names, const unsigned *ports,
                         int n, int *slots);
-/* The same for ports[0..n) and the port slots. */
+/* The same for ports[0..n) and the port slots; a new port's slot is the free one after the
+ * last given out (a freed slot is given out again last) and starts at zero. */
 void metrics_ports_sync(struct metrics_shared *m, const uint16_t *ports, int n, int *slots);
 void metrics_free_shared(struct metrics_shared *m);
 

@@ -44,10 +44,14 @@ struct worker_port {
     double *key_retired_at;
     size_t keys_first;               /* keys before the users' (the server's own key) */
     struct metrics_port *stats;      /* this port's counters in this worker, or NULL */
-    /* Ports changed live (worker_ports.c): a removed port keeps its index (sessions point at
-     * it) and its sessions close drain_timeout after removed_at; an added port owns its cfg. */
+    /* Ports changed live (worker_ports.c): a removed port keeps its entry while sessions or
+     * UDP relays point into it (refs counts them) and its sessions close drain_timeout after
+     * removed_at; then the entry is vacant (its key set freed) and the next added port takes
+     * it. An added port owns its cfg. */
     bool removed;
+    bool vacant;
     double removed_at;
+    unsigned refs; /* open sessions (relay.c) and UDP relays (udp_relay.c) on this entry */
     struct config_port *own_cfg;
 };
 
@@ -83,8 +87,9 @@ struct worker {
     int slot;
     struct crypto_key key;           /* the master key (the local roles': their server's) */
     struct worker_port *ports;       /* cfg->ports, each with its protocol context, then the
-                                      * ports added live (room for CONFIG_MAX_PORTS: never moved) */
-    int nports;
+                                      * ports added live (room for ports_cap: never moved) */
+    int nports;                      /* entries used so far, vacant ones included */
+    int ports_cap;                   /* entries ports has room for (worker_ports_table_size) */
     struct metrics_port *port_stats; /* this slot's per-port counters, or NULL */
     bool shared_accept;              /* its TCP listeners are balance "shared" ones */
     struct worker_new_fds *new_fds;  /* sockets of ports about to be added live, or NULL */
@@ -152,7 +157,8 @@ void worker_user_slots(struct config *c, struct metrics_shared *m);
 /* User slots to make at start for c: room for its users twice over and 64 more, so users
  * added by reloads are counted too (slots never used cost no memory). */
 int worker_user_capacity(const struct config *c);
-/* Port slots to make at start for c: its ports twice over and 16 more (0: not a server). */
+/* Port slots to make at start for c: CONFIG_MAX_PORTS, every port a server may have, however
+ * many are added live (0: not a server). */
 int worker_port_capacity(const struct config *c);
 
 /* Runs a worker until it is told to stop (SIGTERM/SIGINT: drain, then exit) or its master dies.
@@ -171,6 +177,8 @@ void worker_drain(struct worker *w);
 
 /* Port p's key set into wp->keys and wp->proto (see worker_users.c). 0, or -1. */
 int worker_port_keys_init(struct worker *w, struct worker_port *wp, const struct config_port *p);
+/* Port wp's key set and the settings it owns; the entry is zeroed. */
+void worker_port_keys_free(struct worker_port *wp);
 /* Every port's key set, and w->ports. */
 void worker_keys_free(struct worker *w);
 /* Listens on the master's control channel fd (the worker owns it from now on). 0, or -1. */
@@ -205,5 +213,14 @@ bool worker_ports_has_fd(const struct worker *w, uint16_t port);
 int worker_ports_apply(struct worker *w, const struct control_users *u, char *why, size_t cap);
 /* Closes the sockets kept and not used. */
 void worker_ports_free(struct worker *w);
+/* Entries of w->ports a worker of c makes room for: c's ports, and for a server
+ * CONFIG_MAX_PORTS (the ports added live), or fewer with $REUSEPROXY_TEST_MAX_PORTS (tests). */
+int worker_ports_table_size(const struct config *c);
+/* Makes the entries of removed ports that nothing points into any more vacant (their key sets
+ * freed), so that added ports reuse them. Run once a second and before ports are added. */
+void worker_ports_reclaim(struct worker *w);
+/* Ports that could be added now: entries never used, vacant, or of removed ports that nothing
+ * points into any more. */
+int worker_ports_room(const struct worker *w);
 
 #endif

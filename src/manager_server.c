@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,16 @@
 
 /* "stat: {...}" for every port: 1024 ports of 26 bytes each fit with room to spare. */
 #define MANAGER_REPLY_MAX 65000
+/* The "list" reply can be longer (about 60 bytes and the password per port: 255-byte passwords
+ * need a list of up to 1.6 MB for 1024 ports, 6 bytes of JSON per control character).
+ * On UDP one datagram holds at most 65,507 bytes (IPv4: 65,535 less the IP and UDP headers; IPv6
+ * allows 65,527 without jumbograms, RFC 2675, and the smaller limit serves both); a longer
+ * list answers "err". On a unix socket a datagram is bounded by the sender's SO_SNDBUF (Linux
+ * refuses one longer than it, less 32 bytes: EMSGSIZE, unix(7)); the endpoint raises it for a
+ * long list, up to net.core.wmem_max (the kernel doubles the value asked, for its overhead), and
+ * never past MANAGER_UNIX_REPLY_MAX. */
+#define MANAGER_UDP_REPLY_MAX 65507
+#define MANAGER_UNIX_REPLY_MAX (4u << 20)
 
 struct manager_server {
     struct ev_loop *loop;
@@ -43,6 +54,7 @@ struct manager_server {
     struct sockaddr_storage panel; /* the last peer that sent a valid command */
     socklen_t panel_len;
     char *reply;                 /* MANAGER_REPLY_MAX bytes */
+    char *list;                  /* the last "list" reply (malloc'd), sent instead when set */
     struct log_ratelimit rl_bad; /* bad commands */
 };
 
@@ -61,6 +73,65 @@ static int manager_stat_text(struct manager_server *s)
     uint64_t bytes[CONFIG_MAX_PORTS];
     int n = s->hooks.stat(s->hooks.arg, ports, bytes, CONFIG_MAX_PORTS);
     return manager_format_stat(ports, bytes, n, s->reply, MANAGER_REPLY_MAX);
+}
+
+/* Room in a datagram of s's socket for a reply of len bytes: on a unix socket SO_SNDBUF is
+ * raised when it is too small (see MANAGER_UNIX_REPLY_MAX). 0, or -1 with why. */
+static int manager_reply_room(struct manager_server *s, size_t len, char *why, size_t whylen)
+{
+    int have = 0;
+    socklen_t optlen = sizeof have;
+
+    if (!s->unix_path[0]) {
+        if (len <= MANAGER_UDP_REPLY_MAX)
+            return 0;
+        snprintf(why, whylen,
+                 "the list is %zu bytes, more than a UDP datagram holds (%d): "
+                 "use a unix manager_address",
+                 len, MANAGER_UDP_REPLY_MAX);
+        return -1;
+    }
+    if (len > MANAGER_UNIX_REPLY_MAX) {
+        snprintf(why, whylen, "the list is %zu bytes, more than %u", len, MANAGER_UNIX_REPLY_MAX);
+        return -1;
+    }
+    if (getsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &have, &optlen) == 0 && (size_t)have >= len + 64)
+        return 0;
+    int want = (int)len + 4096; /* the kernel doubles it: room for its own accounting */
+    optlen = sizeof have;
+    if (setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want) == 0 &&
+        getsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &have, &optlen) == 0 && (size_t)have >= len + 64)
+        return 0;
+    snprintf(why, whylen,
+             "the list is %zu bytes, more than the socket's send buffer (%d): "
+             "raise net.core.wmem_max",
+             len, have);
+    return -1;
+}
+
+/* Forgets the last "list" reply: it holds every password. */
+static void manager_list_drop(struct manager_server *s)
+{
+    if (s->list)
+        explicit_bzero(s->list, strlen(s->list));
+    free(s->list);
+    s->list = NULL;
+}
+
+/* The "list" reply into s->list. Its length, or -1 with why. */
+static int manager_list_text(struct manager_server *s, char *why, size_t whylen)
+{
+    manager_list_drop(s);
+    if (!(s->list = manager_ports_to_json(&s->ports))) {
+        snprintf(why, whylen, "list: out of memory");
+        return -1;
+    }
+    size_t len = strlen(s->list);
+    if (len > INT_MAX || manager_reply_room(s, len, why, whylen) != 0) {
+        manager_list_drop(s);
+        return -1;
+    }
+    return (int)len;
 }
 
 /* Tries next (the list with the change); on success it becomes the list. */
@@ -88,14 +159,8 @@ static int manager_execute(struct manager_server *s, struct manager_cmd *cmd, ch
     switch (cmd->verb) {
     case MANAGER_PING:
         return manager_stat_text(s);
-    case MANAGER_LIST: {
-        char *text = manager_ports_to_json(&s->ports);
-        int n = text && strlen(text) < MANAGER_REPLY_MAX ? (int)strlen(text) : -1;
-        if (n >= 0)
-            memcpy(s->reply, text, (size_t)n);
-        free(text);
-        return n;
-    }
+    case MANAGER_LIST:
+        return manager_list_text(s, why, whylen);
     case MANAGER_ADD:
         if (!cmd->port.has_method)
             cmd->port.method = s->method;
@@ -157,7 +222,8 @@ static void manager_read_cb(struct ev_loop *loop, ev_io *io, int revents)
             s->panel = from;
             s->panel_len = fromlen;
         }
-        manager_send(s, s->reply, (size_t)len, &from, fromlen);
+        manager_send(s, s->list ? s->list : s->reply, (size_t)len, &from, fromlen);
+        manager_list_drop(s);
     }
 }
 
@@ -276,5 +342,6 @@ void manager_server_free(struct manager_server *s)
     manager_ports_free(&s->ports);
     free(s->state_path);
     free(s->reply);
+    manager_list_drop(s);
     free(s);
 }

@@ -325,9 +325,32 @@ out:
     free(used);
 }
 
+static void metrics_port_zero(struct metrics_shared *m, int p)
+{
+    for (int w = 0; w < m->nworkers; w++)
+        memset(&metrics_port_counters(m, w)[p], 0, sizeof(struct metrics_port));
+}
+
+/* A free port slot, the first after the last one given out, or -1. */
+static int metrics_port_free_slot(struct metrics_shared *m, const uint32_t *numbers)
+{
+    for (int k = 0; k < m->nports; k++) {
+        int p = (m->port_next + k) % m->nports;
+        if (!numbers[p]) {
+            m->port_next = (p + 1) % m->nports;
+            return p;
+        }
+    }
+    return -1;
+}
+
 /* Ports are few (CONFIG_MAX_PORTS) and synced once per start or reload: plain scans. A port
  * slot holds its number (0: free); a port no longer listed is freed and zeroed, so its series
- * disappear; a port kept keeps its slot, so its counters go on across reloads. */
+ * disappear; a port kept keeps its slot, so its counters go on across reloads. A worker may
+ * still count a removed port's last bytes into its slot until it has applied the change (or,
+ * when the workers were replaced, until the old ones drained): so a new port takes the free
+ * slot after the last one given out, which makes a freed slot the last to be reused (after
+ * every other of the CONFIG_MAX_PORTS), and its counters are zeroed again as it is given. */
 void metrics_ports_sync(struct metrics_shared *m, const uint16_t *ports, int n, int *slots)
 {
     uint32_t *numbers = m && m->nports > 0 ? metrics_port_names(m) : NULL;
@@ -341,22 +364,17 @@ void metrics_ports_sync(struct metrics_shared *m, const uint16_t *ports, int n, 
         for (int i = 0; i < n && !listed; i++)
             listed = numbers[p] == ports[i];
         if (numbers[p] && !listed) {
-            numbers[p] = 0;
-            for (int w = 0; w < m->nworkers; w++)
-                memset(&metrics_port_counters(m, w)[p], 0, sizeof(struct metrics_port));
+            __atomic_store_n(&numbers[p], 0, __ATOMIC_RELAXED);
+            metrics_port_zero(m, p);
         }
     }
     for (int i = 0; i < n; i++) {
-        int free_slot = -1;
-        for (int p = 0; p < m->nports && slots[i] < 0; p++) {
+        for (int p = 0; p < m->nports && slots[i] < 0; p++)
             if (numbers[p] == ports[i])
                 slots[i] = p;
-            else if (!numbers[p] && free_slot < 0)
-                free_slot = p;
-        }
-        if (slots[i] < 0 && free_slot >= 0) {
-            numbers[free_slot] = ports[i];
-            slots[i] = free_slot;
+        if (slots[i] < 0 && (slots[i] = metrics_port_free_slot(m, numbers)) >= 0) {
+            metrics_port_zero(m, slots[i]);
+            __atomic_store_n(&numbers[slots[i]], ports[i], __ATOMIC_RELAXED);
         }
     }
 }
@@ -523,9 +541,12 @@ int metrics_render(const struct metrics_shared *m, char *out, size_t cap)
 
 char *metrics_render_alloc(const struct metrics_shared *m, size_t *len)
 {
+    size_t ports = 0; /* slots in use: there is room for CONFIG_MAX_PORTS, mostly free */
+    for (int p = 0; m->nports > 0 && p < m->nports; p++)
+        ports += __atomic_load_n(&metrics_port_names(m)[p], __ATOMIC_RELAXED) != 0;
     size_t cap = 8192 + (size_t)m->nworkers * METRICS_NFIELDS * 80 +
                  (size_t)m->nworkers * (size_t)m->nusers * METRICS_USER_NFIELDS * 120 +
-                 (size_t)m->nworkers * (size_t)m->nports * METRICS_PORT_NFIELDS * 80;
+                 (size_t)m->nworkers * ports * METRICS_PORT_NFIELDS * 80;
     for (; cap <= METRICS_BODY_MAX; cap *= 2) {
         char *body = malloc(cap);
         if (!body)

@@ -88,6 +88,7 @@ int relay_accept(struct worker *w, int port, int fd, const struct sockaddr *peer
     proto_dir_init(&s->down.pd);
     RP_ASSERT(port >= 0 && port < w->nports);
     s->port = &w->ports[port];
+    s->port->refs++; /* the entry stays while the session does (worker_ports.c) */
     s->pstats = s->port->stats;
     s->conn.ctx = &s->port->proto;
     if (s->pstats)
@@ -175,6 +176,8 @@ void session_close(struct session *s)
     RP_ASSERT(w->nsessions > 0 && *s->link.le_prev == s);
     LIST_REMOVE(s, link);
     w->nsessions--;
+    RP_ASSERT(s->port->refs > 0);
+    s->port->refs--;
     metrics_sub(&w->stats->active, 1);
     free(s);
     if (w->draining && w->nsessions == 0 && w->on_sessions_done)

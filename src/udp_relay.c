@@ -616,6 +616,7 @@ struct udp_relay *udp_relay_new(struct worker *w, int fd, int nrelays, int port)
     RP_ASSERT(port >= 0 && port < w->nports);
     u->w = w;
     u->port = &w->ports[port];
+    u->port->refs++; /* the entry stays while the relay does (worker_ports.c) */
     u->fd = fd;
     u->role = w->cfg->role;
     u->stats = w->stats ? w->stats : &u->own_stats;
@@ -673,5 +674,7 @@ void udp_relay_free(struct udp_relay *u)
     udp_upstream_free(u);
     proto_udp_free(&u->proto);
     udp_nat_destroy(&u->nat);
+    RP_ASSERT(u->port->refs > 0);
+    u->port->refs--;
     free(u);
 }

@@ -8,8 +8,15 @@
  * its listeners and UDP sockets close at once (the master closes its own copies once every
  * worker answered, so the kernel refuses new connections), its open TCP sessions close
  * drain_timeout later (relay_users_retired) and its counters are no longer written (the master
- * frees their slot). A removed port keeps its index in w->ports, which never moves: sessions
- * and relays point into it. */
+ * frees their slot).
+ *
+ * w->ports never moves: sessions and UDP relays point into it. A removed port keeps its entry
+ * while anything does: the entry's refs counts them (relay_accept/session_close, udp_relay_new/
+ * udp_relay_free; a UDP relay's associations and their lookups go with it). Its UDP relays go
+ * at once (worker_unserve_port), its sessions within drain_timeout; once refs is zero the
+ * entry is made vacant (worker_ports_reclaim: its key set freed) and the next added port
+ * takes it, so a panel that adds and removes ports for months keeps the table as large as the
+ * ports it has at once (plus those draining), never growing past ports_cap. */
 #include "autoconfig.h"
 
 #include <ev.h>
@@ -64,6 +71,62 @@ void worker_ports_free(struct worker *w)
         close(w->new_fds->fd[i]);
     free(w->new_fds);
     w->new_fds = NULL;
+}
+
+int worker_ports_table_size(const struct config *c)
+{
+    /* Test hook, for tests/integration/test_manager.py only (see docs/RELIABILITY.md, "Test
+     * hooks"): $REUSEPROXY_TEST_MAX_PORTS lowers the table of a server's worker, so that a
+     * test of many add/remove cycles reaches its limit in seconds. Never below c's ports. */
+    const char *env = getenv("REUSEPROXY_TEST_MAX_PORTS");
+    long cap = c->role == ROLE_SERVER ? CONFIG_MAX_PORTS : c->n_port;
+
+    if (env && c->role == ROLE_SERVER) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (end != env && *end == '\0' && v > 0 && v < cap)
+            cap = v;
+    }
+    return (int)(cap < c->n_port ? c->n_port : cap);
+}
+
+void worker_ports_reclaim(struct worker *w)
+{
+    for (int i = 0; i < w->nports; i++) {
+        struct worker_port *wp = &w->ports[i];
+        if (!wp->removed || wp->vacant || wp->refs > 0)
+            continue;
+        worker_port_keys_free(wp);
+        wp->removed = wp->vacant = true;
+        log_debug("port entry %d vacant", i);
+    }
+}
+
+/* An entry for a port to add: a vacant one, or a new one at the end. -1: the table is full. */
+static int worker_port_entry(struct worker *w)
+{
+    worker_ports_reclaim(w);
+    for (int i = 0; i < w->nports; i++)
+        if (w->ports[i].vacant)
+            return i;
+    return w->nports < w->ports_cap ? w->nports : -1;
+}
+
+int worker_ports_room(const struct worker *w)
+{
+    int n = w->ports_cap - w->nports;
+    for (int i = 0; i < w->nports; i++)
+        n += w->ports[i].removed && w->ports[i].refs == 0;
+    return n;
+}
+
+/* Entries in use: ports served, and removed ones still draining. */
+static int worker_ports_in_use(const struct worker *w)
+{
+    int n = 0;
+    for (int i = 0; i < w->nports; i++)
+        n += !w->ports[i].vacant;
+    return n;
 }
 
 /* The index of w's serving port number port, or -1. */
@@ -121,21 +184,22 @@ static int worker_port_add(struct worker *w, const struct control_port *up, char
                            size_t cap)
 {
     struct config_port *p;
-    struct worker_port *wp = &w->ports[w->nports];
-    int idx = w->nports, served = 0;
+    int idx = worker_port_entry(w), served = 0;
 
-    if (w->nports >= CONFIG_MAX_PORTS || !(p = worker_port_settings(w, up))) {
+    if (idx < 0 || !(p = worker_port_settings(w, up))) {
         snprintf(why, cap, "port %u: no room to add it", up->port);
         return -1;
     }
+    struct worker_port *wp = &w->ports[idx];
     memset(wp, 0, sizeof *wp);
     wp->own_cfg = p;
     wp->stats = p->metrics_slot >= 0 ? &w->port_stats[p->metrics_slot] : NULL;
     int rc = worker_port_keys_init(w, wp, p);
     worker_port_settings_done(p);
-    w->nports++; /* even a failed one: worker_keys_free frees what it holds */
+    if (idx == w->nports)
+        w->nports++; /* even a failed one: worker_keys_free frees what it holds */
     if (rc != 0) {
-        wp->removed = true;
+        wp->removed = true; /* vacant at the next reclaim: nothing points into it */
         snprintf(why, cap, "port %u: cannot set up its keys", up->port);
         return -1;
     }
@@ -149,7 +213,9 @@ static int worker_port_add(struct worker *w, const struct control_port *up, char
         n->n--;
         n->fd[i] = n->fd[n->n], n->port[i] = n->port[n->n], n->udp[i] = n->udp[n->n];
     }
-    log_info("port %u added live (%d socket%s)", up->port, served, served == 1 ? "" : "s");
+    /* the table's size is what tests/integration/test_manager.py reads to see it bounded */
+    log_info("port %u added live (%d socket%s; port entry %d, %d of %d in use)", up->port, served,
+             served == 1 ? "" : "s", idx, worker_ports_in_use(w), w->ports_cap);
     return 0;
 }
 

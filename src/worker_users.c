@@ -131,24 +131,28 @@ int worker_port_keys_init(struct worker *w, struct worker_port *wp, const struct
     return 0;
 }
 
+void worker_port_keys_free(struct worker_port *wp)
+{
+    size_t n = wp->proto.nkeys;
+    if (wp->proto.ops)
+        proto_ctx_free(&wp->proto);
+    if (wp->keys)
+        crypto_wipe(wp->keys, n * sizeof *wp->keys);
+    for (size_t k = 0; wp->key_names && k < n; k++)
+        free((char *)wp->key_names[k]);
+    free(wp->keys);
+    free(wp->key_names);
+    free(wp->key_slots);
+    free(wp->key_retired);
+    free(wp->key_retired_at);
+    free(wp->own_cfg);
+    memset(wp, 0, sizeof *wp);
+}
+
 void worker_keys_free(struct worker *w)
 {
-    for (int i = 0; w->ports && i < w->nports; i++) {
-        struct worker_port *wp = &w->ports[i];
-        size_t n = wp->proto.nkeys;
-        if (wp->proto.ops)
-            proto_ctx_free(&wp->proto);
-        if (wp->keys)
-            crypto_wipe(wp->keys, n * sizeof *wp->keys);
-        for (size_t k = 0; wp->key_names && k < n; k++)
-            free((char *)wp->key_names[k]);
-        free(wp->keys);
-        free(wp->key_names);
-        free(wp->key_slots);
-        free(wp->key_retired);
-        free(wp->key_retired_at);
-        free(wp->own_cfg);
-    }
+    for (int i = 0; w->ports && i < w->nports; i++)
+        worker_port_keys_free(&w->ports[i]);
     free(w->ports);
     w->ports = NULL;
     w->nports = 0;
@@ -215,7 +219,7 @@ static const struct control_port *sent_port(const struct worker_port *wp,
  * removed, and ports added with their sockets. */
 static const char *worker_users_check(const struct worker *w, const struct control_users *u)
 {
-    int kept = 0;
+    int to_add = 0;
 
     if (w->cfg->role != ROLE_SERVER)
         return "the ports differ from this worker's";
@@ -224,7 +228,6 @@ static const char *worker_users_check(const struct worker *w, const struct contr
         const struct control_port *up = wp->removed ? NULL : sent_port(wp, u);
         if (!up)
             continue; /* removed (worker_ports.c) */
-        kept++;
         if (!same_key(&up->key, &wp->cfg->key)) /* the method is the key's */
             return "a port's method or key differs from this worker's";
         /* the counters are sized at start */
@@ -239,9 +242,10 @@ static const char *worker_users_check(const struct worker *w, const struct contr
             have = !w->ports[k].removed && w->ports[k].cfg->port == u->ports[i].port;
         if (!have && !worker_ports_has_fd(w, u->ports[i].port))
             return "a port to add came without its sockets";
-        if (!have && w->nports + (u->n_port - kept) > CONFIG_MAX_PORTS)
-            return "too many ports added: replace the workers";
+        to_add += !have;
     }
+    if (to_add > worker_ports_room(w))
+        return "too many ports added: replace the workers";
     return NULL;
 }
 
@@ -330,6 +334,7 @@ void worker_live_tick(struct worker *w)
         relay_users_retired(w, now - w->cfg->drain_timeout);
         for (int i = 0; i < w->nudp; i++)
             udp_relay_close_retired(w->udp[i], now - w->cfg->drain_timeout);
+        worker_ports_reclaim(w); /* the key sets of removed ports go once their sessions did */
     }
 }
 

@@ -17,6 +17,7 @@ import harness as h
 import test_users as tu
 
 M = "aes-256-gcm"
+LIST_MAX = 4 << 20  # the longest "list" reply a unix socket gives (MANAGER_UNIX_REPLY_MAX)
 
 
 class Panel:
@@ -32,9 +33,9 @@ class Panel:
         self.address = address
         self.sock.settimeout(20)
 
-    def send(self, text):
+    def send(self, text, bufsize=65536):
         self.sock.sendto(text if isinstance(text, bytes) else text.encode(), self.address)
-        return self.sock.recv(65536).decode()
+        return self.sock.recv(bufsize).decode()
 
     def stat(self):
         reply = self.send("ping")
@@ -42,18 +43,18 @@ class Panel:
         return {int(k): v for k, v in json.loads(reply[6:]).items()}
 
     def list(self):
-        return json.loads(self.send("list"))
+        return json.loads(self.send("list", LIST_MAX))
 
     def close(self):
         self.sock.close()
 
 
-def manager_server(method=M, **kw):
+def manager_server(method=M, env=None, **kw):
     """A server (2 workers) with the API on a unix socket in the test's directory."""
     port = h.free_port()
     path = os.path.join(h.TMPDIR, "manager.sock")
     cfg = h.server_config(port, method=method, workers=2, manager_address=path, **kw)
-    p = h.reuseproxy(cfg, name="manager-server")
+    p = h.reuseproxy(cfg, name="manager-server", env=env)
     p.port, p.manager = port, path
     assert h.wait_for(lambda: os.path.exists(path), 10), p.output()[-2000:]
     return p
@@ -257,6 +258,15 @@ def test_manager_ports_and_socket_survive_a_binary_upgrade():
         tpr.stop_master(new_pid)
 
 
+def assert_transfer_intact(stay):
+    """test_live.PacedTransfer stay ended, every byte back in order."""
+    stay.join(180)
+    assert not stay.is_alive(), "the transfer did not end"
+    assert stay.error is None, "the transfer broke: %r" % stay.error
+    assert stay.got == stay.data, "%d of %d bytes came back intact" % (len(stay.got),
+                                                                       len(stay.data))
+
+
 def test_manager_add_and_remove_are_live():
     """The API's add and remove are applied live: while an 8 MiB transfer through the file's
     port runs (byte-checked), a port is added, Debian's ss-tunnel uses it, then it is removed:
@@ -289,10 +299,192 @@ def test_manager_add_and_remove_are_live():
     held.sendall(b"still")
     assert h.recv_exact(held, 5) == b"still"
     assert tl.connection_closed(held, tl.DRAIN + 5), "a removed port's session outlived the drain"
-    stay.join(180)
-    assert not stay.is_alive(), "the transfer did not end"
-    assert stay.error is None, "the transfer broke: %r" % stay.error
-    assert stay.got == stay.data, "%d of %d bytes came back intact" % (len(stay.got), tl.SIZE)
+    assert_transfer_intact(stay)
     assert sorted(h.children_of(server.pid)) == pids, "the remove replaced the workers"
+    panel.close()
+    tu.assert_clean(server)
+
+
+def test_manager_add_remove_cycles_reuse_port_entries():
+    """A panel adds and removes the same port 15 times (two passwords in turn, Debian's
+    ss-tunnel relaying 64 KiB through it each time) while an 8 MiB transfer through the file's
+    port runs, byte-checked. A worker's port table is lowered to 6 entries (the test hook
+    $REUSEPROXY_TEST_MAX_PORTS): a removed port's entry is reused once nothing points into it,
+    so every cycle is applied live (the worker PIDs never change) and the "port entry" of each
+    add stays below 6. One connection is held open across a removal and two more cycles: its
+    entry is not reused under it (it still echoes), and it closes after drain_timeout. The
+    master's descriptors are as many after the last cycle as after the first."""
+    import re
+    import test_live as tl
+    tu.need_ss_tunnel()
+    cap, cycles = 6, 15
+    echo = h.TcpEcho()
+    server = manager_server(drain_timeout=tl.DRAIN, verbose=1,
+                            env={"REUSEPROXY_TEST_MAX_PORTS": str(cap)})
+    tl.wait_workers(server, 2)
+    pids = sorted(h.children_of(server.pid))
+    stay = tl.PacedTransfer(tu.ss_tunnel(server.port, "integration-secret", echo.port),
+                            seconds=12)
+    stay.start()
+    panel = Panel(server.manager)
+    port = h.free_port()
+    passwords = ["cycle-secret-a", "cycle-secret-b"]
+    tunnels = [tu.ss_tunnel(port, pw, echo.port) for pw in passwords]
+    data = h.pattern(64 * 1024, 9)
+    applied = 0
+    held = None
+
+    def command(text):
+        nonlocal applied
+        assert panel.send(text) == "ok", server.output()[-2000:]
+        applied += 1
+        assert h.wait_for(lambda: server.output().count("reload applied live to 2 workers")
+                          >= applied, 30), server.output()[-3000:]
+
+    for i in range(cycles):
+        command("add: " + json.dumps({"server_port": port, "password": passwords[i % 2],
+                                      "method": M}))
+        h.wait_tcp("127.0.0.1", port, 30)
+        assert tu.echo_through(tunnels[i % 2], data) == data, "cycle %d" % i
+        if i == 3:
+            held = tl.held_open(tunnels[i % 2])
+        command("remove: " + json.dumps({"server_port": port}))
+        if i == 0:
+            fds = h.fd_count(server.pid)
+        if i == 5:
+            held.sendall(b"still")  # two cycles later: its entry was not given away
+            assert h.recv_exact(held, 5) == b"still"
+    assert tl.connection_closed(held, tl.DRAIN + 10), "a removed port's session outlived the drain"
+    assert h.fd_count(server.pid) == fds, "the master's descriptors grew with the cycles"
+    out = server.output()
+    entries = [(int(e), int(n), int(c)) for e, n, c in
+               re.findall(r"port %d added live \(.*?; port entry (\d+), (\d+) of (\d+) in use\)"
+                          % port, out)]
+    assert len(entries) == 2 * cycles, out[-3000:]  # each cycle, on each of the 2 workers
+    assert all(e < cap and n <= cap and c == cap for e, n, c in entries), entries
+    assert_transfer_intact(stay)
+    assert sorted(h.children_of(server.pid)) == pids, "a cycle replaced the workers"
+    panel.close()
+    tu.assert_clean(server)
+
+
+def prometheus_port_bytes(mport):
+    """Each port's bytes both ways over every worker, as the metrics endpoint says."""
+    import re
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10) as r:
+        text = r.read().decode()
+    total = {}
+    for port, value in re.findall(
+            r'^reuseproxy_port_bytes_(?:in|out)_total\{worker="\d+",port="(\d+)"\} (\d+)$',
+            text, re.M):
+        total[int(port)] = total.get(int(port), 0) + int(value)
+    return total
+
+
+def test_manager_every_port_added_live_is_counted():
+    """20 ports added through the API to a server of one port (the old sizing, 2 x ports + 16
+    slots, counted only 17 of them): Debian's ss-tunnel relays 16 KiB through each; ping and the
+    Prometheus series report each port's bytes (at least the 32 KiB each way it relayed, the
+    same figure in both). A port removed and added again starts at zero."""
+    tu.need_ss_tunnel()
+    echo = h.TcpEcho()
+    mport = h.free_port()
+    server = manager_server(metrics_address="127.0.0.1:%d" % mport)
+    panel = Panel(server.manager)
+    ports = []
+    while len(ports) < 20:
+        p = h.free_port()
+        if p not in ports and p != server.port:
+            ports.append(p)
+    for p in ports:
+        assert add(panel, p, "count-%d" % p) == "ok", server.output()[-2000:]
+    for p in ports:
+        h.wait_tcp("127.0.0.1", p, 30)
+    data = h.pattern(16 * 1024, 4)
+    for p in ports:
+        assert tu.echo_through(tu.ss_tunnel(p, "count-%d" % p, echo.port), data) == data
+
+    def agree():
+        stat, prom = panel.stat(), prometheus_port_bytes(mport)
+        return all(stat.get(p, 0) >= 2 * len(data) and prom.get(p) == stat[p] for p in ports)
+
+    assert h.wait_for(agree, 20, interval=0.2), (panel.stat(), prometheus_port_bytes(mport))
+    again = ports[0]
+    assert panel.send("remove: " + json.dumps({"server_port": again})) == "ok"
+    assert h.wait_for(lambda: again not in panel.stat(), 20), panel.stat()
+    assert h.wait_for(lambda: again not in prometheus_port_bytes(mport), 20)  # cached briefly
+    assert add(panel, again, "count-again") == "ok"
+    h.wait_tcp("127.0.0.1", again, 30)
+    assert h.wait_for(lambda: prometheus_port_bytes(mport).get(again) == 0, 20), \
+        prometheus_port_bytes(mport)
+    assert panel.stat()[again] == 0
+    stat = panel.stat()  # the others' counters are untouched by the remove and re-add
+    assert all(stat[p] >= 2 * len(data) for p in ports[1:]), stat
+    panel.close()
+    tu.assert_clean(server)
+
+
+def add_many(panel, server, n):
+    """Adds n ports through the API, each with a 240-byte password (about 300 bytes of "list"
+    each); returns {port: password}. A port another process took meanwhile is replaced."""
+    added = {}
+    for _ in range(4 * n):
+        if len(added) == n:
+            break
+        p = h.free_port()
+        if p in added or p == server.port:
+            continue
+        pw = ("pw%05d-" % p) * 30
+        if add(panel, p, pw) == "ok":
+            added[p] = pw
+    assert len(added) == n, "only %d ports added: %s" % (len(added), server.output()[-2000:])
+    return added
+
+
+def list_text_length(added):
+    """The length of the "list" reply for added: compact JSON, as the server writes it."""
+    return len(json.dumps([{"server_port": p, "password": pw, "method": M}
+                           for p, pw in added.items()], separators=(",", ":")))
+
+
+def test_manager_list_longer_than_a_udp_datagram_on_a_unix_socket():
+    """240 ports added through the API: their list is about 72,000 bytes, more than the 65,000
+    the reply had room for before and more than a UDP datagram holds. On the unix socket the
+    list comes whole in one datagram (the endpoint raises its SO_SNDBUF for it), every port
+    with its password and method."""
+    server = manager_server()
+    panel = Panel(server.manager)
+    added = add_many(panel, server, 240)
+    assert list_text_length(added) > 65507
+    got = panel.list()
+    assert {e["server_port"]: e["password"] for e in got} == added
+    assert all(e["method"] == M for e in got)
+    assert h.wait_for(lambda: set(panel.stat()) == set(added) | {server.port}, 30)  # applied
+    panel.close()
+    tu.assert_clean(server)
+
+
+def test_manager_list_longer_than_a_udp_datagram_on_udp_is_refused_with_the_reason():
+    """The same 240 ports on a loopback UDP manager_address: a list longer than 65,507 bytes
+    (the most a UDP datagram holds) answers "err" and the log says why; ping still answers;
+    once ports are removed and the list fits, it is answered again."""
+    mport = h.free_port("udp")
+    port = h.free_port()
+    cfg = h.server_config(port, method=M, workers=2, manager_address="127.0.0.1:%d" % mport)
+    server = h.reuseproxy(cfg, name="manager-server")
+    server.port = port
+    panel = Panel(("127.0.0.1", mport))
+    assert h.wait_for(lambda: panel.send("list") == "[]", 10), server.output()[-2000:]
+    added = add_many(panel, server, 240)
+    assert panel.send("list") == "err"
+    assert h.wait_for(lambda: "more than a UDP datagram holds (65507): use a unix "
+                              "manager_address" in server.output(), 20), server.output()[-2000:]
+    assert h.wait_for(lambda: set(panel.stat()) == set(added) | {port}, 30)  # all applied
+    for p in list(added)[:30]:
+        assert panel.send("remove: " + json.dumps({"server_port": p})) == "ok"
+        del added[p]
+    assert list_text_length(added) < 65507
+    assert {e["server_port"]: e["password"] for e in panel.list()} == added
     panel.close()
     tu.assert_clean(server)

@@ -303,8 +303,8 @@ TEST(test_metrics_port_series_and_users_of_several_ports)
     CHECK_CONTAINS(out, "reuseproxy_port_failed_handshakes_total{worker=\"0\",port=\"8381\"} 3\n");
     metrics_ports_sync(m, second, 2, slots);
     CHECK_INT(slots[1], 1); /* kept, with its bytes */
-    CHECK_INT(slots[0], 0); /* 8381's slot, zeroed */
-    CHECK_INT(metrics_port_counters(m, 0)[0].failed_handshakes, 0);
+    CHECK_INT(slots[0], 2); /* the free slot after the last given out: 8381's comes last */
+    CHECK_INT(metrics_port_counters(m, 0)[0].failed_handshakes, 0); /* 8381's, zeroed */
     CHECK(metrics_render(m, out, sizeof out) > 0);
     CHECK(strstr(out, "port=\"8381\"") == NULL);
     CHECK_CONTAINS(out, "reuseproxy_port_bytes_out_total{worker=\"1\",port=\"8382\"} 99\n");
@@ -318,6 +318,33 @@ TEST(test_metrics_port_series_and_users_of_several_ports)
     CHECK(metrics_port_counters(m, 0) == NULL);
     metrics_ports_sync(m, first, 2, slots);
     CHECK_INT(slots[0], -1);
+    metrics_free_shared(m);
+}
+
+/* A removed port's slot is freed at once but given out again last (a worker may still count
+ * its last bytes into it), and every slot starts at zero when given out. */
+TEST(test_metrics_port_slot_reused_last_and_given_out_zeroed)
+{
+    struct metrics_shared *m = metrics_new_shared(2, 0, 4);
+    const uint16_t a[] = {8381}, b[] = {8382}, ba[] = {8382, 8381},
+                   all[] = {8382, 8381, 8383, 8384};
+    int slots[4];
+
+    CHECK(m != NULL);
+    metrics_ports_sync(m, a, 1, slots);
+    CHECK_INT(slots[0], 0);
+    metrics_ports_sync(m, NULL, 0, slots); /* 8381 removed */
+    metrics_add(&metrics_port_counters(m, 1)[0].bytes_in, 5); /* a draining session's bytes */
+    metrics_ports_sync(m, b, 1, slots);
+    CHECK_INT(slots[0], 1); /* not the slot just freed */
+    metrics_ports_sync(m, ba, 2, slots);
+    CHECK_INT(slots[0], 1);
+    CHECK_INT(slots[1], 2); /* 8381 again: a new slot, at zero */
+    CHECK_INT(metrics_port_counters(m, 0)[2].bytes_in + metrics_port_counters(m, 1)[2].bytes_in, 0);
+    metrics_ports_sync(m, all, 4, slots);
+    CHECK_INT(slots[2], 3);
+    CHECK_INT(slots[3], 0); /* the freed slot, last, zeroed as it is given out */
+    CHECK_INT(metrics_port_counters(m, 1)[0].bytes_in, 0);
     metrics_free_shared(m);
 }
 
