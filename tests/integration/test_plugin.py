@@ -541,12 +541,5 @@ def _check_upgrade(kind):
         assert os.path.exists("/proc/%d" % new_pid), "the new master gave up: %s" % \
             master.output()[-3000:]
     finally:
-        kids = harness.children_of(new_pid)
-        os.kill(new_pid, signal.SIGTERM)
-        wait_for(lambda: not os.path.exists("/proc/%d" % new_pid), 15.0)
-        for k in kids:
-            try:
-                os.kill(k, signal.SIGKILL)
-            except OSError:
-                pass
+        harness.stop_master(new_pid, timeout=15.0)
     echo.stop()
