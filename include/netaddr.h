@@ -77,6 +77,10 @@ int netaddr_parse_list(const char *s, unsigned flags, struct netaddr_endpoint *o
 void netaddr_set_target_port(struct netaddr_target *t, uint16_t port);
 /* netaddr_parse_hostport(s, strlen(s), 0, ...) into a bare target; NULL is refused. */
 int netaddr_target_from_string(const char *s, struct netaddr_target *t);
+/* family's address in network order (AF_INET: 4 bytes, AF_INET6: 16) and a port into *ss, the
+ * rest zeroed. Returns its length. */
+socklen_t netaddr_from_ip_bytes(int family, const void *ip, uint16_t port,
+                                struct sockaddr_storage *ss);
 /* An IP literal and a port into a sockaddr. Returns 0, or -1 if ip is not a literal. */
 int netaddr_from_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
 /* "1.2.3.4:80" or "[::1]:80". Returns buf. */

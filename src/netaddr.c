@@ -44,26 +44,33 @@ static void netaddr_write_port(uint8_t *p, uint16_t port)
     p[1] = (uint8_t)(port & 0xff);
 }
 
-static void netaddr_fill_ip(struct netaddr_target *t, int atyp, const uint8_t *ip, uint16_t port)
+socklen_t netaddr_from_ip_bytes(int family, const void *ip, uint16_t port,
+                                struct sockaddr_storage *ss)
 {
-    memset(t, 0, sizeof *t);
-    t->atyp = atyp;
-    t->port = port;
-    if (atyp == NETADDR_ATYP_IPV4) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&t->addr;
+    memset(ss, 0, sizeof *ss);
+    if (family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
         sin->sin_family = AF_INET;
         sin->sin_port = htons(port);
         memcpy(&sin->sin_addr, ip, 4);
-        t->addrlen = sizeof *sin;
-        inet_ntop(AF_INET, ip, t->host, sizeof t->host);
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&t->addr;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(port);
-        memcpy(&sin6->sin6_addr, ip, 16);
-        t->addrlen = sizeof *sin6;
-        inet_ntop(AF_INET6, ip, t->host, sizeof t->host);
+        return sizeof *sin;
     }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    memcpy(&sin6->sin6_addr, ip, 16);
+    return sizeof *sin6;
+}
+
+static void netaddr_fill_ip(struct netaddr_target *t, int atyp, const uint8_t *ip, uint16_t port)
+{
+    int family = atyp == NETADDR_ATYP_IPV4 ? AF_INET : AF_INET6;
+
+    memset(t, 0, sizeof *t);
+    t->atyp = atyp;
+    t->port = port;
+    t->addrlen = netaddr_from_ip_bytes(family, ip, port, &t->addr);
+    inet_ntop(family, ip, t->host, sizeof t->host);
 }
 
 static int netaddr_parse_domain(const uint8_t *buf, size_t len, struct netaddr_target *t)
@@ -220,25 +227,15 @@ int netaddr_parse_port(const char *s, size_t len, uint16_t *port)
 int netaddr_from_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
     uint8_t raw[16];
+    int family = inet_pton(AF_INET, ip, raw) == 1    ? AF_INET
+                 : inet_pton(AF_INET6, ip, raw) == 1 ? AF_INET6
+                                                     : AF_UNSPEC;
 
     memset(ss, 0, sizeof *ss);
-    if (inet_pton(AF_INET, ip, raw) == 1) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        memcpy(&sin->sin_addr, raw, 4);
-        *len = sizeof *sin;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, ip, raw) == 1) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(port);
-        memcpy(&sin6->sin6_addr, raw, 16);
-        *len = sizeof *sin6;
-        return 0;
-    }
-    return -1;
+    if (family == AF_UNSPEC)
+        return -1;
+    *len = netaddr_from_ip_bytes(family, raw, port, ss);
+    return 0;
 }
 
 /* Where host and port text stand in s[0..len). port is NULL when none is given, which only
