@@ -535,6 +535,54 @@ int netaddr_set_cloexec(int fd, bool on)
     return fcntl(fd, F_SETFD, fl) < 0 ? -1 : 0;
 }
 
+/* Room for the one descriptor a message carries (cmsg(3)). */
+union netaddr_fd_control {
+    struct cmsghdr h;
+    char space[CMSG_SPACE(sizeof(int))];
+};
+
+int netaddr_send_fd(int sock, const void *data, size_t len, int fd)
+{
+    struct iovec iov = {(void *)data, len};
+    union netaddr_fd_control ctl;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    memset(&ctl, 0, sizeof ctl);
+    if (fd >= 0) {
+        m.msg_control = &ctl;
+        m.msg_controllen = sizeof ctl;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    return sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+ssize_t netaddr_recv_fd(int sock, void *data, size_t len, int *fd, bool *truncated)
+{
+    struct iovec iov = {data, len};
+    union netaddr_fd_control ctl;
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof ctl};
+
+    *fd = -1;
+    if (truncated)
+        *truncated = false;
+    /* MSG_CMSG_CLOEXEC: the descriptor is close-on-exec from its first moment here, so no
+     * plugin or binary upgrade exec'd meanwhile inherits it */
+    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n <= 0)
+        return n;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    if (truncated)
+        *truncated = (m.msg_flags & MSG_TRUNC) != 0;
+    return n;
+}
+
 static int netaddr_setopt(int fd, int level, int name, int value)
 {
     return setsockopt(fd, level, name, &value, sizeof value);
