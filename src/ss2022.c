@@ -82,20 +82,12 @@ const char *ss2022_error_name(enum ss2022_error e)
 int ss2022_psk_from_base64(struct ss2022_psk *k, enum ss2022_method m, const char *b64)
 {
     const struct ss2022_method_info *info = ss2022_method_info(m);
-    uint8_t raw[SS2022_MAX_KEY + 3]; /* room to see a key that is too long */
-    size_t raw_len = 0;
-    int ret = -1;
 
-    if (!info || !b64)
+    if (!info || crypto_base64_decode_exact(b64, k->bytes, info->key_len) != 0)
         return -1;
-    if (crypto_base64_decode(b64, raw, sizeof raw, &raw_len) == 0 && raw_len == info->key_len) {
-        k->method = m;
-        k->len = raw_len;
-        memcpy(k->bytes, raw, raw_len);
-        ret = 0;
-    }
-    crypto_wipe(raw, sizeof raw);
-    return ret;
+    k->method = m;
+    k->len = info->key_len;
+    return 0;
 }
 
 void ss2022_base64_encode(const uint8_t *in, size_t len, char *out)
