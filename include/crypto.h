@@ -74,6 +74,9 @@ int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const cha
  * in is NULL, empty or not base64, or does not fit in cap bytes (out may then be partly
  * written). */
 int crypto_base64_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen);
+/* A key's base64: decodes in into out only when it is exactly len bytes (len <=
+ * CRYPTO_MAX_KEY). Returns 0, or -1 with out untouched; no copy of the key is left behind. */
+int crypto_base64_decode_exact(const char *in, uint8_t *out, size_t len);
 
 /* HKDF-SHA1(ikm = master key, salt, info = "ss-subkey") -> out[key_len]. */
 int crypto_subkey(const struct crypto_key *k, const uint8_t *salt, uint8_t *out);

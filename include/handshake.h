@@ -80,6 +80,12 @@ void handshake_init(struct handshake *h, enum config_role role, struct proto_con
 /* The local role's settings: what the port accepts and who may use it (users NULL: anyone). */
 void handshake_set_local(struct handshake *h, enum config_protocol protocol,
                          const struct config_user *users, int n_users);
+/* Whether name[0..name_len) and pass[0..pass_len) are one of users[0..n_users) (local_users:
+ * RFC 1929 username/password, HTTP Basic). In constant time: every user's name and password
+ * are compared in full, whatever matches, so a refusal's delay leaks neither which names exist
+ * nor where a password differs; the time depends only on n_users. */
+bool handshake_local_user_ok(const struct config_user *users, int n_users, const uint8_t *name,
+                             size_t name_len, const uint8_t *pass, size_t pass_len);
 /* Before reading: the tunnel and redir roles know their target at once (HANDSHAKE_TARGET,
  * header of fixed: the tunnel_address, or the connection's original destination); the others
  * need bytes (HANDSHAKE_NEED_MORE). HANDSHAKE_FAIL if fixed cannot be written as an address

@@ -77,6 +77,10 @@ int netaddr_parse_list(const char *s, unsigned flags, struct netaddr_endpoint *o
 void netaddr_set_target_port(struct netaddr_target *t, uint16_t port);
 /* netaddr_parse_hostport(s, strlen(s), 0, ...) into a bare target; NULL is refused. */
 int netaddr_target_from_string(const char *s, struct netaddr_target *t);
+/* family's address in network order (AF_INET: 4 bytes, AF_INET6: 16) and a port into *ss, the
+ * rest zeroed. Returns its length. */
+socklen_t netaddr_from_ip_bytes(int family, const void *ip, uint16_t port,
+                                struct sockaddr_storage *ss);
 /* An IP literal and a port into a sockaddr. Returns 0, or -1 if ip is not a literal. */
 int netaddr_from_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
 /* "1.2.3.4:80" or "[::1]:80". Returns buf. */
@@ -111,6 +115,13 @@ bool netaddr_cidr_match(const struct netaddr_cidr *list, int n, const struct soc
 #define NETADDR_ORIGDST 0x20     /* UDP: IP(V6)_RECVORIGDSTADDR, each datagram's destination */
 int netaddr_set_nonblock(int fd);
 int netaddr_set_cloexec(int fd, bool on);
+/* Sends data[0..len) over the Unix socket sock, with the descriptor fd (SCM_RIGHTS, unix(7))
+ * when fd >= 0; never blocks nor raises SIGPIPE. 0 once all len bytes went, else -1. */
+int netaddr_send_fd(int sock, const void *data, size_t len, int fd);
+/* Receives one message of at most len bytes from sock without blocking, and the descriptor it
+ * carries into *fd (close-on-exec; -1: none). Returns recvmsg's count: 0 at the peer's end, -1
+ * with errno. truncated (may be NULL): set when the message was longer than len. */
+ssize_t netaddr_recv_fd(int sock, void *data, size_t len, int *fd, bool *truncated);
 /* A non-blocking listening TCP socket bound to sa. */
 int netaddr_listen_tcp(const struct sockaddr *sa, socklen_t len, int backlog, unsigned flags);
 /* A non-blocking UDP socket bound to sa. */

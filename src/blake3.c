@@ -14,6 +14,7 @@
 
 #define RP_BLAKE3_IMPL
 #include "blake3.h"
+#include "rp_bytes.h"
 
 #include <string.h>
 
@@ -65,19 +66,6 @@ static uint32_t b3_rotr(uint32_t x, int n)
     return (x >> n) | (x << (32 - n));
 }
 
-static uint32_t b3_load32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void b3_store32(uint8_t *p, uint32_t w)
-{
-    p[0] = (uint8_t)w;
-    p[1] = (uint8_t)(w >> 8);
-    p[2] = (uint8_t)(w >> 16);
-    p[3] = (uint8_t)(w >> 24);
-}
-
 /* The quarter-round G (spec section 2.2), mixing message words x and y into one column or
  * diagonal of the state. */
 static void b3_g(uint32_t *v, int a, int b, int c, int d, uint32_t x, uint32_t y)
@@ -100,7 +88,7 @@ static void b3_compress(const uint32_t cv[8], const uint8_t block[B3_BLOCK_LEN],
     uint32_t m[16], t[16], v[16];
 
     for (int i = 0; i < 16; i++)
-        m[i] = b3_load32(block + 4 * i);
+        m[i] = rp_get_le32(block + 4 * i);
     memcpy(v, cv, 8 * sizeof v[0]);
     memcpy(v + 8, b3_iv, 4 * sizeof v[0]);
     v[12] = (uint32_t)counter;
@@ -178,8 +166,8 @@ static void b3_parent_output(const struct b3_hasher *h, const uint32_t left[8],
 {
     memcpy(o->cv, h->key, sizeof o->cv);
     for (int i = 0; i < 8; i++) {
-        b3_store32(o->block + 4 * i, left[i]);
-        b3_store32(o->block + 32 + 4 * i, right[i]);
+        rp_put_le32(o->block + 4 * i, left[i]);
+        rp_put_le32(o->block + 32 + 4 * i, right[i]);
     }
     o->counter = 0;
     o->block_len = B3_BLOCK_LEN;
@@ -259,7 +247,7 @@ static void b3_finalize(const struct b3_hasher *h, uint8_t *out, size_t outlen)
     for (uint64_t counter = 0; outlen > 0; counter++) {
         b3_compress(o.cv, o.block, counter, o.block_len, o.flags | B3_ROOT, words);
         for (int i = 0; i < 16; i++)
-            b3_store32(block + 4 * i, words[i]);
+            rp_put_le32(block + 4 * i, words[i]);
         size_t n = outlen < sizeof block ? outlen : sizeof block;
         memcpy(out, block, n);
         out += n;
@@ -280,7 +268,7 @@ void blake3_derive_key(const char *context, const uint8_t *material, size_t len,
     b3_update(&h, (const uint8_t *)context, strlen(context));
     b3_finalize(&h, context_key, sizeof context_key);
     for (int i = 0; i < 8; i++)
-        key[i] = b3_load32(context_key + 4 * i);
+        key[i] = rp_get_le32(context_key + 4 * i);
     b3_init(&h, key, B3_DERIVE_KEY_MATERIAL);
     b3_update(&h, material, len);
     b3_finalize(&h, out, outlen);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "netaddr.h"
 
 #define CONTROL_PAYLOAD_MAGIC 0x53555052u /* "RPUS" */
 /* A user's name in the payload, at most (the file's names are far shorter in practice). */
@@ -18,44 +19,17 @@
 
 int control_send(int sock, const struct control_msg *msg, int fd)
 {
-    struct iovec iov = {(void *)msg, sizeof *msg};
-    union {
-        struct cmsghdr h;
-        char space[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-
-    memset(&ctl, 0, sizeof ctl);
-    if (fd >= 0) {
-        m.msg_control = &ctl;
-        m.msg_controllen = sizeof ctl;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    return sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof *msg ? 0 : -1;
+    return netaddr_send_fd(sock, msg, sizeof *msg, fd);
 }
 
 int control_recv(int sock, struct control_msg *msg, int *fd)
 {
-    struct iovec iov = {msg, sizeof *msg};
-    union {
-        struct cmsghdr h;
-        char space[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    struct msghdr m = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof ctl};
+    bool truncated;
+    ssize_t n = netaddr_recv_fd(sock, msg, sizeof *msg, fd, &truncated);
 
-    *fd = -1;
-    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n <= 0)
         return n == 0 ? 0 : -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-        memcpy(fd, CMSG_DATA(c), sizeof *fd);
-    if (n != (ssize_t)sizeof *msg || msg->magic != CONTROL_MAGIC || (m.msg_flags & MSG_TRUNC)) {
+    if (n != (ssize_t)sizeof *msg || msg->magic != CONTROL_MAGIC || truncated) {
         if (*fd >= 0)
             close(*fd);
         *fd = -1;

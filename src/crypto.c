@@ -233,23 +233,30 @@ int crypto_base64_decode(const char *in, uint8_t *out, size_t cap, size_t *outle
     return 0;
 }
 
-int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const char *b64)
+int crypto_base64_decode_exact(const char *in, uint8_t *out, size_t len)
 {
-    const struct crypto_method_info *info = crypto_method_info(m);
-    uint8_t raw[CRYPTO_MAX_KEY];
+    uint8_t raw[CRYPTO_MAX_KEY + 3]; /* room to see a key that is too long */
     size_t raw_len = 0;
     int ret = -1;
 
-    if (!info || !b64)
-        return -1;
-    if (crypto_base64_decode(b64, raw, sizeof raw, &raw_len) == 0 && raw_len == info->key_len) {
-        k->method = m;
-        k->len = info->key_len;
-        memcpy(k->bytes, raw, k->len);
+    if (len <= CRYPTO_MAX_KEY && crypto_base64_decode(in, raw, sizeof raw, &raw_len) == 0 &&
+        raw_len == len) {
+        memcpy(out, raw, len);
         ret = 0;
     }
     crypto_wipe(raw, sizeof raw);
     return ret;
+}
+
+int crypto_key_from_base64(struct crypto_key *k, enum crypto_method m, const char *b64)
+{
+    const struct crypto_method_info *info = crypto_method_info(m);
+
+    if (!info || crypto_base64_decode_exact(b64, k->bytes, info->key_len) != 0)
+        return -1;
+    k->method = m;
+    k->len = info->key_len;
+    return 0;
 }
 
 /* mbedTLS 3 dropped the _ret suffixes of the SHA-1 calls. */

@@ -12,6 +12,7 @@
 
 #include "crypto.h"
 #include "crypto_backend.h"
+#include "rp_bytes.h"
 
 /* struct crypto_block is the selected backend's block context under the public name. */
 #ifdef RP_CRYPTO_OPENSSL
@@ -69,11 +70,6 @@ int crypto_block_decrypt(struct crypto_block *b, const uint8_t in[CRYPTO_BLOCK_L
     return sip022_block_crypt((struct sip022_block *)b, 0, in, out);
 }
 
-static uint32_t chacha_load32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static uint32_t chacha_rotl(uint32_t x, int n)
 {
     return (x << n) | (x >> (32 - n));
@@ -101,9 +97,9 @@ void crypto_hchacha20(const uint8_t key[CRYPTO_XCHACHA_KEY_LEN], const uint8_t i
     uint32_t s[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
 
     for (int i = 0; i < 8; i++)
-        s[4 + i] = chacha_load32(key + 4 * i);
+        s[4 + i] = rp_get_le32(key + 4 * i);
     for (int i = 0; i < 4; i++)
-        s[12 + i] = chacha_load32(in + 4 * i);
+        s[12 + i] = rp_get_le32(in + 4 * i);
     for (int r = 0; r < 10; r++) {
         chacha_quarter(s, 0, 4, 8, 12);
         chacha_quarter(s, 1, 5, 9, 13);
@@ -114,13 +110,8 @@ void crypto_hchacha20(const uint8_t key[CRYPTO_XCHACHA_KEY_LEN], const uint8_t i
         chacha_quarter(s, 2, 7, 8, 13);
         chacha_quarter(s, 3, 4, 9, 14);
     }
-    for (int i = 0; i < 8; i++) {
-        uint32_t w = s[i < 4 ? i : i + 8];
-        out[4 * i] = (uint8_t)w;
-        out[4 * i + 1] = (uint8_t)(w >> 8);
-        out[4 * i + 2] = (uint8_t)(w >> 16);
-        out[4 * i + 3] = (uint8_t)(w >> 24);
-    }
+    for (int i = 0; i < 8; i++)
+        rp_put_le32(out + 4 * i, s[i < 4 ? i : i + 8]);
     crypto_wipe(s, sizeof s);
 }
 

@@ -124,22 +124,46 @@ static enum handshake_verdict socks5_greeting(struct handshake *h, const uint8_t
     return HANDSHAKE_NEED_MORE;
 }
 
-/* One of local_users. The password is compared in time that does not depend on where it
- * differs, so a client cannot learn it byte by byte from the answer's delay. */
-static bool local_user_ok(const struct handshake *h, const uint8_t *name, size_t name_len,
-                          const uint8_t *pass, size_t pass_len)
+/* RFC 1929 section 2: a name and a password are 1 to 255 bytes each (config_check.c holds
+ * local_users to that; HTTP Basic, RFC 7617, is given no more room). */
+#define HANDSHAKE_CRED_MAX 255
+
+/* Zero when stored (a C string) is exactly given[0..len), else nonzero. It reads the same
+ * HANDSHAKE_CRED_MAX + 1 positions whatever both hold, without a branch on their bytes, so its
+ * time tells neither where they differ nor stored's length; after stored's NUL it keeps reading
+ * that NUL (ended), never past it. Length given: len <= HANDSHAKE_CRED_MAX (the caller). */
+static unsigned cred_diff(const char *stored, const uint8_t *given, size_t len)
 {
-    for (int i = 0; i < h->n_users; i++) {
-        const struct config_user *u = &h->users[i];
-        size_t ulen = strlen(u->password);
-        if (strlen(u->name) != name_len || memcmp(u->name, name, name_len) != 0)
-            continue;
-        uint8_t diff = ulen != pass_len;
-        for (size_t k = 0; k < pass_len; k++)
-            diff |= (uint8_t)((uint8_t)u->password[k < ulen ? k : 0] ^ pass[k]);
-        return diff == 0;
+    unsigned diff = 0;
+    size_t at = 0, stored_len = 0;
+
+    for (size_t k = 0; k <= HANDSHAKE_CRED_MAX; k++) {
+        uint8_t s = (uint8_t)stored[at];
+        uint8_t g = k < len ? given[k] : 0; /* len is the client's own, not a secret */
+        unsigned more = s != 0;
+        diff |= (unsigned)(s ^ g);
+        at += more;
+        stored_len += more;
     }
-    return false;
+    return diff | (unsigned)(stored_len ^ len);
+}
+
+bool handshake_local_user_ok(const struct config_user *users, int n_users, const uint8_t *name,
+                             size_t name_len, const uint8_t *pass, size_t pass_len)
+{
+    unsigned found = 0;
+
+    if (name_len > HANDSHAKE_CRED_MAX || pass_len > HANDSHAKE_CRED_MAX)
+        return false; /* no user has one that long */
+    /* Every user, name and password both, with no early exit: the time of a refusal says
+     * nothing about which names exist (a name compared first would tell a wrong name from a
+     * wrong password), nor about where a password differs. */
+    for (int i = 0; i < n_users; i++) {
+        unsigned d =
+            cred_diff(users[i].name, name, name_len) | cred_diff(users[i].password, pass, pass_len);
+        found |= d == 0;
+    }
+    return found != 0;
 }
 
 /* RFC 1929 section 2: one answer, success or failure; a failure closes the connection. */
@@ -152,7 +176,8 @@ static enum handshake_verdict socks5_auth(struct handshake *h, const uint8_t *bu
 
     if (r == SOCKS5_NEED_MORE)
         return HANDSHAKE_NEED_MORE;
-    bool ok = r == SOCKS5_DONE && local_user_ok(h, up.user, up.user_len, up.pass, up.pass_len);
+    bool ok = r == SOCKS5_DONE && handshake_local_user_ok(h->users, h->n_users, up.user,
+                                                          up.user_len, up.pass, up.pass_len);
     int n = socks5_write_userpass_reply(out->reply + out->reply_len,
                                         sizeof out->reply - out->reply_len, ok);
     if (n > 0)
@@ -279,7 +304,8 @@ static bool http_auth_ok(const struct handshake *h, const uint8_t *buf,
     if (!colon)
         return false;
     size_t name_len = (size_t)(colon - plain);
-    return local_user_ok(h, plain, name_len, colon + 1, n - name_len - 1);
+    return handshake_local_user_ok(h->users, h->n_users, plain, name_len, colon + 1,
+                                   n - name_len - 1);
 }
 
 /* An absolute-form request, rewritten in place: origin-form and its hop-by-hop headers gone

@@ -104,24 +104,15 @@ static void dispatch_batch(struct listener *l)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         char byte;
-        struct iovec iov = {&byte, 1};
-        union {
-            struct cmsghdr h;
-            char space[CMSG_SPACE(sizeof(int))];
-        } ctl;
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                             .msg_controllen = sizeof ctl};
-        ssize_t n = recvmsg(l->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        int fd;
+        ssize_t n = netaddr_recv_fd(l->fd, &byte, 1, &fd, NULL);
         if (n <= 0) {
             if (n == 0) /* the master went away */
                 listener_stop(l);
             return;
         }
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+        if (fd < 0)
             continue;
-        int fd;
-        memcpy(&fd, CMSG_DATA(c), sizeof fd);
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
         int port = dispatch_port(l->w, fd);
@@ -215,19 +206,6 @@ void listener_free(struct listener *l)
 
 int listener_send_fd(int sock, int fd)
 {
-    char byte = 0;
-    struct iovec iov = {&byte, 1};
-    union {
-        struct cmsghdr h;
-        char space[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                         .msg_controllen = sizeof ctl};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -1;
+    char byte = 0; /* a message needs a byte of data to carry the descriptor */
+    return netaddr_send_fd(sock, &byte, 1, fd);
 }

@@ -44,26 +44,33 @@ static void netaddr_write_port(uint8_t *p, uint16_t port)
     p[1] = (uint8_t)(port & 0xff);
 }
 
-static void netaddr_fill_ip(struct netaddr_target *t, int atyp, const uint8_t *ip, uint16_t port)
+socklen_t netaddr_from_ip_bytes(int family, const void *ip, uint16_t port,
+                                struct sockaddr_storage *ss)
 {
-    memset(t, 0, sizeof *t);
-    t->atyp = atyp;
-    t->port = port;
-    if (atyp == NETADDR_ATYP_IPV4) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&t->addr;
+    memset(ss, 0, sizeof *ss);
+    if (family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
         sin->sin_family = AF_INET;
         sin->sin_port = htons(port);
         memcpy(&sin->sin_addr, ip, 4);
-        t->addrlen = sizeof *sin;
-        inet_ntop(AF_INET, ip, t->host, sizeof t->host);
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&t->addr;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(port);
-        memcpy(&sin6->sin6_addr, ip, 16);
-        t->addrlen = sizeof *sin6;
-        inet_ntop(AF_INET6, ip, t->host, sizeof t->host);
+        return sizeof *sin;
     }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    memcpy(&sin6->sin6_addr, ip, 16);
+    return sizeof *sin6;
+}
+
+static void netaddr_fill_ip(struct netaddr_target *t, int atyp, const uint8_t *ip, uint16_t port)
+{
+    int family = atyp == NETADDR_ATYP_IPV4 ? AF_INET : AF_INET6;
+
+    memset(t, 0, sizeof *t);
+    t->atyp = atyp;
+    t->port = port;
+    t->addrlen = netaddr_from_ip_bytes(family, ip, port, &t->addr);
+    inet_ntop(family, ip, t->host, sizeof t->host);
 }
 
 static int netaddr_parse_domain(const uint8_t *buf, size_t len, struct netaddr_target *t)
@@ -220,25 +227,15 @@ int netaddr_parse_port(const char *s, size_t len, uint16_t *port)
 int netaddr_from_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
     uint8_t raw[16];
+    int family = inet_pton(AF_INET, ip, raw) == 1    ? AF_INET
+                 : inet_pton(AF_INET6, ip, raw) == 1 ? AF_INET6
+                                                     : AF_UNSPEC;
 
     memset(ss, 0, sizeof *ss);
-    if (inet_pton(AF_INET, ip, raw) == 1) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        memcpy(&sin->sin_addr, raw, 4);
-        *len = sizeof *sin;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, ip, raw) == 1) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(port);
-        memcpy(&sin6->sin6_addr, raw, 16);
-        *len = sizeof *sin6;
-        return 0;
-    }
-    return -1;
+    if (family == AF_UNSPEC)
+        return -1;
+    *len = netaddr_from_ip_bytes(family, raw, port, ss);
+    return 0;
 }
 
 /* Where host and port text stand in s[0..len). port is NULL when none is given, which only
@@ -536,6 +533,54 @@ int netaddr_set_cloexec(int fd, bool on)
         return -1;
     fl = on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
     return fcntl(fd, F_SETFD, fl) < 0 ? -1 : 0;
+}
+
+/* Room for the one descriptor a message carries (cmsg(3)). */
+union netaddr_fd_control {
+    struct cmsghdr h;
+    char space[CMSG_SPACE(sizeof(int))];
+};
+
+int netaddr_send_fd(int sock, const void *data, size_t len, int fd)
+{
+    struct iovec iov = {(void *)data, len};
+    union netaddr_fd_control ctl;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    memset(&ctl, 0, sizeof ctl);
+    if (fd >= 0) {
+        m.msg_control = &ctl;
+        m.msg_controllen = sizeof ctl;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    return sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+ssize_t netaddr_recv_fd(int sock, void *data, size_t len, int *fd, bool *truncated)
+{
+    struct iovec iov = {data, len};
+    union netaddr_fd_control ctl;
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof ctl};
+
+    *fd = -1;
+    if (truncated)
+        *truncated = false;
+    /* MSG_CMSG_CLOEXEC: the descriptor is close-on-exec from its first moment here, so no
+     * plugin or binary upgrade exec'd meanwhile inherits it */
+    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n <= 0)
+        return n;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    if (truncated)
+        *truncated = (m.msg_flags & MSG_TRUNC) != 0;
+    return n;
 }
 
 static int netaddr_setopt(int fd, int level, int name, int value)

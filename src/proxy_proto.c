@@ -30,24 +30,6 @@ static int proxy_proto_prefix(const uint8_t *buf, size_t len, const void *want, 
     return memcmp(buf, want, len < wantlen ? len : wantlen);
 }
 
-static void proxy_proto_set4(struct sockaddr_storage *ss, const uint8_t *addr, uint16_t port)
-{
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    memset(ss, 0, sizeof *ss);
-    sin->sin_family = AF_INET;
-    memcpy(&sin->sin_addr, addr, 4);
-    sin->sin_port = htons(port);
-}
-
-static void proxy_proto_set6(struct sockaddr_storage *ss, const uint8_t *addr, uint16_t port)
-{
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    memset(ss, 0, sizeof *ss);
-    sin6->sin6_family = AF_INET6;
-    memcpy(&sin6->sin6_addr, addr, 16);
-    sin6->sin6_port = htons(port);
-}
-
 /* ---- version 1: one text line ---- */
 
 /* A port in decimal, 0..65535, without a sign or a leading zero (section 2.1). */
@@ -88,13 +70,8 @@ static int proxy_proto_v1_fields(char *line, struct proxy_proto_header *h)
     if (af < 0 || inet_pton(af, f[1], src) != 1 || inet_pton(af, f[2], dst) != 1 ||
         proxy_proto_v1_port(f[3], &sport) != 0 || proxy_proto_v1_port(f[4], &dport) != 0)
         return -1;
-    if (af == AF_INET) {
-        proxy_proto_set4(&h->src, src, sport);
-        proxy_proto_set4(&h->dst, dst, dport);
-    } else {
-        proxy_proto_set6(&h->src, src, sport);
-        proxy_proto_set6(&h->dst, dst, dport);
-    }
+    netaddr_from_ip_bytes(af, src, sport, &h->src);
+    netaddr_from_ip_bytes(af, dst, dport, &h->dst);
     h->has_address = true;
     return 0;
 }
@@ -187,11 +164,11 @@ static long proxy_proto_v2(const uint8_t *buf, size_t len, struct proxy_proto_he
     h->version = 2;
     h->has_address = proxy && (buf[13] == PP2_FAM_TCP4 || buf[13] == PP2_FAM_TCP6);
     if (proxy && buf[13] == PP2_FAM_TCP4) {
-        proxy_proto_set4(&h->src, a, (uint16_t)(a[8] << 8 | a[9]));
-        proxy_proto_set4(&h->dst, a + 4, (uint16_t)(a[10] << 8 | a[11]));
+        netaddr_from_ip_bytes(AF_INET, a, (uint16_t)(a[8] << 8 | a[9]), &h->src);
+        netaddr_from_ip_bytes(AF_INET, a + 4, (uint16_t)(a[10] << 8 | a[11]), &h->dst);
     } else if (proxy && buf[13] == PP2_FAM_TCP6) {
-        proxy_proto_set6(&h->src, a, (uint16_t)(a[32] << 8 | a[33]));
-        proxy_proto_set6(&h->dst, a + 16, (uint16_t)(a[34] << 8 | a[35]));
+        netaddr_from_ip_bytes(AF_INET6, a, (uint16_t)(a[32] << 8 | a[33]), &h->src);
+        netaddr_from_ip_bytes(AF_INET6, a + 16, (uint16_t)(a[34] << 8 | a[35]), &h->dst);
     }
     return (long)total;
 }

@@ -161,19 +161,7 @@ static void result_add(struct resolve_result *res, int family, const void *bytes
     }
     if (res->count >= RESOLVE_MAX_ADDRS)
         return;
-    struct sockaddr_storage *ss = &res->addr[res->count];
-    memset(ss, 0, sizeof *ss);
-    if (family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_family = AF_INET;
-        memcpy(&sin->sin_addr, bytes, 4);
-        res->len[res->count] = sizeof *sin;
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        sin6->sin6_family = AF_INET6;
-        memcpy(&sin6->sin6_addr, bytes, 16);
-        res->len[res->count] = sizeof *sin6;
-    }
+    res->len[res->count] = netaddr_from_ip_bytes(family, bytes, 0, &res->addr[res->count]);
     res->count++;
 }
 

@@ -18,6 +18,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libev.h>
 
+#include "netaddr.h"
+
 /* Seconds between two attempts to (re)connect. */
 #define SHARED_STORE_RETRY 1.0
 
@@ -118,7 +120,10 @@ static void store_connect(struct shared_store *st)
         return;
     }
     ac->data = st;
-    if (redisLibevAttach(st->loop, ac) != REDIS_OK) {
+    /* hiredis makes its socket without close-on-exec; the master execs plugins and, on a binary
+     * upgrade, itself, neither of which may keep our Redis connection. No fork comes between
+     * socket() and here (one thread), so nothing can inherit it meanwhile. */
+    if (netaddr_set_cloexec(ac->c.fd, true) < 0 || redisLibevAttach(st->loop, ac) != REDIS_OK) {
         redisAsyncFree(ac);
         store_lost(st);
         return;

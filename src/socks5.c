@@ -8,6 +8,18 @@
 
 #include <string.h>
 
+/* The opening every message parsed here shares: a version byte, then a fixed part of `fixed`
+ * bytes in all. NEED_MORE until the first byte is there, BAD at once when it is not version
+ * (before the rest arrives), NEED_MORE until the fixed part is complete, else DONE. */
+static int socks5_head(const uint8_t *buf, size_t len, uint8_t version, size_t fixed)
+{
+    if (len < 1)
+        return SOCKS5_NEED_MORE;
+    if (buf[0] != version)
+        return SOCKS5_BAD;
+    return len < fixed ? SOCKS5_NEED_MORE : SOCKS5_DONE;
+}
+
 /* Section 3: VER NMETHODS METHODS[NMETHODS]. */
 int socks5_parse_greeting(const uint8_t *buf, size_t len, size_t *consumed, uint8_t *method)
 {
@@ -17,12 +29,9 @@ int socks5_parse_greeting(const uint8_t *buf, size_t len, size_t *consumed, uint
 int socks5_parse_greeting_for(const uint8_t *buf, size_t len, uint8_t wanted, size_t *consumed,
                               uint8_t *method)
 {
-    if (len < 1)
-        return SOCKS5_NEED_MORE;
-    if (buf[0] != SOCKS5_VERSION)
-        return SOCKS5_BAD;
-    if (len < 2)
-        return SOCKS5_NEED_MORE;
+    int head = socks5_head(buf, len, SOCKS5_VERSION, 2);
+    if (head != SOCKS5_DONE)
+        return head;
     size_t n = buf[1];
     if (len < 2 + n)
         return SOCKS5_NEED_MORE;
@@ -40,12 +49,9 @@ int socks5_parse_greeting_for(const uint8_t *buf, size_t len, uint8_t wanted, si
 int socks5_parse_request(const uint8_t *buf, size_t len, size_t *consumed,
                          struct socks5_request *r)
 {
-    if (len < 1)
-        return SOCKS5_NEED_MORE;
-    if (buf[0] != SOCKS5_VERSION)
-        return SOCKS5_BAD;
-    if (len < 3)
-        return SOCKS5_NEED_MORE;
+    int head = socks5_head(buf, len, SOCKS5_VERSION, 3);
+    if (head != SOCKS5_DONE)
+        return head;
     int n = netaddr_parse_header(buf + 3, len - 3, &r->target);
     if (n < 0)
         return SOCKS5_BAD;
@@ -107,12 +113,9 @@ int socks5_write_udp_header(uint8_t *out, size_t cap, const struct sockaddr *sa)
 int socks5_parse_userpass(const uint8_t *buf, size_t len, size_t *consumed,
                           struct socks5_userpass *up)
 {
-    if (len < 1)
-        return SOCKS5_NEED_MORE;
-    if (buf[0] != SOCKS5_USERPASS_VERSION)
-        return SOCKS5_BAD;
-    if (len < 2)
-        return SOCKS5_NEED_MORE;
+    int head = socks5_head(buf, len, SOCKS5_USERPASS_VERSION, 2);
+    if (head != SOCKS5_DONE)
+        return head;
     size_t ulen = buf[1];
     if (len < 2 + ulen + 1)
         return SOCKS5_NEED_MORE;
@@ -151,12 +154,9 @@ static long socks4_field(const uint8_t *buf, size_t len, size_t off, size_t max)
  * 0.0.0.x with x != 0 says a host name follows the user id. */
 int socks4_parse_request(const uint8_t *buf, size_t len, size_t *consumed, struct socks4_request *r)
 {
-    if (len < 1)
-        return SOCKS5_NEED_MORE;
-    if (buf[0] != SOCKS4_VERSION)
-        return SOCKS5_BAD;
-    if (len < 8)
-        return SOCKS5_NEED_MORE;
+    int head = socks5_head(buf, len, SOCKS4_VERSION, 8);
+    if (head != SOCKS5_DONE)
+        return head;
     long user = socks4_field(buf, len, 8, SOCKS4_USERID_MAX);
     if (user < 0)
         return user == -2 ? SOCKS5_BAD : SOCKS5_NEED_MORE;

@@ -12,6 +12,7 @@
 
 #include "blake3.h"
 #include "rp_assert.h"
+#include "rp_bytes.h"
 
 static const struct ss2022_method_info ss2022_methods[SS2022_METHOD_COUNT] = {
     [SS2022_AES_128_GCM] = {"2022-blake3-aes-128-gcm", 16, CRYPTO_AES_128_GCM, true},
@@ -81,20 +82,12 @@ const char *ss2022_error_name(enum ss2022_error e)
 int ss2022_psk_from_base64(struct ss2022_psk *k, enum ss2022_method m, const char *b64)
 {
     const struct ss2022_method_info *info = ss2022_method_info(m);
-    uint8_t raw[SS2022_MAX_KEY + 3]; /* room to see a key that is too long */
-    size_t raw_len = 0;
-    int ret = -1;
 
-    if (!info || !b64)
+    if (!info || crypto_base64_decode_exact(b64, k->bytes, info->key_len) != 0)
         return -1;
-    if (crypto_base64_decode(b64, raw, sizeof raw, &raw_len) == 0 && raw_len == info->key_len) {
-        k->method = m;
-        k->len = raw_len;
-        memcpy(k->bytes, raw, raw_len);
-        ret = 0;
-    }
-    crypto_wipe(raw, sizeof raw);
-    return ret;
+    k->method = m;
+    k->len = info->key_len;
+    return 0;
 }
 
 void ss2022_base64_encode(const uint8_t *in, size_t len, char *out)
@@ -150,31 +143,6 @@ bool ss2022_timestamp_ok(uint64_t timestamp, uint64_t now)
 {
     uint64_t diff = timestamp > now ? timestamp - now : now - timestamp;
     return diff <= SS2022_TIMESTAMP_WINDOW;
-}
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
 }
 
 int ss2022_stream_init(struct ss_stream *s, const struct ss2022_psk *key, const uint8_t *salt)
@@ -285,8 +253,8 @@ long ss2022_request_build(struct ss_stream *s, const struct ss2022_request_spec 
     if (ss2022_stream_init(s, &spec->keys[ids], spec->salt) != 0)
         return -1;
     p[0] = SS2022_TYPE_CLIENT;
-    put_be64(p + 1, spec->timestamp);
-    put_be16(p + 9, (uint16_t)varlen);
+    rp_put_be64(p + 1, spec->timestamp);
+    rp_put_be16(p + 9, (uint16_t)varlen);
     if (stream_seal(s, p, SS2022_REQUEST_FIXED) != 0)
         return -1;
     p += SS2022_REQUEST_FIXED + CRYPTO_TAG_LEN;
@@ -294,7 +262,7 @@ long ss2022_request_build(struct ss_stream *s, const struct ss2022_request_spec 
     uint8_t *var = p;
     memcpy(p, addr, (size_t)addr_len);
     p += addr_len;
-    put_be16(p, (uint16_t)spec->padding_len);
+    rp_put_be16(p, (uint16_t)spec->padding_len);
     p += 2;
     memset(p, 0, spec->padding_len); /* the content of padding is not specified; it is sealed */
     p += spec->padding_len;
@@ -319,7 +287,7 @@ static int request_parse_variable(const uint8_t *var, size_t varlen, struct ss20
         r->error = SS2022_ERR_LENGTH;
         return SS2022_BAD;
     }
-    r->padding_len = get_be16(var + at);
+    r->padding_len = rp_get_be16(var + at);
     at += 2;
     if (r->padding_len > SS2022_MAX_PADDING || r->padding_len > varlen - at) {
         r->error = r->padding_len > SS2022_MAX_PADDING ? SS2022_ERR_PADDING : SS2022_ERR_LENGTH;
@@ -378,10 +346,10 @@ int ss2022_request_parse(struct ss_stream *s, const struct ss2022_server_keys *k
         return request_bad(r, SS2022_ERR_AUTH);
     if (fixed[0] != SS2022_TYPE_CLIENT)
         return request_bad(r, SS2022_ERR_TYPE);
-    r->timestamp = get_be64(fixed + 1);
+    r->timestamp = rp_get_be64(fixed + 1);
     if (!ss2022_timestamp_ok(r->timestamp, now))
         return request_bad(r, SS2022_ERR_TIMESTAMP);
-    size_t varlen = get_be16(fixed + 9);
+    size_t varlen = rp_get_be16(fixed + 9);
     if (varlen == 0)
         return request_bad(r, SS2022_ERR_LENGTH);
     size_t total = head + SS2022_REQUEST_FIXED + CRYPTO_TAG_LEN + varlen + CRYPTO_TAG_LEN;
@@ -411,9 +379,9 @@ long ss2022_response_head(struct ss_stream *s, const struct ss2022_psk *key, con
     memcpy(out, salt, key_len);
     uint8_t *p = out + key_len;
     p[0] = SS2022_TYPE_SERVER;
-    put_be64(p + 1, timestamp);
+    rp_put_be64(p + 1, timestamp);
     memcpy(p + 9, request_salt, key_len);
-    put_be16(p + 9 + key_len, (uint16_t)payload_len);
+    rp_put_be16(p + 9 + key_len, (uint16_t)payload_len);
     if (stream_seal(s, p, fixed_len) != 0)
         return -1;
     return (long)SS2022_RESPONSE_HEAD(key_len);
@@ -464,13 +432,13 @@ int ss2022_response_parse(struct ss_stream *s, const struct ss2022_psk *key,
         return response_bad(r, SS2022_ERR_AUTH);
     if (fixed[0] != SS2022_TYPE_SERVER)
         return response_bad(r, SS2022_ERR_TYPE);
-    r->timestamp = get_be64(fixed + 1);
+    r->timestamp = rp_get_be64(fixed + 1);
     if (!ss2022_timestamp_ok(r->timestamp, now))
         return response_bad(r, SS2022_ERR_TIMESTAMP);
     /* Section 3.1.3: "The client MUST check this field ... against the request salt." */
     if (memcmp(fixed + 9, request_salt, key_len) != 0)
         return response_bad(r, SS2022_ERR_SALT);
-    size_t plen = get_be16(fixed + 9 + key_len);
+    size_t plen = rp_get_be16(fixed + 9 + key_len);
     if (plen == 0)
         return response_bad(r, SS2022_ERR_LENGTH);
     if (len < head + plen + CRYPTO_TAG_LEN)

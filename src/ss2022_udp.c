@@ -11,24 +11,11 @@
 #include <string.h>
 
 #include "rp_assert.h"
+#include "rp_bytes.h"
 
 /* type + timestamp + padding length; a server's body adds the client session id. */
 #define UDP_BODY_FIXED (1 + 8 + 2)
 #define UDP_IDS 16
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static bool udp_is_chacha(const struct ss2022_udp_keys *keys)
 {
@@ -49,10 +36,10 @@ static long udp_write_body(const struct ss2022_udp_packet *p, uint8_t *out, size
         return -1;
     uint8_t *q = out;
     *q++ = (uint8_t)p->type;
-    put_be64(q, p->timestamp);
+    rp_put_be64(q, p->timestamp);
     q += 8;
     if (p->type == SS2022_TYPE_SERVER) {
-        put_be64(q, p->client_session_id);
+        rp_put_be64(q, p->client_session_id);
         q += 8;
     }
     *q++ = (uint8_t)(p->padding_len >> 8);
@@ -76,8 +63,8 @@ static long udp_seal_chacha(const struct ss2022_udp_keys *keys, const struct ss2
     if (len < 0)
         return -1;
     memcpy(out, nonce, SS2022_UDP_NONCE);
-    put_be64(body, p->session_id);
-    put_be64(body + 8, p->packet_id);
+    rp_put_be64(body, p->session_id);
+    rp_put_be64(body + 8, p->packet_id);
     size_t n = UDP_IDS + (size_t)len;
     if (crypto_xchacha_seal(keys->xchacha, nonce, NULL, 0, body, n, body, body + n) != 0)
         return -1;
@@ -98,8 +85,8 @@ long ss2022_udp_seal(const struct ss2022_udp_keys *keys, const struct ss2022_udp
     if (len < 0)
         return -1;
     uint8_t sep[SS2022_UDP_SEPARATE];
-    put_be64(sep, p->session_id);
-    put_be64(sep + 8, p->packet_id);
+    rp_put_be64(sep, p->session_id);
+    rp_put_be64(sep + 8, p->packet_id);
     uint8_t *body = out + head;
     if (crypto_aead_seal(keys->aead, sep + 4, body, (size_t)len, body, body + len) != 0)
         return -1;
@@ -126,8 +113,8 @@ int ss2022_udp_peek(const struct ss2022_udp_keys *keys, const uint8_t *pkt, size
         return -1;
     if (crypto_block_decrypt(keys->block, pkt, sep) != 0)
         return -1;
-    *session_id = get_be64(sep);
-    *packet_id = get_be64(sep + 8);
+    *session_id = rp_get_be64(sep);
+    *packet_id = rp_get_be64(sep + 8);
     if (identity) {
         if (crypto_block_decrypt(keys->block, pkt + SS2022_UDP_SEPARATE, identity) != 0)
             return -1;
@@ -153,12 +140,12 @@ static int udp_parse_body(const uint8_t *b, size_t len, int want_type, uint64_t 
     p->type = b[0];
     if (p->type != want_type)
         return udp_bad(p, SS2022_ERR_TYPE);
-    p->timestamp = get_be64(b + 1);
+    p->timestamp = rp_get_be64(b + 1);
     if (!ss2022_timestamp_ok(p->timestamp, now))
         return udp_bad(p, SS2022_ERR_TIMESTAMP);
     size_t at = 9;
     if (want_type == SS2022_TYPE_SERVER) {
-        p->client_session_id = get_be64(b + at);
+        p->client_session_id = rp_get_be64(b + at);
         at += 8;
     }
     p->padding_len = (size_t)b[at] << 8 | b[at + 1];
@@ -186,8 +173,8 @@ static int udp_open_chacha(const struct ss2022_udp_keys *keys, uint8_t *pkt, siz
     size_t n = len - SS2022_UDP_NONCE - CRYPTO_TAG_LEN;
     if (crypto_xchacha_open(keys->xchacha, pkt, NULL, 0, body, n, body, body + n) != 0)
         return udp_bad(p, SS2022_ERR_AUTH);
-    p->session_id = get_be64(body);
-    p->packet_id = get_be64(body + 8);
+    p->session_id = rp_get_be64(body);
+    p->packet_id = rp_get_be64(body + 8);
     return udp_parse_body(body + UDP_IDS, n - UDP_IDS, want_type, now, p);
 }
 
@@ -204,8 +191,8 @@ int ss2022_udp_open(const struct ss2022_udp_keys *keys, uint8_t *pkt, size_t len
         return udp_bad(p, SS2022_ERR_LENGTH);
     if (crypto_block_decrypt(keys->block, pkt, sep) != 0)
         return udp_bad(p, SS2022_ERR_INTERNAL);
-    p->session_id = get_be64(sep);
-    p->packet_id = get_be64(sep + 8);
+    p->session_id = rp_get_be64(sep);
+    p->packet_id = rp_get_be64(sep + 8);
     uint8_t *body = pkt + head;
     size_t n = len - head - CRYPTO_TAG_LEN;
     if (crypto_aead_open(keys->aead, sep + 4, body, n, body, body + n) != 0)

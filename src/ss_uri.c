@@ -75,12 +75,27 @@ static int split_userinfo(const char *plain, struct ss_uri *out, char *err, size
     return 0;
 }
 
+/* s[0..len) (len < SS_URI_MAX) as base64, standard or URL-safe, of text: decoded into
+ * plain[0..cap), NUL-terminated. -1 when it is not base64, does not fit, or holds a NUL (which
+ * would cut the text short). */
+static int b64_text(const char *s, size_t len, char *plain, size_t cap)
+{
+    char b64[SS_URI_MAX];
+    size_t n = 0;
+
+    memcpy(b64, s, len);
+    b64[len] = '\0';
+    if (crypto_base64_decode(b64, (uint8_t *)plain, cap - 1, &n) != 0 || memchr(plain, '\0', n))
+        return -1;
+    plain[n] = '\0';
+    return 0;
+}
+
 /* SIP002: the user info is percent-encoded "method:password" when it holds ':' or '%' (neither
  * is a base64 character), else base64url of it. */
 static int parse_userinfo(const char *s, size_t len, struct ss_uri *out, char *err, size_t errlen)
 {
-    char plain[sizeof out->method + sizeof out->password + 2], b64[SS_URI_MAX];
-    size_t n = 0;
+    char plain[sizeof out->method + sizeof out->password + 2];
 
     if (len == 0)
         return uri_fail(err, errlen, "no user info before '@'");
@@ -91,14 +106,10 @@ static int parse_userinfo(const char *s, size_t len, struct ss_uri *out, char *e
                             "long");
         return split_userinfo(plain, out, err, errlen);
     }
-    memcpy(b64, s, len);
-    b64[len] = '\0';
-    if (crypto_base64_decode(b64, (uint8_t *)plain, sizeof plain - 1, &n) != 0 ||
-        memchr(plain, '\0', n))
+    if (b64_text(s, len, plain, sizeof plain) != 0)
         return uri_fail(err, errlen,
                         "the user info is neither base64url of "
                         "\"method:password\" nor percent-encoded with a ':'");
-    plain[n] = '\0';
     return split_userinfo(plain, out, err, errlen);
 }
 
@@ -179,17 +190,12 @@ static int parse_query(const char *s, size_t len, struct ss_uri *out, char *err,
 /* The legacy form: ss://base64(method:password@host:port)[#tag], which SIP002 clients read too. */
 static int parse_legacy(const char *s, size_t len, struct ss_uri *out, char *err, size_t errlen)
 {
-    char b64[SS_URI_MAX], plain[SS_URI_MAX];
-    size_t n = 0;
+    char plain[SS_URI_MAX];
 
-    memcpy(b64, s, len);
-    b64[len] = '\0';
-    if (crypto_base64_decode(b64, (uint8_t *)plain, sizeof plain - 1, &n) != 0 ||
-        memchr(plain, '\0', n))
+    if (b64_text(s, len, plain, sizeof plain) != 0)
         return uri_fail(err, errlen,
                         "no '@' between the user info and the host (nor the "
                         "legacy base64 form)");
-    plain[n] = '\0';
     char *at = strrchr(plain, '@');
     if (!at)
         return uri_fail(err, errlen, "the legacy base64 form has no '@' before the host");

@@ -261,7 +261,10 @@ static void udp_socks5_in(struct udp_relay *u, const struct sockaddr *client, ui
     udp_seal_to_server(a, data + UDP_SOCKS5_PREFIX, len - UDP_SOCKS5_PREFIX, client);
 }
 
-static void udp_inbound_one(struct udp_relay *u, unsigned i)
+/* Datagram i of the batch just read, from a client: on the port's socket (scope
+ * UDP_SCOPE_SHARED), or on the own socket of a SOCKS5 control connection (UDP_SCOPE_OF_CTL:
+ * the local role's UDP ASSOCIATE). */
+static void udp_inbound_one(struct udp_relay *u, unsigned i, uint32_t scope)
 {
     struct mmsghdr *m = &u->rx.msg[i];
     const struct sockaddr *client = (const struct sockaddr *)&u->rx.addr[i];
@@ -280,12 +283,43 @@ static void udp_inbound_one(struct udp_relay *u, unsigned i)
         udp_tunnel_in(u, client, data, m->msg_len);
         break;
     case ROLE_LOCAL:
-        udp_socks5_in(u, client, data, m->msg_len, UDP_SCOPE_SHARED);
+        udp_socks5_in(u, client, data, m->msg_len, scope);
         break;
     case ROLE_REDIR:
         udp_redir_in(u, client, data, m->msg_len);
         break;
     }
+}
+
+/* What each readable socket does with a batch of n datagrams (u->rx); arg is its owner. */
+typedef void udp_batch_fn(struct udp_relay *u, int n, void *arg);
+
+/* Reads the socket *fd a batch at a time, each batch handled and then sent on in one flush,
+ * until the socket has no more or after UDP_BATCHES_PER_WAKEUP batches, so that the loop's
+ * other watchers get their turn. *fd is looked at again each round, as the copies of this loop
+ * did (their watcher's or owner's field, which a batch's handling might change). */
+static void udp_read_batches(struct udp_relay *u, const int *fd, udp_batch_fn *handle, void *arg)
+{
+    u->now = udp_clock();
+    for (int round = 0; round < UDP_BATCHES_PER_WAKEUP; round++) {
+        int n = udp_rx_batch(u, *fd);
+        if (n <= 0)
+            break;
+        handle(u, n, arg);
+        udp_tx_flush(u);
+        if (n < UDP_BATCH)
+            break;
+    }
+}
+
+static void udp_inbound_batch(struct udp_relay *u, int n, void *arg)
+{
+    (void)arg;
+    metrics_add(&u->stats->udp_packets_in, (uint64_t)n);
+    if (u->port->stats)
+        metrics_add(&u->port->stats->udp_datagrams, (uint64_t)n);
+    for (int i = 0; i < n; i++)
+        udp_inbound_one(u, (unsigned)i, UDP_SCOPE_SHARED);
 }
 
 static void udp_inbound_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -294,20 +328,7 @@ static void udp_inbound_cb(struct ev_loop *loop, ev_io *io, int revents)
 
     (void)loop;
     (void)revents;
-    u->now = udp_clock();
-    for (int round = 0; round < UDP_BATCHES_PER_WAKEUP; round++) {
-        int n = udp_rx_batch(u, u->fd);
-        if (n <= 0)
-            break;
-        metrics_add(&u->stats->udp_packets_in, (uint64_t)n);
-        if (u->port->stats)
-            metrics_add(&u->port->stats->udp_datagrams, (uint64_t)n);
-        for (int i = 0; i < n; i++)
-            udp_inbound_one(u, (unsigned)i);
-        udp_tx_flush(u);
-        if (n < UDP_BATCH)
-            break;
-    }
+    udp_read_batches(u, &u->fd, udp_inbound_batch, NULL);
 }
 
 /* ---- Datagrams on an association's outbound socket ---------------------------------------- */
@@ -385,67 +406,55 @@ static void udp_client_out(struct udp_assoc *a, int family, const struct sockadd
     udp_tx_add(u, out_fd, client, plain, (size_t)plen + UDP_SOCKS5_PREFIX, &a->local);
 }
 
+/* arg: the association's watcher of the socket read, of one family. */
+static void udp_outbound_batch(struct udp_relay *u, int n, void *arg)
+{
+    ev_io *io = arg;
+    struct udp_assoc *a = io->data;
+    int family = io == &a->io[1] ? AF_INET6 : AF_INET;
+
+    for (int i = 0; i < n; i++) {
+        struct mmsghdr *m = &u->rx.msg[i];
+        const struct sockaddr *from = (const struct sockaddr *)&u->rx.addr[i];
+        uint8_t *data = u->rx.buf[i] + UDP_HEADROOM;
+        if ((m->msg_hdr.msg_flags & MSG_TRUNC) || !udp_family_ok(from))
+            udp_drop(u, from, "oversized reply");
+        else if (u->role == ROLE_SERVER)
+            udp_server_out(a, from, data, m->msg_len);
+        else
+            udp_client_out(a, family, from, data, m->msg_len);
+    }
+    udp_assoc_touch(a);
+}
+
 void udp_outbound_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct udp_assoc *a = io->data;
-    struct udp_relay *u = a->relay;
-    int family = io == &a->io[1] ? AF_INET6 : AF_INET;
 
     (void)loop;
     (void)revents;
-    u->now = udp_clock();
-    for (int round = 0; round < UDP_BATCHES_PER_WAKEUP; round++) {
-        int n = udp_rx_batch(u, io->fd);
-        if (n <= 0)
-            break;
-        for (int i = 0; i < n; i++) {
-            struct mmsghdr *m = &u->rx.msg[i];
-            const struct sockaddr *from = (const struct sockaddr *)&u->rx.addr[i];
-            uint8_t *data = u->rx.buf[i] + UDP_HEADROOM;
-            if ((m->msg_hdr.msg_flags & MSG_TRUNC) || !udp_family_ok(from))
-                udp_drop(u, from, "oversized reply");
-            else if (u->role == ROLE_SERVER)
-                udp_server_out(a, from, data, m->msg_len);
-            else
-                udp_client_out(a, family, from, data, m->msg_len);
-        }
-        udp_assoc_touch(a);
-        udp_tx_flush(u);
-        if (n < UDP_BATCH)
-            break;
-    }
+    udp_read_batches(a->relay, &io->fd, udp_outbound_batch, io);
 }
 
 /* ---- SOCKS5 control connections ------------------------------------------------------------ */
 
 /* The own socket of a control connection is readable: its client's requests. */
+static void udp_ctl_batch(struct udp_relay *u, int n, void *arg)
+{
+    const struct udp_ctl *c = arg;
+
+    metrics_add(&u->stats->udp_packets_in, (uint64_t)n);
+    for (int i = 0; i < n; i++)
+        udp_inbound_one(u, (unsigned)i, UDP_SCOPE_OF_CTL(c->handle));
+}
+
 static void udp_ctl_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct udp_ctl *c = io->data;
-    struct udp_relay *u = c->relay;
 
     (void)loop;
     (void)revents;
-    u->now = udp_clock();
-    for (int round = 0; round < UDP_BATCHES_PER_WAKEUP; round++) {
-        int n = udp_rx_batch(u, c->fd);
-        if (n <= 0)
-            break;
-        metrics_add(&u->stats->udp_packets_in, (uint64_t)n);
-        for (int i = 0; i < n; i++) {
-            struct mmsghdr *m = &u->rx.msg[i];
-            const struct sockaddr *client = (const struct sockaddr *)&u->rx.addr[i];
-            u->rx_current = (unsigned)i;
-            if ((m->msg_hdr.msg_flags & MSG_TRUNC) || !udp_family_ok(client))
-                udp_drop(u, client, "oversized datagram");
-            else
-                udp_socks5_in(u, client, u->rx.buf[i] + UDP_HEADROOM, m->msg_len,
-                              UDP_SCOPE_OF_CTL(c->handle));
-        }
-        udp_tx_flush(u);
-        if (n < UDP_BATCH)
-            break;
-    }
+    udp_read_batches(c->relay, &c->fd, udp_ctl_batch, c);
 }
 
 /* The control connection's own socket, bound to the address its TCP connection arrived on
@@ -495,6 +504,7 @@ int udp_relay_socks5_open(struct udp_relay *u, const struct sockaddr *client,
 {
     if (!u || !client || !local || !udp_family_ok(client))
         return -1;
+    RP_ASSERT(u->role == ROLE_LOCAL); /* its datagrams take udp_inbound_one's SOCKS5 path */
     u->now = udp_clock();
     int h = udp_ctl_handle(u);
     struct udp_ctl *c = h >= 0 ? calloc(1, sizeof *c) : NULL;

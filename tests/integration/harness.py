@@ -500,11 +500,12 @@ def binary_upgrade(p):
     return new_pid
 
 
-def stop_master(pid):
-    """Stops a master the harness did not start (one a binary upgrade made), and its workers."""
+def stop_master(pid, timeout=10):
+    """Stops a master the harness did not start (one a binary upgrade made), and its workers:
+    SIGTERM, up to timeout seconds for it to leave, then SIGKILL to the workers it had."""
     kids = children_of(pid)
     os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10)
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid), timeout)
     for k in kids:
         try:
             os.kill(k, signal.SIGKILL)

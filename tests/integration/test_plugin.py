@@ -339,6 +339,49 @@ def test_plugin_gets_the_sip003_environment():
         assert ports == {lport}, "worker %d listens on %s" % (w, ports)
 
 
+def _not_close_on_exec(pid):
+    """pid's descriptors above stderr without close-on-exec (O_CLOEXEC, 02000000 octal, in
+    /proc/PID/fdinfo's "flags", proc(5)), each with what it is."""
+    found = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                flags = [ln.split()[1] for ln in f if ln.startswith("flags:")][0]
+            what = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if int(fd) > 2 and not int(flags, 8) & 0o2000000:
+            found.append("%s -> %s" % (fd, what))
+    return found
+
+
+def test_plugin_inherits_no_descriptor_with_shared_store():
+    """The plugin is exec'd by the master, and a binary upgrade execs the master itself: with
+    shared_store set (the master and each worker hold a Redis connection, which hiredis opens
+    without close-on-exec), the plugin has only stdin, stdout and stderr, and every other
+    descriptor of the master and its workers is close-on-exec."""
+    from test_shared_store import lacks_hiredis, start_redis
+    if lacks_hiredis():
+        raise harness.Skip("this build has no hiredis (configure --with-hiredis, libhiredis-dev)")
+    _, rport = start_redis()
+    # sleep(1) as the plugin: it opens nothing of its own, so what it holds was inherited
+    cfg = harness.server_config(free_port(), METHOD, None, workers=2, plugin="sleep",
+                                plugin_args=["600"], shared_store="redis://127.0.0.1:%d" % rport,
+                                users=[{"name": "alice", "password": "alice-secret"}])
+    master = reuseproxy(cfg, wait=False)  # the public port is the plugin's, and sleep's none
+    # the master and both workers
+    assert wait_for(lambda: master.output().count("shared_store: connected") >= 3, 20.0), \
+        master.output()[-2000:]
+    plugin = plugin_pid(master)
+    assert plugin, "no plugin among the master's children"
+    fds = sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % plugin))
+    assert fds == [0, 1, 2], "the plugin inherited %s" % [
+        "%d -> %s" % (fd, os.readlink("/proc/%d/fd/%d" % (plugin, fd))) for fd in fds[3:]]
+    for pid in [master.pid] + [w for w in harness.children_of(master.pid) if w != plugin]:
+        leaks = _not_close_on_exec(pid)
+        assert not leaks, "process %d keeps across exec: %s" % (pid, leaks)
+
+
 def test_plugin_runs_as_user():
     """As the workers, the plugin gives root up for "user"."""
     if os.geteuid() != 0:
@@ -498,12 +541,5 @@ def _check_upgrade(kind):
         assert os.path.exists("/proc/%d" % new_pid), "the new master gave up: %s" % \
             master.output()[-3000:]
     finally:
-        kids = harness.children_of(new_pid)
-        os.kill(new_pid, signal.SIGTERM)
-        wait_for(lambda: not os.path.exists("/proc/%d" % new_pid), 15.0)
-        for k in kids:
-            try:
-                os.kill(k, signal.SIGKILL)
-            except OSError:
-                pass
+        harness.stop_master(new_pid, timeout=15.0)
     echo.stop()

@@ -19,23 +19,6 @@ static int load_valid(struct config *c, const char *json)
     return unit_config_valid(c, json, err, sizeof err);
 }
 
-/* A configuration that must be refused, and what the message must say. */
-struct bad_config {
-    const char *json, *says;
-};
-
-static void expect_errors(const struct bad_config *bad, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        struct config c;
-        int rc = load_valid(&c, bad[i].json);
-        if (rc != -1 || !strstr(err, bad[i].says))
-            unit_fail(__FILE__, __LINE__, "%s: got %d \"%s\", expected \"%s\"", bad[i].json, rc,
-                      err, bad[i].says);
-        config_free(&c);
-    }
-}
-
 /* The key libev derives from password for method (EVP_BytesToKey). */
 static struct crypto_key key_of(enum crypto_method m, const char *password)
 {
@@ -91,7 +74,7 @@ TEST(test_config_port_password_wins_over_server_port)
 
 TEST(test_config_port_password_errors_name_the_position)
 {
-    static const struct bad_config bad[] = {
+    static const struct unit_bad_config bad[] = {
         {"{\"server\": \"127.0.0.1\",\n \"port_password\": {\"abc\": \"pw\"}}",
          "t.json:2:2: \"port_password\": member \"abc\": expected a port from 1 to 65535"},
         {"{\"server\": \"127.0.0.1\",\n \"port_password\": {\"70000\": \"pw\"}}",
@@ -123,7 +106,7 @@ TEST(test_config_port_password_errors_name_the_position)
          " \"port_password\": {\"8381\": \"short\"}}",
          "t.json:2:2: \"port_password\" \"8381\": : expected the base64 of a 16-byte key"},
     };
-    expect_errors(bad, sizeof bad / sizeof bad[0]);
+    EXPECT_CONFIG_ERRORS(bad);
 }
 
 /* "servers" in the server role: each entry its own port, method, key, users and mode. */
@@ -169,7 +152,7 @@ TEST(test_config_servers_as_server_ports)
 
 TEST(test_config_servers_server_role_errors)
 {
-    static const struct bad_config bad[] = {
+    static const struct unit_bad_config bad[] = {
         {"{\"password\": \"x1y2\",\n \"servers\": [{\"server\": \"127.0.0.1:8381\"},\n"
          " {\"server\": \"::1\", \"server_port\": 8381}]}",
          "t.json:2:2: \"servers\"[1]: port 8381 is also servers[0]'s"},
@@ -190,7 +173,7 @@ TEST(test_config_servers_server_role_errors)
          "\"password\": \"x\", \"mode\": \"tcp_only\"}]}",
          "\"users\" and \"mode\" belong to a server role's ports"},
     };
-    expect_errors(bad, sizeof bad / sizeof bad[0]);
+    EXPECT_CONFIG_ERRORS(bad);
 }
 
 /* The local roles take at most CONFIG_MAX_SERVERS servers; a server up to CONFIG_MAX_PORTS. */

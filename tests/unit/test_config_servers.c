@@ -68,9 +68,7 @@ TEST(test_config_server_list_shares_the_file_key)
 
 TEST(test_config_servers_bad)
 {
-    static const struct {
-        const char *json, *says;
-    } bad[] = {
+    static const struct unit_bad_config bad[] = {
         {"{\"servers\": []}", "t.json:1:2: \"servers\": expected an array of 1 to 1024 objects"},
         {"{\"servers\": [1]}", "\"servers\"[0]: expected an object, got a number"},
         {"{\"servers\": [{\"server\": \"h\"}]}", "\"servers\"[0]: \"server_port\": expected a port"},
@@ -89,12 +87,5 @@ TEST(test_config_servers_bad)
         {"{\"server_check_interval\": 0}", "\"server_check_interval\""},
         {"{\"balance_servers\": \"fastest\"}", "expected \"latency\" or \"round-robin\""},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct config c;
-        int rc = load_valid(&c, bad[i].json);
-        if (rc != -1 || !strstr(err, bad[i].says))
-            unit_fail(__FILE__, __LINE__, "%s: got %d \"%s\", expected \"%s\"", bad[i].json, rc,
-                      err, bad[i].says);
-        config_free(&c);
-    }
+    EXPECT_CONFIG_ERRORS(bad);
 }

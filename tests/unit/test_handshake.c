@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "handshake.h"
 #include "replay.h"
@@ -436,6 +437,88 @@ TEST(test_handshake_socks5_userpass_wrong_password)
     /* a prefix of the password does not pass either */
     static const uint8_t shorter[] = {5, 1, 2, 1, 5, 'a', 'l', 'i', 'c', 'e', 1, 's'};
     CHECK_INT(local_once(&r, PROTOCOL_MIXED, true, shorter, sizeof shorter), HANDSHAKE_FAIL);
+}
+
+static bool user_ok(const struct config_user *users, int n, const char *name, const char *pass)
+{
+    return handshake_local_user_ok(users, n, (const uint8_t *)name, strlen(name),
+                                   (const uint8_t *)pass, strlen(pass));
+}
+
+/* Issue 21 item 5: a name and its own password pass; nothing else does. */
+TEST(test_handshake_local_user_ok_only_a_name_with_its_password)
+{
+    static char long_name[256];
+    memset(long_name, 'n', 255);
+    struct config_user users[] = {{.name = "alice", .password = "s3cret"},
+                                  {.name = "bob", .password = "hunter2"},
+                                  {.name = long_name, .password = "x"}};
+    CHECK(user_ok(users, 3, "alice", "s3cret"));
+    CHECK(user_ok(users, 3, "bob", "hunter2"));
+    CHECK(user_ok(users, 3, long_name, "x"));      /* RFC 1929's longest name */
+    CHECK(!user_ok(users, 3, "alice", "hunter2")); /* another user's password */
+    CHECK(!user_ok(users, 3, "bob", "s3cret"));
+    CHECK(!user_ok(users, 3, "carol", "s3cret"));  /* no such name */
+    CHECK(!user_ok(users, 3, "alice", "s3cre"));   /* a prefix */
+    CHECK(!user_ok(users, 3, "alice", "s3crets")); /* longer */
+    CHECK(!user_ok(users, 3, "alic", "s3cret"));
+    CHECK(!user_ok(users, 3, "alice", ""));
+    CHECK(!user_ok(users, 0, "alice", "s3cret"));
+    /* bytes past the stored string's end: a NUL in the given password is not its end */
+    CHECK(!handshake_local_user_ok(users, 3, (const uint8_t *)"alice", 5,
+                                   (const uint8_t *)"s3cret\0", 7));
+    /* longer than RFC 1929 allows (HTTP Basic could send it): no user has it */
+    static uint8_t too_long[300];
+    memset(too_long, 'n', sizeof too_long);
+    CHECK(!handshake_local_user_ok(users, 3, too_long, 256, (const uint8_t *)"x", 1));
+    CHECK(!handshake_local_user_ok(users, 3, (const uint8_t *)"bob", 3, too_long, 300));
+}
+
+/* The least thread CPU time, in ns, of rounds calls checking name and pass against users. */
+static double least_check_ns(const struct config_user *users, int n, const char *name,
+                             const char *pass)
+{
+    double least = 1e18;
+    for (int round = 0; round < 15; round++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+        for (int k = 0; k < 20; k++)
+            if (user_ok(users, n, name, pass))
+                return -1; /* the test's credentials are all wrong */
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+        double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+        if (ns < least)
+            least = ns;
+    }
+    return least;
+}
+
+/* Issue 21 item 5: a name that exists and one that does not take the same time to refuse
+ * (every user is compared, name and password, with no early exit). Compared with the first of
+ * 500 users, where a name-first comparison with early exits answers after one user and for an
+ * unknown name only after all 500 (some twenty times as long here), where the bound is four. CPU
+ * time of this thread, the least of 15 rounds, so the machine's load does not count. */
+TEST(test_handshake_local_user_ok_time_tells_no_names)
+{
+    enum { N = 500 };
+    static struct config_user users[N];
+    static char names[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "user%d", i);
+        users[i].name = names[i];
+        users[i].password = "a-password-of-some-length";
+    }
+    double known = 0, unknown = 0;
+    for (int pass = 0; pass < 3; pass++) { /* interleaved, so that drift hits both alike */
+        double k = least_check_ns(users, N, "user0", "a-password-of-some-lengtX");
+        double u = least_check_ns(users, N, "nobody", "a-password-of-some-lengtX");
+        CHECK(k > 0 && u > 0);
+        known = pass == 0 || k < known ? k : known;
+        unknown = pass == 0 || u < unknown ? u : unknown;
+    }
+    if (known * 4 < unknown || unknown * 4 < known)
+        unit_fail(__FILE__, __LINE__, "refusing a known name took %.0f ns, an unknown one %.0f ns",
+                  known, unknown);
 }
 
 TEST(test_handshake_socks5_noauth_refused_when_users_set)

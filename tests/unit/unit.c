@@ -214,3 +214,17 @@ int unit_config_valid(struct config *c, const char *json, char *err, size_t errl
         return -1;
     return config_validate(c, err, errlen);
 }
+
+void unit_expect_config_errors(const char *file, int line, const struct unit_bad_config *bad,
+                               size_t n)
+{
+    char err[1024];
+    for (size_t i = 0; i < n; i++) {
+        struct config c;
+        int rc = unit_config_valid(&c, bad[i].json, err, sizeof err);
+        if (rc != -1 || !strstr(err, bad[i].says))
+            unit_fail(file, line, "%s: got %d \"%s\", expected \"%s\"", bad[i].json, rc, err,
+                      bad[i].says);
+        config_free(&c);
+    }
+}

@@ -36,6 +36,16 @@ struct config;
 /* Loads json (as "t.json") over the defaults into *c and validates it, as a start does.
  * Returns 0, or -1 with the message in err. Free c with config_free() either way. */
 int unit_config_valid(struct config *c, const char *json, char *err, size_t errlen);
+/* A configuration that must be refused, and a part of the message it must be refused with. */
+struct unit_bad_config {
+    const char *json, *says;
+};
+/* Fails the running test (at file:line) for each of bad[0..n) that unit_config_valid()
+ * accepts, or refuses with a message not containing its "says"; goes on through the rest. */
+void unit_expect_config_errors(const char *file, int line, const struct unit_bad_config *bad,
+                               size_t n);
+#define EXPECT_CONFIG_ERRORS(bad)                                                                  \
+    unit_expect_config_errors(__FILE__, __LINE__, (bad), sizeof(bad) / sizeof((bad)[0]))
 /* Decodes a hex string into out (at most max bytes); returns the length, or -1. */
 long unit_hex(const char *hex, uint8_t *out, size_t max);
 
