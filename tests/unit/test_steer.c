@@ -135,8 +135,11 @@ static void check_spread(int family)
     CHECK(attach(&g, live, NULL) == 0);
     send_flows(&g, src, slot, false);
     CHECK(count(slot, -1) == 0);
-    /* consecutive source ports spread within 40-60% (Fibonacci hashing) */
-    CHECK(count(slot, 0) >= FLOWS * 4 / 10 && count(slot, 0) <= FLOWS * 6 / 10);
+    /* The kernel picks the source ports (at random for UDP), so the share of slot 0 is a
+     * binomial draw: 200 flows give a standard deviation of 7 (3.5%). 30-70% is over 4 of them
+     * from even, so a fair program never fails here, while one that sends everything (or
+     * nothing) to a slot always does. */
+    CHECK(count(slot, 0) >= FLOWS * 3 / 10 && count(slot, 0) <= FLOWS * 7 / 10);
     close_flows(src);
     group_close(&g);
 }
