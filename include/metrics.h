@@ -82,6 +82,8 @@ struct metrics_shared {
     int nworkers;
     int nusers;     /* user slots, fixed at start */
     int nports;     /* port slots, fixed at start */
+    int user_next;  /* where metrics_users_sync looks for a free slot first (master only) */
+    int user_top;   /* one past the highest user slot ever given out: the rest never touched */
     int port_next;  /* where metrics_ports_sync looks for a free slot first (master only) */
     unsigned port;  /* the port label of user series synced without ports */
     int nupstreams; /* servers in upstream[] (0: the server role, or a single server) */
@@ -99,6 +101,9 @@ void metrics_set_upstreams(struct metrics_shared *m, const char *const *names, i
 struct metrics_shared *metrics_new_shared(int nworkers, int nusers, int nports);
 /* Worker w's counters of the nusers user slots, or NULL without user slots. */
 struct metrics_user *metrics_user_counters(struct metrics_shared *m, int w);
+/* One past the highest user slot given out so far: slots from there on were never used (and
+ * their pages never touched), so a scan of the user slots stops there. */
+int metrics_user_slots_top(const struct metrics_shared *m);
 /* User slot u's name, "" for a free slot (or u out of range). */
 const char *metrics_user_name(const struct metrics_shared *m, int u);
 /* User slot u's counters summed over every worker: the host's total for that user. */
@@ -107,7 +112,8 @@ void metrics_user_total(const struct metrics_shared *m, int u, struct metrics_us
 struct metrics_port *metrics_port_counters(struct metrics_shared *m, int w);
 /* Gives each user (names[i] on port ports[i]; ports NULL: m->port for all) a user slot in
  * slots[i] (-1: none left, not counted): the one it had, so its counters go on across reloads,
- * or a free one. Slots of users no longer in the list are freed and zeroed: their series
+ * or a free one: the free one after the last given out (a freed slot is given out again
+ * last), zeroed. Slots of users no longer in the list are freed and zeroed: their series
  * disappear. Run by the master at start and reload. */
 void metrics_users_sync(struct metrics_shared *m, const char *const *names, const unsigned *ports,
                         int n, int *slots);

@@ -154,8 +154,8 @@ int worker_preflight(const struct config *c, char *err, size_t errlen);
  * (config_user.metrics_slot, config_port.metrics_slot): run by the master, before the workers
  * that read c are forked, at start and at each reload. */
 void worker_user_slots(struct config *c, struct metrics_shared *m);
-/* User slots to make at start for c: room for its users twice over and 64 more, so users
- * added by reloads are counted too (slots never used cost no memory). */
+/* User slots to make at start for c: CONFIG_MAX_USERS when a port has users, so every user
+ * added by reloads (or shared_store_users) is counted; 0 without users. */
 int worker_user_capacity(const struct config *c);
 /* Port slots to make at start for c: CONFIG_MAX_PORTS, every port a server may have, however
  * many are added live (0: not a server). */

@@ -204,6 +204,11 @@ struct metrics_user *metrics_user_counters(struct metrics_shared *m, int w)
            (size_t)w * (size_t)m->nusers;
 }
 
+int metrics_user_slots_top(const struct metrics_shared *m)
+{
+    return m ? __atomic_load_n(&m->user_top, __ATOMIC_RELAXED) : 0;
+}
+
 const char *metrics_user_name(const struct metrics_shared *m, int u)
 {
     return m && u >= 0 && u < m->nusers ? metrics_names(m)[u].name : "";
@@ -269,26 +274,52 @@ static size_t metrics_name_refs(const struct metrics_shared *m, const char *cons
         for (int i = 0; i < n; i++)
             refs[k++] = (struct metrics_name_ref){list[i], ports ? ports[i] : m->port, i};
     else
-        for (int u = 0; u < m->nusers; u++)
+        for (int u = 0; u < m->user_top; u++)
             if (names[u].name[0])
                 refs[k++] = (struct metrics_name_ref){names[u].name, names[u].port, u};
     qsort(refs, k, sizeof *refs, metrics_name_cmp);
     return k;
 }
 
-/* Frees slot u: its name and every worker's counters. A worker still counting into it (a
- * session of a removed user draining) adds to a slot nobody renders until it is given out. */
-static void metrics_user_free(struct metrics_shared *m, int u)
+static void metrics_user_zero(struct metrics_shared *m, int u)
 {
-    memset(metrics_names(m)[u].name, 0, METRICS_USER_NAME_MAX);
     for (int w = 0; w < m->nworkers; w++)
         memset(&metrics_user_counters(m, w)[u], 0, sizeof(struct metrics_user));
 }
 
+/* Frees slot u: its name and every worker's counters. A worker still counting into it (a
+ * session of a removed user draining) adds to a slot nobody renders until it is given out,
+ * zeroed again. */
+static void metrics_user_free(struct metrics_shared *m, int u)
+{
+    memset(metrics_names(m)[u].name, 0, METRICS_USER_NAME_MAX);
+    metrics_user_zero(m, u);
+}
+
+/* A free user slot, the first after the last one given out, or -1; top grows as it goes. */
+static int metrics_user_free_slot(struct metrics_shared *m, const struct metrics_user_name *names)
+{
+    for (int k = 0; k < m->nusers; k++) {
+        int u = (m->user_next + k) % m->nusers;
+        if (!names[u].name[0]) {
+            m->user_next = (u + 1) % m->nusers;
+            if (u >= m->user_top)
+                __atomic_store_n(&m->user_top, u + 1, __ATOMIC_RELAXED);
+            return u;
+        }
+    }
+    return -1;
+}
+
+/* As metrics_ports_sync, for the same reason: a new user takes the free slot after the last
+ * one given out (a removed user's slot, which a session of theirs may still count into until
+ * its worker applied the change or drained, comes last) and starts at zero. Slots are given
+ * out in order from 0, so only [0, user_top) was ever written: every scan stops there, and the
+ * pages of the slots above it, most of CONFIG_MAX_USERS, are never touched, so never backed. */
 void metrics_users_sync(struct metrics_shared *m, const char *const *names, const unsigned *ports,
                         int n, int *slots)
 {
-    int have = m ? m->nusers : 0;
+    int have = m ? m->user_top : 0;
     size_t cap = (size_t)(n > have ? n : have);
     struct metrics_name_ref *listed = malloc((cap + 1) * sizeof *listed);
     struct metrics_name_ref *used = malloc((cap + 1) * sizeof *used);
@@ -297,14 +328,14 @@ void metrics_users_sync(struct metrics_shared *m, const char *const *names, cons
         slots[i] = -1;
     if (!m || m->nusers == 0 || !listed || !used)
         goto out;
-    size_t nlisted = metrics_name_refs(m, names, ports, n, listed);
+    /* names NULL with n 0 (no users left) lists nobody, not the used slots */
+    size_t nlisted = n > 0 ? metrics_name_refs(m, names, ports, n, listed) : 0;
     struct metrics_user_name *slot_names = metrics_names(m);
-    for (int u = 0; u < m->nusers; u++)
+    for (int u = 0; u < m->user_top; u++)
         if (slot_names[u].name[0] &&
             !metrics_name_find(listed, nlisted, slot_names[u].name, slot_names[u].port))
             metrics_user_free(m, u);
     size_t nused = metrics_name_refs(m, NULL, NULL, 0, used);
-    int next_free = 0;
     for (int i = 0; i < n; i++) {
         unsigned port = ports ? ports[i] : m->port;
         const struct metrics_name_ref *r = metrics_name_find(used, nused, names[i], port);
@@ -312,13 +343,13 @@ void metrics_users_sync(struct metrics_shared *m, const char *const *names, cons
             slots[i] = r->at;
             continue;
         }
-        while (next_free < m->nusers && slot_names[next_free].name[0])
-            next_free++;
-        if (next_free == m->nusers)
-            continue; /* full: this user is not counted until a restart makes room */
-        snprintf(slot_names[next_free].name, METRICS_USER_NAME_MAX, "%s", names[i]);
-        slot_names[next_free].port = port;
-        slots[i] = next_free;
+        int u = metrics_user_free_slot(m, slot_names);
+        if (u < 0)
+            continue; /* full (CONFIG_MAX_USERS users): this one is not counted */
+        metrics_user_zero(m, u);
+        snprintf(slot_names[u].name, METRICS_USER_NAME_MAX, "%s", names[i]);
+        slot_names[u].port = port;
+        slots[i] = u;
     }
 out:
     free(listed);
@@ -473,7 +504,7 @@ static void metrics_render_users(const struct metrics_shared *m, struct metrics_
                    f->name);
         for (int w = 0; w < m->nworkers; w++) {
             const struct metrics_user *c = metrics_user_counters((struct metrics_shared *)m, w);
-            for (int u = 0; u < m->nusers; u++) {
+            for (int u = 0; u < metrics_user_slots_top(m); u++) {
                 if (!names[u].name[0])
                     continue;
                 uint64_t v = metrics_read((const uint64_t *)((const char *)&c[u] + f->offset));
@@ -541,11 +572,13 @@ int metrics_render(const struct metrics_shared *m, char *out, size_t cap)
 
 char *metrics_render_alloc(const struct metrics_shared *m, size_t *len)
 {
-    size_t ports = 0; /* slots in use: there is room for CONFIG_MAX_PORTS, mostly free */
+    size_t ports = 0, users = 0; /* slots in use: there is room for every port and user */
     for (int p = 0; m->nports > 0 && p < m->nports; p++)
         ports += __atomic_load_n(&metrics_port_names(m)[p], __ATOMIC_RELAXED) != 0;
+    for (int u = 0; u < metrics_user_slots_top(m); u++)
+        users += metrics_names(m)[u].name[0] != '\0';
     size_t cap = 8192 + (size_t)m->nworkers * METRICS_NFIELDS * 80 +
-                 (size_t)m->nworkers * (size_t)m->nusers * METRICS_USER_NFIELDS * 120 +
+                 (size_t)m->nworkers * users * METRICS_USER_NFIELDS * 120 +
                  (size_t)m->nworkers * ports * METRICS_PORT_NFIELDS * 80;
     for (; cap <= METRICS_BODY_MAX; cap *= 2) {
         char *body = malloc(cap);

@@ -187,7 +187,7 @@ static void store_push_users(struct shared_store *st)
      * goes with the next), never a queue that grows with every interval. */
     if (!m || st->user_replies > 0)
         return;
-    for (int u = 0; u < m->nusers; u++) {
+    for (int u = 0; u < metrics_user_slots_top(m); u++) { /* the slots ever given out */
         const char *name = metrics_user_name(m, u);
         struct metrics_user now;
         metrics_user_total(m, u, &now);
@@ -299,7 +299,7 @@ struct shared_store *shared_store_new(struct ev_loop *loop, const struct config_
         st->pushed_in = metrics_read(&stats->bytes_in);
         st->pushed_out = metrics_read(&stats->bytes_out);
     }
-    for (int u = 0; st->users && u < users->nusers; u++) {
+    for (int u = 0; st->users && u < metrics_user_slots_top(users); u++) {
         struct metrics_user now;
         metrics_user_total(users, u, &now);
         store_user_base(st, u, metrics_user_name(users, u), &now);

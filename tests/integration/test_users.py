@@ -24,11 +24,11 @@ def users(n=NUSERS):
     return [{"name": "user%04d" % i, "password": "pw-%04d-secret" % i} for i in range(n)]
 
 
-def users_server(workers=2, **kw):
+def users_server(workers=2, n=NUSERS, **kw):
     port = h.free_port()
     cfg = h.server_config(port, method=M, workers=workers, verbose=1, **kw)
     del cfg["password"]
-    cfg["users"] = users()
+    cfg["users"] = users(n)
     if workers:
         cfg["metrics_address"] = "127.0.0.1:%d" % h.free_port()
     p = h.reuseproxy(cfg, name="users-server")
@@ -199,4 +199,55 @@ def test_users_counters_survive_a_worker_restart_and_a_reload():
     assert h.wait_for(lambda: gone not in user_metrics(server), 5), \
         "a removed user's series are still there"
     assert user_metrics(server)[key] == before, "the reload lost the user's bytes"
+    assert_clean(server)
+
+
+def test_users_every_user_added_live_is_counted():
+    """A server starts with 2 users; one SIGHUP adds 150 (applied live). The old sizing made
+    room for 2 x users + 64 at start (68), so the newest were not counted. Debian's ss-tunnel
+    relays 64 KiB through four of the new users, the last listed among them: each is counted
+    under its own name in Prometheus (bytes both ways, connections); every one of the 152 has
+    its series. A user removed by the next SIGHUP loses its series, and one added again starts
+    at zero."""
+    import json
+    import signal
+    need_ss_tunnel()
+    echo = h.TcpEcho()
+    server = users_server(n=2)
+    with open(server.cfg_path) as f:
+        cfg = json.load(f)
+
+    def reload(n, marks):
+        cfg["users"] = users(n)
+        with open(server.cfg_path, "w") as f:
+            json.dump(cfg, f)
+        server.signal(signal.SIGHUP)
+        assert h.wait_for(lambda: server.output().count("reload applied live") >= marks, 30), \
+            server.output()[-1500:]
+
+    reload(152, 1)
+    chosen = [2, 70, 120, 151]
+    data = h.pattern(64 * 1024, 5)
+    for i in chosen:
+        port = ss_tunnel(server.port, "pw-%04d-secret" % i, echo.port)
+        assert echo_through(port, data) == data, "user%04d" % i
+
+    def counted():
+        got = user_metrics(server)
+        return all(got.get(("reuseproxy_user_bytes_in_total", "user%04d" % i), 0) >= len(data) and
+                   got.get(("reuseproxy_user_bytes_out_total", "user%04d" % i), 0) >= len(data)
+                   and got.get(("reuseproxy_user_connections_total", "user%04d" % i), 0) >= 1
+                   for i in chosen)
+    assert h.wait_for(counted, 20), "not every new user was counted: %r" % {
+        k: v for k, v in user_metrics(server).items() if v}
+    got = user_metrics(server)
+    assert len([k for k in got if k[0] == "reuseproxy_user_bytes_in_total"]) == 152
+    # the last user removed, then added again: its series go, and come back at zero
+    key = ("reuseproxy_user_bytes_in_total", "user0151")
+    reload(151, 2)
+    assert h.wait_for(lambda: key not in user_metrics(server), 10), "user0151's series stayed"
+    reload(152, 3)
+    assert h.wait_for(lambda: user_metrics(server).get(key) == 0, 10), user_metrics(server).get(key)
+    assert all(user_metrics(server)[("reuseproxy_user_bytes_in_total", "user%04d" % i)] >=
+               len(data) for i in chosen[:-1]), "the others' counters changed"
     assert_clean(server)

@@ -221,11 +221,11 @@ TEST(test_metrics_users_series_survive_sync_and_disappear_when_removed)
     CHECK_CONTAINS(out, "reuseproxy_user_connections_total{worker=\"0\",port=\"8388\",user=\"bob "
                         "\\\"the\\\" \\\\builder\"} 7\n");
     /* bob goes, carol, dave and erin come: alice keeps slot 0 and her bytes; bob's slot is
-     * zeroed and reused; one of the newcomers finds no slot left */
+     * zeroed and reused last (carol takes the slot never used); one newcomer finds none left */
     metrics_users_sync(m, second, NULL, 4, slots);
     CHECK_INT(slots[1], 0);
-    CHECK_INT(slots[0], 1);
-    CHECK_INT(slots[2], 2);
+    CHECK_INT(slots[0], 2);
+    CHECK_INT(slots[2], 1);
     CHECK_INT(slots[3], -1);
     CHECK_INT(metrics_user_counters(m, 0)[1].connections, 0);
     CHECK(metrics_render(m, out, sizeof out) > 0);
@@ -345,6 +345,44 @@ TEST(test_metrics_port_slot_reused_last_and_given_out_zeroed)
     CHECK_INT(slots[2], 3);
     CHECK_INT(slots[3], 0); /* the freed slot, last, zeroed as it is given out */
     CHECK_INT(metrics_port_counters(m, 1)[0].bytes_in, 0);
+    metrics_free_shared(m);
+}
+
+/* As for ports: a removed user's slot is given out again last (a session of theirs may still
+ * count into it), every slot starts at zero when given out, and the slots above the highest
+ * given out are never scanned (their pages stay untouched). */
+TEST(test_metrics_user_slot_reused_last_and_given_out_zeroed)
+{
+    struct metrics_shared *m = metrics_new_shared(2, 4, 0);
+    const char *a[] = {"alice"}, *b[] = {"bob"}, *ba[] = {"bob", "alice"},
+               *all[] = {"bob", "alice", "carol", "dave"};
+    int slots[4];
+    char out[16384];
+
+    CHECK(m != NULL);
+    CHECK_INT(metrics_user_slots_top(m), 0);
+    metrics_users_sync(m, a, NULL, 1, slots);
+    CHECK_INT(slots[0], 0);
+    CHECK_INT(metrics_user_slots_top(m), 1);
+    metrics_users_sync(m, NULL, NULL, 0, slots);              /* alice removed */
+    metrics_add(&metrics_user_counters(m, 1)[0].bytes_in, 5); /* a draining session's bytes */
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK(strstr(out, "alice") == NULL);
+    metrics_users_sync(m, b, NULL, 1, slots);
+    CHECK_INT(slots[0], 1); /* not the slot just freed */
+    metrics_users_sync(m, ba, NULL, 2, slots);
+    CHECK_INT(slots[0], 1);
+    CHECK_INT(slots[1], 2); /* alice again: a new slot, at zero */
+    CHECK_INT(metrics_user_counters(m, 0)[2].bytes_in + metrics_user_counters(m, 1)[2].bytes_in, 0);
+    CHECK_INT(metrics_user_slots_top(m), 3);
+    metrics_users_sync(m, all, NULL, 4, slots);
+    CHECK_INT(slots[2], 3);
+    CHECK_INT(slots[3], 0); /* the freed slot, last, zeroed as it is given out */
+    CHECK_INT(metrics_user_counters(m, 1)[0].bytes_in, 0);
+    CHECK_INT(metrics_user_slots_top(m), 4);
+    CHECK(metrics_render(m, out, sizeof out) > 0);
+    CHECK_CONTAINS(out,
+                   "reuseproxy_user_bytes_in_total{worker=\"1\",port=\"0\",user=\"dave\"} 0\n");
     metrics_free_shared(m);
 }
 
