@@ -105,11 +105,9 @@ int worker_user_capacity(const struct config *c)
     /* Every user a server may have (CONFIG_MAX_USERS), however many reloads or Redis add: a
      * slot is 68 bytes, and 40 per worker, reserved for all but touched only as slots are
      * given out (metrics_users_sync), so the cost is address space, not memory: measured in
-     * docs/CONFIG.md ("users"). A server without users at start has none. */
-    for (int i = 0; i < c->n_port; i++)
-        if (c->ports[i].n_users > 0)
-            return CONFIG_MAX_USERS;
-    return 0;
+     * docs/CONFIG.md ("users"). A server without users at start has the room too: a reload
+     * may give a port users (it replaces the workers, not the master's shared memory). */
+    return c->role == ROLE_SERVER ? CONFIG_MAX_USERS : 0;
 }
 
 int worker_port_capacity(const struct config *c)

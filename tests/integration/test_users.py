@@ -251,3 +251,32 @@ def test_users_every_user_added_live_is_counted():
     assert all(user_metrics(server)[("reuseproxy_user_bytes_in_total", "user%04d" % i)] >=
                len(data) for i in chosen[:-1]), "the others' counters changed"
     assert_clean(server)
+
+
+def test_users_given_by_a_reload_to_a_server_without_users_are_counted():
+    """A server that starts with a password and no users, then gets users by SIGHUP (which
+    replaces the workers, not the master's shared memory): the users are counted under their
+    names (there was no room for them when the room was sized by the users at start)."""
+    import json
+    import signal
+    need_ss_tunnel()
+    echo = h.TcpEcho()
+    port = h.free_port()
+    cfg = h.server_config(port, method=M, workers=2, verbose=1,
+                          metrics_address="127.0.0.1:%d" % h.free_port())
+    server = h.reuseproxy(cfg, name="users-server")
+    server.port = port
+    server.mport = int(cfg["metrics_address"].rsplit(":", 1)[1])
+    del cfg["password"]
+    cfg["users"] = users(3)
+    with open(server.cfg_path, "w") as f:
+        json.dump(cfg, f)
+    server.signal(signal.SIGHUP)
+    assert h.wait_for(lambda: "reload complete" in server.output(), 30), server.output()[-1500:]
+    data = h.pattern(64 * 1024, 6)
+    tport = ss_tunnel(port, "pw-0002-secret", echo.port)
+    assert echo_through(tport, data) == data
+    key = ("reuseproxy_user_bytes_in_total", "user0002")
+    assert h.wait_for(lambda: user_metrics(server).get(key, 0) >= len(data), 20), \
+        user_metrics(server)
+    assert_clean(server)
